@@ -1,0 +1,3 @@
+//! (to be written)
+#![forbid(unsafe_code)]
+fn main() {}

@@ -1,0 +1,45 @@
+//! Reed-Solomon erasure codes for both wire protocols.
+//!
+//! Contract (callers in `strahl-packetize` and the bench rely on these signatures):
+//! - [`gf16`]: GF(2^16) via `reed-solomon-simd`, one block per frame, up to 65535 shards in total,
+//!   shard length even. Encode writes parity into caller-owned buffers; decode recovers from any
+//!   `k` of `k + m` shards.
+//! - [`gf8`]: our own GF(2^8) systematic Cauchy code, byte-identical to Moonlight's nanors
+//!   (polynomial 0x11D, coefficient `inv((p + i) ^ j)`, `d + p <= 255`). [`gf8::Gf8Code`] is a
+//!   plain value (no allocation): coefficients come from the inverse table at encode time.
+//!   [`gf8::audio_code`] is the GameStream audio 4+2 code with its fixed parity rows.
+//! - No function here allocates per call in the steady state except where documented.
+#![forbid(unsafe_code)] // the SIMD module may lift this locally with SAFETY notes
+
+pub mod gf16;
+pub mod gf8;
+
+/// Why an encode or decode was refused. Shapes are caller errors, not peer errors: the packetizer
+/// validates peer-supplied shapes before it calls in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FecError {
+    /// `data`/`parity` counts outside what the field supports.
+    InvalidShape { data: usize, parity: usize, reason: &'static str },
+    /// Shards of unequal length, or a length the code cannot take (GF(2^16) needs even lengths).
+    ShardLength { expected: usize, got: usize },
+    /// Fewer shards present than data shards: not recoverable.
+    TooFewShards { present: usize, needed: usize },
+}
+
+impl std::fmt::Display for FecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FecError::InvalidShape { data, parity, reason } => {
+                write!(f, "invalid FEC shape {data}+{parity}: {reason}")
+            }
+            FecError::ShardLength { expected, got } => {
+                write!(f, "shard length {got} does not fit (expected {expected})")
+            }
+            FecError::TooFewShards { present, needed } => {
+                write!(f, "only {present} shards present, {needed} needed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FecError {}
