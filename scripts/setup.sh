@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what `make run` / `make test` need on a fresh Debian 12 machine, idempotently:
+#   - Debian packages for the -sys crates (libbpf/libxdp, openh264's asm, opus) and the namespace tests;
+#   - the Python venv with the real Moonlight core (PyPI moonlight-python, GPL: a test tool only).
+# Safe to run repeatedly: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(pkg-config clang llvm libelf-dev zlib1g-dev m4 nasm cmake libgbm-dev iproute2 python3-venv)
+# moonlight-python ships CPython-ABI-specific wheels (cp310..cp313): the venv pins the interpreter's minor.
+MOONLIGHT_PYTHON_VERSION=0.3.0
+VENV=.venv
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust 1.95 via rustup)" >&2; exit 1; }
+
+# Pick an interpreter the wheels exist for.
+PY=""
+for cand in python3.11 python3.12 python3.13 python3.10 python3; do
+  if command -v "$cand" >/dev/null; then
+    minor=$("$cand" -c 'import sys; print(sys.version_info[1] if sys.version_info[0]==3 else 0)')
+    if [ "$minor" -ge 10 ] && [ "$minor" -le 13 ]; then PY=$(command -v "$cand"); break; fi
+  fi
+done
+[ -n "$PY" ] || { echo "setup: need CPython 3.10..3.13 for moonlight-python wheels" >&2; exit 1; }
+
+if ! "$VENV/bin/python" -c "import moonlight_python" 2>/dev/null; then
+  echo "setup: creating $VENV with moonlight-python==$MOONLIGHT_PYTHON_VERSION ($PY)"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "moonlight-python==$MOONLIGHT_PYTHON_VERSION"
+fi
+echo "setup: ok"
