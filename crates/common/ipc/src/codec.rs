@@ -1,0 +1,652 @@
+//! Encoding into caller buffers and decoding from hostile bytes.
+//!
+//! Body layouts, in order (integers little-endian, see the crate docs for strings/lists/options):
+//! - Hello / HelloAck (frozen): major u16, minor u16, role u8, pid u32, build str(256)
+//! - Refuse (frozen): major u16, minor u16, reason str(1024)
+//! - SessionStart: id u64, protocol u8, peer addr, video {width u16, height u16, fps u16,
+//!   bitrate_kbps u32, packet_size u16, fec_percent u8, codec u8}, audio {channels u8,
+//!   sample_rate_hz u32, packet_duration_ms u8, bitrate_kbps u32}, keys {tag u8; 1: rikey [16],
+//!   rikeyid u32; 2: secret [32]}, ports {video_src, audio_src, video_dst, audio_dst: u16}
+//!   - addr: family u8 (4|6); 4: ip [4], port u16; 6: ip [16], port u16, scope_id u32
+//! - SessionUpdate: id u64, bitrate_kbps Option<u32>, fec_percent Option<u8>, request_keyframe bool
+//! - SessionStop: id u64, reason u8
+//! - StatsRequest: request_id u32
+//! - StatsSnapshot: request_id u32, uptime_ms u64, count u16 (≤ 1024), count × {name str(256), value u64}
+//! - Shutdown: empty
+//! - Event: tag u8, then 1 SessionStarted {id u64} | 2 SessionUpdated {id u64} |
+//!   3 SessionEnded {id u64, reason u8} | 4 TransportChosen {id u64, transport u8, detail str(1024)} |
+//!   5 SessionError {id u64, detail str(1024)}; other tags decode to `Event::Unknown`
+//! - Error: code u16, in_reply_to u16, detail str(1024)
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use crate::message::*;
+use crate::wire::{DecodeError, EncodeError, Reader, Writer};
+use crate::{
+    HEADER_LEN, MAGIC, MAJOR, MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_STATS_ENTRIES, MAX_TEXT_LEN, MINOR,
+};
+
+/// A validated header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub major: u16,
+    pub minor: u16,
+    pub kind: u16,
+    pub length: u32,
+}
+
+/// A decoded message with the version its sender declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub header: Header,
+    pub message: Message,
+}
+
+/// Encodes `msg` with this build's version into `buf`; returns the datagram length.
+pub fn encode(msg: &Message, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    encode_versioned(msg, MAJOR, MINOR, buf)
+}
+
+/// Encodes `msg` declaring `major.minor` in the header (and in Hello/Refuse bodies). Production
+/// code uses [`encode`]; this exists for tests and fakes that play a peer of another version.
+pub fn encode_versioned(
+    msg: &Message,
+    major: u16,
+    minor: u16,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let mut w = Writer::new(buf, 0);
+    w.bytes(&MAGIC);
+    w.u16(major);
+    w.u16(minor);
+    w.u16(msg.kind() as u16);
+    w.u32(0); // patched below
+    match msg {
+        Message::Hello(h) | Message::HelloAck(h) => {
+            w.u16(major);
+            w.u16(minor);
+            w.u8(h.role as u8);
+            w.u32(h.pid);
+            w.str("build", &h.build, MAX_NAME_LEN);
+        }
+        Message::Refuse(r) => {
+            w.u16(major);
+            w.u16(minor);
+            w.str("reason", &r.reason, MAX_TEXT_LEN);
+        }
+        Message::SessionStart(s) => encode_session_start(&mut w, s),
+        Message::SessionUpdate(u) => {
+            w.u64(u.id);
+            match u.bitrate_kbps {
+                Some(b) => {
+                    w.u8(1);
+                    w.u32(b);
+                }
+                None => w.u8(0),
+            }
+            match u.fec_percent {
+                Some(f) => {
+                    w.u8(1);
+                    w.u8(f);
+                }
+                None => w.u8(0),
+            }
+            w.bool(u.request_keyframe);
+        }
+        Message::SessionStop(s) => {
+            w.u64(s.id);
+            w.u8(s.reason.code());
+        }
+        Message::StatsRequest(r) => w.u32(r.request_id),
+        Message::StatsSnapshot(s) => {
+            w.u32(s.request_id);
+            w.u64(s.uptime_ms);
+            if w.count("counters", s.counters.len(), MAX_STATS_ENTRIES) {
+                for (name, value) in &s.counters {
+                    w.str("counter name", name, MAX_NAME_LEN);
+                    w.u64(*value);
+                }
+            }
+        }
+        Message::Shutdown => {}
+        Message::Event(e) => encode_event(&mut w, e),
+        Message::Error(e) => {
+            w.u16(e.code.code());
+            w.u16(e.in_reply_to);
+            w.str("detail", &e.detail, MAX_TEXT_LEN);
+        }
+    }
+    let body = w.pos().saturating_sub(HEADER_LEN);
+    w.patch_u32(10, body as u32);
+    w.finish()
+}
+
+fn encode_session_start(w: &mut Writer<'_>, s: &SessionStart) {
+    w.u64(s.id);
+    w.u8(s.protocol as u8);
+    match s.peer {
+        SocketAddr::V4(a) => {
+            w.u8(4);
+            w.bytes(&a.ip().octets());
+            w.u16(a.port());
+        }
+        SocketAddr::V6(a) => {
+            w.u8(6);
+            w.bytes(&a.ip().octets());
+            w.u16(a.port());
+            w.u32(a.scope_id());
+        }
+    }
+    let v = &s.video;
+    w.u16(v.width);
+    w.u16(v.height);
+    w.u16(v.fps);
+    w.u32(v.bitrate_kbps);
+    w.u16(v.packet_size);
+    w.u8(v.fec_percent);
+    w.u8(v.codec as u8);
+    let a = &s.audio;
+    w.u8(a.channels);
+    w.u32(a.sample_rate_hz);
+    w.u8(a.packet_duration_ms);
+    w.u32(a.bitrate_kbps);
+    match &s.keys {
+        KeyMaterial::GameStream { rikey, rikeyid } => {
+            w.u8(1);
+            w.bytes(&rikey.0);
+            w.u32(*rikeyid);
+        }
+        KeyMaterial::Native { secret } => {
+            w.u8(2);
+            w.bytes(&secret.0);
+        }
+    }
+    let p = &s.ports;
+    w.u16(p.video_src);
+    w.u16(p.audio_src);
+    w.u16(p.video_dst);
+    w.u16(p.audio_dst);
+}
+
+fn encode_event(w: &mut Writer<'_>, e: &Event) {
+    match e {
+        Event::SessionStarted { id } => {
+            w.u8(1);
+            w.u64(*id);
+        }
+        Event::SessionUpdated { id } => {
+            w.u8(2);
+            w.u64(*id);
+        }
+        Event::SessionEnded { id, reason } => {
+            w.u8(3);
+            w.u64(*id);
+            w.u8(reason.code());
+        }
+        Event::TransportChosen {
+            id,
+            transport,
+            detail,
+        } => {
+            w.u8(4);
+            w.u64(*id);
+            w.u8(transport.code());
+            w.str("detail", detail, MAX_TEXT_LEN);
+        }
+        Event::SessionError { id, detail } => {
+            w.u8(5);
+            w.u64(*id);
+            w.str("detail", detail, MAX_TEXT_LEN);
+        }
+        Event::Unknown { tag } => w.u8(*tag),
+    }
+}
+
+/// Validates the framing of a datagram: size bounds, magic, and body length.
+pub fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
+    if buf.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort { len: buf.len() });
+    }
+    if buf.len() > MAX_MESSAGE_LEN {
+        return Err(DecodeError::TooLong { len: buf.len() });
+    }
+    let mut r = Reader::new(buf, 0);
+    let magic: [u8; 4] = r.array("magic")?;
+    if magic != MAGIC {
+        return Err(DecodeError::BadMagic { found: magic });
+    }
+    let major = r.u16("major")?;
+    let minor = r.u16("minor")?;
+    let kind = r.u16("kind")?;
+    let length = r.u32("length")?;
+    let actual = buf.len() - HEADER_LEN;
+    if length as usize != actual {
+        return Err(DecodeError::LengthMismatch {
+            declared: length,
+            actual,
+        });
+    }
+    Ok(Header {
+        major,
+        minor,
+        kind,
+        length,
+    })
+}
+
+/// Decodes one datagram. Trailing body bytes after the known fields are ignored (newer minor).
+pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
+    let header = decode_header(buf)?;
+    let known = Kind::from_code(header.kind);
+    if header.major != MAJOR && !known.is_some_and(Kind::is_frozen_handshake) {
+        return Err(DecodeError::MajorMismatch {
+            ours: MAJOR,
+            theirs: header.major,
+            kind: header.kind,
+        });
+    }
+    let Some(kind) = known else {
+        return Err(DecodeError::UnknownKind {
+            kind: header.kind,
+            minor: header.minor,
+        });
+    };
+    let mut r = Reader::new(&buf[HEADER_LEN..], header.kind);
+    let message = match kind {
+        Kind::Hello => Message::Hello(decode_hello(&mut r, &header)?),
+        Kind::HelloAck => Message::HelloAck(decode_hello(&mut r, &header)?),
+        Kind::Refuse => {
+            let (major, minor) = decode_version(&mut r, &header)?;
+            Message::Refuse(Refuse {
+                major,
+                minor,
+                reason: r.str("reason", MAX_TEXT_LEN)?,
+            })
+        }
+        Kind::SessionStart => Message::SessionStart(Box::new(decode_session_start(&mut r)?)),
+        Kind::SessionUpdate => {
+            let id = r.u64("id")?;
+            let bitrate_kbps = if r.bool("bitrate present")? {
+                Some(r.u32("bitrate_kbps")?)
+            } else {
+                None
+            };
+            let fec_percent = if r.bool("fec present")? {
+                Some(r.u8("fec_percent")?)
+            } else {
+                None
+            };
+            let request_keyframe = r.bool("request_keyframe")?;
+            Message::SessionUpdate(SessionUpdate {
+                id,
+                bitrate_kbps,
+                fec_percent,
+                request_keyframe,
+            })
+        }
+        Kind::SessionStop => Message::SessionStop(SessionStop {
+            id: r.u64("id")?,
+            reason: StopReason::from_code(r.u8("reason")?),
+        }),
+        Kind::StatsRequest => Message::StatsRequest(StatsRequest {
+            request_id: r.u32("request_id")?,
+        }),
+        Kind::StatsSnapshot => {
+            let request_id = r.u32("request_id")?;
+            let uptime_ms = r.u64("uptime_ms")?;
+            let n = r.count("counters", MAX_STATS_ENTRIES)?;
+            // Each entry is at least 10 bytes (empty name + value), so a short body is caught
+            // before the vector grows; capacity is bounded by MAX_STATS_ENTRIES anyway.
+            let mut counters = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = r.str("counter name", MAX_NAME_LEN)?;
+                counters.push((name, r.u64("counter value")?));
+            }
+            Message::StatsSnapshot(StatsSnapshot {
+                request_id,
+                uptime_ms,
+                counters,
+            })
+        }
+        Kind::Shutdown => Message::Shutdown,
+        Kind::Event => Message::Event(decode_event(&mut r)?),
+        Kind::Error => Message::Error(ErrorMsg {
+            code: ErrorCode::from_code(r.u16("code")?),
+            in_reply_to: r.u16("in_reply_to")?,
+            detail: r.str("detail", MAX_TEXT_LEN)?,
+        }),
+    };
+    Ok(Decoded { header, message })
+}
+
+fn decode_version(r: &mut Reader<'_>, h: &Header) -> Result<(u16, u16), DecodeError> {
+    let major = r.u16("major")?;
+    if major != h.major {
+        return Err(r.bad("body major (differs from header)", u64::from(major)));
+    }
+    let minor = r.u16("minor")?;
+    if minor != h.minor {
+        return Err(r.bad("body minor (differs from header)", u64::from(minor)));
+    }
+    Ok((major, minor))
+}
+
+fn decode_hello(r: &mut Reader<'_>, h: &Header) -> Result<Hello, DecodeError> {
+    let (major, minor) = decode_version(r, h)?;
+    let role = match r.u8("role")? {
+        1 => Role::Control,
+        2 => Role::Dataplane,
+        v => return Err(r.bad("role", u64::from(v))),
+    };
+    let pid = r.u32("pid")?;
+    let build = r.str("build", MAX_NAME_LEN)?;
+    Ok(Hello {
+        major,
+        minor,
+        role,
+        pid,
+        build,
+    })
+}
+
+fn decode_session_start(r: &mut Reader<'_>) -> Result<SessionStart, DecodeError> {
+    let id = r.u64("id")?;
+    let protocol = match r.u8("protocol")? {
+        1 => Protocol::GameStream,
+        2 => Protocol::Native,
+        v => return Err(r.bad("protocol", u64::from(v))),
+    };
+    let peer = match r.u8("peer family")? {
+        4 => {
+            let ip: [u8; 4] = r.array("peer ipv4")?;
+            let port = r.u16("peer port")?;
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port))
+        }
+        6 => {
+            let ip: [u8; 16] = r.array("peer ipv6")?;
+            let port = r.u16("peer port")?;
+            let scope = r.u32("peer scope_id")?;
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, scope))
+        }
+        v => return Err(r.bad("peer family", u64::from(v))),
+    };
+    let video = VideoParams {
+        width: r.u16("video width")?,
+        height: r.u16("video height")?,
+        fps: r.u16("video fps")?,
+        bitrate_kbps: r.u32("video bitrate_kbps")?,
+        packet_size: r.u16("video packet_size")?,
+        fec_percent: r.u8("video fec_percent")?,
+        codec: match r.u8("video codec")? {
+            1 => Codec::H264,
+            2 => Codec::Hevc,
+            3 => Codec::Av1,
+            v => return Err(r.bad("video codec", u64::from(v))),
+        },
+    };
+    let audio = AudioParams {
+        channels: r.u8("audio channels")?,
+        sample_rate_hz: r.u32("audio sample_rate_hz")?,
+        packet_duration_ms: r.u8("audio packet_duration_ms")?,
+        bitrate_kbps: r.u32("audio bitrate_kbps")?,
+    };
+    let keys = match r.u8("key tag")? {
+        1 => KeyMaterial::GameStream {
+            rikey: Secret(r.array("rikey")?),
+            rikeyid: r.u32("rikeyid")?,
+        },
+        2 => KeyMaterial::Native {
+            secret: Secret(r.array("native secret")?),
+        },
+        v => return Err(r.bad("key tag", u64::from(v))),
+    };
+    let ports = Ports {
+        video_src: r.u16("video_src port")?,
+        audio_src: r.u16("audio_src port")?,
+        video_dst: r.u16("video_dst port")?,
+        audio_dst: r.u16("audio_dst port")?,
+    };
+    // The address is only checked for shape here; whether it is acceptable is policy for the
+    // data plane (it must be the peer the control plane authenticated).
+    let _: IpAddr = peer.ip();
+    Ok(SessionStart {
+        id,
+        protocol,
+        peer,
+        video,
+        audio,
+        keys,
+        ports,
+    })
+}
+
+fn decode_event(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
+    Ok(match r.u8("event tag")? {
+        1 => Event::SessionStarted { id: r.u64("id")? },
+        2 => Event::SessionUpdated { id: r.u64("id")? },
+        3 => Event::SessionEnded {
+            id: r.u64("id")?,
+            reason: StopReason::from_code(r.u8("reason")?),
+        },
+        4 => Event::TransportChosen {
+            id: r.u64("id")?,
+            transport: Transport::from_code(r.u8("transport")?),
+            detail: r.str("detail", MAX_TEXT_LEN)?,
+        },
+        5 => Event::SessionError {
+            id: r.u64("id")?,
+            detail: r.str("detail", MAX_TEXT_LEN)?,
+        },
+        tag => Event::Unknown { tag },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Message {
+        Message::Hello(Hello {
+            major: MAJOR,
+            minor: MINOR,
+            role: Role::Control,
+            pid: 42,
+            build: "t".into(),
+        })
+    }
+
+    #[test]
+    fn header_layout_is_as_documented() {
+        let mut buf = [0u8; 64];
+        let n = encode(
+            &Message::StatsRequest(StatsRequest {
+                request_id: 0x0403_0201,
+            }),
+            &mut buf,
+        )
+        .unwrap();
+        assert_eq!(n, HEADER_LEN + 4);
+        assert_eq!(&buf[0..4], b"STRL");
+        assert_eq!(u16::from_le_bytes([buf[4], buf[5]]), MAJOR);
+        assert_eq!(u16::from_le_bytes([buf[6], buf[7]]), MINOR);
+        assert_eq!(
+            u16::from_le_bytes([buf[8], buf[9]]),
+            Kind::StatsRequest as u16
+        );
+        assert_eq!(u32::from_le_bytes([buf[10], buf[11], buf[12], buf[13]]), 4);
+        assert_eq!(&buf[14..18], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn short_buffer_reports_needed_size() {
+        let mut buf = [0u8; 10];
+        assert_eq!(
+            encode(&hello(), &mut buf),
+            Err(EncodeError::BufferTooSmall {
+                need: 14 + 4 + 1 + 4 + 3,
+                have: 10
+            })
+        );
+    }
+
+    #[test]
+    fn over_long_string_is_refused_not_truncated() {
+        let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+        let m = Message::Refuse(Refuse {
+            major: 1,
+            minor: 0,
+            reason: "x".repeat(MAX_TEXT_LEN + 1),
+        });
+        assert!(matches!(
+            encode(&m, &mut buf),
+            Err(EncodeError::FieldTooLong {
+                field: "reason",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_from_a_newer_minor_are_ignored() {
+        let mut buf = [0u8; 128];
+        let n = encode_versioned(
+            &Message::SessionStop(SessionStop {
+                id: 7,
+                reason: StopReason::ClientQuit,
+            }),
+            MAJOR,
+            MINOR + 3,
+            &mut buf,
+        )
+        .unwrap();
+        // Append three bytes a future minor might add, and fix up the length.
+        buf[n..n + 3].copy_from_slice(&[9, 9, 9]);
+        let body = (n + 3 - HEADER_LEN) as u32;
+        buf[10..14].copy_from_slice(&body.to_le_bytes());
+        let d = decode(&buf[..n + 3]).unwrap();
+        assert_eq!(d.header.minor, MINOR + 3);
+        assert_eq!(
+            d.message,
+            Message::SessionStop(SessionStop {
+                id: 7,
+                reason: StopReason::ClientQuit
+            })
+        );
+    }
+
+    #[test]
+    fn foreign_major_decodes_only_the_handshake() {
+        let mut buf = [0u8; 128];
+        let n = encode_versioned(&hello(), MAJOR + 1, 0, &mut buf).unwrap();
+        let d = decode(&buf[..n]).unwrap();
+        assert_eq!(d.header.major, MAJOR + 1);
+        let Message::Hello(h) = d.message else {
+            panic!("not a hello")
+        };
+        assert_eq!(h.major, MAJOR + 1);
+
+        let n = encode_versioned(&Message::Shutdown, MAJOR + 1, 0, &mut buf).unwrap();
+        assert_eq!(
+            decode(&buf[..n]),
+            Err(DecodeError::MajorMismatch {
+                ours: MAJOR,
+                theirs: MAJOR + 1,
+                kind: Kind::Shutdown as u16
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_kind_is_typed() {
+        let mut buf = [0u8; 64];
+        let n = encode(&Message::Shutdown, &mut buf).unwrap();
+        buf[8..10].copy_from_slice(&999u16.to_le_bytes());
+        assert_eq!(
+            decode(&buf[..n]),
+            Err(DecodeError::UnknownKind {
+                kind: 999,
+                minor: MINOR
+            })
+        );
+    }
+
+    #[test]
+    fn hello_body_version_must_match_header() {
+        let mut buf = [0u8; 64];
+        let n = encode(&hello(), &mut buf).unwrap();
+        buf[14] ^= 1; // body major
+        assert!(matches!(
+            decode(&buf[..n]),
+            Err(DecodeError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn framing_errors() {
+        assert_eq!(decode(b"STRL"), Err(DecodeError::TooShort { len: 4 }));
+        let mut buf = [0u8; 64];
+        let n = encode(&Message::Shutdown, &mut buf).unwrap();
+        buf[0] = b'X';
+        assert!(matches!(
+            decode(&buf[..n]),
+            Err(DecodeError::BadMagic { .. })
+        ));
+        buf[0] = b'S';
+        assert_eq!(
+            decode(&buf[..n + 1]),
+            Err(DecodeError::LengthMismatch {
+                declared: 0,
+                actual: 1
+            })
+        );
+        let big = vec![0u8; MAX_MESSAGE_LEN + 1];
+        assert_eq!(
+            decode(&big),
+            Err(DecodeError::TooLong {
+                len: MAX_MESSAGE_LEN + 1
+            })
+        );
+    }
+
+    #[test]
+    fn stats_count_is_bounded_before_allocation() {
+        let mut buf = [0u8; 64];
+        let m = Message::StatsSnapshot(StatsSnapshot {
+            request_id: 1,
+            uptime_ms: 2,
+            counters: vec![],
+        });
+        let n = encode(&m, &mut buf).unwrap();
+        // count field sits after request_id (4) and uptime (8)
+        buf[HEADER_LEN + 12..HEADER_LEN + 14].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(matches!(
+            decode(&buf[..n]),
+            Err(DecodeError::TooLarge {
+                field: "counters",
+                ..
+            })
+        ));
+        buf[HEADER_LEN + 12..HEADER_LEN + 14].copy_from_slice(&3u16.to_le_bytes());
+        assert!(matches!(
+            decode(&buf[..n]),
+            Err(DecodeError::Truncated {
+                field: "counter name",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let k = KeyMaterial::GameStream {
+            rikey: Secret([0xAB; 16]),
+            rikeyid: 5,
+        };
+        let s = format!("{k:?}");
+        assert!(
+            !s.contains("171") && !s.to_lowercase().contains("ab, "),
+            "{s}"
+        );
+        assert!(s.contains("redacted"));
+    }
+}

@@ -1,0 +1,367 @@
+//! The typed messages. Field order here is the wire order (see `codec.rs`).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Message kinds on the wire. 1–3 are the frozen handshake (decodable across majors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Kind {
+    Hello = 1,
+    HelloAck = 2,
+    Refuse = 3,
+    SessionStart = 16,
+    SessionUpdate = 17,
+    SessionStop = 18,
+    StatsRequest = 32,
+    StatsSnapshot = 33,
+    Shutdown = 48,
+    Event = 64,
+    Error = 65,
+}
+
+impl Kind {
+    /// Every kind this version knows, in wire-code order.
+    pub const ALL: [Kind; 11] = [
+        Kind::Hello,
+        Kind::HelloAck,
+        Kind::Refuse,
+        Kind::SessionStart,
+        Kind::SessionUpdate,
+        Kind::SessionStop,
+        Kind::StatsRequest,
+        Kind::StatsSnapshot,
+        Kind::Shutdown,
+        Kind::Event,
+        Kind::Error,
+    ];
+
+    pub fn from_code(code: u16) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| *k as u16 == code)
+    }
+
+    /// Kinds whose layout never changes, so a peer of any major can read them.
+    pub fn is_frozen_handshake(self) -> bool {
+        matches!(self, Kind::Hello | Kind::HelloAck | Kind::Refuse)
+    }
+}
+
+/// Which process is speaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Role {
+    Control = 1,
+    Dataplane = 2,
+}
+
+/// First message on a connection (control → data plane), and the body of the acknowledgement
+/// (data plane → control). Frozen layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// Must equal the header's major (checked by the decoder).
+    pub major: u16,
+    /// Must equal the header's minor (checked by the decoder).
+    pub minor: u16,
+    pub role: Role,
+    pub pid: u32,
+    /// Free-form build identification (crate version, git describe), ≤ `MAX_NAME_LEN` bytes.
+    pub build: String,
+}
+
+/// Handshake refusal (either direction), then the sender closes the connection. Frozen layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refuse {
+    /// The refusing side's version, so the log line on the other side can name both.
+    pub major: u16,
+    pub minor: u16,
+    /// Human-readable reason, ≤ `MAX_TEXT_LEN` bytes.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Protocol {
+    GameStream = 1,
+    Native = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Codec {
+    H264 = 1,
+    Hevc = 2,
+    Av1 = 3,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoParams {
+    pub width: u16,
+    pub height: u16,
+    pub fps: u16,
+    pub bitrate_kbps: u32,
+    /// Payload bytes per shard (GameStream "packetSize", native shard size).
+    pub packet_size: u16,
+    /// Parity as a percentage of data shards (0–255 on the wire; the data plane caps it).
+    pub fec_percent: u8,
+    pub codec: Codec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioParams {
+    pub channels: u8,
+    pub sample_rate_hz: u32,
+    pub packet_duration_ms: u8,
+    pub bitrate_kbps: u32,
+}
+
+/// Fixed-size key bytes whose `Debug` never prints the contents (logs must not leak keys).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> fmt::Debug for Secret<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret<{N}>(redacted)")
+    }
+}
+
+/// Session keys handed to the data plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMaterial {
+    /// GameStream `rikey` (AES-128) and `rikeyid` from /launch.
+    GameStream { rikey: Secret<16>, rikeyid: u32 },
+    /// Native: the host→client media secret exported from the QUIC TLS session.
+    Native { secret: Secret<32> },
+}
+
+/// UDP ports of the media streams: the host's source ports and the client's destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    pub video_src: u16,
+    pub audio_src: u16,
+    pub video_dst: u16,
+    pub audio_dst: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStart {
+    pub id: u64,
+    pub protocol: Protocol,
+    pub peer: SocketAddr,
+    pub video: VideoParams,
+    pub audio: AudioParams,
+    pub keys: KeyMaterial,
+    pub ports: Ports,
+}
+
+/// Changes to a running session; `None` fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUpdate {
+    pub id: u64,
+    pub bitrate_kbps: Option<u32>,
+    pub fec_percent: Option<u8>,
+    pub request_keyframe: bool,
+}
+
+/// Why a session ends. Unknown codes from a newer minor are kept as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    ClientQuit,
+    ClientTimeout,
+    ControlShutdown,
+    Replaced,
+    ControlDisconnected,
+    Error,
+    Other(u8),
+}
+
+impl StopReason {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::ClientQuit => 1,
+            Self::ClientTimeout => 2,
+            Self::ControlShutdown => 3,
+            Self::Replaced => 4,
+            Self::ControlDisconnected => 5,
+            Self::Error => 6,
+            Self::Other(c) => c,
+        }
+    }
+    pub fn from_code(c: u8) -> Self {
+        match c {
+            1 => Self::ClientQuit,
+            2 => Self::ClientTimeout,
+            3 => Self::ControlShutdown,
+            4 => Self::Replaced,
+            5 => Self::ControlDisconnected,
+            6 => Self::Error,
+            c => Self::Other(c),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStop {
+    pub id: u64,
+    pub reason: StopReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsRequest {
+    /// Echoed in the snapshot so the requester can match answers.
+    pub request_id: u32,
+}
+
+/// The data plane's metric series as (series key, value) pairs. Names rather than a fixed struct
+/// so either side can add metrics in a minor version; the receiver ignores names it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub request_id: u32,
+    pub uptime_ms: u64,
+    pub counters: Vec<(String, u64)>,
+}
+
+/// Packet transport chosen by the data plane. Unknown codes are kept as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    None,
+    AfXdp,
+    IoUring,
+    Sendmmsg,
+    Other(u8),
+}
+
+impl Transport {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::AfXdp => 1,
+            Self::IoUring => 2,
+            Self::Sendmmsg => 3,
+            Self::Other(c) => c,
+        }
+    }
+    pub fn from_code(c: u8) -> Self {
+        match c {
+            0 => Self::None,
+            1 => Self::AfXdp,
+            2 => Self::IoUring,
+            3 => Self::Sendmmsg,
+            c => Self::Other(c),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::AfXdp => "af_xdp",
+            Self::IoUring => "io_uring",
+            Self::Sendmmsg => "sendmmsg",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+/// Data plane → control notifications. An event tag from a newer minor decodes to `Unknown`
+/// (its body skipped) so the receiver can log and ignore it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    SessionStarted {
+        id: u64,
+    },
+    SessionUpdated {
+        id: u64,
+    },
+    SessionEnded {
+        id: u64,
+        reason: StopReason,
+    },
+    /// `id` 0 means process-wide (the start-up self-test).
+    TransportChosen {
+        id: u64,
+        transport: Transport,
+        detail: String,
+    },
+    SessionError {
+        id: u64,
+        detail: String,
+    },
+    Unknown {
+        tag: u8,
+    },
+}
+
+/// Protocol-level error codes. Unknown codes are kept as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    UnknownKind,
+    Malformed,
+    UnexpectedMessage,
+    UnknownSession,
+    Busy,
+    Other(u16),
+}
+
+impl ErrorCode {
+    pub fn code(self) -> u16 {
+        match self {
+            Self::UnknownKind => 1,
+            Self::Malformed => 2,
+            Self::UnexpectedMessage => 3,
+            Self::UnknownSession => 4,
+            Self::Busy => 5,
+            Self::Other(c) => c,
+        }
+    }
+    pub fn from_code(c: u16) -> Self {
+        match c {
+            1 => Self::UnknownKind,
+            2 => Self::Malformed,
+            3 => Self::UnexpectedMessage,
+            4 => Self::UnknownSession,
+            5 => Self::Busy,
+            c => Self::Other(c),
+        }
+    }
+}
+
+/// Answer to a message the receiver could not use (unknown kind, malformed body, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorMsg {
+    pub code: ErrorCode,
+    /// The kind code that caused the error (0 if unknown).
+    pub in_reply_to: u16,
+    pub detail: String,
+}
+
+/// One IPC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Hello(Hello),
+    HelloAck(Hello),
+    Refuse(Refuse),
+    SessionStart(Box<SessionStart>),
+    SessionUpdate(SessionUpdate),
+    SessionStop(SessionStop),
+    StatsRequest(StatsRequest),
+    StatsSnapshot(StatsSnapshot),
+    Shutdown,
+    Event(Event),
+    Error(ErrorMsg),
+}
+
+impl Message {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Hello(_) => Kind::Hello,
+            Message::HelloAck(_) => Kind::HelloAck,
+            Message::Refuse(_) => Kind::Refuse,
+            Message::SessionStart(_) => Kind::SessionStart,
+            Message::SessionUpdate(_) => Kind::SessionUpdate,
+            Message::SessionStop(_) => Kind::SessionStop,
+            Message::StatsRequest(_) => Kind::StatsRequest,
+            Message::StatsSnapshot(_) => Kind::StatsSnapshot,
+            Message::Shutdown => Kind::Shutdown,
+            Message::Event(_) => Kind::Event,
+            Message::Error(_) => Kind::Error,
+        }
+    }
+}

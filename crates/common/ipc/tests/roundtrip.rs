@@ -1,0 +1,226 @@
+//! Property tests: every message encodes and decodes back to itself; arbitrary and mutated bytes
+//! never panic the decoder.
+mod common;
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use proptest::prelude::*;
+use strahl_ipc::*;
+
+fn text(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(any::<char>(), 0..40).prop_map(move |cs| {
+        let mut s = String::new();
+        for c in cs {
+            if s.len() + c.len_utf8() > max {
+                break;
+            }
+            s.push(c);
+        }
+        s
+    })
+}
+
+fn addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::new(IpAddr::from(ip), p)),
+        (any::<[u8; 16]>(), any::<u16>(), any::<u32>())
+            .prop_map(|(ip, p, s)| SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), p, 0, s))),
+    ]
+}
+
+fn hello() -> impl Strategy<Value = Hello> {
+    (
+        prop_oneof![Just(Role::Control), Just(Role::Dataplane)],
+        any::<u32>(),
+        text(MAX_NAME_LEN),
+    )
+        .prop_map(|(role, pid, build)| Hello {
+            major: MAJOR,
+            minor: MINOR,
+            role,
+            pid,
+            build,
+        })
+}
+
+fn session_start() -> impl Strategy<Value = SessionStart> {
+    let video = (any::<(u16, u16, u16, u32, u16, u8)>(), 1u8..=3).prop_map(
+        |((w, h, fps, br, ps, fec), c)| VideoParams {
+            width: w,
+            height: h,
+            fps,
+            bitrate_kbps: br,
+            packet_size: ps,
+            fec_percent: fec,
+            codec: [Codec::H264, Codec::Hevc, Codec::Av1][usize::from(c - 1)],
+        },
+    );
+    let audio = any::<(u8, u32, u8, u32)>().prop_map(|(ch, sr, d, b)| AudioParams {
+        channels: ch,
+        sample_rate_hz: sr,
+        packet_duration_ms: d,
+        bitrate_kbps: b,
+    });
+    let keys = prop_oneof![
+        (any::<[u8; 16]>(), any::<u32>()).prop_map(|(k, id)| KeyMaterial::GameStream {
+            rikey: Secret(k),
+            rikeyid: id
+        }),
+        any::<[u8; 32]>().prop_map(|k| KeyMaterial::Native { secret: Secret(k) }),
+    ];
+    (
+        any::<u64>(),
+        any::<bool>(),
+        addr(),
+        video,
+        audio,
+        keys,
+        any::<[u16; 4]>(),
+    )
+        .prop_map(|(id, gs, peer, video, audio, keys, p)| SessionStart {
+            id,
+            protocol: if gs {
+                Protocol::GameStream
+            } else {
+                Protocol::Native
+            },
+            peer,
+            video,
+            audio,
+            keys,
+            ports: Ports {
+                video_src: p[0],
+                audio_src: p[1],
+                video_dst: p[2],
+                audio_dst: p[3],
+            },
+        })
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        any::<u64>().prop_map(|id| Event::SessionStarted { id }),
+        any::<u64>().prop_map(|id| Event::SessionUpdated { id }),
+        (any::<u64>(), any::<u8>()).prop_map(|(id, r)| Event::SessionEnded {
+            id,
+            reason: StopReason::from_code(r)
+        }),
+        (any::<u64>(), any::<u8>(), text(MAX_TEXT_LEN)).prop_map(|(id, t, detail)| {
+            Event::TransportChosen {
+                id,
+                transport: Transport::from_code(t),
+                detail,
+            }
+        }),
+        (any::<u64>(), text(MAX_TEXT_LEN))
+            .prop_map(|(id, detail)| Event::SessionError { id, detail }),
+        (6u8..=255).prop_map(|tag| Event::Unknown { tag }),
+    ]
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        hello().prop_map(Message::Hello),
+        hello().prop_map(Message::HelloAck),
+        text(MAX_TEXT_LEN).prop_map(|reason| Message::Refuse(Refuse {
+            major: MAJOR,
+            minor: MINOR,
+            reason
+        })),
+        session_start().prop_map(|s| Message::SessionStart(Box::new(s))),
+        (
+            any::<u64>(),
+            any::<Option<u32>>(),
+            any::<Option<u8>>(),
+            any::<bool>()
+        )
+            .prop_map(|(id, b, f, k)| {
+                Message::SessionUpdate(SessionUpdate {
+                    id,
+                    bitrate_kbps: b,
+                    fec_percent: f,
+                    request_keyframe: k,
+                })
+            }),
+        (any::<u64>(), any::<u8>()).prop_map(|(id, r)| Message::SessionStop(SessionStop {
+            id,
+            reason: StopReason::from_code(r)
+        })),
+        any::<u32>().prop_map(|request_id| Message::StatsRequest(StatsRequest { request_id })),
+        (
+            any::<u32>(),
+            any::<u64>(),
+            proptest::collection::vec((text(MAX_NAME_LEN), any::<u64>()), 0..50)
+        )
+            .prop_map(|(request_id, uptime_ms, counters)| Message::StatsSnapshot(
+                StatsSnapshot {
+                    request_id,
+                    uptime_ms,
+                    counters
+                }
+            )),
+        Just(Message::Shutdown),
+        event().prop_map(Message::Event),
+        (any::<u16>(), any::<u16>(), text(MAX_TEXT_LEN)).prop_map(|(c, k, detail)| Message::Error(
+            ErrorMsg {
+                code: ErrorCode::from_code(c),
+                in_reply_to: k,
+                detail
+            }
+        )),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn encode_decode_round_trips(m in message()) {
+        let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+        let n = encode(&m, &mut buf).unwrap();
+        let d = decode(&buf[..n]).unwrap();
+        prop_assert_eq!(d.header.major, MAJOR);
+        prop_assert_eq!(d.header.kind, m.kind() as u16);
+        prop_assert_eq!(d.message, m);
+        // Every strict prefix with a fixed-up length is rejected or decodes (never panics).
+        for cut in HEADER_LEN..n {
+            let mut p = buf[..cut].to_vec();
+            p[10..14].copy_from_slice(&((cut - HEADER_LEN) as u32).to_le_bytes());
+            strahl_ipc::fuzzing::fuzz_decode(&p);
+        }
+    }
+
+    #[test]
+    fn exact_buffer_suffices_and_one_less_fails(m in message()) {
+        let mut big = vec![0u8; MAX_MESSAGE_LEN];
+        let n = encode(&m, &mut big).unwrap();
+        let mut exact = vec![0u8; n];
+        prop_assert_eq!(encode(&m, &mut exact), Ok(n));
+        let mut short = vec![0u8; n - 1];
+        prop_assert_eq!(encode(&m, &mut short), Err(EncodeError::BufferTooSmall { need: n, have: n - 1 }));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        strahl_ipc::fuzzing::fuzz_decode(&data);
+    }
+
+    #[test]
+    fn mutated_valid_messages_never_panic(i in 0usize..13, flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let samples = common::samples();
+        let mut bytes = common::encode_vec(&samples[i % samples.len()].1);
+        for (pos, val) in flips {
+            let p = pos % bytes.len();
+            bytes[p] = val;
+        }
+        strahl_ipc::fuzzing::fuzz_decode(&bytes);
+    }
+}
+
+#[test]
+fn samples_round_trip() {
+    for (stem, m) in common::samples() {
+        let bytes = common::encode_vec(&m);
+        assert_eq!(decode(&bytes).unwrap().message, m, "{stem}");
+    }
+}
