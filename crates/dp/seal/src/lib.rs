@@ -7,6 +7,7 @@
 //!   before 2^23 packets, and a receiver replay window.
 //! - [`gamestream`]: the four GameStream ciphers (RTSP `rtspenc`, control V2, SS_ENC_VIDEO, audio
 //!   AES-CBC with the rikeyid IV).
+//!
 //! All sealing is in place into caller-owned buffers; no per-packet allocation.
 #![forbid(unsafe_code)]
 
