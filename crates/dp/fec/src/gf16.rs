@@ -1,24 +1,64 @@
 //! GF(2^16) Reed-Solomon through `reed-solomon-simd` (native `strahl/1` format).
 //!
-//! One block per frame: `data + parity <= 65535`, every shard the same even length.
+//! One block per frame: `data + parity <= 65535` (and within what `reed-solomon-simd` supports,
+//! e.g. not 60000 + 5000), every shard the same even, non-zero length.
+//!
+//! - Encode copies the crate's recovery shards into the caller's parity buffers (the crate owns
+//!   its working buffers; the copy is the price of caller-owned packet memory).
+//! - Encoder and decoder keep the crate's working memory across frames (`reset`), so once the
+//!   largest shape has been seen there is no allocation per frame.
+//! - The decoder is only invoked when a data shard is actually missing: its transform has a fixed
+//!   cost of about 190 µs per frame (dataplane-limits §1), so "all data arrived" must be free.
+//! - `parity == 0` is a valid "FEC off" shape here: encode does nothing, reconstruct succeeds
+//!   only when every data shard is present.
+
+use reed_solomon_simd::{Error as RsError, ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::FecError;
+
+/// Most shards in one GF(2^16) block.
+pub const MAX_SHARDS: usize = 65535;
 
 /// Encoder that keeps its working memory between frames (no allocation in steady state once it has
 /// seen the largest shape).
 pub struct Gf16Encoder {
-    // implementation detail
+    inner: Option<ReedSolomonEncoder>,
 }
 
 impl Gf16Encoder {
     pub fn new() -> Self {
-        todo!()
+        Gf16Encoder { inner: None }
     }
 
     /// Compute `parity.len()` parity shards over `data` into the caller's buffers.
     pub fn encode(&mut self, data: &[&[u8]], parity: &mut [&mut [u8]]) -> Result<(), FecError> {
-        let _ = (data, parity);
-        todo!()
+        let (d, p) = (data.len(), parity.len());
+        let len = check_shape(
+            d,
+            p,
+            data.iter()
+                .map(|s| s.len())
+                .chain(parity.iter().map(|s| s.len())),
+        )?;
+        if p == 0 {
+            return Ok(());
+        }
+        let enc = match &mut self.inner {
+            Some(enc) => {
+                enc.reset(d, p, len).map_err(|e| map_err(d, p, e))?;
+                enc
+            }
+            slot => slot.insert(ReedSolomonEncoder::new(d, p, len).map_err(|e| map_err(d, p, e))?),
+        };
+        for shard in data {
+            enc.add_original_shard(shard)
+                .map_err(|e| map_err(d, p, e))?;
+        }
+        let result = enc.encode().map_err(|e| map_err(d, p, e))?;
+        for (dst, src) in parity.iter_mut().zip(result.recovery_iter()) {
+            dst.copy_from_slice(src);
+        }
+        Ok(())
     }
 }
 
@@ -30,12 +70,12 @@ impl Default for Gf16Encoder {
 
 /// Decoder that keeps its working memory between frames.
 pub struct Gf16Decoder {
-    // implementation detail
+    inner: Option<ReedSolomonDecoder>,
 }
 
 impl Gf16Decoder {
     pub fn new() -> Self {
-        todo!()
+        Gf16Decoder { inner: None }
     }
 
     /// `shards` holds `data + parity` equal-length buffers in index order (data first);
@@ -48,13 +88,124 @@ impl Gf16Decoder {
         shards: &mut [&mut [u8]],
         present: &[bool],
     ) -> Result<(), FecError> {
-        let _ = (data, parity, shards, present);
-        todo!()
+        let (d, p) = (data, parity);
+        if shards.len() != d.saturating_add(p) || present.len() != shards.len() {
+            return Err(FecError::InvalidShape {
+                data: d,
+                parity: p,
+                reason: "shard or present-mask count differs from data + parity",
+            });
+        }
+        let len = check_shape(d, p, shards.iter().map(|s| s.len()))?;
+        let have = present.iter().filter(|&&b| b).count();
+        if have < d {
+            return Err(FecError::TooFewShards {
+                present: have,
+                needed: d,
+            });
+        }
+        let have_data = present[..d].iter().filter(|&&b| b).count();
+        if have_data == d {
+            return Ok(()); // the common case: no transform at all
+        }
+        let dec = match &mut self.inner {
+            Some(dec) => {
+                dec.reset(d, p, len).map_err(|e| map_err(d, p, e))?;
+                dec
+            }
+            slot => slot.insert(ReedSolomonDecoder::new(d, p, len).map_err(|e| map_err(d, p, e))?),
+        };
+        for (i, shard) in shards[..d].iter().enumerate().filter(|&(i, _)| present[i]) {
+            dec.add_original_shard(i, shard)
+                .map_err(|e| map_err(d, p, e))?;
+        }
+        // Exactly `d` shards in total: more would only cost copies.
+        let need = d - have_data;
+        let recovery = (0..p).filter(|&j| present[d + j]).take(need);
+        for j in recovery {
+            dec.add_recovery_shard(j, &shards[d + j])
+                .map_err(|e| map_err(d, p, e))?;
+        }
+        let result = dec.decode().map_err(|e| map_err(d, p, e))?;
+        for (i, restored) in result.restored_original_iter() {
+            if let Some(dst) = shards.get_mut(i) {
+                dst.copy_from_slice(restored);
+            }
+        }
+        Ok(())
     }
 }
 
 impl Default for Gf16Decoder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Shared shape checks; returns the common shard length.
+fn check_shape(
+    d: usize,
+    p: usize,
+    mut lens: impl Iterator<Item = usize>,
+) -> Result<usize, FecError> {
+    if d == 0 {
+        return Err(FecError::InvalidShape {
+            data: d,
+            parity: p,
+            reason: "no data shards",
+        });
+    }
+    if d.saturating_add(p) > MAX_SHARDS {
+        return Err(FecError::InvalidShape {
+            data: d,
+            parity: p,
+            reason: "GF(2^16) block is limited to 65535 shards",
+        });
+    }
+    if p > 0 && !ReedSolomonEncoder::supports(d, p) {
+        return Err(FecError::InvalidShape {
+            data: d,
+            parity: p,
+            reason: "shard counts not supported by reed-solomon-simd",
+        });
+    }
+    let expected = lens.next().unwrap_or(0);
+    if let Some(got) = lens.find(|&l| l != expected) {
+        return Err(FecError::ShardLength { expected, got });
+    }
+    if expected == 0 || !expected.is_multiple_of(2) {
+        // Report the nearest valid length the caller could pad to.
+        return Err(FecError::ShardLength {
+            expected: (expected + 1).max(2) & !1,
+            got: expected,
+        });
+    }
+    Ok(expected)
+}
+
+/// The crate's errors after our own validation can only be shape problems; keep them typed.
+fn map_err(d: usize, p: usize, e: RsError) -> FecError {
+    match e {
+        RsError::DifferentShardSize { shard_bytes, got } => FecError::ShardLength {
+            expected: shard_bytes,
+            got,
+        },
+        RsError::InvalidShardSize { shard_bytes } => FecError::ShardLength {
+            expected: (shard_bytes + 1).max(2) & !1,
+            got: shard_bytes,
+        },
+        RsError::NotEnoughShards {
+            original_received_count,
+            recovery_received_count,
+            ..
+        } => FecError::TooFewShards {
+            present: original_received_count + recovery_received_count,
+            needed: d,
+        },
+        _ => FecError::InvalidShape {
+            data: d,
+            parity: p,
+            reason: "rejected by reed-solomon-simd",
+        },
     }
 }

@@ -7,9 +7,9 @@
 //! - [`gf8`]: our own GF(2^8) systematic Cauchy code, byte-identical to Moonlight's nanors
 //!   (polynomial 0x11D, coefficient `inv((p + i) ^ j)`, `d + p <= 255`). [`gf8::Gf8Code`] is a
 //!   plain value (no allocation): coefficients come from the inverse table at encode time.
-//!   [`gf8::audio_code`] is the GameStream audio 4+2 code with its fixed parity rows.
+//!   [`gf8::AudioFec`] is the GameStream audio 4+2 code with its fixed parity rows.
 //! - No function here allocates per call in the steady state except where documented.
-#![forbid(unsafe_code)] // the SIMD module may lift this locally with SAFETY notes
+#![deny(unsafe_code)] // only `gf8::simd_x86` (std::arch intrinsics) is allowed unsafe, each block with a SAFETY note
 
 pub mod gf16;
 pub mod gf8;
@@ -19,7 +19,11 @@ pub mod gf8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FecError {
     /// `data`/`parity` counts outside what the field supports.
-    InvalidShape { data: usize, parity: usize, reason: &'static str },
+    InvalidShape {
+        data: usize,
+        parity: usize,
+        reason: &'static str,
+    },
     /// Shards of unequal length, or a length the code cannot take (GF(2^16) needs even lengths).
     ShardLength { expected: usize, got: usize },
     /// Fewer shards present than data shards: not recoverable.
@@ -29,7 +33,11 @@ pub enum FecError {
 impl std::fmt::Display for FecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FecError::InvalidShape { data, parity, reason } => {
+            FecError::InvalidShape {
+                data,
+                parity,
+                reason,
+            } => {
                 write!(f, "invalid FEC shape {data}+{parity}: {reason}")
             }
             FecError::ShardLength { expected, got } => {
