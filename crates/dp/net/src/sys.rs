@@ -1,0 +1,214 @@
+//! Thin socket helpers over `libc` shared by the kernel-socket transports.
+//!
+//! Contract: every function here is a single syscall (or a fixed small number) with no allocation;
+//! addresses are converted through caller-provided `sockaddr_storage` so the send paths never
+//! allocate. errno classification ([`classify`]) is the single place that decides "counter vs
+//! error" for the send paths.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+/// How a send-path errno is handled (see the crate contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrClass {
+    /// Back-pressure: keep the datagram pending, count a stall, retry on the next flush.
+    Retry,
+    /// This datagram is refused: drop it, free its frame, count it.
+    DropOne,
+    /// The socket is unusable: surface `NetError::Broken`.
+    Fatal,
+}
+
+pub fn classify(errno: i32) -> ErrClass {
+    match errno {
+        libc::EAGAIN | libc::ENOBUFS | libc::EINTR | libc::ENOMEM => ErrClass::Retry,
+        libc::EBADF | libc::ENOTSOCK | libc::EFAULT | libc::EOPNOTSUPP | libc::EPIPE => {
+            ErrClass::Fatal
+        }
+        // EMSGSIZE, EINVAL (bad GSO shape), ENETUNREACH, EHOSTUNREACH, EPERM/EACCES (firewall),
+        // ECONNREFUSED (ICMP error queued on the socket), EADDRNOTAVAIL, EAFNOSUPPORT, ...
+        _ => ErrClass::DropOne,
+    }
+}
+
+pub fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Write `addr` into `storage`, returning the length to pass to the kernel.
+pub fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in; all
+            // fields written are plain integers.
+            let sin = unsafe { &mut *(storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
+            sin.sin_zero = [0; 8];
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above for sockaddr_in6.
+            let sin6 = unsafe { &mut *(storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            sin6.sin6_scope_id = a.scope_id();
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+/// Read a source address written by the kernel. `None` for families other than IPv4/IPv6.
+pub fn read_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: family says the storage holds a sockaddr_in, which it is large enough for.
+            let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above for sockaddr_in6.
+            let s = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(s.sin6_addr.s6_addr);
+            let port = u16::from_be(s.sin6_port);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                port,
+                s.sin6_flowinfo,
+                s.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+pub fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
+    unsafe { zeroed() }
+}
+
+fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live i32 and its exact size; the kernel only reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const i32 as *const libc::c_void,
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: value/len point to live locals of the sizes the kernel is told.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut value as *mut i32 as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Socket buffer size: tries the privileged `*BUFFORCE` (past `net.core.[rw]mem_max`) first, then
+/// the plain option. Returns the size the kernel reports afterwards.
+pub fn set_buffer(sock: &UdpSocket, send: bool, bytes: usize) -> io::Result<usize> {
+    let fd = sock.as_raw_fd();
+    let bytes = bytes.min(i32::MAX as usize) as i32;
+    let (force, plain) = if send {
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)
+    } else {
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF)
+    };
+    if setsockopt_int(fd, libc::SOL_SOCKET, force, bytes).is_err() {
+        setsockopt_int(fd, libc::SOL_SOCKET, plain, bytes)?;
+    }
+    Ok(getsockopt_int(fd, libc::SOL_SOCKET, plain)? as usize)
+}
+
+/// Whether the kernel accepts `UDP_SEGMENT` on this socket (leaves the socket default unchanged).
+pub fn probe_udp_segment(sock: &UdpSocket) -> bool {
+    let fd = sock.as_raw_fd();
+    setsockopt_int(fd, libc::SOL_UDP, libc::UDP_SEGMENT, 1200).is_ok()
+        && setsockopt_int(fd, libc::SOL_UDP, libc::UDP_SEGMENT, 0).is_ok()
+}
+
+/// Wait until `fd` is readable or `timeout` passes. Returns whether it is readable.
+pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one live pollfd, count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    match rc {
+        0 => Ok(false),
+        n if n > 0 => Ok(true),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Space for one `UDP_SEGMENT` control message (a u16 payload).
+pub const GSO_CMSG_SPACE: usize = 24; // CMSG_SPACE(sizeof(u16)) on 64-bit Linux: 16 + 8
+
+/// Fill `buf` with a `SOL_UDP/UDP_SEGMENT` cmsg carrying `seg`; returns the control length.
+pub fn write_gso_cmsg(buf: &mut [u64; GSO_CMSG_SPACE / 8], seg: u16) -> usize {
+    // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+    let (space, len) = unsafe {
+        (
+            libc::CMSG_SPACE(size_of::<u16>() as u32),
+            libc::CMSG_LEN(size_of::<u16>() as u32),
+        )
+    };
+    debug_assert_eq!(space as usize, GSO_CMSG_SPACE);
+    *buf = [0; GSO_CMSG_SPACE / 8];
+    let hdr = buf.as_mut_ptr() as *mut libc::cmsghdr;
+    // SAFETY: buf is 8-byte aligned and GSO_CMSG_SPACE bytes long, enough for the header and the
+    // u16 payload at CMSG_DATA (header is 16 bytes).
+    unsafe {
+        (*hdr).cmsg_level = libc::SOL_UDP;
+        (*hdr).cmsg_type = libc::UDP_SEGMENT;
+        (*hdr).cmsg_len = len as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(hdr) as *mut u16, seg);
+    }
+    space as usize
+}

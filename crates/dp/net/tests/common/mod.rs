@@ -1,0 +1,178 @@
+//! Shared helpers for the delivery tests: sequence-numbered payloads, a bounded sender loop and a
+//! bounded receiver thread.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use strahl_net::mmsg::MmsgRx;
+use strahl_net::{RxBatch, RxQueue, TxQueue};
+
+/// Upper bound for a whole transfer (send + drain); tests fail rather than hang past it.
+pub const TRANSFER_DEADLINE: Duration = Duration::from_secs(20);
+/// Receiver gives up this long after the sender finished without new datagrams.
+pub const RX_IDLE_AFTER_DONE: Duration = Duration::from_millis(1500);
+
+/// Datagram length for sequence number `seq`: mostly 1200 B, every 37th 600 B (breaks GSO trains
+/// mid-stream), every 101st 64 B.
+pub fn len_for(seq: u32) -> usize {
+    if seq % 101 == 100 {
+        64
+    } else if seq % 37 == 36 {
+        600
+    } else {
+        1200
+    }
+}
+
+fn byte_at(seq: u32, i: usize) -> u8 {
+    (seq.wrapping_mul(31) as usize).wrapping_add(i * 7) as u8
+}
+
+/// Fill `buf[..len_for(seq)]`: seq (LE u32), length (LE u16), then a pattern derived from both.
+pub fn fill(buf: &mut [u8], seq: u32) -> usize {
+    let len = len_for(seq);
+    buf[0..4].copy_from_slice(&seq.to_le_bytes());
+    buf[4..6].copy_from_slice(&(len as u16).to_le_bytes());
+    for (i, b) in buf[6..len].iter_mut().enumerate() {
+        *b = byte_at(seq, i);
+    }
+    len
+}
+
+/// Check a received datagram; returns its sequence number if intact.
+pub fn verify(d: &[u8]) -> Option<u32> {
+    if d.len() < 6 {
+        return None;
+    }
+    let seq = u32::from_le_bytes(d[0..4].try_into().ok()?);
+    let len = u16::from_le_bytes(d[4..6].try_into().ok()?) as usize;
+    if len != d.len() || len != len_for(seq) {
+        return None;
+    }
+    d[6..]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == byte_at(seq, i))
+        .then_some(seq)
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub sent: u32,
+    pub intact: u32,
+    pub duplicates: u32,
+    pub corrupt: u32,
+    pub out_of_range: u32,
+    pub send_time: Duration,
+}
+
+/// Receive until `n` intact datagrams arrived, or the deadline, or idle after the sender is done.
+pub fn spawn_receiver(
+    mut rx: MmsgRx,
+    n: u32,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(Vec<bool>, u32, u32, u32)> {
+    std::thread::spawn(move || {
+        let mut seen = vec![false; n as usize];
+        let (mut intact, mut dup, mut corrupt, mut oor) = (0u32, 0u32, 0u32, 0u32);
+        let mut batch = RxBatch::new(64, 2048);
+        let start = Instant::now();
+        let mut last_rx = Instant::now();
+        while intact < n && start.elapsed() < TRANSFER_DEADLINE {
+            let got = rx
+                .recv(&mut batch, Duration::from_millis(50))
+                .expect("recv");
+            if got > 0 {
+                last_rx = Instant::now();
+            } else if done.load(Ordering::Acquire) && last_rx.elapsed() > RX_IDLE_AFTER_DONE {
+                break;
+            }
+            for (d, _src) in batch.iter() {
+                match verify(d) {
+                    Some(s) if (s as usize) < seen.len() => {
+                        if std::mem::replace(&mut seen[s as usize], true) {
+                            dup += 1;
+                        } else {
+                            intact += 1;
+                        }
+                    }
+                    Some(_) => oor += 1,
+                    None => corrupt += 1,
+                }
+            }
+        }
+        (seen, dup, corrupt, oor)
+    })
+}
+
+/// Send `n` sequence-numbered datagrams through `tx` to `dest`, flushing every `flush_every`
+/// submits, then drain. Panics if the sender cannot make progress within the deadline.
+pub fn send_all(tx: &mut dyn TxQueue, dest: SocketAddr, n: u32, flush_every: usize) -> Duration {
+    let start = Instant::now();
+    for seq in 0..n {
+        let frame = loop {
+            if let Some(f) = tx.alloc() {
+                break f;
+            }
+            tx.flush().expect("flush");
+            tx.reclaim().expect("reclaim");
+            if tx.free_frames() == 0 {
+                assert!(
+                    start.elapsed() < TRANSFER_DEADLINE,
+                    "sender stuck without free frames"
+                );
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        };
+        let len = fill(tx.payload_mut(&frame), seq);
+        tx.submit(frame, len, dest).expect("submit");
+        if tx.pending() >= flush_every {
+            tx.flush().expect("flush");
+            tx.reclaim().expect("reclaim");
+        }
+    }
+    while tx.pending() > 0 {
+        assert!(
+            start.elapsed() < TRANSFER_DEADLINE,
+            "sender could not drain"
+        );
+        let r = tx.flush().expect("flush");
+        tx.reclaim().expect("reclaim");
+        if r.stalled {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    start.elapsed()
+}
+
+/// Run a full transfer and collect the outcome.
+pub fn transfer(tx: &mut dyn TxQueue, rx: MmsgRx, dest: SocketAddr, n: u32) -> Outcome {
+    let done = Arc::new(AtomicBool::new(false));
+    let handle = spawn_receiver(rx, n, done.clone());
+    let send_time = send_all(tx, dest, n, 64);
+    done.store(true, Ordering::Release);
+    let (seen, duplicates, corrupt, out_of_range) = handle.join().expect("receiver thread");
+    Outcome {
+        sent: n,
+        intact: seen.iter().filter(|&&s| s).count() as u32,
+        duplicates,
+        corrupt,
+        out_of_range,
+        send_time,
+    }
+}
+
+/// Wait (bounded) until every frame of the queue is back in the free pool.
+pub fn drain_completions(tx: &mut dyn TxQueue, frames: usize) {
+    let start = Instant::now();
+    while tx.free_frames() < frames {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "completions never arrived"
+        );
+        tx.reclaim().expect("reclaim");
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
