@@ -1,2 +1,33 @@
-//! (to be written)
+//! strahl-gamestream: the GameStream nvhttp host — HTTP/HTTPS servers, PIN pairing, the
+//! host identity and paired-client state — for stock Moonlight clients
+//! (reference: shared/reference/gamestream-host.md §A1–§A7, §B2–§B5).
+//!
+//! Layers:
+//! - sans-IO cores: `query` (hostile-input query parser), `pairing` (the 5-stage state
+//!   machine), `launch` (parameter validation + the `SessionHost` seam), `xml`;
+//! - state: `identity` (self-signed RSA-2048 cert + key), `paired` (paired clients), both
+//!   written with `atomic::write_atomic`;
+//! - I/O: `server` (hyper 1 + tokio + tokio-rustls; `tls` accepts any client cert at the TLS
+//!   layer and `handlers` authorises by exact match against the paired set).
 #![forbid(unsafe_code)]
+
+pub mod atomic;
+pub mod crypto;
+pub mod fuzzing;
+pub mod handlers;
+pub mod identity;
+pub mod launch;
+pub mod paired;
+pub mod pairing;
+pub mod query;
+pub mod server;
+pub mod tls;
+pub mod xml;
+
+pub use handlers::{APP_VERSION, App, GFE_VERSION, SCM_H264};
+pub use identity::HostIdentity;
+pub use launch::{
+    HostError, HostEvent, LaunchParams, LaunchRequest, RecordingSessionHost, SessionHost,
+};
+pub use pairing::{PendingPin, PinError};
+pub use server::{ServerConfig, ServerHandle, StartError, start};

@@ -1,0 +1,344 @@
+//! nvhttp routing: request (path, query, transport facts) → reply (reference §A3–§A7).
+//!
+//! Contract: every reply is HTTP 200 carrying an XML `status_code` (the server adds
+//! `Connection: close`), except /appasset which returns a PNG. HTTP serves only /serverinfo
+//! and /pair; HTTPS serves /serverinfo, /pair, /applist, /appasset, /launch, /resume and
+//! /cancel, each only for a client certificate in the paired set (401 otherwise). Unknown
+//! paths are 404. The only wait is pairing stage 1, bounded by `pairing::PIN_WAIT`.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::identity::HostIdentity;
+use crate::launch::{HostError, LaunchParams, LaunchRequest, SessionHost};
+use crate::paired::{PairedClient, PairedStore};
+use crate::pairing::{PairReply, PairStep, Pairing, PinPoll};
+use crate::query::{Query, encode_hex};
+use crate::xml::XmlReply;
+
+/// appversion advertised in /serverinfo: major 7 (SHA-256 pairing), ≥ 7.1.431 (encrypted
+/// control, single PLAY), < 7.1.446 (old frame header), negative 4th field = Sunshine
+/// extensions (§A4).
+pub const APP_VERSION: &str = "7.1.431.-1";
+/// Major version of `APP_VERSION`, which selects the pairing hash.
+pub const APP_VERSION_MAJOR: u32 = 7;
+/// GfeVersion advertised in /serverinfo (§A4).
+pub const GFE_VERSION: &str = "3.23.0.74";
+/// ServerCodecModeSupport bit for H.264 (§A4).
+pub const SCM_H264: u32 = 0x1;
+/// The message clients see for an unpaired certificate on HTTPS (§A3).
+pub const UNAUTHORIZED_MESSAGE: &str =
+    "The client is not authorized. Certificate verification failed.";
+/// Box art served by /appasset: a small PNG (dark grey 4x4). Clients show it as app art.
+pub const APP_ASSET_PNG: &[u8] = include_bytes!("../assets/box-art.png");
+
+/// One app offered in /applist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct App {
+    /// Stable positive id.
+    pub id: u32,
+    pub title: String,
+    pub hdr_supported: bool,
+}
+
+impl App {
+    /// The default app list: "Desktop", id 1.
+    pub fn default_list() -> Vec<App> {
+        vec![App {
+            id: 1,
+            title: "Desktop".into(),
+            hdr_supported: false,
+        }]
+    }
+}
+
+/// Static facts the routes report.
+#[derive(Clone, Debug)]
+pub struct HostInfo {
+    pub hostname: String,
+    /// MAC reported over HTTPS ("00:00:00:00:00:00" is always used over HTTP).
+    pub mac: String,
+    pub codec_mode_support: u32,
+    pub apps: Vec<App>,
+    /// The ports actually bound (advertised as HttpsPort / ExternalPort).
+    pub http_port: u16,
+    pub https_port: u16,
+    /// RTSP port placed in `sessionUrl0`.
+    pub rtsp_port: u16,
+}
+
+/// State shared by every connection.
+pub struct Shared {
+    pub info: HostInfo,
+    pub identity: Arc<HostIdentity>,
+    pub unique_id: String,
+    pub pairing: Mutex<Pairing>,
+    pub paired: RwLock<PairedStore>,
+    pub host: Arc<dyn SessionHost>,
+    /// Bumped on every submitted PIN (wakes held stage-1 requests).
+    pub pin_submitted: watch::Sender<u64>,
+    /// Bumped whenever a stage-1 request starts waiting for a PIN.
+    pub pin_requested: watch::Sender<u64>,
+}
+
+/// The transport a request arrived on.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    Http,
+    /// HTTPS with the client's certificate (DER; TLS made it mandatory).
+    Https {
+        client_cert: Vec<u8>,
+    },
+}
+
+/// Per-request facts from the connection.
+#[derive(Clone, Debug)]
+pub struct RequestCtx {
+    pub transport: Transport,
+    pub local_ip: IpAddr,
+    pub peer_ip: IpAddr,
+}
+
+/// What to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Xml(XmlReply),
+    Png(&'static [u8]),
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4 (clients assume IPv4, §A4).
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn authorised(&self, ctx: &RequestCtx) -> Option<Vec<u8>> {
+        match &ctx.transport {
+            Transport::Https { client_cert } => {
+                let store = self.paired.read().unwrap_or_else(|p| p.into_inner());
+                store.is_paired(client_cert).then(|| client_cert.clone())
+            }
+            Transport::Http => None,
+        }
+    }
+
+    /// Routes one request.
+    pub async fn route(&self, ctx: &RequestCtx, path: &str, query: &str) -> Reply {
+        let https = matches!(ctx.transport, Transport::Https { .. });
+        let known = match path {
+            "/serverinfo" | "/pair" => true,
+            "/applist" | "/appasset" | "/launch" | "/resume" | "/cancel" => https,
+            _ => false,
+        };
+        if !known {
+            return Reply::Xml(XmlReply::error(404, "Not Found"));
+        }
+        let authorised = self.authorised(ctx);
+        if https && authorised.is_none() {
+            return Reply::Xml(XmlReply::error(401, UNAUTHORIZED_MESSAGE));
+        }
+        let q = match Query::parse(query) {
+            Ok(q) => q,
+            Err(e) => return Reply::Xml(XmlReply::error(400, &e.to_string())),
+        };
+        let client_cert = authorised.unwrap_or_default();
+        Reply::Xml(match path {
+            "/serverinfo" => self.serverinfo(ctx, https),
+            "/pair" => self.pair(&q, https).await,
+            "/applist" => self.applist(),
+            "/appasset" => return Reply::Png(APP_ASSET_PNG),
+            "/launch" => self.launch(ctx, &q, client_cert, true),
+            "/resume" => self.launch(ctx, &q, client_cert, false),
+            _ => self.cancel(),
+        })
+    }
+
+    fn serverinfo(&self, ctx: &RequestCtx, https_authorised: bool) -> XmlReply {
+        let i = &self.info;
+        let current = self.host.current_app();
+        let local_ip = match canonical_ip(ctx.local_ip) {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(_) => "127.0.0.1".to_owned(),
+        };
+        XmlReply::new(200)
+            .field("hostname", &i.hostname)
+            .field("appversion", APP_VERSION)
+            .field("GfeVersion", GFE_VERSION)
+            .field("uniqueid", &self.unique_id)
+            .field("HttpsPort", i.https_port)
+            .field("ExternalPort", i.http_port)
+            .field(
+                "MaxLumaPixelsHEVC",
+                if i.codec_mode_support & 0x100 != 0 {
+                    "1869449984"
+                } else {
+                    "0"
+                },
+            )
+            .field(
+                "mac",
+                if https_authorised {
+                    i.mac.as_str()
+                } else {
+                    "00:00:00:00:00:00"
+                },
+            )
+            .field("LocalIP", local_ip)
+            .field("ServerCodecModeSupport", i.codec_mode_support)
+            .field("PairStatus", u8::from(https_authorised))
+            .field("currentgame", current.unwrap_or(0))
+            .field(
+                "state",
+                if current.is_some() {
+                    "SUNSHINE_SERVER_BUSY"
+                } else {
+                    "SUNSHINE_SERVER_FREE"
+                },
+            )
+    }
+
+    async fn pair(&self, q: &Query, https_authorised: bool) -> XmlReply {
+        // Subscribe before handling so a PIN submitted in between is not missed.
+        let mut pin_rx = self.pin_submitted.subscribe();
+        let step = lock(&self.pairing).handle(q, https_authorised, Instant::now());
+        let reply = match step {
+            PairStep::Reply(r) => r,
+            PairStep::WaitForPin { session, .. } => {
+                self.pin_requested.send_modify(|n| *n += 1);
+                tracing::info!(
+                    device = q.get("devicename").unwrap_or(""),
+                    "pairing: waiting for the PIN"
+                );
+                // Bounded: each turn either sees a new PIN or reaches the session deadline,
+                // after which poll_pin answers (the session has expired).
+                loop {
+                    let deadline = match lock(&self.pairing).poll_pin(session, Instant::now()) {
+                        PinPoll::Ready(r) => break r,
+                        PinPoll::Waiting { deadline } => deadline,
+                    };
+                    let sleep = tokio::time::sleep_until(deadline.into());
+                    tokio::pin!(sleep);
+                    tokio::select! {
+                        changed = pin_rx.changed() => if changed.is_err() { sleep.await },
+                        () = &mut sleep => {}
+                    }
+                }
+            }
+        };
+        self.render_pair(reply, q)
+    }
+
+    fn render_pair(&self, reply: PairReply, q: &Query) -> XmlReply {
+        let ok = || XmlReply::new(200).field("paired", 1);
+        match reply {
+            PairReply::ServerCert { plaincert_hex } => ok().field("plaincert", plaincert_hex),
+            PairReply::ChallengeResponse(b) => ok().field("challengeresponse", encode_hex(&b)),
+            PairReply::PairingSecret(b) => ok().field("pairingsecret", encode_hex(&b)),
+            PairReply::Paired(None) => ok(),
+            PairReply::Paired(Some(c)) => {
+                let client = PairedClient {
+                    name: c.device_name,
+                    uniqueid: c.uniqueid,
+                    cert_pem: c.cert_pem,
+                };
+                let name = client.name.clone();
+                let mut store = self.paired.write().unwrap_or_else(|p| p.into_inner());
+                match store.add(client, c.cert_der) {
+                    Ok(()) => {
+                        tracing::info!(device = %name, "pairing: client paired");
+                        ok()
+                    }
+                    Err(e) => {
+                        tracing::error!("pairing: could not persist the paired client: {e}");
+                        XmlReply::error(500, &format!("Could not store the paired client: {e}"))
+                            .field("paired", 0)
+                    }
+                }
+            }
+            PairReply::Failed { status, message } => {
+                tracing::warn!(device = q.get("devicename").unwrap_or(""), status, %message, "pairing failed");
+                XmlReply::error(status, &message).field("paired", 0)
+            }
+        }
+    }
+
+    fn applist(&self) -> XmlReply {
+        let mut x = XmlReply::new(200);
+        for app in &self.info.apps {
+            let mut a = XmlReply::new(200);
+            a.push("IsHdrSupported", if app.hdr_supported { "1" } else { "0" });
+            a.push("AppTitle", &app.title);
+            a.push("ID", &app.id.to_string());
+            a.push("IsAppCollectorGame", "0");
+            x.push_raw_element("App", &a);
+        }
+        x
+    }
+
+    fn session_url(&self, ctx: &RequestCtx, corever: u32) -> String {
+        let scheme = if corever >= 1 { "rtspenc" } else { "rtsp" };
+        match canonical_ip(ctx.local_ip) {
+            IpAddr::V4(v4) => format!("{scheme}://{v4}:{}", self.info.rtsp_port),
+            IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{}", self.info.rtsp_port),
+        }
+    }
+
+    fn launch(
+        &self,
+        ctx: &RequestCtx,
+        q: &Query,
+        client_cert: Vec<u8>,
+        is_launch: bool,
+    ) -> XmlReply {
+        let params = match LaunchParams::from_query(q, is_launch) {
+            Ok(p) => p,
+            Err(e) => return XmlReply::error(400, &e.to_string()),
+        };
+        if is_launch && !self.info.apps.iter().any(|a| a.id == params.app_id) {
+            return XmlReply::error(404, "Cannot find requested application");
+        }
+        let corever = params.corever;
+        let req = LaunchRequest {
+            params,
+            client_cert_der: client_cert,
+            client_ip: canonical_ip(ctx.peer_ip),
+            local_ip: canonical_ip(ctx.local_ip),
+        };
+        let result = if is_launch {
+            self.host.launch(req)
+        } else {
+            self.host.resume(req)
+        };
+        match result {
+            Ok(()) => {
+                let x = XmlReply::new(200).field("sessionUrl0", self.session_url(ctx, corever));
+                if is_launch {
+                    x.field("gamesession", 1)
+                } else {
+                    x.field("resume", 1)
+                }
+            }
+            Err(HostError::Busy) => XmlReply::error(400, "An app is already running on this host"),
+            Err(HostError::NoRunningApp) => XmlReply::error(503, "No running app to resume"),
+            Err(HostError::Unavailable(m)) => XmlReply::error(503, &m),
+        }
+    }
+
+    fn cancel(&self) -> XmlReply {
+        match self.host.cancel() {
+            Ok(()) => XmlReply::new(200).field("cancel", 1),
+            Err(HostError::Unavailable(m)) => XmlReply::error(503, &m),
+            Err(e) => XmlReply::error(503, &format!("{e:?}")),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! /launch, /resume, /cancel: parameter validation and the seam to the session manager
+//! (reference §A7, §B5).
+//!
+//! Contract: `LaunchParams::from_query` turns a hostile query into a validated, typed request
+//! or a `QueryError`. The server hands requests to a `SessionHost` (implemented by the
+//! embedding application's session manager) and maps its `HostError`s to the XML status codes
+//! Sunshine uses. `RecordingSessionHost` is a minimal in-crate implementation that only
+//! records state, for tests and for running the HTTP side alone.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use crate::query::{Query, QueryError};
+
+/// Stereo `surroundAudioInfo` (0x3 << 16 | 2), the default when absent.
+pub const SURROUND_STEREO: u32 = 196_610;
+/// Largest accepted stream dimension in `mode` (8K is 7680; leave headroom, reject nonsense).
+pub const MAX_DIMENSION: u32 = 16_384;
+/// Largest accepted fps in `mode`.
+pub const MAX_FPS: u32 = 1_000;
+
+/// The `mode=WxHxFPS` parameter (informational; the RTSP ANNOUNCE is authoritative).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DisplayMode {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl DisplayMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.split('x');
+        let mut next = |max: u32| {
+            it.next()?
+                .parse::<u32>()
+                .ok()
+                .filter(|v| (1..=max).contains(v))
+        };
+        let m = DisplayMode {
+            width: next(MAX_DIMENSION)?,
+            height: next(MAX_DIMENSION)?,
+            fps: next(MAX_FPS)?,
+        };
+        if it.next().is_some() { None } else { Some(m) }
+    }
+}
+
+/// Validated parameters of /launch (`is_launch`) or /resume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchParams {
+    /// `appid` (launch only; 0 for resume).
+    pub app_id: u32,
+    /// `rikey`: the AES-128 key for every later cipher.
+    pub rikey: [u8; 16],
+    /// `rikeyid` as its u32 bit pattern (avRiKeyId).
+    pub rikeyid: u32,
+    pub mode: Option<DisplayMode>,
+    pub sops: bool,
+    pub local_audio_play_mode: bool,
+    pub surround_audio_info: u32,
+    pub gcmap: u32,
+    pub hdr_mode: bool,
+    /// `corever` ≥ 1 selects encrypted RTSP (`rtspenc://`).
+    pub corever: u32,
+}
+
+fn flag(q: &Query, key: &'static str) -> Result<bool, QueryError> {
+    Ok(q.opt_u32(key)?.is_some_and(|v| v != 0))
+}
+
+impl LaunchParams {
+    /// Validates a /launch (`is_launch = true`) or /resume query.
+    pub fn from_query(q: &Query, is_launch: bool) -> Result<Self, QueryError> {
+        let app_id = if is_launch {
+            let id = q.u32("appid")?;
+            if id == 0 {
+                return Err(QueryError::Invalid {
+                    key: "appid",
+                    reason: "must be positive",
+                });
+            }
+            if !q.has("localaudioplaymode") {
+                return Err(QueryError::Missing("localAudioPlayMode"));
+            }
+            id
+        } else {
+            0
+        };
+        let rikey: [u8; 16] = q
+            .hex("rikey", Some(16))?
+            .try_into()
+            .expect("length checked");
+        let rikeyid = q.i32_bits("rikeyid")?;
+        let mode = match q.get("mode") {
+            None => None,
+            Some(m) => Some(DisplayMode::parse(m).ok_or(QueryError::Invalid {
+                key: "mode",
+                reason: "not WxHxFPS",
+            })?),
+        };
+        Ok(LaunchParams {
+            app_id,
+            rikey,
+            rikeyid,
+            mode,
+            sops: flag(q, "sops")?,
+            local_audio_play_mode: flag(q, "localaudioplaymode")?,
+            surround_audio_info: q.opt_u32("surroundaudioinfo")?.unwrap_or(SURROUND_STEREO),
+            gcmap: q.opt_u32("gcmap")?.unwrap_or(0),
+            hdr_mode: flag(q, "hdrmode")?,
+            corever: q.opt_u32("corever")?.unwrap_or(0),
+        })
+    }
+}
+
+/// A launch or resume handed to the session manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchRequest {
+    pub params: LaunchParams,
+    /// The paired client's certificate (DER) that asked.
+    pub client_cert_der: Vec<u8>,
+    /// The client's address and the local address the request arrived on (the RTSP URL
+    /// points at the latter).
+    pub client_ip: IpAddr,
+    pub local_ip: IpAddr,
+}
+
+/// Why the session manager refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// An app is already running (launch) → 400.
+    Busy,
+    /// Nothing to resume → 503.
+    NoRunningApp,
+    /// Encoder/capture could not start → 503 with the message.
+    Unavailable(String),
+}
+
+/// The seam between nvhttp and the session manager. Calls are made from the server's async
+/// tasks: implementations must return promptly (hand work to their own task or channel).
+pub trait SessionHost: Send + Sync + 'static {
+    /// Start `params.app_id` and arm a pending launch session with the keys.
+    fn launch(&self, req: LaunchRequest) -> Result<(), HostError>;
+    /// Re-arm a launch session with new keys for the running app.
+    fn resume(&self, req: LaunchRequest) -> Result<(), HostError>;
+    /// Stop streams and the app. Cancelling with nothing running is not an error.
+    fn cancel(&self) -> Result<(), HostError>;
+    /// The running app id, if any (/serverinfo `currentgame` and `state`).
+    fn current_app(&self) -> Option<u32>;
+}
+
+/// One recorded call on `RecordingSessionHost`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostEvent {
+    Launch(LaunchRequest),
+    Resume(LaunchRequest),
+    Cancel,
+}
+
+/// Most events `RecordingSessionHost` keeps (oldest dropped), so a long-running demo host
+/// does not grow without bound.
+pub const MAX_RECORDED_EVENTS: usize = 1024;
+
+/// A `SessionHost` that only records state: launch marks the app running, cancel frees it.
+#[derive(Debug, Default)]
+pub struct RecordingSessionHost {
+    inner: Mutex<(Option<u32>, Vec<HostEvent>)>,
+}
+
+impl RecordingSessionHost {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Events so far, oldest first.
+    pub fn events(&self) -> Vec<HostEvent> {
+        self.inner.lock().expect("poisoned").1.clone()
+    }
+
+    fn record(g: &mut (Option<u32>, Vec<HostEvent>), e: HostEvent) {
+        if g.1.len() >= MAX_RECORDED_EVENTS {
+            g.1.remove(0);
+        }
+        g.1.push(e);
+    }
+}
+
+impl SessionHost for RecordingSessionHost {
+    fn launch(&self, req: LaunchRequest) -> Result<(), HostError> {
+        let mut g = self.inner.lock().expect("poisoned");
+        if g.0.is_some() {
+            return Err(HostError::Busy);
+        }
+        g.0 = Some(req.params.app_id);
+        Self::record(&mut g, HostEvent::Launch(req));
+        Ok(())
+    }
+
+    fn resume(&self, req: LaunchRequest) -> Result<(), HostError> {
+        let mut g = self.inner.lock().expect("poisoned");
+        if g.0.is_none() {
+            return Err(HostError::NoRunningApp);
+        }
+        Self::record(&mut g, HostEvent::Resume(req));
+        Ok(())
+    }
+
+    fn cancel(&self) -> Result<(), HostError> {
+        let mut g = self.inner.lock().expect("poisoned");
+        g.0 = None;
+        Self::record(&mut g, HostEvent::Cancel);
+        Ok(())
+    }
+
+    fn current_app(&self) -> Option<u32> {
+        self.inner.lock().expect("poisoned").0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_params_validation() {
+        let base = "appid=1&mode=1920x1080x60&rikey=00112233445566778899aabbccddeeff&rikeyid=-1&localAudioPlayMode=0";
+        let p =
+            LaunchParams::from_query(&Query::parse(&format!("{base}&&corever=1")).unwrap(), true)
+                .unwrap();
+        assert_eq!(p.app_id, 1);
+        assert_eq!(p.rikeyid, u32::MAX);
+        assert_eq!(
+            p.mode,
+            Some(DisplayMode {
+                width: 1920,
+                height: 1080,
+                fps: 60
+            })
+        );
+        assert_eq!(p.corever, 1);
+        assert_eq!(p.surround_audio_info, SURROUND_STEREO);
+        for bad in [
+            base.replace("appid=1", "appid=0"),
+            base.replace("appid=1&", ""),
+            base.replace("&localAudioPlayMode=0", ""),
+            base.replace("eeff", "ee"),
+            base.replace("1920x1080x60", "1920x1080"),
+            base.replace("1920x1080x60", "0x1080x60"),
+            base.replace("1920x1080x60", "1920x1080x60x1"),
+            base.replace("rikeyid=-1", "rikeyid=x"),
+        ] {
+            assert!(
+                LaunchParams::from_query(&Query::parse(&bad).unwrap(), true).is_err(),
+                "{bad}"
+            );
+        }
+        // Resume needs only rikey and rikeyid.
+        let r = Query::parse(
+            "rikey=00112233445566778899aabbccddeeff&rikeyid=5&surroundAudioInfo=4128774",
+        )
+        .unwrap();
+        let p = LaunchParams::from_query(&r, false).unwrap();
+        assert_eq!(
+            (p.app_id, p.rikeyid, p.surround_audio_info),
+            (0, 5, 4_128_774)
+        );
+    }
+}
