@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let mut opts = Options { quick: false, plot: None };
+    let mut opts = Options {
+        quick: false,
+        plot: None,
+    };
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,

@@ -36,7 +36,12 @@ impl Stats {
         let mut us: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
         us.sort_by(|a, b| a.total_cmp(b));
         let pick = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
-        Stats { samples: us.len(), median_us: pick(0.5), p99_us: pick(0.99), min_us: us[0] }
+        Stats {
+            samples: us.len(),
+            median_us: pick(0.5),
+            p99_us: pick(0.99),
+            min_us: us[0],
+        }
     }
 
     /// Throughput in GiB/s for `bytes` processed per iteration, at the median.
@@ -61,8 +66,9 @@ pub struct Plot {
     pub series: Vec<Series>,
 }
 
-const PALETTE: [&str; 8] =
-    ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
 
 impl Plot {
     pub fn new(title: &str, x_label: &str, y_label: &str) -> Plot {
@@ -76,7 +82,10 @@ impl Plot {
     }
 
     pub fn series(&mut self, name: &str, points: Vec<(f64, f64)>) {
-        self.series.push(Series { name: name.into(), points });
+        self.series.push(Series {
+            name: name.into(),
+            points,
+        });
     }
 
     /// Render to an SVG document.
@@ -132,7 +141,11 @@ impl Plot {
                 py = py(y)
             );
         }
-        let mut xs: Vec<f64> = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+        let mut xs: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .collect();
         xs.sort_by(|a, b| a.total_cmp(b));
         xs.dedup();
         for &x in xs.iter().take(12) {
@@ -169,15 +182,23 @@ impl Plot {
         );
         for (i, ser) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let path: Vec<String> =
-                ser.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
+            let path: Vec<String> = ser
+                .points
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+                .collect();
             let _ = write!(
                 s,
                 r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
                 path.join(" ")
             );
             for &(x, y) in &ser.points {
-                let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#, px(x), py(y));
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                    px(x),
+                    py(y)
+                );
             }
             let ly = T + 10.0 + i as f64 * 18.0;
             let _ = write!(
@@ -197,7 +218,8 @@ impl Plot {
     /// Write the SVG to `path` atomically (temp file + rename).
     pub fn write(&self, path: &std::path::Path) -> Result<(), String> {
         let tmp = path.with_extension("svg.tmp");
-        std::fs::write(&tmp, self.to_svg()).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        std::fs::write(&tmp, self.to_svg())
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, path).map_err(|e| format!("renaming to {}: {e}", path.display()))
     }
 }
@@ -219,7 +241,9 @@ fn fmt_num(v: f64) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

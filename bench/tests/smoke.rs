@@ -20,18 +20,25 @@ fn run_quick(sub: &str) -> (serde_json::Value, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
-    let json: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("strahl-bench {sub}: stdout is not one JSON value ({e}): {stdout}"));
-    let svg_text = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("strahl-bench {sub}: stdout is not one JSON value ({e}): {stdout}")
+    });
+    let svg_text =
+        std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
     let _ = std::fs::remove_dir_all(&dir);
     (json, svg_text)
 }
 
 fn check(sub: &str) {
     let (json, svg) = run_quick(sub);
-    let obj = json.as_object().unwrap_or_else(|| panic!("{sub}: JSON is not an object: {json}"));
+    let obj = json
+        .as_object()
+        .unwrap_or_else(|| panic!("{sub}: JSON is not an object: {json}"));
     assert!(!obj.is_empty(), "{sub}: empty JSON object");
-    assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{sub}: SVG has no series");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{sub}: SVG has no series"
+    );
 }
 
 #[test]
@@ -56,7 +63,10 @@ fn loss_runs() {
 
 #[test]
 fn unknown_subcommand_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_strahl-bench")).arg("nope").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strahl-bench"))
+        .arg("nope")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown subcommand"));
 }
