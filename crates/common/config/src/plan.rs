@@ -1,0 +1,151 @@
+//! The data-plane plan: which tile runs on which core, and the ring/batch sizes, derived from a
+//! valid [`Config`] and the number of online CPUs (passed in; nothing here probes the machine).
+//!
+//! Sizes are the ones measured to work on the reference VM (shared/reference/dataplane-limits.md):
+//! AF_XDP UMEM 8192 × 2048 B frames with fill/completion rings of 4096 and RX/TX rings of 2048
+//! reached 525–530 kpps; syscall batches of 64 (sendmmsg / io_uring) were the knee (256 gave no
+//! gain); shard payload ≈ MTU − 100 (1500 → 1400 B, 9000 → 8900 B, ARCHITECTURE §3).
+
+use std::fmt;
+
+use crate::types::{Config, Cores, TransportPref};
+
+/// Data-plane tiles, in the order they get dedicated cores when cores are scarce: tx first
+/// (pacing precision needs a quiet core), then framing (FEC + seal), encode, capture, audio;
+/// housekeeping (IPC, metrics flush) always shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tile {
+    Tx,
+    Frame,
+    Encode,
+    Capture,
+    Audio,
+    Housekeeping,
+}
+
+impl Tile {
+    pub const ALL: [Tile; 6] = [
+        Tile::Tx,
+        Tile::Frame,
+        Tile::Encode,
+        Tile::Capture,
+        Tile::Audio,
+        Tile::Housekeeping,
+    ];
+}
+
+/// Ring and batch sizes (entries, bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingSizes {
+    pub umem_frames: u32,
+    pub frame_size: u32,
+    pub fill: u32,
+    pub completion: u32,
+    pub rx: u32,
+    pub tx: u32,
+    /// Packets per sendmmsg / io_uring submit / AF_XDP wakeup.
+    pub batch: u32,
+}
+
+/// UMEM frames: 8192 × 2048 B = 16 MiB, measured to work (and below the memlock default for root
+/// with CAP_IPC_LOCK; an unprivileged process must stay under its memlock limit).
+const UMEM_FRAMES: u32 = 8192;
+const FILL_RING: u32 = 4096;
+const COMPLETION_RING: u32 = 4096;
+const RX_RING: u32 = 2048;
+const TX_RING: u32 = 2048;
+const BATCH: u32 = 64;
+/// Bytes reserved per datagram for IP/UDP and the protocol headers and AEAD tag.
+const SHARD_OVERHEAD: u16 = 100;
+/// Headroom the kernel reserves in each AF_XDP frame for XDP metadata.
+const XDP_HEADROOM: u32 = 256;
+/// Ethernet header.
+const ETH_HEADER: u32 = 14;
+
+/// The derived plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// (tile, core) for every tile.
+    pub placement: Vec<(Tile, u16)>,
+    /// True when several tiles share one core (small machine or short core list).
+    pub shared: bool,
+    pub rings: RingSizes,
+    /// Even shard payload bytes derived from the MTU.
+    pub shard_payload: u16,
+    /// True when one MTU-sized frame does not fit a 4096-byte AF_XDP frame (jumbo frames then
+    /// need XDP multi-buffer, or the transport falls back).
+    pub needs_multibuffer: bool,
+    pub transport: TransportPref,
+}
+
+/// The configured cores do not exist on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// Machines with at least this many cores keep core 0 for the OS and interrupts.
+const RESERVE_CORE0_FROM: usize = 4;
+
+impl Plan {
+    pub fn derive(cfg: &Config, online_cpus: usize) -> Result<Plan, PlanError> {
+        let online = online_cpus.max(1);
+        let cores: Vec<u16> = match &cfg.dataplane.cores {
+            Cores::Auto if online >= RESERVE_CORE0_FROM => (1..online).map(|c| c as u16).collect(),
+            Cores::Auto => (0..online).map(|c| c as u16).collect(),
+            Cores::List(list) => {
+                if let Some(c) = list.iter().find(|c| usize::from(**c) >= online) {
+                    return Err(PlanError {
+                        key: "dataplane.cores",
+                        message: format!(
+                            "core {c} does not exist (this machine has {online} online CPUs)"
+                        ),
+                    });
+                }
+                list.clone()
+            }
+        };
+        let placement: Vec<(Tile, u16)> = Tile::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, cores[i % cores.len()]))
+            .collect();
+        let mtu = cfg.dataplane.mtu;
+        let shard_payload = (mtu.saturating_sub(SHARD_OVERHEAD)) & !1;
+        let frame_need = u32::from(mtu) + ETH_HEADER + XDP_HEADROOM;
+        let frame_size = if frame_need <= 2048 { 2048 } else { 4096 };
+        Ok(Plan {
+            shared: cores.len() < Tile::ALL.len(),
+            placement,
+            rings: RingSizes {
+                umem_frames: UMEM_FRAMES,
+                frame_size,
+                fill: FILL_RING,
+                completion: COMPLETION_RING,
+                rx: RX_RING,
+                tx: TX_RING,
+                batch: BATCH,
+            },
+            shard_payload,
+            needs_multibuffer: frame_need > 4096,
+            transport: cfg.dataplane.transport,
+        })
+    }
+
+    pub fn core_of(&self, tile: Tile) -> u16 {
+        self.placement
+            .iter()
+            .find(|(t, _)| *t == tile)
+            .map(|(_, c)| *c)
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,346 @@
+//! The typed configuration. `Default` for every struct equals `appliance/strahl.toml`
+//! (enforced by `tests::embedded_equals_default`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub host: Host,
+    pub network: Network,
+    pub dataplane: Dataplane,
+    pub video: Video,
+    pub audio: Audio,
+    pub status: Status,
+    #[serde(default = "default_apps")]
+    pub apps: Vec<App>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: Host::default(),
+            network: Network::default(),
+            dataplane: Dataplane::default(),
+            video: Video::default(),
+            audio: Audio::default(),
+            status: Status::default(),
+            apps: default_apps(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Host {
+    pub name: String,
+    pub state_dir: AutoPath,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Self {
+            name: "strahl".into(),
+            state_dir: AutoPath::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    pub interface: String,
+    pub addresses: Vec<IpAddr>,
+    pub gamestream_base_port: Port,
+    pub native_port: Port,
+    pub status_port: Port,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            interface: "auto".into(),
+            addresses: Vec::new(),
+            gamestream_base_port: Port(47989),
+            native_port: Port(47900),
+            status_port: Port(47990),
+        }
+    }
+}
+
+impl Network {
+    /// GameStream ports as fixed offsets from the base (reference: gamestream-host.md §A1).
+    pub fn gamestream_ports(&self) -> GameStreamPorts {
+        let b = self.gamestream_base_port.0;
+        // validate::check guarantees base − 5 ≥ 1 and base + 21 ≤ 65535.
+        GameStreamPorts {
+            https: b - 5,
+            http: b,
+            video: b + 9,
+            control: b + 10,
+            audio: b + 11,
+            rtsp: b + 21,
+        }
+    }
+}
+
+/// The GameStream port set derived from the base port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GameStreamPorts {
+    pub https: u16,
+    pub http: u16,
+    pub video: u16,
+    pub control: u16,
+    pub audio: u16,
+    pub rtsp: u16,
+}
+
+impl GameStreamPorts {
+    pub fn all(&self) -> [(&'static str, u16); 6] {
+        [
+            ("https", self.https),
+            ("http", self.http),
+            ("video", self.video),
+            ("control", self.control),
+            ("audio", self.audio),
+            ("rtsp", self.rtsp),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataplane {
+    pub cores: Cores,
+    pub transport: TransportPref,
+    pub socket: AutoPath,
+    pub mtu: u16,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Self {
+            cores: Cores::Auto,
+            transport: TransportPref::Auto,
+            socket: AutoPath::Auto,
+            mtu: 1500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportPref {
+    Auto,
+    AfXdp,
+    IoUring,
+    Sendmmsg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Video {
+    pub source: VideoSource,
+    pub passthrough_file: String,
+    pub encoder: EncoderPref,
+    pub max_bitrate_kbps: u32,
+    pub fec_percent_min: Percent,
+    pub fec_percent_default: Percent,
+    pub fec_percent_max: Percent,
+}
+
+impl Default for Video {
+    fn default() -> Self {
+        Self {
+            source: VideoSource::Synthetic,
+            passthrough_file: String::new(),
+            encoder: EncoderPref::Auto,
+            max_bitrate_kbps: 1_000_000,
+            fec_percent_min: Percent(5),
+            fec_percent_default: Percent(20),
+            fec_percent_max: Percent(50),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoSource {
+    Synthetic,
+    Passthrough,
+    Kms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderPref {
+    Auto,
+    Nvenc,
+    Openh264,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audio {
+    pub source: AudioSource,
+    pub channels: u8,
+}
+
+impl Default for Audio {
+    fn default() -> Self {
+        Self {
+            source: AudioSource::Tone,
+            channels: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioSource {
+    Tone,
+    Pipewire,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Status {
+    pub open_reads: bool,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self { open_reads: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub name: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+pub(crate) fn default_apps() -> Vec<App> {
+    vec![App {
+        name: "Desktop".into(),
+        command: Vec::new(),
+    }]
+}
+
+/// A non-zero TCP/UDP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u16::try_from(v) {
+            Ok(p) if p != 0 => Ok(Port(p)),
+            _ => Err(de::Error::custom(format!(
+                "port must be 1..=65535, got {v}"
+            ))),
+        }
+    }
+}
+
+/// A percentage 0..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Percent(pub u8);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u8::try_from(v) {
+            Ok(p) if p <= 100 => Ok(Percent(p)),
+            _ => Err(de::Error::custom(format!(
+                "percentage must be 0..=100, got {v}"
+            ))),
+        }
+    }
+}
+
+/// `"auto"` or an absolute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoPath {
+    Auto,
+    Path(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for AutoPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "auto" {
+            return Ok(AutoPath::Auto);
+        }
+        let p = PathBuf::from(&s);
+        if !p.is_absolute() {
+            return Err(de::Error::custom(format!(
+                "expected \"auto\" or an absolute path, got {s:?}"
+            )));
+        }
+        Ok(AutoPath::Path(p))
+    }
+}
+
+/// `"auto"` or an explicit list of CPU core numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cores {
+    Auto,
+    List(Vec<u16>),
+}
+
+impl<'de> Deserialize<'de> for Cores {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cores;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\" or a list of core numbers such as [2, 3]")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Cores, E> {
+                if s == "auto" {
+                    Ok(Cores::Auto)
+                } else {
+                    Err(E::custom(format!(
+                        "expected \"auto\" or a list of core numbers, got {s:?}"
+                    )))
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cores, A::Error> {
+                let mut v = Vec::new();
+                while let Some(c) = seq.next_element::<i64>()? {
+                    let core =
+                        u16::try_from(c)
+                            .ok()
+                            .filter(|c| *c < MAX_CORE)
+                            .ok_or_else(|| {
+                                de::Error::custom(format!(
+                                    "core number {c} out of range 0..{MAX_CORE}"
+                                ))
+                            })?;
+                    if v.contains(&core) {
+                        return Err(de::Error::custom(format!("core {core} listed twice")));
+                    }
+                    v.push(core);
+                }
+                if v.is_empty() {
+                    return Err(de::Error::custom("core list is empty (use \"auto\")"));
+                }
+                Ok(Cores::List(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Upper bound for configured core numbers (Linux's default NR_CPUS on x86_64 is 8192; 1024
+/// already exceeds any machine this appliance targets and keeps typos like 10000 out).
+pub const MAX_CORE: u16 = 1024;

@@ -1,0 +1,277 @@
+//! Parsing, error reporting (file, line, key), path rules and the derived plan.
+
+use std::path::PathBuf;
+
+use strahl_config::*;
+
+fn err(src: &str) -> ConfigError {
+    Config::parse(src, "test.toml").expect_err("must be rejected")
+}
+
+/// Asserts the error names the file, the 1-based line and the key.
+fn assert_err(src: &str, line: usize, key: &str, needle: &str) {
+    let e = err(src);
+    let shown = e.to_string();
+    assert_eq!(e.line(), Some(line), "{shown}");
+    assert_eq!(e.key(), Some(key), "{shown}");
+    assert!(
+        shown.starts_with(&format!("test.toml:{line}: {key}: ")),
+        "{shown}"
+    );
+    assert!(shown.contains(needle), "{shown} lacks {needle:?}");
+}
+
+#[test]
+fn embedded_equals_default_and_empty_file() {
+    let embedded = Config::parse(DEFAULT_TOML, DEFAULT_NAME).unwrap();
+    assert_eq!(embedded, Config::default());
+    assert_eq!(Config::parse("", "empty.toml").unwrap(), Config::default());
+    assert_eq!(Config::embedded().network.gamestream_base_port, Port(47989));
+    assert_eq!(Config::embedded().apps[0].name, "Desktop");
+}
+
+#[test]
+fn appliance_file_on_disk_is_the_embedded_one() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../appliance/strahl.toml");
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), DEFAULT_TOML);
+    assert_eq!(Config::load(&p).unwrap(), Config::default());
+}
+
+#[test]
+fn partial_file_overrides_only_what_it_names() {
+    let c = Config::parse(
+        "[video]\nencoder = \"nvenc\"\n[dataplane]\ncores = [2, 3]\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.video.encoder, EncoderPref::Nvenc);
+    assert_eq!(c.dataplane.cores, Cores::List(vec![2, 3]));
+    assert_eq!(c.video.fec_percent_default, Percent(20));
+    assert_eq!(c.host, Host::default());
+}
+
+#[test]
+fn unknown_keys_name_file_line_and_key() {
+    assert_err(
+        "[video]\nsource = \"kms\"\nencoderr = \"nvenc\"\n",
+        3,
+        "video.encoderr",
+        "unknown field",
+    );
+    assert_err("# c\n\n[videoo]\nx = 1\n", 3, "videoo", "unknown field");
+    assert_err(
+        "[[apps]]\nname = \"A\"\ncmd = []\n",
+        3,
+        "apps[0].cmd",
+        "unknown field",
+    );
+}
+
+#[test]
+fn bad_values_name_file_line_and_key() {
+    assert_err(
+        "[video]\n\nencoder = \"x264\"\n",
+        3,
+        "video.encoder",
+        "unknown variant",
+    );
+    assert_err(
+        "[network]\nstatus_port = \"80\"\n",
+        2,
+        "network.status_port",
+        "",
+    );
+    assert_err(
+        "[network]\nnative_port = 0\n",
+        2,
+        "network.native_port",
+        "1..=65535",
+    );
+    assert_err(
+        "[network]\nnative_port = 70000\n",
+        2,
+        "network.native_port",
+        "1..=65535",
+    );
+    assert_err(
+        "[video]\nfec_percent_max = 101\n",
+        2,
+        "video.fec_percent_max",
+        "0..=100",
+    );
+    assert_err(
+        "[dataplane]\ncores = \"all\"\n",
+        2,
+        "dataplane.cores",
+        "auto",
+    );
+    assert_err(
+        "[dataplane]\ncores = [1, 1]\n",
+        2,
+        "dataplane.cores",
+        "twice",
+    );
+    assert_err("[dataplane]\ncores = []\n", 2, "dataplane.cores", "empty");
+    assert_err(
+        "[dataplane]\nsocket = \"relative.sock\"\n",
+        2,
+        "dataplane.socket",
+        "absolute",
+    );
+    assert_err(
+        "[status]\nopen_reads = \"yes\"\n",
+        2,
+        "status.open_reads",
+        "",
+    );
+}
+
+#[test]
+fn cross_field_rules_name_the_key_line() {
+    assert_err(
+        "[video]\nfec_percent_max = 10\nfec_percent_min = 30\n",
+        3,
+        "video.fec_percent_min",
+        "above",
+    );
+    assert_err(
+        "[video]\nfec_percent_default = 60\n",
+        2,
+        "video.fec_percent_default",
+        "outside",
+    );
+    assert_err(
+        "[[apps]]\nname = \"A\"\n[[apps]]\nname = \"A\"\n",
+        4,
+        "apps[1].name",
+        "duplicate",
+    );
+    assert_err(
+        "[network]\nstatus_port = 47998\n",
+        2,
+        "network.status_port",
+        "video",
+    );
+    assert_err(
+        "[video]\nsource = \"passthrough\"\n",
+        1,
+        "video.passthrough_file",
+        "required",
+    );
+    assert_err(
+        "[audio]\n\n\nchannels = 4\n",
+        4,
+        "audio.channels",
+        "2, 6 or 8",
+    );
+    assert_err("apps = []\n", 1, "apps", "at least one");
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = err("[host]\nname = \"x\"\nbroken = \n");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert!(e.to_string().starts_with("test.toml:3: "), "{e}");
+}
+
+#[test]
+fn missing_file_names_it() {
+    let e = Config::load(std::path::Path::new("/nonexistent/strahl.toml")).unwrap_err();
+    assert!(
+        e.to_string().starts_with("/nonexistent/strahl.toml: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn socket_path_rules() {
+    let auto = AutoPath::Auto;
+    let mut env = Env {
+        uid: 1000,
+        ..Env::default()
+    };
+    assert_eq!(
+        resolve_socket(&auto, &env).path,
+        PathBuf::from("/tmp/strahl-1000/dataplane.sock")
+    );
+    env.xdg_runtime_dir = Some("/run/user/1000".into());
+    assert_eq!(
+        resolve_socket(&auto, &env).path,
+        PathBuf::from("/run/user/1000/strahl/dataplane.sock")
+    );
+    env.runtime_directory = Some("/run/strahl:/run/other".into());
+    let r = resolve_socket(&auto, &env);
+    assert_eq!(r.path, PathBuf::from("/run/strahl/dataplane.sock"));
+    assert!(r.why.contains("RUNTIME_DIRECTORY"));
+    let fixed = AutoPath::Path("/x/y.sock".into());
+    assert_eq!(
+        resolve_socket(&fixed, &env).path,
+        PathBuf::from("/x/y.sock")
+    );
+}
+
+#[test]
+fn state_dir_rules() {
+    let mut env = Env {
+        uid: 7,
+        ..Env::default()
+    };
+    assert_eq!(
+        resolve_state_dir(&AutoPath::Auto, &env).path,
+        PathBuf::from("/tmp/strahl-7/state")
+    );
+    env.home = Some("/home/u".into());
+    assert_eq!(
+        resolve_state_dir(&AutoPath::Auto, &env).path,
+        PathBuf::from("/home/u/.local/state/strahl")
+    );
+    env.state_directory = Some("/var/lib/strahl".into());
+    assert_eq!(
+        resolve_state_dir(&AutoPath::Auto, &env).path,
+        PathBuf::from("/var/lib/strahl")
+    );
+}
+
+#[test]
+fn plan_small_machine_shares_cores() {
+    let p = Plan::derive(&Config::default(), 2).unwrap();
+    assert!(p.shared);
+    assert_eq!(p.core_of(Tile::Tx), 0);
+    assert_eq!(p.core_of(Tile::Frame), 1);
+    assert!(p.placement.iter().all(|(_, c)| *c < 2));
+    assert_eq!(p.placement.len(), Tile::ALL.len());
+    assert_eq!(p.shard_payload, 1400);
+    assert_eq!(p.rings.frame_size, 2048);
+    assert!(!p.needs_multibuffer);
+}
+
+#[test]
+fn plan_big_machine_keeps_core0_and_gives_tx_its_own() {
+    let p = Plan::derive(&Config::default(), 8).unwrap();
+    assert!(!p.shared);
+    assert!(p.placement.iter().all(|(_, c)| *c != 0));
+    let tx = p.core_of(Tile::Tx);
+    assert_eq!(p.placement.iter().filter(|(_, c)| *c == tx).count(), 1);
+}
+
+#[test]
+fn plan_explicit_cores_must_exist_and_jumbo_sizes() {
+    let c = Config::parse("[dataplane]\ncores = [3]\nmtu = 9000\n", "t").unwrap();
+    let e = Plan::derive(&c, 2).unwrap_err();
+    assert_eq!(e.key, "dataplane.cores");
+    let p = Plan::derive(&c, 4).unwrap();
+    assert!(p.placement.iter().all(|(_, core)| *core == 3));
+    assert_eq!(p.shard_payload, 8900);
+    assert!(p.needs_multibuffer);
+    assert_eq!(p.rings.frame_size, 4096);
+}
+
+#[test]
+fn gamestream_ports_follow_the_base() {
+    let c = Config::parse("[network]\ngamestream_base_port = 50000\n", "t").unwrap();
+    let g = c.network.gamestream_ports();
+    assert_eq!(
+        (g.https, g.http, g.video, g.control, g.audio, g.rtsp),
+        (49995, 50000, 50009, 50010, 50011, 50021)
+    );
+}
