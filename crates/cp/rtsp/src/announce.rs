@@ -399,11 +399,10 @@ impl StreamConfig {
             c @ (2 | 6 | 8) => c as u8,
             v => return Err(unsupported(k::NUM_CHANNELS, v)),
         };
-        let packet_duration_ms =
-            match a.u32_or(k::PACKET_DURATION, defaults::PACKET_DURATION_MS)? {
-                d @ (5 | 10) => d as u8,
-                v => return Err(unsupported(k::PACKET_DURATION, v)),
-            };
+        let packet_duration_ms = match a.u32_or(k::PACKET_DURATION, defaults::PACKET_DURATION_MS)? {
+            d @ (5 | 10) => d as u8,
+            v => return Err(unsupported(k::PACKET_DURATION, v)),
+        };
         let video_port = match a.video_port {
             None => None,
             Some(p) => Some(
@@ -489,8 +488,7 @@ impl StreamConfig {
         if self.chroma == ChromaSampling::Yuv444 && !codecs.yuv444 {
             return Err(AnnounceError::Yuv444Disabled);
         }
-        let required =
-            required_encryption.0 & (EncryptionFlags::VIDEO | EncryptionFlags::AUDIO);
+        let required = required_encryption.0 & (EncryptionFlags::VIDEO | EncryptionFlags::AUDIO);
         let enabled = self.effective_encryption();
         if !enabled.contains(required) {
             return Err(AnnounceError::EncryptionRequired {

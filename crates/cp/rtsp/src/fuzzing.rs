@@ -112,7 +112,11 @@ pub fn fuzz_sdp(data: &[u8]) {
         return;
     }
     let mut session = RtspSession::new(context());
-    for target in ["streamid=audio/0/0", "streamid=video/0/0", "streamid=control/13/0"] {
+    for target in [
+        "streamid=audio/0/0",
+        "streamid=video/0/0",
+        "streamid=control/13/0",
+    ] {
         let msg = format!("SETUP {target} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
         check_outcome(&session.handle_message(msg.as_bytes()));
     }
@@ -128,10 +132,7 @@ pub fn fuzz_sdp(data: &[u8]) {
     let expected = parsed.and_then(|c| c.check_host(ctx.codecs, ctx.encryption_requested));
     match (&out.event, expected) {
         (Some(Event::Configured(_)), Ok(())) => {}
-        (None, Err(e)) => assert_eq!(
-            out.error,
-            Some(crate::session::SessionError::Announce(e))
-        ),
+        (None, Err(e)) => assert_eq!(out.error, Some(crate::session::SessionError::Announce(e))),
         (event, expected) => panic!("session {event:?} disagrees with parser {expected:?}"),
     }
 }

@@ -28,10 +28,7 @@ impl OpusLayout {
     /// mapping. Normal-quality surround advertises GFE order (LFE moved last, §A9), which the
     /// client rotates back; HQ and stereo advertise the mapping as is.
     pub fn surround_params(&self) -> String {
-        let mut s = format!(
-            "{}{}{}",
-            self.channels, self.streams, self.coupled_streams
-        );
+        let mut s = format!("{}{}{}", self.channels, self.streams, self.coupled_streams);
         let mut advertised = self.mapping;
         let n = usize::from(self.channels);
         if !self.high_quality && n > 3 {

@@ -395,7 +395,10 @@ mod tests {
         assert_eq!(req.target, "streamid=video/0/0");
         assert_eq!(req.cseq, Some(4));
         assert_eq!(req.header("x-gs-clientversion"), Some("14"));
-        assert_eq!(req.header("TRANSPORT"), Some("unicast;X-GS-ClientPort=50000-50001"));
+        assert_eq!(
+            req.header("TRANSPORT"),
+            Some("unicast;X-GS-ClientPort=50000-50001")
+        );
         assert_eq!(req.session(), Some("DEADBEEFCAFE"));
         assert_eq!(req.headers.len(), 6);
         assert!(req.body.is_empty());
@@ -421,7 +424,11 @@ mod tests {
     #[test]
     fn every_prefix_needs_more() {
         for i in 0..SETUP.len() {
-            assert_eq!(parse_request(&SETUP[..i]), Ok(Parsed::NeedMore), "prefix {i}");
+            assert_eq!(
+                parse_request(&SETUP[..i]),
+                Ok(Parsed::NeedMore),
+                "prefix {i}"
+            );
         }
     }
 
@@ -440,14 +447,29 @@ mod tests {
         assert_eq!(kind(b"OPTIONS / HTTP/1.1\r\n\r\n"), MalformedRequestLine);
         assert_eq!(kind(b"OPTIONS / RTSP/2.0\r\n\r\n"), UnsupportedVersion);
         assert_eq!(kind(b"OPT(ONS / RTSP/1.0\r\n\r\n"), MalformedRequestLine);
-        assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\nCSeq 1\r\n\r\n"), MalformedHeader);
+        assert_eq!(
+            kind(b"OPTIONS / RTSP/1.0\r\nCSeq 1\r\n\r\n"),
+            MalformedHeader
+        );
         assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\n: 1\r\n\r\n"), MalformedHeader);
-        assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\nA: 1\r\n folded\r\n\r\n"), MalformedHeader);
+        assert_eq!(
+            kind(b"OPTIONS / RTSP/1.0\r\nA: 1\r\n folded\r\n\r\n"),
+            MalformedHeader
+        );
         assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\nCSeq: -1\r\n\r\n"), BadCSeq);
         assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\nCSeq: +1\r\n\r\n"), BadCSeq);
-        assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\nCSeq: 4294967296\r\n\r\n"), BadCSeq);
-        assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\nCSeq: 1\r\nCSeq: 2\r\n\r\n"), BadCSeq);
-        assert_eq!(kind(b"OPTIONS / RTSP/1.0\r\nContent-length: x\r\n\r\n"), BadContentLength);
+        assert_eq!(
+            kind(b"OPTIONS / RTSP/1.0\r\nCSeq: 4294967296\r\n\r\n"),
+            BadCSeq
+        );
+        assert_eq!(
+            kind(b"OPTIONS / RTSP/1.0\r\nCSeq: 1\r\nCSeq: 2\r\n\r\n"),
+            BadCSeq
+        );
+        assert_eq!(
+            kind(b"OPTIONS / RTSP/1.0\r\nContent-length: x\r\n\r\n"),
+            BadContentLength
+        );
         assert_eq!(
             kind(b"OPTIONS / RTSP/1.0\r\nContent-length: 1\r\nContent-Length: 2\r\n\r\n"),
             ConflictingContentLength

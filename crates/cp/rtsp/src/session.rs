@@ -472,13 +472,22 @@ mod tests {
 
     #[test]
     fn stream_kind_from_targets() {
-        assert_eq!(StreamKind::from_target("streamid=audio/0/0"), Some(StreamKind::Audio));
-        assert_eq!(StreamKind::from_target("streamid=video/0/0"), Some(StreamKind::Video));
+        assert_eq!(
+            StreamKind::from_target("streamid=audio/0/0"),
+            Some(StreamKind::Audio)
+        );
+        assert_eq!(
+            StreamKind::from_target("streamid=video/0/0"),
+            Some(StreamKind::Video)
+        );
         assert_eq!(
             StreamKind::from_target("rtsp://10.0.0.2:48010/streamid=control/13/0"),
             Some(StreamKind::Control)
         );
-        assert_eq!(StreamKind::from_target("streamid=audio"), Some(StreamKind::Audio));
+        assert_eq!(
+            StreamKind::from_target("streamid=audio"),
+            Some(StreamKind::Audio)
+        );
         assert_eq!(StreamKind::from_target("streamid=mic/0/0"), None);
         assert_eq!(StreamKind::from_target("streamid=audiox/0/0"), None);
         assert_eq!(StreamKind::from_target("/"), None);

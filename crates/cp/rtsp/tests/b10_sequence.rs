@@ -139,14 +139,22 @@ fn the_client_reads_what_it_needs_from_each_response() {
     for v in &views[2..4] {
         assert_eq!(v.header("X-SS-Ping-Payload").map(str::len), Some(16));
     }
-    let cd: u32 = views[4].header("X-SS-Connect-Data").unwrap().parse().unwrap();
+    let cd: u32 = views[4]
+        .header("X-SS-Connect-Data")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(cd, CONNECT_DATA);
 }
 
 #[test]
 fn incremental_parsing_split_at_every_byte_matches_whole_parse() {
     for req in b10_requests(&appendix_a_sdp()) {
-        let Ok(Parsed::Complete { request: whole, len }) = parse_request(&req) else {
+        let Ok(Parsed::Complete {
+            request: whole,
+            len,
+        }) = parse_request(&req)
+        else {
             panic!("whole request did not parse");
         };
         for split in 0..req.len() {
@@ -197,7 +205,5 @@ fn encrypted_advertising_variant() {
     };
     assert_eq!(n.config.packet_size, 1360);
     assert_eq!(n.config.effective_encryption().0, 7);
-    assert!(
-        text(&outs[1].response.body).contains("a=x-ss-general.encryptionSupported:7\n")
-    );
+    assert!(text(&outs[1].response.body).contains("a=x-ss-general.encryptionSupported:7\n"));
 }

@@ -94,7 +94,10 @@ pub fn appendix_a_with(key: &str, value: &str) -> Vec<u8> {
             }
         })
         .collect();
-    assert!(replaced.iter().any(|l| l == &format!("{prefix}{value}")), "{key} not in Appendix A");
+    assert!(
+        replaced.iter().any(|l| l == &format!("{prefix}{value}")),
+        "{key} not in Appendix A"
+    );
     sdp_from_lines(replaced.iter().map(String::as_str))
 }
 
@@ -159,7 +162,9 @@ pub fn client_request(
     extra: &[(&str, &str)],
     body: &[u8],
 ) -> Vec<u8> {
-    let mut s = format!("{method_target} RTSP/1.0\r\nCSeq: {cseq}\r\nX-GS-ClientVersion: 14\r\nHost: {host}\r\n");
+    let mut s = format!(
+        "{method_target} RTSP/1.0\r\nCSeq: {cseq}\r\nX-GS-ClientVersion: 14\r\nHost: {host}\r\n"
+    );
     for (n, v) in extra {
         s.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -237,7 +242,10 @@ impl ClientView {
                 (n.to_owned(), v.to_owned())
             })
             .collect();
-        assert!(!headers.is_empty(), "common-c rejects a headerless response");
+        assert!(
+            !headers.is_empty(),
+            "common-c rejects a headerless response"
+        );
         ClientView {
             status,
             headers,
