@@ -30,7 +30,7 @@ impl PairingHash {
     }
 
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             PairingHash::Sha1 => 20,
             PairingHash::Sha256 => 32,
@@ -53,7 +53,7 @@ impl PairingHash {
 
 /// AES-128-ECB; `data.len()` must be a multiple of 16 (callers check; a violation is a bug).
 fn ecb(key: &[u8; 16], data: &mut [u8], encrypt: bool) {
-    debug_assert_eq!(data.len() % 16, 0);
+    debug_assert!(data.len().is_multiple_of(16));
     let cipher = Aes128::new(key.into());
     for block in data.chunks_exact_mut(16) {
         let block: &mut [u8; 16] = block.try_into().expect("chunks_exact yields 16 bytes");
@@ -67,7 +67,7 @@ fn ecb(key: &[u8; 16], data: &mut [u8], encrypt: bool) {
 
 /// AES-128-ECB encryption without padding. Returns `None` unless the length is a multiple of 16.
 pub fn aes_ecb_encrypt(key: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return None;
     }
     let mut out = data.to_vec();
@@ -77,7 +77,7 @@ pub fn aes_ecb_encrypt(key: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
 
 /// AES-128-ECB decryption without padding. Returns `None` unless the length is a multiple of 16.
 pub fn aes_ecb_decrypt(key: &[u8; 16], data: &[u8]) -> Option<Vec<u8>> {
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return None;
     }
     let mut out = data.to_vec();

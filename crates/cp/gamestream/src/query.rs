@@ -115,7 +115,7 @@ fn percent_decode(v: &str) -> Result<String, QueryError> {
 /// Decodes hex (either case). `None` for odd length or a non-hex digit.
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     b.chunks_exact(2)
