@@ -30,8 +30,9 @@ fn appendix_a_body_matches_the_documented_format() {
         assert_eq!(line.starts_with("a="), line.ends_with(' '), "{line:?}");
     }
     // §B10 says the captured body was 1493 bytes; Appendix A as printed renders to 1458. The
-    // 35 bytes are one attribute line the appendix leaves out plus the client's two-space
-    // `m=video` suffix (see fuzz_corpus/sdp/appendix_a_inferred_wire.sdp); both parse the same.
+    // 35 bytes are `a=x-nv-audio.surround.enable:0 ` (33 + CRLF), which the appendix leaves out,
+    // and the client's two-space `m=video` suffix: see fuzz_corpus/sdp/appendix_a_wire.sdp,
+    // byte-identical (but for the port) to what the real common-c sent (tests/captured.rs).
     assert_eq!(sdp.len(), 1458);
 }
 
@@ -177,9 +178,9 @@ fn incremental_parsing_split_at_every_byte_matches_whole_parse() {
 }
 
 #[test]
-fn inferred_wire_variant_parses_to_the_same_values() {
-    // The 1493-byte reconstruction: the same values plus x-nv-audio.surround.enable:0.
-    let wire = include_bytes!("../fuzz_corpus/sdp/appendix_a_inferred_wire.sdp");
+fn wire_variant_parses_to_the_same_values() {
+    // The 1493-byte on-the-wire form: the same values plus x-nv-audio.surround.enable:0.
+    let wire = include_bytes!("../fuzz_corpus/sdp/appendix_a_wire.sdp");
     assert_eq!(wire.len(), 1493);
     let mut expected = appendix_a_config();
     expected.audio.surround_enable = Some(false);

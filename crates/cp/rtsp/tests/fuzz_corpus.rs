@@ -84,7 +84,7 @@ fn sdp_seeds_mean_what_their_names_say() {
     let files = corpus("sdp");
     let get = |n: &str| &files.iter().find(|(f, _)| f == n).expect(n).1;
     assert!(StreamConfig::parse(get("appendix_a.sdp")).is_ok());
-    assert!(StreamConfig::parse(get("appendix_a_inferred_wire.sdp")).is_ok());
+    assert!(StreamConfig::parse(get("appendix_a_wire.sdp")).is_ok());
     assert!(StreamConfig::parse(get("required_only.sdp")).is_ok());
     assert!(StreamConfig::parse(get("surround71_hq.sdp")).is_ok_and(|c| c.audio.channels == 8));
     assert!(StreamConfig::parse(get("hevc_hdr_444.sdp")).is_ok());
