@@ -1,0 +1,321 @@
+//! `strahl/1` sender: access unit → k data shards + m GF(2^16) parity shards → sealed datagrams.
+//!
+//! Usage: `let mut f = packetizer.frame(au, meta)?;` then call `f.next_packet(buf)` with one
+//! caller-owned buffer at a time until it returns `Ok(None)`. Data shards go first (so a loss-free
+//! frame completes with its last data shard), parity after. Data shard bytes are copied straight
+//! from the access unit into the caller's buffer and sealed there; parity is computed once per
+//! frame, when the first parity packet is requested, into a reused scratch area and copied into
+//! each parity packet (the GF(2^16) encoder keeps its own work buffers, so parity always lands in
+//! an intermediate buffer first; writing it directly into the packets would save one copy of the
+//! parity bytes only).
+
+use strahl_fec::gf16::Gf16Encoder;
+use strahl_seal::native::TxSealer;
+
+use super::wire::{
+    FLAG_KEYFRAME, HEADER_LEN, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, MAX_PTS_US, MAX_SHARD_LEN, MAX_SHARDS,
+    MIN_SHARD_LEN, OVERHEAD, PREFIX_LEN, Prefix, ShardHeader,
+};
+use crate::recycle::{recycle, recycle_mut};
+use crate::stats::NativeTxStats;
+use crate::{ConfigError, PacketizeError};
+
+/// Default parity share. 20 % matches the GameStream default; the host adapts it from loss
+/// reports (the control plane owns that loop).
+pub const DEFAULT_FEC_PERCENT: u32 = 20;
+/// Parity floor per frame: a single lost packet of a small frame is the common case on a LAN, and
+/// two parity shards cost little on frames of a few shards (same floor as Moonlight's
+/// `minRequiredFecPackets`).
+pub const DEFAULT_MIN_PARITY: u16 = 2;
+
+/// Sender configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeConfig {
+    /// Stream id in the clear prefix (0 = video).
+    pub stream: u8,
+    /// Shard payload S (even), from [`super::shard_len_for_mtu`].
+    pub shard_len: usize,
+    /// m = max(ceil(k · fec_percent / 100), min_parity), capped so k + m ≤ 65535.
+    pub fec_percent: u32,
+    pub min_parity: u16,
+}
+
+impl NativeConfig {
+    pub fn new(shard_len: usize) -> NativeConfig {
+        NativeConfig { stream: 0, shard_len, fec_percent: DEFAULT_FEC_PERCENT, min_parity: DEFAULT_MIN_PARITY }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(MIN_SHARD_LEN..=MAX_SHARD_LEN).contains(&self.shard_len) || self.shard_len % 2 != 0 {
+            return Err(ConfigError("shard_len must be even and within MIN_SHARD_LEN..=MAX_SHARD_LEN"));
+        }
+        if self.stream > 0x0F {
+            return Err(ConfigError("stream id must fit 4 bits"));
+        }
+        if self.fec_percent > 1000 {
+            return Err(ConfigError("fec_percent above 1000 makes no sense"));
+        }
+        Ok(())
+    }
+
+    /// Largest access unit one frame can carry (k ≤ 32768 data shards at the floor parity).
+    pub fn max_access_unit_bytes(&self) -> usize {
+        let k = (MAX_SHARDS - self.min_parity as usize).min(MAX_DATA_SHARDS);
+        (k * self.shard_len).min(u32::MAX as usize)
+    }
+}
+
+/// Per-frame metadata from the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameMeta {
+    /// Presentation time in µs since the session's media clock origin (48 bits on the wire).
+    pub pts_us: u64,
+    pub keyframe: bool,
+}
+
+/// The FEC shape of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameShape {
+    pub data_shards: usize,
+    pub parity_shards: usize,
+    pub shard_len: usize,
+    /// Bytes of the largest datagram (what each caller buffer must hold).
+    pub max_packet_len: usize,
+}
+
+impl FrameShape {
+    pub fn packets(&self) -> usize {
+        self.data_shards + self.parity_shards
+    }
+}
+
+/// The `strahl/1` sender. Owns the sealer (one packet-number space per direction and stream
+/// socket) and the reused FEC scratch.
+pub struct NativePacketizer {
+    cfg: NativeConfig,
+    sealer: TxSealer,
+    encoder: Gf16Encoder,
+    next_frame_id: u32,
+    /// m·S parity bytes of the current frame.
+    parity: Vec<u8>,
+    /// The last data shard, zero-padded to S (FEC needs equal lengths).
+    last_pad: Vec<u8>,
+    data_ptrs: Vec<&'static [u8]>,
+    parity_ptrs: Vec<&'static mut [u8]>,
+    stats: NativeTxStats,
+}
+
+impl NativePacketizer {
+    pub fn new(cfg: NativeConfig, sealer: TxSealer) -> Result<NativePacketizer, ConfigError> {
+        cfg.validate()?;
+        let s = cfg.shard_len;
+        Ok(NativePacketizer {
+            cfg,
+            sealer,
+            encoder: Gf16Encoder::new(),
+            next_frame_id: 0,
+            parity: Vec::new(),
+            last_pad: vec![0; s],
+            data_ptrs: Vec::new(),
+            parity_ptrs: Vec::new(),
+            stats: NativeTxStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &NativeConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &NativeTxStats {
+        &self.stats
+    }
+
+    /// The frame id the next [`Self::frame`] call will use.
+    pub fn next_frame_id(&self) -> u32 {
+        self.next_frame_id
+    }
+
+    /// Change the parity share (adaptive FEC); takes effect at the next frame.
+    pub fn set_fec_percent(&mut self, pct: u32) {
+        self.cfg.fec_percent = pct.min(1000);
+    }
+
+    /// The shape a frame of `au_len` bytes would get, or why it would be refused.
+    pub fn shape(&self, au_len: usize) -> Result<FrameShape, PacketizeError> {
+        shape_for(&self.cfg, au_len).map(|(s, _)| s)
+    }
+
+    /// Start packetizing one access unit. The frame id is consumed even if the caller stops early.
+    pub fn frame<'a>(&'a mut self, au: &'a [u8], meta: FrameMeta) -> Result<NativeFrame<'a>, PacketizeError> {
+        let (shape, lowered) = match shape_for(&self.cfg, au.len()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stats.refused += 1;
+                return Err(e);
+            }
+        };
+        let frame_id = self.next_frame_id;
+        self.next_frame_id = self.next_frame_id.wrapping_add(1);
+        self.stats.frames += 1;
+        self.stats.keyframes += meta.keyframe as u64;
+        self.stats.parity_lowered += lowered as u64;
+        let header = ShardHeader {
+            frame_id,
+            shard_index: 0,
+            data_shards: shape.data_shards as u16,
+            parity_shards: shape.parity_shards as u16,
+            shard_len: shape.shard_len as u16,
+            frame_len: au.len() as u32,
+            flags: if meta.keyframe { FLAG_KEYFRAME } else { 0 },
+            pts_us: meta.pts_us & MAX_PTS_US,
+        };
+        debug_assert_eq!(header.validate(), Ok(()));
+        Ok(NativeFrame { p: self, au, shape, header, next: 0, parity_ready: false })
+    }
+
+    /// Compute the frame's parity into `self.parity`.
+    fn compute_parity(&mut self, au: &[u8], shape: &FrameShape) -> Result<(), PacketizeError> {
+        let (k, m, s) = (shape.data_shards, shape.parity_shards, shape.shard_len);
+        if m == 0 {
+            return Ok(());
+        }
+        let last = &au[(k - 1) * s..];
+        self.last_pad[..last.len()].copy_from_slice(last);
+        self.last_pad[last.len()..].fill(0);
+        if self.parity.len() < m * s {
+            self.parity.resize(m * s, 0);
+        }
+        let mut data: Vec<&[u8]> = recycle(std::mem::take(&mut self.data_ptrs));
+        data.extend(au[..(k - 1) * s].chunks_exact(s));
+        data.push(&self.last_pad);
+        let mut parity: Vec<&mut [u8]> = recycle_mut(std::mem::take(&mut self.parity_ptrs));
+        parity.extend(self.parity[..m * s].chunks_exact_mut(s));
+        let r = self.encoder.encode(&data, &mut parity);
+        self.data_ptrs = recycle(data);
+        self.parity_ptrs = recycle_mut(parity);
+        r.map_err(PacketizeError::from)
+    }
+}
+
+/// Shape of a frame plus whether the parity had to be cut to fit the block.
+fn shape_for(cfg: &NativeConfig, au_len: usize) -> Result<(FrameShape, bool), PacketizeError> {
+    if au_len == 0 {
+        return Err(PacketizeError::EmptyAccessUnit);
+    }
+    let max = cfg.max_access_unit_bytes();
+    if au_len > max {
+        return Err(PacketizeError::FrameTooLarge { bytes: au_len, max });
+    }
+    let s = cfg.shard_len;
+    let k = au_len.div_ceil(s);
+    let wanted = (k * cfg.fec_percent as usize).div_ceil(100).max(cfg.min_parity as usize);
+    let m = wanted.min(MAX_SHARDS - k).min(MAX_PARITY_SHARDS);
+    Ok((FrameShape { data_shards: k, parity_shards: m, shard_len: s, max_packet_len: s + OVERHEAD }, m < wanted))
+}
+
+/// One frame being packetized; borrows the access unit and the packetizer.
+pub struct NativeFrame<'a> {
+    p: &'a mut NativePacketizer,
+    au: &'a [u8],
+    shape: FrameShape,
+    header: ShardHeader,
+    next: usize,
+    parity_ready: bool,
+}
+
+impl NativeFrame<'_> {
+    pub fn shape(&self) -> FrameShape {
+        self.shape
+    }
+
+    pub fn frame_id(&self) -> u32 {
+        self.header.frame_id
+    }
+
+    /// Packets not yet written.
+    pub fn remaining(&self) -> usize {
+        self.shape.packets() - self.next
+    }
+
+    /// Write the next datagram into `buf`; returns its length, or `None` after the last one.
+    pub fn next_packet(&mut self, buf: &mut [u8]) -> Result<Option<usize>, PacketizeError> {
+        let idx = self.next;
+        let (k, s) = (self.shape.data_shards, self.shape.shard_len);
+        if idx >= self.shape.packets() {
+            return Ok(None);
+        }
+        let header = ShardHeader { shard_index: idx as u16, ..self.header };
+        let len = header.wire_shard_len();
+        let total = OVERHEAD + len;
+        if buf.len() < total {
+            return Err(PacketizeError::BufferTooSmall { needed: total, got: buf.len() });
+        }
+        if idx >= k && !self.parity_ready {
+            self.p.compute_parity(self.au, &self.shape)?;
+            self.parity_ready = true;
+        }
+        let body = &mut buf[PREFIX_LEN + HEADER_LEN..PREFIX_LEN + HEADER_LEN + len];
+        if idx < k {
+            body.copy_from_slice(&self.au[idx * s..idx * s + len]);
+        } else {
+            let j = idx - k;
+            body.copy_from_slice(&self.p.parity[j * s..(j + 1) * s]);
+        }
+        let pn = self.p.sealer.next_packet_number();
+        let mut prefix = [0u8; PREFIX_LEN];
+        Prefix::new(self.p.cfg.stream, pn).encode(&mut prefix);
+        buf[..PREFIX_LEN].copy_from_slice(&prefix);
+        let mut hdr = [0u8; HEADER_LEN];
+        header.encode(&mut hdr);
+        buf[PREFIX_LEN..PREFIX_LEN + HEADER_LEN].copy_from_slice(&hdr);
+        let (aad, rest) = buf.split_at_mut(PREFIX_LEN);
+        let (used_pn, tag) = self.p.sealer.seal(aad, &mut rest[..HEADER_LEN + len])?;
+        debug_assert_eq!(used_pn, pn, "the prefix must carry the packet number the sealer used");
+        buf[total - strahl_seal::TAG_LEN..total].copy_from_slice(&tag);
+        self.next += 1;
+        let st = &mut self.p.stats;
+        st.packets += 1;
+        st.bytes += total as u64;
+        if idx < k {
+            st.data_packets += 1;
+        } else {
+            st.parity_packets += 1;
+        }
+        Ok(Some(total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let mut cfg = NativeConfig::new(1408);
+        let (s, low) = shape_for(&cfg, 1).unwrap();
+        assert_eq!((s.data_shards, s.parity_shards, low), (1, 2, false));
+        let (s, _) = shape_for(&cfg, 1408 * 100 + 1).unwrap();
+        assert_eq!((s.data_shards, s.parity_shards), (101, 21));
+        assert_eq!(s.max_packet_len, 1408 + 44);
+        cfg.fec_percent = 50;
+        assert!(matches!(shape_for(&cfg, 1408 * 40000), Err(PacketizeError::FrameTooLarge { .. })));
+        cfg.fec_percent = 200;
+        let (s, low) = shape_for(&cfg, 1408 * 30000).unwrap();
+        assert_eq!((s.data_shards, s.parity_shards, low), (30000, 32768, true));
+        assert_eq!(shape_for(&cfg, 0), Err(PacketizeError::EmptyAccessUnit));
+        assert!(matches!(
+            shape_for(&cfg, 32769 * 1408),
+            Err(PacketizeError::FrameTooLarge { max, .. }) if max == 32768 * 1408
+        ));
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(NativeConfig::new(1407).validate().is_err());
+        assert!(NativeConfig::new(62).validate().is_err());
+        assert!(NativeConfig::new(8908).validate().is_ok());
+        let mut c = NativeConfig::new(1408);
+        c.stream = 16;
+        assert!(c.validate().is_err());
+    }
+}
