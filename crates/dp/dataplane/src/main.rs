@@ -1,3 +1,141 @@
-//! (to be written)
+//! `strahl-dataplane`: the privileged-at-start, no-async data plane process.
+//!
+//! Start-up: parse arguments → load the config (embedded default without `--config`) → derive
+//! the plan → (privileged set-up: nothing yet) → register SIGTERM/SIGINT on a self-pipe → bind
+//! the IPC socket → serve the control plane until a signal or a Shutdown message.
+//! Exit codes: 0 clean stop, 1 runtime failure, 2 bad arguments or configuration.
 #![forbid(unsafe_code)]
-fn main() {}
+
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use strahl_config::{Config, Env, Plan, resolve_socket};
+use strahl_dataplane::cli::{self, Cli};
+use strahl_dataplane::run::{self, Exit};
+use strahl_dataplane::server::Server;
+use strahl_ipc::socket::SeqPacketListener;
+use strahl_metrics::GLOBAL;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args().skip(1)) {
+        Ok(Cli::Run(a)) => a,
+        Ok(Cli::Help) => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Version) => {
+            println!(
+                "strahl-dataplane {VERSION} (ipc v{}.{})",
+                strahl_ipc::MAJOR,
+                strahl_ipc::MINOR
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("strahl-dataplane: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let started = Instant::now();
+
+    let cfg = match Config::load_or_default(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = match Plan::derive(&cfg, online) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::info!(
+        "strahl-dataplane {VERSION} (ipc v{}.{}, pid {}) config {}",
+        strahl_ipc::MAJOR,
+        strahl_ipc::MINOR,
+        std::process::id(),
+        args.config.as_ref().map_or_else(
+            || strahl_config::DEFAULT_NAME.to_owned(),
+            |p| p.display().to_string()
+        )
+    );
+    log::info!(
+        "plan: {} online CPUs, placement {:?}{}, shard payload {} B, rings {:?}, transport preference {:?}",
+        online,
+        plan.placement,
+        if plan.shared {
+            " (tiles share cores)"
+        } else {
+            ""
+        },
+        plan.shard_payload,
+        plan.rings,
+        plan.transport
+    );
+    log::info!(
+        "privileged start-up: nothing to set up yet (transports, BPF and memlock arrive with dp/net)"
+    );
+
+    let (sig_read, sig_write) = match UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!("cannot create the signal pipe: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let registered = sig_write
+            .try_clone()
+            .and_then(|w| signal_hook::low_level::pipe::register(sig, w));
+        if let Err(e) = registered {
+            log::error!("cannot register signal {sig}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+
+    let socket = match args.socket {
+        Some(p) => strahl_config::ResolvedPath {
+            path: p,
+            why: "--socket",
+        },
+        None => resolve_socket(&cfg.dataplane.socket, &Env::from_process()),
+    };
+    let listener = match SeqPacketListener::bind(&socket.path) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("cannot listen on {}: {e}", socket.path.display());
+            return ExitCode::from(1);
+        }
+    };
+    log::info!(
+        "listening for the control plane on {} ({}, mode 0660)",
+        socket.path.display(),
+        socket.why
+    );
+
+    let mut server = Server::new(
+        &GLOBAL,
+        std::process::id(),
+        format!("strahl-dataplane {VERSION}"),
+    );
+    let result = run::serve(&listener, sig_read, &mut server, &GLOBAL, started);
+    drop(listener); // removes the socket file
+    match result {
+        Ok(Exit::Signal) | Ok(Exit::ShutdownMessage) => {
+            log::info!("data plane stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! `strahl-dataplane` internals, split from the binary so they are unit-testable.
+//!
+//! - [`server`]: the sans-IO IPC protocol handler (handshake, session table, stats), bytes in,
+//!   messages out; no sockets, no clock reads.
+//! - [`run`]: the blocking event loop: one `poll(2)` over the signal self-pipe, the listening
+//!   socket and the control connection. No async runtime (architecture invariant: the data
+//!   plane never links tokio; `tests/no_async_deps.rs` checks the dependency graph).
+//! - [`cli`]: argument parsing.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod run;
+pub mod server;

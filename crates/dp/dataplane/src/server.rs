@@ -1,0 +1,642 @@
+//! Sans-IO IPC handler of the data plane: datagrams in, replies out, plus the session table.
+//!
+//! Connection life cycle: `on_connect` → the first datagram must be a `Hello` from the control
+//! role with our protocol major; anything else is answered with `Refuse` and the connection is
+//! closed. After the handshake every message is answered (events for session commands, a
+//! snapshot for stats requests, `Error` for anything unusable). `on_disconnect` stops every
+//! session: without a control plane nobody could stop them or hear about failures.
+//!
+//! Media is not implemented yet (later issues add capture/encode/packetize/transports): sessions
+//! are tracked and logged as such, and no packet is sent or pretended to be sent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use strahl_ipc::{
+    DecodeError, ErrorCode, ErrorMsg, Event, Hello, MAJOR, MINOR, Message, Refuse, Role,
+    SessionStart, StatsSnapshot, StopReason, Transport,
+};
+use strahl_metrics::{Metric, Registry};
+
+/// Undecodable datagrams in a row after which the peer is considered broken and dropped. Large
+/// enough that a newer minor sending a few unknown kinds keeps its connection, small enough that
+/// a garbage flood cannot keep the handler busy forever.
+pub const MAX_CONSECUTIVE_ERRORS: u32 = 64;
+
+/// What the caller must do after handling an input.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub replies: Vec<Message>,
+    /// Close the connection after sending the replies.
+    pub close: bool,
+    /// Exit the process after sending the replies.
+    pub shutdown: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    AwaitHello,
+    Ready { control_pid: u32 },
+}
+
+/// A running session (parameters only, for now).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub start: SessionStart,
+    pub bitrate_kbps: u32,
+    pub fec_percent: u8,
+    pub keyframes_requested: u64,
+}
+
+pub struct Server<'r> {
+    metrics: &'r Registry,
+    pid: u32,
+    build: String,
+    state: State,
+    sessions: BTreeMap<u64, Session>,
+    consecutive_errors: u32,
+}
+
+impl<'r> Server<'r> {
+    pub fn new(metrics: &'r Registry, pid: u32, build: impl Into<String>) -> Self {
+        Self {
+            metrics,
+            pid,
+            build: build.into(),
+            state: State::Idle,
+            sessions: BTreeMap::new(),
+            consecutive_errors: 0,
+        }
+    }
+
+    pub fn sessions(&self) -> &BTreeMap<u64, Session> {
+        &self.sessions
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state != State::Idle
+    }
+
+    /// The control plane's pid once the handshake is done.
+    pub fn control_pid(&self) -> Option<u32> {
+        match self.state {
+            State::Ready { control_pid } => Some(control_pid),
+            _ => None,
+        }
+    }
+
+    pub fn on_connect(&mut self) {
+        self.state = State::AwaitHello;
+        self.consecutive_errors = 0;
+    }
+
+    /// The connection is gone: stop every session.
+    pub fn on_disconnect(&mut self) {
+        if self.state != State::Idle {
+            log::info!(
+                "control plane disconnected; stopping {} session(s) and waiting for it again",
+                self.sessions.len()
+            );
+        }
+        self.stop_all(StopReason::ControlDisconnected);
+        self.state = State::Idle;
+        self.metrics.set(Metric::DataplaneConnected, 0);
+    }
+
+    /// Stops every session; returns the events to send if a control plane is still listening.
+    pub fn stop_all(&mut self, reason: StopReason) -> Vec<Message> {
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        ids.into_iter()
+            .filter_map(|id| self.stop(id, reason))
+            .collect()
+    }
+
+    fn stop(&mut self, id: u64, reason: StopReason) -> Option<Message> {
+        let s = self.sessions.remove(&id)?;
+        self.metrics.sub(Metric::SessionsActive, 1);
+        self.metrics.inc(Metric::SessionsStopped);
+        log::info!(
+            "session {id} stopped ({reason:?}); {} keyframe request(s) were received",
+            s.keyframes_requested
+        );
+        Some(Message::Event(Event::SessionEnded { id, reason }))
+    }
+
+    /// Answer to a second control plane while one is connected.
+    pub fn busy_refusal(&self) -> Message {
+        self.metrics.inc(Metric::IpcHandshakesRefused);
+        let reason = match self.control_pid() {
+            Some(pid) => format!("another control plane (pid {pid}) is connected"),
+            None => "another control plane is connecting".to_owned(),
+        };
+        log::warn!("refusing an extra control-plane connection: {reason}");
+        Message::Refuse(Refuse {
+            major: MAJOR,
+            minor: MINOR,
+            reason,
+        })
+    }
+
+    /// A datagram longer than the IPC maximum arrived (already discarded by the kernel).
+    pub fn on_oversized(&mut self, len: usize) -> Outcome {
+        self.metrics.inc(Metric::IpcMessagesReceived);
+        self.bad_input(
+            0,
+            ErrorCode::Malformed,
+            format!("datagram of {len} bytes exceeds the IPC maximum"),
+        )
+    }
+
+    /// Handles one datagram. `uptime` is the process age (for stats).
+    pub fn on_datagram(&mut self, bytes: &[u8], uptime: Duration) -> Outcome {
+        self.metrics.inc(Metric::IpcMessagesReceived);
+        let decoded = strahl_ipc::decode(bytes);
+        if self.state == State::AwaitHello {
+            return self.handshake(decoded);
+        }
+        let d = match decoded {
+            Ok(d) => d,
+            Err(e) => {
+                let kind = strahl_ipc::decode_header(bytes)
+                    .map(|h| h.kind)
+                    .unwrap_or(0);
+                let code = match e {
+                    DecodeError::UnknownKind { .. } => ErrorCode::UnknownKind,
+                    _ => ErrorCode::Malformed,
+                };
+                return self.bad_input(kind, code, e.to_string());
+            }
+        };
+        self.consecutive_errors = 0;
+        let mut out = Outcome::default();
+        match d.message {
+            Message::SessionStart(s) => out.replies.push(self.start(*s)),
+            Message::SessionUpdate(u) => {
+                let reply = match self.sessions.get_mut(&u.id) {
+                    None => unknown_session(u.id),
+                    Some(s) => {
+                        if let Some(b) = u.bitrate_kbps {
+                            s.bitrate_kbps = b;
+                        }
+                        if let Some(f) = u.fec_percent {
+                            s.fec_percent = f;
+                        }
+                        if u.request_keyframe {
+                            s.keyframes_requested += 1;
+                        }
+                        log::info!(
+                            "session {} updated: bitrate {} kbit/s, fec {} %, keyframe requested: {} (no encoder yet)",
+                            u.id,
+                            s.bitrate_kbps,
+                            s.fec_percent,
+                            u.request_keyframe
+                        );
+                        Message::Event(Event::SessionUpdated { id: u.id })
+                    }
+                };
+                out.replies.push(reply);
+            }
+            Message::SessionStop(s) => out.replies.push(
+                self.stop(s.id, s.reason)
+                    .unwrap_or_else(|| unknown_session(s.id)),
+            ),
+            Message::StatsRequest(r) => {
+                log::debug!("stats snapshot requested ({})", r.request_id);
+                out.replies.push(Message::StatsSnapshot(StatsSnapshot {
+                    request_id: r.request_id,
+                    uptime_ms: u64::try_from(uptime.as_millis()).unwrap_or(u64::MAX),
+                    counters: self.metrics.snapshot(),
+                }));
+            }
+            Message::Shutdown => {
+                log::info!("shutdown requested by the control plane");
+                out.replies = self.stop_all(StopReason::ControlShutdown);
+                out.shutdown = true;
+            }
+            other => {
+                let kind = other.kind();
+                log::warn!("unexpected {kind:?} from the control plane after the handshake");
+                out.replies.push(Message::Error(ErrorMsg {
+                    code: ErrorCode::UnexpectedMessage,
+                    in_reply_to: kind as u16,
+                    detail: format!("{kind:?} is not expected by the data plane here"),
+                }));
+            }
+        }
+        out
+    }
+
+    fn refuse(&mut self, reason: String) -> Outcome {
+        self.metrics.inc(Metric::IpcHandshakesRefused);
+        self.state = State::Idle;
+        Outcome {
+            replies: vec![Message::Refuse(Refuse {
+                major: MAJOR,
+                minor: MINOR,
+                reason,
+            })],
+            close: true,
+            shutdown: false,
+        }
+    }
+
+    fn handshake(&mut self, decoded: Result<strahl_ipc::Decoded, DecodeError>) -> Outcome {
+        let refuse = |me: &mut Self, reason: String| me.refuse(reason);
+        let hello = match decoded {
+            Ok(strahl_ipc::Decoded {
+                message: Message::Hello(h),
+                ..
+            }) => h,
+            Ok(d) => {
+                let reason = format!(
+                    "expected Hello as the first message, got {:?}",
+                    d.message.kind()
+                );
+                log::warn!("refusing control-plane connection: {reason}");
+                return refuse(self, reason);
+            }
+            Err(DecodeError::MajorMismatch { theirs, .. }) => {
+                let reason = mismatch_text(theirs, None);
+                log::error!("refusing control-plane connection: {reason}");
+                return refuse(self, reason);
+            }
+            Err(e) => {
+                let reason = format!("undecodable first message: {e}");
+                log::warn!("refusing control-plane connection: {reason}");
+                return refuse(self, reason);
+            }
+        };
+        if hello.major != MAJOR {
+            let reason = mismatch_text(hello.major, Some(hello.minor));
+            log::error!(
+                "refusing control plane (pid {}, build {:?}): {reason}",
+                hello.pid,
+                hello.build
+            );
+            return refuse(self, reason);
+        }
+        if hello.role != Role::Control {
+            let reason = format!("peer says it is {:?}, expected Control", hello.role);
+            log::warn!("refusing connection (pid {}): {reason}", hello.pid);
+            return refuse(self, reason);
+        }
+        if hello.minor != MINOR {
+            log::info!(
+                "control plane speaks v{}.{}, data plane v{MAJOR}.{MINOR}: minor difference tolerated",
+                hello.major,
+                hello.minor
+            );
+        }
+        log::info!(
+            "control plane connected: v{}.{} (pid {}, build {})",
+            hello.major,
+            hello.minor,
+            hello.pid,
+            hello.build
+        );
+        self.state = State::Ready {
+            control_pid: hello.pid,
+        };
+        self.metrics.set(Metric::DataplaneConnected, 1);
+        let ack = Hello {
+            major: MAJOR,
+            minor: MINOR,
+            role: Role::Dataplane,
+            pid: self.pid,
+            build: self.build.clone(),
+        };
+        // The transport self-test comes with the dp/net issue; until then say plainly that none runs.
+        let transport = Event::TransportChosen {
+            id: 0,
+            transport: Transport::None,
+            detail: "no media transport implemented yet (dp/net pending): no packets are sent"
+                .to_owned(),
+        };
+        Outcome {
+            replies: vec![Message::HelloAck(ack), Message::Event(transport)],
+            close: false,
+            shutdown: false,
+        }
+    }
+
+    fn start(&mut self, s: SessionStart) -> Message {
+        let id = s.id;
+        if self.sessions.contains_key(&id) {
+            return Message::Event(Event::SessionError {
+                id,
+                detail: format!("session {id} is already running"),
+            });
+        }
+        let v = &s.video;
+        log::info!(
+            "session {id} started: {:?} peer {} video {}x{}@{} {:?} {} kbit/s packet {} B fec {} %, audio {} ch @ {} Hz; \
+             media pipeline not implemented yet: nothing will be sent",
+            s.protocol,
+            s.peer,
+            v.width,
+            v.height,
+            v.fps,
+            v.codec,
+            v.bitrate_kbps,
+            v.packet_size,
+            v.fec_percent,
+            s.audio.channels,
+            s.audio.sample_rate_hz
+        );
+        self.metrics.add(Metric::SessionsActive, 1);
+        self.metrics.inc(Metric::SessionsStarted);
+        let session = Session {
+            bitrate_kbps: v.bitrate_kbps,
+            fec_percent: v.fec_percent,
+            keyframes_requested: 0,
+            start: s,
+        };
+        self.sessions.insert(id, session);
+        Message::Event(Event::SessionStarted { id })
+    }
+
+    fn bad_input(&mut self, kind: u16, code: ErrorCode, detail: String) -> Outcome {
+        self.metrics.inc(Metric::IpcDecodeErrors);
+        self.consecutive_errors += 1;
+        log::warn!("bad IPC datagram from the control plane (kind {kind}): {detail}");
+        if self.state == State::AwaitHello {
+            return self.refuse(format!("undecodable first message: {detail}"));
+        }
+        let close = self.consecutive_errors >= MAX_CONSECUTIVE_ERRORS;
+        if close {
+            log::error!(
+                "{} undecodable datagrams in a row: dropping the control connection",
+                self.consecutive_errors
+            );
+        }
+        Outcome {
+            replies: vec![Message::Error(ErrorMsg {
+                code,
+                in_reply_to: kind,
+                detail,
+            })],
+            close,
+            shutdown: false,
+        }
+    }
+}
+
+fn unknown_session(id: u64) -> Message {
+    Message::Event(Event::SessionError {
+        id,
+        detail: format!("no session {id}"),
+    })
+}
+
+/// The refusal text: names both versions.
+pub fn mismatch_text(theirs_major: u16, theirs_minor: Option<u16>) -> String {
+    let theirs = match theirs_minor {
+        Some(m) => format!("v{theirs_major}.{m}"),
+        None => format!("v{theirs_major}.x"),
+    };
+    format!(
+        "protocol major version mismatch: control plane speaks {theirs}, this data plane speaks v{MAJOR}.{MINOR}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strahl_ipc::{Kind, SessionStop, SessionUpdate, StatsRequest, encode, encode_versioned};
+
+    fn bytes(m: &Message) -> Vec<u8> {
+        let mut b = vec![0u8; strahl_ipc::MAX_MESSAGE_LEN];
+        let n = encode(m, &mut b).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    fn hello(major: u16) -> Vec<u8> {
+        let h = Hello {
+            major,
+            minor: 0,
+            role: Role::Control,
+            pid: 77,
+            build: "test".into(),
+        };
+        let mut b = vec![0u8; 256];
+        let n = encode_versioned(&Message::Hello(h), major, 0, &mut b).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    fn start_msg(id: u64) -> Message {
+        Message::SessionStart(Box::new(SessionStart {
+            id,
+            protocol: strahl_ipc::Protocol::Native,
+            peer: "10.0.0.2:5000".parse().unwrap(),
+            video: strahl_ipc::VideoParams {
+                width: 1280,
+                height: 720,
+                fps: 60,
+                bitrate_kbps: 10_000,
+                packet_size: 1400,
+                fec_percent: 10,
+                codec: strahl_ipc::Codec::Hevc,
+            },
+            audio: strahl_ipc::AudioParams {
+                channels: 2,
+                sample_rate_hz: 48_000,
+                packet_duration_ms: 5,
+                bitrate_kbps: 96,
+            },
+            keys: strahl_ipc::KeyMaterial::Native {
+                secret: strahl_ipc::Secret([1; 32]),
+            },
+            ports: strahl_ipc::Ports {
+                video_src: 1,
+                audio_src: 2,
+                video_dst: 3,
+                audio_dst: 4,
+            },
+        }))
+    }
+
+    fn ready(reg: &Registry) -> Server<'_> {
+        let mut s = Server::new(reg, 1, "dp");
+        s.on_connect();
+        let o = s.on_datagram(&hello(MAJOR), Duration::ZERO);
+        assert!(
+            matches!(o.replies[0], Message::HelloAck(ref h) if h.role == Role::Dataplane && h.pid == 1)
+        );
+        assert!(matches!(
+            o.replies[1],
+            Message::Event(Event::TransportChosen {
+                transport: Transport::None,
+                ..
+            })
+        ));
+        assert!(!o.close);
+        s
+    }
+
+    #[test]
+    fn session_round_trip_and_stats() {
+        let reg = Registry::new();
+        let mut s = ready(&reg);
+        assert_eq!(reg.get(Metric::DataplaneConnected), 1);
+        let o = s.on_datagram(&bytes(&start_msg(5)), Duration::ZERO);
+        assert_eq!(
+            o.replies,
+            vec![Message::Event(Event::SessionStarted { id: 5 })]
+        );
+        let o = s.on_datagram(&bytes(&start_msg(5)), Duration::ZERO);
+        assert!(matches!(
+            o.replies[0],
+            Message::Event(Event::SessionError { id: 5, .. })
+        ));
+        let upd = SessionUpdate {
+            id: 5,
+            bitrate_kbps: Some(3000),
+            fec_percent: None,
+            request_keyframe: true,
+        };
+        let o = s.on_datagram(&bytes(&Message::SessionUpdate(upd)), Duration::ZERO);
+        assert_eq!(
+            o.replies,
+            vec![Message::Event(Event::SessionUpdated { id: 5 })]
+        );
+        assert_eq!(s.sessions()[&5].bitrate_kbps, 3000);
+        assert_eq!(s.sessions()[&5].fec_percent, 10);
+        assert_eq!(reg.get(Metric::SessionsActive), 1);
+        let o = s.on_datagram(
+            &bytes(&Message::StatsRequest(StatsRequest { request_id: 9 })),
+            Duration::from_millis(1500),
+        );
+        let Message::StatsSnapshot(snap) = &o.replies[0] else {
+            panic!("{o:?}")
+        };
+        assert_eq!((snap.request_id, snap.uptime_ms), (9, 1500));
+        assert!(
+            snap.counters
+                .contains(&("strahl_sessions_active".to_owned(), 1))
+        );
+        let stop = SessionStop {
+            id: 5,
+            reason: StopReason::ClientQuit,
+        };
+        let o = s.on_datagram(&bytes(&Message::SessionStop(stop.clone())), Duration::ZERO);
+        assert_eq!(
+            o.replies,
+            vec![Message::Event(Event::SessionEnded {
+                id: 5,
+                reason: StopReason::ClientQuit
+            })]
+        );
+        let o = s.on_datagram(&bytes(&Message::SessionStop(stop)), Duration::ZERO);
+        assert!(matches!(
+            o.replies[0],
+            Message::Event(Event::SessionError { id: 5, .. })
+        ));
+        assert_eq!(reg.get(Metric::SessionsActive), 0);
+    }
+
+    #[test]
+    fn major_mismatch_is_refused_naming_both_versions() {
+        let reg = Registry::new();
+        let mut s = Server::new(&reg, 1, "dp");
+        s.on_connect();
+        let o = s.on_datagram(&hello(MAJOR + 1), Duration::ZERO);
+        assert!(o.close);
+        let Message::Refuse(r) = &o.replies[0] else {
+            panic!("{o:?}")
+        };
+        assert!(
+            r.reason.contains(&format!("v{}.0", MAJOR + 1))
+                && r.reason.contains(&format!("v{MAJOR}.{MINOR}")),
+            "{}",
+            r.reason
+        );
+        assert_eq!(reg.get(Metric::IpcHandshakesRefused), 1);
+        assert!(!s.is_connected());
+    }
+
+    #[test]
+    fn first_message_must_be_hello() {
+        let reg = Registry::new();
+        let mut s = Server::new(&reg, 1, "dp");
+        s.on_connect();
+        let o = s.on_datagram(&bytes(&Message::Shutdown), Duration::ZERO);
+        assert!(o.close && !o.shutdown);
+        assert!(matches!(o.replies[0], Message::Refuse(_)));
+        s.on_connect();
+        let o = s.on_datagram(b"garbage", Duration::ZERO);
+        assert!(o.close);
+        assert!(matches!(o.replies[0], Message::Refuse(_)));
+    }
+
+    #[test]
+    fn garbage_and_unknown_kinds_get_errors_then_the_connection_is_dropped() {
+        let reg = Registry::new();
+        let mut s = ready(&reg);
+        let mut unknown = bytes(&Message::Shutdown);
+        unknown[8..10].copy_from_slice(&500u16.to_le_bytes());
+        let o = s.on_datagram(&unknown, Duration::ZERO);
+        assert!(matches!(
+            o.replies[0],
+            Message::Error(ErrorMsg {
+                code: ErrorCode::UnknownKind,
+                in_reply_to: 500,
+                ..
+            })
+        ));
+        assert!(!o.close && !o.shutdown);
+        for i in 1..MAX_CONSECUTIVE_ERRORS {
+            let o = s.on_datagram(b"\xff\xfe not ipc", Duration::ZERO);
+            assert!(matches!(
+                o.replies[0],
+                Message::Error(ErrorMsg {
+                    code: ErrorCode::Malformed,
+                    ..
+                })
+            ));
+            assert_eq!(o.close, i + 1 >= MAX_CONSECUTIVE_ERRORS, "at {i}");
+        }
+        assert_eq!(
+            reg.get(Metric::IpcDecodeErrors),
+            u64::from(MAX_CONSECUTIVE_ERRORS)
+        );
+    }
+
+    #[test]
+    fn disconnect_and_shutdown_stop_sessions() {
+        let reg = Registry::new();
+        let mut s = ready(&reg);
+        s.on_datagram(&bytes(&start_msg(1)), Duration::ZERO);
+        s.on_datagram(&bytes(&start_msg(2)), Duration::ZERO);
+        s.on_disconnect();
+        assert!(s.sessions().is_empty());
+        assert_eq!(reg.get(Metric::SessionsActive), 0);
+        assert_eq!(reg.get(Metric::DataplaneConnected), 0);
+        let mut s = ready(&reg);
+        s.on_datagram(&bytes(&start_msg(3)), Duration::ZERO);
+        let o = s.on_datagram(&bytes(&Message::Shutdown), Duration::ZERO);
+        assert!(o.shutdown);
+        assert_eq!(
+            o.replies,
+            vec![Message::Event(Event::SessionEnded {
+                id: 3,
+                reason: StopReason::ControlShutdown
+            })]
+        );
+    }
+
+    #[test]
+    fn control_only_kinds_are_unexpected() {
+        let reg = Registry::new();
+        let mut s = ready(&reg);
+        let o = s.on_datagram(
+            &bytes(&Message::Event(Event::SessionStarted { id: 1 })),
+            Duration::ZERO,
+        );
+        assert!(
+            matches!(o.replies[0], Message::Error(ErrorMsg { code: ErrorCode::UnexpectedMessage, in_reply_to, .. }) if in_reply_to == Kind::Event as u16)
+        );
+    }
+}
