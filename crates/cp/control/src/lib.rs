@@ -1,0 +1,12 @@
+//! `strahl-control` internals (the binary is `src/main.rs`).
+//!
+//! - [`ipc`]: async client of the data plane's IPC socket (tokio `AsyncFd` over the
+//!   `SOCK_SEQPACKET` wrapper from `strahl-ipc`), including the version handshake.
+//! - [`serve`]: the `serve` subcommand: connect with bounded back-off, poll stats, reconnect
+//!   when the data plane goes away, stop own sessions on shutdown.
+//! - [`cli`]: argument parsing.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod ipc;
+pub mod serve;
