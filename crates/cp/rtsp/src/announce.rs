@@ -224,11 +224,12 @@ impl<'a> Attributes<'a> {
         let text = std::str::from_utf8(body).map_err(|_| AnnounceError::NotText)?;
         let mut attrs = Vec::new();
         let mut video_port = None;
-        for (n, line) in text.split('\n').enumerate() {
+        // `lines` splits at "\n" and drops one "\r" before it, and yields no empty last line for
+        // a body that ends with a line end.
+        for (n, line) in text.lines().enumerate() {
             if n == MAX_SDP_LINES {
                 return Err(AnnounceError::TooManyLines);
             }
-            let line = line.strip_suffix('\r').unwrap_or(line);
             if let Some(attr) = line.strip_prefix("a=") {
                 // `a=flag` without a value carries nothing this host reads.
                 if let Some((name, value)) = attr.split_once(':') {

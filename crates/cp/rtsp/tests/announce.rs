@@ -389,9 +389,19 @@ fn mandatory_encryption_missing_is_403() {
 
 #[test]
 fn line_limit_is_enforced() {
-    let many = "a=x:1\n".repeat(strahl_rtsp::limits::MAX_SDP_LINES + 1);
+    use strahl_rtsp::limits::MAX_SDP_LINES;
+    // Appendix A padded with unknown attributes to exactly the limit still parses...
+    let filler = MAX_SDP_LINES - APPENDIX_A_LINES.len();
+    let pad: Vec<String> = (0..filler).map(|i| format!("a=x-pad.{i}:1")).collect();
+    let pad_refs: Vec<&str> = pad.iter().map(String::as_str).collect();
+    let at_limit = appendix_a_plus(&pad_refs);
     assert_eq!(
-        StreamConfig::parse(many.as_bytes()),
-        Err(AnnounceError::TooManyLines)
+        String::from_utf8_lossy(&at_limit).lines().count(),
+        MAX_SDP_LINES
     );
+    assert!(StreamConfig::parse(&at_limit).is_ok());
+    // ...and one more line does not.
+    let mut over = at_limit.clone();
+    over.extend_from_slice(b"a=x-pad.last:1\r\n");
+    assert_eq!(StreamConfig::parse(&over), Err(AnnounceError::TooManyLines));
 }
