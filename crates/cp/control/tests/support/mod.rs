@@ -1,0 +1,259 @@
+//! Helpers for the two-process tests: locating (building) the data-plane binary, running child
+//! processes with captured logs, bounded waits, and raw IPC peers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use strahl_ipc::socket::{MsgError, SeqPacket};
+use strahl_ipc::{Decoded, MAX_MESSAGE_LEN, Message};
+
+/// Generous bound for anything that should happen "promptly" on a loaded 2-core machine.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// The `strahl-dataplane` binary. Binaries of other packages are not exposed to this crate's
+/// tests, so build it with the same cargo, target directory and profile as this test binary
+/// (a no-op when it is up to date) and take the path cargo reports.
+pub fn dataplane_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test exe path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("<target>/<profile>/deps/<test>");
+        let target_dir = profile_dir.parent().expect("<target>");
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(&workspace)
+            .args([
+                "build",
+                "-p",
+                "strahl-dataplane",
+                "--bin",
+                "strahl-dataplane",
+                "--message-format=json",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "building strahl-dataplane failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let exe = stdout
+            .lines()
+            .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("\"strahl-dataplane\""))
+            .filter_map(|l| {
+                let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+                let end = l[at..].find('"')?;
+                Some(PathBuf::from(&l[at..at + end]))
+            })
+            .last()
+            .expect("cargo reported no strahl-dataplane executable");
+        assert!(exe.exists(), "{}", exe.display());
+        exe
+    })
+    .clone()
+}
+
+pub fn control_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_strahl-control"))
+}
+
+/// A unique scratch directory for one test (removed on drop).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let p =
+            std::env::temp_dir().join(format!("strahl-ctl-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.0.join("run/dataplane.sock")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process whose stderr (the log) is collected line by line.
+pub struct Proc {
+    pub name: &'static str,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    status: Option<ExitStatus>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    signalled: Option<Instant>,
+}
+
+impl Proc {
+    pub fn spawn(name: &'static str, bin: &Path, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Proc {
+            name,
+            child,
+            lines,
+            status: None,
+            reader: Some(reader),
+            signalled: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until at least `n` log lines contain `needle`.
+    pub fn wait_for_n(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {n}× {needle:?} within {timeout:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_for(&self, needle: &str) {
+        self.wait_for_n(needle, 1, STEP);
+    }
+
+    pub fn signal(&mut self, sig: &str) {
+        self.signalled = Some(Instant::now());
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{sig} {}", self.pid());
+    }
+
+    /// Waits for the exit (bounded); returns the status and the time since the last signal
+    /// (or since the call). The whole log has been collected when this returns.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let took = self.signalled.unwrap_or(start).elapsed();
+                self.status = Some(st);
+                // stderr reaches EOF when the process is gone: the reader ends promptly.
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return (st, took);
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} did not exit within {timeout:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts a data plane on `socket` and waits until it listens.
+pub fn start_dataplane(socket: &Path) -> Proc {
+    let p = Proc::spawn(
+        "dataplane",
+        &dataplane_bin(),
+        &["--socket", socket.to_str().unwrap()],
+    );
+    p.wait_for("listening for the control plane");
+    p
+}
+
+/// Connects a raw (blocking) peer with a bounded read timeout.
+pub fn raw_connect(socket: &Path) -> SeqPacket {
+    let deadline = Instant::now() + STEP;
+    loop {
+        match SeqPacket::connect(socket) {
+            Ok(s) => {
+                s.set_read_timeout(Some(STEP)).unwrap();
+                s.set_write_timeout(Some(STEP)).unwrap();
+                return s;
+            }
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "connect {}: {e}",
+                    socket.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+pub fn send_raw(s: &SeqPacket, bytes: &[u8]) {
+    s.send(bytes).unwrap();
+}
+
+pub fn send(s: &SeqPacket, m: &Message) {
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+    s.send_message(m, &mut buf).unwrap();
+}
+
+pub fn recv(s: &SeqPacket) -> Result<Decoded, MsgError> {
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+    s.recv_message(&mut buf)
+}
