@@ -56,7 +56,7 @@ pub fn dataplane_bin() -> PathBuf {
                 let end = l[at..].find('"')?;
                 Some(PathBuf::from(&l[at..at + end]))
             })
-            .last()
+            .next_back()
             .expect("cargo reported no strahl-dataplane executable");
         assert!(exe.exists(), "{}", exe.display());
         exe
