@@ -4,7 +4,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strahl_seal::aead::Backend;
 use strahl_seal::gamestream::{AudioCipher, VideoCipher};
@@ -12,18 +11,23 @@ use strahl_seal::native::{Direction, RxOpener, TxSealer};
 
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
+    // Per thread, so tests running in parallel do not count each other's allocations.
     static WATCH: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    if WATCH.with(|w| w.get()) {
+        ALLOCS.with(|a| a.set(a.get() + 1));
+    }
 }
 
 // SAFETY: forwards every call unchanged to the system allocator; the only addition is a counter
 // bump, which neither allocates nor touches the returned memory.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        count();
         // SAFETY: same contract as our caller's (valid, non-zero-size layout).
         unsafe { System.alloc(layout) }
     }
@@ -32,9 +36,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        count();
         // SAFETY: forwarded unchanged; `ptr`/`layout` are from a previous `System` allocation.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -44,11 +46,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn watched<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = ALLOCS.with(|a| a.get());
     WATCH.with(|w| w.set(true));
     let r = f();
     WATCH.with(|w| w.set(false));
-    (r, ALLOCS.load(Ordering::Relaxed) - before)
+    (r, ALLOCS.with(|a| a.get()) - before)
 }
 
 #[test]
@@ -76,7 +78,10 @@ fn per_packet_paths_do_not_allocate() {
             Ok::<(), strahl_seal::SealError>(())
         });
         ok.unwrap();
-        assert_eq!(allocs, 0, "{backend:?}: {allocs} allocations in 10,000 packets");
+        assert_eq!(
+            allocs, 0,
+            "{backend:?}: {allocs} allocations in 10,000 packets"
+        );
     }
 }
 
