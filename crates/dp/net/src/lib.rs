@@ -43,13 +43,18 @@
 //! block carries a `// SAFETY:` note naming the invariant it relies on.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "xdp")]
+pub mod bpf;
 pub mod frame;
 pub mod mmsg;
 pub mod rx;
+pub mod selftest;
 pub mod sys;
 pub mod testbed;
 pub mod tx;
 pub mod uring;
+#[cfg(feature = "xdp")]
+pub mod xdp;
 
 pub use frame::TxFrame;
 pub use rx::{RxBatch, RxCounters, RxQueue};

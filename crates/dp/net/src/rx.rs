@@ -107,6 +107,8 @@ pub struct RxCounters {
     /// Transient receive errors (errno in `last_errno`), e.g. ICMP errors surfaced on the socket.
     pub transient_errors: u64,
     pub last_errno: i32,
+    /// AF_XDP: frames that were not well-formed IPv4/UDP with valid checksums (dropped).
+    pub malformed: u64,
 }
 
 /// One receive queue. See the module contract.

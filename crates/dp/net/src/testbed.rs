@@ -197,3 +197,15 @@ where
         .map_err(|_| io::Error::other("closure in namespace panicked"))?
     })
 }
+
+/// Interface index of `name` in the calling thread's namespace.
+pub fn ifindex(name: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(name).map_err(|_| io::Error::other("NUL in interface name"))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(idx)
+    }
+}

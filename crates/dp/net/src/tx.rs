@@ -34,6 +34,8 @@ pub enum SubmitError {
     ForeignFrame,
     /// The destination's address family is not supported by this transport (AF_XDP: IPv4 only).
     AddressFamily,
+    /// AF_XDP: no header template for this destination (call `add_destination` first).
+    UnknownDestination,
 }
 
 impl fmt::Display for SubmitError {
@@ -45,6 +47,7 @@ impl fmt::Display for SubmitError {
             SubmitError::Empty => f.write_str("empty datagram"),
             SubmitError::ForeignFrame => f.write_str("frame token from another queue"),
             SubmitError::AddressFamily => f.write_str("address family not supported"),
+            SubmitError::UnknownDestination => f.write_str("destination not resolved"),
         }
     }
 }

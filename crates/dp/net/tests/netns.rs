@@ -140,3 +140,86 @@ fn io_uring_gso_delivers_across_namespaces() {
 fn io_uring_gso_zc_delivers_across_namespaces() {
     uring("io_uring_gso_zc", true, 16);
 }
+
+#[test]
+fn self_test_picks_a_transport_whose_probe_leaves() {
+    use strahl_net::TransportKind;
+    use strahl_net::selftest::{Refusal, SelfTestConfig, self_test};
+    let test = "self_test_picks_a_transport_whose_probe_leaves";
+    let pair = match VethPair::create("sft") {
+        Ok(p) => p,
+        Err(reason) => return testbed::skip(test, &reason),
+    };
+    let ifa = pair.if_a.clone();
+    let (ok, bogus) = in_netns(&pair.ns_a, move || {
+        let mut cfg = SelfTestConfig::new(
+            &ifa,
+            SocketAddr::from((ADDR_A, 0)),
+            std::net::SocketAddrV4::new(ADDR_B, 9),
+        );
+        cfg.frames = 256;
+        let ok = self_test(&cfg).map(|o| (o.chosen, o.refused, o.summary));
+        // Probes routed through another interface are never counted on this one: all refused.
+        let mut wrong = cfg.clone();
+        wrong.ifname = "lo".into();
+        wrong.candidates = vec![TransportKind::IoUring, TransportKind::SendMmsg];
+        let bogus = self_test(&wrong).err();
+        (ok, bogus)
+    })
+    .expect("netns A");
+    let (chosen, refused, summary) = ok.expect("a transport must work on veth");
+    eprintln!("{summary}");
+    assert!(summary.contains(&chosen.to_string()));
+    if cfg!(feature = "xdp") {
+        assert_eq!(
+            chosen,
+            TransportKind::AfXdp,
+            "root on veth: AF_XDP copy mode works ({summary})"
+        );
+        assert!(refused.is_empty());
+    }
+    let bogus = bogus.expect("probes via lo must not count on a veth... and vice versa");
+    eprintln!("{}", bogus.summary);
+    assert_eq!(bogus.refused.len(), 2);
+    assert!(
+        bogus
+            .refused
+            .iter()
+            .all(|r| matches!(r.reason, Refusal::ProbeNotSeen(_))),
+        "{bogus:?}"
+    );
+}
+
+#[test]
+fn self_test_without_privileges_refuses_af_xdp() {
+    use std::net::Ipv4Addr;
+    use strahl_net::TransportKind;
+    use strahl_net::selftest::{Refusal, SelfTestConfig, self_test};
+    // Runs everywhere on loopback; the AF_XDP expectation depends on privilege.
+    let mut cfg = SelfTestConfig::new(
+        "lo",
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9),
+    );
+    cfg.frames = 64;
+    let root = testbed::check_privileges().is_ok();
+    match self_test(&cfg) {
+        Ok(o) => {
+            eprintln!("{}", o.summary);
+            if !root && cfg!(feature = "xdp") {
+                assert_ne!(o.chosen, TransportKind::AfXdp);
+                let r = &o.refused[0];
+                assert_eq!(r.transport, TransportKind::AfXdp);
+                assert!(
+                    matches!(r.reason, Refusal::NoPrivilege(_)),
+                    "{:?}",
+                    r.reason
+                );
+            }
+        }
+        Err(e) => panic!(
+            "loopback must have a working kernel transport: {}",
+            e.summary
+        ),
+    }
+}

@@ -4,10 +4,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use strahl_net::mmsg::MmsgRx;
-use strahl_net::{RxBatch, RxQueue, TxQueue};
+use strahl_net::{RxBatch, RxCounters, RxQueue, TxQueue};
 
 /// Upper bound for a whole transfer (send + drain); tests fail rather than hang past it.
 pub const TRANSFER_DEADLINE: Duration = Duration::from_secs(20);
@@ -66,14 +65,25 @@ pub struct Outcome {
     pub corrupt: u32,
     pub out_of_range: u32,
     pub send_time: Duration,
+    pub rx: RxCounters,
 }
 
 /// Receive until `n` intact datagrams arrived, or the deadline, or idle after the sender is done.
-pub fn spawn_receiver(
-    mut rx: MmsgRx,
+pub struct RxResult {
+    pub seen: Vec<bool>,
+    pub duplicates: u32,
+    pub corrupt: u32,
+    pub out_of_range: u32,
+    pub counters: RxCounters,
+}
+
+/// `progress` is updated with the count of intact datagrams (for windowed senders).
+pub fn spawn_receiver<R: RxQueue + Send + 'static>(
+    mut rx: R,
     n: u32,
     done: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(Vec<bool>, u32, u32, u32)> {
+    progress: Arc<AtomicU32>,
+) -> std::thread::JoinHandle<RxResult> {
     std::thread::spawn(move || {
         let mut seen = vec![false; n as usize];
         let (mut intact, mut dup, mut corrupt, mut oor) = (0u32, 0u32, 0u32, 0u32);
@@ -96,6 +106,7 @@ pub fn spawn_receiver(
                             dup += 1;
                         } else {
                             intact += 1;
+                            progress.store(intact, Ordering::Release);
                         }
                     }
                     Some(_) => oor += 1,
@@ -103,15 +114,40 @@ pub fn spawn_receiver(
                 }
             }
         }
-        (seen, dup, corrupt, oor)
+        RxResult {
+            seen,
+            duplicates: dup,
+            corrupt,
+            out_of_range: oor,
+            counters: *rx.counters(),
+        }
     })
 }
 
 /// Send `n` sequence-numbered datagrams through `tx` to `dest`, flushing every `flush_every`
 /// submits, then drain. Panics if the sender cannot make progress within the deadline.
-pub fn send_all(tx: &mut dyn TxQueue, dest: SocketAddr, n: u32, flush_every: usize) -> Duration {
+/// With `window`, at most `window` datagrams are in flight beyond what the receiver has counted
+/// (`progress`): closed-loop flow control for receivers that drop on overflow (AF_XDP RX rings).
+pub fn send_all(
+    tx: &mut dyn TxQueue,
+    dest: SocketAddr,
+    n: u32,
+    flush_every: usize,
+    window: Option<(u32, &AtomicU32)>,
+) -> Duration {
     let start = Instant::now();
     for seq in 0..n {
+        if let Some((w, progress)) = window {
+            while seq >= progress.load(Ordering::Acquire) + w {
+                assert!(
+                    start.elapsed() < TRANSFER_DEADLINE,
+                    "receiver stopped making progress"
+                );
+                tx.flush().expect("flush");
+                tx.reclaim().expect("reclaim");
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
         let frame = loop {
             if let Some(f) = tx.alloc() {
                 break f;
@@ -148,19 +184,37 @@ pub fn send_all(tx: &mut dyn TxQueue, dest: SocketAddr, n: u32, flush_every: usi
 }
 
 /// Run a full transfer and collect the outcome.
-pub fn transfer(tx: &mut dyn TxQueue, rx: MmsgRx, dest: SocketAddr, n: u32) -> Outcome {
+pub fn transfer<R: RxQueue + Send + 'static>(
+    tx: &mut dyn TxQueue,
+    rx: R,
+    dest: SocketAddr,
+    n: u32,
+) -> Outcome {
+    transfer_windowed(tx, rx, dest, n, None)
+}
+
+/// As [`transfer`], with the sender limited to `window` datagrams ahead of the receiver.
+pub fn transfer_windowed<R: RxQueue + Send + 'static>(
+    tx: &mut dyn TxQueue,
+    rx: R,
+    dest: SocketAddr,
+    n: u32,
+    window: Option<u32>,
+) -> Outcome {
     let done = Arc::new(AtomicBool::new(false));
-    let handle = spawn_receiver(rx, n, done.clone());
-    let send_time = send_all(tx, dest, n, 64);
+    let progress = Arc::new(AtomicU32::new(0));
+    let handle = spawn_receiver(rx, n, done.clone(), progress.clone());
+    let send_time = send_all(tx, dest, n, 64, window.map(|w| (w, &*progress)));
     done.store(true, Ordering::Release);
-    let (seen, duplicates, corrupt, out_of_range) = handle.join().expect("receiver thread");
+    let r = handle.join().expect("receiver thread");
     Outcome {
         sent: n,
-        intact: seen.iter().filter(|&&s| s).count() as u32,
-        duplicates,
-        corrupt,
-        out_of_range,
+        intact: r.seen.iter().filter(|&&s| s).count() as u32,
+        duplicates: r.duplicates,
+        corrupt: r.corrupt,
+        out_of_range: r.out_of_range,
         send_time,
+        rx: r.counters,
     }
 }
 

@@ -1,0 +1,496 @@
+//! AF_XDP transmit queue (xsk-rs): UMEM frames are the [`TxQueue`] frames.
+//!
+//! Contract (in addition to the crate's seam contract):
+//! - The UMEM is sized from [`XdpPlan`]: `frames` × `frame_size` bytes; every frame is a TX frame
+//!   (this socket does not receive). The payload area of a frame starts after the XDP headroom and
+//!   the 42 header bytes, so the packetizer writes the UDP payload straight into UMEM.
+//! - Destinations must be resolved first ([`XdpTx::add_destination`]: route + neighbour lookup,
+//!   ARP triggered by one ordinary datagram when missing). `submit` stamps Ethernet/IPv4/UDP
+//!   headers from the destination's template (IP header checksum always, UDP checksum unless
+//!   disabled) — there is no copy of the payload.
+//! - `flush` places descriptors on the TX ring in batches and kicks the kernel with `sendto` while
+//!   the ring is not drained (copy mode transmits at most 32 descriptors per kick:
+//!   dataplane-limits.md quirks), bounded per call. `reclaim` consumes the completion ring and
+//!   returns frames to the free pool; the completion ring is sized to hold every frame, so it can
+//!   never overflow.
+//! - Bind mode: zero-copy is tried first when asked for, then copy; the outcome is reported by
+//!   [`XdpTx::bind_mode`] (veth refuses zero-copy with EOPNOTSUPP).
+//! - The socket belongs to the namespace of the thread that created it; `add_destination` reads
+//!   that thread's tables, so call both from the same namespace.
+#![allow(unsafe_code)]
+
+use super::headers::{HDR_LEN, HeaderTemplate};
+use super::neigh::{self, NeighError};
+use crate::NetError;
+use crate::frame::{FrameArena, TxFrame};
+use crate::tx::{FlushReport, Pending, SubmitError, TransportKind, TxCounters, TxQueue};
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::num::NonZeroU32;
+use std::ptr::NonNull;
+use std::time::Duration;
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig, XdpFlags,
+};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, Socket, Umem};
+
+/// Descriptors produced per batch before a kick. Copy mode sends ≤32 per `sendto`, and batches of
+/// 32–64 gave ≈510k pps on veth; 256/1024 gave no gain (dataplane-limits.md §3).
+pub const XDP_BATCH: usize = 64;
+/// Kernel copy-mode TX budget per `sendto` (net/xdp/xsk.c `MAX_PER_SOCKET_BUDGET`).
+const COPY_MODE_BUDGET: usize = 32;
+/// XDP_PACKET_HEADROOM: xsk-rs always reserves it in front of the data.
+const XDP_HEADROOM: usize = 256;
+/// Most destinations one queue keeps templates for (sessions × streams; linear lookup).
+pub const MAX_DESTINATIONS: usize = 32;
+/// How long `add_destination` waits for ARP.
+pub const NEIGH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// UMEM and ring sizes for one AF_XDP transmit queue.
+#[derive(Debug, Clone)]
+pub struct XdpPlan {
+    pub ifname: String,
+    pub queue: u32,
+    /// UMEM frames (all usable for TX).
+    pub frames: u32,
+    /// Bytes per UMEM frame (power of two, 2048 or 4096).
+    pub frame_size: u32,
+    /// TX ring descriptors (power of two).
+    pub tx_ring: u32,
+    /// Try zero-copy first (needs driver support; veth has none).
+    pub zero_copy: bool,
+    /// Compute the UDP checksum (else 0, allowed on IPv4).
+    pub udp_checksum: bool,
+    /// Source UDP port stamped into headers.
+    pub src_port: u16,
+    pub ttl: u8,
+    pub dscp: u8,
+}
+
+impl XdpPlan {
+    /// Plan for `in_flight` frames of up to `max_payload` UDP payload bytes on `ifname`/`queue`.
+    pub fn new(
+        ifname: &str,
+        queue: u32,
+        in_flight: u32,
+        max_payload: usize,
+        src_port: u16,
+    ) -> Self {
+        let need = XDP_HEADROOM + HDR_LEN + max_payload;
+        let frame_size = if need <= 2048 { 2048 } else { 4096 };
+        let frames = in_flight.max(64).next_power_of_two();
+        Self {
+            ifname: ifname.to_string(),
+            queue,
+            frames,
+            frame_size,
+            tx_ring: frames.min(2048),
+            zero_copy: true,
+            udp_checksum: true,
+            src_port,
+            ttl: super::headers::DEFAULT_TTL,
+            dscp: 0,
+        }
+    }
+
+    /// UDP payload bytes per frame.
+    pub fn payload_capacity(&self) -> usize {
+        self.frame_size as usize - XDP_HEADROOM - HDR_LEN
+    }
+}
+
+/// How the socket ended up bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindMode {
+    ZeroCopy,
+    /// Copy mode; carries the errno that refused zero-copy (0 if it was not tried).
+    Copy {
+        zero_copy_errno: i32,
+    },
+}
+
+/// AF_XDP transmit queue.
+pub struct XdpTx {
+    tx_q: xsk_rs::TxQueue,
+    comp_q: CompQueue,
+    _fill_q: FillQueue,
+    _rx_q: xsk_rs::RxQueue,
+    arena: FrameArena,
+    umem: Umem,
+    descs: Box<[FrameDesc]>,
+    scratch: Box<[FrameDesc]>,
+    pending: VecDeque<Pending>,
+    templates: Vec<HeaderTemplate>,
+    src_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    plan: XdpPlan,
+    bind_mode: BindMode,
+    ip_id: u16,
+    on_ring: usize,
+    unreclaimed: usize,
+    counters: TxCounters,
+}
+
+// SAFETY: xsk-rs queues wrap the socket/ring pointers behind Arc<Mutex<..>> handles and are used
+// only through `&mut self`; the arena's raw pointers point into the UMEM that `umem` keeps alive.
+unsafe impl Send for XdpTx {}
+
+/// Keep the errno of an xsk-rs error when it has one (the self-test classifies by errno).
+fn setup_err<E: std::error::Error>(what: &'static str, e: E) -> NetError {
+    let errno = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(|io| io.raw_os_error());
+    let io = match errno {
+        Some(n) => std::io::Error::from_raw_os_error(n),
+        None => std::io::Error::other(e.to_string()),
+    };
+    NetError::setup(what, io)
+}
+
+fn neigh_err(what: &'static str, e: NeighError) -> NetError {
+    match e {
+        NeighError::Io(_, io) => NetError::setup(what, io),
+        other => NetError::setup(what, std::io::Error::other(other.to_string())),
+    }
+}
+
+fn errno_of(e: &xsk_rs::socket::SocketCreateError) -> i32 {
+    use std::error::Error;
+    e.source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(|io| io.raw_os_error())
+        .unwrap_or(0)
+}
+
+type Rings = (xsk_rs::TxQueue, xsk_rs::RxQueue, FillQueue, CompQueue);
+
+fn open(plan: &XdpPlan, zero_copy: bool) -> Result<(Umem, Vec<FrameDesc>, Rings), (i32, NetError)> {
+    let q = |n: u32| QueueSize::new(n).map_err(|e| (0, setup_err("ring size", e)));
+    let umem_cfg = UmemConfig::builder()
+        .frame_size(FrameSize::new(plan.frame_size).map_err(|e| (0, setup_err("frame size", e)))?)
+        // Completion ring holds every frame: it can never overflow (contract).
+        .comp_queue_size(q(plan.frames.next_power_of_two())?)
+        .fill_queue_size(q(64)?)
+        .build()
+        .map_err(|e| (0, setup_err("UMEM config", e)))?;
+    let frames = NonZeroU32::new(plan.frames).ok_or((0, NetError::Config("frames > 0")))?;
+    let (umem, descs) =
+        Umem::new(umem_cfg, frames, false).map_err(|e| (0, setup_err("UMEM create", e)))?;
+    let mode = if zero_copy {
+        BindFlags::XDP_ZEROCOPY
+    } else {
+        BindFlags::XDP_COPY
+    };
+    let sock_cfg = SocketConfig::builder()
+        .tx_queue_size(q(plan.tx_ring)?)
+        .rx_queue_size(q(64)?)
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .xdp_flags(XdpFlags::empty())
+        .bind_flags(mode | BindFlags::XDP_USE_NEED_WAKEUP)
+        .build();
+    let ifname: Interface = plan
+        .ifname
+        .parse()
+        .map_err(|_| (0, NetError::Config("interface name contains NUL")))?;
+    // SAFETY: a fresh UMEM bound once to (ifname, queue); no other socket shares it, so the
+    // INHIBIT_PROG_LOAD requirement for shared UMEMs does not arise (we set it anyway: we own
+    // the XDP program through libbpf-rs).
+    let (tx_q, rx_q, rings) = unsafe { Socket::new(sock_cfg, &umem, &ifname, plan.queue) }
+        .map_err(|e| (errno_of(&e), setup_err("AF_XDP socket bind", e)))?;
+    let (fill_q, comp_q) = rings.ok_or((0, NetError::Config("UMEM already bound elsewhere")))?;
+    Ok((umem, descs, (tx_q, rx_q, fill_q, comp_q)))
+}
+
+impl XdpTx {
+    /// Create the UMEM and socket on `plan.ifname`/`plan.queue` (calling thread's namespace).
+    pub fn new(plan: XdpPlan) -> Result<Self, NetError> {
+        if plan.frame_size as usize <= XDP_HEADROOM + HDR_LEN {
+            return Err(NetError::Config("frame_size too small for headers"));
+        }
+        let mut zc_errno = 0;
+        let opened = if plan.zero_copy {
+            match open(&plan, true) {
+                Ok(o) => Some(o),
+                Err((errno, _)) => {
+                    zc_errno = errno;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (bind_mode, (umem, mut descs, (tx_q, rx_q, fill_q, comp_q))) = match opened {
+            Some(o) => (BindMode::ZeroCopy, o),
+            None => (
+                BindMode::Copy {
+                    zero_copy_errno: zc_errno,
+                },
+                open(&plan, false).map_err(|(_, e)| e)?,
+            ),
+        };
+        let src_mac =
+            neigh::interface_mac(&plan.ifname).map_err(|e| neigh_err("interface MAC", e))?;
+        let src_ip =
+            neigh::interface_ipv4(&plan.ifname).map_err(|e| neigh_err("interface IPv4", e))?;
+        // UMEM base: frame 0's data starts XDP_HEADROOM bytes into the region (xsk-rs layout with
+        // zero frame headroom).
+        let d0_addr = descs[0].addr();
+        // SAFETY: descs[0] belongs to this UMEM and no other reference to its frame exists yet.
+        let p0 = unsafe { umem.data_mut(&mut descs[0]) }
+            .contents_mut()
+            .as_mut_ptr();
+        // SAFETY: p0 = region base + d0_addr by xsk-rs construction, so subtracting stays inside
+        // the mapping.
+        let base = unsafe { p0.sub(d0_addr) };
+        let base = NonNull::new(base).ok_or(NetError::Config("UMEM base is null"))?;
+        let len = plan.frames as usize * plan.frame_size as usize;
+        // SAFETY: the mapping (kept alive by `umem`, a field of the returned struct) covers
+        // frames × frame_size bytes; user space touches it only through this arena, and the
+        // kernel only reads frames while they are on the TX ring (owned by the transport).
+        let arena = unsafe {
+            FrameArena::adopt(
+                base,
+                len,
+                plan.frames,
+                plan.frame_size as usize,
+                XDP_HEADROOM + HDR_LEN,
+            )
+        };
+        debug_assert!(
+            descs
+                .iter()
+                .enumerate()
+                .all(|(i, d)| d.addr() == i * plan.frame_size as usize + XDP_HEADROOM)
+        );
+        Ok(Self {
+            tx_q,
+            comp_q,
+            _fill_q: fill_q,
+            _rx_q: rx_q,
+            arena,
+            umem,
+            scratch: descs[..XDP_BATCH.min(descs.len())]
+                .to_vec()
+                .into_boxed_slice(),
+            descs: descs.into_boxed_slice(),
+            pending: VecDeque::with_capacity(plan.frames as usize),
+            templates: Vec::with_capacity(MAX_DESTINATIONS),
+            src_mac,
+            src_ip,
+            bind_mode,
+            ip_id: 0,
+            on_ring: 0,
+            unreclaimed: 0,
+            counters: TxCounters::default(),
+            plan,
+        })
+    }
+
+    pub fn bind_mode(&self) -> BindMode {
+        self.bind_mode
+    }
+
+    pub fn source(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.src_ip, self.plan.src_port)
+    }
+
+    /// Resolve `dest`'s next-hop MAC and build its header template (session setup, not per packet).
+    pub fn add_destination(&mut self, dest: SocketAddrV4) -> Result<(), NeighError> {
+        let mac = neigh::resolve(&self.plan.ifname, *dest.ip(), NEIGH_TIMEOUT)?;
+        self.add_destination_with_mac(dest, mac);
+        Ok(())
+    }
+
+    /// Add a destination whose next-hop MAC is already known. Replaces an existing template.
+    pub fn add_destination_with_mac(&mut self, dest: SocketAddrV4, next_hop_mac: [u8; 6]) {
+        let t = HeaderTemplate::new(
+            self.src_mac,
+            next_hop_mac,
+            self.source(),
+            dest,
+            self.plan.ttl,
+            self.plan.dscp,
+        );
+        if let Some(slot) = self.templates.iter_mut().find(|x| x.dest == dest) {
+            *slot = t;
+        } else if self.templates.len() < MAX_DESTINATIONS {
+            self.templates.push(t);
+        } else {
+            self.templates[0] = t; // evict the oldest; sessions beyond the cap are a config error
+        }
+    }
+
+    pub fn remove_destination(&mut self, dest: SocketAddrV4) {
+        self.templates.retain(|t| t.dest != dest);
+    }
+
+    /// Kernel-side socket statistics (invalid descriptors, ring-empty events).
+    pub fn xdp_statistics(&self) -> Option<xsk_rs::socket::XdpStatistics> {
+        self.tx_q.fd().xdp_statistics().ok()
+    }
+
+    fn kick(&mut self, report: &mut FlushReport) -> Result<(), NetError> {
+        // Copy mode sends ≤32 descriptors per kick, so kick until the ring is consumed.
+        let ring = self.plan.tx_ring;
+        let max_kicks = ring as usize / COPY_MODE_BUDGET + 2;
+        for _ in 0..max_kicks {
+            if self.tx_q.nb_free(ring) >= ring {
+                break;
+            }
+            if !self.tx_q.needs_wakeup() {
+                break; // zero-copy driver is polling the ring itself
+            }
+            self.tx_q.wakeup().map_err(|e| NetError::Broken {
+                what: "AF_XDP sendto",
+                source: e,
+            })?;
+            report.syscalls += 1;
+            self.counters.syscalls += 1;
+        }
+        Ok(())
+    }
+}
+
+impl TxQueue for XdpTx {
+    fn kind(&self) -> TransportKind {
+        TransportKind::AfXdp
+    }
+
+    fn payload_capacity(&self) -> usize {
+        self.arena.payload_capacity()
+    }
+
+    fn free_frames(&self) -> usize {
+        self.arena.free_count()
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn alloc(&mut self) -> Option<TxFrame> {
+        self.arena.alloc()
+    }
+
+    fn payload_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
+        self.arena.payload_mut(frame)
+    }
+
+    fn payloads_mut<'a>(&'a mut self, frames: &[TxFrame], out: &mut Vec<&'a mut [u8]>) {
+        self.arena.payloads_mut(frames, out)
+    }
+
+    fn submit(&mut self, frame: TxFrame, len: usize, dest: SocketAddr) -> Result<(), SubmitError> {
+        let slot = self.arena.redeem(frame).map_err(|_| {
+            self.counters.submit_errors += 1;
+            SubmitError::ForeignFrame
+        })?;
+        let cap = self.arena.payload_capacity();
+        let refuse = |me: &mut Self, e: SubmitError| {
+            me.arena.release(slot);
+            me.counters.submit_errors += 1;
+            Err(e)
+        };
+        if len == 0 {
+            return refuse(self, SubmitError::Empty);
+        }
+        if len > cap {
+            return refuse(self, SubmitError::TooLong { len, capacity: cap });
+        }
+        let SocketAddr::V4(d4) = dest else {
+            return refuse(self, SubmitError::AddressFamily);
+        };
+        let Some(t) = self.templates.iter().find(|t| t.dest == d4).copied() else {
+            return refuse(self, SubmitError::UnknownDestination);
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let csum = self.plan.udp_checksum;
+        let ip_id = self.ip_id;
+        let frame_bytes = &mut self.arena.slot_mut(slot)[XDP_HEADROOM..];
+        let total = t.write(frame_bytes, len, ip_id, csum);
+        let desc = &mut self.descs[slot as usize];
+        // SAFETY: the descriptor belongs to this UMEM and its frame is owned by the transport
+        // (redeemed, not on any ring); the length write only touches the descriptor.
+        unsafe { self.umem.data_mut(desc) }.cursor().set_pos(total);
+        self.pending.push_back(Pending {
+            slot,
+            len: len as u32,
+            dest,
+        });
+        self.counters.submitted += 1;
+        Ok(())
+    }
+
+    fn abandon(&mut self, frame: TxFrame) {
+        if let Ok(slot) = self.arena.redeem(frame) {
+            self.arena.release(slot);
+        }
+    }
+
+    fn flush(&mut self) -> Result<FlushReport, NetError> {
+        let mut report = FlushReport::default();
+        let max_iterations = self.pending.len() / XDP_BATCH + 2;
+        for _ in 0..max_iterations {
+            if self.pending.is_empty() {
+                break;
+            }
+            let want = self.pending.len().min(XDP_BATCH);
+            let room = self.tx_q.nb_free(want as u32) as usize;
+            let n = want.min(room);
+            if n == 0 {
+                // Ring full: kick so the kernel drains it, retry on the next flush.
+                self.kick(&mut report)?;
+                self.counters.stalls += 1;
+                report.stalled = true;
+                break;
+            }
+            for (k, p) in self.pending.iter().take(n).enumerate() {
+                self.scratch[k] = self.descs[p.slot as usize];
+            }
+            // SAFETY: every descriptor is a frame of this UMEM owned by the transport (pending),
+            // not on the fill ring (this socket never fills) nor already on the TX ring.
+            let produced = unsafe { self.tx_q.produce(&self.scratch[..n]) };
+            for _ in 0..produced {
+                if let Some(p) = self.pending.pop_front() {
+                    self.counters.sent_packets += 1;
+                    self.counters.sent_bytes += p.len as u64;
+                }
+            }
+            self.on_ring += produced;
+            report.sent += produced;
+            self.kick(&mut report)?;
+            if produced < n {
+                self.counters.stalls += 1;
+                report.stalled = true;
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    fn reclaim(&mut self) -> Result<usize, NetError> {
+        let fs = self.plan.frame_size as usize;
+        // Bound: at most every frame once.
+        for _ in 0..(self.plan.frames as usize / XDP_BATCH + 1) {
+            // SAFETY: the completion ring only returns descriptors of frames we put on the TX
+            // ring, which are ours again once completed.
+            let n = unsafe { self.comp_q.consume(&mut self.scratch) };
+            for d in &self.scratch[..n] {
+                let slot = (d.addr() / fs) as u32;
+                self.arena.release(slot);
+            }
+            self.on_ring -= n.min(self.on_ring);
+            self.unreclaimed += n;
+            self.counters.completed += n as u64;
+            if n < self.scratch.len() {
+                break;
+            }
+        }
+        Ok(std::mem::take(&mut self.unreclaimed))
+    }
+
+    fn counters(&self) -> &TxCounters {
+        &self.counters
+    }
+}
