@@ -24,6 +24,26 @@
 //!   rate mid-stream; credit accrued so far is kept (clamped to the new burst).
 //! - Rates are bits per second of whatever the caller counts in `bytes` (the caller decides
 //!   whether that includes UDP/IP/Ethernet overhead; the tx tile counts wire bytes).
+//!
+//! The tx loop, with simulated time (the real one spins on the TSC for short waits):
+//!
+//! ```
+//! use strahl_pacer::{Backlog, Pacer, PacerConfig};
+//!
+//! let mut now = 0u64;
+//! let mut pacer = Pacer::new(PacerConfig::new(1_000_000_000), now); // 1 Gbit/s
+//! let mut queue = vec![1400u64; 100]; // packet sizes
+//! while !queue.is_empty() {
+//!     let backlog = Backlog { packets: queue.len() as u64, bytes: queue.iter().sum() };
+//!     let release = pacer.next_release(now, backlog).expect("backlog is not empty");
+//!     now = now.max(release.at_ns); // wait (busy-wait or sleep) until then
+//!     let n = (release.packets as usize).min(queue.len());
+//!     let bytes: u64 = queue.drain(..n).sum(); // send these n packets
+//!     pacer.on_sent(now, n as u32, bytes);
+//! }
+//! // 100 × 1400 B at 1 Gbit/s is 1.12 ms; the first 100 µs bucket went at once.
+//! assert!(now > 1_000_000 && now < 1_120_000);
+//! ```
 #![forbid(unsafe_code)]
 
 /// Default cap on packets per released batch: sendmmsg / io_uring batches of 64 reached the
