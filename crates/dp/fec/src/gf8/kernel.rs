@@ -12,10 +12,10 @@
 
 use super::tables::MUL;
 
-/// Rows computed per pass over the inputs. 8 accumulators plus temporaries fit the 16 YMM registers
-/// of AVX2; AVX-512 (32 ZMM) could take more, but 8 already keeps the loop load-light (1 load per
-/// 8 multiplies) and measured at the headline target (see the crate README numbers in the bench).
-pub(crate) const GROUP: usize = 8;
+/// Most rows computed per pass over the inputs (the stride of the per-group coefficient layout).
+/// Each input chunk is loaded once per group, so bigger groups mean fewer loads per multiply; the
+/// group must still fit in registers (see [`Gf8Kernel::group_rows`]).
+pub(crate) const GROUP: usize = 16;
 
 /// Most inputs one call takes: a code has at most 254 data shards (`d + p <= 255`, `p >= 1`), and
 /// decode feeds exactly `d` shards.
@@ -79,6 +79,17 @@ impl Gf8Kernel {
             .unwrap_or(Gf8Kernel::Scalar)
     }
 
+    /// Rows per group: 16 accumulators fit the 32 ZMM registers of AVX-512 (GFNI needs no table
+    /// registers, the matrix is a broadcast memory operand); the 16-register SSE/AVX2 kernels keep 8
+    /// accumulators plus their nibble temporaries. (At (212, 43) x 1392 B, 16 rows measured
+    /// faster than 8 for gfni512: see `strahl-bench fec` headline.)
+    pub(crate) fn group_rows(self) -> usize {
+        match self {
+            Gf8Kernel::Gfni512 => 16,
+            _ => 8,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Gf8Kernel::Scalar => "scalar",
@@ -116,8 +127,9 @@ pub(crate) fn mul_rows(
     };
     let n = inputs.len();
     let mut coefs = [0u8; GROUP * MAX_INPUTS];
-    for (g, group) in outputs.chunks_mut(GROUP).enumerate() {
-        let r0 = g * GROUP;
+    let rows = kernel.group_rows();
+    for (g, group) in outputs.chunks_mut(rows).enumerate() {
+        let r0 = g * rows;
         for i in 0..n {
             for r in 0..group.len() {
                 coefs[i * GROUP + r] = coef(r0 + r, i);

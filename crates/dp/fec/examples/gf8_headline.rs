@@ -1,0 +1,53 @@
+//! Quick A/B timing of every GF(2^8) kernel at GameStream's largest block, (212, 43) x 1392 B.
+//! `cargo run --release -p strahl-fec --example gf8_headline [ITERS]` prints median and min per
+//! kernel. (The full comparison with other crates is `strahl-bench fec`.)
+
+use std::time::Instant;
+
+use strahl_fec::gf8::{Gf8Code, Gf8Kernel};
+
+fn main() {
+    const D: usize = 212;
+    const P: usize = 43;
+    const LEN: usize = 1392;
+    let iters: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300)
+        .clamp(1, 100_000);
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let data: Vec<u8> = (0..D * LEN)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let drefs: Vec<&[u8]> = data.chunks_exact(LEN).collect();
+    let mut parity = vec![0u8; P * LEN];
+    let code = Gf8Code::new(D, P).expect("valid shape");
+    for k in Gf8Kernel::ALL
+        .into_iter()
+        .filter(|k| k.is_available() && *k != Gf8Kernel::Scalar)
+    {
+        let mut prefs: Vec<&mut [u8]> = parity.chunks_exact_mut(LEN).collect();
+        let mut t: Vec<f64> = (0..iters)
+            .map(|_| {
+                let s = Instant::now();
+                code.encode_with(k, &drefs, &mut prefs).expect("encode");
+                s.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        t.sort_by(|a, b| a.total_cmp(b));
+        let gib = |us: f64| (D * LEN) as f64 / (1u64 << 30) as f64 / (us / 1e6);
+        println!(
+            "{:8} median {:8.1} us ({:.2} GiB/s)  min {:8.1} us ({:.2} GiB/s)",
+            k.name(),
+            t[t.len() / 2],
+            gib(t[t.len() / 2]),
+            t[0],
+            gib(t[0])
+        );
+    }
+}
