@@ -80,7 +80,7 @@ pub fn check_privileges() -> Result<(), Unavailable> {
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
         return Err(Unavailable(format!(
-            "network-namespace tests need root (euid is {euid})"
+            "needs root (euid is {euid}): namespaces, veth, BPF and AF_XDP"
         )));
     }
     match Command::new("ip")

@@ -1,0 +1,194 @@
+//! Quick packets-per-second run of every transport over a veth pair (not a benchmark: the proper
+//! bench comes later). Ignored by default; run as root with
+//! `cargo test -p strahl-net --test pps -- --ignored --nocapture`.
+//! Each case sends 1200 B payloads as fast as it can for RUN_TIME into a draining receiver in the
+//! other namespace, RUNS times; prints the median send rate and what arrived.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use strahl_net::mmsg::{MmsgConfig, MmsgRx, MmsgTx};
+use strahl_net::testbed::{self, ADDR_A, ADDR_B, VethPair, in_netns};
+use strahl_net::uring::{UringConfig, UringTx};
+use strahl_net::{RxBatch, RxQueue, TxQueue};
+
+const RUN_TIME: Duration = Duration::from_secs(2);
+const RUNS: usize = 3;
+const PORT: u16 = 47_998;
+const PAYLOAD: usize = 1200;
+
+fn blast(tx: &mut dyn TxQueue, dest: SocketAddr) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < RUN_TIME {
+        for _ in 0..64 {
+            let Some(f) = tx.alloc() else { break };
+            let p = tx.payload_mut(&f);
+            p[..8].copy_from_slice(&sent.to_le_bytes());
+            tx.submit(f, PAYLOAD, dest).expect("submit");
+            sent += 1;
+        }
+        tx.flush().expect("flush");
+        tx.reclaim().expect("reclaim");
+    }
+    let elapsed = start.elapsed();
+    // Drain what is still queued so the counters are final.
+    for _ in 0..10_000 {
+        if tx.pending() == 0 {
+            break;
+        }
+        tx.flush().expect("flush");
+        tx.reclaim().expect("reclaim");
+    }
+    (tx.counters().sent_packets, elapsed)
+}
+
+fn drain(pair: &VethPair) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+    let sock = in_netns(&pair.ns_b, || UdpSocket::bind((ADDR_B, PORT)))
+        .unwrap()
+        .unwrap();
+    let mut rx = MmsgRx::new(sock, 64, 64 << 20).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let (s, c) = (stop.clone(), count.clone());
+    let h = std::thread::spawn(move || {
+        let mut batch = RxBatch::new(64, 2048);
+        let deadline = Instant::now() + RUN_TIME * 3;
+        while !s.load(Ordering::Acquire) && Instant::now() < deadline {
+            let n = rx.recv(&mut batch, Duration::from_millis(20)).unwrap();
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+    (stop, count, h)
+}
+
+type Make = fn(&VethPair) -> Box<dyn TxQueue>;
+
+fn kernel_sock(pair: &VethPair) -> UdpSocket {
+    in_netns(&pair.ns_a, || UdpSocket::bind((ADDR_A, 0)))
+        .unwrap()
+        .unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore = "quick throughput run; needs root; run explicitly"]
+fn quick_pps() {
+    if let Err(reason) = testbed::check_privileges() {
+        return testbed::skip("quick_pps", &reason);
+    }
+    let mut cases: Vec<(&str, Make, bool)> = vec![
+        (
+            "sendmmsg (64/call)",
+            |p| Box::new(MmsgTx::new(kernel_sock(p), MmsgConfig::default()).unwrap()),
+            false,
+        ),
+        (
+            "sendmmsg + GSO (50 seg)",
+            |p| {
+                let c = MmsgConfig {
+                    gso_segments: 50,
+                    ..Default::default()
+                };
+                Box::new(MmsgTx::new(kernel_sock(p), c).unwrap())
+            },
+            false,
+        ),
+        (
+            "io_uring Send",
+            |p| {
+                let c = UringConfig {
+                    zero_copy: false,
+                    ..Default::default()
+                };
+                Box::new(UringTx::new(kernel_sock(p), c).unwrap())
+            },
+            false,
+        ),
+        (
+            "io_uring SendZc (registered)",
+            |p| Box::new(UringTx::new(kernel_sock(p), UringConfig::default()).unwrap()),
+            false,
+        ),
+        (
+            "io_uring + GSO (50 seg)",
+            |p| {
+                let c = UringConfig {
+                    zero_copy: false,
+                    gso_segments: 50,
+                    ..Default::default()
+                };
+                Box::new(UringTx::new(kernel_sock(p), c).unwrap())
+            },
+            false,
+        ),
+    ];
+    #[cfg(feature = "xdp")]
+    {
+        fn xdp(p: &VethPair) -> Box<dyn TxQueue> {
+            let ifa = p.if_a.clone();
+            let tx = in_netns(&p.ns_a, move || {
+                let plan = strahl_net::xdp::XdpPlan::new(&ifa, 0, 4096, 1472, 40_000);
+                let mut tx = strahl_net::xdp::XdpTx::new(plan).unwrap();
+                tx.add_destination(std::net::SocketAddrV4::new(ADDR_B, PORT))
+                    .unwrap();
+                tx
+            })
+            .unwrap();
+            Box::new(tx)
+        }
+        cases.push(("AF_XDP copy -> kernel socket", xdp, false));
+        cases.push(("AF_XDP copy -> XDP_DROP peer", xdp, true));
+    }
+    for (name, make, drop_peer) in cases {
+        let mut rates = Vec::new();
+        let mut arrived = Vec::new();
+        for _ in 0..RUNS {
+            let pair = VethPair::create("pps").unwrap();
+            #[cfg(feature = "xdp")]
+            let _loss = drop_peer.then(|| {
+                let ifb = pair.if_b.clone();
+                in_netns(&pair.ns_b, move || {
+                    let mut l = strahl_net::bpf::LossProgram::load().unwrap();
+                    let cfg = strahl_net::bpf::LossConfig {
+                        probability: 1.0,
+                        udp_port: PORT,
+                        ..Default::default()
+                    };
+                    l.configure(&cfg).unwrap();
+                    l.attach(testbed::ifindex(&ifb).unwrap()).unwrap();
+                    l
+                })
+                .unwrap()
+            });
+            #[cfg(not(feature = "xdp"))]
+            let _ = drop_peer;
+            let (stop, count, h) = drain(&pair);
+            let mut tx = make(&pair);
+            let (sent, elapsed) = blast(tx.as_mut(), SocketAddr::from((ADDR_B, PORT)));
+            std::thread::sleep(Duration::from_millis(200));
+            stop.store(true, Ordering::Release);
+            h.join().unwrap();
+            rates.push(sent as f64 / elapsed.as_secs_f64());
+            arrived.push(count.load(Ordering::Relaxed) as f64 / sent.max(1) as f64);
+        }
+        let m = median(rates.clone());
+        eprintln!(
+            "PPS {name:32} median {:>9.0} pps ({:.2} Gbit/s payload)  runs {:?}  arrived {:?}",
+            m,
+            m * PAYLOAD as f64 * 8.0 / 1e9,
+            rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>(),
+            arrived
+                .iter()
+                .map(|a| format!("{:.1}%", a * 100.0))
+                .collect::<Vec<_>>(),
+        );
+    }
+}
