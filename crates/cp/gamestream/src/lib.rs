@@ -7,7 +7,7 @@
 //!   machine), `launch` (parameter validation + the `SessionHost` seam), `xml`;
 //! - state: `identity` (self-signed RSA-2048 cert + key), `paired` (paired clients), both
 //!   written with `atomic::write_atomic`;
-//! - I/O: `server` (hyper 1 + tokio + tokio-rustls; `tls` accepts any client cert at the TLS
+//! - I/O: `mdns` (`_nvstream._tcp` advertisement, switchable), `server` (hyper 1 + tokio + tokio-rustls; `tls` accepts any client cert at the TLS
 //!   layer and `handlers` authorises by exact match against the paired set).
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod handlers;
 pub mod identity;
 pub mod launch;
+pub mod mdns;
 pub mod paired;
 pub mod pairing;
 pub mod query;

@@ -28,6 +28,7 @@ use crate::handlers::{
 };
 use crate::identity::{HostIdentity, IdentityError};
 use crate::launch::SessionHost;
+use crate::mdns::{MdnsAdvertiser, MdnsError};
 use crate::paired::{PairedClient, PairedStore, PairedStoreError};
 use crate::pairing::{Entropy, PairingStats, PendingPin, PinError, system_entropy};
 
@@ -63,6 +64,8 @@ pub struct ServerConfig {
     pub codec_mode_support: u32,
     /// Randomness for pairing; `None` = the OS RNG.
     pub entropy: Option<Entropy>,
+    /// Advertise `_nvstream._tcp` over mDNS (on by default, off in `loopback_ephemeral`).
+    pub mdns: bool,
 }
 
 impl ServerConfig {
@@ -78,6 +81,7 @@ impl ServerConfig {
             mac: "00:00:00:00:00:00".into(),
             codec_mode_support: SCM_H264,
             entropy: None,
+            mdns: true,
         }
     }
 
@@ -86,6 +90,7 @@ impl ServerConfig {
         let mut c = Self::new(state_dir);
         c.http_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
         c.https_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        c.mdns = false;
         c
     }
 }
@@ -101,6 +106,7 @@ pub enum StartError {
     },
     Tls(rustls::Error),
     Config(&'static str),
+    Mdns(MdnsError),
 }
 
 impl std::fmt::Display for StartError {
@@ -111,6 +117,7 @@ impl std::fmt::Display for StartError {
             StartError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             StartError::Tls(e) => write!(f, "TLS setup failed: {e}"),
             StartError::Config(m) => write!(f, "invalid configuration: {m}"),
+            StartError::Mdns(e) => write!(f, "{e}"),
         }
     }
 }
@@ -124,6 +131,7 @@ pub struct ServerHandle {
     https_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    mdns: Option<MdnsAdvertiser>,
 }
 
 /// Starts both listeners on the current tokio runtime.
@@ -156,6 +164,12 @@ pub async fn start(
     };
     let (http_l, http_addr) = bind(cfg.http_addr).await?;
     let (https_l, https_addr) = bind(cfg.https_addr).await?;
+    // Advertise before serving so a failure leaves nothing running.
+    let mdns = if cfg.mdns {
+        Some(MdnsAdvertiser::start(&cfg.hostname, http_addr.port()).map_err(StartError::Mdns)?)
+    } else {
+        None
+    };
     let pairing = crate::pairing::Pairing::new(
         identity.clone(),
         PairingHash::for_app_version_major(APP_VERSION_MAJOR),
@@ -204,6 +218,7 @@ pub async fn start(
         https_addr,
         shutdown,
         tasks,
+        mdns,
     })
 }
 
@@ -426,6 +441,10 @@ impl ServerHandle {
     /// Stops accepting and closes in-flight connections.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        if let Some(m) = self.mdns {
+            // mdns-sd's stop waits on its own thread's acknowledgements (bounded).
+            let _ = tokio::task::spawn_blocking(move || m.stop()).await;
+        }
         for t in self.tasks {
             let _ = t.await;
         }
