@@ -37,10 +37,23 @@
 //! up to its capacity in one call, waiting at most the given timeout, and records each datagram's
 //! length and source. Datagrams longer than a slot are truncated and counted, never an error.
 //!
+//! # Choosing a transport
+//! [`selftest::self_test`] tries AF_XDP → io_uring → sendmmsg on the configured interface, keeps
+//! the first whose probe is seen leaving (interface TX counter), and returns typed refusals for
+//! the others plus a one-line summary for the log and the status endpoint.
+//!
+//! # Features and build requirements
+//! `xdp` (default): AF_XDP (`xsk-rs` 0.11, which pins libbpf-sys 1.5.1, hence libbpf-rs /
+//! libbpf-cargo 0.25) and the XDP programs in `<repo>/bpf/`, compiled by `build.rs`. Build needs
+//! clang, m4, make, libelf-dev, zlib1g-dev, pkg-config and **libpcap-dev** (libxdp's configure
+//! refuses to run without `pcap/dlt.h`); the result links libelf and zlib only. Without the
+//! feature the crate builds with no C toolchain and the self-test reports AF_XDP as not built.
+//!
 //! # Safety
 //! This is the only crate with socket `unsafe`. `unsafe` is denied crate-wide and allowed only in
-//! the syscall modules ([`frame`] raw arena, [`sys`], [`mmsg`], [`uring`], [`testbed`]); every
-//! block carries a `// SAFETY:` note naming the invariant it relies on.
+//! the syscall modules ([`frame`] raw arena, [`sys`], [`mmsg`], [`uring`], [`testbed`], and with
+//! `xdp` the `bpf` skeleton storage and the `xdp` UMEM/ring code); every block carries a
+//! `// SAFETY:` note naming the invariant it relies on.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "xdp")]

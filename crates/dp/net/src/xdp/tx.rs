@@ -12,7 +12,9 @@
 //!   the ring is not drained (copy mode transmits at most 32 descriptors per kick:
 //!   dataplane-limits.md quirks), bounded per call. `reclaim` consumes the completion ring and
 //!   returns frames to the free pool; the completion ring is sized to hold every frame, so it can
-//!   never overflow.
+//!   never overflow. Completed descriptors come back with length 0 (the ring carries addresses
+//!   only); we never reuse them: each slot's descriptor lives in our table and its length is set
+//!   at `submit`, so a recycled frame always goes out with its own length.
 //! - Bind mode: zero-copy is tried first when asked for, then copy; the outcome is reported by
 //!   [`XdpTx::bind_mode`] (veth refuses zero-copy with EOPNOTSUPP).
 //! - The socket belongs to the namespace of the thread that created it; `add_destination` reads
