@@ -209,3 +209,15 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
         Ok(idx)
     }
 }
+
+/// Whether a setup error means "this kernel/sandbox does not offer the facility" (a reason to
+/// skip a test) rather than a bug (which must fail it): EPERM, EACCES, ENOSYS.
+pub fn is_unavailable(e: &crate::NetError) -> bool {
+    match e {
+        crate::NetError::Setup { source, .. } => matches!(
+            source.raw_os_error(),
+            Some(libc::EPERM | libc::EACCES | libc::ENOSYS)
+        ),
+        _ => false,
+    }
+}

@@ -41,7 +41,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct UringConfig {
     pub frames: u32,
     pub frame_payload: usize,
-    /// Requests (datagrams or trains) in flight at most; the CQ is sized for two CQEs each.
+    /// Requests (datagrams or trains) in flight at most; the CQ is sized for two CQEs each (and
+    /// never below the SQ size, which the kernel requires).
     pub in_flight: u32,
     /// Segments per GSO train; 0/1 off. Clamped like [`crate::mmsg::MmsgConfig::gso_segments`].
     pub gso_segments: usize,
@@ -115,7 +116,7 @@ impl UringTx {
         sys::set_buffer(&sock, true, cfg.socket_buffer)
             .map_err(|e| NetError::setup("SO_SNDBUF", e))?;
         let ring = IoUring::builder()
-            .setup_cqsize(cfg.in_flight * 2)
+            .setup_cqsize((cfg.in_flight * 2).max(2 * URING_SUBMIT_BATCH as u32))
             .build(URING_SUBMIT_BATCH as u32)
             .map_err(|e| NetError::setup("io_uring_setup", e))?;
         let mut probe = Probe::new();

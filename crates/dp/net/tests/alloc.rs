@@ -167,6 +167,7 @@ fn steady_state_paths_do_not_allocate() {
         let mut tx = match UringTx::new(sock, cfg) {
             Ok(t) => t,
             Err(e) => {
+                assert!(testbed::is_unavailable(&e), "io_uring setup failed: {e}");
                 testbed::skip("steady_state_paths_do_not_allocate (io_uring part)", &e);
                 continue;
             }

@@ -105,6 +105,7 @@ fn uring(test: &str, zero_copy: bool, gso: usize) {
     let mut tx = match UringTx::new(sock, cfg) {
         Ok(t) => t,
         Err(e) => {
+            assert!(testbed::is_unavailable(&e), "io_uring setup failed: {e}");
             testbed::skip(test, &format!("io_uring unavailable: {e}"));
             return;
         }
