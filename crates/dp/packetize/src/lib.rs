@@ -52,7 +52,10 @@ impl std::fmt::Display for PacketizeError {
         match self {
             PacketizeError::EmptyAccessUnit => f.write_str("empty access unit"),
             PacketizeError::FrameTooLarge { bytes, max } => {
-                write!(f, "access unit of {bytes} bytes exceeds the per-frame limit of {max}")
+                write!(
+                    f,
+                    "access unit of {bytes} bytes exceeds the per-frame limit of {max}"
+                )
             }
             PacketizeError::BufferTooSmall { needed, got } => {
                 write!(f, "packet buffer of {got} bytes, {needed} needed")

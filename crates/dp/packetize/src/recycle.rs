@@ -11,13 +11,17 @@
 /// Empty `v` and hand its allocation back with a different reference lifetime.
 pub(crate) fn recycle<'a, 'b, T: ?Sized>(mut v: Vec<&'a T>) -> Vec<&'b T> {
     v.clear();
-    v.into_iter().map(|_| -> &'b T { unreachable!("the vector was cleared") }).collect()
+    v.into_iter()
+        .map(|_| -> &'b T { unreachable!("the vector was cleared") })
+        .collect()
 }
 
 /// [`recycle`] for mutable references.
 pub(crate) fn recycle_mut<'a, 'b, T: ?Sized>(mut v: Vec<&'a mut T>) -> Vec<&'b mut T> {
     v.clear();
-    v.into_iter().map(|_| -> &'b mut T { unreachable!("the vector was cleared") }).collect()
+    v.into_iter()
+        .map(|_| -> &'b mut T { unreachable!("the vector was cleared") })
+        .collect()
 }
 
 #[cfg(test)]
@@ -29,7 +33,7 @@ mod tests {
         let mut v: Vec<&'static [u8]> = Vec::with_capacity(100);
         let cap = v.capacity();
         let ptr = v.as_ptr() as usize;
-        let data = vec![1u8, 2, 3];
+        let data = [1u8, 2, 3];
         let mut w: Vec<&[u8]> = recycle(std::mem::take(&mut v));
         w.push(&data[..]);
         assert_eq!(w.len(), 1);

@@ -83,6 +83,7 @@ impl ReassemblerStats {
             + self.late
             + self.over_budget
             + self.window_full
+            + self.decode_failed
     }
 }
 

@@ -1,8 +1,8 @@
 //! GameStream audio packetizer (`gamestream-host.md` §A17).
 //!
-//! - Data packet: RTP `0x80`, PT 97, seq u16 BE from 0, timestamp u32 BE in **ms** (0, then
-//!   + packetDuration), ssrc 0, then the Opus packet, AES-128-CBC encrypted when on (standard
-//!   clients always turn it on; it stays switchable for tests and legacy clients).
+//! - Data packet: RTP `0x80`, PT 97, seq u16 BE from 0, timestamp u32 BE in **ms** (0, then plus
+//!   packetDuration per packet), ssrc 0, then the Opus packet, AES-128-CBC encrypted when on
+//!   (standard clients always turn it on; it stays switchable for tests and legacy clients).
 //! - After the data packet with seq ≡ 3 (mod 4), two FEC packets: RTP `0x80`, PT 127,
 //!   seq = last data seq + 1 + shard index, timestamp 0, ssrc 0; then the 12-byte
 //!   AUDIO_FEC_HEADER (shard index u8, PT 97, baseSequenceNumber u16 BE, baseTimestamp u32 BE,
@@ -40,7 +40,9 @@ pub struct GsAudioConfig {
 
 impl Default for GsAudioConfig {
     fn default() -> Self {
-        GsAudioConfig { packet_duration_ms: 5 }
+        GsAudioConfig {
+            packet_duration_ms: 5,
+        }
     }
 }
 
@@ -74,7 +76,10 @@ pub struct GsAudioPacketizer {
 
 impl GsAudioPacketizer {
     /// `cipher`: `Some` when audio encryption is on.
-    pub fn new(cfg: GsAudioConfig, cipher: Option<AudioCipher>) -> Result<GsAudioPacketizer, ConfigError> {
+    pub fn new(
+        cfg: GsAudioConfig,
+        cipher: Option<AudioCipher>,
+    ) -> Result<GsAudioPacketizer, ConfigError> {
         if cfg.packet_duration_ms == 0 || cfg.packet_duration_ms > 1000 {
             return Err(ConfigError("packet_duration_ms must be 1..=1000"));
         }
@@ -109,12 +114,22 @@ impl GsAudioPacketizer {
         }
         if opus.len() > MAX_OPUS_LEN {
             self.stats.refused += 1;
-            return Err(PacketizeError::FrameTooLarge { bytes: opus.len(), max: MAX_OPUS_LEN });
+            return Err(PacketizeError::FrameTooLarge {
+                bytes: opus.len(),
+                max: MAX_OPUS_LEN,
+            });
         }
-        let payload_len = if self.cipher.is_some() { AudioCipher::padded_len(opus.len()) } else { opus.len() };
+        let payload_len = if self.cipher.is_some() {
+            AudioCipher::padded_len(opus.len())
+        } else {
+            opus.len()
+        };
         let total = RTP_HEADER_LEN + payload_len;
         if buf.len() < total {
-            return Err(PacketizeError::BufferTooSmall { needed: total, got: buf.len() });
+            return Err(PacketizeError::BufferTooSmall {
+                needed: total,
+                got: buf.len(),
+            });
         }
         if self.fec_pending > 0 {
             self.stats.fec_dropped_undrained += self.fec_pending as u64;
@@ -146,7 +161,8 @@ impl GsAudioPacketizer {
             let l = self.block_lens[0];
             if self.block_lens.iter().all(|&x| x == l) {
                 let (b, p) = (&self.block, &mut self.parity);
-                let data: [&[u8]; 4] = std::array::from_fn(|j| &b[j * MAX_PAYLOAD_LEN..j * MAX_PAYLOAD_LEN + l]);
+                let data: [&[u8]; 4] =
+                    std::array::from_fn(|j| &b[j * MAX_PAYLOAD_LEN..j * MAX_PAYLOAD_LEN + l]);
                 let (p0, p1) = p.split_at_mut(MAX_PAYLOAD_LEN);
                 AudioFec::encode(&data, &mut [&mut p0[..l], &mut p1[..l]])?;
                 self.fec_pending = BLOCK_PARITY;
@@ -160,7 +176,11 @@ impl GsAudioPacketizer {
         self.timestamp = self.timestamp.wrapping_add(self.cfg.packet_duration_ms);
         self.stats.packets += 1;
         self.stats.bytes += total as u64;
-        Ok(AudioPush { len: total, seq, fec_ready })
+        Ok(AudioPush {
+            len: total,
+            seq,
+            fec_ready,
+        })
     }
 
     /// Write the next FEC packet of the last finished block, or `None` when there is none.
@@ -170,7 +190,10 @@ impl GsAudioPacketizer {
         }
         let total = RTP_HEADER_LEN + FEC_HEADER_LEN + self.fec_len;
         if buf.len() < total {
-            return Err(PacketizeError::BufferTooSmall { needed: total, got: buf.len() });
+            return Err(PacketizeError::BufferTooSmall {
+                needed: total,
+                got: buf.len(),
+            });
         }
         let shard = BLOCK_PARITY - self.fec_pending;
         // Last data seq = base + 3; FEC seq = last + 1 + shard index.

@@ -60,7 +60,10 @@ pub struct FramePlan {
 
 impl FramePlan {
     pub fn packets(&self) -> usize {
-        self.block[..self.blocks].iter().map(|b| b.data + b.parity).sum()
+        self.block[..self.blocks]
+            .iter()
+            .map(|b| b.data + b.parity)
+            .sum()
     }
 }
 
@@ -82,7 +85,9 @@ pub fn plan_frame(n: usize, fec_pct: u8, min_parity: u8) -> Option<FramePlan> {
     }
     let (f, (blocks, per)) = match split(n, fec_pct) {
         Some(s) => (fec_pct, s),
-        None => (1..fec_pct).rev().find_map(|f| split(n, f).map(|s| (f, s)))?,
+        None => (1..fec_pct)
+            .rev()
+            .find_map(|f| split(n, f).map(|s| (f, s)))?,
     };
     let mut block = [BlockPlan::default(); MAX_BLOCKS];
     let mut first = 0;
@@ -97,10 +102,20 @@ pub fn plan_frame(n: usize, fec_pct: u8, min_parity: u8) -> Option<FramePlan> {
         if d == 0 || p == 0 || d + p > MAX_BLOCK_SHARDS {
             return None;
         }
-        *slot = BlockPlan { first_shard: first, data: d, parity: p, fec_pct: pct };
+        *slot = BlockPlan {
+            first_shard: first,
+            data: d,
+            parity: p,
+            fec_pct: pct,
+        };
         first += d;
     }
-    Some(FramePlan { shards: n, blocks, block, lowered_to: (f != fec_pct).then_some(f) })
+    Some(FramePlan {
+        shards: n,
+        blocks,
+        block,
+        lowered_to: (f != fec_pct).then_some(f),
+    })
 }
 
 #[cfg(test)]
@@ -114,16 +129,38 @@ mod tests {
         let p = plan_frame(500, 20, 2).unwrap();
         assert_eq!(p.blocks, 3);
         assert_eq!(p.lowered_to, None);
-        let b: Vec<_> = p.block[..3].iter().map(|b| (b.first_shard, b.data, b.parity, b.fec_pct)).collect();
+        let b: Vec<_> = p.block[..3]
+            .iter()
+            .map(|b| (b.first_shard, b.data, b.parity, b.fec_pct))
+            .collect();
         // ⌈500/3⌉ = 167, last 500 − 334 = 166; p = ⌈167·0.2⌉ = 34, ⌈166·0.2⌉ = 34.
-        assert_eq!(b, vec![(0, 167, 34, 20), (167, 167, 34, 20), (334, 166, 34, 20)]);
+        assert_eq!(
+            b,
+            vec![(0, 167, 34, 20), (167, 167, 34, 20), (334, 166, 34, 20)]
+        );
         // One shard: p = ⌈0.2⌉ = 1 < 2, so p = 2 and F_block = 200.
         let p = plan_frame(1, 20, 2).unwrap();
-        assert_eq!(p.block[0], BlockPlan { first_shard: 0, data: 1, parity: 2, fec_pct: 200 });
+        assert_eq!(
+            p.block[0],
+            BlockPlan {
+                first_shard: 0,
+                data: 1,
+                parity: 2,
+                fec_pct: 200
+            }
+        );
         // 7 shards at 20 %: p = ⌈1.4⌉ = 2, no adjustment.
         assert_eq!(plan_frame(7, 20, 2).unwrap().block[0].parity, 2);
         // 3 shards at 20 %: p = 1 → 2, F = ⌊200/3⌋ = 66, ⌈3·66/100⌉ = ⌈1.98⌉ = 2.
-        assert_eq!(plan_frame(3, 20, 2).unwrap().block[0], BlockPlan { first_shard: 0, data: 3, parity: 2, fec_pct: 66 });
+        assert_eq!(
+            plan_frame(3, 20, 2).unwrap().block[0],
+            BlockPlan {
+                first_shard: 0,
+                data: 3,
+                parity: 2,
+                fec_pct: 66
+            }
+        );
     }
 
     #[test]
@@ -155,13 +192,20 @@ mod tests {
                 let mut first = 0;
                 for b in &p.block[..p.blocks] {
                     assert_eq!(b.first_shard, first);
-                    assert!(b.data >= 1 && b.parity >= 2 && b.data + b.parity <= 255, "{n} {f} {b:?}");
+                    assert!(
+                        b.data >= 1 && b.parity >= 2 && b.data + b.parity <= 255,
+                        "{n} {f} {b:?}"
+                    );
                     assert_eq!((b.data * b.fec_pct as usize).div_ceil(100), b.parity);
                     assert!(b.data < 1024);
                     first += b.data;
                 }
                 assert_eq!(first, n);
-                assert_eq!(p.lowered_to.is_some(), n.div_ceil(d_max(f)) > MAX_BLOCKS, "{n} {f}");
+                assert_eq!(
+                    p.lowered_to.is_some(),
+                    n.div_ceil(d_max(f)) > MAX_BLOCKS,
+                    "{n} {f}"
+                );
                 if let Some(l) = p.lowered_to {
                     assert!(l < f && n.div_ceil(d_max(l)) <= 4 && n.div_ceil(d_max(l + 1)) > 4);
                 }

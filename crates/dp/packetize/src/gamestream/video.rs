@@ -28,7 +28,10 @@ use std::time::Duration;
 use strahl_fec::gf8::Gf8Code;
 use strahl_seal::gamestream::VideoCipher;
 
-use super::plan::{FRAME_HEADER_LEN, FramePlan, MAX_BLOCK_SHARDS, SHARD_HEADER_LEN, max_access_unit_bytes, plan_frame};
+use super::plan::{
+    FRAME_HEADER_LEN, FramePlan, MAX_BLOCK_SHARDS, SHARD_HEADER_LEN, max_access_unit_bytes,
+    plan_frame,
+};
 use crate::stats::GsVideoStats;
 use crate::{ConfigError, PacketizeError};
 
@@ -80,7 +83,9 @@ impl GsVideoConfig {
             return Err(ConfigError("fec_percent 0 would send frames without FEC"));
         }
         if self.min_required_fec_packets > 2 {
-            return Err(ConfigError("min_required_fec_packets above 2 is not representable for 1-shard blocks"));
+            return Err(ConfigError(
+                "min_required_fec_packets above 2 is not representable for 1-shard blocks",
+            ));
         }
         Ok(())
     }
@@ -130,7 +135,10 @@ pub struct GsVideoPacketizer {
 
 impl GsVideoPacketizer {
     /// `cipher`: `Some` when SS_ENC_VIDEO is on.
-    pub fn new(cfg: GsVideoConfig, cipher: Option<VideoCipher>) -> Result<GsVideoPacketizer, ConfigError> {
+    pub fn new(
+        cfg: GsVideoConfig,
+        cipher: Option<VideoCipher>,
+    ) -> Result<GsVideoPacketizer, ConfigError> {
         cfg.validate()?;
         let (b, c) = (cfg.shard_len(), cfg.chunk_len());
         Ok(GsVideoPacketizer {
@@ -168,7 +176,12 @@ impl GsVideoPacketizer {
 
     /// Bytes each caller buffer must hold: B, plus the 32-byte ENC_VIDEO header when encrypting.
     pub fn packet_len(&self) -> usize {
-        self.cfg.shard_len() + if self.cipher.is_some() { VideoCipher::HEADER_LEN } else { 0 }
+        self.cfg.shard_len()
+            + if self.cipher.is_some() {
+                VideoCipher::HEADER_LEN
+            } else {
+                0
+            }
     }
 
     /// The frame index the next frame gets (starts at 1).
@@ -187,12 +200,20 @@ impl GsVideoPacketizer {
             return Err(PacketizeError::EmptyAccessUnit);
         }
         let n = (au_len + FRAME_HEADER_LEN).div_ceil(self.cfg.chunk_len());
-        plan_frame(n, self.cfg.fec_percent, self.cfg.min_required_fec_packets)
-            .ok_or(PacketizeError::FrameTooLarge { bytes: au_len, max: self.max_access_unit_bytes() })
+        plan_frame(n, self.cfg.fec_percent, self.cfg.min_required_fec_packets).ok_or(
+            PacketizeError::FrameTooLarge {
+                bytes: au_len,
+                max: self.max_access_unit_bytes(),
+            },
+        )
     }
 
     /// Start a frame. Refused frames consume no frame index.
-    pub fn frame<'a>(&'a mut self, au: &'a [u8], meta: GsFrameMeta) -> Result<GsFrame<'a>, PacketizeError> {
+    pub fn frame<'a>(
+        &'a mut self,
+        au: &'a [u8],
+        meta: GsFrameMeta,
+    ) -> Result<GsFrame<'a>, PacketizeError> {
         let plan = match self.plan(au.len()) {
             Ok(p) => p,
             Err(e) => {
@@ -318,7 +339,10 @@ impl GsFrame<'_> {
         let (d, p, bl) = (b.data, b.parity, self.p.cfg.shard_len());
         let mut headers = std::mem::take(&mut self.p.headers);
         for x in 0..d {
-            self.pre_header(x, &mut headers[x * SHARD_HEADER_LEN..(x + 1) * SHARD_HEADER_LEN]);
+            self.pre_header(
+                x,
+                &mut headers[x * SHARD_HEADER_LEN..(x + 1) * SHARD_HEADER_LEN],
+            );
         }
         let mut parity = std::mem::take(&mut self.p.parity);
         let r = (|| {
@@ -329,8 +353,10 @@ impl GsFrame<'_> {
                 hdr_in[x] = &headers[x * SHARD_HEADER_LEN..(x + 1) * SHARD_HEADER_LEN];
                 pay_in[x] = self.chunk(b.first_shard + x);
             }
-            let mut hdr_out: [&mut [u8]; MAX_BLOCK_SHARDS] = std::array::from_fn(|_| Default::default());
-            let mut pay_out: [&mut [u8]; MAX_BLOCK_SHARDS] = std::array::from_fn(|_| Default::default());
+            let mut hdr_out: [&mut [u8]; MAX_BLOCK_SHARDS] =
+                std::array::from_fn(|_| Default::default());
+            let mut pay_out: [&mut [u8]; MAX_BLOCK_SHARDS] =
+                std::array::from_fn(|_| Default::default());
             for (j, shard) in parity[..p * bl].chunks_exact_mut(bl).enumerate() {
                 let (h, pl) = shard.split_at_mut(SHARD_HEADER_LEN);
                 hdr_out[j] = h;
@@ -346,7 +372,10 @@ impl GsFrame<'_> {
 
     /// Packets not yet written.
     pub fn remaining(&self) -> usize {
-        let done: usize = self.plan.block[..self.block].iter().map(|b| b.data + b.parity).sum();
+        let done: usize = self.plan.block[..self.block]
+            .iter()
+            .map(|b| b.data + b.parity)
+            .sum();
         self.plan.packets() - done - self.x
     }
 
@@ -358,7 +387,10 @@ impl GsFrame<'_> {
         }
         let total = self.p.packet_len();
         if buf.len() < total {
-            return Err(PacketizeError::BufferTooSmall { needed: total, got: buf.len() });
+            return Err(PacketizeError::BufferTooSmall {
+                needed: total,
+                got: buf.len(),
+            });
         }
         let b = self.plan.block[self.block];
         if self.x == 0 {

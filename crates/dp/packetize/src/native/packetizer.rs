@@ -13,8 +13,8 @@ use strahl_fec::gf16::Gf16Encoder;
 use strahl_seal::native::TxSealer;
 
 use super::wire::{
-    FLAG_KEYFRAME, HEADER_LEN, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, MAX_PTS_US, MAX_SHARD_LEN, MAX_SHARDS,
-    MIN_SHARD_LEN, OVERHEAD, PREFIX_LEN, Prefix, ShardHeader,
+    FLAG_KEYFRAME, HEADER_LEN, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, MAX_PTS_US, MAX_SHARD_LEN,
+    MAX_SHARDS, MIN_SHARD_LEN, OVERHEAD, PREFIX_LEN, Prefix, ShardHeader,
 };
 use crate::recycle::{recycle, recycle_mut};
 use crate::stats::NativeTxStats;
@@ -42,12 +42,21 @@ pub struct NativeConfig {
 
 impl NativeConfig {
     pub fn new(shard_len: usize) -> NativeConfig {
-        NativeConfig { stream: 0, shard_len, fec_percent: DEFAULT_FEC_PERCENT, min_parity: DEFAULT_MIN_PARITY }
+        NativeConfig {
+            stream: 0,
+            shard_len,
+            fec_percent: DEFAULT_FEC_PERCENT,
+            min_parity: DEFAULT_MIN_PARITY,
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(MIN_SHARD_LEN..=MAX_SHARD_LEN).contains(&self.shard_len) || self.shard_len % 2 != 0 {
-            return Err(ConfigError("shard_len must be even and within MIN_SHARD_LEN..=MAX_SHARD_LEN"));
+        if !(MIN_SHARD_LEN..=MAX_SHARD_LEN).contains(&self.shard_len)
+            || !self.shard_len.is_multiple_of(2)
+        {
+            return Err(ConfigError(
+                "shard_len must be even and within MIN_SHARD_LEN..=MAX_SHARD_LEN",
+            ));
         }
         if self.stream > 0x0F {
             return Err(ConfigError("stream id must fit 4 bits"));
@@ -130,6 +139,13 @@ impl NativePacketizer {
         &self.stats
     }
 
+    /// The sealer, for harnesses that seal hand-made datagrams in the same packet-number space
+    /// (the fuzz targets use it to reach header validation behind authentication).
+    #[doc(hidden)]
+    pub fn sealer_mut(&mut self) -> &mut TxSealer {
+        &mut self.sealer
+    }
+
     /// The frame id the next [`Self::frame`] call will use.
     pub fn next_frame_id(&self) -> u32 {
         self.next_frame_id
@@ -146,7 +162,11 @@ impl NativePacketizer {
     }
 
     /// Start packetizing one access unit. The frame id is consumed even if the caller stops early.
-    pub fn frame<'a>(&'a mut self, au: &'a [u8], meta: FrameMeta) -> Result<NativeFrame<'a>, PacketizeError> {
+    pub fn frame<'a>(
+        &'a mut self,
+        au: &'a [u8],
+        meta: FrameMeta,
+    ) -> Result<NativeFrame<'a>, PacketizeError> {
         let (shape, lowered) = match shape_for(&self.cfg, au.len()) {
             Ok(s) => s,
             Err(e) => {
@@ -170,7 +190,14 @@ impl NativePacketizer {
             pts_us: meta.pts_us & MAX_PTS_US,
         };
         debug_assert_eq!(header.validate(), Ok(()));
-        Ok(NativeFrame { p: self, au, shape, header, next: 0, parity_ready: false })
+        Ok(NativeFrame {
+            p: self,
+            au,
+            shape,
+            header,
+            next: 0,
+            parity_ready: false,
+        })
     }
 
     /// Compute the frame's parity into `self.parity`.
@@ -208,9 +235,19 @@ fn shape_for(cfg: &NativeConfig, au_len: usize) -> Result<(FrameShape, bool), Pa
     }
     let s = cfg.shard_len;
     let k = au_len.div_ceil(s);
-    let wanted = (k * cfg.fec_percent as usize).div_ceil(100).max(cfg.min_parity as usize);
+    let wanted = (k * cfg.fec_percent as usize)
+        .div_ceil(100)
+        .max(cfg.min_parity as usize);
     let m = wanted.min(MAX_SHARDS - k).min(MAX_PARITY_SHARDS);
-    Ok((FrameShape { data_shards: k, parity_shards: m, shard_len: s, max_packet_len: s + OVERHEAD }, m < wanted))
+    Ok((
+        FrameShape {
+            data_shards: k,
+            parity_shards: m,
+            shard_len: s,
+            max_packet_len: s + OVERHEAD,
+        },
+        m < wanted,
+    ))
 }
 
 /// One frame being packetized; borrows the access unit and the packetizer.
@@ -244,11 +281,17 @@ impl NativeFrame<'_> {
         if idx >= self.shape.packets() {
             return Ok(None);
         }
-        let header = ShardHeader { shard_index: idx as u16, ..self.header };
+        let header = ShardHeader {
+            shard_index: idx as u16,
+            ..self.header
+        };
         let len = header.wire_shard_len();
         let total = OVERHEAD + len;
         if buf.len() < total {
-            return Err(PacketizeError::BufferTooSmall { needed: total, got: buf.len() });
+            return Err(PacketizeError::BufferTooSmall {
+                needed: total,
+                got: buf.len(),
+            });
         }
         if idx >= k && !self.parity_ready {
             self.p.compute_parity(self.au, &self.shape)?;
@@ -270,7 +313,10 @@ impl NativeFrame<'_> {
         buf[PREFIX_LEN..PREFIX_LEN + HEADER_LEN].copy_from_slice(&hdr);
         let (aad, rest) = buf.split_at_mut(PREFIX_LEN);
         let (used_pn, tag) = self.p.sealer.seal(aad, &mut rest[..HEADER_LEN + len])?;
-        debug_assert_eq!(used_pn, pn, "the prefix must carry the packet number the sealer used");
+        debug_assert_eq!(
+            used_pn, pn,
+            "the prefix must carry the packet number the sealer used"
+        );
         buf[total - strahl_seal::TAG_LEN..total].copy_from_slice(&tag);
         self.next += 1;
         let st = &mut self.p.stats;
@@ -298,7 +344,10 @@ mod tests {
         assert_eq!((s.data_shards, s.parity_shards), (101, 21));
         assert_eq!(s.max_packet_len, 1408 + 44);
         cfg.fec_percent = 50;
-        assert!(matches!(shape_for(&cfg, 1408 * 40000), Err(PacketizeError::FrameTooLarge { .. })));
+        assert!(matches!(
+            shape_for(&cfg, 1408 * 40000),
+            Err(PacketizeError::FrameTooLarge { .. })
+        ));
         cfg.fec_percent = 200;
         let (s, low) = shape_for(&cfg, 1408 * 30000).unwrap();
         assert_eq!((s.data_shards, s.parity_shards, low), (30000, 32768, true));

@@ -211,7 +211,9 @@ const FIRST_ID_BASE: u64 = 1 << 32;
 impl Reassembler {
     pub fn new(cfg: ReassemblerConfig, opener: RxOpener) -> Result<Reassembler, ConfigError> {
         cfg.validate()?;
-        let slots = (0..cfg.max_frames_in_flight).map(|_| Slot::empty()).collect();
+        let slots = (0..cfg.max_frames_in_flight)
+            .map(|_| Slot::empty())
+            .collect();
         Ok(Reassembler {
             cfg,
             opener,
@@ -249,21 +251,23 @@ impl Reassembler {
         let st = &mut self.stats;
         match r {
             Ok(_) => st.shards_accepted += 1,
-            Err(a) => *match a {
-                Anomaly::ShortDatagram => &mut st.short_datagram,
-                Anomaly::BadPrefix => &mut st.bad_prefix,
-                Anomaly::WrongStream => &mut st.wrong_stream,
-                Anomaly::Forged => &mut st.forged,
-                Anomaly::Replayed => &mut st.replayed,
-                Anomaly::BadHeader => &mut st.bad_header,
-                Anomaly::BadLength => &mut st.bad_length,
-                Anomaly::Inconsistent => &mut st.inconsistent,
-                Anomaly::Duplicate => &mut st.duplicate,
-                Anomaly::Late => &mut st.late,
-                Anomaly::OverBudget => &mut st.over_budget,
-                Anomaly::WindowFull => &mut st.window_full,
-                Anomaly::DecodeFailed => &mut st.decode_failed,
-            } += 1,
+            Err(a) => {
+                *match a {
+                    Anomaly::ShortDatagram => &mut st.short_datagram,
+                    Anomaly::BadPrefix => &mut st.bad_prefix,
+                    Anomaly::WrongStream => &mut st.wrong_stream,
+                    Anomaly::Forged => &mut st.forged,
+                    Anomaly::Replayed => &mut st.replayed,
+                    Anomaly::BadHeader => &mut st.bad_header,
+                    Anomaly::BadLength => &mut st.bad_length,
+                    Anomaly::Inconsistent => &mut st.inconsistent,
+                    Anomaly::Duplicate => &mut st.duplicate,
+                    Anomaly::Late => &mut st.late,
+                    Anomaly::OverBudget => &mut st.over_budget,
+                    Anomaly::WindowFull => &mut st.window_full,
+                    Anomaly::DecodeFailed => &mut st.decode_failed,
+                } += 1
+            }
         }
         r
     }
@@ -277,16 +281,20 @@ impl Reassembler {
         if prefix.stream != self.cfg.stream {
             return Err(Anomaly::WrongStream);
         }
-        let pn = self.opener.expand_packet_number(prefix.pn_low as u64, PN_BITS);
+        let pn = self
+            .opener
+            .expand_packet_number(prefix.pn_low as u64, PN_BITS);
         let len = dgram.len();
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&dgram[len - TAG_LEN..]);
         let (aad, rest) = dgram.split_at_mut(PREFIX_LEN);
         let sealed = &mut rest[..len - PREFIX_LEN - TAG_LEN];
-        self.opener.open(pn, aad, sealed, &tag).map_err(|e| match e {
-            SealError::Replayed { .. } => Anomaly::Replayed,
-            _ => Anomaly::Forged,
-        })?;
+        self.opener
+            .open(pn, aad, sealed, &tag)
+            .map_err(|e| match e {
+                SealError::Replayed { .. } => Anomaly::Replayed,
+                _ => Anomaly::Forged,
+            })?;
         let hdr = ShardHeader::decode(sealed).map_err(|_| Anomaly::BadHeader)?;
         let shard = &sealed[HEADER_LEN..];
         if shard.len() != hdr.wire_shard_len() {
@@ -296,7 +304,9 @@ impl Reassembler {
         if hdr.total_shards() * s > self.cfg.max_frame_bytes {
             return Err(Anomaly::OverBudget);
         }
-        let next = *self.next_deliver.get_or_insert(FIRST_ID_BASE + hdr.frame_id as u64);
+        let next = *self
+            .next_deliver
+            .get_or_insert(FIRST_ID_BASE + hdr.frame_id as u64);
         let id = expand_frame_id(hdr.frame_id, next);
         if id < next {
             return Err(Anomaly::Late);
@@ -304,9 +314,21 @@ impl Reassembler {
         let si = match self.find_slot(id) {
             Some(i) => {
                 let g = &self.slots[i].hdr;
-                if (g.data_shards, g.parity_shards, g.shard_len, g.frame_len, g.flags, g.pts_us)
-                    != (hdr.data_shards, hdr.parity_shards, hdr.shard_len, hdr.frame_len, hdr.flags, hdr.pts_us)
-                {
+                if (
+                    g.data_shards,
+                    g.parity_shards,
+                    g.shard_len,
+                    g.frame_len,
+                    g.flags,
+                    g.pts_us,
+                ) != (
+                    hdr.data_shards,
+                    hdr.parity_shards,
+                    hdr.shard_len,
+                    hdr.frame_len,
+                    hdr.flags,
+                    hdr.pts_us,
+                ) {
                     return Err(Anomaly::Inconsistent);
                 }
                 i
@@ -333,7 +355,10 @@ impl Reassembler {
         if slot.data_received == k {
             slot.state = State::Complete;
             slot.complete_at = now;
-            return Ok(Accepted::Completed { frame_id: id, recovered: false });
+            return Ok(Accepted::Completed {
+                frame_id: id,
+                recovered: false,
+            });
         }
         if slot.received < k {
             return Ok(Accepted::Stored);
@@ -343,7 +368,9 @@ impl Reassembler {
         let missing = k - slot.data_received;
         let mut shards: Vec<&mut [u8]> = recycle_mut(std::mem::take(&mut self.shard_ptrs));
         shards.extend(slot.buf[..(k + m) * s].chunks_exact_mut(s));
-        let r = self.decoder.reconstruct(k, m, &mut shards, &slot.present[..k + m]);
+        let r = self
+            .decoder
+            .reconstruct(k, m, &mut shards, &slot.present[..k + m]);
         self.shard_ptrs = recycle_mut(shards);
         if r.is_err() {
             // Cannot happen with ≥ k present shards of one consistent frame; drop the frame
@@ -356,7 +383,10 @@ impl Reassembler {
         slot.state = State::Complete;
         slot.complete_at = now;
         self.stats.shards_recovered += missing as u64;
-        Ok(Accepted::Completed { frame_id: id, recovered: true })
+        Ok(Accepted::Completed {
+            frame_id: id,
+            recovered: true,
+        })
     }
 
     fn find_slot(&self, id: u64) -> Option<usize> {
@@ -369,7 +399,9 @@ impl Reassembler {
 
     /// Lowest open frame (slot index).
     fn lowest_open(&self) -> Option<usize> {
-        (0..self.slots.len()).filter(|&i| self.slots[i].state != State::Free).min_by_key(|&i| self.slots[i].id)
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].state != State::Free)
+            .min_by_key(|&i| self.slots[i].id)
     }
 
     /// Give up slot `i`'s frame and everything before it.
@@ -418,10 +450,14 @@ impl Reassembler {
             .filter(|&i| free(&self.slots[i]) && fits(&self.slots[i]))
             .min_by_key(|&i| self.slots[i].held())
             .or_else(|| {
-                (0..self.slots.len()).filter(|&i| free(&self.slots[i])).max_by_key(|&i| self.slots[i].held())
+                (0..self.slots.len())
+                    .filter(|&i| free(&self.slots[i]))
+                    .max_by_key(|&i| self.slots[i].held())
             })
             .expect("a slot was freed above");
-        let grow = |s: &Slot| need_buf.saturating_sub(s.buf.capacity()) + n.saturating_sub(s.present.capacity());
+        let grow = |s: &Slot| {
+            need_buf.saturating_sub(s.buf.capacity()) + n.saturating_sub(s.present.capacity())
+        };
         while self.held_bytes() + grow(&self.slots[chosen]) > self.cfg.max_bytes {
             // Release idle buffers first, then the oldest open frames older than this one.
             let idle = (0..self.slots.len())
@@ -469,7 +505,9 @@ impl Reassembler {
             };
             let next = self.next_deliver.unwrap_or(id);
             match state {
-                State::Complete if id == next || now >= complete_at + self.cfg.reorder_grace => break lo,
+                State::Complete if id == next || now >= complete_at + self.cfg.reorder_grace => {
+                    break lo;
+                }
                 State::Complete => return None,
                 _ => {
                     if now >= first_seen + self.cfg.frame_timeout {

@@ -88,7 +88,10 @@ pub struct Prefix {
 
 impl Prefix {
     pub fn new(stream: u8, packet_number: u64) -> Prefix {
-        Prefix { stream: stream & 0x0F, pn_low: (packet_number & ((1 << PN_BITS) - 1)) as u32 }
+        Prefix {
+            stream: stream & 0x0F,
+            pn_low: (packet_number & ((1 << PN_BITS) - 1)) as u32,
+        }
     }
 
     pub fn encode(&self, out: &mut [u8; PREFIX_LEN]) {
@@ -97,11 +100,17 @@ impl Prefix {
     }
 
     pub fn decode(b: &[u8]) -> Result<Prefix, HeaderError> {
-        let b: &[u8; PREFIX_LEN] = b.get(..PREFIX_LEN).and_then(|s| s.try_into().ok()).ok_or(HeaderError::TooShort)?;
+        let b: &[u8; PREFIX_LEN] = b
+            .get(..PREFIX_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(HeaderError::TooShort)?;
         if b[0] >> 4 != VERSION {
             return Err(HeaderError::BadTag);
         }
-        Ok(Prefix { stream: b[0] & 0x0F, pn_low: u32::from_be_bytes([0, b[1], b[2], b[3]]) })
+        Ok(Prefix {
+            stream: b[0] & 0x0F,
+            pn_low: u32::from_be_bytes([0, b[1], b[2], b[3]]),
+        })
     }
 }
 
@@ -147,7 +156,11 @@ impl ShardHeader {
 
     /// Check the invariants (senders call it before encoding, receivers after decoding).
     pub fn validate(&self) -> Result<(), HeaderError> {
-        let (k, m, s) = (self.data_shards as usize, self.parity_shards as usize, self.shard_len as usize);
+        let (k, m, s) = (
+            self.data_shards as usize,
+            self.parity_shards as usize,
+            self.shard_len as usize,
+        );
         if k == 0 {
             return Err(HeaderError::ZeroDataShards);
         }
@@ -157,7 +170,7 @@ impl ShardHeader {
         if self.shard_index as usize >= k + m {
             return Err(HeaderError::ShardIndexOutOfRange);
         }
-        if !(MIN_SHARD_LEN..=MAX_SHARD_LEN).contains(&s) || s % 2 != 0 {
+        if !(MIN_SHARD_LEN..=MAX_SHARD_LEN).contains(&s) || !s.is_multiple_of(2) {
             return Err(HeaderError::BadShardLen);
         }
         let len = self.frame_len as usize;
@@ -185,7 +198,10 @@ impl ShardHeader {
 
     /// Parse and validate `b[..HEADER_LEN]`.
     pub fn decode(b: &[u8]) -> Result<ShardHeader, HeaderError> {
-        let b: &[u8; HEADER_LEN] = b.get(..HEADER_LEN).and_then(|s| s.try_into().ok()).ok_or(HeaderError::TooShort)?;
+        let b: &[u8; HEADER_LEN] = b
+            .get(..HEADER_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(HeaderError::TooShort)?;
         let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
         let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         if b[17] != 0 {
@@ -243,21 +259,43 @@ mod tests {
         sample().encode(&mut b);
         let frame_len = (9u32 * 1408 + 5).to_be_bytes();
         let expected = [
-            1, 2, 3, 4, // frame_id
-            0, 7, // shard_index
-            0, 10, // k
-            0, 2, // m
-            0x05, 0x80, // 1408
-            frame_len[0], frame_len[1], frame_len[2], frame_len[3],
-            0x01, 0x00, // flags, reserved
-            0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, // pts
+            1,
+            2,
+            3,
+            4, // frame_id
+            0,
+            7, // shard_index
+            0,
+            10, // k
+            0,
+            2, // m
+            0x05,
+            0x80, // 1408
+            frame_len[0],
+            frame_len[1],
+            frame_len[2],
+            frame_len[3],
+            0x01,
+            0x00, // flags, reserved
+            0x0A,
+            0x0B,
+            0x0C,
+            0x0D,
+            0x0E,
+            0x0F, // pts
         ];
         assert_eq!(b, expected);
         assert_eq!(ShardHeader::decode(&b), Ok(sample()));
         let mut p = [0u8; PREFIX_LEN];
-        Prefix::new(3, 0x1234_5678_9A).encode(&mut p);
+        Prefix::new(3, 0x0012_3456_789A).encode(&mut p);
         assert_eq!(p, [0x13, 0x56, 0x78, 0x9A]);
-        assert_eq!(Prefix::decode(&p), Ok(Prefix { stream: 3, pn_low: 0x56789A }));
+        assert_eq!(
+            Prefix::decode(&p),
+            Ok(Prefix {
+                stream: 3,
+                pn_low: 0x56789A
+            })
+        );
     }
 
     #[test]
@@ -269,12 +307,24 @@ mod tests {
             h.encode(&mut b);
             ShardHeader::decode(&b)
         };
-        assert_eq!(bad(&|h| h.data_shards = 0), Err(HeaderError::ZeroDataShards));
-        assert_eq!(bad(&|h| h.shard_index = 12), Err(HeaderError::ShardIndexOutOfRange));
+        assert_eq!(
+            bad(&|h| h.data_shards = 0),
+            Err(HeaderError::ZeroDataShards)
+        );
+        assert_eq!(
+            bad(&|h| h.shard_index = 12),
+            Err(HeaderError::ShardIndexOutOfRange)
+        );
         assert_eq!(bad(&|h| h.shard_len = 1407), Err(HeaderError::BadShardLen));
         assert_eq!(bad(&|h| h.shard_len = 62), Err(HeaderError::BadShardLen));
-        assert_eq!(bad(&|h| h.frame_len = 9 * 1408), Err(HeaderError::BadFrameLen));
-        assert_eq!(bad(&|h| h.frame_len = 10 * 1408 + 1), Err(HeaderError::BadFrameLen));
+        assert_eq!(
+            bad(&|h| h.frame_len = 9 * 1408),
+            Err(HeaderError::BadFrameLen)
+        );
+        assert_eq!(
+            bad(&|h| h.frame_len = 10 * 1408 + 1),
+            Err(HeaderError::BadFrameLen)
+        );
         assert_eq!(bad(&|h| h.flags = 0x02), Err(HeaderError::ReservedBits));
         assert_eq!(
             bad(&|h| {
@@ -283,7 +333,13 @@ mod tests {
             }),
             Err(HeaderError::TooManyShards)
         );
-        assert_eq!(bad(&|h| h.frame_len = 10 * 1408), Ok(ShardHeader { frame_len: 10 * 1408, ..sample() }));
+        assert_eq!(
+            bad(&|h| h.frame_len = 10 * 1408),
+            Ok(ShardHeader {
+                frame_len: 10 * 1408,
+                ..sample()
+            })
+        );
         let mut b = [0u8; HEADER_LEN];
         sample().encode(&mut b);
         b[17] = 1;
@@ -295,10 +351,20 @@ mod tests {
 
     #[test]
     fn last_shard_carries_only_its_bytes() {
-        let h = ShardHeader { shard_index: 9, ..sample() };
+        let h = ShardHeader {
+            shard_index: 9,
+            ..sample()
+        };
         assert_eq!(h.wire_shard_len(), 5);
         assert_eq!(sample().wire_shard_len(), 1408);
-        assert_eq!(ShardHeader { shard_index: 10, ..sample() }.wire_shard_len(), 1408);
+        assert_eq!(
+            ShardHeader {
+                shard_index: 10,
+                ..sample()
+            }
+            .wire_shard_len(),
+            1408
+        );
     }
 
     #[test]
