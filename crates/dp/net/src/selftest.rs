@@ -25,6 +25,10 @@ pub const PROBES: u64 = 4;
 /// How long to wait for the probes to show up in the interface counter and completions.
 pub const PROBE_WAIT: Duration = Duration::from_millis(500);
 const PROBE_PAYLOAD: &[u8] = b"strahl transport self-test probe";
+/// Source port of AF_XDP probes when the configuration binds port 0 (any fixed non-zero port:
+/// UDP source port 0 means "no reply port" and some middleboxes drop it).
+#[cfg(feature = "xdp")]
+const XDP_PROBE_SRC_PORT: u16 = 40_000;
 
 /// What to test.
 #[derive(Debug, Clone)]

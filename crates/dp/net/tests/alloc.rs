@@ -66,7 +66,7 @@ const PER_ROUND: u32 = 32;
 /// `scratch` holds the caller's reusable vectors (allocated once, outside the counted region).
 fn pump(
     tx: &mut dyn TxQueue,
-    rx: &mut MmsgRx,
+    rx: &mut dyn RxQueue,
     batch: &mut RxBatch,
     dest: SocketAddr,
     scratch: &mut Scratch,
@@ -184,4 +184,45 @@ fn steady_state_paths_do_not_allocate() {
             "io_uring zc={zc} gso={gso}: steady state allocated {allocs} times"
         );
     }
+
+    #[cfg(feature = "xdp")]
+    af_xdp_part(&mut batch, &mut sc);
+}
+
+/// AF_XDP TX → redirect program → AF_XDP RX across a veth pair (root only).
+#[cfg(feature = "xdp")]
+fn af_xdp_part(batch: &mut RxBatch, sc: &mut Scratch) {
+    use std::net::SocketAddrV4;
+    use strahl_net::bpf::RedirectProgram;
+    use strahl_net::testbed::{ADDR_B, VethPair, in_netns};
+    use strahl_net::xdp::{XdpPlan, XdpRx, XdpTx};
+    const PORT: u16 = 47_998;
+    let pair = match VethPair::create("alc") {
+        Ok(p) => p,
+        Err(reason) => {
+            return testbed::skip("steady_state_paths_do_not_allocate (AF_XDP part)", &reason);
+        }
+    };
+    let ifb = pair.if_b.clone();
+    let (mut rx, _prog) = in_netns(&pair.ns_b, move || {
+        let mut prog = RedirectProgram::load().unwrap();
+        prog.add_port(PORT).unwrap();
+        prog.attach(testbed::ifindex(&ifb).unwrap()).unwrap();
+        let rx = XdpRx::new(&ifb, 0, 1024, 512).unwrap();
+        prog.register_xsk(0, rx.fd()).unwrap();
+        (rx, prog)
+    })
+    .unwrap();
+    let ifa = pair.if_a.clone();
+    let mut tx = in_netns(&pair.ns_a, move || {
+        let mut tx = XdpTx::new(XdpPlan::new(&ifa, 0, 256, 1472, 40_000)).unwrap();
+        tx.add_destination(SocketAddrV4::new(ADDR_B, PORT)).unwrap();
+        tx
+    })
+    .unwrap();
+    let dest = SocketAddr::from((ADDR_B, PORT));
+    pump(&mut tx, &mut rx, batch, dest, sc);
+    let (got, allocs) = counted(|| pump(&mut tx, &mut rx, batch, dest, sc));
+    assert_eq!(got, (ROUNDS * PER_ROUND) as u64, "AF_XDP: delivery");
+    assert_eq!(allocs, 0, "AF_XDP: steady state allocated {allocs} times");
 }
