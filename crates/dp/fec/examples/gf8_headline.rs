@@ -1,4 +1,5 @@
-//! Quick A/B timing of every GF(2^8) kernel at GameStream's largest block, (212, 43) x 1392 B.
+//! Quick A/B timing of every GF(2^8) kernel at GameStream's largest block, (212, 43) x 1392 B,
+//! and a small one (48, 5) (a 64 KiB frame at 10 %).
 //! `cargo run --release -p strahl-fec --example gf8_headline [ITERS]` prints median and min per
 //! kernel. (The full comparison with other crates is `strahl-bench fec`.)
 
@@ -7,9 +8,16 @@ use std::time::Instant;
 use strahl_fec::gf8::{Gf8Code, Gf8Kernel};
 
 fn main() {
-    const D: usize = 212;
-    const P: usize = 43;
+    for (d, p) in [(212, 43), (48, 5)] {
+        shape(d, p);
+    }
+}
+
+fn shape(d: usize, p: usize) {
     const LEN: usize = 1392;
+    println!("({d}, {p}) x {LEN} B");
+    #[allow(non_snake_case)]
+    let (D, P) = (d, p);
     let iters: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
