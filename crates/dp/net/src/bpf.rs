@@ -59,6 +59,8 @@ pub mod action {
 const MAX_QUEUES: u32 = 64;
 const REDIRECT_STAT_COUNT: u32 = 3;
 const LOSS_STAT_COUNT: u32 = 4;
+/// Attempts of a repeated test run interrupted by signals (each attempt makes progress).
+pub const TEST_RUN_RETRIES: usize = 20;
 
 fn bpf_err(what: &'static str) -> impl FnOnce(libbpf_rs::Error) -> NetError {
     move |e| NetError::setup(what, std::io::Error::other(e.to_string()))
@@ -342,21 +344,31 @@ impl LossProgram {
     }
 
     /// Run the program `repeat` times on `frame` in one syscall (statistics tests).
+    /// Run the program `repeat` times on `frame` in one syscall (statistics tests).
+    ///
+    /// The kernel stops a repeated run with EINTR when a signal is pending (e.g. SIGCHLD from a
+    /// child process of another thread) after running part of the repetitions; this retries up to
+    /// [`TEST_RUN_RETRIES`] times, so the counters can include the partial runs: read the totals
+    /// from [`LossProgram::stats`] rather than assuming exactly `repeat`.
     pub fn test_run_repeat(&self, frame: &[u8], repeat: u32) -> Result<u32, NetError> {
         let mut out = vec![0u8; frame.len() + 256];
-        let input = libbpf_rs::ProgramInput {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            repeat,
-            ..Default::default()
-        };
-        let r = self
-            .skel
-            .progs
-            .strahl_loss
-            .test_run(input)
-            .map_err(bpf_err("BPF_PROG_TEST_RUN"))?;
-        Ok(r.return_value)
+        let mut last = None;
+        for _ in 0..TEST_RUN_RETRIES {
+            let input = libbpf_rs::ProgramInput {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat,
+                ..Default::default()
+            };
+            match self.skel.progs.strahl_loss.test_run(input) {
+                Ok(r) => return Ok(r.return_value),
+                Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => last = Some(e),
+                Err(e) => return Err(bpf_err("BPF_PROG_TEST_RUN")(e)),
+            }
+        }
+        Err(bpf_err("BPF_PROG_TEST_RUN (interrupted every time)")(
+            last.expect("at least one attempt"),
+        ))
     }
 }
 

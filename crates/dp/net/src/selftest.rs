@@ -281,13 +281,13 @@ fn build(kind: TransportKind, cfg: &SelfTestConfig) -> Result<Built, Refusal> {
 fn build_xdp(cfg: &SelfTestConfig) -> Result<Built, Refusal> {
     use crate::xdp::{BindMode, XdpPlan, XdpTx};
     let kind = TransportKind::AfXdp;
-    let plan = XdpPlan::new(
-        &cfg.ifname,
-        cfg.queue,
-        cfg.frames,
-        cfg.max_payload,
-        cfg.bind.port(),
-    );
+    // AF_XDP has no socket to take an ephemeral port from: use the bind port, or a fixed one.
+    let port = if cfg.bind.port() == 0 {
+        XDP_PROBE_SRC_PORT
+    } else {
+        cfg.bind.port()
+    };
+    let plan = XdpPlan::new(&cfg.ifname, cfg.queue, cfg.frames, cfg.max_payload, port);
     let mut q = XdpTx::new(plan).map_err(|e| classify(&e, kind))?;
     q.add_destination(cfg.probe_dest)
         .map_err(|e| Refusal::ProbeNotSeen(format!("next hop for {}: {e}", cfg.probe_dest)))?;

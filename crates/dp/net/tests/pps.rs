@@ -84,6 +84,7 @@ fn quick_pps() {
     if let Err(reason) = testbed::check_privileges() {
         return testbed::skip("quick_pps", &reason);
     }
+    #[allow(unused_mut)] // pushed to only with the `xdp` feature
     let mut cases: Vec<(&str, Make, bool)> = vec![
         (
             "sendmmsg (64/call)",
