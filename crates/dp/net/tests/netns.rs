@@ -224,3 +224,26 @@ fn self_test_without_privileges_refuses_af_xdp() {
         ),
     }
 }
+
+#[test]
+fn veth_pair_is_removed_even_when_the_test_panics() {
+    let test = "veth_pair_is_removed_even_when_the_test_panics";
+    if let Err(reason) = testbed::check_privileges() {
+        return testbed::skip(test, &reason);
+    }
+    let names = std::sync::Mutex::new(None);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let pair = VethPair::create("pan").expect("create");
+        *names.lock().unwrap() = Some((pair.ns_a.clone(), pair.ns_b.clone()));
+        assert!(std::path::Path::new(&format!("/var/run/netns/{}", pair.ns_a)).exists());
+        panic!("deliberate failure inside a namespace test");
+    }));
+    assert!(r.is_err());
+    let (a, b) = names.lock().unwrap().clone().expect("pair was created");
+    for ns in [a, b] {
+        assert!(
+            !std::path::Path::new(&format!("/var/run/netns/{ns}")).exists(),
+            "{ns} leaked"
+        );
+    }
+}
