@@ -137,6 +137,11 @@ async fn moonlight_pairs_lists_launches_resumes_and_cancels() {
     assert_eq!(info["paired"], false, "PairStatus is 0 over HTTP");
     assert_eq!(info["unique_id"], server.unique_id());
     assert_eq!(step(&lines, "pair")["ok"], true, "{lines:#?}");
+    eprintln!(
+        "moonlight timings: pair() {} ms (incl. PIN hand-off), apps() {} ms",
+        step(&lines, "pair")["ms"],
+        step(&lines, "apps")["ms"]
+    );
     assert_eq!(
         step(&lines, "apps")["names"],
         serde_json::json!(["Desktop"])

@@ -17,6 +17,7 @@ import json
 import secrets
 import struct
 import sys
+import time
 import traceback
 
 
@@ -66,14 +67,18 @@ def main():
         identity = Identity(a.config)
         server = connect_to_server(a.host, identity, a.port)
         emit(step="serverinfo", **info_obj(server))
+        t0 = time.monotonic()
         try:
             client.pair(server, pin=a.pin)
         except Exception as e:  # report, let the Rust side decide
             emit(step="pair", ok=False, **err_obj(e))
             return
-        emit(step="pair", ok=True, paired=bool(client._server and client._server.paired))
+        pair_ms = (time.monotonic() - t0) * 1000
+        emit(step="pair", ok=True, paired=bool(client._server and client._server.paired), ms=pair_ms)
+        t0 = time.monotonic()
         apps = client.apps()
-        emit(step="apps", names=[x.name for x in apps], ids=[x.id for x in apps])
+        apps_ms = (time.monotonic() - t0) * 1000
+        emit(step="apps", names=[x.name for x in apps], ids=[x.id for x in apps], ms=apps_ms)
         return
 
     http = NvHTTP(a.host, Identity(a.config), http_port=a.port)
