@@ -48,6 +48,11 @@ fn windows(len: usize, w: usize) -> impl Iterator<Item = usize> {
     (0..full).map(move |k| k * w).chain(tail)
 }
 
+/// Prefetch distance for the gfni512 kernel (two 64-byte windows ahead). A 4 MiB frame as
+/// 15 x (201, 41) blocks went from ~1420 to ~1170 us median with it (examples/gf8_headline, this
+/// VM); cache-resident shapes are unchanged.
+const PREFETCH_AHEAD: usize = 128;
+
 #[target_feature(enable = "gfni,avx512f,avx512bw")]
 fn gfni512<const G: usize>(coefs: &[u8], inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
     const W: usize = 64;
@@ -66,6 +71,11 @@ fn gfni512<const G: usize>(coefs: &[u8], inputs: &[&[u8]], outputs: &mut [&mut [
         let pairs = inputs.chunks_exact(2).zip(coefs.chunks_exact(2 * GROUP));
         for (inp, c) in pairs {
             let (s0, s1) = (&inp[0][at..at + W], &inp[1][at..at + W]);
+            // Each input is its own stream (hundreds of them), too many for the hardware
+            // prefetchers: ask for the line PREFETCH_AHEAD bytes on. A prefetch never faults,
+            // and `wrapping_add` keeps the address computation defined past the slice end.
+            _mm_prefetch::<_MM_HINT_T0>(s0.as_ptr().wrapping_add(PREFETCH_AHEAD).cast());
+            _mm_prefetch::<_MM_HINT_T0>(s1.as_ptr().wrapping_add(PREFETCH_AHEAD).cast());
             // SAFETY: `s0` and `s1` are exactly 64 readable bytes; `loadu` needs no alignment.
             let (x0, x1) = unsafe {
                 (
