@@ -8,7 +8,15 @@
 //!   (polynomial 0x11D, coefficient `inv((p + i) ^ j)`, `d + p <= 255`). [`gf8::Gf8Code`] is a
 //!   plain value (no allocation): coefficients come from the inverse table at encode time.
 //!   [`gf8::AudioFec`] is the GameStream audio 4+2 code with its fixed parity rows.
-//! - No function here allocates per call in the steady state except where documented.
+//!   The bulk GF(2^8) multiply runs on the fastest [`gf8::Gf8Kernel`] the CPU has (GFNI affine on
+//!   AVX-512 or AVX2, PSHUFB nibble tables on AVX2 or SSSE3, else scalar), picked at run time; all
+//!   kernels are tested byte-equal to the scalar reference and to golden vectors from nanors
+//!   (`golden/gen_golden.py`, `tests/golden/`).
+//! - No function here allocates per call in the steady state except where documented
+//!   (`Gf16Encoder`/`Gf16Decoder` allocate the crate's work buffers when a bigger shape arrives).
+//! - Measured on the dev VM (`strahl-bench fec`, medians): GF(2^8) encode at (212, 43) x 1392 B
+//!   ~3.5 GiB/s on gfni512, ~7x `reed-solomon-erasure`; the GF(2^16) wrapper within noise of raw
+//!   `reed-solomon-simd`.
 #![deny(unsafe_code)] // only `gf8::simd_x86` (std::arch intrinsics) is allowed unsafe, each block with a SAFETY note
 
 pub mod gf16;
