@@ -71,17 +71,17 @@ pub struct HostInfo {
 }
 
 /// State shared by every connection.
-pub struct Shared {
-    pub info: HostInfo,
-    pub identity: Arc<HostIdentity>,
-    pub unique_id: String,
-    pub pairing: Mutex<Pairing>,
-    pub paired: RwLock<PairedStore>,
-    pub host: Arc<dyn SessionHost>,
+pub(crate) struct Shared {
+    pub(crate) info: HostInfo,
+    pub(crate) identity: Arc<HostIdentity>,
+    pub(crate) unique_id: String,
+    pub(crate) pairing: Mutex<Pairing>,
+    pub(crate) paired: RwLock<PairedStore>,
+    pub(crate) host: Arc<dyn SessionHost>,
     /// Bumped on every submitted PIN (wakes held stage-1 requests).
-    pub pin_submitted: watch::Sender<u64>,
+    pub(crate) pin_submitted: watch::Sender<u64>,
     /// Bumped whenever a stage-1 request starts waiting for a PIN.
-    pub pin_requested: watch::Sender<u64>,
+    pub(crate) pin_requested: watch::Sender<u64>,
 }
 
 /// The transport a request arrived on.
@@ -133,7 +133,7 @@ impl Shared {
     }
 
     /// Routes one request.
-    pub async fn route(&self, ctx: &RequestCtx, path: &str, query: &str) -> Reply {
+    pub(crate) async fn route(&self, ctx: &RequestCtx, path: &str, query: &str) -> Reply {
         let https = matches!(ctx.transport, Transport::Https { .. });
         let known = match path {
             "/serverinfo" | "/pair" => true,
@@ -252,6 +252,8 @@ impl Shared {
                     cert_pem: c.cert_pem,
                 };
                 let name = client.name.clone();
+                // The atomic write (two fsyncs, a few ms) runs under the lock on purpose:
+                // authorisation must never see a client that is not on disk. Pairing is rare.
                 let mut store = self.paired.write().unwrap_or_else(|p| p.into_inner());
                 match store.add(client, c.cert_der) {
                     Ok(()) => {

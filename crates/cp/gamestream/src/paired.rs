@@ -181,3 +181,54 @@ impl PairedStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert() -> (String, Vec<u8>) {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let c = rcgen::CertificateParams::default()
+            .self_signed(&kp)
+            .unwrap();
+        (c.pem(), c.der().to_vec())
+    }
+
+    #[test]
+    fn add_reload_replace_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = PairedStore::load(dir.path()).unwrap();
+        assert!(s.clients().is_empty());
+        let (pem_a, der_a) = cert();
+        let (pem_b, der_b) = cert();
+        let client = |name: &str, pem: &str| PairedClient {
+            name: name.into(),
+            uniqueid: "u".into(),
+            cert_pem: pem.into(),
+        };
+        s.add(client("a", &pem_a), der_a.clone()).unwrap();
+        s.add(client("b", &pem_b), der_b.clone()).unwrap();
+        s.add(client("a2", &pem_a), der_a.clone()).unwrap(); // same cert: replaced, not duplicated
+        let r = PairedStore::load(dir.path()).unwrap();
+        assert_eq!(r.clients().len(), 2);
+        assert!(r.is_paired(&der_a) && r.is_paired(&der_b));
+        assert!(r.clients().iter().any(|c| c.name == "a2"));
+        s.remove(&pem_a).unwrap();
+        let r = PairedStore::load(dir.path()).unwrap();
+        assert!(!r.is_paired(&der_a) && r.is_paired(&der_b));
+        assert!(!s.is_paired(&der_a));
+    }
+
+    #[test]
+    fn wrong_version_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(PAIRED_FILE),
+            br#"{"version":2,"clients":[]}"#,
+        )
+        .unwrap();
+        let e = PairedStore::load(dir.path()).unwrap_err();
+        assert!(matches!(e, PairedStoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains(PAIRED_FILE));
+    }
+}
