@@ -46,11 +46,76 @@ fn blast(tx: &mut dyn TxQueue, dest: SocketAddr) -> (u64, Duration) {
     (tx.counters().sent_packets, elapsed)
 }
 
-fn drain(pair: &VethPair) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
-    let sock = in_netns(&pair.ns_b, || UdpSocket::bind((ADDR_B, PORT)))
-        .unwrap()
-        .unwrap();
-    let mut rx = MmsgRx::new(sock, 64, 64 << 20).unwrap();
+/// What receives on side B.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// A kernel UDP socket drained with recvmmsg.
+    Kernel,
+    /// The loss program with probability 1: XDP_DROP, so only TX cost is measured.
+    #[cfg(feature = "xdp")]
+    XdpDrop,
+    /// The redirect program into an AF_XDP socket.
+    #[cfg(feature = "xdp")]
+    XdpRx,
+}
+
+type Drain = (
+    Arc<AtomicBool>,
+    Arc<AtomicU64>,
+    std::thread::JoinHandle<()>,
+    Box<dyn std::any::Any>,
+);
+
+fn drain(pair: &VethPair, peer: Peer) -> Drain {
+    let keep: Box<dyn std::any::Any>;
+    let mut rx: Box<dyn RxQueue + Send> = match peer {
+        Peer::Kernel => {
+            keep = Box::new(());
+            let sock = in_netns(&pair.ns_b, || UdpSocket::bind((ADDR_B, PORT)))
+                .unwrap()
+                .unwrap();
+            Box::new(MmsgRx::new(sock, 64, 64 << 20).unwrap())
+        }
+        #[cfg(feature = "xdp")]
+        Peer::XdpDrop => {
+            let ifb = pair.if_b.clone();
+            keep = Box::new(
+                in_netns(&pair.ns_b, move || {
+                    let mut l = strahl_net::bpf::LossProgram::load().unwrap();
+                    let cfg = strahl_net::bpf::LossConfig {
+                        probability: 1.0,
+                        udp_port: PORT,
+                        ..Default::default()
+                    };
+                    l.configure(&cfg).unwrap();
+                    l.attach(testbed::ifindex(&ifb).unwrap()).unwrap();
+                    l
+                })
+                .unwrap(),
+            );
+            let sock = in_netns(&pair.ns_b, || UdpSocket::bind((ADDR_B, PORT)))
+                .unwrap()
+                .unwrap();
+            Box::new(MmsgRx::new(sock, 64, 64 << 20).unwrap())
+        }
+        #[cfg(feature = "xdp")]
+        Peer::XdpRx => {
+            let ifb = pair.if_b.clone();
+            let (rx, prog) = in_netns(&pair.ns_b, move || {
+                let mut prog = strahl_net::bpf::RedirectProgram::load().unwrap();
+                prog.add_port(PORT).unwrap();
+                prog.attach(testbed::ifindex(&ifb).unwrap()).unwrap();
+                let mut rx = strahl_net::xdp::XdpRx::new(&ifb, 0, 4096, 2048).unwrap();
+                // Kernel senders on veth leave CHECKSUM_PARTIAL (see set_verify_udp_checksum).
+                rx.set_verify_udp_checksum(false);
+                prog.register_xsk(0, rx.fd()).unwrap();
+                (rx, prog)
+            })
+            .unwrap();
+            keep = Box::new(prog);
+            Box::new(rx)
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let (s, c) = (stop.clone(), count.clone());
@@ -62,7 +127,7 @@ fn drain(pair: &VethPair) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::Join
             c.fetch_add(n as u64, Ordering::Relaxed);
         }
     });
-    (stop, count, h)
+    (stop, count, h, keep)
 }
 
 type Make = fn(&VethPair) -> Box<dyn TxQueue>;
@@ -85,11 +150,11 @@ fn quick_pps() {
         return testbed::skip("quick_pps", &reason);
     }
     #[allow(unused_mut)] // pushed to only with the `xdp` feature
-    let mut cases: Vec<(&str, Make, bool)> = vec![
+    let mut cases: Vec<(&str, Make, Peer)> = vec![
         (
             "sendmmsg (64/call)",
             |p| Box::new(MmsgTx::new(kernel_sock(p), MmsgConfig::default()).unwrap()),
-            false,
+            Peer::Kernel,
         ),
         (
             "sendmmsg + GSO (50 seg)",
@@ -100,7 +165,7 @@ fn quick_pps() {
                 };
                 Box::new(MmsgTx::new(kernel_sock(p), c).unwrap())
             },
-            false,
+            Peer::Kernel,
         ),
         (
             "io_uring Send",
@@ -111,12 +176,12 @@ fn quick_pps() {
                 };
                 Box::new(UringTx::new(kernel_sock(p), c).unwrap())
             },
-            false,
+            Peer::Kernel,
         ),
         (
             "io_uring SendZc (registered)",
             |p| Box::new(UringTx::new(kernel_sock(p), UringConfig::default()).unwrap()),
-            false,
+            Peer::Kernel,
         ),
         (
             "io_uring + GSO (50 seg)",
@@ -128,15 +193,16 @@ fn quick_pps() {
                 };
                 Box::new(UringTx::new(kernel_sock(p), c).unwrap())
             },
-            false,
+            Peer::Kernel,
         ),
     ];
     #[cfg(feature = "xdp")]
     {
-        fn xdp(p: &VethPair) -> Box<dyn TxQueue> {
+        fn xdp_with(p: &VethPair, udp_checksum: bool) -> Box<dyn TxQueue> {
             let ifa = p.if_a.clone();
             let tx = in_netns(&p.ns_a, move || {
-                let plan = strahl_net::xdp::XdpPlan::new(&ifa, 0, 4096, 1472, 40_000);
+                let mut plan = strahl_net::xdp::XdpPlan::new(&ifa, 0, 4096, 1472, 40_000);
+                plan.udp_checksum = udp_checksum;
                 let mut tx = strahl_net::xdp::XdpTx::new(plan).unwrap();
                 tx.add_destination(std::net::SocketAddrV4::new(ADDR_B, PORT))
                     .unwrap();
@@ -145,33 +211,32 @@ fn quick_pps() {
             .unwrap();
             Box::new(tx)
         }
-        cases.push(("AF_XDP copy -> kernel socket", xdp, false));
-        cases.push(("AF_XDP copy -> XDP_DROP peer", xdp, true));
+        fn xdp(p: &VethPair) -> Box<dyn TxQueue> {
+            xdp_with(p, true)
+        }
+        fn xdp_nocsum(p: &VethPair) -> Box<dyn TxQueue> {
+            xdp_with(p, false)
+        }
+        cases.push(("AF_XDP copy -> kernel socket", xdp, Peer::Kernel));
+        cases.push(("AF_XDP copy -> XDP_DROP peer", xdp, Peer::XdpDrop));
+        cases.push((
+            "AF_XDP copy, UDP csum 0 -> XDP_DROP",
+            xdp_nocsum,
+            Peer::XdpDrop,
+        ));
+        cases.push(("AF_XDP copy -> AF_XDP RX", xdp, Peer::XdpRx));
+        cases.push((
+            "sendmmsg -> AF_XDP RX",
+            |p| Box::new(MmsgTx::new(kernel_sock(p), MmsgConfig::default()).unwrap()),
+            Peer::XdpRx,
+        ));
     }
-    for (name, make, drop_peer) in cases {
+    for (name, make, peer) in cases {
         let mut rates = Vec::new();
         let mut arrived = Vec::new();
         for _ in 0..RUNS {
             let pair = VethPair::create("pps").unwrap();
-            #[cfg(feature = "xdp")]
-            let _loss = drop_peer.then(|| {
-                let ifb = pair.if_b.clone();
-                in_netns(&pair.ns_b, move || {
-                    let mut l = strahl_net::bpf::LossProgram::load().unwrap();
-                    let cfg = strahl_net::bpf::LossConfig {
-                        probability: 1.0,
-                        udp_port: PORT,
-                        ..Default::default()
-                    };
-                    l.configure(&cfg).unwrap();
-                    l.attach(testbed::ifindex(&ifb).unwrap()).unwrap();
-                    l
-                })
-                .unwrap()
-            });
-            #[cfg(not(feature = "xdp"))]
-            let _ = drop_peer;
-            let (stop, count, h) = drain(&pair);
+            let (stop, count, h, _keep) = drain(&pair, peer);
             let mut tx = make(&pair);
             let (sent, elapsed) = blast(tx.as_mut(), SocketAddr::from((ADDR_B, PORT)));
             std::thread::sleep(Duration::from_millis(200));

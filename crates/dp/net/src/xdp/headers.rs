@@ -19,24 +19,38 @@ const IPPROTO_UDP: u8 = 17;
 const IPV4_DF: u16 = 0x4000;
 pub const DEFAULT_TTL: u8 = 64;
 
-/// Ones'-complement sum of `data` as big-endian 16-bit words (odd tail padded with zero), not
-/// folded. Adding partial sums and folding once at the end is valid (RFC 1071).
+/// Ones'-complement sum of `data` as big-endian 16-bit words (odd tail padded with zero), as a
+/// partial sum (≤ 0xffff) that may be added to other partial sums and folded once (RFC 1071).
+///
+/// Sums native-endian 64-bit words with end-around carry and swaps once at the end: the ones'-
+/// complement sum is byte-order independent (RFC 1071 §2(B)). Why: with the first version
+/// (big-endian 32-bit halves) AF_XDP TX to an XDP_DROP peer ran 639k pps with the UDP checksum
+/// vs 881k without; with this one 651k vs 689k (tests/pps.rs, medians of 3 on a loaded 2-core VM,
+/// so only the direction is trustworthy).
 pub fn sum16(data: &[u8]) -> u64 {
     let mut acc = 0u64;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        // Summing 32-bit big-endian halves into 64 bits defers carries (RFC 1071 §2(B)).
-        acc += u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64;
-        acc += u32::from_be_bytes([c[4], c[5], c[6], c[7]]) as u64;
+    let mut carry = 0u64;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let (s, c) = acc.overflowing_add(v);
+        acc = s;
+        carry += c as u64;
     }
-    let mut rest = chunks.remainder().chunks_exact(2);
-    for w in &mut rest {
-        acc += u16::from_be_bytes([w[0], w[1]]) as u64;
+    let mut rest = words.remainder().chunks_exact(2);
+    let mut tail = 0u64;
+    for h in &mut rest {
+        tail += u16::from_ne_bytes([h[0], h[1]]) as u64;
     }
     if let [last] = rest.remainder() {
-        acc += (*last as u64) << 8;
+        tail += u16::from_ne_bytes([*last, 0]) as u64;
     }
-    acc
+    // Fold 64 -> 16 bits in native word order: split into halves so nothing overflows.
+    let mut x = (acc & 0xffff_ffff) + (acc >> 32) + carry + tail;
+    while x >> 16 != 0 {
+        x = (x & 0xffff) + (x >> 16);
+    }
+    u16::from_be(x as u16) as u64
 }
 
 /// Fold a sum to 16 bits and complement it.
@@ -206,6 +220,25 @@ mod tests {
         assert_eq!(fold(sum16(&data)), !0xddf2);
         // Odd length: a trailing byte is the high half of a zero-padded word.
         assert_eq!(sum16(&[0x12]), 0x1200);
+    }
+
+    #[test]
+    fn fast_sum_matches_the_plain_word_loop() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for len in (0..64).chain([1199, 1200, 1201, 1472, 9000]) {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            assert_eq!(fold(sum16(&data)), naive(&data), "len {len}");
+        }
+        // Carries: all-ones data exercises end-around carry at every level.
+        let ones = vec![0xffu8; 1500];
+        assert_eq!(fold(sum16(&ones)), naive(&ones));
     }
 
     /// Independent reference: a plain 16-bit word loop.
