@@ -3,10 +3,10 @@
 
 Built only from the written rules in shared/reference/gamestream-host.md (§A8 RTSP rtspenc,
 §A12 control V2, §A16 SS_ENC_VIDEO, §A17 audio CBC) and the strahl/1 key schedule documented in
-crates/dp/seal/src/native.rs, using Python `cryptography` (OpenSSL) for AES and HKDF. The Rust
+crates/common/seal/src/native.rs, using Python `cryptography` (OpenSSL) for AES and HKDF. The Rust
 tests read the committed output (vectors.txt) and never need Python.
 
-Run: /tmp/mlvenv/bin/python crates/dp/seal/kat/gen_vectors.py > crates/dp/seal/kat/vectors.txt
+Run: /tmp/mlvenv/bin/python crates/common/seal/kat/gen_vectors.py > crates/common/seal/kat/vectors.txt
 
 Output: one vector per line, `kind field=hex field=hex ...`; '#' lines are comments.
 """
