@@ -55,7 +55,7 @@ fn main() {
         });
         while let Some(line) = rx.recv().await {
             match server.submit_pin(line.trim()) {
-                Ok(n) => println!("PIN sent to {n} waiting client(s)"),
+                Ok(u) => println!("PIN sent to client {u}"),
                 Err(e) => println!("PIN refused: {e}"),
             }
             println!(

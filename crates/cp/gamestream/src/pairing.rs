@@ -7,8 +7,12 @@
 //!   randomness comes from an injected `Entropy` so tests are deterministic.
 //! - One session per `uniqueid`, stages 1→2→3→4 in order (stage 5 is a stateless HTTPS
 //!   check). Any out-of-order call deletes the session and answers 400 `paired=0`.
-//! - The PIN arrives out of band (`submit_pin`); only exactly four ASCII digits are valid.
-//!   Stage 1 waits at most `PIN_WAIT`.
+//! - The PIN arrives out of band (`submit_pin`); only exactly four ASCII digits are valid,
+//!   and it goes to exactly one waiting request. Stage 1 waits at most `PIN_WAIT`.
+//! - Known protocol limits (not fixable host-side): whoever holds a stage-1..3 transcript
+//!   can brute-force the PIN offline, so the operator must only type a PIN their own
+//!   client shows; and a peer can trigger the lockout on purpose (a pairing DoS, bounded
+//!   by `LOCKOUT`).
 //! - A wrong PIN is detected at stage 4 (the host cannot see it earlier: the client proves
 //!   knowledge of the key only with `clientpairingsecret`). A stock client that notices the
 //!   wrong PIN itself after stage 3 just stops; that abandoned session is counted as a failed
@@ -116,14 +120,17 @@ pub enum PinError {
     Format,
     /// No stage-1 request is waiting for a PIN.
     NoPendingRequest,
+    /// Several requests are waiting; name one (`submit_pin_for`).
+    Ambiguous(usize),
 }
 
 impl std::fmt::Display for PinError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PinError::Format => "a PIN is exactly 4 decimal digits",
-            PinError::NoPendingRequest => "no client is waiting for a PIN",
-        })
+        match self {
+            PinError::Format => f.write_str("a PIN is exactly 4 decimal digits"),
+            PinError::NoPendingRequest => f.write_str("no client is waiting for a PIN"),
+            PinError::Ambiguous(n) => write!(f, "{n} clients are waiting for a PIN; choose one"),
+        }
     }
 }
 
@@ -396,28 +403,54 @@ impl Pairing {
         }
     }
 
-    /// Gives the operator's PIN to every stage-1 request waiting for one (normally one).
-    /// Returns how many requests received it.
-    pub fn submit_pin(&mut self, pin: &str, now: Instant) -> Result<usize, PinError> {
+    /// Gives the operator's PIN to the one stage-1 request waiting for it.
+    ///
+    /// With several waiting requests (distinct uniqueids) the PIN is refused as ambiguous:
+    /// handing it to all of them would let a concurrent LAN peer learn a PIN-derived key
+    /// and brute-force the 10^4 PINs offline from its own transcript. Use
+    /// `submit_pin_for` to pick one. Returns the uniqueid that received the PIN.
+    pub fn submit_pin(&mut self, pin: &str, now: Instant) -> Result<String, PinError> {
+        self.deliver_pin(pin, None, now)
+    }
+
+    /// Gives the PIN to the stage-1 request of `uniqueid`.
+    pub fn submit_pin_for(
+        &mut self,
+        uniqueid: &str,
+        pin: &str,
+        now: Instant,
+    ) -> Result<String, PinError> {
+        self.deliver_pin(pin, Some(uniqueid), now)
+    }
+
+    fn deliver_pin(
+        &mut self,
+        pin: &str,
+        target: Option<&str>,
+        now: Instant,
+    ) -> Result<String, PinError> {
         if !is_valid_pin(pin) {
             return Err(PinError::Format);
         }
         self.expire(now);
-        let mut n = 0;
-        for s in &mut self.sessions {
-            if let Stage::AwaitingPin { salt } = s.stage {
-                s.stage = Stage::CertSent {
-                    key: pairing_key(self.hash, &salt, pin),
-                };
-                s.deadline = now + SESSION_IDLE_TIMEOUT;
-                n += 1;
-            }
-        }
-        if n == 0 {
-            Err(PinError::NoPendingRequest)
-        } else {
-            Ok(n)
-        }
+        let waiting: Vec<usize> = (0..self.sessions.len())
+            .filter(|&i| matches!(self.sessions[i].stage, Stage::AwaitingPin { .. }))
+            .filter(|&i| target.is_none_or(|u| self.sessions[i].uniqueid == u))
+            .collect();
+        let idx = match waiting.as_slice() {
+            [] => return Err(PinError::NoPendingRequest),
+            [i] => *i,
+            many => return Err(PinError::Ambiguous(many.len())),
+        };
+        let s = &mut self.sessions[idx];
+        let Stage::AwaitingPin { salt } = s.stage else {
+            unreachable!("filtered above")
+        };
+        s.stage = Stage::CertSent {
+            key: pairing_key(self.hash, &salt, pin),
+        };
+        s.deadline = now + SESSION_IDLE_TIMEOUT;
+        Ok(s.uniqueid.clone())
     }
 
     /// Polls a held stage-1 request.

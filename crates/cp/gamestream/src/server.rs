@@ -372,27 +372,34 @@ impl ServerHandle {
         self.shared.identity.cert_pem()
     }
 
-    /// Gives the operator's PIN to the waiting stage-1 request(s).
-    pub fn submit_pin(&self, pin: &str) -> Result<usize, PinError> {
-        let r = self
-            .shared
-            .pairing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .submit_pin(pin, Instant::now());
+    /// Gives the operator's PIN to the one waiting stage-1 request; returns its uniqueid.
+    pub fn submit_pin(&self, pin: &str) -> Result<String, PinError> {
+        let r = self.pairing().submit_pin(pin, Instant::now());
         if r.is_ok() {
             self.shared.pin_submitted.send_modify(|n| *n += 1);
         }
         r
     }
 
-    /// Stage-1 requests currently waiting for a PIN.
-    pub fn pending_pins(&self) -> Vec<PendingPin> {
+    /// Gives the PIN to the stage-1 request of `uniqueid` (when several are waiting).
+    pub fn submit_pin_for(&self, uniqueid: &str, pin: &str) -> Result<String, PinError> {
+        let r = self.pairing().submit_pin_for(uniqueid, pin, Instant::now());
+        if r.is_ok() {
+            self.shared.pin_submitted.send_modify(|n| *n += 1);
+        }
+        r
+    }
+
+    fn pairing(&self) -> std::sync::MutexGuard<'_, crate::pairing::Pairing> {
         self.shared
             .pairing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .pending_pins(Instant::now())
+    }
+
+    /// Stage-1 requests currently waiting for a PIN.
+    pub fn pending_pins(&self) -> Vec<PendingPin> {
+        self.pairing().pending_pins(Instant::now())
     }
 
     /// Waits (at most `timeout`) until some client waits for a PIN.

@@ -115,7 +115,10 @@ async fn pair(
             .expect("client reached stage 1");
         assert_eq!(req.uniqueid, "0123456789ABCDEF");
         assert_eq!(req.device_name, "roth");
-        assert_eq!(server.submit_pin(host_pin), Ok(1));
+        assert_eq!(
+            server.submit_pin(host_pin).as_deref(),
+            Ok("0123456789ABCDEF")
+        );
     });
     lines
 }

@@ -110,7 +110,10 @@ fn run_client(
         PinPoll::Waiting { .. }
     ));
     assert_eq!(host.pending_pins(now).len(), 1);
-    assert_eq!(host.submit_pin(host_pin, now), Ok(1));
+    assert_eq!(
+        host.submit_pin(host_pin, now).as_deref(),
+        Ok("0123456789ABCDEF")
+    );
     let PinPoll::Ready(PairReply::ServerCert { plaincert_hex }) = host.poll_pin(session, now)
     else {
         panic!("stage 1 not ready after the PIN")
@@ -453,4 +456,54 @@ fn session_abandoned_after_the_pin_counts_as_a_failure() {
     assert_eq!(host.stats().failed_attempts, 0);
     assert!(host.pending_pins(now + SESSION_IDLE_TIMEOUT).is_empty());
     assert_eq!(host.stats().failed_attempts, 1);
+}
+
+#[test]
+fn pin_goes_to_exactly_one_waiting_request() {
+    let (_d, id, client) = setup();
+    let mut host = Pairing::new(id.clone(), PairingHash::Sha256, counter_entropy());
+    let now = Instant::now();
+    let stage1 = |uid: &str| {
+        Query::parse(&format!(
+            "uniqueid={uid}&devicename=d{uid}&phrase=getservercert&salt={}&clientcert={}",
+            "ab".repeat(16),
+            encode_hex(client.cert_pem.as_bytes())
+        ))
+        .unwrap()
+    };
+    let PairStep::WaitForPin { session: a, .. } = host.handle(&stage1("AAAA"), false, now) else {
+        panic!()
+    };
+    let PairStep::WaitForPin { session: b, .. } = host.handle(&stage1("BBBB"), false, now) else {
+        panic!()
+    };
+    assert_eq!(host.pending_pins(now).len(), 2);
+    assert_eq!(host.submit_pin("1234", now), Err(PinError::Ambiguous(2)));
+    assert_eq!(
+        host.submit_pin_for("CCCC", "1234", now),
+        Err(PinError::NoPendingRequest)
+    );
+    assert_eq!(
+        host.submit_pin_for("BBBB", "1234", now).as_deref(),
+        Ok("BBBB")
+    );
+    assert!(matches!(
+        host.poll_pin(b, now),
+        PinPoll::Ready(PairReply::ServerCert { .. })
+    ));
+    assert!(
+        matches!(host.poll_pin(a, now), PinPoll::Waiting { .. }),
+        "A did not get B's PIN"
+    );
+    // Now only A waits: the plain form works again.
+    assert_eq!(host.submit_pin("9999", now).as_deref(), Ok("AAAA"));
+    // A new stage 1 for the same uniqueid replaces the old session.
+    let PairStep::WaitForPin { session: a2, .. } = host.handle(&stage1("AAAA"), false, now) else {
+        panic!()
+    };
+    let PinPoll::Ready(r) = host.poll_pin(a, now) else {
+        panic!("replaced session answers")
+    };
+    assert_eq!(failed_status(&r), Some(400));
+    assert!(matches!(host.poll_pin(a2, now), PinPoll::Waiting { .. }));
 }
