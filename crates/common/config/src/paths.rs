@@ -17,6 +17,12 @@ use std::path::PathBuf;
 
 use crate::types::AutoPath;
 
+/// The `why` strings of [`ResolvedPath`], for callers that act on the rule (e.g. extra checks
+/// for the world-writable `/tmp` fallback).
+pub mod why {
+    pub const TMP_FALLBACK: &str = "/tmp fallback";
+}
+
 /// The environment the rules look at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Env {
@@ -77,7 +83,7 @@ pub fn resolve_socket(setting: &AutoPath, env: &Env) -> ResolvedPath {
     }
     ResolvedPath {
         path: PathBuf::from(format!("/tmp/strahl-{}/dataplane.sock", env.uid)),
-        why: "/tmp fallback",
+        why: why::TMP_FALLBACK,
     }
 }
 
@@ -113,6 +119,6 @@ pub fn resolve_state_dir(setting: &AutoPath, env: &Env) -> ResolvedPath {
     }
     ResolvedPath {
         path: PathBuf::from(format!("/tmp/strahl-{}/state", env.uid)),
-        why: "/tmp fallback",
+        why: why::TMP_FALLBACK,
     }
 }

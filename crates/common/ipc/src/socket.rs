@@ -29,6 +29,43 @@ pub const DIR_MODE: u32 = 0o750;
 /// Pending connections the kernel queues; one control plane plus a refused extra is plenty.
 const LISTEN_BACKLOG: i32 = 4;
 
+/// Checks that `dir` is private enough to hold the IPC socket: owned by root or by this process's
+/// effective user, and not writable by others. Used for socket directories under shared,
+/// world-writable parents (the `/tmp/strahl-$UID` fallback), where another local user could
+/// pre-create the directory and impersonate either side (the control plane sends session keys).
+pub fn check_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.file_type().is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is owned by uid {}, not by us (uid {me}) or root",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is writable by others (mode {:o})",
+                dir.display(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Listening socket bound to a filesystem path; the file is removed on drop.
 #[derive(Debug)]
 pub struct SeqPacketListener {
@@ -308,6 +345,22 @@ mod tests {
             "{e}"
         );
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn private_dir_check() {
+        let dir = std::env::temp_dir().join(format!("strahl-ipc-priv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        check_private_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_private_dir(&dir).unwrap_err();
+        assert!(e.to_string().contains("writable by others"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let file = std::env::temp_dir().join(format!("strahl-ipc-privf-{}", std::process::id()));
+        std::fs::write(&file, b"x").unwrap();
+        assert!(check_private_dir(&file).is_err());
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]

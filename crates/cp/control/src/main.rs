@@ -56,6 +56,16 @@ fn main() -> ExitCode {
         socket.path.display(),
         socket.why
     );
+    if socket.why == strahl_config::paths_why::TMP_FALLBACK
+        && let Some(dir) = socket.path.parent()
+        && dir.exists()
+        && let Err(e) = strahl_ipc::socket::check_private_dir(dir)
+    {
+        // The data plane creates this directory private; anything else may be an impostor
+        // waiting for our session keys.
+        log::error!("refusing the data plane socket in {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
     let opts = Options {
         socket: socket.path,
         stats_interval: args.stats_interval,

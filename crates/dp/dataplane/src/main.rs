@@ -108,6 +108,10 @@ fn main() -> ExitCode {
         },
         None => resolve_socket(&cfg.dataplane.socket, &Env::from_process()),
     };
+    if let Err(e) = prepare_shared_tmp_dir(&socket) {
+        log::error!("unsafe socket directory for {}: {e}", socket.path.display());
+        return ExitCode::from(1);
+    }
     let listener = match SeqPacketListener::bind(&socket.path) {
         Ok(l) => l,
         Err(e) => {
@@ -138,4 +142,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// For the `/tmp` fallback the socket directory sits in a world-writable parent: create it
+/// private (0700) if missing and refuse one that another user owns or can write.
+fn prepare_shared_tmp_dir(socket: &strahl_config::ResolvedPath) -> std::io::Result<()> {
+    if socket.why != strahl_config::paths_why::TMP_FALLBACK {
+        return Ok(());
+    }
+    let Some(dir) = socket.path.parent() else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+    }
+    strahl_ipc::socket::check_private_dir(dir)
 }

@@ -18,9 +18,10 @@ const FORBIDDEN_IN_DP: [&str; 5] = [
     "futures-executor",
 ];
 
-/// Fewest dp crates the workspace has (fec, seal, packetize, pacer, net, dataplane); a smaller
-/// count means the walker no longer finds them and the check would pass vacuously.
-const MIN_DP_CRATES: usize = 6;
+/// Fewest dp crates the workspace has (fec, packetize, pacer, net, dataplane; seal moved to
+/// common/ to be shared with the client); a smaller count means the walker no longer finds
+/// them and the check would pass vacuously. Raise it when dp crates are added.
+const MIN_DP_CRATES: usize = 5;
 const MIN_CP_CRATES: usize = 1;
 
 struct Graph {
