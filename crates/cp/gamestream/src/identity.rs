@@ -131,17 +131,39 @@ impl HostIdentity {
                 source,
             })
         };
+        let cert_bytes = read(cert_path)?;
+        let key_bytes = read(key_path)?;
+        Self::from_pem(cert_bytes, &key_bytes, cert_path, key_path)
+    }
+
+    /// A fresh identity kept only in memory (tests, fuzzing, throw-away hosts).
+    pub fn ephemeral() -> Result<Self, IdentityError> {
+        let (cert_pem, key_pem) = generate()?;
+        Self::from_pem(
+            cert_pem.into_bytes(),
+            key_pem.as_bytes(),
+            Path::new("<memory>"),
+            Path::new("<memory>"),
+        )
+    }
+
+    /// Parses and cross-checks a PEM certificate and PKCS#8 key; the paths only name
+    /// the sources in errors.
+    fn from_pem(
+        cert_bytes: Vec<u8>,
+        key_bytes: &[u8],
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<Self, IdentityError> {
         let corrupt = |p: &Path, reason: String| IdentityError::Corrupt {
             path: p.to_path_buf(),
             reason,
         };
-        let cert_bytes = read(cert_path)?;
-        let key_bytes = read(key_path)?;
         let cert_pem = String::from_utf8(cert_bytes)
             .map_err(|_| corrupt(cert_path, "not UTF-8 text".into()))?;
         let cert = CertInfo::from_pem(cert_pem.as_bytes())
             .map_err(|e| corrupt(cert_path, e.to_string()))?;
-        let key_der = PrivatePkcs8KeyDer::from_pem_slice(&key_bytes)
+        let key_der = PrivatePkcs8KeyDer::from_pem_slice(key_bytes)
             .map_err(|e| corrupt(key_path, format!("no PKCS#8 PRIVATE KEY block: {e:?}")))?;
         let signer = RsaKeyPair::from_pkcs8(key_der.secret_pkcs8_der())
             .map_err(|e| corrupt(key_path, format!("not an RSA key: {e}")))?;

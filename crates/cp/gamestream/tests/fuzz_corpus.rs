@@ -2,11 +2,17 @@
 //! (proptest), so `cargo test` exercises what the fuzzer would.
 
 use proptest::prelude::*;
-use strahl_gamestream::fuzzing::fuzz_query;
+use strahl_gamestream::fuzzing::{fuzz_pair, fuzz_query};
 use strahl_gamestream::query::Query;
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz_corpus/query");
+    seeds_in("query")
+}
+
+fn seeds_in(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz_corpus")
+        .join(target);
     let mut v: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -36,6 +42,15 @@ fn corpus_replays_without_panic_and_parses_as_expected() {
     }
 }
 
+#[test]
+fn pair_corpus_replays() {
+    let seeds = seeds_in("pair");
+    assert!(seeds.len() >= 4, "pair seed corpus missing");
+    for (_, data) in &seeds {
+        fuzz_pair(data);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -54,6 +69,16 @@ proptest! {
             d.truncate(cut % (d.len() + 1));
         }
         fuzz_query(&d);
+    }
+
+    #[test]
+    fn mutated_pair_sequences_never_panic(idx in 0usize..16, pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+        let seeds = seeds_in("pair");
+        let mut d = seeds[idx % seeds.len()].1.clone();
+        let p = pos % d.len();
+        d[p] = byte;
+        d.truncate(cut % (d.len() + 1));
+        fuzz_pair(&d);
     }
 
     #[test]
