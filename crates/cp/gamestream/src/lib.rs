@@ -9,6 +9,22 @@
 //!   written with `atomic::write_atomic`;
 //! - I/O: `mdns` (`_nvstream._tcp` advertisement, switchable), `server` (hyper 1 + tokio + tokio-rustls; `tls` accepts any client cert at the TLS
 //!   layer and `handlers` authorises by exact match against the paired set).
+//!
+//! Embedding (the control binary supplies its session manager as the `SessionHost`):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use strahl_gamestream::{RecordingSessionHost, ServerConfig, SessionHost};
+//!
+//! let host: Arc<dyn SessionHost> = Arc::new(RecordingSessionHost::new());
+//! let server = strahl_gamestream::start(ServerConfig::new("/var/lib/strahl"), host).await?;
+//! // The status page received the PIN the Moonlight client shows:
+//! let client = server.submit_pin("1234")?;
+//! println!("PIN delivered to {client}");
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod atomic;
