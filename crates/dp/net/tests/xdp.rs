@@ -224,3 +224,89 @@ fn loss_program_drops_the_configured_burst_pattern_on_a_live_link() {
     assert_eq!(stats.dropped_burst, (SENT / 50 * 5) as u64);
     assert_eq!(stats.passed, (SENT - SENT / 50 * 5) as u64);
 }
+
+#[test]
+fn af_xdp_duplex_socket_sends_and_receives_on_one_queue() {
+    use std::time::{Duration, Instant};
+    use strahl_net::{RxBatch, RxQueue};
+    let test = "af_xdp_duplex_socket_sends_and_receives_on_one_queue";
+    let Some(pair) = pair(test) else { return };
+    const A_PORT: u16 = 47_999;
+    const M: u32 = 2048; // a multiple of the 32-datagram burst
+    let ifa = pair.if_a.clone();
+    let (mut tx, _prog) = in_netns(&pair.ns_a, move || {
+        let mut prog = RedirectProgram::load().expect("load");
+        prog.add_port(A_PORT).unwrap();
+        prog.attach(testbed::ifindex(&ifa).unwrap())
+            .expect("attach");
+        let mut plan = XdpPlan::new(&ifa, 0, FRAMES, 1472, A_PORT);
+        plan.rx_frames = 1024;
+        plan.rx_ring = 1024;
+        let mut tx = XdpTx::new(plan).expect("duplex AF_XDP socket");
+        prog.register_xsk(0, tx.fd()).unwrap();
+        tx.add_destination(SocketAddrV4::new(ADDR_B, PORT)).unwrap();
+        (tx, prog)
+    })
+    .expect("netns A");
+    // A -> B through the TX side.
+    let rx_sock = in_netns(&pair.ns_b, || UdpSocket::bind((ADDR_B, PORT)))
+        .unwrap()
+        .unwrap();
+    let out = transfer(
+        &mut tx,
+        MmsgRx::new(rx_sock, 64, 64 << 20).unwrap(),
+        SocketAddr::from((ADDR_B, PORT)),
+        M,
+    );
+    assert_eq!(out.intact, M, "A -> B: {out:?}");
+    // B -> A into the RX side of the same socket, in bursts the RX ring always holds.
+    let b_sock = in_netns(&pair.ns_b, || UdpSocket::bind((ADDR_B, 0)))
+        .unwrap()
+        .unwrap();
+    let mut b_tx = MmsgTx::new(
+        b_sock,
+        MmsgConfig {
+            frames: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let to_a = SocketAddr::from((ADDR_A, A_PORT));
+    let mut rx = tx.receiver().expect("plan has RX frames");
+    rx.set_verify_udp_checksum(false); // kernel sender on veth: CHECKSUM_PARTIAL
+    let mut batch = RxBatch::new(64, 2048);
+    let mut seen = vec![false; M as usize];
+    let start = Instant::now();
+    for burst in 0..(M / 32) {
+        for k in 0..32 {
+            let seq = burst * 32 + k;
+            let f = b_tx.alloc().unwrap();
+            let len = common::fill(b_tx.payload_mut(&f), seq);
+            b_tx.submit(f, len, to_a).unwrap();
+        }
+        while b_tx.pending() > 0 {
+            assert!(start.elapsed() < common::TRANSFER_DEADLINE);
+            b_tx.flush().unwrap();
+        }
+        b_tx.reclaim().unwrap();
+        let want = (burst + 1) * 32;
+        while (seen.iter().filter(|&&s| s).count() as u32) < want {
+            assert!(
+                start.elapsed() < common::TRANSFER_DEADLINE,
+                "B -> A stalled at {want}"
+            );
+            rx.recv(&mut batch, Duration::from_millis(20)).unwrap();
+            for (d, src) in batch.iter() {
+                let seq = common::verify(d).expect("intact datagram");
+                assert_eq!(src.ip(), std::net::IpAddr::V4(ADDR_B));
+                assert!(
+                    !std::mem::replace(&mut seen[seq as usize], true),
+                    "duplicate {seq}"
+                );
+            }
+        }
+    }
+    let c = *rx.counters();
+    assert_eq!(c.received_packets, M as u64);
+    assert_eq!(c.malformed, 0);
+}

@@ -25,14 +25,10 @@ pub const XDP_RX_BATCH: usize = 64;
 
 /// AF_XDP receive queue.
 pub struct XdpRx {
-    rx_q: xsk_rs::RxQueue,
-    fill_q: FillQueue,
+    ring: RxRing,
     _tx_q: xsk_rs::TxQueue,
     _comp_q: CompQueue,
     umem: Umem,
-    scratch: Box<[FrameDesc]>,
-    verify_udp_checksum: bool,
-    counters: RxCounters,
 }
 
 // SAFETY: xsk-rs handles are Arc<Mutex<..>>-backed and used only through `&mut self`.
@@ -78,30 +74,18 @@ impl XdpRx {
         // SAFETY: fresh UMEM, bound once; we own the XDP program (INHIBIT_PROG_LOAD).
         let (tx_q, rx_q, rings) = unsafe { Socket::new(sock_cfg, &umem, &ifname, queue) }
             .map_err(|e| setup_err("AF_XDP socket bind", e))?;
-        let (mut fill_q, comp_q) = rings.ok_or(NetError::Config("UMEM already bound"))?;
-        // SAFETY: all frames are fresh and owned by us; each goes on the fill ring exactly once.
-        let filled = unsafe { fill_q.produce(&descs) };
-        if filled != descs.len() {
-            return Err(NetError::Config("fill ring smaller than the UMEM"));
-        }
-        let scratch = descs[..XDP_RX_BATCH.min(descs.len())]
-            .to_vec()
-            .into_boxed_slice();
+        let (fill_q, comp_q) = rings.ok_or(NetError::Config("UMEM already bound"))?;
         Ok(Self {
-            rx_q,
-            fill_q,
+            ring: RxRing::new(rx_q, fill_q, &descs)?,
             _tx_q: tx_q,
             _comp_q: comp_q,
             umem,
-            scratch,
-            verify_udp_checksum: true,
-            counters: RxCounters::default(),
         })
     }
 
     /// The socket fd to put into the redirect program's XSKMAP.
     pub fn fd(&self) -> RawFd {
-        self.rx_q.fd().as_raw_fd()
+        self.ring.rx_q.fd().as_raw_fd()
     }
 
     /// Verify UDP checksums (default on). Turn it off only where the sender is a kernel socket on
@@ -110,21 +94,72 @@ impl XdpRx {
     /// are — measured: 9581 of 10000 sendmmsg datagrams failed the check. Frames from a real wire
     /// or from our AF_XDP sender carry complete checksums.
     pub fn set_verify_udp_checksum(&mut self, on: bool) {
-        self.verify_udp_checksum = on;
+        self.ring.verify_udp_checksum = on;
     }
 
     pub fn xdp_statistics(&self) -> Option<xsk_rs::socket::XdpStatistics> {
-        self.rx_q.fd().xdp_statistics().ok()
+        self.ring.rx_q.fd().xdp_statistics().ok()
     }
 }
 
 impl RxQueue for XdpRx {
     fn recv(&mut self, batch: &mut RxBatch, timeout: Duration) -> Result<usize, NetError> {
+        self.ring.recv(&self.umem, batch, timeout)
+    }
+
+    fn counters(&self) -> &RxCounters {
+        &self.ring.counters
+    }
+}
+
+/// The receive half of an AF_XDP socket: RX ring, fill ring, and the receive logic shared by
+/// [`XdpRx`] and the duplex [`super::XdpTx`]. Every frame handed to the fill ring at construction
+/// belongs to it from then on (it goes back to the fill ring right after being copied out).
+pub(crate) struct RxRing {
+    pub rx_q: xsk_rs::RxQueue,
+    pub fill_q: FillQueue,
+    pub scratch: Box<[FrameDesc]>,
+    pub verify_udp_checksum: bool,
+    pub counters: RxCounters,
+}
+
+impl RxRing {
+    /// Put `frames` (fresh frames of the socket's UMEM, owned by nobody else) on the fill ring.
+    pub fn new(
+        rx_q: xsk_rs::RxQueue,
+        mut fill_q: FillQueue,
+        frames: &[FrameDesc],
+    ) -> Result<Self, NetError> {
+        // SAFETY: the caller hands over fresh frames of this socket's UMEM that nothing else uses;
+        // each goes on the fill ring exactly once.
+        let filled = unsafe { fill_q.produce(frames) };
+        if filled != frames.len() {
+            return Err(NetError::Config("fill ring smaller than the RX frames"));
+        }
+        let template = frames
+            .first()
+            .copied()
+            .ok_or(NetError::Config("no RX frames"))?;
+        Ok(Self {
+            rx_q,
+            fill_q,
+            scratch: vec![template; XDP_RX_BATCH].into_boxed_slice(),
+            verify_udp_checksum: true,
+            counters: RxCounters::default(),
+        })
+    }
+
+    pub fn recv(
+        &mut self,
+        umem: &Umem,
+        batch: &mut RxBatch,
+        timeout: Duration,
+    ) -> Result<usize, NetError> {
         batch.set_filled(0);
         let n_max = batch.capacity().min(self.scratch.len());
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: descriptors come from this socket's RX ring and refer to this UMEM's frames,
-        // which stay ours until we put them back on the fill ring below.
+        // SAFETY: descriptors come from this socket's RX ring and refer to frames of `umem` (the
+        // socket's UMEM), which stay ours until we put them back on the fill ring below.
         let n =
             unsafe { self.rx_q.poll_and_consume(&mut self.scratch[..n_max], ms) }.map_err(|e| {
                 NetError::Broken {
@@ -141,7 +176,7 @@ impl RxQueue for XdpRx {
         let mut got = 0;
         for d in &self.scratch[..n] {
             // SAFETY: the frame is ours (consumed from RX, not yet refilled); read-only access.
-            let data = unsafe { self.umem.data(d) };
+            let data = unsafe { umem.data(d) };
             let frame = data.contents();
             match parse_udp_ipv4_with(frame, self.verify_udp_checksum) {
                 Ok(v) => {
@@ -166,9 +201,5 @@ impl RxQueue for XdpRx {
         self.counters.received_packets += got as u64;
         batch.set_filled(got);
         Ok(got)
-    }
-
-    fn counters(&self) -> &RxCounters {
-        &self.counters
     }
 }

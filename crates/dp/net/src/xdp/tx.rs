@@ -17,14 +17,21 @@
 //!   at `submit`, so a recycled frame always goes out with its own length.
 //! - Bind mode: zero-copy is tried first when asked for, then copy; the outcome is reported by
 //!   [`XdpTx::bind_mode`] (veth refuses zero-copy with EOPNOTSUPP).
+//! - Duplex: with `XdpPlan::rx_frames > 0` the same socket also receives (extra UMEM frames on
+//!   the fill ring, never handed out as TX frames); [`XdpTx::receiver`] borrows the receive side
+//!   and [`XdpTx::fd`] goes into the redirect program's XSKMAP. Without shared UMEM, one socket per
+//!   (interface, queue) is all AF_XDP allows, so this is how the appliance takes inbound pings and
+//!   loss reports on the queue it transmits from.
 //! - The socket belongs to the namespace of the thread that created it; `add_destination` reads
 //!   that thread's tables, so call both from the same namespace.
 #![allow(unsafe_code)]
 
 use super::headers::{HDR_LEN, HeaderTemplate};
 use super::neigh::{self, NeighError};
+use super::rx::RxRing;
 use crate::NetError;
 use crate::frame::{FrameArena, TxFrame};
+use crate::rx::{RxBatch, RxCounters, RxQueue};
 use crate::tx::{FlushReport, Pending, SubmitError, TransportKind, TxCounters, TxQueue};
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -59,6 +66,12 @@ pub struct XdpPlan {
     pub frame_size: u32,
     /// TX ring descriptors (power of two).
     pub tx_ring: u32,
+    /// Extra UMEM frames for receiving on the same socket (0: transmit only). With RX frames,
+    /// [`XdpTx::receiver`] reads what the redirect program steers to [`XdpTx::fd`]: one socket
+    /// per (interface, queue) serves both directions, as AF_XDP requires without shared UMEM.
+    pub rx_frames: u32,
+    /// RX ring descriptors (power of two) when `rx_frames > 0`.
+    pub rx_ring: u32,
     /// Try zero-copy first (needs driver support; veth has none).
     pub zero_copy: bool,
     /// Compute the UDP checksum (else 0, allowed on IPv4).
@@ -87,6 +100,8 @@ impl XdpPlan {
             frames,
             frame_size,
             tx_ring: frames.min(2048),
+            rx_frames: 0,
+            rx_ring: 2048,
             zero_copy: true,
             udp_checksum: true,
             src_port,
@@ -111,12 +126,20 @@ pub enum BindMode {
     },
 }
 
-/// AF_XDP transmit queue.
+enum RxHalf {
+    Active(RxRing),
+    /// Transmit-only socket: the rings exist (libxdp creates them) but carry nothing; held only
+    /// so their handles live as long as the socket.
+    #[allow(dead_code)]
+    Idle(xsk_rs::RxQueue, FillQueue),
+}
+
+/// AF_XDP transmit queue (and, with `rx_frames`, the receive side of the same socket).
 pub struct XdpTx {
     tx_q: xsk_rs::TxQueue,
     comp_q: CompQueue,
-    _fill_q: FillQueue,
-    _rx_q: xsk_rs::RxQueue,
+    /// Receive half: `Some` with `rx_frames > 0`, else the unused rings kept alive.
+    rx: RxHalf,
     arena: FrameArena,
     umem: Umem,
     descs: Box<[FrameDesc]>,
@@ -173,10 +196,13 @@ fn open(plan: &XdpPlan, zero_copy: bool) -> Result<(Umem, Vec<FrameDesc>, Rings)
         .frame_size(FrameSize::new(plan.frame_size).map_err(|e| (0, setup_err("frame size", e)))?)
         // Completion ring holds every frame: it can never overflow (contract).
         .comp_queue_size(q(plan.frames.next_power_of_two())?)
-        .fill_queue_size(q(64)?)
+        .fill_queue_size(q(plan.rx_frames.max(64).next_power_of_two())?)
         .build()
         .map_err(|e| (0, setup_err("UMEM config", e)))?;
-    let frames = NonZeroU32::new(plan.frames).ok_or((0, NetError::Config("frames > 0")))?;
+    let total = plan.frames.checked_add(plan.rx_frames);
+    let frames = total
+        .and_then(NonZeroU32::new)
+        .ok_or((0, NetError::Config("0 < frames + rx_frames < 2^32")))?;
     let (umem, descs) =
         Umem::new(umem_cfg, frames, false).map_err(|e| (0, setup_err("UMEM create", e)))?;
     let mode = if zero_copy {
@@ -186,7 +212,7 @@ fn open(plan: &XdpPlan, zero_copy: bool) -> Result<(Umem, Vec<FrameDesc>, Rings)
     };
     let sock_cfg = SocketConfig::builder()
         .tx_queue_size(q(plan.tx_ring)?)
-        .rx_queue_size(q(64)?)
+        .rx_queue_size(q(if plan.rx_frames > 0 { plan.rx_ring } else { 64 })?)
         .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
         .xdp_flags(XdpFlags::empty())
         .bind_flags(mode | BindFlags::XDP_USE_NEED_WAKEUP)
@@ -265,11 +291,18 @@ impl XdpTx {
                 .enumerate()
                 .all(|(i, d)| d.addr() == i * plan.frame_size as usize + XDP_HEADROOM)
         );
+        // Frames [0, frames) are the TX arena; [frames, frames + rx_frames) belong to the fill
+        // ring from here on (the arena never hands them out: its slot count is `frames`).
+        let rx_descs = descs.split_off(plan.frames as usize);
+        let rx = if plan.rx_frames > 0 {
+            RxHalf::Active(RxRing::new(rx_q, fill_q, &rx_descs)?)
+        } else {
+            RxHalf::Idle(rx_q, fill_q)
+        };
         Ok(Self {
             tx_q,
             comp_q,
-            _fill_q: fill_q,
-            _rx_q: rx_q,
+            rx,
             arena,
             umem,
             scratch: descs[..XDP_BATCH.min(descs.len())]
@@ -291,6 +324,23 @@ impl XdpTx {
 
     pub fn bind_mode(&self) -> BindMode {
         self.bind_mode
+    }
+
+    /// The socket fd, for the redirect program's XSKMAP (duplex use).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.tx_q.fd().as_raw_fd()
+    }
+
+    /// The receive side of this socket, or `None` for a transmit-only plan (`rx_frames == 0`).
+    pub fn receiver(&mut self) -> Option<XdpDuplexRx<'_>> {
+        match &mut self.rx {
+            RxHalf::Active(ring) => Some(XdpDuplexRx {
+                ring,
+                umem: &self.umem,
+            }),
+            RxHalf::Idle(..) => None,
+        }
     }
 
     pub fn source(&self) -> SocketAddrV4 {
@@ -494,5 +544,29 @@ impl TxQueue for XdpTx {
 
     fn counters(&self) -> &TxCounters {
         &self.counters
+    }
+}
+
+/// Receive view of a duplex [`XdpTx`] (see [`XdpPlan::rx_frames`]). Borrowing keeps one owner per
+/// socket: the tile that transmits also drains the (small) inbound traffic.
+pub struct XdpDuplexRx<'a> {
+    ring: &'a mut RxRing,
+    umem: &'a Umem,
+}
+
+impl XdpDuplexRx<'_> {
+    /// See `XdpRx::set_verify_udp_checksum`.
+    pub fn set_verify_udp_checksum(&mut self, on: bool) {
+        self.ring.verify_udp_checksum = on;
+    }
+}
+
+impl RxQueue for XdpDuplexRx<'_> {
+    fn recv(&mut self, batch: &mut RxBatch, timeout: Duration) -> Result<usize, NetError> {
+        self.ring.recv(self.umem, batch, timeout)
+    }
+
+    fn counters(&self) -> &RxCounters {
+        &self.ring.counters
     }
 }
