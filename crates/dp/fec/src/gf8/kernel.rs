@@ -23,6 +23,7 @@ pub(crate) const MAX_INPUTS: usize = 255;
 
 /// A GF(2^8) implementation the crate can run. All produce identical bytes; they differ in speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive] // more ISAs (NEON, AVX-512 without GFNI) may come
 pub enum Gf8Kernel {
     /// Portable table lookups (the reference the others are tested against).
     Scalar,
