@@ -120,6 +120,12 @@ fn uring(test: &str, zero_copy: bool, gso: usize) {
     if gso > 1 {
         assert!(c.gso_trains > 0);
     }
+    if zero_copy && gso <= 1 && tx.mode().registered_buffers {
+        // Across namespaces the kernel copies every zero-copy send; the queue must notice.
+        assert!(c.zc_copied > 0);
+        assert!(tx.mode().zero_copy_abandoned, "{:?}", tx.mode());
+        assert!(!tx.mode().zero_copy);
+    }
 }
 
 #[test]

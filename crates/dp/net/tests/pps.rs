@@ -179,7 +179,7 @@ fn quick_pps() {
             Peer::Kernel,
         ),
         (
-            "io_uring SendZc (registered)",
+            "io_uring SendZc, auto fallback",
             |p| Box::new(UringTx::new(kernel_sock(p), UringConfig::default()).unwrap()),
             Peer::Kernel,
         ),
