@@ -455,3 +455,64 @@ fn garbage_datagrams_do_not_crash_the_dataplane() {
     dp.signal("TERM");
     assert_eq!(dp.wait_exit(EXIT_BOUND).0.code(), Some(0), "{}", dp.log());
 }
+
+#[test]
+fn silent_and_extra_control_planes_are_dropped_or_refused() {
+    let dir = Scratch::new("silent");
+    let sock = dir.socket();
+    let mut dp = start_dataplane(&sock);
+
+    // A peer that never says Hello is dropped after the handshake timeout (5 s).
+    let silent = raw_connect(&sock);
+    let t = std::time::Instant::now();
+    assert!(
+        matches!(recv(&silent), Err(MsgError::Closed)),
+        "silent peer must be dropped"
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(9),
+        "dropped after {took:?}"
+    );
+    dp.wait_for("no Hello within");
+
+    // While one control plane is connected, a second `strahl-control serve` is refused as busy,
+    // retries with back-off, and gives up at its connect timeout.
+    let first = raw_connect(&sock);
+    send(
+        &first,
+        &Message::Hello(Hello {
+            major: MAJOR,
+            minor: MINOR,
+            role: Role::Control,
+            pid: 5,
+            build: "first".into(),
+        }),
+    );
+    assert!(matches!(
+        recv(&first).unwrap().message,
+        Message::HelloAck(_)
+    ));
+    let s = sock.to_str().unwrap();
+    let mut second = Proc::spawn(
+        "control",
+        &control_bin(),
+        &["serve", "--socket", s, "--connect-timeout-ms", "700"],
+    );
+    let (st, _) = second.wait_exit(EXIT_BOUND);
+    assert_eq!(st.code(), Some(1), "{}", second.log());
+    assert!(
+        second
+            .log()
+            .contains("another control plane (pid 5) is connected"),
+        "{}",
+        second.log()
+    );
+    assert!(
+        second.log().contains("data plane not reachable"),
+        "{}",
+        second.log()
+    );
+    dp.signal("TERM");
+    assert_eq!(dp.wait_exit(EXIT_BOUND).0.code(), Some(0), "{}", dp.log());
+}
