@@ -56,8 +56,10 @@ pub struct UringConfig {
     pub in_flight: u32,
     /// Segments per GSO train; 0/1 off. Clamped like [`crate::mmsg::MmsgConfig::gso_segments`].
     pub gso_segments: usize,
-    /// Use `SendZc`/`SendMsgZc` when the kernel supports it.
+    /// Use `SendZc` when the kernel supports it.
     pub zero_copy: bool,
+    /// Fall back to `Send` when the kernel copies anyway (see [`ZC_COPIED_FALLBACK_PERCENT`]).
+    pub zero_copy_fallback: bool,
     pub socket_buffer: usize,
 }
 
@@ -69,6 +71,7 @@ impl Default for UringConfig {
             in_flight: 256,
             gso_segments: 0,
             zero_copy: true,
+            zero_copy_fallback: true,
             socket_buffer: crate::mmsg::DEFAULT_SOCKET_BUFFER,
         }
     }
@@ -110,6 +113,7 @@ pub struct UringTx {
     in_flight: usize,
     unreclaimed: usize,
     zc_notifs: u64,
+    zc_fallback: bool,
     counters: TxCounters,
 }
 
@@ -190,6 +194,7 @@ impl UringTx {
             in_flight: 0,
             unreclaimed: 0,
             zc_notifs: 0,
+            zc_fallback: cfg.zero_copy_fallback,
             counters: TxCounters::default(),
         })
     }
@@ -438,7 +443,8 @@ impl TxQueue for UringTx {
                     self.counters.zc_copied += self.reqs[id].n as u64;
                 }
                 self.zc_notifs += 1;
-                if self.zc_notifs == ZC_PROBE_NOTIFS
+                if self.zc_fallback
+                    && self.zc_notifs == ZC_PROBE_NOTIFS
                     && self.counters.zc_copied * 100 >= ZC_COPIED_FALLBACK_PERCENT * ZC_PROBE_NOTIFS
                 {
                     // Requests already in flight finish as zero-copy; new ones use Send.

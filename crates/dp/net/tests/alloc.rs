@@ -161,6 +161,9 @@ fn steady_state_paths_do_not_allocate() {
             frames: 256,
             in_flight: 64,
             zero_copy: zc,
+            // Keep SendZc on so its path is the one counted (loopback copies, which would
+            // otherwise switch the queue to Send during warm-up).
+            zero_copy_fallback: false,
             gso_segments: gso,
             ..Default::default()
         };
@@ -183,6 +186,9 @@ fn steady_state_paths_do_not_allocate() {
             allocs, 0,
             "io_uring zc={zc} gso={gso}: steady state allocated {allocs} times"
         );
+        if zc && tx.mode().zero_copy {
+            assert!(tx.counters().zc_copied > 0, "SendZc path was exercised");
+        }
     }
 
     #[cfg(feature = "xdp")]
