@@ -147,6 +147,8 @@ fn classify(e: &NetError, kind: TransportKind) -> Refusal {
         Some(libc::EPERM | libc::EACCES) => {
             if kind == TransportKind::IoUring && io_uring_disabled() {
                 Refusal::Kernel(format!("{detail} (kernel.io_uring_disabled is set)"))
+            } else if kind == TransportKind::AfXdp {
+                Refusal::NoPrivilege(format!("{detail} (AF_XDP sockets need CAP_NET_RAW)"))
             } else {
                 Refusal::NoPrivilege(detail)
             }
