@@ -8,7 +8,7 @@
 //!   sample_rate_hz u32, packet_duration_ms u8, bitrate_kbps u32}, keys {tag u8; 1: rikey [16],
 //!   rikeyid u32; 2: secret [32]}, ports {video_src, audio_src, video_dst, audio_dst: u16}
 //!   - addr: family u8 (4|6); 4: ip [4], port u16; 6: ip [16], port u16, scope_id u32
-//! - SessionUpdate: id u64, bitrate_kbps Option<u32>, fec_percent Option<u8>, request_keyframe bool
+//! - SessionUpdate: id u64, bitrate_kbps `Option<u32>`, fec_percent `Option<u8>`, request_keyframe bool
 //! - SessionStop: id u64, reason u8
 //! - StatsRequest: request_id u32
 //! - StatsSnapshot: request_id u32, uptime_ms u64, count u16 (≤ 1024), count × {name str(256), value u64}
