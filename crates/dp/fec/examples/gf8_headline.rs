@@ -12,6 +12,43 @@ fn main() {
         shape(d, p);
     }
     frame_4mib(100);
+    for (d, p) in [(212, 43), (170, 85)] {
+        decode(d, p, 300);
+    }
+}
+
+/// Decode with `p` data shards lost (the most the block can repair).
+fn decode(d: usize, p: usize, iters: usize) {
+    const LEN: usize = 1392;
+    let code = Gf8Code::new(d, p).expect("valid shape");
+    let mut all: Vec<u8> = (0..(d + p) * LEN).map(|i| (i * 13 + i / 5) as u8).collect();
+    {
+        let (data, parity) = all.split_at_mut(d * LEN);
+        let drefs: Vec<&[u8]> = data.chunks_exact(LEN).collect();
+        let mut prefs: Vec<&mut [u8]> = parity.chunks_exact_mut(LEN).collect();
+        code.encode(&drefs, &mut prefs).expect("encode");
+    }
+    let mut present = vec![true; d + p];
+    for k in 0..p.min(d) {
+        present[k * d / p.min(d)] = false;
+    }
+    let mut dec = strahl_fec::gf8::Gf8Decoder::new();
+    let mut shards: Vec<&mut [u8]> = all.chunks_exact_mut(LEN).collect();
+    let mut t: Vec<f64> = (0..iters)
+        .map(|_| {
+            let s = Instant::now();
+            dec.reconstruct(code, &mut shards, &present)
+                .expect("decode");
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    let lost = present.iter().filter(|&&m| !m).count();
+    println!(
+        "decode ({d}, {p}) x {LEN} B, {lost} lost: median {:.1} us, min {:.1} us",
+        t[t.len() / 2],
+        t[0]
+    );
 }
 
 fn shape(d: usize, p: usize) {
