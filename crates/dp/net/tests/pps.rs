@@ -258,3 +258,30 @@ fn quick_pps() {
         );
     }
 }
+
+/// Cost of the UDP checksum AF_XDP computes per datagram (single core, no I/O).
+#[cfg(feature = "xdp")]
+#[test]
+#[ignore = "timing; run explicitly"]
+fn checksum_cost() {
+    use std::hint::black_box;
+    use strahl_net::xdp::headers::{fold, sum16};
+    let data: Vec<u8> = (0..PAYLOAD).map(|i| (i * 7) as u8).collect();
+    let mut per = Vec::new();
+    for _ in 0..5 {
+        let n = 200_000;
+        let start = Instant::now();
+        let mut acc = 0u16;
+        for _ in 0..n {
+            acc ^= fold(sum16(black_box(&data)));
+        }
+        black_box(acc);
+        per.push(start.elapsed().as_nanos() as f64 / n as f64);
+    }
+    let m = median(per.clone());
+    eprintln!(
+        "CSUM sum16 over {PAYLOAD} B: median {m:.1} ns ({:.1} GB/s), runs {:?}",
+        PAYLOAD as f64 / m,
+        per.iter().map(|p| format!("{p:.1}")).collect::<Vec<_>>()
+    );
+}
