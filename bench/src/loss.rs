@@ -1,8 +1,9 @@
 //! `strahl-bench loss`: how many frames survive packet loss with GF(2^16) one block per frame vs
 //! GameStream's GF(2^8) with at most 4 blocks of at most 255 shards, at the same overhead.
 //!
-//! - A frame is [`DATA_SHARDS`] data shards plus [`OVERHEAD_PCT`] % parity in both schemes (the
-//!   GF(2^8) split gives the same parity total here: 3 blocks of 200 + 40).
+//! - A frame is [`DATA_SHARDS`] data shards plus [`OVERHEAD_PCT`] % parity, split GameStream-style
+//!   into 4 GF(2^8) blocks of 200 + 40 (the most blocks GameStream allows); GF(2^16) gets exactly the
+//!   same parity total in one block.
 //! - Send order: GF(2^16) data then parity; GF(2^8) block by block, data then parity (Sunshine's
 //!   order). Both schemes see the *same* per-packet loss sequence (a paired comparison).
 //! - Loss models, seeded: independent (Bernoulli) loss, and bursts from a two-state Gilbert model
@@ -22,8 +23,8 @@ use crate::report::Plot;
 
 /// Loss behaviour does not depend on shard size; decode time does, so keep shards small.
 const SHARD: usize = 512;
-/// About a 300 KB frame at 512 B (or 835 KB at 1392 B): big enough to need 3 GF(2^8) blocks.
-const DATA_SHARDS: usize = 600;
+/// 800 shards (1.1 MB at 1392 B, near GameStream's FEC ceiling): 4 GF(2^8) blocks at 20 %.
+const DATA_SHARDS: usize = 800;
 /// Sunshine's default FEC percentage.
 const OVERHEAD_PCT: usize = 20;
 const LOSS_PCT: [f64; 13] = [
@@ -71,10 +72,11 @@ impl Channel {
 
 pub fn run(opts: &Options) -> Result<Value, String> {
     let k = DATA_SHARDS;
-    let r = (k * OVERHEAD_PCT).div_ceil(100);
-    let n = k + r;
     let blocks = gf8_blocks(k, OVERHEAD_PCT);
     let p8: usize = blocks.last().map_or(0, |b| b.1.end);
+    // Same overhead by construction: GF(2^16) gets exactly the GF(2^8) parity total.
+    let r = p8;
+    let n = k + r;
     if blocks.len() > 4 {
         return Err(format!(
             "GameStream allows 4 FEC blocks, layout needs {}",
