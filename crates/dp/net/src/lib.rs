@@ -14,7 +14,8 @@
 //!   write that slot's payload area through [`TxQueue::payload_mut`] / [`TxQueue::payloads_mut`]
 //!   (the latter gives many disjoint slices at once, e.g. FEC data + parity). The packetizer writes
 //!   the UDP payload in place: there is no copy between packetize and the transport except the one
-//!   the kernel does (none for AF_XDP copy mode beyond the driver's, none for `SendZc`).
+//!   the kernel makes (sendmmsg/`Send`: into the skb; AF_XDP copy mode: UMEM frame into an skb;
+//!   AF_XDP zero-copy and `SendZc` on a NIC that supports them: none).
 //! - **Submit, then flush.** [`TxQueue::submit`] consumes the token with the datagram length and
 //!   destination; nothing leaves until [`TxQueue::flush`], which sends everything pending in
 //!   batches (64 messages per syscall, or GSO trains of equal-size segments to one destination).
