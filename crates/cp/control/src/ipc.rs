@@ -133,10 +133,13 @@ impl Client {
             pid: std::process::id(),
             build: format!("strahl-control {}", env!("CARGO_PKG_VERSION")),
         };
-        c.send(&Message::Hello(hello)).await?;
-        let reply = match tokio::time::timeout(HANDSHAKE_TIMEOUT, c.recv_raw()).await {
+        // A data plane that refuses us outright (busy) may close before reading our Hello: the
+        // send then fails, but its Refuse is still queued for us, so read before giving up.
+        let sent = c.send(&Message::Hello(hello)).await;
+        let reply = match tokio::time::timeout(HANDSHAKE_TIMEOUT, c.recv_after_reset()).await {
             Err(_) => return Err(ClientError::Timeout),
-            Ok(r) => r?,
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(sent.err().unwrap_or(e)),
         };
         match reply {
             Ok(Decoded {
@@ -223,6 +226,18 @@ impl Client {
                 Ok(Err(e)) => return Err(ClientError::Io(e)),
                 Err(_would_block) => continue,
             }
+        }
+    }
+
+    /// Like [`Client::recv_raw`], but looks past one `ECONNRESET`: a peer that closes while our
+    /// datagram is unread makes the kernel report the reset once (that recv consumes the error),
+    /// and whatever the peer sent before closing — typically a `Refuse` — is still queued.
+    async fn recv_after_reset(&mut self) -> Result<Result<Decoded, DecodeError>, ClientError> {
+        match self.recv_raw().await {
+            Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => {
+                self.recv_raw().await
+            }
+            r => r,
         }
     }
 
