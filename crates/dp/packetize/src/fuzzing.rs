@@ -21,9 +21,10 @@ pub const FUZZ_SECRET: [u8; 32] = [0x5A; 32];
 pub const FUZZ_MAX_BYTES: usize = 64 << 10;
 const FUZZ_MAX_FRAME_BYTES: usize = 32 << 10;
 
-fn fuzz_reassembler_config(max_frames: usize) -> ReassemblerConfig {
+fn fuzz_reassembler_config(max_frames: usize, first_frame_id: Option<u32>) -> ReassemblerConfig {
     ReassemblerConfig {
         stream: 0,
+        first_frame_id,
         max_bytes: FUZZ_MAX_BYTES,
         max_frame_bytes: FUZZ_MAX_FRAME_BYTES,
         max_frames_in_flight: max_frames,
@@ -57,7 +58,7 @@ pub fn fuzz_native_header(data: &[u8]) {
     }
     let mut sealer = TxSealer::new(&FUZZ_SECRET, Direction::HostToClient, Backend::DEFAULT);
     let opener = RxOpener::new(&FUZZ_SECRET, Direction::HostToClient, Backend::DEFAULT);
-    let mut rx = Reassembler::new(fuzz_reassembler_config(4), opener).expect("valid config");
+    let mut rx = Reassembler::new(fuzz_reassembler_config(4, None), opener).expect("valid config");
     let mut dgram = Vec::with_capacity(PREFIX_LEN + body.len() + TAG_LEN);
     dgram.extend_from_slice(&[0u8; PREFIX_LEN]);
     dgram.extend_from_slice(body);
@@ -148,8 +149,8 @@ pub fn fuzz_reassembler(data: &[u8]) {
     let sealer = TxSealer::new(&FUZZ_SECRET, Direction::HostToClient, Backend::DEFAULT);
     let mut tx = NativePacketizer::new(NativeConfig::new(shard_len), sealer).expect("valid config");
     let opener = RxOpener::new(&FUZZ_SECRET, Direction::HostToClient, Backend::DEFAULT);
-    let mut rx =
-        Reassembler::new(fuzz_reassembler_config(max_frames), opener).expect("valid config");
+    let mut rx = Reassembler::new(fuzz_reassembler_config(max_frames, Some(0)), opener)
+        .expect("valid config");
     let mut net: Vec<Vec<u8>> = Vec::new();
     let mut sent: HashMap<u32, usize> = HashMap::new();
     let mut touched: HashSet<u32> = HashSet::new();

@@ -48,6 +48,10 @@ pub const DEFAULT_REORDER_GRACE: Duration = Duration::from_millis(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReassemblerConfig {
     pub stream: u8,
+    /// The first frame id to expect. `Some(0)` for a session's receiver (every `strahl/1`
+    /// session's packetizer starts at frame 0), so frames reordered at the very start are not
+    /// mistaken for late ones; `None` joins a running stream at the first frame seen.
+    pub first_frame_id: Option<u32>,
     pub max_bytes: usize,
     pub max_frame_bytes: usize,
     pub max_frames_in_flight: usize,
@@ -59,6 +63,7 @@ impl Default for ReassemblerConfig {
     fn default() -> Self {
         ReassemblerConfig {
             stream: 0,
+            first_frame_id: Some(0),
             max_bytes: DEFAULT_MAX_BYTES,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_frames_in_flight: DEFAULT_MAX_FRAMES_IN_FLIGHT,
@@ -197,7 +202,8 @@ pub struct Reassembler {
     opener: RxOpener,
     decoder: Gf16Decoder,
     slots: Vec<Slot>,
-    /// Next frame id to deliver (64-bit expanded); `None` until the first authenticated shard.
+    /// Next frame id to deliver (64-bit expanded); `None` until the first authenticated shard when
+    /// no first frame id is configured.
     next_deliver: Option<u64>,
     /// Slot of the last accepted shard (most shards in a row belong to one frame).
     last_slot: usize,
@@ -214,12 +220,13 @@ impl Reassembler {
         let slots = (0..cfg.max_frames_in_flight)
             .map(|_| Slot::empty())
             .collect();
+        let next_deliver = cfg.first_frame_id.map(|f| FIRST_ID_BASE + f as u64);
         Ok(Reassembler {
             cfg,
             opener,
             decoder: Gf16Decoder::new(),
             slots,
-            next_deliver: None,
+            next_deliver,
             last_slot: 0,
             shard_ptrs: Vec::new(),
             stats: ReassemblerStats::default(),
