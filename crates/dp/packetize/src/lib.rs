@@ -39,8 +39,8 @@ pub enum PacketizeError {
     FrameTooLarge { bytes: usize, max: usize },
     /// The caller's packet buffer cannot hold the next packet.
     BufferTooSmall { needed: usize, got: usize },
-    /// `next_packet` was called after the frame's last packet.
-    FrameFinished,
+    /// A call out of the frame's order (e.g. parity requested before every data packet).
+    OutOfOrder,
     /// The FEC layer refused a shape (a bug guard: shapes are validated before).
     Fec(FecError),
     /// Sealing failed (key exhausted).
@@ -60,7 +60,7 @@ impl std::fmt::Display for PacketizeError {
             PacketizeError::BufferTooSmall { needed, got } => {
                 write!(f, "packet buffer of {got} bytes, {needed} needed")
             }
-            PacketizeError::FrameFinished => f.write_str("frame already fully packetized"),
+            PacketizeError::OutOfOrder => f.write_str("packet requested out of the frame's order"),
             PacketizeError::Fec(e) => write!(f, "fec: {e}"),
             PacketizeError::Seal(e) => write!(f, "seal: {e}"),
         }

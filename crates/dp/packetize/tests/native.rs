@@ -620,3 +620,56 @@ fn joining_a_running_stream_vs_expecting_frame_zero() {
         }
     }
 }
+
+#[test]
+fn parity_into_caller_buffers_matches_next_packet_byte_for_byte() {
+    for len in [1usize, 1408, 50_000, 300_001] {
+        let data = au(77, len);
+        let (mut a, _) = pair(1408, 30, ReassemblerConfig::default());
+        let (mut b, mut rx) = pair(1408, 30, ReassemblerConfig::default());
+        let one_by_one = packets(
+            &mut a,
+            &data,
+            FrameMeta {
+                pts_us: 9,
+                keyframe: true,
+            },
+        );
+        let mut f = b
+            .frame(
+                &data,
+                FrameMeta {
+                    pts_us: 9,
+                    keyframe: true,
+                },
+            )
+            .unwrap();
+        let shape = f.shape();
+        let mut batch = Vec::new();
+        let mut buf = vec![0u8; shape.max_packet_len];
+        // Parity before the data packets is refused.
+        assert_eq!(
+            f.parity_into(&mut []),
+            Err(strahl_packetize::PacketizeError::OutOfOrder)
+        );
+        for _ in 0..shape.data_shards {
+            let n = f.next_packet(&mut buf).unwrap().unwrap();
+            batch.push(buf[..n].to_vec());
+        }
+        let mut pbufs = vec![vec![0xAAu8; shape.max_packet_len]; shape.parity_shards];
+        let mut refs: Vec<&mut [u8]> = pbufs.iter_mut().map(|v| &mut v[..]).collect();
+        assert_eq!(f.parity_into(&mut refs).unwrap(), shape.parity_shards);
+        assert_eq!(f.remaining(), 0);
+        assert_eq!(f.next_packet(&mut buf).unwrap(), None);
+        batch.extend(pbufs);
+        assert_eq!(batch, one_by_one, "len {len}");
+        // And the batch-parity datagrams reassemble with the data shards lost.
+        for mut p in batch
+            .into_iter()
+            .skip(shape.parity_shards.min(shape.data_shards))
+        {
+            let _ = rx.push(&mut p, Duration::ZERO);
+        }
+        assert_eq!(rx.poll(Duration::ZERO).map(|f| f.data.to_vec()), Some(data));
+    }
+}

@@ -76,6 +76,8 @@ struct Native {
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
     au: Vec<u8>,
+    /// Empty; its capacity is reused for the `parity_into` argument.
+    refs: Vec<&'static mut [u8]>,
     now: Duration,
     delivered: usize,
 }
@@ -89,13 +91,30 @@ impl Native {
             keyframe: false,
         };
         let mut f = self.tx.frame(&self.au[..len], meta).unwrap();
-        for buf in &mut self.bufs[..f.remaining()] {
-            let n = f
-                .next_packet(buf)
-                .unwrap()
-                .expect("remaining() packets left");
+        let (k, m) = (f.shape().data_shards, f.shape().parity_shards);
+        // Odd frames: one buffer at a time; even frames: parity straight into the caller's
+        // buffers (`parity_into`), the slice-of-buffers vector reusing its allocation.
+        let batch = self.delivered.is_multiple_of(2);
+        let one_by_one = if batch { k } else { k + m };
+        for buf in &mut self.bufs[..one_by_one] {
+            let n = f.next_packet(buf).unwrap().expect("packets left");
             self.lens.push(n);
         }
+        if batch {
+            let mut refs: Vec<&mut [u8]> = std::mem::take(&mut self.refs)
+                .into_iter()
+                .map(|_| -> &mut [u8] { unreachable!() })
+                .collect();
+            refs.extend(self.bufs[k..k + m].iter_mut().map(|b| &mut b[..]));
+            assert_eq!(f.parity_into(&mut refs).unwrap(), m);
+            refs.clear();
+            self.refs = refs
+                .into_iter()
+                .map(|_| -> &'static mut [u8] { unreachable!() })
+                .collect();
+            self.lens.extend(std::iter::repeat_n(1408 + 44, m));
+        }
+        assert_eq!(f.remaining(), 0);
         for (j, &n) in self.lens.iter().enumerate() {
             if j != 0 {
                 self.rx.push(&mut self.bufs[j][..n], self.now).unwrap();
@@ -140,6 +159,7 @@ fn steady_state_paths_do_not_allocate() {
         bufs: vec![vec![0u8; 1408 + 44]; max_packets],
         lens: Vec::with_capacity(max_packets),
         au: (0..SIZES[0]).map(|i| i as u8).collect(),
+        refs: Vec::with_capacity(max_packets),
         now: Duration::ZERO,
         delivered: 0,
     };

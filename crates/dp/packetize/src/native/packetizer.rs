@@ -3,11 +3,10 @@
 //! Usage: `let mut f = packetizer.frame(au, meta)?;` then call `f.next_packet(buf)` with one
 //! caller-owned buffer at a time until it returns `Ok(None)`. Data shards go first (so a loss-free
 //! frame completes with its last data shard), parity after. Data shard bytes are copied straight
-//! from the access unit into the caller's buffer and sealed there; parity is computed once per
-//! frame, when the first parity packet is requested, into a reused scratch area and copied into
-//! each parity packet (the GF(2^16) encoder keeps its own work buffers, so parity always lands in
-//! an intermediate buffer first; writing it directly into the packets would save one copy of the
-//! parity bytes only).
+//! from the access unit into the caller's buffer and sealed there. Parity is computed once per
+//! frame, after the data packets: either all at once straight into the caller's m parity buffers
+//! with `f.parity_into(bufs)` (no extra copy), or, for strictly one-buffer-at-a-time callers, into
+//! a reused scratch area that `next_packet` copies into each parity packet.
 
 use strahl_fec::gf16::Gf16Encoder;
 use strahl_seal::native::TxSealer;
@@ -200,8 +199,25 @@ impl NativePacketizer {
         })
     }
 
-    /// Compute the frame's parity into `self.parity`.
+    /// Compute the frame's parity into `self.parity` (m · S scratch).
     fn compute_parity(&mut self, au: &[u8], shape: &FrameShape) -> Result<(), PacketizeError> {
+        let (m, s) = (shape.parity_shards, shape.shard_len);
+        if self.parity.len() < m * s {
+            self.parity.resize(m * s, 0);
+        }
+        let mut scratch = std::mem::take(&mut self.parity);
+        let r = self.encode(au, shape, scratch[..m * s].chunks_exact_mut(s));
+        self.parity = scratch;
+        r
+    }
+
+    /// GF(2^16) parity of the frame's k data shards into the m slices `out` yields (each S bytes).
+    fn encode<'o>(
+        &mut self,
+        au: &[u8],
+        shape: &FrameShape,
+        out: impl Iterator<Item = &'o mut [u8]>,
+    ) -> Result<(), PacketizeError> {
         let (k, m, s) = (shape.data_shards, shape.parity_shards, shape.shard_len);
         if m == 0 {
             return Ok(());
@@ -209,14 +225,11 @@ impl NativePacketizer {
         let last = &au[(k - 1) * s..];
         self.last_pad[..last.len()].copy_from_slice(last);
         self.last_pad[last.len()..].fill(0);
-        if self.parity.len() < m * s {
-            self.parity.resize(m * s, 0);
-        }
         let mut data: Vec<&[u8]> = recycle(std::mem::take(&mut self.data_ptrs));
         data.extend(au[..(k - 1) * s].chunks_exact(s));
         data.push(&self.last_pad);
         let mut parity: Vec<&mut [u8]> = recycle_mut(std::mem::take(&mut self.parity_ptrs));
-        parity.extend(self.parity[..m * s].chunks_exact_mut(s));
+        parity.extend(out.take(m));
         let r = self.encoder.encode(&data, &mut parity);
         self.data_ptrs = recycle(data);
         self.parity_ptrs = recycle_mut(parity);
@@ -304,6 +317,58 @@ impl NativeFrame<'_> {
             let j = idx - k;
             body.copy_from_slice(&self.p.parity[j * s..(j + 1) * s]);
         }
+        self.seal_packet(idx, buf)?;
+        Ok(Some(total))
+    }
+
+    /// Write all m parity datagrams at once, the parity computed straight into the caller's
+    /// buffers (one copy of the parity bytes fewer than [`Self::next_packet`]). Call it after the
+    /// k data packets, instead of `next_packet` for the parity; `bufs` must hold ≥ m buffers of
+    /// ≥ S + 44 bytes. Returns m; every parity datagram is S + 44 bytes long.
+    pub fn parity_into(&mut self, bufs: &mut [&mut [u8]]) -> Result<usize, PacketizeError> {
+        let (k, m, s) = (
+            self.shape.data_shards,
+            self.shape.parity_shards,
+            self.shape.shard_len,
+        );
+        if self.next != k || self.parity_ready {
+            return Err(PacketizeError::OutOfOrder);
+        }
+        let total = OVERHEAD + s;
+        if bufs.len() < m {
+            return Err(PacketizeError::BufferTooSmall {
+                needed: m,
+                got: bufs.len(),
+            });
+        }
+        if let Some(b) = bufs[..m].iter().find(|b| b.len() < total) {
+            return Err(PacketizeError::BufferTooSmall {
+                needed: total,
+                got: b.len(),
+            });
+        }
+        let body = PREFIX_LEN + HEADER_LEN;
+        self.p.encode(
+            self.au,
+            &self.shape,
+            bufs[..m].iter_mut().map(|b| &mut b[body..body + s]),
+        )?;
+        self.parity_ready = true;
+        for (j, buf) in bufs[..m].iter_mut().enumerate() {
+            self.seal_packet(k + j, buf)?;
+        }
+        Ok(m)
+    }
+
+    /// Write prefix and header of shard `idx` around the shard bytes already in `buf`, seal in
+    /// place, append the tag, count it.
+    fn seal_packet(&mut self, idx: usize, buf: &mut [u8]) -> Result<(), PacketizeError> {
+        let header = ShardHeader {
+            shard_index: idx as u16,
+            ..self.header
+        };
+        let len = header.wire_shard_len();
+        let total = OVERHEAD + len;
         let pn = self.p.sealer.next_packet_number();
         let mut prefix = [0u8; PREFIX_LEN];
         Prefix::new(self.p.cfg.stream, pn).encode(&mut prefix);
@@ -322,12 +387,12 @@ impl NativeFrame<'_> {
         let st = &mut self.p.stats;
         st.packets += 1;
         st.bytes += total as u64;
-        if idx < k {
+        if idx < self.shape.data_shards {
             st.data_packets += 1;
         } else {
             st.parity_packets += 1;
         }
-        Ok(Some(total))
+        Ok(())
     }
 }
 
