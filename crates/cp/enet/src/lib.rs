@@ -1,0 +1,2 @@
+//! (to be written)
+#![forbid(unsafe_code)]
