@@ -6,7 +6,6 @@
 CARGO ?= cargo
 BENCH_OUT ?= bench/out
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := ipc_decode native_header reassembler
 
 .PHONY: all setup build run test lint fmt bench fuzz clean
 
@@ -40,9 +39,18 @@ bench: setup
 	done
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; stable toolchain via RUSTC_BOOTSTRAP).
+# Each target's seed corpus is where its owning crate's replay test reads it (TARGET=DIR).
+FUZZ_CORPORA := \
+	ipc_decode=crates/fuzz/corpus/ipc_decode \
+	native_header=crates/fuzz/corpus/native_header \
+	reassembler=crates/fuzz/corpus/reassembler \
+	nvhttp_query=crates/cp/gamestream/fuzz_corpus/query \
+	nvhttp_pair=crates/cp/gamestream/fuzz_corpus/pair \
+	rtsp_request=crates/cp/rtsp/fuzz_corpus/request \
+	rtsp_sdp=crates/cp/rtsp/fuzz_corpus/sdp
 fuzz:
-	for t in $(FUZZ_TARGETS); do \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir crates/fuzz $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	for tc in $(FUZZ_CORPORA); do t=$${tc%%=*}; c=$${tc#*=}; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir crates/fuzz $$t $$c -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
 clean:
