@@ -31,6 +31,8 @@ fmt:
 	$(CARGO) fmt --all
 
 # Side-by-side measurements; JSON on stdout, SVG plots in $(BENCH_OUT)/.
+# reed-solomon-erasure is the GF(2^8) comparison: build its C SIMD for this CPU (its strongest form).
+bench: export RUST_REED_SOLOMON_ERASURE_ARCH = native
 bench: setup
 	mkdir -p $(BENCH_OUT)
 	$(CARGO) build --release -p strahl-bench
