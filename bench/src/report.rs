@@ -113,7 +113,10 @@ impl Plot {
         if y1 <= 0.0 {
             y1 = 1.0;
         }
-        y1 *= 1.08;
+        // Round the axis up to a "nice" step so tick labels read as 0, 20, 40… rather than 21.6.
+        let step = nice_step(y1 / 5.0);
+        let ticks = (y1 / step).ceil().max(1.0) as usize;
+        y1 = step * ticks as f64;
         let px = |x: f64| L + (tx(x) - x0) / (x1 - x0) * (W - L - R);
         let py = |y: f64| H - B - y / y1 * (H - T - B);
         let mut s = String::new();
@@ -129,8 +132,8 @@ impl Plot {
             esc(&self.title)
         );
         // Axes and grid.
-        for i in 0..=5 {
-            let y = y1 * i as f64 / 5.0;
+        for i in 0..=ticks {
+            let y = step * i as f64;
             let _ = write!(
                 s,
                 r##"<line x1="{L}" x2="{}" y1="{py}" y2="{py}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
@@ -148,7 +151,14 @@ impl Plot {
             .collect();
         xs.sort_by(|a, b| a.total_cmp(b));
         xs.dedup();
-        for &x in xs.iter().take(12) {
+        // Label at most ~12 x positions, skipping any that would overlap the previous label.
+        const MIN_LABEL_GAP_PX: f64 = 34.0;
+        let mut last_px = f64::NEG_INFINITY;
+        for &x in &xs {
+            if px(x) - last_px < MIN_LABEL_GAP_PX {
+                continue;
+            }
+            last_px = px(x);
             let _ = write!(
                 s,
                 r##"<line x1="{px}" x2="{px}" y1="{T}" y2="{}" stroke="#eee"/><text x="{px}" y="{}" text-anchor="middle">{}</text>"##,
@@ -224,6 +234,19 @@ impl Plot {
     }
 }
 
+/// The smallest of 1, 2, 2.5, 5 × 10^k that is at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if raw <= 0.0 || !raw.is_finite() {
+        return 1.0;
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * mag)
+}
+
 fn fmt_num(v: f64) -> String {
     if v == 0.0 {
         "0".into()
@@ -231,7 +254,7 @@ fn fmt_num(v: f64) -> String {
         format!("{:.1}M", v / 1e6)
     } else if v.abs() >= 1e4 {
         format!("{:.0}k", v / 1e3)
-    } else if v.abs() >= 100.0 {
+    } else if v.abs() >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.2}")
@@ -257,6 +280,14 @@ mod tests {
         assert_eq!(s.median_us.round(), 51.0);
         assert_eq!(s.p99_us.round(), 99.0);
         assert_eq!(s.min_us.round(), 1.0);
+    }
+
+    #[test]
+    fn nice_steps_are_round() {
+        assert_eq!(nice_step(21.6), 25.0);
+        assert_eq!(nice_step(0.37), 0.5);
+        assert_eq!(nice_step(1.0), 1.0);
+        assert_eq!(nice_step(1400.0), 2000.0);
     }
 
     #[test]
