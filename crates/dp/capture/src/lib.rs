@@ -1,2 +1,71 @@
-//! (to be written)
+//! `strahl-capture`: where the data plane's video comes from.
+//!
+//! Contract:
+//! - A [`VideoSource`] fills a caller-owned [`Frame`]: the caller allocates once (or recycles a
+//!   pool of frames) and the source only writes pixels, `pts_us` and `frame_number` into it. The
+//!   steady state does not allocate.
+//! - Sources are sans-clock: `pts_us` is derived from the frame number and the configured frame
+//!   rate, so tests are deterministic. The capture tile decides *when* to call `next_frame`.
+//! - [`synthetic::SyntheticSource`] draws a non-black moving pattern carrying the frame number in
+//!   large macroblock-aligned blocks that survive lossy H.264; [`synthetic::read_frame_number`]
+//!   reads it back from decoded pixels (used by encode tests and the Moonlight harness).
+//! - [`passthrough::PassthroughSource`] replays a pre-encoded Annex-B H.264 file access unit by
+//!   access unit, in a loop ([`annexb`] has the NAL/AU splitting).
+//! - [`kms`] probes DRM/KMS at run time for a scanout framebuffer; frame capture from it is not
+//!   implemented yet (detection only, not verified on hardware).
 #![forbid(unsafe_code)]
+
+pub mod annexb;
+pub mod kms;
+pub mod passthrough;
+pub mod synthetic;
+
+mod frame;
+
+pub use frame::{Frame, FrameError, PixelFormat};
+
+/// Errors of a capture source, typed by origin.
+#[derive(Debug)]
+pub enum CaptureError {
+    /// The requested configuration cannot be produced (e.g. a size too small for the pattern).
+    Config(String),
+    /// The capture backend does not exist on this machine (no device, no permission).
+    NotAvailable(String),
+    /// Reading the input (file, device) failed.
+    Io(std::io::Error),
+    /// The input file is not a usable Annex-B H.264 stream.
+    BadStream(String),
+    /// The caller's frame has the wrong geometry or format for this source.
+    Frame(FrameError),
+}
+
+impl std::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(m) => write!(f, "capture config: {m}"),
+            Self::NotAvailable(m) => write!(f, "capture not available: {m}"),
+            Self::Io(e) => write!(f, "capture io: {e}"),
+            Self::BadStream(m) => write!(f, "bad H.264 stream: {m}"),
+            Self::Frame(e) => write!(f, "frame: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+impl From<FrameError> for CaptureError {
+    fn from(e: FrameError) -> Self {
+        Self::Frame(e)
+    }
+}
+
+/// A producer of raw frames.
+pub trait VideoSource {
+    /// Width and height of the frames this source produces.
+    fn dimensions(&self) -> (u32, u32);
+    /// Pixel layout of the frames this source produces.
+    fn format(&self) -> PixelFormat;
+    /// Writes the next frame into `frame` (which must have this source's geometry; use
+    /// [`Frame::new`] with [`VideoSource::dimensions`] and [`VideoSource::format`]).
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CaptureError>;
+}

@@ -1,0 +1,164 @@
+//! DRM/KMS capture detection: is there a scanout framebuffer we could capture from?
+//!
+//! [`probe`] walks `/dev/dri/card*` (sorted), opens each node and asks KMS for a CRTC with an
+//! active mode and an attached framebuffer (the thing Sunshine-style KMS capture maps via
+//! dmabuf). The first hit is returned as a [`KmsTarget`]; otherwise a typed
+//! [`CaptureError::NotAvailable`] says why for every node tried.
+//!
+//! Scope: detection only. Mapping the framebuffer (GETFB2 → PRIME fd → dmabuf import) needs
+//! CAP_SYS_ADMIN and a GPU, and is **not implemented and not verified on hardware**; this
+//! machine has no /dev/dri at all. The directory is a parameter ([`probe_dir`]) so the
+//! detection seam is testable with a fake directory.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use drm::control::Device as ControlDevice;
+
+use crate::CaptureError;
+
+/// Default DRM device directory.
+pub const DRI_DIR: &str = "/dev/dri";
+/// Bound on the device nodes examined (a machine has a handful of cards).
+const MAX_NODES: usize = 16;
+
+/// A CRTC that is scanning out a framebuffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsTarget {
+    pub device: PathBuf,
+    pub driver: String,
+    pub crtc: u32,
+    pub framebuffer: u32,
+    /// Active mode size (width, height).
+    pub mode: (u16, u16),
+}
+
+struct Card(File);
+
+impl AsFd for Card {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl drm::Device for Card {}
+impl ControlDevice for Card {}
+
+/// Probes [`DRI_DIR`].
+pub fn probe() -> Result<KmsTarget, CaptureError> {
+    probe_dir(Path::new(DRI_DIR))
+}
+
+/// Probes the `card*` nodes of `dir`.
+pub fn probe_dir(dir: &Path) -> Result<KmsTarget, CaptureError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CaptureError::NotAvailable(format!("{}: {e} (no DRM devices)", dir.display()))
+    })?;
+    let mut cards: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("card"))
+        .map(|e| e.path())
+        .collect();
+    cards.sort();
+    cards.truncate(MAX_NODES);
+    if cards.is_empty() {
+        return Err(CaptureError::NotAvailable(format!(
+            "no card* device nodes in {}",
+            dir.display()
+        )));
+    }
+    let mut reasons = Vec::new();
+    for path in cards {
+        match probe_card(&path) {
+            Ok(t) => return Ok(t),
+            Err(why) => reasons.push(format!("{}: {why}", path.display())),
+        }
+    }
+    Err(CaptureError::NotAvailable(reasons.join("; ")))
+}
+
+fn probe_card(path: &Path) -> Result<KmsTarget, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("open: {e}"))?;
+    let card = Card(file);
+    let driver = drm::Device::get_driver(&card)
+        .map_err(|e| format!("not a DRM device ({e})"))?
+        .name()
+        .to_string_lossy()
+        .into_owned();
+    let res = card
+        .resource_handles()
+        .map_err(|e| format!("{driver}: no KMS resources ({e})"))?;
+    for &crtc in res.crtcs() {
+        let Ok(info) = card.get_crtc(crtc) else {
+            continue;
+        };
+        if let (Some(fb), Some(mode)) = (info.framebuffer(), info.mode()) {
+            return Ok(KmsTarget {
+                device: path.to_path_buf(),
+                driver,
+                crtc: u32::from(crtc),
+                framebuffer: u32::from(fb),
+                mode: mode.size(),
+            });
+        }
+    }
+    Err(format!(
+        "{driver}: none of {} CRTCs is scanning out a framebuffer",
+        res.crtcs().len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("strahl-kms-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn missing_dir_is_not_available() {
+        let err = probe_dir(Path::new("/nonexistent/dri")).unwrap_err();
+        assert!(matches!(err, CaptureError::NotAvailable(ref m) if m.contains("/nonexistent/dri")));
+    }
+
+    #[test]
+    fn dir_without_cards_is_not_available() {
+        let d = temp_dir("empty");
+        std::fs::write(d.join("renderD128-not-a-card"), b"").unwrap();
+        let err = probe_dir(&d).unwrap_err();
+        assert!(matches!(err, CaptureError::NotAvailable(ref m) if m.contains("no card*")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn regular_file_named_card_is_not_a_drm_device() {
+        let d = temp_dir("fake");
+        std::fs::write(d.join("card0"), b"not a device").unwrap();
+        let err = probe_dir(&d).unwrap_err();
+        assert!(
+            matches!(err, CaptureError::NotAvailable(ref m) if m.contains("card0") && m.contains("not a DRM device")),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn this_machine_reports_a_reason() {
+        // On a machine with a display this may succeed; either way it must not panic and an
+        // error must carry a reason.
+        match probe() {
+            Ok(t) => assert!(t.mode.0 > 0),
+            Err(CaptureError::NotAvailable(m)) => assert!(!m.is_empty()),
+            Err(e) => panic!("unexpected error kind: {e}"),
+        }
+    }
+}
