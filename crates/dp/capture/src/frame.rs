@@ -53,7 +53,7 @@ pub struct Frame {
 impl Frame {
     /// Allocates a zeroed frame (the only allocation; reuse the frame afterwards).
     pub fn new(width: u32, height: u32, format: PixelFormat) -> Result<Self, FrameError> {
-        if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
             return Err(FrameError::BadDimensions { width, height });
         }
         let luma = width as usize * height as usize;

@@ -93,7 +93,7 @@ impl SyntheticSource {
         if cfg.fps == 0 {
             return Err(CaptureError::Config("fps must be > 0".into()));
         }
-        if cfg.width % 16 != 0 || cfg.height % 2 != 0 {
+        if !cfg.width.is_multiple_of(16) || !cfg.height.is_multiple_of(2) {
             return Err(CaptureError::Config(format!(
                 "{}x{}: width must be a multiple of 16 and height even",
                 cfg.width, cfg.height
@@ -138,7 +138,7 @@ impl SyntheticSource {
                     200
                 } else {
                     // 40..=199: never black, never as bright as a 1 block.
-                    40 + ((x + 2 * y + shift) % 160) as u8
+                    40 + (x.wrapping_add(2 * y).wrapping_add(shift) % 160) as u8
                 };
             }
         }
@@ -162,8 +162,8 @@ impl SyntheticSource {
                 (60, 200)
             } else {
                 (
-                    96 + ((cx + number) % 64) as u8,
-                    96 + ((cy + number / 2) % 64) as u8,
+                    96 + (cx.wrapping_add(number) % 64) as u8,
+                    96 + (cy.wrapping_add(number / 2) % 64) as u8,
                 )
             }
         };

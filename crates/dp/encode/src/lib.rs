@@ -1,2 +1,114 @@
-//! (to be written)
-#![forbid(unsafe_code)]
+//! `strahl-encode`: frames in, Annex-B H.264 access units out.
+//!
+//! Contract of an [`Encoder`]:
+//! - `encode` writes exactly one access unit into a caller-owned `Vec<u8>` (cleared first, its
+//!   capacity reused, so the steady state does not allocate once the buffer has grown).
+//! - The first AU, and every AU after [`Encoder::request_idr`], is an IDR access unit whose first
+//!   NAL is an SPS followed by a PPS (Moonlight recognises an IDR only by an SPS first,
+//!   gamestream-host.md §A14). No B-frames; one reference frame.
+//! - An optional cap on the AU size ([`Encoder::set_max_access_unit_bytes`]) is what the
+//!   GameStream packetizer's `max_access_unit_bytes(packet_size)` is enforced with: an AU over
+//!   the cap is re-encoded smaller when the backend can, and counted; otherwise the call fails
+//!   with [`EncodeError::AccessUnitTooLarge`] and the next AU is an IDR.
+//!
+//! Backends: [`openh264_enc::OpenH264Encoder`] (software, always available),
+//! [`passthrough::PassthroughEncoder`] (replays a pre-encoded file), and NVENC detection
+//! ([`nvenc`], run-time `dlopen`, no link-time NVIDIA dependency). [`select::choose`] picks one.
+//! `unsafe` lives only in [`sys`] (FFI), with SAFETY notes.
+#![deny(unsafe_code)]
+
+pub mod nvenc;
+pub mod openh264_enc;
+pub mod passthrough;
+pub mod select;
+pub mod sps;
+mod sys;
+
+use strahl_capture::Frame;
+
+/// Errors of an encoder, typed by origin.
+#[derive(Debug)]
+pub enum EncodeError {
+    /// The backend does not exist on this machine (library, device or driver missing).
+    NotAvailable(String),
+    /// The request is valid but this backend cannot do it (e.g. bitrate of a passthrough).
+    Unsupported(&'static str),
+    /// The configuration is invalid.
+    Config(String),
+    /// The input frame does not match the configured geometry/format.
+    Frame(strahl_capture::FrameError),
+    /// Even the smallest re-encode exceeded the cap; the AU must be dropped. The next AU is an IDR.
+    AccessUnitTooLarge { len: usize, cap: usize },
+    /// The backend library reported an error.
+    Backend(String),
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotAvailable(m) => write!(f, "encoder not available: {m}"),
+            Self::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Self::Config(m) => write!(f, "encoder config: {m}"),
+            Self::Frame(e) => write!(f, "input frame: {e}"),
+            Self::AccessUnitTooLarge { len, cap } => {
+                write!(
+                    f,
+                    "access unit of {len} bytes exceeds the cap of {cap} bytes"
+                )
+            }
+            Self::Backend(m) => write!(f, "encoder backend: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+impl From<strahl_capture::FrameError> for EncodeError {
+    fn from(e: strahl_capture::FrameError) -> Self {
+        Self::Frame(e)
+    }
+}
+
+/// What `encode` produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodedInfo {
+    /// The AU is an IDR starting with SPS, PPS.
+    pub idr: bool,
+    /// Bytes written to the output buffer.
+    pub len: usize,
+    /// Frame number and pts of the input (passed through for the packetizer's frame header).
+    pub frame_number: u32,
+    pub pts_us: u64,
+    /// How many re-encodes the AU cap forced for this AU (0 normally).
+    pub reencodes: u32,
+}
+
+/// Counters kept by every encoder (read by the encode tile, flushed to metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncoderStats {
+    pub frames: u64,
+    pub idr_frames: u64,
+    pub bytes: u64,
+    /// AUs that exceeded the cap on the first try.
+    pub over_cap: u64,
+    /// Of those, AUs that a re-encode brought under the cap.
+    pub capped_ok: u64,
+    /// AUs dropped because nothing fit ([`EncodeError::AccessUnitTooLarge`]).
+    pub capped_dropped: u64,
+}
+
+/// A video encoder.
+pub trait Encoder {
+    /// Short backend name for logs and the status page.
+    fn name(&self) -> &'static str;
+    /// Encodes `frame` into `out` (cleared first).
+    fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) -> Result<EncodedInfo, EncodeError>;
+    /// Makes the next AU an IDR (with SPS and PPS first).
+    fn request_idr(&mut self);
+    /// Changes the target bitrate (bits per second) from the next frame on.
+    fn set_bitrate(&mut self, bps: u32) -> Result<(), EncodeError>;
+    /// Sets or clears the AU size cap in bytes.
+    fn set_max_access_unit_bytes(&mut self, cap: Option<usize>);
+    /// Counters since creation.
+    fn stats(&self) -> EncoderStats;
+}

@@ -1,0 +1,124 @@
+//! NVENC detection: is NVIDIA's encoder usable on this machine?
+//!
+//! The library is `dlopen`ed at run time ([`LIBRARY`]); nothing NVIDIA is linked, so the binary
+//! starts on machines without the driver. Detection resolves `NvEncodeAPIGetMaxSupportedVersion`
+//! and `NvEncodeAPICreateInstance`, checks the driver's API version against [`API_MAJOR`].
+//! [`API_MINOR`] and asks the driver for its function table — the same first steps FFmpeg and
+//! Sunshine take.
+//!
+//! Scope: detection, version query and function-table creation only. Opening an encode session
+//! needs a CUDA context and the session/config structs; that is **not implemented**, so
+//! [`select`](crate::select) never picks NVENC yet. **Not verified on hardware** (this machine has
+//! no NVIDIA driver; note that data-centre GPUs such as H100 have no NVENC engine even with the
+//! driver present).
+
+use crate::EncodeError;
+use crate::sys::NvEncodeLib;
+
+/// The driver's encode library soname.
+pub const LIBRARY: &str = "libnvidia-encode.so.1";
+/// The NVENC API version we build our structs for (SDK 12.0: drivers ≥ 520).
+pub const API_MAJOR: u32 = 12;
+pub const API_MINOR: u32 = 0;
+
+/// `NVENCAPI_VERSION` = major | minor << 24.
+pub const fn api_version(major: u32, minor: u32) -> u32 {
+    major | (minor << 24)
+}
+
+/// `NVENCAPI_STRUCT_VERSION(ver)` = api_version | ver << 16 | 0x7 << 28.
+pub const fn struct_version(api: u32, ver: u32) -> u32 {
+    api | (ver << 16) | (0x7 << 28)
+}
+
+/// `NV_ENCODE_API_FUNCTION_LIST_VER` for our API version.
+pub const FUNCTION_LIST_VERSION: u32 = struct_version(api_version(API_MAJOR, API_MINOR), 2);
+
+/// What detection found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NvencInfo {
+    /// Highest API version the driver supports (major, minor).
+    pub driver_api: (u32, u32),
+    /// Function pointers the driver filled into the table.
+    pub functions: usize,
+}
+
+/// Splits the driver's `(major << 4) | minor` version word.
+pub const fn split_version(v: u32) -> (u32, u32) {
+    (v >> 4, v & 0xf)
+}
+
+/// Probes [`LIBRARY`].
+pub fn detect() -> Result<NvencInfo, EncodeError> {
+    detect_library(LIBRARY)
+}
+
+/// Probes a given library name or path (the seam tests use).
+pub fn detect_library(name: &str) -> Result<NvencInfo, EncodeError> {
+    let lib = NvEncodeLib::open(name)
+        .map_err(|e| EncodeError::NotAvailable(format!("{name} not found ({e})")))?;
+    let driver_api = split_version(
+        lib.max_supported_version()
+            .map_err(|e| EncodeError::NotAvailable(format!("{name}: {e}")))?,
+    );
+    if driver_api < (API_MAJOR, API_MINOR) {
+        return Err(EncodeError::NotAvailable(format!(
+            "driver supports NVENC API {}.{}, need {API_MAJOR}.{API_MINOR}",
+            driver_api.0, driver_api.1
+        )));
+    }
+    let functions = lib
+        .create_function_table(FUNCTION_LIST_VERSION)
+        .map_err(|e| EncodeError::NotAvailable(format!("{name}: {e}")))?;
+    if functions == 0 {
+        return Err(EncodeError::NotAvailable(format!(
+            "{name}: empty function table"
+        )));
+    }
+    Ok(NvencInfo {
+        driver_api,
+        functions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_words() {
+        // SDK 12.0: NVENCAPI_VERSION = 12, function list struct version 2.
+        assert_eq!(FUNCTION_LIST_VERSION, 12 | (2 << 16) | (7 << 28));
+        assert_eq!(api_version(12, 1), 12 | (1 << 24));
+        assert_eq!(split_version(0xc2), (12, 2));
+    }
+
+    #[test]
+    fn missing_library_is_typed_not_available() {
+        let err = detect_library("libstrahl-definitely-missing.so.1").unwrap_err();
+        assert!(
+            matches!(err, EncodeError::NotAvailable(ref m) if m.contains("libstrahl-definitely-missing.so.1 not found")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn library_without_nvenc_symbols_is_not_available() {
+        // libc is always loadable and has no NVENC entry points.
+        let err = detect_library("libc.so.6").unwrap_err();
+        assert!(
+            matches!(err, EncodeError::NotAvailable(ref m) if m.contains("NvEncodeAPIGetMaxSupportedVersion")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn this_machine() {
+        // Without the NVIDIA driver this is the typed "not found"; with it, a real version.
+        match detect() {
+            Ok(info) => assert!(info.driver_api.0 >= API_MAJOR && info.functions > 0),
+            Err(EncodeError::NotAvailable(m)) => assert!(m.contains(LIBRARY), "{m}"),
+            Err(e) => panic!("unexpected error kind: {e}"),
+        }
+    }
+}
