@@ -49,3 +49,31 @@ fn openh264_720p_ms_per_frame() {
         draw_ms
     );
 }
+
+#[test]
+#[ignore = "measurement, run explicitly"]
+fn idr_sizes() {
+    for bps in [20_000_000, 100_000_000] {
+        let (w, h) = (1280, 720);
+        let src = SyntheticSource::new(SyntheticConfig {
+            width: w,
+            height: h,
+            fps: 60,
+            format: PixelFormat::I420,
+            first_frame_number: 0,
+        })
+        .unwrap();
+        let mut enc = OpenH264Encoder::new(OpenH264Config::new(w, h, 60, bps)).unwrap();
+        let mut frame = Frame::new(w, h, PixelFormat::I420).unwrap();
+        let mut au = Vec::new();
+        let mut sizes = Vec::new();
+        for n in 0..20 {
+            if n % 5 == 0 {
+                enc.request_idr();
+            }
+            src.draw(n, &mut frame).unwrap();
+            sizes.push(enc.encode(&frame, &mut au).unwrap().len);
+        }
+        println!("{bps}: {sizes:?}");
+    }
+}
