@@ -1,2 +1,29 @@
-//! (to be written)
+//! strahl-input: GameStream client input (§A13) — typed events, the wire decoder, and the
+//! sinks that replay them on the host.
+//!
+//! - [`wire::decode`] turns the payload of control message 0x0206 into an [`InputEvent`]
+//!   (hostile input → [`wire::InputError`], never a panic).
+//! - [`InputSink`] is the seam; [`RecordingSink`] stores events (tests, hosts without uinput);
+//!   [`uinput::UinputSink`] creates virtual devices through `/dev/uinput` with the `evdev`
+//!   crate — **not verified on hardware** (this build machine has no `/dev/uinput`).
+//! - [`open_default_sink`] tries uinput and falls back to recording.
 #![forbid(unsafe_code)]
+
+pub mod event;
+pub mod held;
+pub mod sink;
+pub mod uinput;
+pub mod vk;
+pub mod wire;
+
+pub use event::{GamepadState, InputEvent, MouseButton};
+pub use held::HeldInput;
+pub use sink::{InputSink, RecordingHandle, RecordingSink, SinkError, read_json_lines};
+
+/// uinput when available, else a recording sink (returned with the reason uinput failed).
+pub fn open_default_sink() -> (Box<dyn InputSink>, Option<SinkError>) {
+    match uinput::UinputSink::open() {
+        Ok(s) => (Box::new(s), None),
+        Err(e) => (Box::new(RecordingSink::new()), Some(e)),
+    }
+}

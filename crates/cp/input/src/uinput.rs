@@ -1,0 +1,323 @@
+//! Replays client input on Linux through `/dev/uinput` (virtual keyboard + relative mouse,
+//! an absolute pointer, and up to 16 Xbox-style gamepads created on first use), built with the
+//! `evdev` crate, which wraps the uinput ioctls.
+//!
+//! **Not verified on hardware**: the build machine has no `/dev/uinput`, so only the
+//! "not available" path and the pure mapping helpers are exercised by tests.
+//! [`UinputSink::open`] checks for the device node first and returns
+//! [`SinkError::NotAvailable`]; callers fall back to [`crate::RecordingSink`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use evdev::uinput::VirtualDevice;
+use evdev::{
+    AbsInfo, AbsoluteAxisCode, AttributeSet, EventType, KeyCode, RelativeAxisCode, UinputAbsSetup,
+};
+
+use crate::event::{GamepadState, InputEvent, MouseButton, buttons};
+use crate::held::{HeldInput, MAX_GAMEPADS};
+use crate::sink::{InputSink, SinkError};
+use crate::vk::vk_to_linux;
+
+pub const UINPUT_PATH: &str = "/dev/uinput";
+
+/// Resolution of the absolute pointer's axes; client coordinates are scaled onto it.
+pub const ABS_POINTER_MAX: i32 = 65535;
+/// One wheel notch in GameStream scroll units (and in Linux hi-res wheel units).
+pub const SCROLL_NOTCH: i32 = 120;
+
+const BTN_LEFT: u16 = 0x110;
+const BTN_RIGHT: u16 = 0x111;
+const BTN_MIDDLE: u16 = 0x112;
+const BTN_SIDE: u16 = 0x113;
+const BTN_EXTRA: u16 = 0x114;
+
+/// (GameStream button bit, Linux BTN_* code) for the gamepad, Xbox layout as xpad reports it.
+pub const GAMEPAD_BUTTONS: [(u32, u16); 11] = [
+    (buttons::A, 0x130),        // BTN_SOUTH
+    (buttons::B, 0x131),        // BTN_EAST
+    (buttons::X, 0x133),        // BTN_NORTH (xpad's BTN_X)
+    (buttons::Y, 0x134),        // BTN_WEST (xpad's BTN_Y)
+    (buttons::LB, 0x136),       // BTN_TL
+    (buttons::RB, 0x137),       // BTN_TR
+    (buttons::BACK, 0x13a),     // BTN_SELECT
+    (buttons::START, 0x13b),    // BTN_START
+    (buttons::GUIDE, 0x13c),    // BTN_MODE
+    (buttons::LS_CLICK, 0x13d), // BTN_THUMBL
+    (buttons::RS_CLICK, 0x13e), // BTN_THUMBR
+];
+
+pub fn mouse_button_code(b: MouseButton) -> u16 {
+    match b {
+        MouseButton::Left => BTN_LEFT,
+        MouseButton::Middle => BTN_MIDDLE,
+        MouseButton::Right => BTN_RIGHT,
+        MouseButton::X1 => BTN_SIDE,
+        MouseButton::X2 => BTN_EXTRA,
+    }
+}
+
+/// Scale a client coordinate on a `extent`-sized reference plane onto 0..=ABS_POINTER_MAX.
+pub fn scale_abs(v: i16, extent: i32) -> i32 {
+    if extent <= 1 {
+        return 0;
+    }
+    let v = i64::from(v).clamp(0, i64::from(extent) - 1);
+    (v * i64::from(ABS_POINTER_MAX) / (i64::from(extent) - 1)) as i32
+}
+
+fn ev(ty: EventType, code: u16, value: i32) -> evdev::InputEvent {
+    evdev::InputEvent::new(ty.0, code, value)
+}
+
+pub struct UinputSink {
+    kbd_mouse: VirtualDevice,
+    abs_pointer: VirtualDevice,
+    gamepads: BTreeMap<u16, (VirtualDevice, GamepadState)>,
+    held: HeldInput,
+    /// Sub-notch scroll remainders (hi-res wheels send less than 120 per event).
+    wheel_rem: i32,
+    hwheel_rem: i32,
+    /// Key events whose VK has no Linux mapping (dropped).
+    pub unmapped_keys: u64,
+}
+
+impl UinputSink {
+    pub fn open() -> Result<Self, SinkError> {
+        if !Path::new(UINPUT_PATH).exists() {
+            return Err(SinkError::NotAvailable(format!(
+                "{UINPUT_PATH} does not exist"
+            )));
+        }
+        let na = |e: std::io::Error| SinkError::NotAvailable(format!("{UINPUT_PATH}: {e}"));
+        let mut keys = AttributeSet::<KeyCode>::new();
+        for vk in 0u16..=0xFF {
+            if let Some(code) = vk_to_linux(vk) {
+                keys.insert(KeyCode(code));
+            }
+        }
+        for code in [BTN_LEFT, BTN_RIGHT, BTN_MIDDLE, BTN_SIDE, BTN_EXTRA] {
+            keys.insert(KeyCode(code));
+        }
+        let mut rel = AttributeSet::<RelativeAxisCode>::new();
+        for a in [
+            RelativeAxisCode::REL_X,
+            RelativeAxisCode::REL_Y,
+            RelativeAxisCode::REL_WHEEL,
+            RelativeAxisCode::REL_HWHEEL,
+            RelativeAxisCode::REL_WHEEL_HI_RES,
+            RelativeAxisCode::REL_HWHEEL_HI_RES,
+        ] {
+            rel.insert(a);
+        }
+        let kbd_mouse = VirtualDevice::builder()
+            .map_err(na)?
+            .name("strahl keyboard and mouse")
+            .with_keys(&keys)
+            .map_err(na)?
+            .with_relative_axes(&rel)
+            .map_err(na)?
+            .build()
+            .map_err(na)?;
+
+        let mut abs_keys = AttributeSet::<KeyCode>::new();
+        for code in [BTN_LEFT, BTN_RIGHT, BTN_MIDDLE] {
+            abs_keys.insert(KeyCode(code));
+        }
+        let info = AbsInfo::new(0, 0, ABS_POINTER_MAX, 0, 0, 0);
+        let abs_pointer = VirtualDevice::builder()
+            .map_err(na)?
+            .name("strahl absolute pointer")
+            .with_keys(&abs_keys)
+            .map_err(na)?
+            .with_absolute_axis(&UinputAbsSetup::new(AbsoluteAxisCode::ABS_X, info))
+            .map_err(na)?
+            .with_absolute_axis(&UinputAbsSetup::new(AbsoluteAxisCode::ABS_Y, info))
+            .map_err(na)?
+            .build()
+            .map_err(na)?;
+        Ok(UinputSink {
+            kbd_mouse,
+            abs_pointer,
+            gamepads: BTreeMap::new(),
+            held: HeldInput::default(),
+            wheel_rem: 0,
+            hwheel_rem: 0,
+            unmapped_keys: 0,
+        })
+    }
+
+    fn gamepad(&mut self, number: u16) -> Result<&mut (VirtualDevice, GamepadState), SinkError> {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.gamepads.entry(number) {
+            let mut keys = AttributeSet::<KeyCode>::new();
+            for (_, code) in GAMEPAD_BUTTONS {
+                keys.insert(KeyCode(code));
+            }
+            let stick = AbsInfo::new(0, -32768, 32767, 16, 128, 0);
+            let trigger = AbsInfo::new(0, 0, 255, 0, 0, 0);
+            let hat = AbsInfo::new(0, -1, 1, 0, 0, 0);
+            let mut b = VirtualDevice::builder()?
+                .name("strahl gamepad")
+                .with_keys(&keys)?;
+            for (code, info) in [
+                (AbsoluteAxisCode::ABS_X, stick),
+                (AbsoluteAxisCode::ABS_Y, stick),
+                (AbsoluteAxisCode::ABS_RX, stick),
+                (AbsoluteAxisCode::ABS_RY, stick),
+                (AbsoluteAxisCode::ABS_Z, trigger),
+                (AbsoluteAxisCode::ABS_RZ, trigger),
+                (AbsoluteAxisCode::ABS_HAT0X, hat),
+                (AbsoluteAxisCode::ABS_HAT0Y, hat),
+            ] {
+                b = b.with_absolute_axis(&UinputAbsSetup::new(code, info))?;
+            }
+            let dev = b.build()?;
+            slot.insert((dev, GamepadState::default()));
+        }
+        self.gamepads
+            .get_mut(&number)
+            .ok_or_else(|| SinkError::NotAvailable("gamepad vanished".into()))
+    }
+
+    fn emit_gamepad(&mut self, s: &GamepadState) -> Result<(), SinkError> {
+        if s.number >= MAX_GAMEPADS {
+            return Ok(());
+        }
+        let (dev, last) = self.gamepad(s.number)?;
+        let mut evs = Vec::with_capacity(20);
+        for (bit, code) in GAMEPAD_BUTTONS {
+            if (last.buttons ^ s.buttons) & bit != 0 {
+                evs.push(ev(EventType::KEY, code, i32::from(s.buttons & bit != 0)));
+            }
+        }
+        let hat = |neg: u32, pos: u32| -> i32 {
+            i32::from(s.buttons & pos != 0) - i32::from(s.buttons & neg != 0)
+        };
+        let abs = EventType::ABSOLUTE;
+        evs.push(ev(
+            abs,
+            AbsoluteAxisCode::ABS_HAT0X.0,
+            hat(buttons::DPAD_LEFT, buttons::DPAD_RIGHT),
+        ));
+        evs.push(ev(
+            abs,
+            AbsoluteAxisCode::ABS_HAT0Y.0,
+            hat(buttons::DPAD_UP, buttons::DPAD_DOWN),
+        ));
+        // XInput's stick Y grows upwards, evdev's downwards.
+        evs.push(ev(abs, AbsoluteAxisCode::ABS_X.0, i32::from(s.ls_x)));
+        evs.push(ev(
+            abs,
+            AbsoluteAxisCode::ABS_Y.0,
+            -i32::from(s.ls_y).max(-32767),
+        ));
+        evs.push(ev(abs, AbsoluteAxisCode::ABS_RX.0, i32::from(s.rs_x)));
+        evs.push(ev(
+            abs,
+            AbsoluteAxisCode::ABS_RY.0,
+            -i32::from(s.rs_y).max(-32767),
+        ));
+        evs.push(ev(
+            abs,
+            AbsoluteAxisCode::ABS_Z.0,
+            i32::from(s.left_trigger),
+        ));
+        evs.push(ev(
+            abs,
+            AbsoluteAxisCode::ABS_RZ.0,
+            i32::from(s.right_trigger),
+        ));
+        dev.emit(&evs)?;
+        *last = *s;
+        Ok(())
+    }
+
+    fn emit_event(&mut self, e: &InputEvent) -> Result<(), SinkError> {
+        let rel = EventType::RELATIVE;
+        match e {
+            InputEvent::Key { down, key_code, .. } => match vk_to_linux(*key_code) {
+                Some(code) => self
+                    .kbd_mouse
+                    .emit(&[ev(EventType::KEY, code, i32::from(*down))])?,
+                None => self.unmapped_keys += 1,
+            },
+            InputEvent::MouseMove { dx, dy } => self.kbd_mouse.emit(&[
+                ev(rel, RelativeAxisCode::REL_X.0, i32::from(*dx)),
+                ev(rel, RelativeAxisCode::REL_Y.0, i32::from(*dy)),
+            ])?,
+            InputEvent::MousePosition {
+                x,
+                y,
+                width,
+                height,
+            } => self.abs_pointer.emit(&[
+                ev(
+                    EventType::ABSOLUTE,
+                    AbsoluteAxisCode::ABS_X.0,
+                    scale_abs(*x, *width),
+                ),
+                ev(
+                    EventType::ABSOLUTE,
+                    AbsoluteAxisCode::ABS_Y.0,
+                    scale_abs(*y, *height),
+                ),
+            ])?,
+            InputEvent::MouseButton { down, button } => self.kbd_mouse.emit(&[ev(
+                EventType::KEY,
+                mouse_button_code(*button),
+                i32::from(*down),
+            )])?,
+            InputEvent::Scroll { amount } => {
+                self.wheel_rem += i32::from(*amount);
+                let notches = self.wheel_rem / SCROLL_NOTCH;
+                self.wheel_rem -= notches * SCROLL_NOTCH;
+                let mut evs = vec![ev(
+                    rel,
+                    RelativeAxisCode::REL_WHEEL_HI_RES.0,
+                    i32::from(*amount),
+                )];
+                if notches != 0 {
+                    evs.push(ev(rel, RelativeAxisCode::REL_WHEEL.0, notches));
+                }
+                self.kbd_mouse.emit(&evs)?
+            }
+            InputEvent::HScroll { amount } => {
+                self.hwheel_rem += i32::from(*amount);
+                let notches = self.hwheel_rem / SCROLL_NOTCH;
+                self.hwheel_rem -= notches * SCROLL_NOTCH;
+                let mut evs = vec![ev(
+                    rel,
+                    RelativeAxisCode::REL_HWHEEL_HI_RES.0,
+                    i32::from(*amount),
+                )];
+                if notches != 0 {
+                    evs.push(ev(rel, RelativeAxisCode::REL_HWHEEL.0, notches));
+                }
+                self.kbd_mouse.emit(&evs)?
+            }
+            InputEvent::Gamepad(s) => self.emit_gamepad(s)?,
+            InputEvent::ControllerArrival { number, .. } if u16::from(*number) < MAX_GAMEPADS => {
+                self.gamepad(u16::from(*number))?;
+            }
+            // Text, touch, pen and controller motion/touch/battery need an input method or
+            // extra virtual devices; they are decoded but not replayed yet.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl InputSink for UinputSink {
+    fn apply(&mut self, e: &InputEvent) -> Result<(), SinkError> {
+        self.held.observe(e);
+        self.emit_event(e)
+    }
+
+    fn release_all(&mut self) -> Result<(), SinkError> {
+        for e in self.held.releases() {
+            self.emit_event(&e)?;
+        }
+        Ok(())
+    }
+}
