@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv)
+APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium)
 # moonlight-python ships CPython-ABI-specific wheels (cp310..cp313): the venv pins the interpreter's minor.
 MOONLIGHT_PYTHON_VERSION=0.3.0
 VENV=.venv
@@ -43,4 +43,6 @@ if ! "$VENV/bin/python" -c "import moonlight_python" 2>/dev/null; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "moonlight-python==$MOONLIGHT_PYTHON_VERSION"
 fi
+# The reference Prometheus text parser, used by strahl-status's /metrics test.
+"$VENV/bin/python" -c "import prometheus_client" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.26.0"
 echo "setup: ok"

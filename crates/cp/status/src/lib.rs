@@ -1,2 +1,25 @@
-//! (to be written)
+//! `strahl-status`: the HTTP status endpoint (TCP 47990) as a library — a live status page
+//! (plain HTML/CSS/JS compiled into the binary, no CDN), `/api/v1/*` JSON API, `/metrics`
+//! (Prometheus text from the shared `strahl-metrics` table), `/healthz`, and authentication
+//! for every mutation (argon2id web password + session cookie + CSRF header, or the admin
+//! bearer token from the state dir).
+//!
+//! The control plane implements [`StatusBackend`] and starts the server with
+//! [`StatusServer::bind`]; [`testing::FakeBackend`] is a stand-in with a moving fake session
+//! (used by the tests and `examples/demo.rs`). Routing and authorisation rules are documented
+//! in `routes.rs`; secrets and rate limits in [`auth`].
 #![forbid(unsafe_code)]
+
+mod atomic;
+pub mod auth;
+mod backend;
+mod routes;
+mod server;
+pub mod testing;
+
+pub use backend::*;
+pub use routes::{CSRF_HEADER, MAX_BODY_BYTES, MAX_CLIENT_NAME, SESSION_COOKIE};
+pub use server::{
+    ACCEPT_ERROR_BACKOFF, CONNECTION_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, StatusConfig,
+    StatusError, StatusServer,
+};

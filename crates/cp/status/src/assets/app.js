@@ -1,0 +1,237 @@
+// strahl status page: polls /api/v1/status once a second and renders it; mutations go through
+// api() which adds the CSRF token from the login. No external resources (works offline on a LAN).
+"use strict";
+
+const POLL_MS = 1000;          // status refresh period
+const HISTORY = 120;           // chart points kept (2 minutes at POLL_MS)
+const REQUEST_TIMEOUT_MS = 5000;
+
+const state = { csrf: null, loggedIn: false, passwordSet: true, bitrate: [], pps: [] };
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  const ctl = new AbortController();
+  const t = setTimeout(() => ctl.abort(), REQUEST_TIMEOUT_MS);
+  try {
+    const r = await fetch(path, {
+      method, headers, signal: ctl.signal, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await r.json(); } catch (_) { data = null; }
+    return { status: r.status, data };
+  } catch (e) {
+    return { status: 0, data: { error: String(e) } };
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+function fmtKbps(k) { return (k / 1000).toFixed(1) + " Mbit/s"; }
+function fmtUptime(s) {
+  const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+  return (d ? d + "d " : "") + h + "h " + m + "m " + (s % 60) + "s";
+}
+
+async function refreshSession() {
+  const r = await api("GET", "/api/v1/session");
+  if (r.status !== 200 || !r.data) return;
+  state.passwordSet = r.data.password_set;
+  state.loggedIn = r.data.logged_in;
+  state.csrf = r.data.csrf || null;
+  renderAuth();
+}
+
+function renderAuth() {
+  $("logout").classList.toggle("hidden", !state.loggedIn);
+  $("login-section").classList.toggle("hidden", state.loggedIn);
+  $("login-title").textContent = state.passwordSet ? "Log in" : "Set the admin password";
+  $("login-hint").textContent = state.passwordSet
+    ? "Log in to pair clients, unpair, rename or stop sessions."
+    : "First start: choose a password (at least 8 characters) for this appliance.";
+  $("login-button").textContent = state.passwordSet ? "Log in" : "Set password";
+  $("password").autocomplete = state.passwordSet ? "current-password" : "new-password";
+  for (const b of document.querySelectorAll(".needs-login, #pin-button, #arm")) b.disabled = !state.loggedIn;
+}
+
+function renderHost(s) {
+  const dl = $("host");
+  dl.replaceChildren();
+  const rows = [
+    ["Host", s.host.name], ["Version", s.host.version], ["Uptime", fmtUptime(s.host.uptime_s)],
+    ["Data plane", s.dataplane_connected ? "connected" : "DISCONNECTED"],
+    ["Transport", s.transport ? s.transport.name : "—"],
+    ["Why", s.transport ? s.transport.reason : "—"],
+    ["Encoder", s.host.encoder], ["Capture", s.host.capture],
+  ];
+  for (const [k, v] of rows) { dl.append(el("dt", k), el("dd", v)); }
+  const h = $("health");
+  h.textContent = s.dataplane_connected ? "healthy" : "data plane disconnected";
+  h.className = "pill " + (s.dataplane_connected ? "ok" : "bad");
+}
+
+function actionButton(label, fn) {
+  const b = el("button", label, "needs-login");
+  b.type = "button";
+  b.disabled = !state.loggedIn;
+  b.addEventListener("click", fn);
+  return b;
+}
+
+function renderSessions(s) {
+  const tb = $("sessions");
+  tb.replaceChildren();
+  for (const x of s.sessions) {
+    const tr = el("tr");
+    tr.dataset.session = x.id;
+    for (const v of [x.client, x.protocol, x.mode, fmtKbps(x.bitrate_kbps), x.fec_percent + " %",
+      x.fec_recovered + " / " + x.fec_failed, fmtKbps(x.pacing_rate_kbps), x.packets_per_s, x.drops,
+      x.latency_us == null ? "—" : (x.latency_us / 1000).toFixed(1) + " ms"]) tr.append(el("td", v));
+    const td = el("td");
+    td.append(actionButton("Keyframe", () => api("POST", "/api/v1/sessions/" + x.id + "/keyframe")),
+      " ", actionButton("Stop", () => api("POST", "/api/v1/sessions/" + x.id + "/stop").then(poll)));
+    tr.append(td);
+    tb.append(tr);
+  }
+  $("no-sessions").classList.toggle("hidden", s.sessions.length > 0);
+}
+
+function renderClients(s) {
+  const tb = $("clients");
+  tb.replaceChildren();
+  for (const c of s.paired_clients) {
+    const tr = el("tr");
+    tr.append(el("td", c.name), el("td", c.protocol), el("td", c.id, "muted"));
+    const td = el("td");
+    td.append(actionButton("Rename", async () => {
+      const name = prompt("New name for " + c.name, c.name);
+      if (name) { await api("POST", "/api/v1/clients/rename", { id: c.id, name }); poll(); }
+    }), " ", actionButton("Unpair", async () => {
+      if (confirm("Unpair " + c.name + "?")) { await api("POST", "/api/v1/clients/unpair", { id: c.id }); poll(); }
+    }));
+    tr.append(td);
+    tb.append(tr);
+  }
+}
+
+function renderPairing(s) {
+  const p = s.pairing;
+  $("pending").textContent = p.moonlight_pending.length
+    ? "Waiting for a PIN: " + p.moonlight_pending.map((x) => x.client + " (" + x.waiting_s + " s)").join(", ")
+    : "No client waiting.";
+  const w = p.native_window;
+  $("native-pin").textContent = w ? (w.pin || "••••") + "  (" + w.expires_in_s + " s)" : "";
+}
+
+function drawChart(canvas, data, color) {
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height;
+  ctx.clearRect(0, 0, W, H);
+  ctx.strokeStyle = "#253040";
+  ctx.lineWidth = 1;
+  for (let i = 1; i < 4; i++) { ctx.beginPath(); ctx.moveTo(0, H * i / 4); ctx.lineTo(W, H * i / 4); ctx.stroke(); }
+  if (data.length < 2) return;
+  const max = Math.max(1, ...data) * 1.15;
+  ctx.strokeStyle = color;
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  data.forEach((v, i) => {
+    const x = W - (data.length - 1 - i) * (W / (HISTORY - 1));
+    const y = H - (v / max) * H;
+    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+  ctx.fillStyle = "#8b98a5";
+  ctx.font = "11px sans-serif";
+  ctx.fillText(max.toFixed(1), 4, 12);
+  ctx.fillText(data[data.length - 1].toFixed(1), W - 60, 12);
+}
+
+function pushHistory(s) {
+  let kbps = 0, pps = 0;
+  for (const x of s.sessions) { kbps += x.bitrate_kbps; pps += x.packets_per_s; }
+  state.bitrate.push(kbps / 1000);
+  state.pps.push(pps);
+  if (state.bitrate.length > HISTORY) state.bitrate.shift();
+  if (state.pps.length > HISTORY) state.pps.shift();
+  drawChart($("chart-bitrate"), state.bitrate, "#4fb3ff");
+  drawChart($("chart-pps"), state.pps, "#3fb950");
+}
+
+async function poll() {
+  const r = await api("GET", "/api/v1/status");
+  if (r.status === 200 && r.data) {
+    renderHost(r.data);
+    renderSessions(r.data);
+    renderClients(r.data);
+    renderPairing(r.data);
+    pushHistory(r.data);
+    $("footer").textContent = "updated " + new Date().toLocaleTimeString();
+  } else if (r.status === 401) {
+    $("footer").textContent = "Log in to see the status (reads are not open on this host).";
+  } else {
+    $("footer").textContent = "status unavailable (" + r.status + ")";
+  }
+}
+
+async function onLogin(ev) {
+  ev.preventDefault();
+  const password = $("password").value;
+  const r = await api("POST", state.passwordSet ? "/api/v1/login" : "/api/v1/passwd", { password });
+  if (r.status === 200 && r.data && r.data.csrf) {
+    state.csrf = r.data.csrf;
+    state.loggedIn = true;
+    state.passwordSet = true;
+    $("password").value = "";
+    $("login-error").textContent = "";
+    renderAuth();
+    poll();
+  } else {
+    $("login-error").textContent = (r.data && r.data.error) || ("failed (" + r.status + ")");
+  }
+}
+
+async function onPin(ev) {
+  ev.preventDefault();
+  const pin = $("pin").value.trim();
+  const r = await api("POST", "/api/v1/pin", { pin });
+  const out = $("pin-result");
+  if (r.status === 200) { out.textContent = "PIN sent."; out.className = "muted"; $("pin").value = ""; }
+  else { out.textContent = (r.data && r.data.error) || ("failed (" + r.status + ")"); out.className = "error"; }
+  poll();
+}
+
+async function onArm() {
+  const r = await api("POST", "/api/v1/pair/arm");
+  if (r.status === 200 && r.data) $("native-pin").textContent = r.data.pin;
+  poll();
+}
+
+async function onLogout() {
+  await api("POST", "/api/v1/logout");
+  state.csrf = null;
+  state.loggedIn = false;
+  renderAuth();
+}
+
+function start() {
+  $("login-form").addEventListener("submit", onLogin);
+  $("pin-form").addEventListener("submit", onPin);
+  $("arm").addEventListener("click", onArm);
+  $("logout").addEventListener("click", onLogout);
+  refreshSession().then(poll);
+  setInterval(poll, POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", start);

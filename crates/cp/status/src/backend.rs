@@ -1,0 +1,128 @@
+//! The seam between the status server and the control plane.
+//!
+//! Contract: the control plane implements [`StatusBackend`]; the server calls `snapshot` and
+//! `metrics` on every read (they must be cheap and non-blocking) and the mutation methods from a
+//! blocking-pool thread (they may touch the state dir). The snapshot types serialise to the
+//! `/api/v1/status` JSON as they are, so a field added here shows up in the API.
+
+use serde::Serialize;
+
+/// Host-wide facts shown at the top of the page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub version: String,
+    pub uptime_s: u64,
+    /// Encoder in use, e.g. "nvenc h264" or "openh264".
+    pub encoder: String,
+    /// Capture source, e.g. "kms card0" or "synthetic".
+    pub capture: String,
+}
+
+/// The transport chosen by the data plane's start-up self-test, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransportInfo {
+    pub name: String,
+    pub reason: String,
+}
+
+/// One streaming session (GameStream or native).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionInfo {
+    pub id: u64,
+    pub client: String,
+    /// "gamestream" or "native".
+    pub protocol: String,
+    /// e.g. "1920x1080@60 h264".
+    pub mode: String,
+    pub bitrate_kbps: u64,
+    pub fec_percent: u32,
+    pub fec_recovered: u64,
+    pub fec_failed: u64,
+    pub pacing_rate_kbps: u64,
+    pub packets_per_s: u64,
+    pub packets_sent: u64,
+    pub drops: u64,
+    /// Round-trip or frame latency as measured by the protocol; `None` when unknown.
+    pub latency_us: Option<u64>,
+}
+
+/// A paired client (either protocol).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairedClientInfo {
+    /// Stable id the control plane understands in `unpair`/`rename` (e.g. a cert fingerprint).
+    pub id: String,
+    pub name: String,
+    pub protocol: String,
+}
+
+/// A Moonlight client waiting for its PIN.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingPinInfo {
+    pub client: String,
+    pub waiting_s: u64,
+}
+
+/// An armed native pairing window. The PIN is a secret: the server strips it from snapshots
+/// served to unauthenticated readers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NativeWindow {
+    pub pin: Option<String>,
+    pub expires_in_s: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PairingState {
+    pub moonlight_pending: Vec<PendingPinInfo>,
+    pub native_window: Option<NativeWindow>,
+}
+
+/// Everything `/api/v1/status` and the page show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusSnapshot {
+    pub host: HostInfo,
+    pub dataplane_connected: bool,
+    pub transport: Option<TransportInfo>,
+    pub sessions: Vec<SessionInfo>,
+    pub paired_clients: Vec<PairedClientInfo>,
+    pub pairing: PairingState,
+}
+
+/// Why a backend refused a mutation; mapped to an HTTP status by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    /// No such client/session (404).
+    NotFound(String),
+    /// The request is well-formed but not acceptable now, e.g. no pairing pending (409).
+    Rejected(String),
+    /// The backend cannot act now, e.g. the data plane is disconnected (503).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::NotFound(m) => write!(f, "not found: {m}"),
+            BackendError::Rejected(m) => write!(f, "rejected: {m}"),
+            BackendError::Unavailable(m) => write!(f, "unavailable: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// Implemented by the control plane (and by [`crate::testing::FakeBackend`]).
+pub trait StatusBackend: Send + Sync + 'static {
+    /// Current state; called on every status read.
+    fn snapshot(&self) -> StatusSnapshot;
+    /// The process's metrics registry (usually `&strahl_metrics::GLOBAL`).
+    fn metrics(&self) -> &strahl_metrics::Registry;
+    /// Hands a Moonlight PIN to the waiting GameStream pairing.
+    fn submit_pin(&self, pin: &str) -> Result<(), BackendError>;
+    /// Opens a native pairing window; returns the PIN to show.
+    fn arm_native_pairing(&self) -> Result<String, BackendError>;
+    fn unpair(&self, id: &str) -> Result<(), BackendError>;
+    fn rename(&self, id: &str, name: &str) -> Result<(), BackendError>;
+    fn stop_session(&self, id: u64) -> Result<(), BackendError>;
+    fn request_keyframe(&self, id: u64) -> Result<(), BackendError>;
+}
