@@ -118,6 +118,8 @@ impl GameStreamPorts {
 pub struct Dataplane {
     pub cores: Cores,
     pub transport: TransportPref,
+    /// Interface the transport self-test runs on ("auto": the default-route interface, else lo).
+    pub interface: String,
     pub socket: AutoPath,
     pub mtu: u16,
 }
@@ -127,6 +129,7 @@ impl Default for Dataplane {
         Self {
             cores: Cores::Auto,
             transport: TransportPref::Auto,
+            interface: "auto".to_owned(),
             socket: AutoPath::Auto,
             mtu: 1500,
         }

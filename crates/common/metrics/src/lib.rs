@@ -110,6 +110,9 @@ metrics_table! {
     TransportChosen: Gauge "strahl_transport_chosen"
         "Packet transport in use: 1 on the chosen transport, 0 on the others."
         ["transport": "none", "af_xdp", "io_uring", "sendmmsg"];
+    TransportRefused: Gauge "strahl_transport_refused"
+        "1 on each transport the start-up self-test refused (reason in the log and the IPC event)."
+        ["transport": "af_xdp", "io_uring", "sendmmsg"];
     PacketsSent: Counter "strahl_packets_sent_total"
         "Media packets handed to the transport."
         ["stream": "video", "audio"];

@@ -89,7 +89,7 @@ fn control_and_dataplane_talk_and_sigterm_stops_both_cleanly() {
         "control plane connected: v{MAJOR}.{MINOR} (pid {}",
         cp.pid()
     ));
-    cp.wait_for("data plane transport: none");
+    cp.wait_for("data plane transport");
     cp.wait_for("first stats snapshot from the data plane");
     // Periodic polling: the data plane answers several requests.
     std::thread::sleep(Duration::from_millis(700));

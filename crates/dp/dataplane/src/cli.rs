@@ -6,11 +6,12 @@ pub const USAGE: &str = "\
 strahl-dataplane — the strahl data plane (capture → encode → packetize → transmit)
 
 USAGE:
-    strahl-dataplane [--config FILE] [--socket PATH]
+    strahl-dataplane [--config FILE] [--socket PATH] [--interface IF]
 
 OPTIONS:
     --config FILE   configuration file (default: the compiled-in appliance/strahl.toml)
     --socket PATH   IPC socket to listen on (overrides [dataplane] socket)
+    --interface IF  interface for the transport self-test (overrides [dataplane] interface)
     -h, --help      print this help
     -V, --version   print the version
 
@@ -22,6 +23,7 @@ Shutdown message from the control plane.
 pub struct Args {
     pub config: Option<PathBuf>,
     pub socket: Option<PathBuf>,
+    pub interface: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "-V" | "--version" => return Ok(Cli::Version),
             "--config" => out.config = Some(PathBuf::from(value("--config")?)),
             "--socket" => out.socket = Some(PathBuf::from(value("--socket")?)),
+            "--interface" => out.interface = Some(value("--interface")?),
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -72,8 +75,12 @@ mod tests {
             p(&["--config", "a.toml", "--socket=/x.sock"]),
             Ok(Cli::Run(Args {
                 config: Some("a.toml".into()),
-                socket: Some("/x.sock".into())
+                socket: Some("/x.sock".into()),
+                interface: None,
             }))
+        );
+        assert!(
+            matches!(p(&["--interface", "veth0"]), Ok(Cli::Run(a)) if a.interface.as_deref() == Some("veth0"))
         );
         assert_eq!(p(&["--help"]), Ok(Cli::Help));
         assert_eq!(p(&["-V"]), Ok(Cli::Version));

@@ -6,8 +6,10 @@
 //!   socket and the control connection. No async runtime (architecture invariant: the data
 //!   plane never links tokio; `tests/no_async_deps.rs` checks the dependency graph).
 //! - [`cli`]: argument parsing.
+//! - [`transport`]: start-up transport self-test target, candidates and reporting.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod run;
 pub mod server;
+pub mod transport;

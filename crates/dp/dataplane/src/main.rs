@@ -1,7 +1,7 @@
 //! `strahl-dataplane`: the privileged-at-start, no-async data plane process.
 //!
 //! Start-up: parse arguments → load the config (embedded default without `--config`) → derive
-//! the plan → (privileged set-up: nothing yet) → register SIGTERM/SIGINT on a self-pipe → bind
+//! the plan → privileged set-up (transport self-test, then capabilities dropped) → register SIGTERM/SIGINT on a self-pipe → bind
 //! the IPC socket → serve the control plane until a signal or a Shutdown message.
 //! Exit codes: 0 clean stop, 1 runtime failure, 2 bad arguments or configuration.
 #![forbid(unsafe_code)]
@@ -10,10 +10,11 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use strahl_config::{Config, Env, Plan, resolve_socket};
+use strahl_config::{Config, Env, Plan, TransportPref, resolve_socket};
 use strahl_dataplane::cli::{self, Cli};
 use strahl_dataplane::run::{self, Exit};
 use strahl_dataplane::server::Server;
+use strahl_dataplane::transport;
 use strahl_ipc::socket::SeqPacketListener;
 use strahl_metrics::GLOBAL;
 
@@ -80,9 +81,40 @@ fn main() -> ExitCode {
         plan.rings,
         plan.transport
     );
-    log::info!(
-        "privileged start-up: nothing to set up yet (transports, BPF and memlock arrive with dp/net)"
-    );
+    // Privileged start-up: the transport self-test opens the sockets / binds AF_XDP now.
+    let iface = args
+        .interface
+        .clone()
+        .unwrap_or_else(|| cfg.dataplane.interface.clone());
+    let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let target = match transport::plan_target(&iface, &route, |i| {
+        strahl_net::xdp::neigh::interface_ipv4(i).ok()
+    }) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("transport: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let chosen = transport::run_self_test(plan.transport, &target, cfg.dataplane.mtu, &GLOBAL);
+    // The one line naming the transport and why the others were refused.
+    if chosen.kind.is_some() {
+        log::info!("{}", chosen.summary);
+    } else if plan.transport == TransportPref::Auto {
+        log::warn!("{}; media cannot be sent", chosen.summary);
+    } else {
+        log::error!(
+            "{} (transport = {:?} was asked for; not falling back)",
+            chosen.summary,
+            plan.transport
+        );
+        return ExitCode::from(1);
+    }
+    // Sockets are open: capabilities are no longer needed.
+    match strahl_runtime::privs::drop_capabilities(&[]) {
+        Ok(line) => log::info!("{line}"),
+        Err(e) => log::warn!("privileges: could not drop capabilities: {e}"),
+    }
 
     let (sig_read, sig_write) = match UnixStream::pair() {
         Ok(p) => p,
@@ -130,6 +162,13 @@ fn main() -> ExitCode {
         std::process::id(),
         format!("strahl-dataplane {VERSION}"),
     );
+    server.set_transport(
+        transport::ipc_transport(chosen.kind),
+        chosen.summary.clone(),
+    );
+    // The queue stays open for the tx tile of the first session (media sessions arrive with
+    // the packetize/encode wiring); holding it keeps the verdict true.
+    let _tx_queue = chosen.outcome.map(|o| o.queue);
     let result = run::serve(&listener, sig_read, &mut server, &GLOBAL, started);
     drop(listener); // removes the socket file
     match result {

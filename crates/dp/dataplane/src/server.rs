@@ -56,6 +56,9 @@ pub struct Server<'r> {
     state: State,
     sessions: BTreeMap<u64, Session>,
     consecutive_errors: u32,
+    /// The start-up self-test result, sent after every handshake.
+    transport: Transport,
+    transport_detail: String,
 }
 
 impl<'r> Server<'r> {
@@ -67,7 +70,15 @@ impl<'r> Server<'r> {
             state: State::Idle,
             sessions: BTreeMap::new(),
             consecutive_errors: 0,
+            transport: Transport::None,
+            transport_detail: "transport self-test not run".to_owned(),
         }
+    }
+
+    /// Record the start-up transport choice (sent as a `TransportChosen` event on each handshake).
+    pub fn set_transport(&mut self, transport: Transport, detail: impl Into<String>) {
+        self.transport = transport;
+        self.transport_detail = detail.into();
     }
 
     pub fn sessions(&self) -> &BTreeMap<u64, Session> {
@@ -306,12 +317,11 @@ impl<'r> Server<'r> {
             pid: self.pid,
             build: self.build.clone(),
         };
-        // The transport self-test comes with the dp/net issue; until then say plainly that none runs.
+        // The start-up self-test's verdict (process-wide: id 0), including the refusals.
         let transport = Event::TransportChosen {
             id: 0,
-            transport: Transport::None,
-            detail: "no media transport implemented yet (dp/net pending): no packets are sent"
-                .to_owned(),
+            transport: self.transport,
+            detail: self.transport_detail.clone(),
         };
         Outcome {
             replies: vec![Message::HelloAck(ack), Message::Event(transport)],

@@ -1,0 +1,159 @@
+//! Start-up transport self-test of the real binary.
+//! - As user `nobody` (via `setpriv`), with `auto`, the data plane still comes up on io_uring or
+//!   sendmmsg and its one log line says why AF_XDP was refused (no privilege).
+//! - As `nobody` with `transport = "af_xdp"` it refuses to start (no silent fallback).
+//!
+//! Skipped with a visible message when `setpriv` is missing or we are not root.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn skip(name: &str, why: &str) {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("SKIPPED: {name}: {why}\n").as_bytes());
+}
+
+fn can_setpriv() -> Result<(), String> {
+    let ok = Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err("setpriv (util-linux) is not installed".into());
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .unwrap_or_default();
+    if uid != "0" {
+        return Err(format!("needs root to switch to nobody (euid {uid})"));
+    }
+    Ok(())
+}
+
+/// A directory user nobody can write its socket into; removed on drop.
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("strahl-dp-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Dir(d)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run the data plane as nobody; collect stderr lines until `until` matches or it exits
+/// (bounded by 20 s), then stop it. Returns (lines, exit code if it exited by itself).
+fn run_as_nobody(dir: &Dir, config: Option<&str>, until: &str) -> (Vec<String>, Option<i32>) {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(env!("CARGO_BIN_EXE_strahl-dataplane"))
+    .arg("--socket")
+    .arg(dir.0.join("dp.sock"))
+    .args(["--interface", "lo"])
+    .env("RUST_LOG", "info")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    if let Some(c) = config {
+        let p = dir.0.join("strahl.toml");
+        std::fs::write(&p, c).unwrap();
+        cmd.arg("--config").arg(p);
+    }
+    let mut child = cmd.spawn().expect("spawn setpriv");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    let mut closed = false;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                let hit = l.contains(until);
+                lines.push(l);
+                if hit {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => {
+                closed = true; // stderr closed: it exited
+                break;
+            }
+        }
+    }
+    let code = if closed {
+        child.wait().unwrap().code()
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    };
+    (lines, code)
+}
+
+#[test]
+fn unprivileged_data_plane_comes_up_on_a_kernel_transport_and_says_why_not_af_xdp() {
+    if let Err(why) = can_setpriv() {
+        return skip("unprivileged_data_plane_comes_up", &why);
+    }
+    let dir = Dir::new("nobody");
+    let (lines, code) = run_as_nobody(&dir, None, "listening for the control plane");
+    let all = lines.join("\n");
+    assert_eq!(code, None, "still running when it listened:\n{all}");
+    assert!(all.contains("listening for the control plane"), "{all}");
+    let line = lines
+        .iter()
+        .find(|l| l.contains("net: transport "))
+        .unwrap_or_else(|| panic!("no transport line:\n{all}"));
+    assert!(
+        line.contains("transport io_uring on lo") || line.contains("transport sendmmsg on lo"),
+        "{line}"
+    );
+    assert!(line.contains("af_xdp — no privilege"), "{line}");
+    assert!(all.contains("no capabilities held"), "{all}");
+}
+
+#[test]
+fn named_transport_that_is_refused_is_fatal() {
+    if let Err(why) = can_setpriv() {
+        return skip("named_transport_that_is_refused_is_fatal", &why);
+    }
+    let dir = Dir::new("named");
+    let (lines, code) = run_as_nobody(
+        &dir,
+        Some("[dataplane]\ntransport = \"af_xdp\"\n"),
+        "listening for the control plane",
+    );
+    let all = lines.join("\n");
+    assert_eq!(code, Some(1), "must exit 1:\n{all}");
+    assert!(all.contains("not falling back"), "{all}");
+    assert!(!all.contains("listening for the control plane"), "{all}");
+}
