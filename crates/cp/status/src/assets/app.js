@@ -4,9 +4,10 @@
 
 const POLL_MS = 1000;          // status refresh period
 const HISTORY = 120;           // chart points kept (2 minutes at POLL_MS)
+const MIN_SPAN = 30;           // a young chart spans at least this many points, not all 120
 const REQUEST_TIMEOUT_MS = 5000;
 
-const state = { csrf: null, loggedIn: false, passwordSet: true, bitrate: [], pps: [] };
+const state = { csrf: null, loggedIn: false, passwordSet: true, openReads: false, bitrate: [], pps: [] };
 
 const $ = (id) => document.getElementById(id);
 
@@ -50,6 +51,7 @@ async function refreshSession() {
   state.passwordSet = r.data.password_set;
   state.loggedIn = r.data.logged_in;
   state.csrf = r.data.csrf || null;
+  state.openReads = r.data.open_reads;
   renderAuth();
 }
 
@@ -131,7 +133,8 @@ function renderPairing(s) {
     ? "Waiting for a PIN: " + p.moonlight_pending.map((x) => x.client + " (" + x.waiting_s + " s)").join(", ")
     : "No client waiting.";
   const w = p.native_window;
-  $("native-pin").textContent = w ? (w.pin || "••••") + "  (" + w.expires_in_s + " s)" : "";
+  $("native-pin").textContent = w ? (w.pin || "••••") : "";
+  $("native-expiry").textContent = w ? "window open for another " + w.expires_in_s + " s" : "";
 }
 
 function drawChart(canvas, data, color) {
@@ -143,11 +146,12 @@ function drawChart(canvas, data, color) {
   for (let i = 1; i < 4; i++) { ctx.beginPath(); ctx.moveTo(0, H * i / 4); ctx.lineTo(W, H * i / 4); ctx.stroke(); }
   if (data.length < 2) return;
   const max = Math.max(1, ...data) * 1.15;
+  const span = Math.min(HISTORY, Math.max(data.length, MIN_SPAN));
   ctx.strokeStyle = color;
   ctx.lineWidth = 2;
   ctx.beginPath();
   data.forEach((v, i) => {
-    const x = W - (data.length - 1 - i) * (W / (HISTORY - 1));
+    const x = W - (data.length - 1 - i) * (W / (span - 1));
     const y = H - (v / max) * H;
     if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
   });
@@ -155,7 +159,7 @@ function drawChart(canvas, data, color) {
   ctx.fillStyle = "#8b98a5";
   ctx.font = "11px sans-serif";
   ctx.fillText(max.toFixed(1), 4, 12);
-  ctx.fillText(data[data.length - 1].toFixed(1), W - 60, 12);
+  ctx.fillText("now " + data[data.length - 1].toFixed(1), W - 80, H - 6);
 }
 
 function pushHistory(s) {
@@ -170,6 +174,11 @@ function pushHistory(s) {
 }
 
 async function poll() {
+  if (!state.loggedIn && !state.openReads) {
+    // Reads are closed on this host: do not fetch (a 401 would only log a console error).
+    $("footer").textContent = "Log in to see the status (reads are not open on this host).";
+    return;
+  }
   const r = await api("GET", "/api/v1/status");
   if (r.status === 200 && r.data) {
     renderHost(r.data);
@@ -223,6 +232,7 @@ async function onLogout() {
   state.csrf = null;
   state.loggedIn = false;
   renderAuth();
+  poll();
 }
 
 function start() {
