@@ -1,2 +1,23 @@
-//! (to be written)
+//! strahl-enet: the GameStream control stream (§A11, §A12) on ENet (UDP 47999).
+//!
+//! - [`session::ControlSession`] — sans-IO per-session core: encrypted V2 framing both ways
+//!   (via `strahl_seal::gamestream::ControlCipher`), typed [`ControlEvent`]s, timeout.
+//! - [`message`] — client message decoding (IDR, Start B, RFI, ping, FEC status, LTR ack,
+//!   input) and host message encoders (termination, rumble, HDR, LED, triggers, motion).
+//! - [`server::ControlServer`] — the thin I/O shell: a `rusty_enet` host (255 channels, many
+//!   peers) on its own thread, binding peers to sessions by the CONNECT `data` u32.
+//! - [`fuzzing`] — entry points for cargo-fuzz and the corpus replay test.
+//!
+//! Input payloads (0x0206) are decoded by `strahl_input::wire` and surface as
+//! [`ControlEvent::Input`].
 #![forbid(unsafe_code)]
+
+pub mod fuzzing;
+pub mod message;
+pub mod server;
+pub mod session;
+
+pub use message::FecStatus;
+pub use server::{ControlConfig, ControlEventSink, ControlServer, DEFAULT_CONTROL_PORT, SessionId};
+pub use session::{CONTROL_TIMEOUT, ControlEvent, ControlSession, DisconnectReason};
+pub use strahl_input::InputEvent;

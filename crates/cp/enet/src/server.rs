@@ -1,0 +1,382 @@
+//! The I/O shell: one `rusty_enet` host on a UDP socket, serviced by a dedicated thread.
+//!
+//! `rusty_enet::Host` is not `Send` (it wraps the transpiled C structures), so it lives on
+//! its own std thread; the session manager talks to it through [`ControlServer`] (commands over
+//! a std channel) and receives [`ControlEvent`]s through a [`ControlEventSink`] (a std
+//! `mpsc::Sender`, a tokio `UnboundedSender` wrapped in a closure, or any closure).
+//!
+//! Peer binding (§A11): a CONNECT whose `data` equals a registered session's connect data
+//! binds that peer to the session and retires the pending entry; anything else is
+//! disconnected at once. All protocol rules live in [`ControlSession`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusty_enet as enet;
+
+use crate::message::{MSG_TERMINATION, host};
+use crate::session::{ControlEvent, ControlSession, DisconnectReason, SessionEnd};
+
+/// GameStream control port (§A1/§A12).
+pub const DEFAULT_CONTROL_PORT: u16 = 47999;
+/// Moonlight opens 48 channels (§A12, §B10); we accept ENet's maximum like Sunshine (255).
+pub const CHANNEL_LIMIT: usize = enet::consts::PROTOCOL_MAXIMUM_CHANNEL_COUNT as usize;
+/// Concurrent peers (streaming sessions plus stray connects). Sunshine allows 128; an appliance
+/// streams to a handful of clients at once.
+pub const DEFAULT_PEER_LIMIT: usize = 32;
+/// How long the service thread waits for a command between socket polls. 1 ms bounds the
+/// added input latency; the socket is non-blocking (rusty_enet sets it so), so this is the
+/// only sleep in the loop.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Events taken from ENet per loop turn before commands and timeouts get a look-in.
+const MAX_EVENTS_PER_TURN: usize = 256;
+/// The host sends on channel 0 (§A12).
+const HOST_CHANNEL: u8 = 0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub bind: SocketAddr,
+    pub peer_limit: usize,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], DEFAULT_CONTROL_PORT)),
+            peer_limit: DEFAULT_PEER_LIMIT,
+        }
+    }
+}
+
+/// Receives control events; called on the service thread, so keep it short.
+pub trait ControlEventSink: Send + 'static {
+    fn event(&mut self, session: SessionId, ev: ControlEvent);
+}
+
+impl<F: FnMut(SessionId, ControlEvent) + Send + 'static> ControlEventSink for F {
+    fn event(&mut self, session: SessionId, ev: ControlEvent) {
+        self(session, ev)
+    }
+}
+
+impl ControlEventSink for mpsc::Sender<(SessionId, ControlEvent)> {
+    fn event(&mut self, session: SessionId, ev: ControlEvent) {
+        // A dropped receiver means nobody listens any more; events have nowhere to go.
+        let _ = self.send((session, ev));
+    }
+}
+
+enum Command {
+    Add {
+        id: SessionId,
+        connect_data: u32,
+        rikey: [u8; 16],
+    },
+    RemovePending(SessionId),
+    Terminate {
+        id: SessionId,
+        hresult: u32,
+    },
+    Send {
+        id: SessionId,
+        msg_type: u16,
+        payload: Vec<u8>,
+    },
+    Shutdown,
+}
+
+/// Handle to the control stream service thread. Dropping it shuts the thread down.
+pub struct ControlServer {
+    cmd: mpsc::Sender<Command>,
+    thread: Option<JoinHandle<()>>,
+    local_addr: SocketAddr,
+}
+
+impl ControlServer {
+    pub fn start(cfg: ControlConfig, sink: impl ControlEventSink) -> io::Result<Self> {
+        let socket = UdpSocket::bind(cfg.bind)?;
+        let local_addr = socket.local_addr()?;
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let peer_limit = cfg.peer_limit.max(1);
+        let thread = std::thread::Builder::new()
+            .name("strahl-enet".into())
+            .spawn(move || {
+                let settings = enet::HostSettings {
+                    peer_limit,
+                    channel_limit: CHANNEL_LIMIT,
+                    ..Default::default()
+                };
+                match enet::Host::new(socket, settings) {
+                    Ok(host) => {
+                        let _ = ready_tx.send(Ok(()));
+                        Service::new(host, sink).run(cmd_rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(io::Error::other(format!("enet host: {e:?}"))));
+                    }
+                }
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("enet thread died during start"))??;
+        Ok(ControlServer {
+            cmd: cmd_tx,
+            thread: Some(thread),
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn send_cmd(&self, c: Command) -> io::Result<()> {
+        self.cmd
+            .send(c)
+            .map_err(|_| io::Error::other("enet service thread has stopped"))
+    }
+
+    /// Expect a CONNECT carrying `connect_data` (from the RTSP SETUP) for this session.
+    pub fn add_session(&self, id: SessionId, connect_data: u32, rikey: [u8; 16]) -> io::Result<()> {
+        self.send_cmd(Command::Add {
+            id,
+            connect_data,
+            rikey,
+        })
+    }
+
+    /// Forget a pending session that never connected (launch cancelled).
+    pub fn remove_pending(&self, id: SessionId) -> io::Result<()> {
+        self.send_cmd(Command::RemovePending(id))
+    }
+
+    /// Send the termination message (0x0109, `hresult` BE) and then disconnect.
+    pub fn terminate(&self, id: SessionId, hresult: u32) -> io::Result<()> {
+        self.send_cmd(Command::Terminate { id, hresult })
+    }
+
+    /// Send any host → client message (rumble, HDR mode, ...), reliably on channel 0.
+    pub fn send_message(&self, id: SessionId, msg_type: u16, payload: &[u8]) -> io::Result<()> {
+        self.send_cmd(Command::Send {
+            id,
+            msg_type,
+            payload: payload.to_vec(),
+        })
+    }
+
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.cmd.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Active {
+    id: SessionId,
+    session: ControlSession,
+}
+
+struct Service<S: ControlEventSink> {
+    host: enet::Host<UdpSocket>,
+    sink: S,
+    pending: HashMap<u32, (SessionId, [u8; 16])>,
+    active: HashMap<enet::PeerID, Active>,
+    out: Vec<u8>,
+}
+
+impl<S: ControlEventSink> Service<S> {
+    fn new(host: enet::Host<UdpSocket>, sink: S) -> Self {
+        Service {
+            host,
+            sink,
+            pending: HashMap::new(),
+            active: HashMap::new(),
+            out: Vec::with_capacity(256),
+        }
+    }
+
+    fn run(mut self, cmds: mpsc::Receiver<Command>) {
+        loop {
+            match cmds.recv_timeout(POLL_INTERVAL) {
+                Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(c) => self.command(c),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            // Drain any further queued commands without waiting.
+            while let Ok(c) = cmds.try_recv() {
+                if matches!(c, Command::Shutdown) {
+                    self.shutdown();
+                    return;
+                }
+                self.command(c);
+            }
+            self.service();
+            self.check_timeouts(Instant::now());
+        }
+        self.shutdown();
+    }
+
+    fn peer_of(&self, id: SessionId) -> Option<enet::PeerID> {
+        self.active
+            .iter()
+            .find(|(_, a)| a.id == id)
+            .map(|(p, _)| *p)
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Add {
+                id,
+                connect_data,
+                rikey,
+            } => {
+                self.pending.insert(connect_data, (id, rikey));
+            }
+            Command::RemovePending(id) => self.pending.retain(|_, (sid, _)| *sid != id),
+            Command::Terminate { id, hresult } => {
+                self.pending.retain(|_, (sid, _)| *sid != id);
+                if let Some(peer) = self.peer_of(id) {
+                    self.send_sealed(peer, MSG_TERMINATION, &host::termination(hresult));
+                    // disconnect_later: ENet delivers the queued termination first.
+                    if let Some(p) = self.host.get_peer_mut(peer) {
+                        p.disconnect_later(0);
+                    }
+                    self.host.flush();
+                    self.end(peer, DisconnectReason::Terminated(hresult));
+                }
+            }
+            Command::Send {
+                id,
+                msg_type,
+                payload,
+            } => {
+                if let Some(peer) = self.peer_of(id) {
+                    self.send_sealed(peer, msg_type, &payload);
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn send_sealed(&mut self, peer: enet::PeerID, msg_type: u16, payload: &[u8]) {
+        let Some(a) = self.active.get_mut(&peer) else {
+            return;
+        };
+        if a.session.seal(msg_type, payload, &mut self.out).is_err() {
+            return;
+        }
+        if let Some(p) = self.host.get_peer_mut(peer) {
+            let _ = p.send(HOST_CHANNEL, &enet::Packet::reliable(self.out.as_slice()));
+        }
+    }
+
+    /// Forget the session and tell the manager; the ENet peer is handled by the caller.
+    fn end(&mut self, peer: enet::PeerID, reason: DisconnectReason) {
+        if let Some(a) = self.active.remove(&peer) {
+            self.sink.event(a.id, ControlEvent::Disconnected { reason });
+        }
+    }
+
+    fn service(&mut self) {
+        for _ in 0..MAX_EVENTS_PER_TURN {
+            let ev = match self.host.service() {
+                Ok(Some(ev)) => ev.no_ref(),
+                Ok(None) => break,
+                // ICMP errors surface as socket errors on Linux; the peer timeout handles them.
+                Err(_) => break,
+            };
+            let now = Instant::now();
+            match ev {
+                enet::EventNoRef::Connect { peer, data } => self.on_connect(peer, data, now),
+                enet::EventNoRef::Disconnect { peer, .. } => {
+                    self.end(peer, DisconnectReason::PeerDisconnected)
+                }
+                enet::EventNoRef::Receive { peer, packet, .. } => {
+                    let Some(a) = self.active.get_mut(&peer) else {
+                        continue;
+                    };
+                    match a.session.on_packet(packet.data(), now) {
+                        Ok(Some(e)) => {
+                            let id = a.id;
+                            self.sink.event(id, e);
+                        }
+                        Ok(None) => {}
+                        Err(SessionEnd::DecryptFailed) => {
+                            if let Some(p) = self.host.get_peer_mut(peer) {
+                                p.disconnect_now(0);
+                            }
+                            self.end(peer, DisconnectReason::DecryptFailed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_connect(&mut self, peer: enet::PeerID, data: u32, now: Instant) {
+        let Some((id, rikey)) = self.pending.remove(&data) else {
+            if let Some(p) = self.host.get_peer_mut(peer) {
+                p.disconnect_now(0);
+            }
+            return;
+        };
+        let addr = self
+            .host
+            .get_peer(peer)
+            .and_then(|p| p.address())
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        self.active.insert(
+            peer,
+            Active {
+                id,
+                session: ControlSession::new(&rikey, now),
+            },
+        );
+        self.sink.event(id, ControlEvent::Connected { peer: addr });
+    }
+
+    fn check_timeouts(&mut self, now: Instant) {
+        let dead: Vec<enet::PeerID> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.session.is_timed_out(now))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in dead {
+            if let Some(p) = self.host.get_peer_mut(peer) {
+                p.disconnect_now(0);
+            }
+            self.end(peer, DisconnectReason::Timeout);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let peers: Vec<enet::PeerID> = self.active.keys().copied().collect();
+        for peer in peers {
+            if let Some(p) = self.host.get_peer_mut(peer) {
+                p.disconnect_now(0);
+            }
+            self.end(peer, DisconnectReason::HostShutdown);
+        }
+        self.host.flush();
+    }
+}
