@@ -4,9 +4,15 @@
 //!   `SOCK_SEQPACKET` wrapper from `strahl-ipc`), including the version handshake.
 //! - [`serve`]: the `serve` subcommand: connect with bounded back-off, poll stats, reconnect
 //!   when the data plane goes away, stop own sessions on shutdown.
+//! - [`session`]: the sans-IO GameStream session manager (launch → RTSP → SessionStart).
+//! - [`host`]: its async shells: the nvhttp `SessionHost` and the RTSP listener.
+//! - [`admin`]: the local admin socket (`strahl-control pin`).
 //! - [`cli`]: argument parsing.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
+pub mod host;
 pub mod ipc;
 pub mod serve;
+pub mod session;

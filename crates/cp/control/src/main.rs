@@ -1,14 +1,18 @@
 //! `strahl-control`: the unprivileged control plane.
 //!
-//! Exit codes: 0 clean stop, 1 data plane unreachable or incompatible, 2 bad arguments or
-//! configuration.
+//! Exit codes: 0 clean stop (or PIN delivered), 1 data plane unreachable or incompatible, host
+//! ports unavailable, PIN refused, 2 bad arguments or configuration.
 #![forbid(unsafe_code)]
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use strahl_config::{Config, Env, ResolvedPath, resolve_socket};
-use strahl_control::cli::{self, Cli};
-use strahl_control::serve::{self, Options};
+use strahl_config::{Config, Env, ResolvedPath, resolve_socket, resolve_state_dir};
+use strahl_control::cli::{self, Cli, PinArgs, ServeArgs};
+use strahl_control::serve::{self, HostOptions, Options};
+use strahl_control::session::ManagerConfig;
+use strahl_gamestream::{App, ServerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -16,6 +20,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(Cli::Serve(a)) => a,
+        Ok(Cli::Pin(a)) => return pin(a),
         Ok(Cli::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -34,20 +39,71 @@ fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cfg = match Config::load_or_default(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let socket = match args.socket {
+    run_serve(args)
+}
+
+fn load(config: Option<&std::path::Path>) -> Result<Config, String> {
+    Config::load_or_default(config).map_err(|e| format!("configuration error: {e}"))
+}
+
+fn socket_of(cfg: &Config, arg: Option<PathBuf>) -> ResolvedPath {
+    match arg {
         Some(p) => ResolvedPath {
             path: p,
             why: "--socket",
         },
         None => resolve_socket(&cfg.dataplane.socket, &Env::from_process()),
+    }
+}
+
+/// `strahl-control pin PIN`: one request to the running serve's admin socket.
+fn pin(a: PinArgs) -> ExitCode {
+    let cfg = match load(a.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strahl-control: {e}");
+            return ExitCode::from(2);
+        }
     };
+    let admin = a
+        .admin_socket
+        .unwrap_or_else(|| strahl_control::admin::default_path(&socket_of(&cfg, a.socket).path));
+    let req = strahl_control::admin::Request {
+        cmd: "pin".into(),
+        pin: Some(a.pin),
+        client: a.client,
+    };
+    match strahl_control::admin::call(&admin, &req) {
+        Ok(r) if r.ok => {
+            println!(
+                "PIN delivered to client {}; Moonlight finishes pairing now",
+                r.client.unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            eprintln!(
+                "strahl-control: PIN refused: {}",
+                r.error.unwrap_or_else(|| "no reason given".into())
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("strahl-control: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_serve(args: ServeArgs) -> ExitCode {
+    let cfg = match load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let socket = socket_of(&cfg, args.socket);
     log::info!(
         "strahl-control {VERSION} (ipc v{}.{}, pid {}) data plane socket {} ({})",
         strahl_ipc::MAJOR,
@@ -66,10 +122,57 @@ fn main() -> ExitCode {
         log::error!("refusing the data plane socket in {}: {e}", dir.display());
         return ExitCode::from(1);
     }
+    let state_dir = resolve_state_dir(&cfg.host.state_dir, &Env::from_process());
+    log::info!(
+        "state directory {} ({})",
+        state_dir.path.display(),
+        state_dir.why
+    );
+    let ports = cfg.network.gamestream_ports();
+    // The nvhttp servers take one address each: the first configured one, else all addresses.
+    let ip = match cfg.network.addresses.as_slice() {
+        [] => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        [one] => *one,
+        [first, ..] => {
+            log::warn!("several [network] addresses: the GameStream host listens on {first} only");
+            *first
+        }
+    };
+    let mut gs = ServerConfig::new(&state_dir.path);
+    gs.hostname = cfg.host.name.clone();
+    gs.http_addr = SocketAddr::new(ip, ports.http);
+    gs.https_addr = SocketAddr::new(ip, ports.https);
+    gs.rtsp_port = ports.rtsp;
+    gs.mdns = args.mdns;
+    gs.apps = cfg
+        .apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| App {
+            id: i as u32 + 1,
+            title: a.name.clone(),
+            hdr_supported: false,
+        })
+        .collect();
+    let admin_socket = args
+        .admin_socket
+        .unwrap_or_else(|| strahl_control::admin::default_path(&socket.path));
     let opts = Options {
         socket: socket.path,
         stats_interval: args.stats_interval,
         connect_timeout: args.connect_timeout,
+        host: HostOptions {
+            gamestream: gs,
+            rtsp_addr: SocketAddr::new(ip, ports.rtsp),
+            manager: ManagerConfig {
+                video_port: ports.video,
+                audio_port: ports.audio,
+                control_port: ports.control,
+                fec_percent: cfg.video.fec_percent_default.0,
+                max_bitrate_kbps: cfg.video.max_bitrate_kbps,
+            },
+            admin_socket,
+        },
     };
 
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -97,7 +200,7 @@ fn main() -> ExitCode {
                 _ = int.recv() => log::info!("SIGINT received: stopping our sessions and exiting"),
             }
         };
-        serve::serve(&opts, shutdown).await.map_err(Some)
+        serve::serve(opts, shutdown).await.map_err(Some)
     });
     match result {
         Ok(()) => {

@@ -1,5 +1,11 @@
-//! `strahl-control serve`: keep a connection to the data plane.
+//! `strahl-control serve`: run the GameStream host and keep a connection to the data plane.
 //!
+//! - Start the host first ([`start_host`]): nvhttp HTTP/HTTPS (strahl-gamestream) with the
+//!   session manager as its `SessionHost`, the RTSP listener, the admin socket (`pin`). A bind
+//!   failure is fatal (exit 1).
+//! - Messages the session manager produces (SessionStart at PLAY, SessionStop at /cancel) are
+//!   queued on the outbox and sent while connected; `SessionEnded` from the data plane and the
+//!   loss of the data plane are reported back to the manager.
 //! - Connect with exponential back-off (50 ms doubling to 2 s) until the socket answers, for at
 //!   most `connect_timeout` — at start and again after losing the data plane. A version
 //!   mismatch is not retried (it needs an upgrade, not patience).
@@ -12,14 +18,21 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use strahl_gamestream::{ServerConfig, ServerHandle, SessionHost};
 use strahl_ipc::{Event, Message, SessionStop, StatsRequest, StopReason};
 use strahl_metrics::{GLOBAL, Metric, Registry};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::host::{ManagerHost, SharedManager, lock};
 use crate::ipc::{Client, ClientError};
+use crate::session::{ManagerConfig, SessionManager};
 
 /// The data plane's metrics as of the last snapshot.
 pub static DATAPLANE_METRICS: Registry = Registry::new();
@@ -31,11 +44,118 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long shutdown waits for the data plane to confirm our SessionStops.
 const STOP_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone)]
 pub struct Options {
     pub socket: PathBuf,
     pub stats_interval: Duration,
     pub connect_timeout: Duration,
+    pub host: HostOptions,
+}
+
+/// The GameStream host's settings (from the configuration and the command line).
+pub struct HostOptions {
+    pub gamestream: ServerConfig,
+    pub rtsp_addr: SocketAddr,
+    pub manager: ManagerConfig,
+    pub admin_socket: PathBuf,
+}
+
+/// The running host: nvhttp servers, RTSP listener, admin socket.
+pub struct Host {
+    pub server: Arc<ServerHandle>,
+    pub manager: SharedManager,
+    pub rtsp_addr: SocketAddr,
+    outbox_rx: mpsc::UnboundedReceiver<Message>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Binds everything; nothing is left running on error.
+pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
+    let manager: SharedManager = Arc::new(Mutex::new(SessionManager::new(opts.manager)));
+    let (outbox, outbox_rx) = mpsc::unbounded_channel();
+    let rtsp = tokio::net::TcpListener::bind(opts.rtsp_addr)
+        .await
+        .map_err(|e| ServeError::Host(format!("cannot bind RTSP {}: {e}", opts.rtsp_addr)))?;
+    let rtsp_addr = rtsp
+        .local_addr()
+        .map_err(|e| ServeError::Host(e.to_string()))?;
+    let admin = crate::admin::bind(&opts.admin_socket).map_err(|e| {
+        ServeError::Host(format!(
+            "cannot bind the admin socket {}: {e}",
+            opts.admin_socket.display()
+        ))
+    })?;
+    let state_dir = opts.gamestream.state_dir.clone();
+    let hostname = opts.gamestream.hostname.clone();
+    let session_host: Arc<dyn SessionHost> = Arc::new(ManagerHost {
+        manager: manager.clone(),
+        outbox: outbox.clone(),
+    });
+    let server = match strahl_gamestream::start(opts.gamestream, session_host).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.admin_socket);
+            return Err(ServeError::Host(format!("GameStream host: {e}")));
+        }
+    };
+    let (stop, _) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(crate::host::rtsp_listener(
+            rtsp,
+            manager.clone(),
+            outbox,
+            stop.subscribe(),
+        )),
+        tokio::spawn(crate::admin::serve(
+            admin,
+            opts.admin_socket.clone(),
+            server.clone(),
+            stop.subscribe(),
+        )),
+    ];
+    let media = lock(&manager).config().clone();
+    log::info!(
+        "GameStream host \"{}\" listening: HTTP {}, HTTPS {}, RTSP {} (served only while a launch \
+         is pending); UDP video {}, control {}, audio {}; state {} ({} paired client(s)); \
+         admin socket {}",
+        hostname,
+        server.http_addr(),
+        server.https_addr(),
+        rtsp_addr,
+        media.video_port,
+        media.control_port,
+        media.audio_port,
+        state_dir.display(),
+        server.paired_clients().len(),
+        opts.admin_socket.display()
+    );
+    log::info!(
+        "to pair: add this host in Moonlight (port {}), then run: strahl-control pin <PIN> when \
+         Moonlight shows it",
+        server.http_addr().port()
+    );
+    Ok(Host {
+        server,
+        manager,
+        rtsp_addr,
+        outbox_rx,
+        stop,
+        tasks,
+    })
+}
+
+impl Host {
+    /// Stops the listeners (bounded by the servers' own shutdown).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        match Arc::try_unwrap(self.server) {
+            Ok(s) => s.shutdown().await,
+            Err(_) => log::warn!("GameStream server still referenced at shutdown"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -48,6 +168,8 @@ pub enum ServeError {
     },
     /// A handshake failure that retrying cannot fix (version mismatch).
     Fatal(ClientError),
+    /// The GameStream host could not start (bind, state directory).
+    Host(String),
 }
 
 impl std::fmt::Display for ServeError {
@@ -64,6 +186,7 @@ impl std::fmt::Display for ServeError {
                 waited.as_secs_f64()
             ),
             Self::Fatal(e) => write!(f, "{e}"),
+            Self::Host(e) => write!(f, "{e}"),
         }
     }
 }
@@ -76,7 +199,35 @@ enum Ended {
 }
 
 /// Runs until `shutdown` completes (→ `Ok`) or the data plane is unreachable / incompatible.
-pub async fn serve(opts: &Options, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn serve(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let Options {
+        socket,
+        stats_interval,
+        connect_timeout,
+        host,
+    } = opts;
+    let opts = Conn {
+        socket,
+        stats_interval,
+        connect_timeout,
+    };
+    let mut host = start_host(host).await?;
+    let r = run_ipc(&opts, shutdown, &mut host).await;
+    host.stop().await;
+    r
+}
+
+struct Conn {
+    socket: PathBuf,
+    stats_interval: Duration,
+    connect_timeout: Duration,
+}
+
+async fn run_ipc(
+    opts: &Conn,
+    shutdown: impl Future<Output = ()>,
+    host: &mut Host,
+) -> Result<(), ServeError> {
     tokio::pin!(shutdown);
     let mut sessions = BTreeSet::new();
     loop {
@@ -95,8 +246,9 @@ pub async fn serve(opts: &Options, shutdown: impl Future<Output = ()>) -> Result
             client.peer.build
         );
         GLOBAL.set(Metric::DataplaneConnected, 1);
-        let ended = connected(client, opts, &mut shutdown, &mut sessions).await;
+        let ended = connected(client, opts, &mut shutdown, &mut sessions, host).await;
         GLOBAL.set(Metric::DataplaneConnected, 0);
+        lock(&host.manager).session_ended(None);
         match ended {
             Ended::Shutdown => return Ok(()),
             Ended::Lost(why) => {
@@ -110,7 +262,7 @@ pub async fn serve(opts: &Options, shutdown: impl Future<Output = ()>) -> Result
     }
 }
 
-async fn connect_with_backoff(opts: &Options) -> Result<Client, ServeError> {
+async fn connect_with_backoff(opts: &Conn) -> Result<Client, ServeError> {
     let start = Instant::now();
     let deadline = start + opts.connect_timeout;
     let mut delay = BACKOFF_START;
@@ -150,9 +302,10 @@ async fn connect_with_backoff(opts: &Options) -> Result<Client, ServeError> {
 
 async fn connected(
     mut client: Client,
-    opts: &Options,
+    opts: &Conn,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     sessions: &mut BTreeSet<u64>,
+    host: &mut Host,
 ) -> Ended {
     let mut tick = tokio::time::interval(opts.stats_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -163,6 +316,12 @@ async fn connected(
             _ = shutdown.as_mut() => {
                 stop_sessions(&mut client, sessions).await;
                 return Ended::Shutdown;
+            }
+            Some(m) = host.outbox_rx.recv() => {
+                log_outgoing(&m);
+                if let Err(e) = send(&mut client, &m).await {
+                    return Ended::Lost(e.to_string());
+                }
             }
             _ = tick.tick() => {
                 request_id = request_id.wrapping_add(1);
@@ -181,6 +340,9 @@ async fn connected(
                     Ok(Ok(d)) => d.message,
                 };
                 GLOBAL.inc(Metric::IpcMessagesReceived);
+                if let Message::Event(Event::SessionEnded { id, .. }) = &msg {
+                    lock(&host.manager).session_ended(Some(*id));
+                }
                 if let Some(lost) = handle(msg, sessions, &mut snapshots) {
                     return lost;
                 }
@@ -253,6 +415,43 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
         other => log::warn!("unexpected {:?} from the data plane", other.kind()),
     }
     None
+}
+
+fn log_outgoing(m: &Message) {
+    match m {
+        Message::SessionStart(s) => {
+            let key = match &s.keys {
+                strahl_ipc::KeyMaterial::GameStream { rikey, rikeyid } => format!(
+                    "rikeyid {}, key {}",
+                    *rikeyid as i32,
+                    crate::session::key_fingerprint(&rikey.0)
+                ),
+                strahl_ipc::KeyMaterial::Native { secret } => {
+                    format!("key {}", crate::session::key_fingerprint(&secret.0))
+                }
+            };
+            log::info!(
+                "SessionStart {} to the data plane: {:?} peer {} video {}x{}@{} {:?} {} kbit/s packet {} B fec {} %, audio {} ch {} ms {} kbit/s, {key}",
+                s.id,
+                s.protocol,
+                s.peer.ip(),
+                s.video.width,
+                s.video.height,
+                s.video.fps,
+                s.video.codec,
+                s.video.bitrate_kbps,
+                s.video.packet_size,
+                s.video.fec_percent,
+                s.audio.channels,
+                s.audio.packet_duration_ms,
+                s.audio.bitrate_kbps
+            );
+        }
+        Message::SessionStop(s) => {
+            log::info!("SessionStop {} ({:?}) to the data plane", s.id, s.reason)
+        }
+        other => log::debug!("{:?} to the data plane", other.kind()),
+    }
 }
 
 fn scope(id: u64) -> String {

@@ -1,0 +1,224 @@
+//! Thin async shells around [`SessionManager`]: the `SessionHost` the nvhttp servers call, and
+//! the RTSP listener (TCP, default 48010, gamestream-host.md §A8).
+//!
+//! - [`ManagerHost`] locks the manager, draws the launch randomness from the OS, and queues the
+//!   resulting IPC messages on the outbox the data-plane connection drains.
+//! - [`rtsp_listener`]: one request per TCP connection — read until the manager has one whole
+//!   message (bounded in size and time), send the reply, shut the socket. While no launch is
+//!   pending, connections are closed at once (§A7). At most [`MAX_RTSP_CONNECTIONS`] at a time.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use strahl_gamestream::{HostError, LaunchRequest, SessionHost};
+use strahl_ipc::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::session::{LaunchRandom, RtspStep, SessionManager, key_fingerprint};
+
+/// The client waits up to 15 s for a reply (§A8); it sends its request at once, so 10 s only
+/// evicts idle peers.
+pub const RTSP_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// RTSP connections served at once. A client uses one at a time; a few absorb retries.
+pub const MAX_RTSP_CONNECTIONS: usize = 8;
+
+pub type SharedManager = Arc<Mutex<SessionManager>>;
+/// Messages for the data plane (drained by the IPC connection).
+pub type Outbox = mpsc::UnboundedSender<Message>;
+
+pub fn lock(m: &SharedManager) -> MutexGuard<'_, SessionManager> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Random bytes from the OS.
+pub fn os_random<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+fn launch_random() -> Result<LaunchRandom, HostError> {
+    let b: [u8; 12] =
+        os_random().map_err(|e| HostError::Unavailable(format!("no randomness: {e}")))?;
+    Ok(LaunchRandom {
+        ping_payload: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+        connect_data: u32::from_le_bytes(b[8..].try_into().expect("4 bytes")),
+    })
+}
+
+/// The session manager as the nvhttp servers see it.
+pub struct ManagerHost {
+    pub manager: SharedManager,
+    pub outbox: Outbox,
+}
+
+impl ManagerHost {
+    fn send(&self, msgs: Vec<Message>) {
+        for m in msgs {
+            // The receiver lives as long as `serve`; a send error only happens at shutdown.
+            let _ = self.outbox.send(m);
+        }
+    }
+}
+
+fn describe(what: &str, req: &LaunchRequest) -> String {
+    let p = &req.params;
+    format!(
+        "{what} from {}: app {}, mode {}, corever {}, rikeyid {}, key {}",
+        req.client_ip,
+        p.app_id,
+        p.mode
+            .map(|m| format!("{}x{}x{}", m.width, m.height, m.fps))
+            .unwrap_or_else(|| "-".into()),
+        p.corever,
+        p.rikeyid as i32,
+        key_fingerprint(&p.rikey)
+    )
+}
+
+impl SessionHost for ManagerHost {
+    fn launch(&self, req: LaunchRequest) -> Result<(), HostError> {
+        let rand = launch_random()?;
+        let r = lock(&self.manager).launch(&req, rand, Instant::now());
+        match &r {
+            Ok(()) => log::info!("{}; RTSP open for 10 s", describe("launch", &req)),
+            Err(e) => log::info!("{} refused: {e:?}", describe("launch", &req)),
+        }
+        r
+    }
+
+    fn resume(&self, req: LaunchRequest) -> Result<(), HostError> {
+        let rand = launch_random()?;
+        let r = lock(&self.manager).resume(&req, rand, Instant::now());
+        match r {
+            Ok(msgs) => {
+                log::info!("{}; RTSP open for 10 s", describe("resume", &req));
+                self.send(msgs);
+                Ok(())
+            }
+            Err(e) => {
+                log::info!("{} refused: {e:?}", describe("resume", &req));
+                Err(e)
+            }
+        }
+    }
+
+    fn cancel(&self) -> Result<(), HostError> {
+        let msgs = lock(&self.manager).cancel();
+        log::info!(
+            "cancel: host free{}",
+            if msgs.is_empty() {
+                ""
+            } else {
+                "; SessionStop sent to the data plane"
+            }
+        );
+        self.send(msgs);
+        Ok(())
+    }
+
+    fn current_app(&self) -> Option<u32> {
+        lock(&self.manager).current_app()
+    }
+}
+
+/// Serves RTSP on `listener` until `shutdown` changes.
+pub async fn rtsp_listener(
+    listener: TcpListener,
+    manager: SharedManager,
+    outbox: Outbox,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(MAX_RTSP_CONNECTIONS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warn!("RTSP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        if lock(&manager).rtsp_mode(Instant::now()).is_none() {
+            log::debug!("RTSP connection from {peer} closed: no launch is pending");
+            drop(stream);
+            continue;
+        }
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            log::warn!("RTSP connection from {peer} dropped: {MAX_RTSP_CONNECTIONS} in flight");
+            continue;
+        };
+        let manager = manager.clone();
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(
+                RTSP_CONNECTION_TIMEOUT,
+                serve_rtsp(stream, peer, &manager, &outbox),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::debug!("RTSP connection from {peer}: {e}"),
+                Err(_) => log::info!(
+                    "RTSP connection from {peer} timed out after {RTSP_CONNECTION_TIMEOUT:?}"
+                ),
+            }
+        });
+    }
+}
+
+async fn serve_rtsp(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    manager: &SharedManager,
+    outbox: &Outbox,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let mut eof = false;
+    loop {
+        let step = lock(manager).rtsp_input(&buf, eof, peer, Instant::now());
+        match step {
+            RtspStep::NeedMore { limit } => {
+                if buf.len() >= limit {
+                    log::warn!("RTSP from {peer}: request larger than {limit} bytes; closed");
+                    return Ok(());
+                }
+                let want = (limit - buf.len()).min(chunk.len());
+                let n = stream.read(&mut chunk[..want]).await?;
+                if n == 0 {
+                    eof = true;
+                } else {
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+            RtspStep::Close { why } => {
+                log::info!("RTSP from {peer} closed without a reply: {why}");
+                return Ok(());
+            }
+            RtspStep::Reply {
+                bytes,
+                ipc,
+                summary,
+            } => {
+                log::info!("RTSP {peer}: {summary}");
+                for m in ipc {
+                    let _ = outbox.send(m);
+                }
+                stream.write_all(&bytes).await?;
+                stream.shutdown().await?;
+                return Ok(());
+            }
+        }
+    }
+}

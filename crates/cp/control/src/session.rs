@@ -1,0 +1,394 @@
+//! The GameStream session manager, sans-IO (gamestream-host.md §A7, §A8, §A9, §A11).
+//!
+//! Contract:
+//! - One app at a time. `/launch` marks the app running and arms a *pending launch*: the keys
+//!   (rikey, rikeyid), a 16-character ping payload, random connect data and a per-launch
+//!   [`RtspSession`]. The pending launch is valid for [`PENDING_TIMEOUT`] (Sunshine's
+//!   ping_timeout); RTSP is served only while one is pending ([`SessionManager::rtsp_mode`]).
+//! - RTSP input (bytes of one TCP connection so far) goes through
+//!   [`SessionManager::rtsp_input`]: `rtspenc` framing via `RtspCipher` when the launch had
+//!   corever ≥ 1 (one host counter across the connections of a launch), plain otherwise. The
+//!   result is the bytes to send back and the IPC messages for the data plane.
+//! - ANNOUNCE stores the negotiated stream; PLAY turns it into a `SessionStart` (protocol
+//!   GameStream, the ANNOUNCE geometry and packet size, the encoder bitrate, the keys, the
+//!   client's IP) and retires the pending launch. The client's UDP ports are not known yet:
+//!   the data plane learns them from the pings (§A11), so `peer` carries port 0 and
+//!   `video_dst`/`audio_dst` are 0.
+//! - `/cancel` stops the streaming session (`SessionStop`) and frees everything; `/resume`
+//!   re-arms a pending launch with new keys for the running app (replacing a running stream).
+//! - No sockets, no clock, no randomness inside: the caller passes `now` and the random values.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use strahl_gamestream::{HostError, LaunchRequest};
+use strahl_ipc::{
+    AudioParams, Codec, KeyMaterial, Message, Ports, Protocol, Secret, SessionStart, SessionStop,
+    StopReason, VideoParams,
+};
+use strahl_rtsp::{
+    Event, LaunchContext, NegotiatedStream, Parsed, PingPayload, RtspSession, VideoCodec,
+    parse_request,
+};
+use strahl_seal::gamestream::{Role, RtspCipher, RtspRead};
+
+/// How long a launch waits for its RTSP handshake (Sunshine's ping_timeout, §A7).
+pub const PENDING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest plain RTSP request buffered (head + body limits of the parser).
+pub const MAX_PLAIN_REQUEST: usize = strahl_rtsp::limits::MAX_REQUEST_BYTES;
+/// Largest `rtspenc` frame buffered.
+pub const MAX_ENCRYPTED_FRAME: usize = RtspCipher::HEADER_LEN + RtspCipher::MAX_MESSAGE_LEN;
+
+/// Static settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// UDP ports announced in the SETUP replies (and the data plane's source ports).
+    pub video_port: u16,
+    pub audio_port: u16,
+    pub control_port: u16,
+    /// FEC percentage for the §A18 bitrate formula and the data plane.
+    pub fec_percent: u8,
+    /// Highest encoder bitrate handed to the data plane (kbit/s).
+    pub max_bitrate_kbps: u32,
+}
+
+/// The random values a launch needs, drawn by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchRandom {
+    pub ping_payload: u64,
+    pub connect_data: u32,
+}
+
+/// How the RTSP connections of the pending launch are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtspMode {
+    Plain,
+    Encrypted,
+}
+
+/// Result of feeding the bytes of one RTSP connection.
+#[derive(Debug)]
+pub enum RtspStep {
+    /// Not a whole message yet: read more (at most the stated total).
+    NeedMore { limit: usize },
+    /// Send `bytes`, then shut the connection. `ipc` goes to the data plane.
+    Reply {
+        bytes: Vec<u8>,
+        ipc: Vec<Message>,
+        summary: String,
+    },
+    /// Close without answering (no pending launch, undecryptable or oversized input).
+    Close { why: String },
+}
+
+struct Pending {
+    rikey: [u8; 16],
+    rikeyid: u32,
+    armed_at: Instant,
+    rtsp: RtspSession,
+    /// Host side of `rtspenc` (corever ≥ 1).
+    cipher: Option<RtspCipher>,
+    negotiated: Option<NegotiatedStream>,
+}
+
+/// A session the data plane was asked to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streaming {
+    pub id: u64,
+}
+
+/// See the module contract.
+pub struct SessionManager {
+    cfg: ManagerConfig,
+    app: Option<u32>,
+    pending: Option<Pending>,
+    streaming: Option<Streaming>,
+    next_id: u64,
+}
+
+impl SessionManager {
+    pub fn new(cfg: ManagerConfig) -> Self {
+        SessionManager {
+            cfg,
+            app: None,
+            pending: None,
+            streaming: None,
+            next_id: 1,
+        }
+    }
+
+    pub fn config(&self) -> &ManagerConfig {
+        &self.cfg
+    }
+
+    /// The running app (/serverinfo `currentgame`).
+    pub fn current_app(&self) -> Option<u32> {
+        self.app
+    }
+
+    /// The session handed to the data plane, if any.
+    pub fn streaming(&self) -> Option<Streaming> {
+        self.streaming
+    }
+
+    /// `/launch`: busy while an app runs.
+    pub fn launch(
+        &mut self,
+        req: &LaunchRequest,
+        rand: LaunchRandom,
+        now: Instant,
+    ) -> Result<(), HostError> {
+        if self.app.is_some() {
+            return Err(HostError::Busy);
+        }
+        self.app = Some(req.params.app_id);
+        self.arm(req, rand, now);
+        Ok(())
+    }
+
+    /// `/resume`: new keys for the running app; a running stream is replaced.
+    pub fn resume(
+        &mut self,
+        req: &LaunchRequest,
+        rand: LaunchRandom,
+        now: Instant,
+    ) -> Result<Vec<Message>, HostError> {
+        if self.app.is_none() {
+            return Err(HostError::NoRunningApp);
+        }
+        let ipc = self.stop_streaming(StopReason::Replaced);
+        self.arm(req, rand, now);
+        Ok(ipc)
+    }
+
+    /// `/cancel`: stop the stream and free the host. Idempotent.
+    pub fn cancel(&mut self) -> Vec<Message> {
+        let ipc = self.stop_streaming(StopReason::ClientQuit);
+        self.pending = None;
+        self.app = None;
+        ipc
+    }
+
+    /// The data plane ended session `id` (or went away: `None`).
+    pub fn session_ended(&mut self, id: Option<u64>) {
+        if id.is_none() || self.streaming.map(|s| s.id) == id {
+            self.streaming = None;
+        }
+    }
+
+    fn stop_streaming(&mut self, reason: StopReason) -> Vec<Message> {
+        match self.streaming.take() {
+            Some(s) => vec![Message::SessionStop(SessionStop { id: s.id, reason })],
+            None => Vec::new(),
+        }
+    }
+
+    fn arm(&mut self, req: &LaunchRequest, rand: LaunchRandom, now: Instant) {
+        let mut ctx =
+            LaunchContext::new(PingPayload::from_u64(rand.ping_payload), rand.connect_data);
+        ctx.video_port = self.cfg.video_port;
+        ctx.audio_port = self.cfg.audio_port;
+        ctx.control_port = self.cfg.control_port;
+        ctx.fec_percent = u32::from(self.cfg.fec_percent);
+        let p = &req.params;
+        self.pending = Some(Pending {
+            rikey: p.rikey,
+            rikeyid: p.rikeyid,
+            armed_at: now,
+            rtsp: RtspSession::new(ctx),
+            cipher: (p.corever >= 1).then(|| RtspCipher::new(&p.rikey, Role::Host)),
+            negotiated: None,
+        });
+    }
+
+    fn expire(&mut self, now: Instant) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| now.saturating_duration_since(p.armed_at) >= PENDING_TIMEOUT)
+        {
+            log::info!(
+                "pending launch expired: no RTSP PLAY within {PENDING_TIMEOUT:?}; RTSP closed"
+            );
+            self.pending = None;
+        }
+    }
+
+    /// The framing of the pending launch's RTSP, or `None` when RTSP is closed.
+    pub fn rtsp_mode(&mut self, now: Instant) -> Option<RtspMode> {
+        self.expire(now);
+        self.pending.as_ref().map(|p| {
+            if p.cipher.is_some() {
+                RtspMode::Encrypted
+            } else {
+                RtspMode::Plain
+            }
+        })
+    }
+
+    /// Feeds the bytes of one RTSP connection so far (`eof`: the peer finished sending).
+    pub fn rtsp_input(
+        &mut self,
+        input: &[u8],
+        eof: bool,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> RtspStep {
+        self.expire(now);
+        let Some(p) = self.pending.as_mut() else {
+            return RtspStep::Close {
+                why: "no launch is pending".into(),
+            };
+        };
+        let mut plain = Vec::new();
+        let outcome = match &p.cipher {
+            Some(cipher) => match cipher.open(input, &mut plain) {
+                Ok(RtspRead::NeedMore { needed }) if !eof => {
+                    return RtspStep::NeedMore {
+                        limit: needed.min(MAX_ENCRYPTED_FRAME),
+                    };
+                }
+                Ok(RtspRead::NeedMore { .. }) => {
+                    return RtspStep::Close {
+                        why: "rtspenc frame truncated".into(),
+                    };
+                }
+                Err(e) => {
+                    return RtspStep::Close {
+                        why: format!("rtspenc: {e:?}"),
+                    };
+                }
+                Ok(RtspRead::Message { .. }) => p.rtsp.handle_message(&plain),
+            },
+            None => match parse_request(input) {
+                Ok(Parsed::Complete { request, .. }) => p.rtsp.handle(&request),
+                Ok(Parsed::NeedMore) if !eof => {
+                    return RtspStep::NeedMore {
+                        limit: MAX_PLAIN_REQUEST,
+                    };
+                }
+                Ok(Parsed::NeedMore) => p.rtsp.handle_message(input),
+                Err(e) => RtspSession::malformed(&e),
+            },
+        };
+        let request_line = {
+            let text: &[u8] = if p.cipher.is_some() { &plain } else { input };
+            let line = text
+                .split(|&b| b == b'\r' || b == b'\n')
+                .next()
+                .unwrap_or(&[]);
+            String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned()
+        };
+        let plain_reply = outcome.response.to_bytes();
+        let bytes = match p.cipher.as_mut() {
+            Some(c) => {
+                let mut out = Vec::with_capacity(plain_reply.len() + RtspCipher::HEADER_LEN);
+                if let Err(e) = c.seal(&plain_reply, &mut out) {
+                    return RtspStep::Close {
+                        why: format!("rtspenc seal: {e:?}"),
+                    };
+                }
+                out
+            }
+            None => plain_reply,
+        };
+        let mut summary = format!("{request_line:?} → {}", outcome.response.status.0);
+        if let Some(e) = &outcome.error {
+            summary.push_str(&format!(" ({e})"));
+        }
+        let mut ipc = Vec::new();
+        match outcome.event {
+            Some(Event::Configured(n)) => {
+                summary.push_str(&format!(
+                    ": {}x{}@{} {:?} packet {} B, encoder {} kbit/s",
+                    n.config.width,
+                    n.config.height,
+                    n.config.max_fps,
+                    n.config.codec,
+                    n.config.packet_size,
+                    n.encoder_bitrate_kbps
+                ));
+                p.negotiated = Some(*n);
+            }
+            Some(Event::Play) => {
+                let start = self.session_start(peer.ip());
+                if let Some(s) = start {
+                    summary.push_str(&format!(": SessionStart {} sent to the data plane", s.id));
+                    self.streaming = Some(Streaming { id: s.id });
+                    ipc.push(Message::SessionStart(Box::new(s)));
+                }
+                // The RTSP phase is over: close RTSP until the next launch.
+                self.pending = None;
+            }
+            Some(Event::Teardown) => {
+                ipc.extend(self.stop_streaming(StopReason::ClientQuit));
+                self.pending = None;
+            }
+            Some(Event::Setup(_)) | None => {}
+        }
+        RtspStep::Reply {
+            bytes,
+            ipc,
+            summary,
+        }
+    }
+
+    /// The SessionStart for the pending launch (PLAY is accepted only after ANNOUNCE, so the
+    /// negotiated stream is always there; `None` would be a state-machine bug, not peer input).
+    fn session_start(&mut self, client_ip: IpAddr) -> Option<SessionStart> {
+        let p = self.pending.as_ref()?;
+        let n = p.negotiated.as_ref()?;
+        let c = &n.config;
+        let id = self.next_id;
+        self.next_id += 1;
+        // ANNOUNCE bounds geometry (≤ 16384), fps (≤ 1000) and packet size (≤ 65488): the u16
+        // conversions cannot saturate for accepted values.
+        let u16_of = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        Some(SessionStart {
+            id,
+            protocol: Protocol::GameStream,
+            peer: SocketAddr::new(client_ip, 0),
+            video: VideoParams {
+                width: u16_of(c.width),
+                height: u16_of(c.height),
+                fps: u16_of(c.max_fps),
+                bitrate_kbps: n.encoder_bitrate_kbps.min(self.cfg.max_bitrate_kbps),
+                packet_size: u16_of(c.packet_size),
+                fec_percent: self.cfg.fec_percent,
+                codec: match c.codec {
+                    VideoCodec::H264 => Codec::H264,
+                    VideoCodec::Hevc => Codec::Hevc,
+                    VideoCodec::Av1 => Codec::Av1,
+                },
+            },
+            audio: AudioParams {
+                channels: n.audio.channels,
+                sample_rate_hz: 48_000,
+                packet_duration_ms: c.audio.packet_duration_ms,
+                bitrate_kbps: n.audio.bitrate_bps / 1000,
+            },
+            keys: KeyMaterial::GameStream {
+                rikey: Secret(p.rikey),
+                rikeyid: p.rikeyid,
+            },
+            ports: Ports {
+                video_src: self.cfg.video_port,
+                audio_src: self.cfg.audio_port,
+                video_dst: 0,
+                audio_dst: 0,
+            },
+        })
+    }
+}
+
+/// A short, non-reversible fingerprint of a key for logs (first 4 bytes of SHA-256, hex), so a
+/// log reader can match keys without the log leaking them.
+pub fn key_fingerprint(key: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(key);
+    d[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
