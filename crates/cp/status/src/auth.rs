@@ -354,6 +354,35 @@ mod tests {
         assert!(l.per_ip.len() <= LOGIN_TRACKED_IPS);
     }
 
+    proptest::proptest! {
+        /// Whatever the timing and interleaving of addresses, an address gets at most
+        /// 2 × LOGIN_MAX_FAILURES_PER_IP attempts in any LOGIN_WINDOW (fixed windows allow one
+        /// burst at a window boundary), and the limiter never blocks an address with no
+        /// failures while the global budget has room.
+        #[test]
+        fn limiter_bounds_attempts_in_any_window(steps in proptest::collection::vec((0u8..3, 0u64..20_000), 1..200)) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut l = LoginLimiter::default();
+            let mut allowed: Vec<(u8, Instant)> = Vec::new();
+            for (who, dt_ms) in steps {
+                now += Duration::from_millis(dt_ms);
+                let ip = IpAddr::from([192, 0, 2, who]);
+                if l.check(ip, now).is_ok() {
+                    l.record_failure(ip, now);
+                    allowed.push((who, now));
+                }
+            }
+            for (i, (who, t)) in allowed.iter().enumerate() {
+                let in_window = allowed[i..]
+                    .iter()
+                    .filter(|(w, u)| w == who && *u < *t + LOGIN_WINDOW)
+                    .count();
+                proptest::prop_assert!(in_window as u32 <= 2 * LOGIN_MAX_FAILURES_PER_IP);
+            }
+        }
+    }
+
     #[test]
     fn sessions_expire_and_are_bounded() {
         let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,9 @@
 //! - Every mutation needs the admin bearer token, or the session cookie *plus* the matching
 //!   `X-CSRF-Token` header (and, if the browser sent `Origin`, a same-origin one). Missing
 //!   credentials → 401; cookie without a valid CSRF token or a foreign Origin → 403.
-//! - `POST /api/v1/passwd` is open only while no password is set (first start).
+//! - `POST /api/v1/passwd` is open only while no password is set (first start), and then only
+//!   when the `Host` header is an IP literal, `localhost`, a single-label name or a `.local`
+//!   name: a DNS-rebinding page (Host = the attacker's domain) cannot claim a fresh appliance.
 //! - Endpoints that read a JSON body require `Content-Type: application/json` (a cross-site
 //!   HTML form cannot send it without a CORS preflight, which this server never grants).
 
@@ -81,6 +83,26 @@ fn origin_ok(headers: &HeaderMap) -> bool {
         (Some(o), Some(h)) => o.strip_prefix("http://") == Some(h),
         _ => false,
     }
+}
+
+/// `Host` names a LAN address the operator typed, not a public domain (DNS-rebinding guard).
+fn host_is_local(headers: &HeaderMap) -> bool {
+    let Some(h) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    // Strip the port: "[v6]:p", "v4:p", "name:p".
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        return rest
+            .split_once(']')
+            .is_some_and(|(a, _)| a.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        h.rsplit_once(':').map_or(h, |(n, _)| n)
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || (!name.is_empty() && !name.contains('.'))
+        || name.ends_with(".local")
 }
 
 fn classify(headers: &HeaderMap, auth: &AuthState, now: Instant) -> Caller {
@@ -414,6 +436,7 @@ fn new_session_resp(auth: &mut AuthState, now: Instant) -> Resp {
 }
 
 async fn passwd(req: Request<Incoming>, sh: &Shared, caller: &Caller, now: Instant) -> Resp {
+    let headers = req.headers().clone();
     let first_start = !sh
         .auth
         .lock()
@@ -421,6 +444,12 @@ async fn passwd(req: Request<Incoming>, sh: &Shared, caller: &Caller, now: Insta
         .password_set();
     if !first_start && let Some(r) = mutation_refusal(caller) {
         return r;
+    }
+    if first_start && !host_is_local(&headers) {
+        return err(
+            StatusCode::FORBIDDEN,
+            "first-start password must be set via the appliance's IP address or .local name",
+        );
     }
     let b: PasswordBody = match read_json(req).await {
         Ok(b) => b,
@@ -519,5 +548,55 @@ async fn mutate(req: Request<Incoming>, method: &Method, segs: &[&str], sh: &Sha
         Ok(Ok(v)) => json_resp(StatusCode::OK, &v),
         Ok(Err(e)) => backend_err(e),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_host(h: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::HOST, HeaderValue::from_str(h).unwrap());
+        m
+    }
+
+    #[test]
+    fn local_hosts_are_recognised() {
+        for h in [
+            "192.168.1.5:47990",
+            "192.168.1.5",
+            "[fe80::1]:47990",
+            "localhost:47990",
+            "strahl",
+            "strahl.local:47990",
+            "strahl.local.",
+        ] {
+            assert!(host_is_local(&with_host(h)), "{h}");
+        }
+        for h in [
+            "evil.example:47990",
+            "strahl.example.com",
+            "[nonsense]:1",
+            "",
+        ] {
+            assert!(!host_is_local(&with_host(h)), "{h}");
+        }
+        assert!(!host_is_local(&HeaderMap::new()));
+    }
+
+    proptest::proptest! {
+        /// Hostile cookie/origin/host headers never panic the classifiers.
+        #[test]
+        fn header_parsers_never_panic(v in "[ -~]{0,80}") {
+            let mut m = HeaderMap::new();
+            let hv = HeaderValue::from_str(&v).unwrap();
+            for n in [header::COOKIE, header::ORIGIN, header::HOST, header::AUTHORIZATION] {
+                m.insert(n, hv.clone());
+            }
+            let _ = cookie_value(&m, SESSION_COOKIE);
+            let _ = origin_ok(&m);
+            let _ = host_is_local(&m);
+        }
     }
 }

@@ -326,6 +326,20 @@ fn password_is_argon2id_and_secret_files_are_0600_and_atomic() {
 }
 
 #[test]
+fn first_start_password_refused_for_a_foreign_host_name() {
+    // A DNS-rebinding page reaches us with Host = its own domain.
+    let h = Harness::start(StatusConfig::default());
+    let r = h.req(
+        "POST",
+        "/api/v1/passwd",
+        &[JSON, ("Host", "rebind.attacker.example:47990")],
+        Some(r#"{"password":"attacker-pw-123"}"#),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!h.dir.path().join(PASSWORD_FILE).exists());
+}
+
+#[test]
 fn short_password_and_bad_inputs_are_rejected() {
     let h = Harness::start(StatusConfig::default());
     let r = h.req(
