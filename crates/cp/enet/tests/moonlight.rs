@@ -1,0 +1,154 @@
+//! Interop with the real Moonlight core (moonlight-python 0.3.0, GPL, test tool only): our
+//! RTSP + ENet control host in this process, `interop/moonlight_control.py` as the client in a
+//! subprocess (common-c is process-global: one process per case). Every wait is bounded; a
+//! missing interpreter fails loudly.
+//!
+//! Interpreter: `$STRAHL_MOONLIGHT_PYTHON`, else `<repo>/.venv/bin/python` (made by
+//! `make test`'s setup), else `/tmp/mlvenv/bin/python`.
+
+#[path = "../interop/host.rs"]
+mod host;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strahl_enet::message::TERMINATION_GRACEFUL;
+use strahl_enet::{ControlEvent, DisconnectReason, InputEvent};
+
+/// Python start-up plus the client's start and hold (≤ 8 s in terminate mode).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+const RIKEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+    for p in [
+        repo.join(".venv/bin/python"),
+        PathBuf::from("/tmp/mlvenv/bin/python"),
+    ] {
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("no Python with moonlight-python: set STRAHL_MOONLIGHT_PYTHON or run `make test`");
+}
+
+/// Run one case: returns the client's RESULT JSON and the host's log.
+fn run_case(terminate: bool) -> (serde_json::Value, host::HostLog) {
+    let h = host::Host::bind(RIKEY).unwrap();
+    let port = h.rtsp_port;
+    let key_hex: String = RIKEY.iter().map(|b| format!("{b:02x}")).collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/moonlight_control.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script).arg(port.to_string()).arg(key_hex);
+    if terminate {
+        cmd.arg("terminate");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the Moonlight driver");
+    let host_thread = std::thread::spawn(move || {
+        h.run(terminate.then_some(Duration::from_millis(500)), |l| {
+            eprintln!("host: {l}")
+        })
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > CLIENT_TIMEOUT {
+            let _ = child.kill();
+            panic!("Moonlight driver did not finish within {CLIENT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "driver failed: {stdout}\n{stderr}");
+    let log = host_thread.join().unwrap();
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line: {stdout}\n{stderr}"));
+    (serde_json::from_str(line).unwrap(), log)
+}
+
+fn assert_started_and_decoded(result: &serde_json::Value, log: &host::HostLog) {
+    assert_eq!(
+        result["started"], true,
+        "client did not start (stage {} code {}): {log:?}",
+        result["stage"], result["code"]
+    );
+    assert!(log.refused.is_empty(), "{:?}", log.refused);
+    assert!(log.played);
+    assert!(matches!(
+        log.control.first(),
+        Some(ControlEvent::Connected { .. })
+    ));
+    assert!(
+        log.control.contains(&ControlEvent::IdrRequested),
+        "{:?}",
+        log.control
+    );
+    assert!(
+        log.control.contains(&ControlEvent::StartB),
+        "{:?}",
+        log.control
+    );
+    // common-c wiggles the mouse by ±1 px at connect (§B8).
+    assert!(
+        log.control
+            .iter()
+            .any(|e| matches!(e, ControlEvent::Input(InputEvent::MouseMove { .. }))),
+        "{:?}",
+        log.control
+    );
+}
+
+#[test]
+fn real_client_passes_the_control_stream_stage_and_disconnects() {
+    let (result, log) = run_case(false);
+    eprintln!("client: {result}");
+    assert_started_and_decoded(&result, &log);
+    assert_eq!(
+        log.control.last(),
+        Some(&ControlEvent::Disconnected {
+            reason: DisconnectReason::PeerDisconnected
+        })
+    );
+}
+
+#[test]
+fn real_client_receives_the_graceful_termination() {
+    let (result, log) = run_case(true);
+    eprintln!("client: {result}");
+    assert_started_and_decoded(&result, &log);
+    assert_eq!(
+        log.control.last(),
+        Some(&ControlEvent::Disconnected {
+            reason: DisconnectReason::Terminated(TERMINATION_GRACEFUL)
+        })
+    );
+    assert_eq!(result["terminated"], true);
+    // 0x80030023 before any video frame → -102 in the client (§B9).
+    assert_eq!(result["term_error"], -102);
+}
