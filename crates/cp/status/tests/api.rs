@@ -480,3 +480,47 @@ fn unknown_paths_and_methods() {
     );
     assert!(r.body.contains("/app.js"));
 }
+
+/// Timing, not a pass/fail contract: `cargo test -p strahl-status --test api -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing_medians() {
+    let h = Harness::start(StatusConfig::default());
+    h.set_password(PW);
+    let bearer = format!("Bearer {}", h.token());
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let time = |n: usize, f: &dyn Fn()| {
+        (0..n)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect::<Vec<_>>()
+    };
+    let status = median(time(200, &|| {
+        assert_eq!(
+            h.req("GET", "/api/v1/status", &[("Authorization", &bearer)], None)
+                .status,
+            200
+        )
+    }));
+    let metrics = median(time(200, &|| {
+        assert_eq!(h.req("GET", "/metrics", &[], None).status, 200)
+    }));
+    let login = median(time(4, &|| {
+        let r = h.req(
+            "POST",
+            "/api/v1/login",
+            &[JSON],
+            Some(&format!("{{\"password\":\"{PW}\"}}")),
+        );
+        assert_eq!(r.status, 200)
+    }));
+    eprintln!(
+        "median GET /api/v1/status {status:?}, GET /metrics {metrics:?}, POST /api/v1/login (argon2id verify) {login:?}"
+    );
+}
