@@ -355,3 +355,69 @@ fn page_in_headless_chromium_logs_in_shows_the_session_and_submits_a_pin() {
     );
     drop(browser);
 }
+
+#[test]
+fn page_with_open_reads_shows_status_anonymously_without_console_errors() {
+    let browser = launch();
+    let h = Harness::start(StatusConfig {
+        open_reads: true,
+        ..StatusConfig::default()
+    });
+    h.set_password(PASSWORD);
+    // Arm a native window: its PIN must not reach an anonymous page.
+    let bearer = format!("Bearer {}", h.token());
+    let pin = h
+        .req(
+            "POST",
+            "/api/v1/pair/arm",
+            &[("Authorization", &bearer)],
+            None,
+        )
+        .json()["pin"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cdp = Cdp::connect(&browser);
+    for d in ["Runtime.enable", "Log.enable", "Page.enable"] {
+        cdp.call(d, json!({}));
+    }
+    cdp.call(
+        "Page.navigate",
+        json!({ "url": format!("http://{}/", h.addr) }),
+    );
+    cdp.wait_for(
+        "the loaded page",
+        "document.readyState === 'complete' && typeof state === 'object'",
+    );
+    cdp.wait_for(
+        "the fake session without login",
+        &format!("document.getElementById('sessions').innerText.includes('{FAKE_CLIENT}')"),
+    );
+    cdp.wait_for(
+        "the login form",
+        "!document.getElementById('login-section').classList.contains('hidden')",
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('pin-button').disabled"),
+        json!(true)
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('arm').disabled"),
+        json!(true)
+    );
+    cdp.wait_for(
+        "the masked native PIN",
+        "document.getElementById('native-pin').textContent === '••••'",
+    );
+    let text = cdp.eval("document.body.innerText");
+    assert!(
+        !text.as_str().unwrap().contains(&pin),
+        "native PIN leaked to an anonymous page"
+    );
+    cdp.eval("1");
+    let errors = cdp.errors();
+    assert!(
+        errors.is_empty(),
+        "console errors/exceptions on the page: {errors:#?}"
+    );
+}
