@@ -75,6 +75,7 @@ pub struct SessionStats {
 pub struct ControlSession {
     cipher: ControlCipher,
     last_rx: Instant,
+    timeout: Duration,
     plain: Vec<u8>,
     pub stats: SessionStats,
 }
@@ -84,9 +85,15 @@ const SCRATCH: usize = 2048;
 
 impl ControlSession {
     pub fn new(rikey: &[u8; 16], now: Instant) -> Self {
+        Self::with_timeout(rikey, now, CONTROL_TIMEOUT)
+    }
+
+    /// As [`Self::new`] with another idle timeout (tests; a deployment keeps the default).
+    pub fn with_timeout(rikey: &[u8; 16], now: Instant, timeout: Duration) -> Self {
         ControlSession {
             cipher: ControlCipher::new(rikey, Role::Host),
             last_rx: now,
+            timeout,
             plain: Vec::with_capacity(SCRATCH),
             stats: SessionStats::default(),
         }
@@ -146,7 +153,7 @@ impl ControlSession {
     }
 
     pub fn is_timed_out(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_rx) >= CONTROL_TIMEOUT
+        now.saturating_duration_since(self.last_rx) >= self.timeout
     }
 
     /// Seal a host → client message into `out` (cleared first).

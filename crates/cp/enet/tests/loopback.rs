@@ -19,9 +19,14 @@ const KEY: [u8; 16] = *b"0123456789abcdef";
 const CONNECT_DATA: u32 = 0x1234_5678;
 
 fn server() -> (ControlServer, mpsc::Receiver<(SessionId, ControlEvent)>) {
+    server_with(ControlConfig::default().session_timeout)
+}
+
+fn server_with(timeout: Duration) -> (ControlServer, mpsc::Receiver<(SessionId, ControlEvent)>) {
     let (tx, rx) = mpsc::channel();
     let cfg = ControlConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
+        session_timeout: timeout,
         ..Default::default()
     };
     (ControlServer::start(cfg, tx).unwrap(), rx)
@@ -325,5 +330,69 @@ fn two_sessions_are_kept_apart() {
     assert_eq!(
         a.next_event(&rx),
         (SessionId(1), ControlEvent::LtrAck { frame_index: 5 })
+    );
+}
+
+#[test]
+fn silent_session_times_out_while_pings_keep_it_alive() {
+    const SHORT: Duration = Duration::from_millis(400);
+    let (srv, rx) = server_with(SHORT);
+    srv.add_session(SessionId(5), CONNECT_DATA, KEY).unwrap();
+    let mut c = Client::new(srv.local_addr(), CONNECT_DATA);
+    c.wait_connected();
+    let connected_at = Instant::now();
+    assert!(matches!(
+        c.next_event(&rx).1,
+        ControlEvent::Connected { .. }
+    ));
+    // Ping every 100 ms (as Moonlight does) for 3x the timeout: no disconnect.
+    while connected_at.elapsed() < SHORT * 3 {
+        c.send(0, message::MSG_PING, &[0; 4], true);
+        let until = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < until {
+            let _ = c.step();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(rx.try_recv().is_err(), "session ended while pinging");
+    }
+    // Go quiet (ENet itself keeps acking): the control timeout ends it.
+    let quiet = Instant::now();
+    assert_eq!(
+        c.next_event(&rx),
+        (
+            SessionId(5),
+            ControlEvent::Disconnected {
+                reason: DisconnectReason::Timeout
+            }
+        )
+    );
+    let waited = quiet.elapsed();
+    assert!(waited < SHORT + Duration::from_millis(300), "{waited:?}");
+}
+
+/// Loopback latency from the client's ENet send to the typed event at the session manager.
+/// Timing only: `cargo test -p strahl-enet --release -- --ignored --nocapture latency`.
+#[test]
+#[ignore]
+fn latency_idr_request_to_event() {
+    let (srv, rx) = server();
+    srv.add_session(SessionId(1), CONNECT_DATA, KEY).unwrap();
+    let mut c = Client::new(srv.local_addr(), CONNECT_DATA);
+    c.wait_connected();
+    let _ = c.next_event(&rx);
+    let mut us = Vec::new();
+    for _ in 0..500 {
+        let t = Instant::now();
+        c.send(1, message::MSG_IDR_REQUEST, &[0, 0], true);
+        assert_eq!(c.next_event(&rx).1, ControlEvent::IdrRequested);
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    us.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    eprintln!(
+        "IDR request -> event: median {:.0} us, p90 {:.0} us, p99 {:.0} us (n={})",
+        us[us.len() / 2],
+        us[us.len() * 9 / 10],
+        us[us.len() * 99 / 100],
+        us.len()
     );
 }
