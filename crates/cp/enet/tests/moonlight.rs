@@ -38,15 +38,16 @@ fn python() -> PathBuf {
 }
 
 /// Run one case: returns the client's RESULT JSON and the host's log.
-fn run_case(terminate: bool) -> (serde_json::Value, host::HostLog) {
+fn run_case(mode: &str) -> (serde_json::Value, host::HostLog) {
+    let terminate = mode == "terminate";
     let h = host::Host::bind(RIKEY).unwrap();
     let port = h.rtsp_port;
     let key_hex: String = RIKEY.iter().map(|b| format!("{b:02x}")).collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/moonlight_control.py");
     let mut cmd = Command::new(python());
     cmd.arg(script).arg(port.to_string()).arg(key_hex);
-    if terminate {
-        cmd.arg("terminate");
+    if !mode.is_empty() {
+        cmd.arg(mode);
     }
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -126,7 +127,7 @@ fn assert_started_and_decoded(result: &serde_json::Value, log: &host::HostLog) {
 
 #[test]
 fn real_client_passes_the_control_stream_stage_and_disconnects() {
-    let (result, log) = run_case(false);
+    let (result, log) = run_case("");
     eprintln!("client: {result}");
     assert_started_and_decoded(&result, &log);
     assert_eq!(
@@ -139,7 +140,7 @@ fn real_client_passes_the_control_stream_stage_and_disconnects() {
 
 #[test]
 fn real_client_receives_the_graceful_termination() {
-    let (result, log) = run_case(true);
+    let (result, log) = run_case("terminate");
     eprintln!("client: {result}");
     assert_started_and_decoded(&result, &log);
     assert_eq!(
@@ -151,4 +152,123 @@ fn real_client_receives_the_graceful_termination() {
     assert_eq!(result["terminated"], true);
     // 0x80030023 before any video frame → -102 in the client (§B9).
     assert_eq!(result["term_error"], -102);
+}
+
+/// Every LiSend* input call the real client accepts, decoded by our side in order: this checks
+/// the §A13 layouts against moonlight-common-c itself rather than against our own encoders.
+#[test]
+fn real_client_input_decodes_to_the_expected_events() {
+    use strahl_input::GamepadState;
+    use strahl_input::MouseButton;
+    let (result, log) = run_case("input");
+    eprintln!("client: {result}");
+    assert_started_and_decoded(&result, &log);
+    let rc = &result["input_rc"];
+    let expected: Vec<(&str, Vec<InputEvent>)> = vec![
+        (
+            "key_down",
+            vec![InputEvent::Key {
+                down: true,
+                key_code: 0x41,
+                modifiers: 1,
+                flags: 0,
+            }],
+        ),
+        (
+            "key_up",
+            vec![InputEvent::Key {
+                down: false,
+                key_code: 0x41,
+                modifiers: 0,
+                flags: 0,
+            }],
+        ),
+        (
+            "button_down",
+            vec![InputEvent::MouseButton {
+                down: true,
+                button: MouseButton::Right,
+            }],
+        ),
+        (
+            "button_up",
+            vec![InputEvent::MouseButton {
+                down: false,
+                button: MouseButton::Right,
+            }],
+        ),
+        ("scroll", vec![InputEvent::Scroll { amount: 240 }]),
+        ("hscroll", vec![InputEvent::HScroll { amount: -120 }]),
+        (
+            "position",
+            vec![InputEvent::MousePosition {
+                x: 100,
+                y: 200,
+                width: 1920,
+                height: 1080,
+            }],
+        ),
+        ("move", vec![InputEvent::MouseMove { dx: -300, dy: 250 }]),
+        (
+            "gamepad",
+            vec![InputEvent::Gamepad(GamepadState {
+                number: 1,
+                active_mask: 3,
+                buttons: 0x1000,
+                left_trigger: 10,
+                right_trigger: 200,
+                ls_x: 1000,
+                ls_y: -1000,
+                rs_x: 32767,
+                rs_y: -32768,
+            })],
+        ),
+        // common-c sends UTF-8 text one code point per packet.
+        (
+            "text",
+            ["h", "é", "l", "l", "o"]
+                .iter()
+                .map(|t| InputEvent::Text {
+                    text: t.to_string(),
+                })
+                .collect(),
+        ),
+        (
+            "arrival",
+            vec![InputEvent::ControllerArrival {
+                number: 2,
+                controller_type: 2,
+                capabilities: 3,
+                supported_buttons: 0xFFFF,
+            }],
+        ),
+        (
+            "battery",
+            vec![InputEvent::ControllerBattery {
+                number: 2,
+                state: 3,
+                percentage: 77,
+            }],
+        ),
+    ];
+    let got: Vec<&InputEvent> = log
+        .control
+        .iter()
+        .filter_map(|e| match e {
+            ControlEvent::Input(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    // Walk the received events in order; each expected group must appear after the previous.
+    let mut at = 0;
+    for (name, evs) in &expected {
+        assert_eq!(rc[name], 0, "LiSend for {name} returned {}", rc[name]);
+        for want in evs {
+            let pos = got[at..]
+                .iter()
+                .position(|g| *g == want)
+                .unwrap_or_else(|| panic!("{name}: {want:?} not decoded in order; got {got:?}"));
+            at += pos + 1;
+        }
+    }
 }
