@@ -207,6 +207,25 @@ fn connect_messages_and_termination() {
     c.send(0, message::MSG_START_B, &[0], true);
     assert_eq!(c.next_event(&rx), (id, ControlEvent::StartB));
 
+    // A host message (rumble) reaches the client sealed with the host's IV.
+    srv.send_message(
+        id,
+        message::MSG_RUMBLE,
+        &message::host::rumble(0, 0x1111, 0x2222),
+    )
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    match c.poll(deadline) {
+        Some(ClientEvent::Packet(p)) => {
+            let mut pt = Vec::new();
+            assert_eq!(c.cipher.open(&p, &mut pt), Ok(0), "host seq starts at 0");
+            let (ty, payload) = ControlCipher::parse_v2(&pt).unwrap();
+            assert_eq!(ty, message::MSG_RUMBLE);
+            assert_eq!(&payload[4..], &[0, 0, 0x11, 0x11, 0x22, 0x22]);
+        }
+        _ => panic!("rumble not received"),
+    }
+
     // /cancel: termination reaches the client and decrypts to the graceful HRESULT.
     srv.terminate(id, message::TERMINATION_GRACEFUL).unwrap();
     assert_eq!(
