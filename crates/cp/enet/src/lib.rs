@@ -7,12 +7,15 @@
 //! - [`server::ControlServer`] — the thin I/O shell: a `rusty_enet` host (255 channels, many
 //!   peers) on its own thread, binding peers to sessions by the CONNECT `data` u32.
 //! - [`fuzzing`] — entry points for cargo-fuzz and the corpus replay test.
+//! - [`input_bridge::route_to_sink`] — input events into a `strahl_input::InputSink`, with
+//!   release of held input on any disconnect.
 //!
 //! Input payloads (0x0206) are decoded by `strahl_input::wire` and surface as
 //! [`ControlEvent::Input`].
 #![forbid(unsafe_code)]
 
 pub mod fuzzing;
+pub mod input_bridge;
 pub mod message;
 pub mod server;
 pub mod session;
