@@ -49,7 +49,9 @@ FUZZ_CORPORA := \
 	nvhttp_query=crates/cp/gamestream/fuzz_corpus/query \
 	nvhttp_pair=crates/cp/gamestream/fuzz_corpus/pair \
 	rtsp_request=crates/cp/rtsp/fuzz_corpus/request \
-	rtsp_sdp=crates/cp/rtsp/fuzz_corpus/sdp
+	rtsp_sdp=crates/cp/rtsp/fuzz_corpus/sdp \
+	enet_input=crates/cp/enet/fuzz_corpus/input \
+	enet_control=crates/cp/enet/fuzz_corpus/control
 fuzz:
 	for tc in $(FUZZ_CORPORA); do t=$${tc%%=*}; c=$${tc#*=}; \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir crates/fuzz $$t $$c -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
