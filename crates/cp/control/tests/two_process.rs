@@ -78,7 +78,7 @@ fn control_and_dataplane_talk_and_sigterm_stops_both_cleanly() {
     let mut cp = Proc::spawn(
         "control",
         &control_bin(),
-        &["serve", "--socket", s, "--stats-interval-ms", "200"],
+        &dir.serve_args(&["--socket", s, "--stats-interval-ms", "200"]),
     );
 
     cp.wait_for(&format!(
@@ -183,7 +183,7 @@ fn control_reconnects_when_the_dataplane_restarts_and_gives_up_when_bounded() {
     let mut cp = Proc::spawn(
         "control",
         &control_bin(),
-        &["serve", "--socket", s, "--stats-interval-ms", "200"],
+        &dir.serve_args(&["--socket", s, "--stats-interval-ms", "200"]),
     );
     cp.wait_for("waiting for the data plane");
     let mut dp1 = start_dataplane(&sock);
@@ -206,7 +206,7 @@ fn control_reconnects_when_the_dataplane_restarts_and_gives_up_when_bounded() {
     let mut lonely = Proc::spawn(
         "control",
         &control_bin(),
-        &["serve", "--socket", s, "--connect-timeout-ms", "400"],
+        &dir.serve_args(&["--socket", s, "--connect-timeout-ms", "400"]),
     );
     let (st, _) = lonely.wait_exit(EXIT_BOUND);
     assert_eq!(st.code(), Some(1));
@@ -279,7 +279,7 @@ fn control_refuses_a_dataplane_of_the_next_major_version() {
     let mut cp = Proc::spawn(
         "control",
         &control_bin(),
-        &["serve", "--socket", sock.to_str().unwrap()],
+        &dir.serve_args(&["--socket", sock.to_str().unwrap()]),
     );
     // Fake data plane: accept (bounded), read Hello, answer with a HelloAck of major + 1.
     let deadline = std::time::Instant::now() + STEP;
@@ -497,7 +497,7 @@ fn silent_and_extra_control_planes_are_dropped_or_refused() {
     let mut second = Proc::spawn(
         "control",
         &control_bin(),
-        &["serve", "--socket", s, "--connect-timeout-ms", "700"],
+        &dir.serve_args(&["--socket", s, "--connect-timeout-ms", "700"]),
     );
     let (st, _) = second.wait_exit(EXIT_BOUND);
     assert_eq!(st.code(), Some(1), "{}", second.log());

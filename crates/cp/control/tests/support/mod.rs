@@ -85,6 +85,66 @@ impl Scratch {
     pub fn socket(&self) -> PathBuf {
         self.0.join("run/dataplane.sock")
     }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.0.join("run/control.sock")
+    }
+
+    /// Writes (once) a configuration for this test: loopback only, a free GameStream base port
+    /// (tests run in parallel), state in the scratch directory. Returns (path, base port).
+    pub fn config(&self) -> (PathBuf, u16) {
+        let path = self.0.join("strahl.toml");
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Some(port) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("gamestream_base_port = "))
+                .and_then(|p| p.trim().parse().ok())
+        {
+            return (path, port);
+        }
+        let base = free_base_port();
+        let text = format!(
+            "[host]\nstate_dir = \"{}\"\n[network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base}\n",
+            self.0.join("state").display()
+        );
+        std::fs::write(&path, text).unwrap();
+        (path, base)
+    }
+
+    /// `serve` arguments with this test's configuration, no mDNS, and `rest`.
+    pub fn serve_args(&self, rest: &[&str]) -> Vec<String> {
+        let (cfg, _) = self.config();
+        let mut v: Vec<String> = vec![
+            "serve".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "--no-mdns".into(),
+        ];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    }
+}
+
+/// A GameStream base port whose TCP ports (HTTPS −5, HTTP, RTSP +21) are free on loopback now.
+/// Candidates come from the pid and a counter so parallel tests and processes spread out.
+pub fn free_base_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..200 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let seed = std::process::id()
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(n * 40_503);
+        // 20000..39968 in steps of 32: never overlaps another base's −5..+21 window.
+        let base = 20_000 + (seed % 624) as u16 * 32;
+        let free = [base - 5, base, base + 21]
+            .iter()
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free GameStream base port found");
 }
 
 impl Drop for Scratch {
@@ -104,7 +164,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(name: &'static str, bin: &Path, args: &[&str]) -> Proc {
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(name: &'static str, bin: &Path, args: &[S]) -> Proc {
         let mut child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", "info")

@@ -1,0 +1,316 @@
+//! The real `strahl-dataplane` and `strahl-control serve` binaries against the real Moonlight
+//! core (PyPI `moonlight-python` 0.3.0, GPL, a test tool only; driven by
+//! `tests/moonlight_host.py`, one client process per step). Loopback, a free non-default base
+//! port, a scratch state directory. Every wait is bounded; a missing interpreter fails loudly.
+//!
+//! Interpreter: `$STRAHL_MOONLIGHT_PYTHON`, else `<repo>/.venv/bin/python`, else
+//! `/tmp/mlvenv/bin/python`.
+
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+/// Upper bound for one client process: Python start-up, RSA key generation, requests, and for
+/// `stream` the client's ENet attempt, which gives up after about 8 s (§B10).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the client's stage-1 request may take to reach the host.
+const PIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
+/// The rikeyid the driver sends (a negative signed int32, §B5).
+const RIKEYID: i32 = -556_323_120;
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "STRAHL_MOONLIGHT_PYTHON={} does not exist",
+            p.display()
+        );
+        return p;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+    for p in [
+        repo.join(".venv/bin/python"),
+        PathBuf::from("/tmp/mlvenv/bin/python"),
+    ] {
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "no Python with moonlight-python found: set STRAHL_MOONLIGHT_PYTHON, or run `make test` \
+         (creates <repo>/.venv), or provide /tmp/mlvenv/bin/python"
+    );
+}
+
+/// One Moonlight client process.
+struct MlClient {
+    mode: &'static str,
+    child: Child,
+}
+
+impl MlClient {
+    fn spawn(mode: &'static str, port: u16, config: &Path, pin: &str) -> MlClient {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_host.py");
+        std::fs::create_dir_all(config).unwrap();
+        let child = Command::new(python())
+            .arg(script)
+            .arg(mode)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--pin", pin])
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the Moonlight driver");
+        MlClient { mode, child }
+    }
+
+    /// Waits (bounded) and returns the JSON lines.
+    fn finish(mut self) -> Vec<Value> {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > CLIENT_TIMEOUT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "moonlight client `{}` did not finish within {CLIENT_TIMEOUT:?}",
+                    self.mode
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(
+            status.success(),
+            "client `{}` failed ({status}):\n{stdout}\n{stderr}",
+            self.mode
+        );
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+}
+
+impl Drop for MlClient {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn step<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|v| v["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {lines:#?}"))
+}
+
+/// Runs `strahl-control pin` (the real CLI); returns (exit code, stdout + stderr).
+fn pin_cli(dir: &Scratch, pin: &str) -> (i32, String) {
+    let out = Command::new(control_bin())
+        .args(["pin", "--socket"])
+        .arg(dir.socket())
+        .arg(pin)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strahl-control pin");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// RTSP is closed while no launch is pending: a connection is refused or closed unanswered.
+fn assert_rtsp_closed(port: u16) {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    s.set_read_timeout(Some(STEP)).unwrap();
+    let _ = std::io::Write::write_all(
+        &mut s,
+        b"OPTIONS rtsp://127.0.0.1 RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+    );
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!(
+            "RTSP answered without a pending launch: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+    }
+}
+
+#[test]
+fn moonlight_pairs_with_the_pin_cli_and_reaches_rtsp_play() {
+    let dir = Scratch::new("moonlight");
+    let (_, base) = dir.config();
+    let (http, https, rtsp) = (base, base - 5, base + 21);
+    let sock = dir.socket();
+    let s = sock.to_str().unwrap();
+    let mut dp = start_dataplane(&sock);
+    let mut cp = Proc::spawn(
+        "control",
+        &control_bin(),
+        &dir.serve_args(&["--socket", s, "--stats-interval-ms", "500"]),
+    );
+    cp.wait_for("connected to dataplane");
+    // The start-up lines say where the host listens and how to pair.
+    cp.wait_for(&format!(
+        "HTTP 127.0.0.1:{http}, HTTPS 127.0.0.1:{https}, RTSP 127.0.0.1:{rtsp}"
+    ));
+    cp.wait_for("run: strahl-control pin <PIN> when Moonlight shows it");
+    assert_rtsp_closed(rtsp);
+
+    // PIN CLI: nobody waiting, and a malformed PIN.
+    let (code, text) = pin_cli(&dir, "1234");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no client is waiting for a PIN"), "{text}");
+    let (code, text) = pin_cli(&dir, "12a4");
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("exactly 4 decimal digits"), "{text}");
+
+    // (a) An unpaired client gets 401 on /applist.
+    let lines = MlClient::spawn("applist", http, &dir.0.join("ml-unpaired"), "0000").finish();
+    assert_eq!(step(&lines, "serverinfo")["https_port"], https);
+    let a = step(&lines, "applist");
+    assert_eq!(a["ok"], false, "{lines:#?}");
+    assert_eq!(a["code"], 401, "{lines:#?}");
+
+    // (a) A wrong PIN does not pair.
+    let wrong = MlClient::spawn("pair", http, &dir.0.join("ml-wrong"), "1111");
+    cp.wait_for_n("pairing: waiting for the PIN", 1, PIN_REQUEST_TIMEOUT);
+    let (code, text) = pin_cli(&dir, "2222");
+    assert_eq!(code, 0, "the PIN is delivered even if it is wrong: {text}");
+    let lines = wrong.finish();
+    let p = step(&lines, "pair");
+    assert_eq!(p["ok"], false, "{lines:#?}");
+    eprintln!("wrong PIN: {p}");
+
+    // (a) The right PIN through the real CLI pairs; (b) /applist shows Desktop.
+    let pin = format!("{:04}", std::process::id() % 10_000);
+    let client_dir = dir.0.join("ml-paired");
+    let good = MlClient::spawn("pair", http, &client_dir, &pin);
+    cp.wait_for_n("pairing: waiting for the PIN", 2, PIN_REQUEST_TIMEOUT);
+    let (code, text) = pin_cli(&dir, &pin);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("PIN delivered to client"), "{text}");
+    let lines = good.finish();
+    assert_eq!(step(&lines, "pair")["ok"], true, "{lines:#?}");
+    assert_eq!(step(&lines, "pair")["paired"], true, "{lines:#?}");
+    assert_eq!(
+        step(&lines, "apps")["names"],
+        serde_json::json!(["Desktop"])
+    );
+
+    // (c) launch + the client's RTSP handshake up to PLAY; (d) /cancel frees the host.
+    let lines = MlClient::spawn("stream", http, &client_dir, &pin).finish();
+    assert_eq!(step(&lines, "applist")["ok"], true, "{lines:#?}");
+    let keys = step(&lines, "keys");
+    assert_eq!(keys["rikeyid"], RIKEYID);
+    assert_eq!(keys["packet_size"], 1392);
+    let rikey_hex = keys["rikey"].as_str().unwrap();
+    let rikey: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&rikey_hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(
+        step(&lines, "launch")["url"],
+        format!("rtspenc://127.0.0.1:{rtsp}"),
+        "{lines:#?}"
+    );
+    let busy = step(&lines, "serverinfo_busy");
+    assert_eq!(busy["state"], "SUNSHINE_SERVER_BUSY");
+    assert_eq!(busy["current_game"], 1);
+    let stream = step(&lines, "stream");
+    eprintln!("client stream result: {stream}");
+    assert_eq!(stream["ok"], false, "no ENet server yet: {lines:#?}");
+    assert_eq!(
+        stream["stage"],
+        8,
+        "the client must fail at stage 8 (ENet control), after RTSP PLAY: {lines:#?}\ncontrol log:\n{}",
+        cp.log()
+    );
+    let free = step(&lines, "serverinfo_free");
+    assert_eq!(free["state"], "SUNSHINE_SERVER_FREE", "{lines:#?}");
+    assert_eq!(free["current_game"], 0);
+
+    // Every RTSP request was answered 200, over rtspenc, in the §B10 order.
+    for (i, req) in [
+        "\"OPTIONS ",
+        "\"DESCRIBE ",
+        "\"SETUP streamid=audio/0/0",
+        "\"SETUP streamid=video/0/0",
+        "\"SETUP streamid=control/13/0",
+        "\"ANNOUNCE streamid=control/13/0",
+        "\"PLAY / RTSP/1.0\" → 200",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            cp.log().lines().any(|l| l.contains(req)),
+            "request {i} {req} missing; control log:\n{}",
+            cp.log()
+        );
+    }
+    assert!(
+        !cp.log().contains("→ 4"),
+        "a refused RTSP request:\n{}",
+        cp.log()
+    );
+
+    // The data plane received the SessionStart with the client's parameters...
+    dp.wait_for("session 1 started: GameStream peer 127.0.0.1:0 video 1280x720@60 H264");
+    let started = dp.log();
+    let line = started
+        .lines()
+        .find(|l| l.contains("session 1 started"))
+        .unwrap();
+    assert!(line.contains("packet 1392 B"), "{line}");
+    assert!(line.contains("audio 2 ch @ 48000 Hz"), "{line}");
+    // ...with the client's key (the control plane logs a fingerprint, never the key).
+    cp.wait_for(&format!(
+        "rikeyid {RIKEYID}, key {}",
+        strahl_control::session::key_fingerprint(&rikey)
+    ));
+    // /cancel stopped it.
+    cp.wait_for("SessionStop 1 (ClientQuit) to the data plane");
+    dp.wait_for("session 1 stopped (ClientQuit)");
+    assert_rtsp_closed(rtsp);
+
+    cp.signal("TERM");
+    let (st, _) = cp.wait_exit(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(0), "{}", cp.log());
+    assert!(!dir.admin_socket().exists(), "admin socket removed on exit");
+    dp.signal("TERM");
+    assert_eq!(dp.wait_exit(Duration::from_secs(10)).0.code(), Some(0));
+}
