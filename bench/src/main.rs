@@ -5,20 +5,27 @@
 
 mod report;
 
+mod emit;
 mod fec;
 mod loss;
+mod pacing;
 mod pipeline;
 mod seal;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: strahl-bench <fec|seal|pipeline|loss> [--quick] [--plot FILE.svg]
+const USAGE: &str =
+    "usage: strahl-bench <fec|seal|pipeline|loss|emit|pacing> [--quick] [--plot FILE.svg]
 
   fec       GF(2^16) (raw reed-solomon-simd vs our wrapper), GF(2^8) nanors (scalar, SIMD),
             reed-solomon-erasure; frames of 64 KiB..4 MiB at 10/20/50 % parity
   seal      AES-128-GCM backends on 1400-byte packets and whole frames
   pipeline  packetize + FEC + seal per frame, native strahl/1 and GameStream
   loss      random and burst loss 0..30 %: GF(2^16) one block per frame vs GF(2^8) <=4 blocks
+  emit      packets/s, Gbit/s, CPU/packet per transport (AF_XDP, io_uring(+GSO), sendmmsg(+GSO),
+            send) over a veth pair between two namespaces; needs root (else reports the skip)
+  pacing    |release - schedule| p50/p99/p99.9 at 100k pkt/s: our tx tile vs 16-packet bursts
+            with thread::sleep between
   --quick   fewer iterations (used by the test suite to check the bench runs)";
 
 /// Options every subcommand understands.
@@ -62,6 +69,8 @@ fn main() -> ExitCode {
         "seal" => seal::run(&opts),
         "pipeline" => pipeline::run(&opts),
         "loss" => loss::run(&opts),
+        "emit" => emit::run(&opts),
+        "pacing" => pacing::run(&opts),
         "-h" | "--help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

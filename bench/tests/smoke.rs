@@ -61,6 +61,60 @@ fn loss_runs() {
     check("loss");
 }
 
+/// `emit` needs root for its namespaces: without it the quick run must still exit 0 and say in
+/// its JSON what was skipped and why (then there is nothing to plot).
+#[test]
+fn emit_runs() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        check("emit");
+        let (json, _) = run_quick("emit");
+        let results = json["results"].as_array().expect("results array");
+        let cases: Vec<&str> = results.iter().filter_map(|r| r["case"].as_str()).collect();
+        for c in ["sendmmsg", "sendmmsg+gso", "send"] {
+            assert!(cases.contains(&c), "emit: case {c} missing: {json}");
+        }
+        for r in results {
+            assert!(r["pps_median"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+            assert!(
+                r["cpu_ns_per_packet_median"].as_f64().unwrap_or(0.0) > 0.0,
+                "{r}"
+            );
+        }
+    } else {
+        let out = Command::new(env!("CARGO_BIN_EXE_strahl-bench"))
+            .args(["emit", "--quick"])
+            .output()
+            .expect("spawn strahl-bench");
+        assert!(
+            out.status.success(),
+            "emit --quick without root must exit 0"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert!(
+            json["skipped"].as_str().is_some_and(|s| s.contains("root")),
+            "emit: no skip reason: {json}"
+        );
+    }
+}
+
+#[test]
+fn pacing_runs() {
+    check("pacing");
+    let (json, _) = run_quick("pacing");
+    for k in ["tx_tile", "sleep_16_burst"] {
+        assert_eq!(json[k]["packets"].as_u64(), Some(20_000), "{k}: {json}");
+        assert!(json[k]["p99_us"].as_f64().is_some(), "{k}: {json}");
+    }
+}
+
 #[test]
 fn unknown_subcommand_is_a_usage_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_strahl-bench"))
