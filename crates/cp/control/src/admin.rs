@@ -210,3 +210,90 @@ pub fn call(path: &Path, req: &Request) -> Result<Reply, String> {
         .map_err(|e| format!("no answer from {}: {e}", path.display()))?;
     serde_json::from_str(answer.trim()).map_err(|e| format!("bad answer {answer:?}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use strahl_gamestream::{RecordingSessionHost, ServerConfig};
+
+    /// The admin socket against an in-process nvhttp server: mode 0600, answers for a PIN with
+    /// nobody waiting, bad JSON, an unknown command; the blocking client reads the replies.
+    #[test]
+    fn admin_socket_answers_one_json_line() {
+        let dir = std::env::temp_dir().join(format!("strahl-admin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("run").join(SOCKET_NAME);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = strahl_gamestream::start(
+                ServerConfig::loopback_ephemeral(dir.join("state")),
+                Arc::new(RecordingSessionHost::new()),
+            )
+            .await
+            .unwrap();
+            let server = Arc::new(server);
+            let listener = bind(&path).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            assert!(bind(&path).is_err(), "a live socket is not replaced");
+            let (stop, rx) = watch::channel(false);
+            let task = tokio::spawn(serve(listener, path.clone(), server.clone(), rx));
+            let p = path.clone();
+            let replies = tokio::task::spawn_blocking(move || {
+                let pin = call(
+                    &p,
+                    &Request {
+                        cmd: "pin".into(),
+                        pin: Some("1234".into()),
+                        client: None,
+                    },
+                );
+                let bad_pin = call(
+                    &p,
+                    &Request {
+                        cmd: "pin".into(),
+                        pin: Some("12345".into()),
+                        client: None,
+                    },
+                );
+                let unknown = call(
+                    &p,
+                    &Request {
+                        cmd: "reboot".into(),
+                        pin: None,
+                        client: None,
+                    },
+                );
+                let mut raw = StdUnixStream::connect(&p).unwrap();
+                raw.write_all(b"not json\n").unwrap();
+                let mut line = String::new();
+                BufReader::new(&raw).read_line(&mut line).unwrap();
+                (pin, bad_pin, unknown, line)
+            })
+            .await
+            .unwrap();
+            let (pin, bad_pin, unknown, raw) = replies;
+            let pin = pin.unwrap();
+            assert!(!pin.ok);
+            assert_eq!(pin.error.as_deref(), Some("no client is waiting for a PIN"));
+            assert_eq!(
+                bad_pin.unwrap().error.as_deref(),
+                Some("a PIN is exactly 4 decimal digits")
+            );
+            assert!(unknown.unwrap().error.unwrap().contains("unknown command"));
+            assert!(
+                raw.contains("\"ok\":false") && raw.contains("bad request"),
+                "{raw}"
+            );
+            stop.send(true).unwrap();
+            task.await.unwrap();
+            assert!(!path.exists(), "socket removed on shutdown");
+            Arc::try_unwrap(server).ok().unwrap().shutdown().await;
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

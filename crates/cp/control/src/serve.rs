@@ -5,7 +5,8 @@
 //!   failure is fatal (exit 1).
 //! - Messages the session manager produces (SessionStart at PLAY, SessionStop at /cancel) are
 //!   queued on the outbox and sent while connected; `SessionEnded` from the data plane and the
-//!   loss of the data plane are reported back to the manager.
+//!   loss of the data plane are reported back to the manager. Messages produced while the data
+//!   plane is away wait in the (unbounded, human-rate) outbox and are sent after reconnecting.
 //! - Connect with exponential back-off (50 ms doubling to 2 s) until the socket answers, for at
 //!   most `connect_timeout` — at start and again after losing the data plane. A version
 //!   mismatch is not retried (it needs an upgrade, not patience).
