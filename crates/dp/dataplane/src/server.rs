@@ -76,9 +76,20 @@ impl<'r> Server<'r> {
     }
 
     /// Record the start-up transport choice (sent as a `TransportChosen` event on each handshake).
+    /// The detail is cut to the IPC text limit at a character boundary (the encoder refuses
+    /// longer text, which would drop the connection).
     pub fn set_transport(&mut self, transport: Transport, detail: impl Into<String>) {
+        let mut d = detail.into();
+        if d.len() > strahl_ipc::MAX_TEXT_LEN {
+            let mut cut = strahl_ipc::MAX_TEXT_LEN - 3;
+            while !d.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            d.truncate(cut);
+            d.push_str("...");
+        }
         self.transport = transport;
-        self.transport_detail = detail.into();
+        self.transport_detail = d;
     }
 
     pub fn sessions(&self) -> &BTreeMap<u64, Session> {
@@ -484,6 +495,27 @@ mod tests {
         ));
         assert!(!o.close);
         s
+    }
+
+    #[test]
+    fn transport_event_carries_the_self_test_line_within_the_text_limit() {
+        let reg = Registry::new();
+        let mut s = Server::new(&reg, 1, "dp");
+        s.set_transport(Transport::IoUring, "ü".repeat(2000));
+        s.on_connect();
+        let o = s.on_datagram(&hello(MAJOR), Duration::ZERO);
+        let Message::Event(Event::TransportChosen {
+            id,
+            transport,
+            detail,
+        }) = &o.replies[1]
+        else {
+            panic!("{:?}", o.replies)
+        };
+        assert_eq!((*id, *transport), (0, Transport::IoUring));
+        assert!(detail.len() <= strahl_ipc::MAX_TEXT_LEN && detail.ends_with("..."));
+        let mut buf = vec![0u8; strahl_ipc::MAX_MESSAGE_LEN];
+        assert!(strahl_ipc::encode(&o.replies[1], &mut buf).is_ok());
     }
 
     #[test]
