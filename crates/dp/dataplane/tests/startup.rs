@@ -2,6 +2,7 @@
 //! - As user `nobody` (via `setpriv`), with `auto`, the data plane still comes up on io_uring or
 //!   sendmmsg and its one log line says why AF_XDP was refused (no privilege).
 //! - As `nobody` with `transport = "af_xdp"` it refuses to start (no silent fallback).
+//! - As root in a namespace, on a veth, it picks AF_XDP and probes the veth peer.
 //!
 //! Skipped with a visible message when `setpriv` is missing or we are not root.
 
@@ -156,4 +157,65 @@ fn named_transport_that_is_refused_is_fatal() {
     assert_eq!(code, Some(1), "must exit 1:\n{all}");
     assert!(all.contains("not falling back"), "{all}");
     assert!(!all.contains("listening for the control plane"), "{all}");
+}
+
+/// As root inside a namespace with a veth pair, `auto` on the veth picks AF_XDP (copy mode on
+/// veth) and says so in its one transport line, probing the peer address.
+#[test]
+fn privileged_data_plane_in_a_namespace_picks_af_xdp_on_veth() {
+    use strahl_net::testbed::{VethPair, skip as net_skip};
+    let pair = match VethPair::create("dps") {
+        Ok(p) => p,
+        Err(r) => return net_skip("privileged_data_plane_in_a_namespace_picks_af_xdp", &r),
+    };
+    let dir = Dir::new("root");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &pair.ns_a])
+        .arg(env!("CARGO_BIN_EXE_strahl-dataplane"))
+        .arg("--socket")
+        .arg(dir.0.join("dp.sock"))
+        .args(["--interface", &pair.if_a])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ip netns exec");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                let done = l.contains("listening for the control plane");
+                lines.push(l);
+                if done {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = lines.join("\n");
+    let line = lines
+        .iter()
+        .find(|l| l.contains("net: transport "))
+        .unwrap_or_else(|| panic!("no transport line:\n{all}"));
+    assert!(
+        line.contains(&format!("transport af_xdp on {}", pair.if_a)),
+        "{line}"
+    );
+    assert!(line.contains("probing 10.201.0.2"), "{line}");
+    assert!(all.contains("privileges: dropped"), "{all}");
 }
