@@ -1,6 +1,7 @@
 //! AF_XDP transport (xsk-rs): [`tx::XdpTx`] (UMEM frames as `TxQueue` frames, header templates,
 //! neighbour resolution) and [`rx::XdpRx`] (fed by the redirect program in `bpf/`).
 pub mod headers;
+pub mod headers6;
 pub mod neigh;
 pub mod rx;
 pub mod tx;

@@ -2,13 +2,15 @@
 //!
 //! Contract: every UMEM frame starts on the fill ring; [`XdpRx::recv`] waits (bounded) on the RX
 //! ring, parses and verifies each frame as Ethernet/IPv4/UDP (IP header checksum, UDP checksum
-//! when non-zero: nothing before us checked them), copies the UDP payload and source address into
+//! when non-zero: nothing before us checked them) or Ethernet/IPv6/UDP (UDP checksum mandatory,
+//! zero rejected: RFC 8200 §8.1), copies the UDP payload and source address into
 //! the caller's [`RxBatch`], and returns the frames to the fill ring at once. Frames that do not
 //! parse are dropped and counted (`malformed`), never an error. Register [`XdpRx::fd`] in the
 //! redirect program's XSKMAP for this queue, or nothing arrives.
 #![allow(unsafe_code)]
 
 use super::headers::parse_udp_ipv4_with;
+use super::headers6::{ETHERTYPE_IPV6, parse_udp_ipv6_with};
 use crate::NetError;
 use crate::rx::{RxBatch, RxCounters, RxQueue};
 use std::net::SocketAddr;
@@ -178,9 +180,18 @@ impl RxRing {
             // SAFETY: the frame is ours (consumed from RX, not yet refilled); read-only access.
             let data = unsafe { umem.data(d) };
             let frame = data.contents();
-            match parse_udp_ipv4_with(frame, self.verify_udp_checksum) {
-                Ok(v) => {
-                    let payload = &frame[v.payload.0..v.payload.1];
+            // IPv4 or IPv6 by EtherType; both yield (source, payload range).
+            let is_v6 = frame.get(12..14) == Some(&ETHERTYPE_IPV6.to_be_bytes()[..]);
+            let parsed = if is_v6 {
+                parse_udp_ipv6_with(frame, self.verify_udp_checksum)
+                    .map(|v| (SocketAddr::V6(v.src), v.payload))
+            } else {
+                parse_udp_ipv4_with(frame, self.verify_udp_checksum)
+                    .map(|v| (SocketAddr::V4(v.src), v.payload))
+            };
+            match parsed {
+                Ok((src, payload_range)) => {
+                    let payload = &frame[payload_range.0..payload_range.1];
                     let take = payload.len().min(slot);
                     buf[got * slot..got * slot + take].copy_from_slice(&payload[..take]);
                     lens[got] = payload.len();
@@ -188,7 +199,7 @@ impl RxRing {
                     if truncated[got] {
                         self.counters.truncated += 1;
                     }
-                    srcs[got] = SocketAddr::V4(v.src);
+                    srcs[got] = src;
                     self.counters.received_bytes += payload.len() as u64;
                     got += 1;
                 }
