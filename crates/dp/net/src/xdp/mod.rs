@@ -3,6 +3,7 @@
 pub mod headers;
 pub mod headers6;
 pub mod neigh;
+pub mod neigh6;
 pub mod rx;
 pub mod tx;
 
