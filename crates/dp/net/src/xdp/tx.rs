@@ -7,7 +7,9 @@
 //! - Destinations must be resolved first ([`XdpTx::add_destination`]: route + neighbour lookup,
 //!   ARP triggered by one ordinary datagram when missing). `submit` stamps Ethernet/IPv4/UDP
 //!   headers from the destination's template (IP header checksum always, UDP checksum unless
-//!   disabled) — there is no copy of the payload.
+//!   disabled) — there is no copy of the payload. With `XdpPlan::ipv6` the socket carries
+//!   Ethernet/IPv6/UDP instead ([`XdpTx::add_destination6`]: source from if_inet6, neighbour from
+//!   netlink, NDP triggered the same way; UDP checksum always, RFC 8200 §8.1).
 //! - `flush` places descriptors on the TX ring in batches and kicks the kernel with `sendto` while
 //!   the ring is not drained (copy mode transmits at most 32 descriptors per kick:
 //!   dataplane-limits.md quirks), bounded per call. `reclaim` consumes the completion ring and
@@ -27,14 +29,16 @@
 #![allow(unsafe_code)]
 
 use super::headers::{HDR_LEN, HeaderTemplate};
+use super::headers6::{HDR6_LEN, HeaderTemplate6};
 use super::neigh::{self, NeighError};
+use super::neigh6;
 use super::rx::RxRing;
 use crate::NetError;
 use crate::frame::{FrameArena, TxFrame};
 use crate::rx::{RxBatch, RxCounters, RxQueue};
 use crate::tx::{FlushReport, Pending, SubmitError, TransportKind, TxCounters, TxQueue};
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::num::NonZeroU32;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -80,6 +84,10 @@ pub struct XdpPlan {
     pub src_port: u16,
     pub ttl: u8,
     pub dscp: u8,
+    /// IPv6 socket: frames carry Ethernet/IPv6/UDP (62 header bytes, so the payload area starts
+    /// 20 bytes later than IPv4's) and only IPv6 destinations are accepted. One family per
+    /// socket keeps the payload offset fixed per arena.
+    pub ipv6: bool,
 }
 
 impl XdpPlan {
@@ -91,7 +99,8 @@ impl XdpPlan {
         max_payload: usize,
         src_port: u16,
     ) -> Self {
-        let need = XDP_HEADROOM + HDR_LEN + max_payload;
+        // Sized for the larger (IPv6) header so either family fits the same plan.
+        let need = XDP_HEADROOM + HDR6_LEN + max_payload;
         let frame_size = if need <= 2048 { 2048 } else { 4096 };
         let frames = in_flight.max(64).next_power_of_two();
         Self {
@@ -107,12 +116,18 @@ impl XdpPlan {
             src_port,
             ttl: super::headers::DEFAULT_TTL,
             dscp: 0,
+            ipv6: false,
         }
+    }
+
+    /// Bytes in front of the UDP payload for this plan's address family.
+    pub fn header_len(&self) -> usize {
+        if self.ipv6 { HDR6_LEN } else { HDR_LEN }
     }
 
     /// UDP payload bytes per frame.
     pub fn payload_capacity(&self) -> usize {
-        self.frame_size as usize - XDP_HEADROOM - HDR_LEN
+        self.frame_size as usize - XDP_HEADROOM - self.header_len()
     }
 }
 
@@ -146,6 +161,7 @@ pub struct XdpTx {
     scratch: Box<[FrameDesc]>,
     pending: VecDeque<Pending>,
     templates: Vec<HeaderTemplate>,
+    templates6: Vec<HeaderTemplate6>,
     src_mac: [u8; 6],
     src_ip: Ipv4Addr,
     plan: XdpPlan,
@@ -233,7 +249,7 @@ fn open(plan: &XdpPlan, zero_copy: bool) -> Result<(Umem, Vec<FrameDesc>, Rings)
 impl XdpTx {
     /// Create the UMEM and socket on `plan.ifname`/`plan.queue` (calling thread's namespace).
     pub fn new(plan: XdpPlan) -> Result<Self, NetError> {
-        if plan.frame_size as usize <= XDP_HEADROOM + HDR_LEN {
+        if plan.frame_size as usize <= XDP_HEADROOM + plan.header_len() {
             return Err(NetError::Config("frame_size too small for headers"));
         }
         let mut zc_errno = 0;
@@ -259,8 +275,11 @@ impl XdpTx {
         };
         let src_mac =
             neigh::interface_mac(&plan.ifname).map_err(|e| neigh_err("interface MAC", e))?;
-        let src_ip =
-            neigh::interface_ipv4(&plan.ifname).map_err(|e| neigh_err("interface IPv4", e))?;
+        let src_ip = if plan.ipv6 {
+            Ipv4Addr::UNSPECIFIED // IPv6 sources are picked per destination
+        } else {
+            neigh::interface_ipv4(&plan.ifname).map_err(|e| neigh_err("interface IPv4", e))?
+        };
         // UMEM base: frame 0's data starts XDP_HEADROOM bytes into the region (xsk-rs layout with
         // zero frame headroom).
         let d0_addr = descs[0].addr();
@@ -282,7 +301,7 @@ impl XdpTx {
                 len,
                 plan.frames,
                 plan.frame_size as usize,
-                XDP_HEADROOM + HDR_LEN,
+                XDP_HEADROOM + plan.header_len(),
             )
         };
         debug_assert!(
@@ -311,6 +330,7 @@ impl XdpTx {
             descs: descs.into_boxed_slice(),
             pending: VecDeque::with_capacity(plan.frames as usize),
             templates: Vec::with_capacity(MAX_DESTINATIONS),
+            templates6: Vec::with_capacity(MAX_DESTINATIONS),
             src_mac,
             src_ip,
             bind_mode,
@@ -371,6 +391,65 @@ impl XdpTx {
         } else {
             self.templates[0] = t; // evict the oldest; sessions beyond the cap are a config error
         }
+    }
+
+    /// Resolve an IPv6 destination (plan.ipv6 sockets): source address from the interface
+    /// (global/ULA, longest prefix match), next-hop MAC from the kernel neighbour table over
+    /// netlink, NDP triggered by one ordinary datagram when missing, bounded by NEIGH_TIMEOUT.
+    /// On-link destinations only (the next hop is the destination itself).
+    pub fn add_destination6(&mut self, dest: SocketAddrV6) -> Result<(), NetError> {
+        if !self.plan.ipv6 {
+            return Err(NetError::Config(
+                "IPv6 destination on an IPv4 AF_XDP socket",
+            ));
+        }
+        let ifname = self.plan.ifname.clone();
+        let src = neigh6::interface_ipv6(&ifname, *dest.ip())
+            .map_err(|e| NetError::setup("read if_inet6", e))?
+            .ok_or(NetError::Config("no global IPv6 address on the interface"))?;
+        let start = std::time::Instant::now();
+        let mut poked = false;
+        // Bounded by NEIGH_TIMEOUT (polled every 5 ms).
+        let mac = loop {
+            if let Some(m) = neigh6::lookup_neighbour(&ifname, *dest.ip())
+                .map_err(|e| NetError::setup("netlink neighbour dump", e))?
+            {
+                break m;
+            }
+            if start.elapsed() >= NEIGH_TIMEOUT {
+                return Err(NetError::setup(
+                    "IPv6 neighbour",
+                    std::io::Error::other(format!(
+                        "{} unresolved after {NEIGH_TIMEOUT:?}",
+                        dest.ip()
+                    )),
+                ));
+            }
+            if !poked {
+                let s =
+                    std::net::UdpSocket::bind(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0))
+                        .map_err(|e| NetError::setup("bind NDP probe socket", e))?;
+                let _ = s.send_to(&[], SocketAddrV6::new(*dest.ip(), 9, 0, 0));
+                poked = true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let t = HeaderTemplate6::new(
+            self.src_mac,
+            mac,
+            SocketAddrV6::new(src, self.plan.src_port, 0, 0),
+            dest,
+            self.plan.ttl,
+            self.plan.dscp,
+        );
+        if let Some(slot) = self.templates6.iter_mut().find(|x| x.dest == dest) {
+            *slot = t;
+        } else if self.templates6.len() < MAX_DESTINATIONS {
+            self.templates6.push(t);
+        } else {
+            self.templates6[0] = t;
+        }
+        Ok(())
     }
 
     pub fn remove_destination(&mut self, dest: SocketAddrV4) {
@@ -450,17 +529,33 @@ impl TxQueue for XdpTx {
         if len > cap {
             return refuse(self, SubmitError::TooLong { len, capacity: cap });
         }
-        let SocketAddr::V4(d4) = dest else {
-            return refuse(self, SubmitError::AddressFamily);
+        let v6 = self.plan.ipv6;
+        let total = match dest {
+            SocketAddr::V4(d4) if !v6 => {
+                let Some(t) = self.templates.iter().find(|t| t.dest == d4).copied() else {
+                    return refuse(self, SubmitError::UnknownDestination);
+                };
+                self.ip_id = self.ip_id.wrapping_add(1);
+                let csum = self.plan.udp_checksum;
+                let ip_id = self.ip_id;
+                let frame_bytes = &mut self.arena.slot_mut(slot)[XDP_HEADROOM..];
+                t.write(frame_bytes, len, ip_id, csum)
+            }
+            SocketAddr::V6(d6) if v6 => {
+                // Match on address and port only (flow info / scope id are not on the wire).
+                let Some(t) = self
+                    .templates6
+                    .iter()
+                    .find(|t| t.dest.ip() == d6.ip() && t.dest.port() == d6.port())
+                    .copied()
+                else {
+                    return refuse(self, SubmitError::UnknownDestination);
+                };
+                let frame_bytes = &mut self.arena.slot_mut(slot)[XDP_HEADROOM..];
+                t.write(frame_bytes, len)
+            }
+            _ => return refuse(self, SubmitError::AddressFamily),
         };
-        let Some(t) = self.templates.iter().find(|t| t.dest == d4).copied() else {
-            return refuse(self, SubmitError::UnknownDestination);
-        };
-        self.ip_id = self.ip_id.wrapping_add(1);
-        let csum = self.plan.udp_checksum;
-        let ip_id = self.ip_id;
-        let frame_bytes = &mut self.arena.slot_mut(slot)[XDP_HEADROOM..];
-        let total = t.write(frame_bytes, len, ip_id, csum);
         let desc = &mut self.descs[slot as usize];
         // SAFETY: the descriptor belongs to this UMEM and its frame is owned by the transport
         // (redeemed, not on any ring); the length write only touches the descriptor.
