@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 // strahl XDP steering program.
 //
-// Contract: inbound IPv4 UDP datagrams whose destination port is a key of `ports` are redirected
-// into the AF_XDP socket registered at `xsks[rx_queue_index]`; if no socket is registered there,
-// they pass to the kernel (bpf_redirect_map's fallback action). Everything else passes: other
-// ports, TCP, ARP, IPv6, IPv4 fragments (the kernel reassembles them), and anything truncated or
-// malformed. Every decision is counted in `stats` (per-CPU) so user space can show it.
+// Contract: inbound IPv4 and IPv6 UDP datagrams whose destination port is a key of `ports` are
+// redirected into the AF_XDP socket registered at `xsks[rx_queue_index]`; if no socket is
+// registered there, they pass to the kernel (bpf_redirect_map's fallback action). Everything else
+// passes: other ports, TCP, ARP, IPv4 fragments and IPv6 packets with extension headers (the
+// kernel handles them; our media never uses either), and anything truncated or malformed. Every decision is counted in `stats` (per-CPU) so user space can show it.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -55,18 +56,29 @@ int strahl_redirect(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > end)
 		return count(REDIRECT_STAT_MALFORMED, XDP_PASS);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
+	struct udphdr *udp;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->ihl < 5)
+			return count(REDIRECT_STAT_MALFORMED, XDP_PASS);
+		if (ip->protocol != IPPROTO_UDP)
+			return count(REDIRECT_STAT_PASSED, XDP_PASS);
+		if (ip->frag_off & bpf_htons(0x3fff)) // MF set or non-zero offset
+			return count(REDIRECT_STAT_PASSED, XDP_PASS);
+		udp = (void *)ip + ip->ihl * 4;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return count(REDIRECT_STAT_MALFORMED, XDP_PASS);
+		// UDP directly after the fixed header only: extension headers (incl. fragments) go to
+		// the kernel rather than growing an unbounded header walk here.
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return count(REDIRECT_STAT_PASSED, XDP_PASS);
+		udp = (void *)(ip6 + 1);
+	} else {
 		return count(REDIRECT_STAT_PASSED, XDP_PASS);
+	}
 
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->ihl < 5)
-		return count(REDIRECT_STAT_MALFORMED, XDP_PASS);
-	if (ip->protocol != IPPROTO_UDP)
-		return count(REDIRECT_STAT_PASSED, XDP_PASS);
-	if (ip->frag_off & bpf_htons(0x3fff)) // MF set or non-zero offset
-		return count(REDIRECT_STAT_PASSED, XDP_PASS);
-
-	struct udphdr *udp = (void *)ip + ip->ihl * 4;
 	if ((void *)(udp + 1) > end)
 		return count(REDIRECT_STAT_MALFORMED, XDP_PASS);
 

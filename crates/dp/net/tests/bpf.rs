@@ -55,6 +55,12 @@ fn fixtures_parse_as_documented() {
         Err(ParseError::Fragment)
     );
     assert_eq!(parse_udp_ipv4(&fixture("arp")), Err(ParseError::NotIpv4));
+    // IPv6: checksums in the fixtures were computed in Python, so this cross-checks ours.
+    use strahl_net::xdp::headers6::parse_udp_ipv6_with;
+    let v6 = parse_udp_ipv6_with(&fixture("ipv6_udp"), true).expect("valid IPv6/UDP");
+    assert_eq!(v6.dst.port(), PORT);
+    let other = parse_udp_ipv6_with(&fixture("ipv6_udp_other_port"), true).expect("valid IPv6/UDP");
+    assert_eq!(other.dst.port(), 53);
 }
 
 #[test]
@@ -66,11 +72,12 @@ fn redirect_program_steers_only_configured_udp() {
     prog.add_port(PORT).unwrap();
     // (fixture, field of RedirectStats that must grow by exactly one)
     type Field = fn(&RedirectStats) -> u64;
-    let cases: [(&str, Field); 7] = [
+    let cases: [(&str, Field); 8] = [
         ("udp_redirected", |s| s.redirected),
         ("udp_other_port", |s| s.passed),
         ("tcp", |s| s.passed),
-        ("ipv6_udp", |s| s.passed),
+        ("ipv6_udp", |s| s.redirected),
+        ("ipv6_udp_other_port", |s| s.passed),
         ("truncated_udp", |s| s.malformed),
         ("ipv4_fragment", |s| s.passed),
         ("arp", |s| s.passed),
