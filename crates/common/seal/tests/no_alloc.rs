@@ -2,56 +2,14 @@
 //! watches this thread while packets are sealed and opened after set-up. (aws-lc's C code is not
 //! seen by it; `EVP_AEAD_CTX_seal/open` with caller buffers does not allocate either.)
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use strahl_seal::aead::Backend;
 use strahl_seal::gamestream::{AudioCipher, VideoCipher};
 use strahl_seal::native::{Direction, RxOpener, TxSealer};
 
-struct Counting;
-
-thread_local! {
-    // Per thread, so tests running in parallel do not count each other's allocations.
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    if WATCH.with(|w| w.get()) {
-        ALLOCS.with(|a| a.set(a.get() + 1));
-    }
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the only addition is a counter
-// bump, which neither allocates nor touches the returned memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's (valid, non-zero-size layout).
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout (we never allocate elsewhere).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged; `ptr`/`layout` are from a previous `System` allocation.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use strahl_testkit::{CountingAlloc, counted as watched};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn watched<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = ALLOCS.with(|a| a.get());
-    WATCH.with(|w| w.set(true));
-    let r = f();
-    WATCH.with(|w| w.set(false));
-    (r, ALLOCS.with(|a| a.get()) - before)
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn per_packet_paths_do_not_allocate() {

@@ -2,8 +2,6 @@
 //! while the native packetizer + reassembler (with FEC recovery), GameStream video (clear and
 //! SS_ENC_VIDEO) and GameStream audio run after a warm-up that has seen every frame shape.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use strahl_packetize::gamestream::{
@@ -16,56 +14,10 @@ use strahl_seal::aead::Backend;
 use strahl_seal::gamestream::{AudioCipher, VideoCipher};
 use strahl_seal::native::{Direction, RxOpener, TxSealer};
 
-struct Counting;
-
-thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: the allocator may run while thread-locals are being torn down.
-    let _ = ENABLED.try_with(|e| {
-        if e.get() {
-            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        }
-    });
-}
-
-// SAFETY: forwards every call unchanged to the system allocator, which upholds GlobalAlloc's
-// contract; the counter only touches const-initialised thread-locals (no allocation, no reentry).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: `ptr` was allocated by System with `layout` (every allocation goes through us).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use strahl_testkit::{CountingAlloc, counted};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    COUNT.with(|c| c.set(0));
-    ENABLED.with(|e| e.set(true));
-    let r = f();
-    ENABLED.with(|e| e.set(false));
-    (r, COUNT.with(|c| c.get()))
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 const SECRET: [u8; 32] = [3; 32];
 const SIZES: [usize; 4] = [300_000, 60_000, 1_000, 120_000];

@@ -2,37 +2,16 @@
 //! allocations as a run of 2 000 (only set-up allocates). Counting allocator, one test in this
 //! binary so no other thread allocates meanwhile. Loopback only; no privileges needed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use strahl_net::mmsg::{MmsgConfig, MmsgTx};
 use strahl_pacer::{Backlog, PacerConfig};
 use strahl_runtime::tile::{self, Clock, Shared, Source, TileConfig};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: p was allocated by System.alloc with layout l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use strahl_testkit::{CountingAlloc, global_allocs};
 
 #[global_allocator]
-static A: Counting = Counting;
+static A: CountingAlloc = CountingAlloc;
 
 struct Src {
     left: u64,
@@ -66,9 +45,9 @@ fn allocs_for(n: u64, q: &mut MmsgTx, dest: SocketAddr) -> u64 {
     let shared = Shared::default();
     let clock = Clock::new();
     let mut src = Src { left: n, dest };
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = global_allocs();
     let c = tile::run(q, &mut src, &cfg, &shared, &clock).unwrap();
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = global_allocs();
     assert_eq!(c.packets, n);
     after - before
 }
