@@ -6,7 +6,9 @@
 //! - SessionStart: id u64, protocol u8, peer addr, video {width u16, height u16, fps u16,
 //!   bitrate_kbps u32, packet_size u16, fec_percent u8, codec u8}, audio {channels u8,
 //!   sample_rate_hz u32, packet_duration_ms u8, bitrate_kbps u32}, keys {tag u8; 1: rikey [16],
-//!   rikeyid u32; 2: secret [32]}, ports {video_src, audio_src, video_dst, audio_dst: u16}
+//!   rikeyid u32; 2: secret [32]}, ports {video_src, audio_src, video_dst, audio_dst: u16},
+//!   since minor 1: stream {ping present bool, [ping payload [16]], flags u32, min_fec_packets u8}
+//!   (a minor-0 body has none: defaults)
 //!   - addr: family u8 (4|6); 4: ip [4], port u16; 6: ip [16], port u16, scope_id u32
 //! - SessionUpdate: id u64, bitrate_kbps `Option<u32>`, fec_percent `Option<u8>`, request_keyframe bool
 //! - SessionStop: id u64, reason u8
@@ -74,7 +76,7 @@ pub fn encode_versioned(
             w.u16(minor);
             w.str("reason", &r.reason, MAX_TEXT_LEN);
         }
-        Message::SessionStart(s) => encode_session_start(&mut w, s),
+        Message::SessionStart(s) => encode_session_start(&mut w, s, minor),
         Message::SessionUpdate(u) => {
             w.u64(u.id);
             match u.bitrate_kbps {
@@ -121,7 +123,8 @@ pub fn encode_versioned(
     w.finish()
 }
 
-fn encode_session_start(w: &mut Writer<'_>, s: &SessionStart) {
+/// A minor-0 body (written for an older peer) has no stream options.
+fn encode_session_start(w: &mut Writer<'_>, s: &SessionStart, minor: u16) {
     w.u64(s.id);
     w.u8(s.protocol as u8);
     match s.peer {
@@ -166,6 +169,16 @@ fn encode_session_start(w: &mut Writer<'_>, s: &SessionStart) {
     w.u16(p.audio_src);
     w.u16(p.video_dst);
     w.u16(p.audio_dst);
+    if minor == 0 {
+        return;
+    }
+    let o = &s.stream;
+    w.bool(o.ping_payload.is_some());
+    if let Some(p) = &o.ping_payload {
+        w.bytes(p);
+    }
+    w.u32(o.flags);
+    w.u8(o.min_fec_packets);
 }
 
 fn encode_event(w: &mut Writer<'_>, e: &Event) {
@@ -263,7 +276,9 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
                 reason: r.str("reason", MAX_TEXT_LEN)?,
             })
         }
-        Kind::SessionStart => Message::SessionStart(Box::new(decode_session_start(&mut r)?)),
+        Kind::SessionStart => {
+            Message::SessionStart(Box::new(decode_session_start(&mut r, header.minor)?))
+        }
         Kind::SessionUpdate => {
             let id = r.u64("id")?;
             let bitrate_kbps = if r.bool("bitrate present")? {
@@ -349,7 +364,7 @@ fn decode_hello(r: &mut Reader<'_>, h: &Header) -> Result<Hello, DecodeError> {
     })
 }
 
-fn decode_session_start(r: &mut Reader<'_>) -> Result<SessionStart, DecodeError> {
+fn decode_session_start(r: &mut Reader<'_>, minor: u16) -> Result<SessionStart, DecodeError> {
     let id = r.u64("id")?;
     let protocol = match r.u8("protocol")? {
         1 => Protocol::GameStream,
@@ -409,6 +424,21 @@ fn decode_session_start(r: &mut Reader<'_>) -> Result<SessionStart, DecodeError>
     // The address is only checked for shape here; whether it is acceptable is policy for the
     // data plane (it must be the peer the control plane authenticated).
     let _: IpAddr = peer.ip();
+    // Minor 0 ended here; its sessions get the defaults (legacy ping matching, no encryption).
+    let stream = if minor == 0 {
+        StreamOptions::default()
+    } else {
+        let ping_payload = if r.bool("ping present")? {
+            Some(r.array("ping payload")?)
+        } else {
+            None
+        };
+        StreamOptions {
+            ping_payload,
+            flags: r.u32("stream flags")?,
+            min_fec_packets: r.u8("min_fec_packets")?,
+        }
+    };
     Ok(SessionStart {
         id,
         protocol,
@@ -417,6 +447,7 @@ fn decode_session_start(r: &mut Reader<'_>) -> Result<SessionStart, DecodeError>
         audio,
         keys,
         ports,
+        stream,
     })
 }
 

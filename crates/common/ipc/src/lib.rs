@@ -49,8 +49,8 @@ pub use wire::{DecodeError, EncodeError};
 pub const MAGIC: [u8; 4] = *b"STRL";
 /// Protocol major version spoken by this build.
 pub const MAJOR: u16 = 1;
-/// Protocol minor version spoken by this build.
-pub const MINOR: u16 = 0;
+/// Protocol minor version spoken by this build. 1: SessionStart carries `StreamOptions`.
+pub const MINOR: u16 = 1;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 14;
 /// Largest datagram either side sends or accepts (header included). 64 KiB holds a stats

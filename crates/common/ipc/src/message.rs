@@ -142,6 +142,32 @@ pub struct Ports {
     pub audio_dst: u16,
 }
 
+/// How the client finds its streams and which streams are encrypted (GameStream §A10/§A11).
+/// Added in minor 1; a minor-0 SessionStart decodes with [`StreamOptions::default`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamOptions {
+    /// The 16 ASCII characters of `X-SS-Ping-Payload` the client puts at the front of its UDP
+    /// pings; `None` for legacy clients (match the pings by the peer's IP and accept "PING").
+    pub ping_payload: Option<[u8; 16]>,
+    /// `STREAM_*` bits below.
+    pub flags: u32,
+    /// The client's minimum parity shards per FEC block (`x-nv-vqos[0].fec.minRequiredFecPackets`).
+    pub min_fec_packets: u8,
+}
+
+impl StreamOptions {
+    /// Video shards are AES-GCM sealed (SS_ENC_VIDEO, §A16).
+    pub const ENCRYPT_VIDEO: u32 = 0x01;
+    /// Audio packets are AES-CBC encrypted (SS_ENC_AUDIO or legacy featureFlags 0x20, §A15).
+    pub const ENCRYPT_AUDIO: u32 = 0x02;
+    /// The client sends SS_FRAME_FEC_STATUS (ML_FF_FEC_STATUS): FEC may adapt.
+    pub const FEC_STATUS: u32 = 0x04;
+
+    pub fn has(&self, bit: u32) -> bool {
+        self.flags & bit == bit
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionStart {
     pub id: u64,
@@ -151,6 +177,8 @@ pub struct SessionStart {
     pub audio: AudioParams,
     pub keys: KeyMaterial,
     pub ports: Ports,
+    /// Minor 1.
+    pub stream: StreamOptions,
 }
 
 /// Changes to a running session; `None` fields stay as they are.

@@ -76,8 +76,13 @@ fn session_start() -> impl Strategy<Value = SessionStart> {
         audio,
         keys,
         any::<[u16; 4]>(),
+        (
+            proptest::option::of(any::<[u8; 16]>()),
+            any::<u32>(),
+            any::<u8>(),
+        ),
     )
-        .prop_map(|(id, gs, peer, video, audio, keys, p)| SessionStart {
+        .prop_map(|(id, gs, peer, video, audio, keys, p, o)| SessionStart {
             id,
             protocol: if gs {
                 Protocol::GameStream
@@ -93,6 +98,11 @@ fn session_start() -> impl Strategy<Value = SessionStart> {
                 audio_src: p[1],
                 video_dst: p[2],
                 audio_dst: p[3],
+            },
+            stream: StreamOptions {
+                ping_payload: o.0,
+                flags: o.1,
+                min_fec_packets: o.2,
             },
         })
 }
@@ -223,4 +233,32 @@ fn samples_round_trip() {
         let bytes = common::encode_vec(&m);
         assert_eq!(decode(&bytes).unwrap().message, m, "{stem}");
     }
+}
+
+/// A minor-0 control plane's SessionStart (no stream options) still decodes, with defaults,
+/// and a minor-0 body is written without them.
+#[test]
+fn minor_zero_session_start_decodes_with_default_stream_options() {
+    let mut s = common::session_start();
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN];
+    let n0 = encode_versioned(
+        &Message::SessionStart(Box::new(s.clone())),
+        MAJOR,
+        0,
+        &mut buf,
+    )
+    .unwrap();
+    let d = decode(&buf[..n0]).unwrap();
+    s.stream = StreamOptions::default();
+    assert_eq!(d.message, Message::SessionStart(Box::new(s.clone())));
+    let n1 = encode(
+        &Message::SessionStart(Box::new(common::session_start())),
+        &mut buf,
+    )
+    .unwrap();
+    assert_eq!(
+        n1,
+        n0 + 1 + 16 + 4 + 1,
+        "minor 1 appends the stream options"
+    );
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use strahl_gamestream::{HostError, LaunchRequest};
 use strahl_ipc::{
     AudioParams, Codec, KeyMaterial, Message, Ports, Protocol, Secret, SessionStart, SessionStop,
-    StopReason, VideoParams,
+    StopReason, StreamOptions, VideoParams,
 };
 use strahl_rtsp::{
     Event, LaunchContext, NegotiatedStream, Parsed, PingPayload, RtspSession, VideoCodec,
@@ -82,6 +82,7 @@ pub enum RtspStep {
 }
 
 struct Pending {
+    ping_payload: PingPayload,
     rikey: [u8; 16],
     rikeyid: u32,
     armed_at: Instant,
@@ -192,6 +193,7 @@ impl SessionManager {
         ctx.fec_percent = u32::from(self.cfg.fec_percent);
         let p = &req.params;
         self.pending = Some(Pending {
+            ping_payload: PingPayload::from_u64(rand.ping_payload),
             rikey: p.rikey,
             rikeyid: p.rikeyid,
             armed_at: now,
@@ -377,7 +379,33 @@ impl SessionManager {
                 video_dst: 0,
                 audio_dst: 0,
             },
+            stream: stream_options(c, p.ping_payload),
         })
+    }
+}
+
+/// Encryption and ping matching as negotiated in ANNOUNCE (§A10, §A11): the client puts the
+/// payload in its pings only with ML_FF_SESSION_ID_V1; audio is encrypted with SS_ENC_AUDIO or
+/// the legacy featureFlags bit 0x20.
+fn stream_options(c: &strahl_rtsp::StreamConfig, ping: PingPayload) -> StreamOptions {
+    use strahl_rtsp::EncryptionFlags;
+    use strahl_rtsp::announce::{ML_FF_FEC_STATUS, ML_FF_SESSION_ID_V1, NV_FF_AUDIO_ENCRYPTION};
+    let mut flags = 0;
+    if c.encryption_enabled.contains(EncryptionFlags::VIDEO) {
+        flags |= StreamOptions::ENCRYPT_VIDEO;
+    }
+    if c.encryption_enabled.contains(EncryptionFlags::AUDIO)
+        || c.nv_feature_flags & NV_FF_AUDIO_ENCRYPTION != 0
+    {
+        flags |= StreamOptions::ENCRYPT_AUDIO;
+    }
+    if c.ml_feature_flags & ML_FF_FEC_STATUS != 0 {
+        flags |= StreamOptions::FEC_STATUS;
+    }
+    StreamOptions {
+        ping_payload: (c.ml_feature_flags & ML_FF_SESSION_ID_V1 != 0).then(|| *ping.as_bytes()),
+        flags,
+        min_fec_packets: u8::try_from(c.min_required_fec_packets).unwrap_or(u8::MAX),
     }
 }
 

@@ -44,6 +44,7 @@ fn session_start(id: u64) -> Message {
             video_dst: 50000,
             audio_dst: 50002,
         },
+        stream: StreamOptions::default(),
     }))
 }
 

@@ -476,6 +476,7 @@ mod tests {
                 video_dst: 3,
                 audio_dst: 4,
             },
+            stream: strahl_ipc::StreamOptions::default(),
         }))
     }
 

@@ -34,6 +34,11 @@ pub fn session_start() -> SessionStart {
             video_dst: 50000,
             audio_dst: 50002,
         },
+        stream: StreamOptions {
+            ping_payload: Some(*b"0123456789ABCDEF"),
+            flags: StreamOptions::ENCRYPT_AUDIO | StreamOptions::FEC_STATUS,
+            min_fec_packets: 2,
+        },
     }
 }
 
