@@ -7,6 +7,7 @@ mod report;
 
 mod emit;
 mod fec;
+mod gamestream;
 mod loss;
 mod pacing;
 mod pipeline;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: strahl-bench <fec|seal|pipeline|loss|emit|pacing> [--quick] [--plot FILE.svg]
+       strahl-bench gamestream [--rates 150,500,1000] [--seconds S] [--out DIR] (--help for more)
 
   fec       GF(2^16) (raw reed-solomon-simd vs our wrapper), GF(2^8) nanors (scalar, SIMD),
             reed-solomon-erasure; frames of 64 KiB..4 MiB at 10/20/50 % parity
@@ -26,6 +28,9 @@ const USAGE: &str =
             send) over a veth pair between two namespaces; needs root (else reports the skip)
   pacing    |release - schedule| p50/p99/p99.9 at 100k pkt/s: our tx tile vs 16-packet bursts
             with thread::sleep between
+  gamestream  a high-rate H.264 stream through strahl (scripts/run.sh, passthrough source) to
+            the real Moonlight core on loopback at 150/500/1000 Mbit/s: frames sent/received/
+            lost, FEC-protected oversize frames, FEC-recovered packets, CPU per Gbit; JSON + SVG
   --quick   fewer iterations (used by the test suite to check the bench runs)";
 
 /// Options every subcommand understands.
@@ -40,6 +45,10 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if cmd == "gamestream" {
+        let rest: Vec<String> = args.collect();
+        return finish(&cmd, gamestream::run(&rest));
+    }
     let mut opts = Options {
         quick: false,
         plot: None,
@@ -80,6 +89,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    finish(&cmd, result)
+}
+
+fn finish(cmd: &str, result: Result<serde_json::Value, String>) -> ExitCode {
     match result {
         Ok(json) => {
             println!("{json}");

@@ -1,0 +1,385 @@
+//! strahl as the README starts it (`scripts/run.sh --config <temp.toml>`, release binaries),
+//! one instance per rate, plus the helpers the bench needs around it: the Moonlight driver
+//! (one Python process per step), the data plane's metrics from the status server's
+//! Prometheus `/metrics`, and a bounded, process-group teardown.
+//!
+//! Every wait here is bounded; on drop the whole process group of run.sh is signalled (TERM,
+//! then KILL after [`STOP_GRACE`]) and the scratch directory is removed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// run.sh prints "strahl is running" once the control plane reports the IPC connection; the
+/// data plane's start-up transport self-test takes a few seconds on this machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// SIGTERM to SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// One HTTP request to the status server.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where the binaries and the repository are.
+pub struct Paths {
+    pub repo: PathBuf,
+    pub bin_dir: PathBuf,
+    pub python: PathBuf,
+}
+
+impl Paths {
+    /// The repository is found from this executable's build location (…/<target>/release/) or
+    /// the source tree this bench was compiled from; binaries default to this executable's
+    /// directory (the bench is built next to strahl-dataplane and strahl-control).
+    pub fn discover(bin_dir: Option<PathBuf>) -> Result<Paths, String> {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or("no repository directory")?;
+        let bin_dir = match bin_dir {
+            Some(d) => d,
+            None => std::env::current_exe()
+                .map_err(|e| format!("current_exe: {e}"))?
+                .parent()
+                .map(Path::to_path_buf)
+                .ok_or("no executable directory")?,
+        };
+        for b in ["strahl-dataplane", "strahl-control"] {
+            if !bin_dir.join(b).exists() {
+                return Err(format!(
+                    "{} missing: build with `cargo build --release -p strahl-dataplane -p strahl-control` \
+                     into the same target dir, or pass --bin-dir",
+                    bin_dir.join(b).display()
+                ));
+            }
+        }
+        let python = python(&repo).ok_or(
+            "no Python with moonlight-python: set STRAHL_MOONLIGHT_PYTHON, run `make test` \
+             (creates .venv) or provide /tmp/mlvenv",
+        )?;
+        Ok(Paths {
+            repo,
+            bin_dir,
+            python,
+        })
+    }
+}
+
+/// `$STRAHL_MOONLIGHT_PYTHON`, else `<repo>/.venv/bin/python`, else `/tmp/mlvenv/bin/python`.
+pub fn python(repo: &Path) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    [
+        repo.join(".venv/bin/python"),
+        PathBuf::from("/tmp/mlvenv/bin/python"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+/// A GameStream base port whose TCP ports (HTTPS −5, HTTP, RTSP +21) and UDP media/control
+/// ports (+9..+11) are free on loopback, below the ephemeral range.
+fn free_base_port() -> Result<u16, String> {
+    let seed = std::process::id() as usize;
+    for k in 0..200usize {
+        let base = 20_000 + ((seed.wrapping_mul(31) + k * 97) % 390) as u16 * 32 + 16;
+        let tcp = [base - 5, base, base + 21]
+            .iter()
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        let udp = [base + 9, base + 10, base + 11]
+            .iter()
+            .all(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).is_ok());
+        let status = std::net::TcpListener::bind(("127.0.0.1", base + 1)).is_ok();
+        if tcp && udp && status {
+            return Ok(base);
+        }
+    }
+    Err("no free GameStream base port".into())
+}
+
+/// What one strahl instance is configured with.
+pub struct HostConfig<'a> {
+    pub stream_file: &'a Path,
+    pub fec_percent: u8,
+    /// Extra TOML appended verbatim (sections the bench does not know about).
+    pub extra_toml: &'a str,
+}
+
+/// A running strahl (run.sh and its two children).
+pub struct Host {
+    child: Child,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub base_port: u16,
+    pub status_port: u16,
+    pub dataplane_pid: u32,
+    pub control_pid: u32,
+    output: Arc<Mutex<Vec<String>>>,
+    bin_dir: PathBuf,
+}
+
+impl Host {
+    pub fn start(paths: &Paths, cfg: &HostConfig<'_>) -> Result<Host, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("strahl-bench-gs-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(dir.join("run")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let base_port = free_base_port()?;
+        let status_port = base_port + 1;
+        let fec = cfg.fec_percent;
+        let toml = format!(
+            "[host]\nname = \"strahl-bench\"\nstate_dir = \"{state}\"\n\
+             [network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
+             [dataplane]\nsocket = \"{sock}\"\n\
+             [video]\nsource = \"passthrough\"\npassthrough_file = \"{file}\"\n\
+             fec_percent_min = {fec}\nfec_percent_default = {fec}\nfec_percent_max = {fec}\n\
+             [status]\nopen_reads = true\n{extra}\n",
+            state = dir.join("state").display(),
+            sock = dir.join("run/dataplane.sock").display(),
+            file = cfg.stream_file.display(),
+            extra = cfg.extra_toml,
+        );
+        let config = dir.join("strahl.toml");
+        std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
+        let mut child = Command::new("bash")
+            .arg(paths.repo.join("scripts/run.sh"))
+            .arg("--config")
+            .arg(&config)
+            .env("STRAHL_BIN_DIR", &paths.bin_dir)
+            .env("RUST_LOG", "info")
+            .env("TMPDIR", &dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("spawn run.sh: {e}"))?;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sink = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let Ok(mut v) = sink.lock() {
+                        v.push(line);
+                    }
+                }
+            });
+        }
+        let mut host = Host {
+            child,
+            dir,
+            config,
+            base_port,
+            status_port,
+            dataplane_pid: 0,
+            control_pid: 0,
+            output,
+            bin_dir: paths.bin_dir.clone(),
+        };
+        let t0 = Instant::now();
+        loop {
+            if let Some((dp, cp)) = host.find_pids() {
+                host.dataplane_pid = dp;
+                host.control_pid = cp;
+                return Ok(host);
+            }
+            if let Ok(Some(st)) = host.child.try_wait() {
+                return Err(format!(
+                    "run.sh exited ({st}) before strahl was up:\n{}",
+                    host.log_tail(40)
+                ));
+            }
+            if t0.elapsed() > START_TIMEOUT {
+                return Err(format!(
+                    "strahl not up after {START_TIMEOUT:?}:\n{}",
+                    host.log_tail(40)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Parses run.sh's "strahl is running: data plane pid X, control plane pid Y".
+    fn find_pids(&self) -> Option<(u32, u32)> {
+        let out = self.output.lock().ok()?;
+        let line = out
+            .iter()
+            .find(|l| l.contains("strahl is running: data plane pid"))?;
+        let nums: Vec<u32> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        (nums.len() >= 2).then(|| (nums[0], nums[1]))
+    }
+
+    /// The last `n` lines run.sh and both processes printed.
+    pub fn log_tail(&self, n: usize) -> String {
+        let out = self.output.lock().map(|v| v.clone()).unwrap_or_default();
+        out[out.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Lines of the combined log that contain `pat`.
+    pub fn log_grep(&self, pat: &str) -> Vec<String> {
+        let out = self.output.lock().map(|v| v.clone()).unwrap_or_default();
+        out.into_iter().filter(|l| l.contains(pat)).collect()
+    }
+
+    /// The `strahl-control pin` command line (the PIN is appended by the driver).
+    pub fn pin_cmd(&self) -> Vec<String> {
+        vec![
+            self.bin_dir.join("strahl-control").display().to_string(),
+            "pin".into(),
+            "--config".into(),
+            self.config.display().to_string(),
+        ]
+    }
+
+    /// Scrapes the status server's `/metrics`: series key (`name` or `name{labels}`) → value.
+    /// `Err` when the status server does not answer or has no such endpoint.
+    pub fn metrics(&self) -> Result<BTreeMap<String, f64>, String> {
+        let text = http_get(self.status_port, "/metrics")?;
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            if let Some((key, val)) = line.rsplit_once(' ')
+                && let Ok(v) = val.trim().parse::<f64>()
+            {
+                out.insert(key.trim().to_string(), v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let pg = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &pg]).status();
+        let t0 = Instant::now();
+        while t0.elapsed() < STOP_GRACE {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &pg]).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback; the body on status 200.
+fn http_get(port: u16, path: &str) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect :{port}: {e}"))?;
+    s.set_read_timeout(Some(HTTP_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(HTTP_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.take(16 << 20)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("GET {path}: HTTP {status}"));
+    }
+    Ok(body.to_string())
+}
+
+/// Runs the driver in `mode` with `args`; returns its JSON lines. Bounded by `timeout`.
+pub fn run_driver(
+    paths: &Paths,
+    mode: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<Vec<Value>, String> {
+    let script = paths.repo.join("bench/gamestream/driver.py");
+    let mut child = Command::new(&paths.python)
+        .arg(&script)
+        .arg(mode)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", paths.python.display()))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if t0.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = out_t.join().unwrap_or_default();
+    let err = err_t.join().unwrap_or_default();
+    let lines: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    match status {
+        None => Err(format!(
+            "driver {mode} timed out after {timeout:?}; output: {out}\nstderr: {}",
+            tail(&err, 20)
+        )),
+        Some(st) if !st.success() => Err(format!(
+            "driver {mode} failed ({st}); output: {out}\nstderr: {}",
+            tail(&err, 20)
+        )),
+        Some(_) => Ok(lines),
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let l: Vec<&str> = s.lines().collect();
+    l[l.len().saturating_sub(n)..].join("\n")
+}
+
+/// The first JSON line whose `step` is `step`.
+pub fn step<'a>(lines: &'a [Value], step: &str) -> Option<&'a Value> {
+    lines.iter().find(|v| v["step"] == step)
+}

@@ -1,0 +1,563 @@
+//! `gamestream`: a high-rate H.264 stream through strahl to the real Moonlight core on loopback.
+//!
+//! Per rate R (Mbit/s): a pre-encoded stream ([`stream`]: OpenH264, fixed QP, fresh noise per
+//! frame, mean AU = R / 8 / fps, an IDR every 60 AUs) is replayed by the data plane's
+//! passthrough source at fps; strahl runs as the README starts it ([`host`]: `scripts/run.sh`
+//! with a temp config — passthrough, FEC fixed at [`FEC_PERCENT`] %); the Moonlight core
+//! (`bench/gamestream/driver.py`) pairs through `strahl-control pin`, launches at WxH@fps with
+//! R as the bitrate (packet size 1392), pulls frames without decoding and counts them over a
+//! measurement window after a warm-up.
+//!
+//! Reported per rate (each figure the median over `--runs`, every run kept in the JSON):
+//! frames sent (frame-number span the client saw in the window, and the data plane's own
+//! counters over the session), received, lost; AUs that needed more than 4 blocks (predicted
+//! from the file with the packetizer's planner) and what the data plane did with them (its
+//! parity-lowered / refused counters, from the status server's `/metrics`); FEC-recovered
+//! packets (client `LiGetRTPVideoStats`); achieved Mbit/s (AU bytes received / window) and on
+//! the wire (client-counted packets × 1408 B); data-plane CPU seconds per Gbit
+//! (/proc/PID/stat over the window) with the client's CPU, machine-wide CPU and load average
+//! next to it (the machine is shared: read the numbers with the load).
+//!
+//! fps: 60 up to [`MAX_60FPS_MBPS`], 120 above: at 60 fps a 1 Gbit/s frame (≈ 2.08 MB) cannot
+//! fit GameStream's 4 × 255 shards at packet size 1392 (at most 4 × 252 data shards × 1376 B ≈
+//! 1.39 MB with any FEC) — the JSON says so.
+
+mod host;
+mod stream;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strahl_packetize::gamestream::plan;
+
+use crate::report::Plot;
+use host::{Host, HostConfig, Paths, run_driver, step};
+use stream::Recipe;
+
+/// The FEC percentage the issue asks for (fixed: min = default = max in the temp config).
+pub const FEC_PERCENT: u8 = 20;
+/// What Moonlight announces on a LAN (§A14).
+pub const PACKET_SIZE: usize = 1392;
+/// Datagram bytes per shard at [`PACKET_SIZE`]: P + 16.
+const DATAGRAM_BYTES: f64 = (PACKET_SIZE + 16) as f64;
+/// Above this the mean AU at 60 fps no longer fits 4 blocks at 20 % FEC (4 × 212 × 1376 B ×
+/// 8 × 60 ≈ 560 Mbit/s, §A18), so the stream runs at 120 fps.
+pub const MAX_60FPS_MBPS: u32 = 560;
+/// AUs per stream file: two IDR periods (the file loops on its first IDR).
+const STREAM_FRAMES: usize = 2 * stream::IDR_INTERVAL;
+/// The control plane polls the data plane's stats every 5 s (its default): waiting this long
+/// after the stream ends makes the scraped counters include the whole session.
+const STATS_SETTLE: Duration = Duration::from_secs(6);
+/// Pairing: RSA key generation in Python plus the five stages.
+const PAIR_TIMEOUT: Duration = Duration::from_secs(120);
+/// Stream start-up beyond warm-up + window: launch, RTSP, ENet, first IDR, teardown.
+const STREAM_OVERHEAD: Duration = Duration::from_secs(90);
+
+const USAGE: &str = "usage: strahl-bench gamestream [--rates 150,500,1000] [--seconds S] [--warmup S]
+                          [--runs N] [--size WxH] [--fps N] [--out DIR] [--cache DIR] [--bin-dir DIR]
+  --rates    Mbit/s, comma-separated (default 150,500,1000)
+  --seconds  measurement window per run (default 10), after --warmup (default 3)
+  --runs     runs per rate; figures are medians (default 3)
+  --size     stream size (default 1920x1080)
+  --fps      force one fps for every rate (default: 60, or 120 above 560 Mbit/s)
+  --out      writes gamestream.json, gamestream.svg and gamestream-cost.svg there
+  --cache    where the generated streams are kept (default $TMPDIR/strahl-bench-streams)
+  --bin-dir  strahl-dataplane / strahl-control (default: next to this executable)";
+
+struct Args {
+    rates: Vec<u32>,
+    seconds: f64,
+    warmup: f64,
+    runs: usize,
+    width: u32,
+    height: u32,
+    fps: Option<u32>,
+    out: Option<PathBuf>,
+    cache: PathBuf,
+    bin_dir: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut a = Args {
+        rates: vec![150, 500, 1000],
+        seconds: 10.0,
+        warmup: 3.0,
+        runs: 3,
+        width: 1920,
+        height: 1080,
+        fps: None,
+        out: None,
+        cache: std::env::temp_dir().join("strahl-bench-streams"),
+        bin_dir: None,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or(format!("{flag} needs a value\n{USAGE}"))
+        };
+        let bad = |e: &dyn std::fmt::Display| format!("{flag}: {e}\n{USAGE}");
+        match flag.as_str() {
+            "--rates" => {
+                a.rates = val()?
+                    .split(',')
+                    .map(|s| s.trim().parse::<u32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| bad(&e))?
+            }
+            "--seconds" => a.seconds = val()?.parse().map_err(|e| bad(&e))?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|e| bad(&e))?,
+            "--runs" => a.runs = val()?.parse().map_err(|e| bad(&e))?,
+            "--fps" => a.fps = Some(val()?.parse().map_err(|e| bad(&e))?),
+            "--size" => {
+                let v = val()?;
+                let (w, h) = v.split_once('x').ok_or_else(|| bad(&"expected WxH"))?;
+                a.width = w.parse().map_err(|e| bad(&e))?;
+                a.height = h.parse().map_err(|e| bad(&e))?;
+            }
+            "--out" => a.out = Some(val()?.into()),
+            "--cache" => a.cache = val()?.into(),
+            "--bin-dir" => a.bin_dir = Some(val()?.into()),
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if a.rates.is_empty() || a.rates.contains(&0) {
+        return Err(format!("--rates must be positive\n{USAGE}"));
+    }
+    if !(a.seconds > 0.0 && a.seconds <= 600.0 && a.warmup >= 0.0 && a.warmup <= 60.0) {
+        return Err(format!(
+            "--seconds in (0, 600], --warmup in [0, 60]\n{USAGE}"
+        ));
+    }
+    if a.runs == 0 || a.runs > 20 {
+        return Err(format!("--runs in 1..=20\n{USAGE}"));
+    }
+    Ok(a)
+}
+
+fn fps_for(a: &Args, rate: u32) -> u32 {
+    a.fps
+        .unwrap_or(if rate > MAX_60FPS_MBPS { 120 } else { 60 })
+}
+
+/// Median of the finite values (None when there are none).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Sum of every series of the metric `name` (all label values) in a scrape.
+fn metric_sum(m: &std::collections::BTreeMap<String, f64>, name: &str) -> Option<f64> {
+    let vals: Vec<f64> = m
+        .iter()
+        .filter(|(k, _)| *k == name || k.starts_with(&format!("{name}{{")))
+        .map(|(_, v)| *v)
+        .collect();
+    (!vals.is_empty()).then(|| vals.iter().sum())
+}
+
+/// Data-plane counters that answer the bench's questions, by the names the metrics table
+/// declares (first present wins; the media pipeline's names are matched loosely so a rename
+/// shows up as null rather than a wrong figure).
+const HOST_COUNTERS: &[(&str, &[&str])] = &[
+    (
+        "frames_sent",
+        &["strahl_video_frames_sent_total", "strahl_frames_sent_total"],
+    ),
+    (
+        "frames_encoded",
+        &[
+            "strahl_video_frames_encoded_total",
+            "strahl_frames_encoded_total",
+        ],
+    ),
+    ("parity_lowered", &["strahl_fec_parity_lowered_total"]),
+    ("frames_refused", &["strahl_frames_refused_total"]),
+    (
+        "video_packets_sent",
+        &["strahl_packets_sent_total{stream=\"video\"}"],
+    ),
+    (
+        "video_bytes_sent",
+        &["strahl_bytes_sent_total{stream=\"video\"}"],
+    ),
+];
+
+/// One measured run against a paired host.
+fn one_run(
+    paths: &Paths,
+    host: &Host,
+    client_dir: &std::path::Path,
+    a: &Args,
+    rate: u32,
+    fps: u32,
+) -> Result<Value, String> {
+    let before = host.metrics();
+    let args: Vec<String> = [
+        "--port".to_string(),
+        host.base_port.to_string(),
+        "--config".into(),
+        client_dir.display().to_string(),
+        "--width".into(),
+        a.width.to_string(),
+        "--height".into(),
+        a.height.to_string(),
+        "--fps".into(),
+        fps.to_string(),
+        "--bitrate-kbps".into(),
+        (rate * 1000).to_string(),
+        "--warmup".into(),
+        a.warmup.to_string(),
+        "--seconds".into(),
+        a.seconds.to_string(),
+        "--dp-pid".into(),
+        host.dataplane_pid.to_string(),
+    ]
+    .into();
+    let timeout = Duration::from_secs_f64(a.warmup + a.seconds) + STREAM_OVERHEAD;
+    let lines = run_driver(paths, "stream", &args, timeout)?;
+    if let Some(f) = step(&lines, "fatal") {
+        return Err(format!(
+            "driver: {} {}\n{}\nhost log:\n{}",
+            f["error"],
+            f["message"],
+            f["trace"].as_str().unwrap_or(""),
+            host.log_tail(30)
+        ));
+    }
+    if let Some(f) = step(&lines, "start_failed") {
+        // Reported, not fatal: the JSON says how far the client got (stage 8 = ENet control,
+        // 9/10 = video/audio start), so a host without media shows up as exactly that.
+        return Ok(json!({
+            "start_error": { "stage": f["stage"], "code": f["error_code"] },
+            "frames_received": 0,
+            "host_log_tail": host.log_tail(15),
+        }));
+    }
+    let w = step(&lines, "window")
+        .ok_or_else(|| format!("driver printed no window: {lines:?}"))?
+        .clone();
+    std::thread::sleep(STATS_SETTLE);
+    let after = host.metrics();
+    let mut counters = serde_json::Map::new();
+    let metrics_note = match (&before, &after) {
+        (Ok(b), Ok(af)) => {
+            for (key, names) in HOST_COUNTERS {
+                let v = names.iter().find_map(|n| {
+                    if n.contains('{') {
+                        Some(af.get(*n)? - b.get(*n).copied().unwrap_or(0.0))
+                    } else {
+                        Some(metric_sum(af, n)? - metric_sum(b, n).unwrap_or(0.0))
+                    }
+                });
+                counters.insert((*key).into(), json!(v));
+            }
+            // Every data-plane counter that moved, for whoever reads the JSON later.
+            let moved: serde_json::Map<String, Value> = af
+                .iter()
+                .filter_map(|(k, v)| {
+                    let d = v - b.get(k).copied().unwrap_or(0.0);
+                    (d != 0.0 && !k.starts_with("strahl_ipc")).then(|| (k.clone(), json!(d)))
+                })
+                .collect();
+            counters.insert("all_moved".into(), Value::Object(moved));
+            Value::Null
+        }
+        (Err(e), _) | (_, Err(e)) => json!(format!(
+            "data-plane metrics unavailable from the status server (/metrics on port {}): {e}",
+            host.status_port
+        )),
+    };
+    let secs = w["seconds"].as_f64().unwrap_or(0.0);
+    let au_bytes = w["au_bytes"].as_f64().unwrap_or(0.0);
+    let pkts = w["rtp"]["packetCountVideo"].as_f64().unwrap_or(0.0);
+    let achieved = if secs > 0.0 {
+        au_bytes * 8.0 / secs / 1e6
+    } else {
+        0.0
+    };
+    let wire = if secs > 0.0 {
+        pkts * DATAGRAM_BYTES * 8.0 / secs / 1e6
+    } else {
+        0.0
+    };
+    let dp_cpu = w["dp_cpu_s"].as_f64();
+    let per_gbit = |mbps: f64| {
+        dp_cpu
+            .filter(|_| mbps > 0.0)
+            .map(|c| c / (mbps * secs / 1000.0))
+    };
+    Ok(json!({
+        "window_s": secs,
+        "frames_in_window": w["frames_in_span"],
+        "frames_received": w["frames_received"],
+        "frames_lost": w["frames_lost"],
+        "idr_received": w["idr_frames"],
+        "fec_recovered_packets": w["rtp"]["packetCountFecRecovered"],
+        "fec_failed_packets": w["rtp"]["packetCountFecFailed"],
+        "client_rtp": w["rtp"],
+        "achieved_mbps": achieved,
+        "wire_mbps": wire,
+        "dataplane_cpu_s": dp_cpu,
+        "dataplane_cpu_s_per_gbit": per_gbit(achieved),
+        "dataplane_cpu_s_per_gbit_wire": per_gbit(wire),
+        "client_cpu_s": w["client_cpu_s"],
+        "machine_busy_frac": w["machine_busy_frac"],
+        "loadavg_start": w["loadavg_start"],
+        "loadavg_end": w["loadavg_end"],
+        "terminated": w["terminated"],
+        "termination_code": w["termination_code"],
+        "host_counters_session": Value::Object(counters),
+        "host_metrics_note": metrics_note,
+    }))
+}
+
+/// Median over runs of a numeric field.
+fn med(runs: &[Value], key: &str) -> Value {
+    json!(median(
+        runs.iter().filter_map(|r| r[key].as_f64()).collect()
+    ))
+}
+
+fn med_host(runs: &[Value], key: &str) -> Value {
+    json!(median(
+        runs.iter()
+            .filter_map(|r| r["host_counters_session"][key].as_f64())
+            .collect()
+    ))
+}
+
+pub fn run(raw: &[String]) -> Result<Value, String> {
+    let a = parse(raw)?;
+    let paths = Paths::discover(a.bin_dir.clone())?;
+    let mut results = Vec::new();
+    let mut notes = vec![];
+    let cap_any = plan::max_access_unit_bytes(PACKET_SIZE);
+    let cap_20 = plan::unlowered_capacity_bytes(PACKET_SIZE, FEC_PERCENT);
+    for &rate in &a.rates {
+        let fps60_au = rate as usize * 1_000_000 / 8 / 60;
+        if fps60_au > cap_any {
+            notes.push(format!(
+                "{rate} Mbit/s at 60 fps is {fps60_au} B per frame: more than GameStream's 4 × 255 \
+                 shards can carry at packet size {PACKET_SIZE} ({cap_any} B with any FEC, {cap_20} B \
+                 at {FEC_PERCENT} % FEC) — so it runs at 120 fps"
+            ));
+        }
+    }
+    for &rate in &a.rates {
+        let fps = fps_for(&a, rate);
+        let recipe = Recipe {
+            width: a.width,
+            height: a.height,
+            fps,
+            au_bytes: rate as usize * 1_000_000 / 8 / fps as usize,
+            frames: STREAM_FRAMES,
+        };
+        let file = stream::ensure(&recipe, &a.cache)?;
+        let analysis = stream::analyze(&file, PACKET_SIZE, FEC_PERCENT)?;
+        eprintln!(
+            "gamestream: {rate} Mbit/s at {fps} fps: {} (mean AU {} B)",
+            file.display(),
+            analysis.mean_au_bytes
+        );
+        let host = Host::start(
+            &paths,
+            &HostConfig {
+                stream_file: &file,
+                fec_percent: FEC_PERCENT,
+                extra_toml: "",
+            },
+        )?;
+        let client_dir = host.dir.join("client");
+        let pair_args: Vec<String> = [
+            "--port".to_string(),
+            host.base_port.to_string(),
+            "--config".into(),
+            client_dir.display().to_string(),
+            "--pin".into(),
+            "4711".into(),
+            "--pin-cmd".into(),
+            json!(host.pin_cmd()).to_string(),
+        ]
+        .into();
+        let paired = run_driver(&paths, "pair", &pair_args, PAIR_TIMEOUT)?;
+        if step(&paired, "pair").and_then(|p| p["ok"].as_bool()) != Some(true) {
+            return Err(format!(
+                "pairing failed: {paired:?}\nhost log:\n{}",
+                host.log_tail(30)
+            ));
+        }
+        let mut runs = Vec::new();
+        for k in 0..a.runs {
+            let r = one_run(&paths, &host, &client_dir, &a, rate, fps)?;
+            eprintln!(
+                "gamestream: {rate} Mbit/s run {}: {} frames received, {} lost, {:.1} Mbit/s",
+                k + 1,
+                r["frames_received"],
+                r["frames_lost"],
+                r["achieved_mbps"].as_f64().unwrap_or(0.0)
+            );
+            runs.push(r);
+        }
+        let transport = host
+            .log_grep("transport")
+            .into_iter()
+            .find(|l| l.contains("chosen") || l.contains("data plane transport"));
+        drop(host);
+        results.push(json!({
+            "rate_mbps": rate,
+            "fps": fps,
+            "width": a.width,
+            "height": a.height,
+            "packet_size": PACKET_SIZE,
+            "fec_percent": FEC_PERCENT,
+            "stream": {
+                "file": file.display().to_string(),
+                "source": "pre-encoded: OpenH264 baseline, fixed QP, fresh noise per frame, IDR every 60 AUs",
+                "analysis": analysis,
+            },
+            "transport_log": transport,
+            "median": {
+                "frames_in_window": med(&runs, "frames_in_window"),
+                "frames_received": med(&runs, "frames_received"),
+                "frames_lost": med(&runs, "frames_lost"),
+                "fec_recovered_packets": med(&runs, "fec_recovered_packets"),
+                "fec_failed_packets": med(&runs, "fec_failed_packets"),
+                "achieved_mbps": med(&runs, "achieved_mbps"),
+                "wire_mbps": med(&runs, "wire_mbps"),
+                "dataplane_cpu_s_per_gbit": med(&runs, "dataplane_cpu_s_per_gbit"),
+                "dataplane_cpu_s_per_gbit_wire": med(&runs, "dataplane_cpu_s_per_gbit_wire"),
+                "machine_busy_frac": med(&runs, "machine_busy_frac"),
+                "host_frames_sent_session": med_host(&runs, "frames_sent"),
+                "host_parity_lowered_session": med_host(&runs, "parity_lowered"),
+                "host_frames_refused_session": med_host(&runs, "frames_refused"),
+            },
+            "runs": runs,
+        }));
+    }
+    let doc = json!({
+        "bench": "gamestream",
+        "client": "moonlight-python 0.3.0 (moonlight-common-c), pull without decoding",
+        "loopback": true,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "capacity": {
+            "max_au_bytes_any_fec": cap_any,
+            "max_au_bytes_at_fec_percent": cap_20,
+            "fec_percent": FEC_PERCENT,
+            "packet_size": PACKET_SIZE,
+        },
+        "notes": notes,
+        "results": results,
+    });
+    if let Some(dir) = &a.out {
+        write_outputs(dir, &doc)?;
+    }
+    Ok(doc)
+}
+
+fn write_outputs(dir: &std::path::Path, doc: &Value) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let json_path = dir.join("gamestream.json");
+    let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+    std::fs::write(&json_path, text).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    let res = doc["results"].as_array().cloned().unwrap_or_default();
+    let pts = |f: &dyn Fn(&Value) -> Option<f64>| -> Vec<(f64, f64)> {
+        res.iter()
+            .filter_map(|r| Some((r["rate_mbps"].as_f64()?, f(r)?)))
+            .collect()
+    };
+    let mut rate = Plot::new(
+        "strahl → Moonlight core on loopback (GameStream, 20 % FEC, P = 1392)",
+        "target Mbit/s",
+        "Mbit/s",
+    );
+    rate.series("target", pts(&|r| r["rate_mbps"].as_f64()));
+    rate.series(
+        "video received (median)",
+        pts(&|r| r["median"]["achieved_mbps"].as_f64()),
+    );
+    rate.series(
+        "on the wire incl. FEC (median)",
+        pts(&|r| r["median"]["wire_mbps"].as_f64()),
+    );
+    rate.write(&dir.join("gamestream.svg"))?;
+    let mut cost = Plot::new(
+        "Data-plane CPU and frame loss per rate (medians)",
+        "target Mbit/s",
+        "value",
+    );
+    cost.series(
+        "data-plane CPU s per Gbit video",
+        pts(&|r| r["median"]["dataplane_cpu_s_per_gbit"].as_f64()),
+    );
+    cost.series(
+        "frames lost %",
+        pts(&|r| {
+            let lost = r["median"]["frames_lost"].as_f64()?;
+            let span = r["median"]["frames_in_window"].as_f64()?;
+            (span > 0.0).then(|| 100.0 * lost / span)
+        }),
+    );
+    cost.series(
+        "machine CPU busy %",
+        pts(&|r| r["median"]["machine_busy_frac"].as_f64().map(|f| 100.0 * f)),
+    );
+    cost.write(&dir.join("gamestream-cost.svg"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fps_rule_and_capacity_note() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(fps_for(&a, 150), 60);
+        assert_eq!(fps_for(&a, 500), 60);
+        assert_eq!(fps_for(&a, 1000), 120);
+        // The reason for 120 fps: a 1 Gbit/s frame at 60 fps exceeds 4 × 252 × 1376 B.
+        assert!(1_000_000_000 / 8 / 60 > plan::max_access_unit_bytes(PACKET_SIZE));
+        assert!(1_000_000_000 / 8 / 120 < plan::unlowered_capacity_bytes(PACKET_SIZE, 20));
+        // And the 60 fps ceiling constant matches the 20 % capacity (≈ 560 Mbit/s).
+        let mbps = plan::unlowered_capacity_bytes(PACKET_SIZE, 20) as u64 * 8 * 60 / 1_000_000;
+        assert_eq!(mbps, MAX_60FPS_MBPS as u64);
+    }
+
+    #[test]
+    fn args_are_checked() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let a = parse(&s(&[
+            "--rates",
+            "10,20",
+            "--seconds",
+            "2",
+            "--size",
+            "640x360",
+        ]))
+        .unwrap();
+        assert_eq!(a.rates, vec![10, 20]);
+        assert_eq!((a.width, a.height), (640, 360));
+        assert!(parse(&s(&["--rates", "0"])).is_err());
+        assert!(parse(&s(&["--size", "640"])).is_err());
+        assert!(parse(&s(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN]), None);
+    }
+}
