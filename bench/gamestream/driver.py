@@ -6,6 +6,8 @@ One client process per invocation (common-c is process-global). Every step print
 object per line on stdout; the Rust side parses them.
 
 Modes:
+  check   decode a stream file with FFmpeg's h264 decoder (PyAV): frames, key frames, errors —
+          the independent proof that the generated stream is valid H.264.
   pair    serverinfo over HTTP, MoonlightClient.pair(server, pin=PIN) in a thread while the main
           thread submits PIN through `strahl-control pin` (retried until a client is waiting).
   stream  (paired config dir) /launch WxH@FPS, the StreamingSession handshake at the given
@@ -221,12 +223,35 @@ def do_stream(a):
     emit(step="serverinfo_free", state=free.state, current_game=free.current_game)
 
 
+def do_check(a):
+    import av
+    codec = av.CodecContext.create("h264", "r")
+    with open(a.file, "rb") as f:
+        data = f.read()
+    frames = keys = errors = 0
+    size = None
+    # parse(None) flushes the parser (its last AU); decode(None) flushes the decoder.
+    packets = list(codec.parse(data)) + list(codec.parse(None)) + [None]
+    for pkt in packets:
+        try:
+            for fr in codec.decode(pkt):
+                frames += 1
+                keys += int(fr.key_frame)
+                size = (fr.width, fr.height)
+        except av.error.InvalidDataError:
+            errors += 1
+        except av.error.EOFError:
+            break
+    emit(step="check", frames=frames, key_frames=keys, errors=errors, size=size)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["pair", "stream"])
+    ap.add_argument("mode", choices=["check", "pair", "stream"])
+    ap.add_argument("--file", default="")
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--config", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--config", default="")
     ap.add_argument("--pin", default="4711")
     ap.add_argument("--pin-cmd", default="[]",
                     help="JSON list: the command that submits the PIN (the PIN is appended)")
@@ -238,7 +263,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--dp-pid", type=int, default=0)
     a = ap.parse_args()
-    if a.mode == "pair":
+    if a.mode == "check":
+        do_check(a)
+    elif a.mode == "pair":
         do_pair(a)
     else:
         do_stream(a)

@@ -76,6 +76,9 @@ fn gamestream_smoke() {
     assert_eq!(a["idr_access_units"], 2, "{a}");
     let mean = a["mean_au_bytes"].as_f64().unwrap();
     assert!((mean - 33_333.0).abs() / 33_333.0 < 0.15, "mean AU {mean}");
+    let check = &r["stream"]["ffmpeg_check"];
+    assert_eq!(check["frames"], 120, "{check}");
+    assert_eq!(check["errors"], 0, "{check}");
     let run = &r["runs"][0];
     if let Some(e) = run.get("start_error") {
         let stage = e["stage"].as_u64().unwrap_or(0);

@@ -51,6 +51,8 @@ const STREAM_FRAMES: usize = 2 * stream::IDR_INTERVAL;
 const STATS_SETTLE: Duration = Duration::from_secs(6);
 /// Pairing: RSA key generation in Python plus the five stages.
 const PAIR_TIMEOUT: Duration = Duration::from_secs(120);
+/// FFmpeg decoding a 120-AU 1080p stream in Python (≈ 5 s here, loaded).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Stream start-up beyond warm-up + window: launch, RTSP, ENet, first IDR, teardown.
 const STREAM_OVERHEAD: Duration = Duration::from_secs(90);
 
@@ -367,6 +369,22 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
         };
         let file = stream::ensure(&recipe, &a.cache)?;
         let analysis = stream::analyze(&file, PACKET_SIZE, FEC_PERCENT)?;
+        // Independent validity check: FFmpeg's decoder must take every AU.
+        let check = run_driver(
+            &paths,
+            "check",
+            &["--file".to_string(), file.display().to_string()],
+            CHECK_TIMEOUT,
+        )?;
+        let check = step(&check, "check").cloned().unwrap_or(Value::Null);
+        if check["frames"].as_u64() != Some(analysis.access_units as u64)
+            || check["errors"].as_u64() != Some(0)
+        {
+            return Err(format!(
+                "{}: FFmpeg does not decode every AU ({check}); delete it to regenerate",
+                file.display()
+            ));
+        }
         eprintln!(
             "gamestream: {rate} Mbit/s at {fps} fps: {} (mean AU {} B)",
             file.display(),
@@ -427,6 +445,7 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
                 "file": file.display().to_string(),
                 "source": "pre-encoded: OpenH264 baseline, fixed QP, fresh noise per frame, IDR every 60 AUs",
                 "analysis": analysis,
+                "ffmpeg_check": check,
             },
             "transport_log": transport,
             "median": {

@@ -11,7 +11,7 @@
 //!   fixed QP (min = max), one IDR (SPS, PPS, IDR slice) every [`IDR_INTERVAL`] frames, the
 //!   first AU an IDR. OpenH264's rate control cannot reach 1 Gbit/s (it clamps to level
 //!   limits), so the size is set by the QP and the noise amplitude instead:
-//!   1. QP: the highest QP whose P frame at full amplitude is ≥ the target;
+//!   1. QP: the highest QP whose P frame at full amplitude is ≥ the IDR target;
 //!   2. amplitude: bisection at that QP until the P frame is within [`SIZE_TOLERANCE`];
 //!   3. a second amplitude for IDRs, which are made [`IDR_SIZE_FACTOR`] × larger (as intra
 //!      frames are in real content).
@@ -35,13 +35,13 @@ use strahl_capture::annexb::{access_unit_ranges, is_idr_au};
 use strahl_packetize::gamestream::plan::{self, max_access_unit_bytes, plan_frame};
 
 /// Bump when the recipe changes: part of the cache key.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 4;
 /// An IDR every 60 AUs: the client gets a fresh IDR at least every second, and the file loops
 /// on an IDR (the passthrough source restarts at the first IDR).
 pub const IDR_INTERVAL: usize = 60;
-/// Accept a probe within ±4 % of the target AU size (the noise makes frame sizes vary by
-/// about ±1 % around their mean at a fixed QP, measured in the probes this module logs).
-const SIZE_TOLERANCE: f64 = 0.04;
+/// Stop the amplitude bisection within ±1.5 % of the target (one amplitude step near the
+/// top of the range moves the size by about 1–1.5 %, seen in the calibration log).
+const SIZE_TOLERANCE: f64 = 0.015;
 /// IDRs are made this much larger than the mean P frame, as with real content (an intra frame
 /// costs more than a predicted one). At 1 Gbit/s and 120 fps this puts the IDRs (≈ 1.25 MB)
 /// between the 4-block capacity at 20 % FEC (1.167 MB) and the absolute one (1.387 MB), so
@@ -250,9 +250,11 @@ struct Params {
 fn calibrate(r: &Recipe) -> Result<Params, String> {
     const FULL: u8 = FULL_AMPLITUDE;
     let target = r.au_bytes as f64;
-    // Bisection on QP (size falls as QP rises): the highest QP still ≥ target at full noise.
+    // Bisection on QP (size falls as QP rises): the highest QP still ≥ the IDR target at full
+    // noise, so both amplitudes below have room.
+    let qp_target = target * IDR_SIZE_FACTOR;
     let (mut lo, mut hi) = (0u8, 51u8);
-    if (probe(r, lo, FULL, FULL)?.1 as f64) < target {
+    if (probe(r, lo, FULL, FULL)?.1 as f64) < qp_target {
         return Err(format!(
             "{}x{} cannot reach {} B per AU even at QP 0: use a larger size",
             r.width, r.height, r.au_bytes
@@ -262,7 +264,7 @@ fn calibrate(r: &Recipe) -> Result<Params, String> {
         let mid = (lo + hi) / 2;
         let s = probe(r, mid, FULL, FULL)?.1;
         eprintln!("gamestream: calibrate QP {mid}: {s} B");
-        if s as f64 >= target {
+        if s as f64 >= qp_target {
             lo = mid;
         } else {
             hi = mid;
