@@ -123,6 +123,21 @@ metrics_table! {
         "GameStream frames whose per-block parity was lowered to fit the 4-block FEC limit.";
     FramesRefused: Counter "strahl_frames_refused_total"
         "Frames not sent because they could not be protected by FEC within the protocol limits.";
+    ControlFecPercent: Gauge "strahl_control_fec_percent"
+        "FEC parity % the adaptive controller currently asks of the data plane (GameStream).";
+    ControlFecReports: Counter "strahl_control_fec_status_reports_total"
+        "SS_FRAME_FEC_STATUS reports from clients, by what the reported block went through."
+        ["result": "clean", "recovered", "lost"];
+    ControlKeyframeRequests: Counter "strahl_control_keyframe_requests_total"
+        "Keyframes asked of the data plane on behalf of a client, by cause."
+        ["cause": "idr", "rfi"];
+    ControlDisconnects: Counter "strahl_control_disconnects_total"
+        "GameStream control (ENet) sessions that ended, by reason."
+        ["reason": "peer", "timeout", "decrypt", "terminated", "shutdown"];
+    InputEvents: Counter "strahl_input_events_total"
+        "Client input events delivered to the input sink.";
+    InputSinkErrors: Counter "strahl_input_sink_errors_total"
+        "Client input events (or releases) the input sink failed to apply.";
 }
 
 /// Number of declared metrics.
