@@ -156,6 +156,8 @@ impl Host {
             .arg(&config)
             .env("STRAHL_BIN_DIR", &paths.bin_dir)
             .env("RUST_LOG", "info")
+            // run.sh passes these to `strahl-control serve` only: no mDNS from a bench.
+            .env("STRAHL_CONTROL_ARGS", "--no-mdns")
             .env("TMPDIR", &dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

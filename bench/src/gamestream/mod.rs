@@ -160,11 +160,38 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// Sum of every series of the metric `name` (all label values) in a scrape.
-fn metric_sum(m: &std::collections::BTreeMap<String, f64>, name: &str) -> Option<f64> {
+/// Splits a Prometheus series key `name{a="x",b="y"}` into the name and its label pairs.
+fn split_key(key: &str) -> (&str, Vec<(&str, &str)>) {
+    let Some((name, rest)) = key.split_once('{') else {
+        return (key, Vec::new());
+    };
+    let labels = rest
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.trim(), v.trim().trim_matches('"')))
+        })
+        .collect();
+    (name, labels)
+}
+
+/// Sum of the data plane's series of `want` (`name` or `name{label="v"}`) in a scrape: every
+/// series with that name carrying the wanted labels, and either no `process` label or
+/// `process="dataplane"` (the status server merges both processes' registries, told apart by
+/// that label). None when no series matches.
+fn metric_sum(m: &std::collections::BTreeMap<String, f64>, want: &str) -> Option<f64> {
+    let (name, wanted) = split_key(want);
     let vals: Vec<f64> = m
         .iter()
-        .filter(|(k, _)| *k == name || k.starts_with(&format!("{name}{{")))
+        .filter(|(k, _)| {
+            let (n, labels) = split_key(k);
+            n == name
+                && wanted.iter().all(|w| labels.contains(w))
+                && labels
+                    .iter()
+                    .all(|(lk, lv)| *lk != "process" || *lv == "dataplane")
+        })
         .map(|(_, v)| *v)
         .collect();
     (!vals.is_empty()).then(|| vals.iter().sum())
@@ -257,13 +284,9 @@ fn one_run(
     let metrics_note = match (&before, &after) {
         (Ok(b), Ok(af)) => {
             for (key, names) in HOST_COUNTERS {
-                let v = names.iter().find_map(|n| {
-                    if n.contains('{') {
-                        Some(af.get(*n)? - b.get(*n).copied().unwrap_or(0.0))
-                    } else {
-                        Some(metric_sum(af, n)? - metric_sum(b, n).unwrap_or(0.0))
-                    }
-                });
+                let v = names
+                    .iter()
+                    .find_map(|n| Some(metric_sum(af, n)? - metric_sum(b, n).unwrap_or(0.0)));
                 counters.insert((*key).into(), json!(v));
             }
             // Every data-plane counter that moved, for whoever reads the JSON later.
@@ -571,6 +594,33 @@ mod tests {
         assert!(parse(&s(&["--rates", "0"])).is_err());
         assert!(parse(&s(&["--size", "640"])).is_err());
         assert!(parse(&s(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn metric_sum_takes_the_data_plane_series() {
+        let m: std::collections::BTreeMap<String, f64> = [
+            (
+                "strahl_packets_sent_total{process=\"dataplane\",stream=\"video\"}",
+                10.0,
+            ),
+            (
+                "strahl_packets_sent_total{process=\"dataplane\",stream=\"audio\"}",
+                3.0,
+            ),
+            (
+                "strahl_packets_sent_total{process=\"control\",stream=\"video\"}",
+                100.0,
+            ),
+            ("strahl_fec_parity_lowered_total", 2.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let video = "strahl_packets_sent_total{stream=\"video\"}";
+        assert_eq!(metric_sum(&m, video), Some(10.0));
+        assert_eq!(metric_sum(&m, "strahl_packets_sent_total"), Some(13.0));
+        assert_eq!(metric_sum(&m, "strahl_fec_parity_lowered_total"), Some(2.0));
+        assert_eq!(metric_sum(&m, "strahl_nope_total"), None);
     }
 
     #[test]
