@@ -1,0 +1,533 @@
+//! End-to-end harness: strahl started exactly as the README starts it (`scripts/run.sh
+//! --config FILE`, both binaries supervised together), on loopback, and driven by the real
+//! Moonlight core (PyPI moonlight-python 0.3.0, GPL: a test tool in its own process, never
+//! linked) through `driver/moonlight_e2e.py`.
+//!
+//! Contract of [`Strahl`]:
+//! - [`Strahl::start`] writes a temp config (a free GameStream base port and status port per
+//!   instance so tests run in parallel, a temp `state_dir` and IPC socket, plus
+//!   [`Options::extra_toml`] verbatim), runs `scripts/run.sh --config <it>` in its own process
+//!   group with `STRAHL_BIN_DIR` = the test build's binaries and `STRAHL_CONTROL_ARGS=--no-mdns`,
+//!   and returns once the control plane logged "connected to dataplane" (bounded by
+//!   [`Options::start_timeout`]);
+//! - the combined output of run.sh and both processes is collected ([`Strahl::log`]);
+//! - on drop the whole process group gets SIGTERM, then SIGKILL after [`STOP_GRACE`], and the
+//!   scratch directory is removed (kept when `STRAHL_E2E_KEEP=1`, for post-mortems).
+//!
+//! Binaries: `$STRAHL_BIN_DIR` when set, else `cargo build -p strahl-dataplane -p
+//! strahl-control` with this test's cargo, target directory and profile (a no-op when fresh;
+//! binaries of other packages are not exposed to a test crate, so the harness builds them).
+#![forbid(unsafe_code)]
+
+mod driver;
+mod ports;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use driver::{Driver, DriverOutput, driver_script, python, run_driver};
+pub use ports::PortPlan;
+
+/// Start-up bound: the data plane's transport self-test plus both processes' start on a loaded
+/// 2-core machine (the self-test alone took a few seconds in the bench's runs).
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// SIGTERM to SIGKILL on teardown (both processes stop within ~2 s on SIGTERM, run.sh's
+/// contract).
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
+/// Bound for one pairing driver: Python start-up, RSA key generation, four HTTP round trips
+/// and the stage-1 long poll.
+pub const PAIR_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the client's stage-1 request may take to reach the host.
+pub const PIN_WAIT: Duration = Duration::from_secs(60);
+/// Log line the control plane prints while a client waits for its PIN.
+pub const PIN_WAITING_LINE: &str = "pairing: waiting for the PIN";
+/// Poll period of every log wait.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Errors of the harness, by origin.
+#[derive(Debug)]
+pub enum Error {
+    /// The environment: binaries, interpreter, files, ports.
+    Setup(String),
+    /// strahl (run.sh or one of its processes) did not do what was expected.
+    Host { what: String, log: String },
+    /// A bounded wait ran out.
+    Timeout(String),
+    /// A driver process misbehaved (killed, garbage on stdout, missing step, non-zero exit).
+    Driver { what: String, output: String },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Setup(s) => write!(f, "setup: {s}"),
+            Error::Host { what, log } => write!(f, "strahl: {what}\n--- log ---\n{log}"),
+            Error::Timeout(s) => write!(f, "timed out: {s}"),
+            Error::Driver { what, output } => write!(f, "driver: {what}\n{output}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The repository root (this crate is `crates/test/e2e`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+}
+
+/// Directory holding `strahl-dataplane` and `strahl-control`: `$STRAHL_BIN_DIR`, else built
+/// once per test process with this test's cargo, target directory and profile.
+pub fn bin_dir() -> Result<PathBuf> {
+    static DIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(d) = std::env::var_os("STRAHL_BIN_DIR") {
+            return Ok(PathBuf::from(d));
+        }
+        build_binaries()
+    })
+    .clone()
+    .map_err(Error::Setup)
+}
+
+fn build_binaries() -> std::result::Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // <target>/<profile>/deps/<test-binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("test binary not under <target>/<profile>/deps")?;
+    let target_dir = profile_dir.parent().ok_or("no target directory")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root())
+        .args(["build", "-p", "strahl-dataplane", "-p", "strahl-control"])
+        .args(["--bin", "strahl-dataplane", "--bin", "strahl-control"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let st = cmd.status().map_err(|e| format!("run cargo build: {e}"))?;
+    if !st.success() {
+        return Err(format!("cargo build of the strahl binaries failed ({st})"));
+    }
+    let dir = profile_dir.to_path_buf();
+    for b in ["strahl-dataplane", "strahl-control"] {
+        if !dir.join(b).exists() {
+            return Err(format!("{} missing after the build", dir.join(b).display()));
+        }
+    }
+    Ok(dir)
+}
+
+/// How to start one instance.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Appended verbatim to the generated config: `[testing]`, `[input]`, `[video]`, `[audio]`,
+    /// `[status]`, `[[apps]]`… The harness writes only `[host]`, `[network]` and `[dataplane]`;
+    /// do not repeat those (TOML forbids a table twice) — use the fields below instead.
+    pub extra_toml: String,
+    /// `[dataplane] transport`; `None` keeps the default ("auto": the start-up self-test picks).
+    pub transport: Option<String>,
+    /// Environment for run.sh (e.g. `STRAHL_BACKOFF_START_MS`), on top of the harness's own.
+    pub env: Vec<(String, String)>,
+    /// `RUST_LOG` for both processes.
+    pub rust_log: String,
+    /// Bound on reaching "connected to dataplane".
+    pub start_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra_toml: String::new(),
+            transport: None,
+            env: Vec::new(),
+            rust_log: "info".into(),
+            start_timeout: START_TIMEOUT,
+        }
+    }
+}
+
+impl Options {
+    /// Input goes to the recording sink at [`Strahl::input_record_path`] (one JSON line per
+    /// event).
+    pub fn record_input(mut self) -> Self {
+        self.extra_toml.push_str("\n[input]\nsink = \"record\"\n");
+        self
+    }
+
+    /// Appends TOML (see [`extra_toml`](Self::extra_toml)).
+    pub fn toml(mut self, text: &str) -> Self {
+        self.extra_toml.push('\n');
+        self.extra_toml.push_str(text);
+        self.extra_toml.push('\n');
+        self
+    }
+}
+
+/// A running strahl: run.sh and its two children, in their own process group.
+pub struct Strahl {
+    child: Child,
+    /// Scratch directory (config, state, sockets, run.sh's logs).
+    pub dir: PathBuf,
+    /// The generated config file.
+    pub config: PathBuf,
+    /// Every port of this instance.
+    pub ports: PortPlan,
+    /// Where the binaries are (also `STRAHL_BIN_DIR` of run.sh).
+    pub bin_dir: PathBuf,
+    output: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Strahl {
+    /// Starts strahl with `opts` and waits until the control plane is connected to the data
+    /// plane.
+    pub fn start(opts: Options) -> Result<Strahl> {
+        let bin_dir = bin_dir()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "strahl-e2e-{}-{}",
+            std::process::id(),
+            nanos % 1_000_000_000_000
+        ));
+        let mkdir = |p: &Path| {
+            std::fs::create_dir_all(p).map_err(|e| Error::Setup(format!("{}: {e}", p.display())))
+        };
+        mkdir(&dir.join("run"))?;
+        mkdir(&dir.join("state"))?;
+        mkdir(&dir.join("tmp"))?;
+        let ports = PortPlan::pick().ok_or(Error::Setup("no free port plan".into()))?;
+        let transport = opts
+            .transport
+            .as_deref()
+            .map(|t| format!("transport = \"{t}\"\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "# written by strahl-e2e\n\
+             [host]\nname = \"strahl-e2e\"\nstate_dir = \"{state}\"\n\
+             [network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base}\n\
+             status_port = {status}\nnative_port = {native}\n\
+             [dataplane]\nsocket = \"{sock}\"\n{transport}\
+             {extra}\n",
+            state = dir.join("state").display(),
+            base = ports.http,
+            status = ports.status,
+            native = ports.native,
+            sock = dir.join("run/dataplane.sock").display(),
+            extra = opts.extra_toml,
+        );
+        let config = dir.join("strahl.toml");
+        std::fs::write(&config, text)
+            .map_err(|e| Error::Setup(format!("{}: {e}", config.display())))?;
+
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("scripts/run.sh"))
+            .arg("--config")
+            .arg(&config)
+            .env("STRAHL_BIN_DIR", &bin_dir)
+            .env("RUST_LOG", &opts.rust_log)
+            .env("STRAHL_CONTROL_ARGS", "--no-mdns")
+            // run.sh's own log directory lands in the scratch directory.
+            .env("TMPDIR", dir.join("tmp"));
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::Setup(format!("spawn scripts/run.sh: {e}")))?;
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ];
+        for pipe in pipes.into_iter().flatten() {
+            let sink = output.clone();
+            readers.push(std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Ok(mut v) = sink.lock() {
+                        v.push(line);
+                    }
+                }
+            }));
+        }
+        let mut s = Strahl {
+            child,
+            dir,
+            config,
+            ports,
+            bin_dir,
+            output,
+            readers,
+        };
+        let t0 = Instant::now();
+        loop {
+            if s.log_count("connected to dataplane") > 0 && s.pids().is_some() {
+                return Ok(s);
+            }
+            if let Ok(Some(st)) = s.child.try_wait() {
+                return Err(s.host_error(format!("run.sh exited ({st}) before strahl was up")));
+            }
+            if t0.elapsed() > opts.start_timeout {
+                return Err(s.host_error(format!(
+                    "no \"connected to dataplane\" within {:?}",
+                    opts.start_timeout
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn host_error(&self, what: String) -> Error {
+        Error::Host {
+            what,
+            log: self.log(),
+        }
+    }
+
+    /// The temp state directory (host identity, paired clients, admin token).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// The data-plane IPC socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/dataplane.sock")
+    }
+
+    /// The recording sink's file with [`Options::record_input`] (`record_path = "auto"`).
+    pub fn input_record_path(&self) -> PathBuf {
+        self.state_dir().join("input-events.jsonl")
+    }
+
+    /// The process group of run.sh and both children.
+    pub fn pgid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The current (data plane, control plane) pids: the last "started … (pid N)" of each that
+    /// run.sh printed (restarts print a new one).
+    pub fn pids(&self) -> Option<(u32, u32)> {
+        let out = self.output.lock().ok()?;
+        let last = |name: &str| {
+            let pat = format!("run: started {name} (pid ");
+            out.iter()
+                .rev()
+                .find_map(|l| l.split_once(&pat).map(|(_, r)| r.to_string()))
+                .and_then(|r| r.trim_end_matches(')').parse::<u32>().ok())
+        };
+        Some((last("dataplane")?, last("control")?))
+    }
+
+    /// The data plane's current pid.
+    pub fn dataplane_pid(&self) -> Option<u32> {
+        self.pids().map(|p| p.0)
+    }
+
+    /// The control plane's current pid.
+    pub fn control_pid(&self) -> Option<u32> {
+        self.pids().map(|p| p.1)
+    }
+
+    /// Everything run.sh and both processes printed so far, one line each.
+    pub fn log(&self) -> String {
+        self.output.lock().map(|v| v.join("\n")).unwrap_or_default()
+    }
+
+    /// The log lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.output.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// How many log lines contain `pat`.
+    pub fn log_count(&self, pat: &str) -> usize {
+        self.output
+            .lock()
+            .map(|v| v.iter().filter(|l| l.contains(pat)).count())
+            .unwrap_or(0)
+    }
+
+    /// Waits (bounded) until at least `n` log lines contain `pat`.
+    pub fn wait_log_n(&self, pat: &str, n: usize, timeout: Duration) -> Result<()> {
+        let t0 = Instant::now();
+        while self.log_count(pat) < n {
+            if t0.elapsed() > timeout {
+                return Err(self.host_error(format!(
+                    "{n} log line(s) containing {pat:?} within {timeout:?} (saw {})",
+                    self.log_count(pat)
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
+    }
+
+    /// Waits (bounded) until a log line contains `pat`.
+    pub fn wait_log(&self, pat: &str, timeout: Duration) -> Result<()> {
+        self.wait_log_n(pat, 1, timeout)
+    }
+
+    /// run.sh's exit status, if it ended.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends `sig` (e.g. "TERM", "KILL") to one process.
+    pub fn signal(pid: u32, sig: &str) -> bool {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Stops strahl as Ctrl-C would (SIGTERM to run.sh) and waits (bounded) for run.sh.
+    pub fn stop(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        Strahl::signal(self.child.id(), "TERM");
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.try_exit() {
+                return Ok(st);
+            }
+            if t0.elapsed() > timeout {
+                return Err(self.host_error(format!("run.sh did not exit within {timeout:?}")));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `strahl-control pin [--client ID] PIN` against this instance's config (the real CLI):
+    /// (exit code, stdout + stderr).
+    pub fn pin(&self, pin: &str, client: Option<&str>) -> Result<(i32, String)> {
+        let mut cmd = Command::new(self.bin_dir.join("strahl-control"));
+        cmd.arg("pin").arg("--config").arg(&self.config);
+        if let Some(c) = client {
+            cmd.args(["--client", c]);
+        }
+        let out = cmd
+            .arg(pin)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Setup(format!("run strahl-control pin: {e}")))?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    }
+
+    /// Driver arguments that point a client at this instance: `--host 127.0.0.1 --port HTTP`.
+    pub fn client_args(&self) -> Vec<String> {
+        vec![
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            self.ports.http.to_string(),
+        ]
+    }
+
+    /// One pairing attempt by a real Moonlight client whose identity lives in `client_dir`:
+    /// the client uses `client_pin`, the operator types `operator_pin` into `strahl-control
+    /// pin` once the client waits in stage 1. Returns the driver's output (its `pair` step says
+    /// whether it paired) and the pin CLI's (exit code, text).
+    pub fn pair_attempt(
+        &self,
+        client_dir: &Path,
+        client_pin: &str,
+        operator_pin: &str,
+    ) -> Result<(DriverOutput, (i32, String))> {
+        std::fs::create_dir_all(client_dir)
+            .map_err(|e| Error::Setup(format!("{}: {e}", client_dir.display())))?;
+        let waiting = self.log_count(PIN_WAITING_LINE);
+        let mut args = vec!["pair".to_string()];
+        args.extend(self.client_args());
+        args.extend([
+            "--config".into(),
+            client_dir.display().to_string(),
+            "--pin".into(),
+            client_pin.into(),
+        ]);
+        let drv = Driver::spawn(&args)?;
+        self.wait_log_n(PIN_WAITING_LINE, waiting + 1, PIN_WAIT)?;
+        let cli = self.pin(operator_pin, None)?;
+        let out = drv.finish(PAIR_TIMEOUT)?;
+        Ok((out, cli))
+    }
+
+    /// Pairs a real Moonlight client (identity in `client_dir`) with a PIN chosen here and
+    /// submitted through `strahl-control pin`. Returns the driver's lines.
+    pub fn pair(&self, client_dir: &Path) -> Result<DriverOutput> {
+        let pin = format!(
+            "{:04}",
+            (std::process::id() ^ self.ports.http as u32) % 10_000
+        );
+        let (out, (code, text)) = self.pair_attempt(client_dir, &pin, &pin)?;
+        if code != 0 {
+            return Err(self.host_error(format!("strahl-control pin {pin} exited {code}: {text}")));
+        }
+        let ok = out.step("pair").is_some_and(|p| p["ok"] == true);
+        if !ok {
+            return Err(Error::Driver {
+                what: "pairing failed".into(),
+                output: out.to_string(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Strahl {
+    fn drop(&mut self) {
+        let pg = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &pg])
+            .stderr(Stdio::null())
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < STOP_GRACE {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+        // Children outlive run.sh only if they ignored SIGTERM: the group gets SIGKILL.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &pg])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        // The reader threads end at EOF; not joined, so a stray grandchild holding a pipe
+        // cannot hang the test.
+        self.readers.clear();
+        if std::env::var_os("STRAHL_E2E_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
