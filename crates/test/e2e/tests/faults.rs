@@ -21,7 +21,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strahl_ipc::socket::SeqPacket;
@@ -37,52 +37,12 @@ const BACKOFF_MS: u64 = 1500;
 // ---------------------------------------------------------------------------------------------
 // Helpers: binaries, scratch directories, processes with collected output.
 
-/// Builds (no-op when fresh) a binary of this workspace with this test's profile and target
-/// directory, and returns its path (binaries of other packages are not exposed to tests).
-/// `$STRAHL_TEST_BIN_DIR` names a directory of prebuilt binaries instead.
-fn bin(package: &str, name: &str) -> PathBuf {
-    if let Some(d) = std::env::var_os("STRAHL_TEST_BIN_DIR") {
-        return PathBuf::from(d).join(name);
-    }
-    static CACHE: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-    let mut cache = cache.lock().unwrap();
-    if let Some((_, p)) = cache.iter().find(|(n, _)| n == name) {
-        return p.clone();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let target_dir = profile_dir.parent().unwrap();
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(workspace())
-        .args([
-            "build",
-            "-p",
-            package,
-            "--bin",
-            name,
-            "--message-format=json",
-        ])
-        .arg("--target-dir")
-        .arg(target_dir);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.stderr(Stdio::inherit()).output().expect("cargo build");
-    assert!(out.status.success(), "building {name} failed");
-    let key = "\"executable\":\"";
-    let path = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("\"compiler-artifact\"") && l.contains(key))
-        .filter_map(|l| {
-            let at = l.find(key)? + key.len();
-            let end = l[at..].find('"')?;
-            Some(PathBuf::from(&l[at..at + end]))
-        })
-        .find(|p| p.file_name().is_some_and(|f| f == name))
-        .unwrap_or_else(|| panic!("cargo reported no {name} executable"));
-    cache.push((name.to_owned(), path.clone()));
-    path
+/// A strahl binary: the e2e harness's directory (`$STRAHL_BIN_DIR`, else built once with this
+/// test's cargo, target directory and profile).
+fn bin(name: &str) -> PathBuf {
+    strahl_e2e::bin_dir()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join(name)
 }
 
 fn workspace() -> PathBuf {
@@ -304,8 +264,8 @@ fn wait_healthz(port: u16, want: u16, timeout: Duration) -> Option<Duration> {
 }
 
 fn supervisor(dir: &Scratch, cfg: &Path, restart_max: u32) -> Proc {
-    let dp = bin("strahl-dataplane", "strahl-dataplane");
-    let cp = bin("strahl-control", "strahl-control");
+    let dp = bin("strahl-dataplane");
+    let cp = bin("strahl-control");
     assert_eq!(dp.parent(), cp.parent(), "both binaries in one directory");
     let mut cmd = Command::new(workspace().join("scripts/run.sh"));
     cmd.arg("--config")
@@ -583,7 +543,7 @@ fn fake_control_child() {
 fn control_kill9_stops_the_data_plane_stream_within_a_second() {
     let dir = Scratch::new("cpkill");
     let socket = dir.socket();
-    let mut dp_cmd = Command::new(bin("strahl-dataplane", "strahl-dataplane"));
+    let mut dp_cmd = Command::new(bin("strahl-dataplane"));
     dp_cmd
         .arg("--socket")
         .arg(&socket)
