@@ -63,6 +63,7 @@ pub mod frame;
 pub mod mmsg;
 pub mod rx;
 pub mod selftest;
+mod staging;
 pub mod sys;
 pub mod testbed;
 pub mod tx;

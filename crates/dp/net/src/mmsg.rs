@@ -13,9 +13,9 @@
 use crate::NetError;
 use crate::frame::{FrameArena, TxFrame};
 use crate::rx::{RxBatch, RxCounters, RxQueue};
+use crate::staging::{self, Staging, staged_tx_glue};
 use crate::sys::{self, ErrClass, GSO_CMSG_SPACE};
-use crate::tx::{FlushReport, Pending, SubmitError, TransportKind, TxCounters, TxQueue, train_len};
-use std::collections::VecDeque;
+use crate::tx::{FlushReport, SubmitError, TransportKind, TxCounters, TxQueue, train_len};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -89,8 +89,7 @@ impl Scratch {
 /// `sendmmsg` transmit queue over one UDP socket.
 pub struct MmsgTx {
     sock: UdpSocket,
-    arena: FrameArena,
-    pending: VecDeque<Pending>,
+    stage: Staging,
     scratch: Scratch,
     max_train: usize,
     unreclaimed: usize,
@@ -101,22 +100,13 @@ impl MmsgTx {
     /// Wrap a bound UDP socket. GSO is enabled only if asked for *and* the kernel accepts
     /// `UDP_SEGMENT` on this socket; [`MmsgTx::gso_segments`] says what is active.
     pub fn new(sock: UdpSocket, cfg: MmsgConfig) -> Result<Self, NetError> {
-        if cfg.frames == 0 || cfg.frame_payload == 0 || cfg.frame_payload > 65_507 {
-            return Err(NetError::Config(
-                "frames > 0 and 0 < frame_payload <= 65507 required",
-            ));
-        }
+        staging::check_frame_shape(cfg.frames, cfg.frame_payload)?;
         sys::set_buffer(&sock, true, cfg.socket_buffer)
             .map_err(|e| NetError::setup("SO_SNDBUF", e))?;
-        let max_train = if cfg.gso_segments > 1 && sys::probe_udp_segment(&sock) {
-            cfg.gso_segments.min(crate::tx::GSO_MAX_SEGMENTS)
-        } else {
-            1
-        };
+        let max_train = staging::gso_train_segments(&sock, cfg.gso_segments);
         Ok(Self {
             sock,
-            arena: FrameArena::new(cfg.frames, cfg.frame_payload, 0),
-            pending: VecDeque::with_capacity(cfg.frames as usize),
+            stage: Staging::new(FrameArena::new(cfg.frames, cfg.frame_payload, 0)),
             scratch: Scratch::new(MMSG_BATCH, MMSG_BATCH * max_train),
             max_train,
             unreclaimed: 0,
@@ -139,20 +129,20 @@ impl MmsgTx {
         let mut m = 0;
         let mut idx = 0;
         let mut iov_used = 0;
-        while m < MMSG_BATCH && idx < self.pending.len() {
+        while m < MMSG_BATCH && idx < self.stage.pending.len() {
             let n = if self.max_train > 1 {
-                train_len(self.pending.range(idx..), self.max_train)
+                train_len(self.stage.pending.range(idx..), self.max_train)
             } else {
                 1
             };
             for k in 0..n {
-                let p = self.pending[idx + k];
+                let p = self.stage.pending[idx + k];
                 s.iovs[iov_used + k] = libc::iovec {
-                    iov_base: self.arena.payload_ptr(p.slot) as *mut libc::c_void,
+                    iov_base: self.stage.arena.payload_ptr(p.slot) as *mut libc::c_void,
                     iov_len: p.len as usize,
                 };
             }
-            let first = self.pending[idx];
+            let first = self.stage.pending[idx];
             let namelen = sys::write_sockaddr(&first.dest, &mut s.addrs[m]);
             let hdr = &mut s.hdrs[m].msg_hdr;
             hdr.msg_name = &mut s.addrs[m] as *mut _ as *mut libc::c_void;
@@ -180,7 +170,7 @@ impl MmsgTx {
     /// Pop `n` datagrams off the pending queue and free their frames.
     fn retire(&mut self, n: usize, sent: bool) {
         for _ in 0..n {
-            let Some(p) = self.pending.pop_front() else {
+            let Some(p) = self.stage.pending.pop_front() else {
                 return;
             };
             if sent {
@@ -191,7 +181,7 @@ impl MmsgTx {
             }
             self.counters.completed += 1;
             self.unreclaimed += 1;
-            self.arena.release(p.slot);
+            self.stage.arena.release(p.slot);
         }
     }
 }
@@ -201,66 +191,18 @@ impl TxQueue for MmsgTx {
         TransportKind::SendMmsg
     }
 
-    fn payload_capacity(&self) -> usize {
-        self.arena.payload_capacity()
-    }
-
-    fn free_frames(&self) -> usize {
-        self.arena.free_count()
-    }
-
-    fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
-    fn alloc(&mut self) -> Option<TxFrame> {
-        self.arena.alloc()
-    }
-
-    fn payload_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
-        self.arena.payload_mut(frame)
-    }
-
-    fn payloads_mut<'a>(&'a mut self, frames: &[TxFrame], out: &mut Vec<&'a mut [u8]>) {
-        self.arena.payloads_mut(frames, out)
-    }
+    staged_tx_glue!(stage);
 
     fn submit(&mut self, frame: TxFrame, len: usize, dest: SocketAddr) -> Result<(), SubmitError> {
-        let slot = self.arena.redeem(frame).map_err(|_| {
-            self.counters.submit_errors += 1;
-            SubmitError::ForeignFrame
-        })?;
-        let cap = self.arena.payload_capacity();
-        if len == 0 || len > cap {
-            self.arena.release(slot);
-            self.counters.submit_errors += 1;
-            return Err(if len == 0 {
-                SubmitError::Empty
-            } else {
-                SubmitError::TooLong { len, capacity: cap }
-            });
-        }
-        self.pending.push_back(Pending {
-            slot,
-            len: len as u32,
-            dest,
-        });
-        self.counters.submitted += 1;
-        Ok(())
-    }
-
-    fn abandon(&mut self, frame: TxFrame) {
-        if let Ok(slot) = self.arena.redeem(frame) {
-            self.arena.release(slot);
-        }
+        self.stage.submit(frame, len, dest, &mut self.counters)
     }
 
     fn flush(&mut self) -> Result<FlushReport, NetError> {
         let mut report = FlushReport::default();
         // Bound: every iteration either retires at least one datagram or stops.
-        let max_iterations = self.pending.len() + 1;
+        let max_iterations = self.stage.pending.len() + 1;
         for _ in 0..max_iterations {
-            if self.pending.is_empty() {
+            if self.stage.pending.is_empty() {
                 break;
             }
             let m = self.build();

@@ -22,10 +22,10 @@
 
 use crate::NetError;
 use crate::frame::{FrameArena, TxFrame};
+use crate::staging::{self, Staging, staged_tx_glue};
 use crate::sys::{self, ErrClass, GSO_CMSG_SPACE};
 use crate::tx::{FlushReport, Pending, SubmitError, TransportKind, TxCounters, TxQueue, train_len};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
-use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -105,9 +105,9 @@ pub struct UringTx {
     ring: IoUring,
     reqs: Box<[Request]>,
     free_reqs: Vec<u32>,
-    arena: FrameArena,
+    /// Frame memory and pending datagrams (after `ring`: see above).
+    stage: Staging,
     sock: UdpSocket,
-    pending: VecDeque<Pending>,
     mode: UringMode,
     max_train: usize,
     in_flight: usize,
@@ -123,11 +123,7 @@ unsafe impl Send for UringTx {}
 
 impl UringTx {
     pub fn new(sock: UdpSocket, cfg: UringConfig) -> Result<Self, NetError> {
-        if cfg.frames == 0 || cfg.frame_payload == 0 || cfg.frame_payload > 65_507 {
-            return Err(NetError::Config(
-                "frames > 0 and 0 < frame_payload <= 65507 required",
-            ));
-        }
+        staging::check_frame_shape(cfg.frames, cfg.frame_payload)?;
         if cfg.in_flight == 0 || cfg.in_flight > 16_384 {
             return Err(NetError::Config("0 < in_flight <= 16384 required"));
         }
@@ -140,11 +136,7 @@ impl UringTx {
         let mut probe = Probe::new();
         let probed = ring.submitter().register_probe(&mut probe).is_ok();
         let has_zc = probed && probe.is_supported(opcode::SendZc::CODE);
-        let max_train = if cfg.gso_segments > 1 && sys::probe_udp_segment(&sock) {
-            cfg.gso_segments.min(crate::tx::GSO_MAX_SEGMENTS)
-        } else {
-            1
-        };
+        let max_train = staging::gso_train_segments(&sock, cfg.gso_segments);
         let arena = FrameArena::new(cfg.frames, cfg.frame_payload, 0);
         let mut registered = false;
         if cfg.zero_copy && has_zc {
@@ -181,9 +173,8 @@ impl UringTx {
             ring,
             reqs,
             free_reqs: (0..cfg.in_flight).rev().collect(),
-            arena,
+            stage: Staging::new(arena),
             sock,
-            pending: VecDeque::with_capacity(cfg.frames as usize),
             mode: UringMode {
                 zero_copy: cfg.zero_copy && has_zc,
                 registered_buffers: registered,
@@ -213,7 +204,7 @@ impl UringTx {
         let n = self.reqs[id].n;
         for k in 0..n {
             let slot = self.reqs[id].slots[k];
-            self.arena.release(slot);
+            self.stage.arena.release(slot);
         }
         self.counters.completed += n as u64;
         self.unreclaimed += n;
@@ -296,66 +287,18 @@ impl TxQueue for UringTx {
         TransportKind::IoUring
     }
 
-    fn payload_capacity(&self) -> usize {
-        self.arena.payload_capacity()
-    }
-
-    fn free_frames(&self) -> usize {
-        self.arena.free_count()
-    }
-
-    fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
-    fn alloc(&mut self) -> Option<TxFrame> {
-        self.arena.alloc()
-    }
-
-    fn payload_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
-        self.arena.payload_mut(frame)
-    }
-
-    fn payloads_mut<'a>(&'a mut self, frames: &[TxFrame], out: &mut Vec<&'a mut [u8]>) {
-        self.arena.payloads_mut(frames, out)
-    }
+    staged_tx_glue!(stage);
 
     fn submit(&mut self, frame: TxFrame, len: usize, dest: SocketAddr) -> Result<(), SubmitError> {
-        let slot = self.arena.redeem(frame).map_err(|_| {
-            self.counters.submit_errors += 1;
-            SubmitError::ForeignFrame
-        })?;
-        let cap = self.arena.payload_capacity();
-        if len == 0 || len > cap {
-            self.arena.release(slot);
-            self.counters.submit_errors += 1;
-            return Err(if len == 0 {
-                SubmitError::Empty
-            } else {
-                SubmitError::TooLong { len, capacity: cap }
-            });
-        }
-        self.pending.push_back(Pending {
-            slot,
-            len: len as u32,
-            dest,
-        });
-        self.counters.submitted += 1;
-        Ok(())
-    }
-
-    fn abandon(&mut self, frame: TxFrame) {
-        if let Ok(slot) = self.arena.redeem(frame) {
-            self.arena.release(slot);
-        }
+        self.stage.submit(frame, len, dest, &mut self.counters)
     }
 
     fn flush(&mut self) -> Result<FlushReport, NetError> {
         let mut report = FlushReport::default();
         // Bound: each iteration moves at least one datagram into a request, or stops.
-        let max_iterations = self.pending.len();
+        let max_iterations = self.stage.pending.len();
         for _ in 0..max_iterations {
-            if self.pending.is_empty() {
+            if self.stage.pending.is_empty() {
                 break;
             }
             let Some(id) = self.free_reqs.pop() else {
@@ -365,20 +308,20 @@ impl TxQueue for UringTx {
             };
             let id = id as usize;
             let n = if self.max_train > 1 {
-                train_len(self.pending.iter(), self.max_train)
+                train_len(self.stage.pending.iter(), self.max_train)
             } else {
                 1
             };
-            let first = self.pending[0];
+            let first = self.stage.pending[0];
             let mut bytes = 0u64;
             for k in 0..n {
-                let Some(p) = self.pending.pop_front() else {
+                let Some(p) = self.stage.pending.pop_front() else {
                     break;
                 };
                 let r = &mut self.reqs[id];
                 r.slots[k] = p.slot;
                 r.iovs[k] = libc::iovec {
-                    iov_base: self.arena.payload_ptr(p.slot) as *mut libc::c_void,
+                    iov_base: self.stage.arena.payload_ptr(p.slot) as *mut libc::c_void,
                     iov_len: p.len as usize,
                 };
                 bytes += p.len as u64;
@@ -399,7 +342,7 @@ impl TxQueue for UringTx {
                 for k in (0..n).rev() {
                     let slot = self.reqs[id].slots[k];
                     let len = self.reqs[id].iovs[k].iov_len as u32;
-                    self.pending.push_front(Pending {
+                    self.stage.pending.push_front(Pending {
                         slot,
                         len,
                         dest: first.dest,

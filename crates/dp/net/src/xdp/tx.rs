@@ -36,8 +36,8 @@ use super::rx::RxRing;
 use crate::NetError;
 use crate::frame::{FrameArena, TxFrame};
 use crate::rx::{RxBatch, RxCounters, RxQueue};
-use crate::tx::{FlushReport, Pending, SubmitError, TransportKind, TxCounters, TxQueue};
-use std::collections::VecDeque;
+use crate::staging::{Staging, staged_tx_glue};
+use crate::tx::{FlushReport, SubmitError, TransportKind, TxCounters, TxQueue};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::num::NonZeroU32;
 use std::ptr::NonNull;
@@ -155,11 +155,11 @@ pub struct XdpTx {
     comp_q: CompQueue,
     /// Receive half: `Some` with `rx_frames > 0`, else the unused rings kept alive.
     rx: RxHalf,
-    arena: FrameArena,
+    /// TX frames (adopted from the UMEM, which `umem` keeps alive) and pending datagrams.
+    stage: Staging,
     umem: Umem,
     descs: Box<[FrameDesc]>,
     scratch: Box<[FrameDesc]>,
-    pending: VecDeque<Pending>,
     templates: Vec<HeaderTemplate>,
     templates6: Vec<HeaderTemplate6>,
     src_mac: [u8; 6],
@@ -322,13 +322,12 @@ impl XdpTx {
             tx_q,
             comp_q,
             rx,
-            arena,
+            stage: Staging::new(arena),
             umem,
             scratch: descs[..XDP_BATCH.min(descs.len())]
                 .to_vec()
                 .into_boxed_slice(),
             descs: descs.into_boxed_slice(),
-            pending: VecDeque::with_capacity(plan.frames as usize),
             templates: Vec::with_capacity(MAX_DESTINATIONS),
             templates6: Vec::with_capacity(MAX_DESTINATIONS),
             src_mac,
@@ -488,47 +487,12 @@ impl TxQueue for XdpTx {
         TransportKind::AfXdp
     }
 
-    fn payload_capacity(&self) -> usize {
-        self.arena.payload_capacity()
-    }
-
-    fn free_frames(&self) -> usize {
-        self.arena.free_count()
-    }
-
-    fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
-    fn alloc(&mut self) -> Option<TxFrame> {
-        self.arena.alloc()
-    }
-
-    fn payload_mut(&mut self, frame: &TxFrame) -> &mut [u8] {
-        self.arena.payload_mut(frame)
-    }
-
-    fn payloads_mut<'a>(&'a mut self, frames: &[TxFrame], out: &mut Vec<&'a mut [u8]>) {
-        self.arena.payloads_mut(frames, out)
-    }
+    staged_tx_glue!(stage);
 
     fn submit(&mut self, frame: TxFrame, len: usize, dest: SocketAddr) -> Result<(), SubmitError> {
-        let slot = self.arena.redeem(frame).map_err(|_| {
-            self.counters.submit_errors += 1;
-            SubmitError::ForeignFrame
-        })?;
-        let cap = self.arena.payload_capacity();
-        let refuse = |me: &mut Self, e: SubmitError| {
-            me.arena.release(slot);
-            me.counters.submit_errors += 1;
-            Err(e)
-        };
-        if len == 0 {
-            return refuse(self, SubmitError::Empty);
-        }
-        if len > cap {
-            return refuse(self, SubmitError::TooLong { len, capacity: cap });
-        }
+        let slot = self.stage.redeem(frame, len, &mut self.counters)?;
+        let refuse =
+            |me: &mut Self, e: SubmitError| Err(me.stage.refuse(slot, &mut me.counters, e));
         let v6 = self.plan.ipv6;
         let total = match dest {
             SocketAddr::V4(d4) if !v6 => {
@@ -538,7 +502,7 @@ impl TxQueue for XdpTx {
                 self.ip_id = self.ip_id.wrapping_add(1);
                 let csum = self.plan.udp_checksum;
                 let ip_id = self.ip_id;
-                let frame_bytes = &mut self.arena.slot_mut(slot)[XDP_HEADROOM..];
+                let frame_bytes = &mut self.stage.arena.slot_mut(slot)[XDP_HEADROOM..];
                 t.write(frame_bytes, len, ip_id, csum)
             }
             SocketAddr::V6(d6) if v6 => {
@@ -551,7 +515,7 @@ impl TxQueue for XdpTx {
                 else {
                     return refuse(self, SubmitError::UnknownDestination);
                 };
-                let frame_bytes = &mut self.arena.slot_mut(slot)[XDP_HEADROOM..];
+                let frame_bytes = &mut self.stage.arena.slot_mut(slot)[XDP_HEADROOM..];
                 t.write(frame_bytes, len)
             }
             _ => return refuse(self, SubmitError::AddressFamily),
@@ -560,29 +524,18 @@ impl TxQueue for XdpTx {
         // SAFETY: the descriptor belongs to this UMEM and its frame is owned by the transport
         // (redeemed, not on any ring); the length write only touches the descriptor.
         unsafe { self.umem.data_mut(desc) }.cursor().set_pos(total);
-        self.pending.push_back(Pending {
-            slot,
-            len: len as u32,
-            dest,
-        });
-        self.counters.submitted += 1;
+        self.stage.enqueue(slot, len, dest, &mut self.counters);
         Ok(())
-    }
-
-    fn abandon(&mut self, frame: TxFrame) {
-        if let Ok(slot) = self.arena.redeem(frame) {
-            self.arena.release(slot);
-        }
     }
 
     fn flush(&mut self) -> Result<FlushReport, NetError> {
         let mut report = FlushReport::default();
-        let max_iterations = self.pending.len() / XDP_BATCH + 2;
+        let max_iterations = self.stage.pending.len() / XDP_BATCH + 2;
         for _ in 0..max_iterations {
-            if self.pending.is_empty() {
+            if self.stage.pending.is_empty() {
                 break;
             }
-            let want = self.pending.len().min(XDP_BATCH);
+            let want = self.stage.pending.len().min(XDP_BATCH);
             let room = self.tx_q.nb_free(want as u32) as usize;
             let n = want.min(room);
             if n == 0 {
@@ -592,14 +545,14 @@ impl TxQueue for XdpTx {
                 report.stalled = true;
                 break;
             }
-            for (k, p) in self.pending.iter().take(n).enumerate() {
+            for (k, p) in self.stage.pending.iter().take(n).enumerate() {
                 self.scratch[k] = self.descs[p.slot as usize];
             }
             // SAFETY: every descriptor is a frame of this UMEM owned by the transport (pending),
             // not on the fill ring (this socket never fills) nor already on the TX ring.
             let produced = unsafe { self.tx_q.produce(&self.scratch[..n]) };
             for _ in 0..produced {
-                if let Some(p) = self.pending.pop_front() {
+                if let Some(p) = self.stage.pending.pop_front() {
                     self.counters.sent_packets += 1;
                     self.counters.sent_bytes += p.len as u64;
                 }
@@ -625,7 +578,7 @@ impl TxQueue for XdpTx {
             let n = unsafe { self.comp_q.consume(&mut self.scratch) };
             for d in &self.scratch[..n] {
                 let slot = (d.addr() / fs) as u32;
-                self.arena.release(slot);
+                self.stage.arena.release(slot);
             }
             self.on_ring -= n.min(self.on_ring);
             self.unreclaimed += n;
