@@ -96,17 +96,33 @@ status_port() {
   echo "${port:-47990}"
 }
 
+# The addresses the control plane listens on: [network] addresses from --config when given
+# (one quoted address per entry), else every global address of this machine.
+listen_addrs() {
+  local cfg="" prev="" a
+  for a in "${ARGS[@]}"; do
+    [ "$prev" = "--config" ] && cfg=$a
+    case $a in --config=*) cfg=${a#--config=} ;; esac
+    prev=$a
+  done
+  if [ -n "$cfg" ]; then
+    a=$(sed -n 's/^[[:space:]]*addresses[[:space:]]*=[[:space:]]*\[\(.*\)\].*/\1/p' "$cfg" | head -n1 | tr -d '" ' | tr ',' ' ')
+    [ -n "$a" ] && { echo "$a"; return; }
+  fi
+  ip -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1
+}
+
 banner() {
   local port addrs a
   port=$(status_port)
-  addrs=$(ip -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1)
+  addrs=$(listen_addrs)
   echo
   echo "strahl is running: data plane pid ${PIDS[0]}, control plane pid ${PIDS[1]}, connected over IPC."
   echo "  status page:"
   for a in ${addrs:-127.0.0.1}; do
     case $a in *:*) echo "    http://[$a]:$port/" ;; *) echo "    http://$a:$port/" ;; esac
   done
-  echo "    http://127.0.0.1:$port/ (this machine)"
+  case " $addrs " in *" 127.0.0.1 "*) ;; *) echo "    http://127.0.0.1:$port/ (this machine)" ;; esac
   echo "  to pair: in Moonlight add this host by one of the addresses above; when Moonlight"
   echo "    shows a PIN, enter it on the status page or run: strahl-control pin <PIN>"
   echo "  logs: $LOG_DIR   stop: Ctrl-C"
