@@ -198,20 +198,14 @@ fn metric_sum(m: &std::collections::BTreeMap<String, f64>, want: &str) -> Option
 }
 
 /// Data-plane counters that answer the bench's questions, by the names the metrics table
-/// declares (first present wins; the media pipeline's names are matched loosely so a rename
-/// shows up as null rather than a wrong figure).
+/// declares (first present wins; a renamed metric shows up as null, never as a wrong figure).
 const HOST_COUNTERS: &[(&str, &[&str])] = &[
-    (
-        "frames_sent",
-        &["strahl_video_frames_sent_total", "strahl_frames_sent_total"],
-    ),
-    (
-        "frames_encoded",
-        &[
-            "strahl_video_frames_encoded_total",
-            "strahl_frames_encoded_total",
-        ],
-    ),
+    ("frames_sent", &["strahl_video_frames_sent_total"]),
+    ("frames_encoded", &["strahl_video_frames_encoded_total"]),
+    ("frames_captured", &["strahl_video_frames_captured_total"]),
+    // Frame slots the video worker skipped because it was late (CPU-bound): never sent.
+    ("frames_skipped", &["strahl_video_frames_skipped_total"]),
+    ("keyframes", &["strahl_video_keyframes_total"]),
     ("parity_lowered", &["strahl_fec_parity_lowered_total"]),
     ("frames_refused", &["strahl_frames_refused_total"]),
     (
@@ -222,6 +216,7 @@ const HOST_COUNTERS: &[(&str, &[&str])] = &[
         "video_bytes_sent",
         &["strahl_bytes_sent_total{stream=\"video\"}"],
     ),
+    ("knob_drops", &["strahl_video_knob_drops_total"]),
 ];
 
 /// One measured run against a paired host.
@@ -326,6 +321,9 @@ fn one_run(
     };
     Ok(json!({
         "window_s": secs,
+        // What the frame clock would give in the window; the difference to frames_in_window
+        // is frames the data plane skipped because it was late (host_counters.frames_skipped).
+        "frames_expected_in_window": secs * fps as f64,
         "frames_in_window": w["frames_in_span"],
         "frames_received": w["frames_received"],
         "frames_lost": w["frames_lost"],
@@ -472,6 +470,7 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
             },
             "transport_log": transport,
             "median": {
+                "frames_expected_in_window": med(&runs, "frames_expected_in_window"),
                 "frames_in_window": med(&runs, "frames_in_window"),
                 "frames_received": med(&runs, "frames_received"),
                 "frames_lost": med(&runs, "frames_lost"),
@@ -485,6 +484,7 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
                 "host_frames_sent_session": med_host(&runs, "frames_sent"),
                 "host_parity_lowered_session": med_host(&runs, "parity_lowered"),
                 "host_frames_refused_session": med_host(&runs, "frames_refused"),
+                "host_frames_skipped_session": med_host(&runs, "frames_skipped"),
             },
             "runs": runs,
         }));
