@@ -17,6 +17,7 @@ pub struct Config {
     pub video: Video,
     pub audio: Audio,
     pub status: Status,
+    pub testing: Testing,
     #[serde(default = "default_apps")]
     pub apps: Vec<App>,
 }
@@ -30,6 +31,7 @@ impl Default for Config {
             video: Video::default(),
             audio: Audio::default(),
             status: Status::default(),
+            testing: Testing::default(),
             apps: default_apps(),
         }
     }
@@ -220,6 +222,50 @@ pub struct Status {
 impl Default for Status {
     fn default() -> Self {
         Self { open_reads: true }
+    }
+}
+
+/// Test-only knobs of the data plane (never set them on a real appliance).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Testing {
+    /// Fraction of outgoing video packets (data and parity) dropped on purpose, 0..=0.5.
+    pub video_drop_fraction: DropFraction,
+    /// Seed of the deterministic generator that picks the dropped packets.
+    pub video_drop_seed: u64,
+}
+
+impl Default for Testing {
+    fn default() -> Self {
+        Self {
+            video_drop_fraction: DropFraction(0.0),
+            video_drop_seed: 1,
+        }
+    }
+}
+
+/// A finite fraction in 0..=0.5 (a float, compared bit for bit so the config stays `Eq`).
+#[derive(Debug, Clone, Copy)]
+pub struct DropFraction(pub f64);
+
+impl PartialEq for DropFraction {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.to_bits() == o.0.to_bits()
+    }
+}
+
+impl Eq for DropFraction {}
+
+impl<'de> Deserialize<'de> for DropFraction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if (0.0..=0.5).contains(&v) {
+            Ok(DropFraction(v))
+        } else {
+            Err(de::Error::custom(format!(
+                "drop fraction must be 0.0..=0.5, got {v}"
+            )))
+        }
     }
 }
 

@@ -275,3 +275,29 @@ fn gamestream_ports_follow_the_base() {
         (49995, 50000, 50009, 50010, 50011, 50021)
     );
 }
+
+#[test]
+fn testing_knobs_parse_and_are_bounded() {
+    let c = Config::parse(
+        "[testing]\nvideo_drop_fraction = 0.03\nvideo_drop_seed = 9\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.testing.video_drop_fraction, DropFraction(0.03));
+    assert_eq!(c.testing.video_drop_seed, 9);
+    assert_eq!(Config::default().testing.video_drop_fraction.0, 0.0);
+    let c = Config::parse("[testing]\nvideo_drop_fraction = 0\n", "t").unwrap();
+    assert_eq!(c.testing.video_drop_fraction.0, 0.0);
+    assert_err(
+        "[testing]\nvideo_drop_fraction = 0.6\n",
+        2,
+        "testing.video_drop_fraction",
+        "0.0..=0.5",
+    );
+    assert_err(
+        "[testing]\nvideo_drop_fraction = -0.1\n",
+        2,
+        "testing.video_drop_fraction",
+        "0.0..=0.5",
+    );
+}

@@ -123,6 +123,25 @@ metrics_table! {
         "GameStream frames whose per-block parity was lowered to fit the 4-block FEC limit.";
     FramesRefused: Counter "strahl_frames_refused_total"
         "Frames not sent because they could not be protected by FEC within the protocol limits.";
+    VideoFramesCaptured: Counter "strahl_video_frames_captured_total"
+        "Video frames taken from the source by the data plane's media pipeline.";
+    VideoFramesEncoded: Counter "strahl_video_frames_encoded_total"
+        "Video access units produced by the encoder.";
+    VideoFramesSent: Counter "strahl_video_frames_sent_total"
+        "Video frames packetized with FEC and handed to the transport.";
+    VideoKeyframes: Counter "strahl_video_keyframes_total"
+        "IDR access units sent (the first frame and every keyframe request).";
+    VideoFramesSkipped: Counter "strahl_video_frames_skipped_total"
+        "Frame slots skipped because the pipeline was late (the frame clock skips, never bursts).";
+    VideoEncodeMicros: Counter "strahl_video_encode_microseconds_total"
+        "Wall time spent in the video encoder (divide by frames encoded for the mean).";
+    VideoFecPercent: Gauge "strahl_video_fec_percent"
+        "FEC parity % the data plane's video packetizer currently applies (GameStream).";
+    VideoKnobDrops: Counter "strahl_video_knob_drops_total"
+        "Video packets dropped on purpose by the [testing] video_drop_fraction knob.";
+    PingsLearned: Counter "strahl_pings_learned_total"
+        "Media destinations learned (or changed) from client pings."
+        ["stream": "video", "audio"];
     ControlFecPercent: Gauge "strahl_control_fec_percent"
         "FEC parity % the adaptive controller currently asks of the data plane (GameStream).";
     ControlFecReports: Counter "strahl_control_fec_status_reports_total"

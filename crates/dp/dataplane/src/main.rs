@@ -162,6 +162,29 @@ fn main() -> ExitCode {
         std::process::id(),
         format!("strahl-dataplane {VERSION}"),
     );
+    let media = strahl_dataplane::media::Media::new(
+        strahl_dataplane::media::MediaSettings::from_config(&cfg),
+        &GLOBAL,
+    );
+    log::info!(
+        "media: video {:?}, audio {}, video sent with sendmmsg on each session's socket{}",
+        media.settings().video_source,
+        if media.settings().audio_tone {
+            "tone"
+        } else {
+            "off"
+        },
+        if media.settings().drop_fraction > 0.0 {
+            format!(
+                "; TEST KNOB: dropping {} of video packets (seed {})",
+                media.settings().drop_fraction,
+                media.settings().drop_seed
+            )
+        } else {
+            String::new()
+        }
+    );
+    server.set_media(Box::new(media));
     server.set_transport(
         transport::ipc_transport(chosen.kind),
         chosen.summary.clone(),

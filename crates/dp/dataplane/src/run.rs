@@ -166,6 +166,17 @@ pub fn serve(
             }
         }
 
+        // Media failures (no ping, bind/encoder errors) end their sessions.
+        let media_events = server.poll_media();
+        if let Some(c) = &conn {
+            for m in &media_events {
+                if let Err(e) = send(&c.sock, m, &mut tx, metrics) {
+                    log::warn!("sending {:?} to the control plane failed: {e}", m.kind());
+                    break;
+                }
+            }
+        }
+
         if let Some(c) = &conn
             && c.hello_deadline.is_some_and(|d| Instant::now() >= d)
         {

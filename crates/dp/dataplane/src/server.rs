@@ -6,8 +6,10 @@
 //! snapshot for stats requests, `Error` for anything unusable). `on_disconnect` stops every
 //! session: without a control plane nobody could stop them or hear about failures.
 //!
-//! Media is not implemented yet (later issues add capture/encode/packetize/transports): sessions
-//! are tracked and logged as such, and no packet is sent or pretended to be sent.
+//! Media goes through a [`MediaHost`] (the real one, [`crate::media::Media`], spawns per-session
+//! workers; the default [`NoMedia`] sends nothing, for these unit tests). The handler stays
+//! sans-IO: it only calls the host. Failures of running media (no ping, bind or encoder error)
+//! come back through [`Server::poll_media`] as `SessionError` then `SessionEnded`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use strahl_ipc::{
     SessionStart, StatsSnapshot, StopReason, Transport,
 };
 use strahl_metrics::{Metric, Registry};
+
+use crate::media::{MediaHost, NoMedia};
 
 /// Undecodable datagrams in a row after which the peer is considered broken and dropped. Large
 /// enough that a newer minor sending a few unknown kinds keeps its connection, small enough that
@@ -51,6 +55,7 @@ pub struct Session {
 
 pub struct Server<'r> {
     metrics: &'r Registry,
+    media: Box<dyn MediaHost + 'r>,
     pid: u32,
     build: String,
     state: State,
@@ -65,6 +70,7 @@ impl<'r> Server<'r> {
     pub fn new(metrics: &'r Registry, pid: u32, build: impl Into<String>) -> Self {
         Self {
             metrics,
+            media: Box::new(NoMedia),
             pid,
             build: build.into(),
             state: State::Idle,
@@ -90,6 +96,25 @@ impl<'r> Server<'r> {
         }
         self.transport = transport;
         self.transport_detail = d;
+    }
+
+    /// Use `media` for every session from now on.
+    pub fn set_media(&mut self, media: Box<dyn MediaHost + 'r>) {
+        self.media = media;
+    }
+
+    /// Sessions whose media failed: each is ended, and `SessionError` + `SessionEnded` are
+    /// returned for the control plane. Call it every loop iteration.
+    pub fn poll_media(&mut self) -> Vec<Message> {
+        let mut out = Vec::new();
+        for (id, detail, reason) in self.media.poll_failures() {
+            log::warn!("session {id}: media failed: {detail}");
+            out.push(Message::Event(Event::SessionError { id, detail }));
+            if let Some(m) = self.stop(id, reason) {
+                out.push(m);
+            }
+        }
+        out
     }
 
     pub fn sessions(&self) -> &BTreeMap<u64, Session> {
@@ -136,6 +161,7 @@ impl<'r> Server<'r> {
 
     fn stop(&mut self, id: u64, reason: StopReason) -> Option<Message> {
         let s = self.sessions.remove(&id)?;
+        self.media.stop(id);
         self.metrics.sub(Metric::SessionsActive, 1);
         self.metrics.inc(Metric::SessionsStopped);
         log::info!(
@@ -207,8 +233,10 @@ impl<'r> Server<'r> {
                         if u.request_keyframe {
                             s.keyframes_requested += 1;
                         }
+                        self.media
+                            .update(u.id, u.bitrate_kbps, u.fec_percent, u.request_keyframe);
                         log::info!(
-                            "session {} updated: bitrate {} kbit/s, fec {} %, keyframe requested: {} (no encoder yet)",
+                            "session {} updated: bitrate {} kbit/s, fec {} % (clamped by the media pipeline), keyframe requested: {}",
                             u.id,
                             s.bitrate_kbps,
                             s.fec_percent,
@@ -349,10 +377,14 @@ impl<'r> Server<'r> {
                 detail: format!("session {id} is already running"),
             });
         }
+        if let Err(detail) = self.media.start(&s) {
+            log::warn!("session {id} refused: {detail}");
+            return Message::Event(Event::SessionError { id, detail });
+        }
         let v = &s.video;
         log::info!(
             "session {id} started: {:?} peer {} video {}x{}@{} {:?} {} kbit/s packet {} B fec {} %, audio {} ch @ {} Hz; \
-             media pipeline not implemented yet: nothing will be sent",
+             until the client's pings arrive nothing will be sent",
             s.protocol,
             s.peer,
             v.width,

@@ -1,0 +1,371 @@
+//! The media pipeline end to end on loopback, in process: a fake client pings the session's
+//! video and audio ports with the session's ping payload, receives the RTP, and checks what a
+//! Moonlight client would: every video frame recovers through the GameStream FEC (with the
+//! `[testing]` drop knob discarding 3 % of packets), the recovered AUs decode with openh264 and
+//! the frame numbers read back from the pixels increase without gaps; audio packets decrypt
+//! (AES-CBC, rikey/rikeyid) and decode with Opus. Stopping takes under 1 s and nothing is sent
+//! afterwards; a session whose client never pings ends with a ClientTimeout failure.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use openh264::formats::YUVSource;
+use strahl_capture::synthetic::read_frame_number_strided;
+use strahl_dataplane::media::{Media, MediaHost, MediaSettings, VideoSourceKind};
+use strahl_fec::gf8::{Gf8Code, Gf8Decoder};
+use strahl_ipc::{
+    AudioParams, Codec, KeyMaterial, Ports, Protocol, Secret, SessionStart, StopReason,
+    StreamOptions, VideoParams,
+};
+use strahl_metrics::{Metric, Registry};
+use strahl_seal::gamestream::{AudioCipher, VideoCipher};
+
+const RIKEY: [u8; 16] = [0x5a; 16];
+const RIKEYID: u32 = 0x0102_0304;
+const PAYLOAD: [u8; 16] = *b"ABCDEFGH01234567";
+/// Announced packet size: 1392 reduced by the 32-byte SS_ENC_VIDEO header.
+const P: usize = 1392 - 32;
+const B: usize = P + 16;
+
+fn free_port() -> u16 {
+    UdpSocket::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
+    MediaSettings {
+        video_source: VideoSourceKind::Synthetic,
+        fec_percent_min: 5,
+        fec_percent_max: 50,
+        max_bitrate_kbps: 1_000_000,
+        audio_tone: true,
+        drop_fraction: drop,
+        drop_seed: 1,
+        ping_timeout,
+    }
+}
+
+fn session(id: u64, video_src: u16, audio_src: u16) -> SessionStart {
+    SessionStart {
+        id,
+        protocol: Protocol::GameStream,
+        peer: "127.0.0.1:40000".parse().unwrap(),
+        video: VideoParams {
+            width: 640,
+            height: 360,
+            fps: 60,
+            bitrate_kbps: 3_000,
+            packet_size: P as u16,
+            fec_percent: 20,
+            codec: Codec::H264,
+        },
+        audio: AudioParams {
+            channels: 2,
+            sample_rate_hz: 48_000,
+            packet_duration_ms: 5,
+            bitrate_kbps: 96,
+        },
+        keys: KeyMaterial::GameStream {
+            rikey: Secret(RIKEY),
+            rikeyid: RIKEYID,
+        },
+        ports: Ports {
+            video_src,
+            audio_src,
+            video_dst: 0,
+            audio_dst: 0,
+        },
+        stream: StreamOptions {
+            ping_payload: Some(PAYLOAD),
+            flags: StreamOptions::ENCRYPT_VIDEO | StreamOptions::ENCRYPT_AUDIO,
+            min_fec_packets: 2,
+        },
+    }
+}
+
+fn registry() -> &'static Registry {
+    Box::leak(Box::new(Registry::new()))
+}
+
+/// The fake client: one socket per stream, pinging like moonlight-common-c (payload + u32 BE
+/// counter) every 100 ms, collecting every datagram until `until` returns true or the bound.
+struct Client {
+    video: UdpSocket,
+    audio: UdpSocket,
+    counter: u32,
+    last_ping: Option<Instant>,
+    video_pkts: Vec<Vec<u8>>,
+    audio_pkts: Vec<Vec<u8>>,
+}
+
+impl Client {
+    fn new() -> Self {
+        let mk = || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+            s
+        };
+        Client {
+            video: mk(),
+            audio: mk(),
+            counter: 0,
+            last_ping: None,
+            video_pkts: Vec::new(),
+            audio_pkts: Vec::new(),
+        }
+    }
+
+    fn ping(&mut self, video: u16, audio: u16) {
+        if self
+            .last_ping
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.counter += 1;
+        let mut p = PAYLOAD.to_vec();
+        p.extend_from_slice(&self.counter.to_be_bytes());
+        let host = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        self.video.send_to(&p, host(video)).unwrap();
+        self.audio.send_to(&p, host(audio)).unwrap();
+        self.last_ping = Some(Instant::now());
+    }
+
+    /// Receive for `dur`, pinging when `ports` is given.
+    fn pump(&mut self, dur: Duration, ports: Option<(u16, u16)>) {
+        let end = Instant::now() + dur;
+        let mut buf = vec![0u8; 2048];
+        while Instant::now() < end {
+            if let Some((v, a)) = ports {
+                self.ping(v, a);
+            }
+            for _ in 0..1000 {
+                match self.video.recv(&mut buf) {
+                    Ok(n) => self.video_pkts.push(buf[..n].to_vec()),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..1000 {
+                match self.audio.recv(&mut buf) {
+                    Ok(n) => self.audio_pkts.push(buf[..n].to_vec()),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+fn fec_info(h: &[u8]) -> (usize, usize, usize) {
+    let v = u32::from_le_bytes(h[28..32].try_into().unwrap());
+    (
+        ((v >> 12) & 0x3FF) as usize,
+        (v >> 22) as usize,
+        ((v >> 4) & 0xFF) as usize,
+    )
+}
+
+/// One frame's AU recovered the way moonlight-common-c does: per block, any d of d+p shards.
+/// `None` when a block lacks shards (an unrecoverable frame).
+fn recover_frame(shards: &[Vec<u8>], dec: &mut Gf8Decoder) -> Option<(u8, Vec<u8>)> {
+    type Block = (usize, usize, Vec<Vec<u8>>, Vec<bool>);
+    let mut blocks: Vec<Block> = Vec::new();
+    for s in shards {
+        let (x, d, pct) = fec_info(s);
+        let p = (d * pct).div_ceil(100);
+        let (bi, count) = (((s[27] >> 4) & 3) as usize, (s[27] >> 6) as usize + 1);
+        if blocks.is_empty() {
+            blocks = (0..count).map(|_| (0, 0, Vec::new(), Vec::new())).collect();
+        }
+        let b = &mut blocks[bi];
+        if b.2.is_empty() {
+            *b = (d, p, vec![vec![0u8; B]; d + p], vec![false; d + p]);
+        }
+        b.2[x].copy_from_slice(s);
+        b.3[x] = true;
+    }
+    let mut stream = Vec::new();
+    for (d, p, shards, present) in blocks.iter_mut() {
+        if shards.is_empty() || present.iter().filter(|&&x| x).count() < *d {
+            return None;
+        }
+        let code = Gf8Code::new(*d, *p).unwrap();
+        let mut refs: Vec<&mut [u8]> = shards.iter_mut().map(|v| &mut v[..]).collect();
+        dec.reconstruct(code, &mut refs, present).unwrap();
+        for s in &shards[..*d] {
+            stream.extend_from_slice(&s[32..]);
+        }
+    }
+    assert_eq!(stream[0], 0x01, "frame header");
+    let ftype = stream[3];
+    let last = u16::from_le_bytes([stream[4], stream[5]]) as usize;
+    let total = stream.len() - (P - 16) + last;
+    stream.truncate(total);
+    stream.drain(..8);
+    Some((ftype, stream))
+}
+
+#[test]
+fn a_pinging_client_gets_recoverable_decodable_video_and_audio_and_stop_is_prompt() {
+    let reg = registry();
+    let (vport, aport) = (free_port(), free_port());
+    let mut media = Media::new(settings(0.03, Duration::from_secs(5)), reg);
+    media.start(&session(1, vport, aport)).unwrap();
+    let mut client = Client::new();
+    // ~2.5 s of stream (the first ping may precede the bind: the next one, 100 ms later, lands).
+    client.pump(Duration::from_millis(2500), Some((vport, aport)));
+    let t = Instant::now();
+    media.stop(1);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    client.pump(Duration::from_millis(100), None);
+    let before = (client.video_pkts.len(), client.audio_pkts.len());
+    client.pump(Duration::from_millis(300), None);
+    assert_eq!(
+        (client.video_pkts.len(), client.audio_pkts.len()),
+        before,
+        "nothing is sent after stop"
+    );
+    assert!(media.poll_failures().is_empty());
+
+    // Video: decrypt, group by frameIndex, recover, decode, read the frame numbers.
+    let cipher = VideoCipher::new(&RIKEY);
+    let mut frames: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    for pkt in &client.video_pkts {
+        assert_eq!(pkt.len(), B + 32, "every datagram is a full sealed shard");
+        let mut pkt = pkt.clone();
+        cipher.open_shard(&mut pkt).expect("GCM opens");
+        let shard = pkt[32..].to_vec();
+        assert_eq!(shard[0], 0x90);
+        let fi = u32::from_le_bytes(shard[20..24].try_into().unwrap());
+        frames.entry(fi).or_default().push(shard);
+    }
+    let indices: Vec<u32> = frames.keys().copied().collect();
+    assert!(indices.len() >= 90, "{} frames arrived", indices.len());
+    assert_eq!(indices[0], 1, "frameIndex starts at 1");
+    assert!(
+        indices.windows(2).all(|w| w[1] == w[0] + 1),
+        "no frame is missing entirely"
+    );
+    let mut fec = Gf8Decoder::new();
+    let mut dec = openh264::decoder::Decoder::new().unwrap();
+    let last = *indices.last().unwrap();
+    let mut numbers = Vec::new();
+    for (fi, shards) in &frames {
+        let Some((ftype, au)) = recover_frame(shards, &mut fec) else {
+            // Only the frame cut short by the stop may be incomplete.
+            assert_eq!(*fi, last, "frame {fi} is unrecoverable");
+            continue;
+        };
+        if *fi == 1 {
+            assert_eq!(ftype, 2, "the first frame is an IDR");
+            assert_eq!(au[..5], [0, 0, 0, 1, 0x67], "SPS first");
+        }
+        let pic = dec.decode(&au).expect("decodes").expect("a picture per AU");
+        numbers
+            .push(read_frame_number_strided(pic.y(), pic.strides().0, 640, 360).expect("readable"));
+    }
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "frame numbers without gaps: {numbers:?}"
+    );
+    let drops = reg.get(Metric::VideoKnobDrops);
+    assert!(drops > 0, "the knob dropped packets");
+    let sent = reg.get_at(Metric::PacketsSent, 0);
+    // Loopback only drops when the client socket overflows (possible on a loaded machine).
+    let got = client.video_pkts.len() as u64;
+    assert!(
+        got <= sent && got * 100 >= sent * 99,
+        "{got} of {sent} arrived"
+    );
+    let frac = drops as f64 / (drops + sent) as f64;
+    assert!((0.01..0.06).contains(&frac), "drop fraction {frac}");
+    assert!(reg.get(Metric::VideoFramesSent) >= numbers.len() as u64);
+    assert!(reg.get(Metric::VideoKeyframes) >= 1);
+    assert_eq!(reg.get_at(Metric::PingsLearned, 0), 1);
+    eprintln!(
+        "video: {} frames, {} packets received, {drops} dropped by the knob, all recovered; encode mean {} µs",
+        numbers.len(),
+        client.video_pkts.len(),
+        reg.get(Metric::VideoEncodeMicros) / reg.get(Metric::VideoFramesEncoded).max(1)
+    );
+
+    // Audio: PT 97 decrypts and decodes; PT 127 follows each 4th packet.
+    let ac = AudioCipher::new(&RIKEY, RIKEYID);
+    let mut opus = opus::Decoder::new(48_000, opus::Channels::Stereo).unwrap();
+    let mut pcm = vec![0i16; 240 * 2];
+    let mut plain = vec![0u8; 1500];
+    let (mut data, mut parity, mut energy) = (0usize, 0usize, 0f64);
+    let mut lens = std::collections::BTreeSet::new();
+    for pkt in &client.audio_pkts {
+        assert_eq!(pkt[0], 0x80);
+        match pkt[1] {
+            97 => {
+                let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
+                let n = ac.decrypt(seq, &pkt[12..], &mut plain).expect("CBC opens");
+                lens.insert(n);
+                let got = opus
+                    .decode(&plain[..n], &mut pcm, false)
+                    .expect("opus decodes");
+                assert_eq!(got, 240);
+                energy += pcm.iter().map(|&s| f64::from(s).abs()).sum::<f64>();
+                data += 1;
+            }
+            127 => parity += 1,
+            pt => panic!("unexpected audio PT {pt}"),
+        }
+    }
+    assert!(data >= 200, "{data} audio packets (≥ 1 s)");
+    assert_eq!(lens.len(), 1, "CBR: one Opus packet size {lens:?}");
+    assert!(
+        parity * 2 >= data / 2 - 2 && parity <= data / 2 + 2,
+        "{parity} FEC for {data}"
+    );
+    assert!(
+        energy / (data as f64 * 480.0) > 100.0,
+        "the tone is audible"
+    );
+    let audio_sent = reg.get_at(Metric::PacketsSent, 1);
+    let got = client.audio_pkts.len() as u64;
+    assert!(
+        got <= audio_sent && got * 100 >= audio_sent * 99,
+        "{got} of {audio_sent}"
+    );
+}
+
+#[test]
+fn a_client_that_never_pings_ends_the_session_with_a_timeout() {
+    let reg = registry();
+    let (vport, aport) = (free_port(), free_port());
+    let mut media = Media::new(settings(0.0, Duration::from_millis(300)), reg);
+    let t = Instant::now();
+    media.start(&session(7, vport, aport)).unwrap();
+    let mut failures = Vec::new();
+    while failures.is_empty() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        failures = media.poll_failures();
+    }
+    let took = t.elapsed();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let (id, detail, reason) = &failures[0];
+    assert_eq!((*id, *reason), (7, StopReason::ClientTimeout));
+    assert!(detail.contains("ping"), "{detail}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(reg.get_at(Metric::PacketsSent, 0), 0);
+    // The failed session is gone: its ports are free again.
+    UdpSocket::bind(("0.0.0.0", vport)).expect("video port released");
+}
+
+#[test]
+fn native_and_non_h264_sessions_are_refused_with_a_reason() {
+    let mut media = Media::new(settings(0.0, Duration::from_secs(1)), registry());
+    let mut s = session(3, free_port(), free_port());
+    s.protocol = Protocol::Native;
+    assert!(media.start(&s).unwrap_err().contains("GameStream only"));
+    let mut s = session(4, free_port(), free_port());
+    s.video.codec = Codec::Hevc;
+    assert!(media.start(&s).unwrap_err().contains("H.264 only"));
+}
