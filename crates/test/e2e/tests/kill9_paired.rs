@@ -18,9 +18,13 @@
 //! cannot pass without exercising the dangerous window). The seed is printed for replay
 //! (`STRAHL_KILL9_SEED`).
 //!
-//! Why a child with the real writer rather than the `strahl-control` binary: a real pairing
-//! costs four HTTP round trips, RSA work and the operator PIN per entry, so a random kill would
-//! rarely land in the write; the writer and its atomic-replace code are the same code path.
+//! Why a child with the real writer for the many random kills rather than the `strahl-control`
+//! binary: a real pairing costs seconds (Python, RSA, four round trips, the operator's PIN), so
+//! a random kill would rarely land in the write; the writer and its atomic-replace code are the
+//! same code path. The binary itself is covered by
+//! [`real_control_killed_right_after_each_pairing_keeps_every_client`]: the real
+//! `strahl-control serve` SIGKILLed the moment a real Moonlight client reports "paired", which
+//! checks that the server persists before it acknowledges.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -297,5 +301,65 @@ fn kill9_during_paired_writes_never_loses_an_acknowledged_entry() {
         mid_write >= MIN_MID_WRITE_KILLS,
         "only {mid_write} of {KILLS} kills landed inside a write (need {MIN_MID_WRITE_KILLS}); \
          the test did not exercise the dangerous window (seed {seed})"
+    );
+}
+
+/// Real-process rounds: each is a full Moonlight pairing (seconds), so a few.
+const REAL_ROUNDS: usize = 3;
+/// Bound for the restarted control plane to reconnect, and for one applist client.
+const REAL_STEP: Duration = Duration::from_secs(60);
+
+/// The real `strahl-control serve` (under `scripts/run.sh`, e2e harness) with a real Moonlight
+/// client: SIGKILL the control plane the moment Moonlight reports "paired" (the host answered
+/// the last pairing request, so the entry is acknowledged). After the supervisor restarts it,
+/// the paired-clients file must load and hold every client, and every client paired so far
+/// must still be authorised (its `/applist` over mutual TLS succeeds). This checks the ordering
+/// the child-writer test above assumes: the server persists before it acknowledges.
+#[test]
+fn real_control_killed_right_after_each_pairing_keeps_every_client() {
+    let s =
+        strahl_e2e::Strahl::start(strahl_e2e::Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut clients: Vec<PathBuf> = Vec::new();
+    for round in 0..REAL_ROUNDS {
+        let dir = s.dir.join(format!("moonlight-client-{round}"));
+        s.pair(&dir)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let (_, cp) = s.pids().expect("pids from run.sh");
+        let killed = Command::new("kill")
+            .args(["-KILL", &cp.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "kill -KILL {cp}");
+        clients.push(dir);
+        s.wait_log_n("connected to dataplane", round + 2, REAL_STEP)
+            .unwrap_or_else(|e| panic!("round {round}: the control plane did not come back: {e}"));
+        let store = PairedStore::load(&s.state_dir())
+            .unwrap_or_else(|e| panic!("round {round}: paired-clients file after kill -9: {e}"));
+        assert_eq!(
+            store.clients().len(),
+            round + 1,
+            "round {round}: clients on disk: {:?}",
+            store
+                .clients()
+                .iter()
+                .map(|c| &c.uniqueid)
+                .collect::<Vec<_>>()
+        );
+        for (i, c) in clients.iter().enumerate() {
+            let mut args = vec!["applist".to_string()];
+            args.extend(s.client_args());
+            args.extend(["--config".into(), c.display().to_string()]);
+            let out = strahl_e2e::Driver::spawn(&args)
+                .and_then(|d| d.finish(REAL_STEP))
+                .unwrap_or_else(|e| panic!("round {round}, client {i}: {e}"));
+            assert!(
+                out.step("applist").is_some_and(|a| a["ok"] == true),
+                "round {round}: client {i} is no longer authorised after kill -9: {out}"
+            );
+        }
+    }
+    eprintln!(
+        "kill9 (real strahl-control): {REAL_ROUNDS} SIGKILLs right after Moonlight paired; every \
+         client on disk and authorised after each restart"
     );
 }
