@@ -88,6 +88,24 @@ impl std::fmt::Display for DriverOutput {
     }
 }
 
+/// Copies everything `pipe` yields into `sink` until EOF, on its own thread.
+fn drain(
+    mut pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut v) = sink.lock() {
+                v.extend_from_slice(&buf[..n]);
+            }
+        }
+    })
+}
+
 /// A running driver process (killed on drop).
 pub struct Driver {
     child: Child,
@@ -120,36 +138,11 @@ impl Driver {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
         // Drain both pipes continuously so a chatty driver never blocks on a full pipe.
-        let pipes: [(Option<Box<dyn Read + Send>>, Arc<Mutex<Vec<u8>>>); 2] = [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-                stdout.clone(),
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-                stderr.clone(),
-            ),
-        ];
-        for (pipe, sink) in pipes {
-            if let Some(mut pipe) = pipe {
-                readers.push(std::thread::spawn(move || {
-                    let mut buf = [0u8; 8192];
-                    while let Ok(n) = pipe.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        if let Ok(mut v) = sink.lock() {
-                            v.extend_from_slice(&buf[..n]);
-                        }
-                    }
-                }));
-            }
+        if let Some(pipe) = child.stdout.take() {
+            readers.push(drain(pipe, stdout.clone()));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            readers.push(drain(pipe, stderr.clone()));
         }
         Ok(Driver {
             child,

@@ -22,7 +22,9 @@
 mod driver;
 mod ports;
 
-use std::io::{BufRead, BufReader, Read};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -47,6 +49,8 @@ pub const PIN_WAIT: Duration = Duration::from_secs(60);
 pub const PIN_WAITING_LINE: &str = "pairing: waiting for the PIN";
 /// Poll period of every log wait.
 const POLL: Duration = Duration::from_millis(50);
+/// One HTTP request to the status server.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors of the harness, by origin.
 #[derive(Debug)]
@@ -443,6 +447,67 @@ impl Strahl {
         ))
     }
 
+    /// The status server's Prometheus `/metrics` (data-plane series merged in by the control
+    /// plane's stats poll): series key (`name` or `name{labels}` as printed) → value.
+    pub fn metrics(&self) -> Result<BTreeMap<String, f64>> {
+        let text = http_get(self.ports.status, "/metrics")?;
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            if let Some((key, val)) = line.rsplit_once(' ')
+                && let Ok(v) = val.trim().parse::<f64>()
+            {
+                out.insert(key.trim().to_string(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sum of the series of `name` whose labels include every `k="v"` in `labels` (the status
+    /// server adds a `process` label to each series; this sums over what is not asked for).
+    /// `None` when no series matches.
+    pub fn metric_sum(m: &BTreeMap<String, f64>, name: &str, labels: &[&str]) -> Option<f64> {
+        let mut sum = None;
+        for (key, v) in m {
+            let (n, l) = match key.split_once('{') {
+                Some((n, l)) => (n, l.trim_end_matches('}')),
+                None => (key.as_str(), ""),
+            };
+            let have: Vec<&str> = l.split(',').map(str::trim).collect();
+            if n == name && labels.iter().all(|want| have.contains(want)) {
+                sum = Some(sum.unwrap_or(0.0) + v);
+            }
+        }
+        sum
+    }
+
+    /// Polls `/metrics` (bounded) until [`metric_sum`](Self::metric_sum)`(name, labels)`
+    /// satisfies `pred`; returns its last value (`None` when it never appeared).
+    pub fn wait_metric(
+        &self,
+        name: &str,
+        labels: &[&str],
+        pred: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> Option<f64> {
+        let t0 = Instant::now();
+        let mut last = None;
+        loop {
+            if let Ok(m) = self.metrics() {
+                last = Strahl::metric_sum(&m, name, labels).or(last);
+                if last.is_some_and(&pred) {
+                    return last;
+                }
+            }
+            if t0.elapsed() > timeout {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Driver arguments that point a client at this instance: `--host 127.0.0.1 --port HTTP`.
     pub fn client_args(&self) -> Vec<String> {
         vec![
@@ -530,4 +595,26 @@ impl Drop for Strahl {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A minimal HTTP/1.0 GET on loopback; the body when the status is 200.
+fn http_get(port: u16, path: &str) -> Result<String> {
+    let err = |e: std::io::Error| Error::Setup(format!("GET 127.0.0.1:{port}{path}: {e}"));
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), HTTP_TIMEOUT).map_err(err)?;
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).map_err(err)?;
+    s.set_write_timeout(Some(HTTP_TIMEOUT)).map_err(err)?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(err)?;
+    let mut raw = Vec::new();
+    // Bounded by the read timeout and by the server closing (HTTP/1.0).
+    s.take(16 << 20).read_to_end(&mut raw).map_err(err)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.lines().next().is_some_and(|l| l.contains(" 200")) {
+        return Err(Error::Setup(format!(
+            "GET {path}: {}",
+            head.lines().next().unwrap_or("no status line")
+        )));
+    }
+    Ok(body.to_string())
 }

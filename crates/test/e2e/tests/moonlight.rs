@@ -11,8 +11,12 @@
 //!   48 kHz stereo audio decodes and is not silent; keyboard and mouse events sent with LiSend*
 //!   arrive at the recording sink; /cancel ends the stream and `/serverinfo` is free again.
 //! - [`fec_recovers_dropped_video_packets`]: 3 % of video packets dropped by the data plane's
-//!   seeded test knob, 20 % FEC, 600 frames: the client's LiGetRTPVideoStats shows
-//!   FEC-recovered packets > 0 and no frame is lost — our parity is byte-exact nanors.
+//!   seeded test knob, 20 % FEC, 600 frames: no frame is lost (contiguous frame numbers, all
+//!   600 decode, the pixel counter increases), the knob's host-side drop counter is ≥ 1 % of the
+//!   packets, and the client's own SS_FRAME_FEC_STATUS reports say "recovered" > 0 and
+//!   "lost" = 0 — our parity is byte-exact nanors. LiGetRTPVideoStats is read and printed, but
+//!   its `packetCountFecRecovered` is not asserted: this common-c's video queue never
+//!   increments it (measured: 0 with ~400 packets dropped and every frame complete).
 //!
 //! Streaming tests take [`STREAM_LOCK`]: two 20 Mbit/s streams plus two software decoders at
 //! once would starve this 2-core machine and turn CPU starvation into "loss".
@@ -34,6 +38,9 @@ const STREAM_PHASE_S: &str = "100";
 const QUICK_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the recording sink may take to show the events after the client sent them.
 const INPUT_WAIT: Duration = Duration::from_secs(15);
+/// How long a series may take to reach /metrics: the control plane polls the data plane's
+/// statistics every 5 s by default; three polls.
+const METRIC_WAIT: Duration = Duration::from_secs(16);
 /// The synthetic source at 1280×720: frames the issue demands per case.
 const FRAMES: u32 = 300;
 const FEC_FRAMES: u32 = 600;
@@ -106,8 +113,9 @@ fn pairing_with_the_pin_cli() {
     );
 
     // A new client process with the paired identity: /applist over HTTPS shows Desktop.
+    // (Its HTTP /serverinfo says PairStatus 0: over plain HTTP no client certificate
+    // identifies it, §A4.)
     let out = client(&s, "applist", &good, &[], QUICK_CLIENT_TIMEOUT);
-    assert_eq!(step(&out, &s, "serverinfo")["paired"], true, "{out}");
     let a = step(&out, &s, "applist");
     assert_eq!(a["ok"], true, "{out}");
     assert_eq!(a["names"], serde_json::json!(["Desktop"]), "{out}");
@@ -304,20 +312,75 @@ fn fec_recovers_dropped_video_packets() {
     assert_eq!(step(&out, &s, "stream_start")["ok"], true, "{}", ctx());
     let stats = step(&out, &s, "video_stats")["stats"].clone();
     assert!(stats.is_object(), "no LiGetRTPVideoStats: {}", ctx());
-    let recovered = stats["packetCountFecRecovered"].as_u64().unwrap_or(0);
-    assert!(
-        recovered > 0,
-        "3 % dropped but nothing FEC-recovered: {}",
-        ctx()
-    );
-    assert_eq!(stats["packetCountFecFailed"], 0, "{}", ctx());
+    // Every one of the 600 frames arrived complete and decoded although ~3 % of all video
+    // packets (data and parity alike) never left the host: the client rebuilt the missing
+    // data shards from our parity with its own nanors decoder.
     assert_video(&out, &s, FEC_FRAMES);
-    // Sanity of the knob: roughly 3 % of the packets the client saw are missing, i.e. the
-    // recovered count is a plausible share of all video packets (not a stray one).
-    let total = stats["packetCountVideo"].as_u64().unwrap_or(0);
+    assert_eq!(stats["packetCountFecFailed"], 0, "{}", ctx());
+    // The knob really dropped packets (host side; data-plane series reach /metrics with the
+    // control plane's stats poll, every 5 s by default).
+    let drops = s
+        .wait_metric(
+            "strahl_video_knob_drops_total",
+            &[],
+            |v| v > 0.0,
+            METRIC_WAIT,
+        )
+        .unwrap_or(0.0);
+    let series: Vec<String> = s
+        .metrics()
+        .map(|m| {
+            m.into_iter()
+                .filter(|(k, _)| k.contains("video") || k.contains("fec"))
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect()
+        })
+        .unwrap_or_else(|e| vec![e.to_string()]);
+    eprintln!("host metrics after the stream:\n{}", series.join("\n"));
+    let total = stats["packetCountVideo"].as_u64().unwrap_or(0) as f64;
     assert!(
-        recovered * 200 >= total,
-        "recovered {recovered} of {total} packets: below 0.5 %, is the drop knob on? {}",
+        drops >= total * 0.01,
+        "knob drops {drops} for {total} received video packets: is the drop knob on? {}",
         ctx()
     );
+    // The client's own account of its FEC use: common-c sends SS_FRAME_FEC_STATUS for every
+    // block it had to repair or lost, and the control plane counts them by outcome.
+    let recovered = s
+        .wait_metric(
+            "strahl_control_fec_status_reports_total",
+            &["result=\"recovered\""],
+            |v| v > 0.0,
+            METRIC_WAIT,
+        )
+        .unwrap_or(0.0);
+    let lost = s
+        .metrics()
+        .ok()
+        .and_then(|m| {
+            Strahl::metric_sum(
+                &m,
+                "strahl_control_fec_status_reports_total",
+                &["result=\"lost\""],
+            )
+        })
+        .unwrap_or(0.0);
+    eprintln!(
+        "FEC: knob drops {drops}, client packets {total}, client FEC-status reports recovered \
+         {recovered} lost {lost}, LiGetRTPVideoStats {stats}"
+    );
+    assert!(
+        recovered > 0.0,
+        "the client reported no FEC-recovered block: {}",
+        ctx()
+    );
+    assert_eq!(
+        lost,
+        0.0,
+        "the client reported unrecoverable blocks: {}",
+        ctx()
+    );
+    // LiGetRTPVideoStats' packetCountFecRecovered is reported but not asserted: the video
+    // queue of this common-c build never increments it (only its audio queue does), so it
+    // reads 0 even while every dropped packet is rebuilt — the frame and report checks above
+    // are the proof instead.
 }
