@@ -5,14 +5,14 @@
 # - the data plane starts first and opens the IPC socket; the control plane connects to it
 #   (and reconnects by itself whenever the data plane comes back);
 # - once connected, one block tells the operator where the status page is and how to pair;
-# - a process that dies (crash, kill -9, non-zero exit, or an exit nobody asked for) is
-#   restarted after a back-off that doubles from STRAHL_BACKOFF_START_MS to STRAHL_BACKOFF_MAX_MS;
-#   the other process keeps running (the control plane reports the lost data plane and ends its
+# - a process that dies (crash, kill -9, non-zero exit) is restarted after a back-off that
+#   doubles from STRAHL_BACKOFF_START_MS to STRAHL_BACKOFF_MAX_MS; the other process keeps running (the control plane reports the lost data plane and ends its
 #   sessions; the data plane stops emitting when the control plane goes away);
 # - a process that dies STRAHL_RESTART_MAX times within STRAHL_RESTART_WINDOW_S seconds, or
 #   exits with status 2 (bad arguments or configuration: a restart cannot fix it), is not
 #   restarted again: the script says so, stops the other process and exits 1;
-# - Ctrl-C / SIGTERM stops both (SIGTERM, then SIGKILL after STRAHL_STOP_TIMEOUT_S) and exits 0.
+# - Ctrl-C / SIGTERM stops both (SIGTERM, then SIGKILL after STRAHL_STOP_TIMEOUT_S) and exits 0;
+#   a process that exits 0 by itself was asked to stop (a signal): the other is stopped too, exit 0.
 # Arguments are passed to both binaries (both accept --config FILE and --socket PATH);
 # $STRAHL_CONTROL_ARGS adds options for `strahl-control serve` only (e.g. --no-mdns).
 # The appliance uses the systemd units in appliance/ instead (same policy, Restart=).
@@ -46,14 +46,20 @@ CRASHES_1=()
 BACKOFF=("$BACKOFF_START_MS" "$BACKOFF_START_MS")
 STOPPING=0
 
+# Copies a process's log to the terminal and its file. Ctrl-C reaches the whole process group:
+# the copier ignores it and ends at EOF, so the processes' last lines (their clean stop) survive.
+log_to() {
+  trap '' INT TERM
+  exec tee -a "$1" >&2
+}
 start_dataplane() {
-  "$BIN/strahl-dataplane" "${ARGS[@]}" 2> >(tee -a "$LOG_DIR/dataplane.log" >&2) &
+  "$BIN/strahl-dataplane" "${ARGS[@]}" 2> >(log_to "$LOG_DIR/dataplane.log") &
   PIDS[0]=$!
   say "started dataplane (pid ${PIDS[0]})"
 }
 start_control() {
   "$BIN/strahl-control" serve "${ARGS[@]}" "${CONTROL_EXTRA[@]}" \
-    2> >(tee -a "$LOG_DIR/control.log" >&2) &
+    2> >(log_to "$LOG_DIR/control.log") &
   PIDS[1]=$!
   say "started control (pid ${PIDS[1]})"
 }
@@ -165,6 +171,16 @@ while [ "$STOPPING" -eq 0 ]; do
     [ "${PIDS[i]}" = "$ended" ] || continue
     name=${NAMES[i]}
     if [ "$status" -gt 128 ]; then why="killed by signal $((status - 128))"; else why="exit status $status"; fi
+    if [ "$status" -eq 0 ]; then
+      # Both binaries exit 0 only when asked to stop (SIGTERM/SIGINT, e.g. Ctrl-C reaching the
+      # whole process group, or an operator's kill): like the units' Restart=on-failure, that is
+      # not a crash. Stop the other one too.
+      say "$name stopped cleanly (asked to stop): stopping the other process"
+      PIDS[i]=0
+      stop_all
+      say "stopped"
+      exit 0
+    fi
     if [ "$status" -eq 2 ]; then
       say "$name stopped with a configuration or argument error ($why): not restarting; see $LOG_DIR/$name.log"
       PIDS[i]=0

@@ -8,7 +8,9 @@
 //!   (`/healthz` 200 again); SIGKILL the control plane → the data plane sees the disconnect,
 //!   the supervisor restarts the control plane, it reconnects; repeated crashes → the supervisor
 //!   gives up with a clear message and stops the survivor.
-//! - [`sigterm_to_the_supervisor_stops_both_cleanly`]: SIGTERM → both exit cleanly, script 0.
+//! - [`sigterm_to_the_supervisor_stops_both_cleanly`]: SIGTERM → both exit cleanly, script 0;
+//!   [`ctrl_c_to_the_process_group_stops_both_without_restarts`]: SIGINT to the whole group (a
+//!   terminal's Ctrl-C) → the same, and nothing is restarted.
 //! - [`control_kill9_stops_the_data_plane_stream_within_a_second`]: a data plane with a session
 //!   started by a control plane in another process (this test binary re-executed as
 //!   [`fake_control_child`]) and a fake client that sends GameStream pings; SIGKILL the control
@@ -425,6 +427,54 @@ fn sigterm_to_the_supervisor_stops_both_cleanly() {
     );
     assert!(!dir.socket().exists(), "the data plane removed its socket");
     eprintln!("faults: SIGTERM to run.sh → both stopped cleanly in {took:?}");
+}
+
+#[test]
+fn ctrl_c_to_the_process_group_stops_both_without_restarts() {
+    // A terminal's Ctrl-C sends SIGINT to the whole foreground group: run.sh and both children
+    // get it at once. Nobody may be restarted; everything stops cleanly.
+    let dir = Scratch::new("ctrlc");
+    let (cfg, _) = dir.config();
+    let mut sup = supervisor_in_own_group(&dir, &cfg);
+    let (dp, cp) = banner_pids(&sup);
+    let pgid = sup.child.id();
+    let st = Command::new("kill")
+        .args(["-INT", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = sup.wait_exit(STEP);
+    assert_eq!(st.code(), Some(0), "{}", sup.log());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!alive(dp) && !alive(cp), "both processes are gone");
+    assert_eq!(
+        sup.count("run: started"),
+        2,
+        "nothing restarted: {}",
+        sup.log()
+    );
+    assert_eq!(sup.count("data plane stopped cleanly"), 1, "{}", sup.log());
+    assert_eq!(
+        sup.count("control plane stopped cleanly"),
+        1,
+        "{}",
+        sup.log()
+    );
+}
+
+fn supervisor_in_own_group(dir: &Scratch, cfg: &Path) -> Proc {
+    use std::os::unix::process::CommandExt;
+    let dp = bin("strahl-dataplane");
+    let mut cmd = Command::new(workspace().join("scripts/run.sh"));
+    cmd.arg("--config")
+        .arg(cfg)
+        .env("STRAHL_BIN_DIR", dp.parent().unwrap())
+        .env("XDG_RUNTIME_DIR", dir.runtime_dir())
+        .env("TMPDIR", &dir.0)
+        .env("RUST_LOG", "info")
+        .env("STRAHL_CONTROL_ARGS", "--no-mdns")
+        .process_group(0);
+    Proc::spawn("run.sh", cmd)
 }
 
 // ---------------------------------------------------------------------------------------------
