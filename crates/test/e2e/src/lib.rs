@@ -618,3 +618,34 @@ fn http_get(port: u16, path: &str) -> Result<String> {
     }
     Ok(body.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sum_matches_name_and_every_asked_label() {
+        let m: BTreeMap<String, f64> = [
+            (r#"a_total{process="control",result="lost"}"#, 1.0),
+            (r#"a_total{process="dataplane",result="lost"}"#, 2.0),
+            (r#"a_total{process="control",result="recovered"}"#, 4.0),
+            (r#"a_total_other{result="lost"}"#, 8.0),
+            ("b", 16.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(Strahl::metric_sum(&m, "a_total", &[]), Some(7.0));
+        assert_eq!(
+            Strahl::metric_sum(&m, "a_total", &[r#"result="lost""#]),
+            Some(3.0)
+        );
+        assert_eq!(
+            Strahl::metric_sum(&m, "a_total", &[r#"result="lost""#, r#"process="control""#]),
+            Some(1.0)
+        );
+        assert_eq!(Strahl::metric_sum(&m, "b", &[]), Some(16.0));
+        assert_eq!(Strahl::metric_sum(&m, "c", &[]), None);
+        assert_eq!(Strahl::metric_sum(&m, "b", &[r#"x="y""#]), None);
+    }
+}
