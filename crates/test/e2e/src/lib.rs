@@ -116,9 +116,16 @@ fn build_binaries() -> std::result::Result<PathBuf, String> {
         .arg(target_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    // Under `cargo test` the test profile (opt-level 2, see the workspace Cargo.toml) has
+    // already built both binaries for their own integration tests: asking for the same profile
+    // reuses them (no second compile in CI) and gives a host fast enough to encode 720p60 in
+    // real time; the dev profile would rebuild every workspace crate at opt-level 0.
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
+    } else {
+        cmd.args(["--profile", "test"]);
     }
+    cmd.arg("--locked");
     let st = cmd.status().map_err(|e| format!("run cargo build: {e}"))?;
     if !st.success() {
         return Err(format!("cargo build of the strahl binaries failed ({st})"));
