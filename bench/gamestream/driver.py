@@ -18,7 +18,8 @@ Modes:
           measurement window of --seconds starts; at both ends it samples the client's RTP video
           counters (LiGetRTPVideoStats through a second cffi handle on the same .so), the data
           plane's CPU time (/proc/PID/stat utime+stime), this process's CPU, machine-wide CPU
-          (/proc/stat) and the load average. Then stop, /cancel, /serverinfo.
+          (/proc/stat), the load average and the machine's UDP receive-buffer drops
+          (/proc/net/snmp). Then stop, /cancel, /serverinfo.
 """
 
 import argparse
@@ -78,6 +79,16 @@ def machine_cpu():
     return sum(vals) - idle, sum(vals)
 
 
+def udp_counters():
+    """Machine-wide UDP counters from /proc/net/snmp (InErrors, RcvbufErrors): datagrams the
+    kernel dropped at a full socket receive buffer show up here, not in the client's RTP stats."""
+    with open("/proc/net/snmp") as f:
+        rows = [l.split() for l in f if l.startswith("Udp:")]
+    names, vals = rows[0][1:], [int(x) for x in rows[1][1:]]
+    d = dict(zip(names, vals))
+    return {"InErrors": d.get("InErrors", 0), "RcvbufErrors": d.get("RcvbufErrors", 0)}
+
+
 def sample(rtp, dp_pid):
     s = {f: int(getattr(rtp, f)) for f in RTP_FIELDS}
     t = os.times()
@@ -88,6 +99,7 @@ def sample(rtp, dp_pid):
         "client_cpu_s": t.user + t.system,
         "machine": machine_cpu(),
         "loadavg": os.getloadavg(),
+        "udp": udp_counters(),
     }
 
 
@@ -209,6 +221,8 @@ def do_stream(a):
          last_frame=max(nums, default=None), frames_in_span=span, frames_lost=span - distinct,
          duplicates=len(nums) - distinct, idr_frames=idr, au_bytes=au_bytes, rtp=rtp_d,
          rtp_total=s1["rtp"],
+         udp_rcvbuf_errors=s1["udp"]["RcvbufErrors"] - s0["udp"]["RcvbufErrors"],
+         udp_in_errors=s1["udp"]["InErrors"] - s0["udp"]["InErrors"],
          dp_cpu_s=(None if s0["dp_cpu_s"] is None or s1["dp_cpu_s"] is None
                    else s1["dp_cpu_s"] - s0["dp_cpu_s"]),
          client_cpu_s=s1["client_cpu_s"] - s0["client_cpu_s"],

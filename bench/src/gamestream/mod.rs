@@ -331,6 +331,9 @@ fn one_run(
         "fec_recovered_packets": w["rtp"]["packetCountFecRecovered"],
         "fec_failed_packets": w["rtp"]["packetCountFecFailed"],
         "client_rtp": w["rtp"],
+        // Machine-wide (other processes' UDP too): receive-buffer drops during the window.
+        "udp_rcvbuf_errors": w["udp_rcvbuf_errors"],
+        "udp_in_errors": w["udp_in_errors"],
         "achieved_mbps": achieved,
         "wire_mbps": wire,
         "dataplane_cpu_s": dp_cpu,
@@ -476,6 +479,7 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
                 "frames_lost": med(&runs, "frames_lost"),
                 "fec_recovered_packets": med(&runs, "fec_recovered_packets"),
                 "fec_failed_packets": med(&runs, "fec_failed_packets"),
+                "udp_rcvbuf_errors": med(&runs, "udp_rcvbuf_errors"),
                 "achieved_mbps": med(&runs, "achieved_mbps"),
                 "wire_mbps": med(&runs, "wire_mbps"),
                 "dataplane_cpu_s_per_gbit": med(&runs, "dataplane_cpu_s_per_gbit"),
