@@ -17,6 +17,7 @@ pub struct Config {
     pub video: Video,
     pub audio: Audio,
     pub status: Status,
+    pub input: Input,
     pub testing: Testing,
     #[serde(default = "default_apps")]
     pub apps: Vec<App>,
@@ -31,6 +32,7 @@ impl Default for Config {
             video: Video::default(),
             audio: Audio::default(),
             status: Status::default(),
+            input: Input::default(),
             testing: Testing::default(),
             apps: default_apps(),
         }
@@ -223,6 +225,33 @@ impl Default for Status {
     fn default() -> Self {
         Self { open_reads: true }
     }
+}
+
+/// Where client input (GameStream §A13) goes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Input {
+    pub sink: InputSinkPref,
+    /// JSON-lines file of the recording sink; `auto` = `<state_dir>/input-events.jsonl`.
+    pub record_path: AutoPath,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Self {
+            sink: InputSinkPref::Auto,
+            record_path: AutoPath::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputSinkPref {
+    /// uinput where `/dev/uinput` opens, else the recording sink.
+    Auto,
+    Uinput,
+    Record,
 }
 
 /// Test-only knobs of the data plane (never set them on a real appliance).

@@ -1,8 +1,9 @@
 //! Thin async shells around [`SessionManager`]: the `SessionHost` the nvhttp servers call, and
 //! the RTSP listener (TCP, default 48010, gamestream-host.md §A8).
 //!
-//! - [`ManagerHost`] locks the manager, draws the launch randomness from the OS, and queues the
-//!   resulting IPC messages on the outbox the data-plane connection drains.
+//! - [`ManagerHost`] locks the manager, draws the launch randomness from the OS, executes the
+//!   resulting control actions on the ENet server and queues the IPC messages on the outbox
+//!   the data-plane connection drains.
 //! - [`rtsp_listener`]: one request per TCP connection — read until the manager has one whole
 //!   message (bounded in size and time), send the reply, shut the socket. While no launch is
 //!   pending, connections are closed at once (§A7). At most [`MAX_RTSP_CONNECTIONS`] at a time.
@@ -18,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::control_link::{ControlLink, dispatch};
 use crate::session::{LaunchRandom, RtspStep, SessionManager, key_fingerprint};
 
 /// The client waits up to 15 s for a reply (§A8); it sends its request at once, so 10 s only
@@ -54,15 +56,7 @@ fn launch_random() -> Result<LaunchRandom, HostError> {
 pub struct ManagerHost {
     pub manager: SharedManager,
     pub outbox: Outbox,
-}
-
-impl ManagerHost {
-    fn send(&self, msgs: Vec<Message>) {
-        for m in msgs {
-            // The receiver lives as long as `serve`; a send error only happens at shutdown.
-            let _ = self.outbox.send(m);
-        }
-    }
+    pub control: Arc<ControlLink>,
 }
 
 fn describe(what: &str, req: &LaunchRequest) -> String {
@@ -95,9 +89,9 @@ impl SessionHost for ManagerHost {
         let rand = launch_random()?;
         let r = lock(&self.manager).resume(&req, rand, Instant::now());
         match r {
-            Ok(msgs) => {
+            Ok(actions) => {
                 log::info!("{}; RTSP open for 10 s", describe("resume", &req));
-                self.send(msgs);
+                dispatch(&self.control, &self.outbox, actions);
                 Ok(())
             }
             Err(e) => {
@@ -108,16 +102,16 @@ impl SessionHost for ManagerHost {
     }
 
     fn cancel(&self) -> Result<(), HostError> {
-        let msgs = lock(&self.manager).cancel();
+        let actions = lock(&self.manager).cancel();
         log::info!(
             "cancel: host free{}",
-            if msgs.is_empty() {
+            if actions.is_empty() {
                 ""
             } else {
-                "; SessionStop sent to the data plane"
+                "; control stream terminated, SessionStop sent to the data plane"
             }
         );
-        self.send(msgs);
+        dispatch(&self.control, &self.outbox, actions);
         Ok(())
     }
 
@@ -131,6 +125,7 @@ pub async fn rtsp_listener(
     listener: TcpListener,
     manager: SharedManager,
     outbox: Outbox,
+    control: Arc<ControlLink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limit = Arc::new(Semaphore::new(MAX_RTSP_CONNECTIONS));
@@ -158,11 +153,12 @@ pub async fn rtsp_listener(
         };
         let manager = manager.clone();
         let outbox = outbox.clone();
+        let control = control.clone();
         tokio::spawn(async move {
             let _permit = permit;
             match tokio::time::timeout(
                 RTSP_CONNECTION_TIMEOUT,
-                serve_rtsp(stream, peer, &manager, &outbox),
+                serve_rtsp(stream, peer, &manager, &outbox, &control),
             )
             .await
             {
@@ -181,6 +177,7 @@ async fn serve_rtsp(
     peer: SocketAddr,
     manager: &SharedManager,
     outbox: &Outbox,
+    control: &ControlLink,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(4096);
@@ -208,13 +205,20 @@ async fn serve_rtsp(
             }
             RtspStep::Reply {
                 bytes,
+                control: actions,
                 ipc,
                 summary,
             } => {
                 log::info!("RTSP {peer}: {summary}");
-                for m in ipc {
-                    let _ = outbox.send(m);
-                }
+                // Registered before the PLAY reply leaves: the client connects ENet right after.
+                dispatch(
+                    control,
+                    outbox,
+                    crate::session::Actions {
+                        control: actions,
+                        ipc,
+                    },
+                );
                 stream.write_all(&bytes).await?;
                 stream.shutdown().await?;
                 return Ok(());

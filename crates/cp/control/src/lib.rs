@@ -6,13 +6,19 @@
 //!   when the data plane goes away, stop own sessions on shutdown.
 //! - [`session`]: the sans-IO GameStream session manager (launch → RTSP → SessionStart).
 //! - [`host`]: its async shells: the nvhttp `SessionHost` and the RTSP listener.
+//! - [`fec_adapt`]: the sans-IO adaptive FEC controller fed by SS_FRAME_FEC_STATUS.
+//! - [`control_link`]: the ENet control server wired to the manager (actions out, events in).
+//! - [`input_sink`]: the configured input sink (uinput / JSON-lines recording), counted.
 //! - [`admin`]: the local admin socket (`strahl-control pin`).
 //! - [`cli`]: argument parsing.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod cli;
+pub mod control_link;
+pub mod fec_adapt;
 pub mod host;
+pub mod input_sink;
 pub mod ipc;
 pub mod serve;
 pub mod session;

@@ -169,9 +169,15 @@ fn run_serve(args: ServeArgs) -> ExitCode {
                 audio_port: ports.audio,
                 control_port: ports.control,
                 fec_percent: cfg.video.fec_percent_default.0,
+                fec_percent_min: cfg.video.fec_percent_min.0,
+                fec_percent_max: cfg.video.fec_percent_max.0,
                 max_bitrate_kbps: cfg.video.max_bitrate_kbps,
             },
             admin_socket,
+            input: strahl_control::input_sink::InputOptions::from_config(
+                &cfg.input,
+                &state_dir.path,
+            ),
         },
     };
 

@@ -58,6 +58,8 @@ pub struct HostOptions {
     pub rtsp_addr: SocketAddr,
     pub manager: ManagerConfig,
     pub admin_socket: PathBuf,
+    /// Where client input goes (`[input]`).
+    pub input: crate::input_sink::InputOptions,
 }
 
 /// The running host: nvhttp servers, RTSP listener, admin socket.
@@ -65,6 +67,8 @@ pub struct Host {
     pub server: Arc<ServerHandle>,
     pub manager: SharedManager,
     pub rtsp_addr: SocketAddr,
+    /// The ENet control server (UDP `control_port`).
+    pub control: Arc<crate::control_link::ControlLink>,
     outbox_rx: mpsc::UnboundedReceiver<Message>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -72,6 +76,8 @@ pub struct Host {
 
 /// Binds everything; nothing is left running on error.
 pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
+    // First: a later failure drops the link, which stops its thread.
+    let (control, control_events) = start_control(&opts)?;
     let manager: SharedManager = Arc::new(Mutex::new(SessionManager::new(opts.manager)));
     let (outbox, outbox_rx) = mpsc::unbounded_channel();
     let rtsp = tokio::net::TcpListener::bind(opts.rtsp_addr)
@@ -91,11 +97,13 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
     let session_host: Arc<dyn SessionHost> = Arc::new(ManagerHost {
         manager: manager.clone(),
         outbox: outbox.clone(),
+        control: control.clone(),
     });
     let server = match strahl_gamestream::start(opts.gamestream, session_host).await {
         Ok(s) => Arc::new(s),
         Err(e) => {
             let _ = std::fs::remove_file(&opts.admin_socket);
+            control.shutdown();
             return Err(ServeError::Host(format!("GameStream host: {e}")));
         }
     };
@@ -104,6 +112,14 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
         tokio::spawn(crate::host::rtsp_listener(
             rtsp,
             manager.clone(),
+            outbox.clone(),
+            control.clone(),
+            stop.subscribe(),
+        )),
+        tokio::spawn(crate::control_link::run_events(
+            control_events,
+            manager.clone(),
+            control.clone(),
             outbox,
             stop.subscribe(),
         )),
@@ -139,10 +155,33 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
         server,
         manager,
         rtsp_addr,
+        control,
         outbox_rx,
         stop,
         tasks,
     })
+}
+
+/// The input sink and the ENet control server on UDP `control_port` (same address as RTSP).
+fn start_control(
+    opts: &HostOptions,
+) -> Result<
+    (
+        Arc<crate::control_link::ControlLink>,
+        crate::control_link::ControlEvents,
+    ),
+    ServeError,
+> {
+    let (sink, what) = crate::input_sink::open(&opts.input).map_err(ServeError::Host)?;
+    let bind = SocketAddr::new(opts.rtsp_addr.ip(), opts.manager.control_port);
+    let (link, events) =
+        crate::control_link::ControlLink::start(bind, crate::input_sink::CountedSink::new(sink))
+            .map_err(|e| ServeError::Host(format!("cannot bind ENet control UDP {bind}: {e}")))?;
+    log::info!(
+        "ENet control on UDP {}; input sink: {what}",
+        link.local_addr()
+    );
+    Ok((Arc::new(link), events))
 }
 
 impl Host {
@@ -152,6 +191,8 @@ impl Host {
         for t in self.tasks {
             let _ = t.await;
         }
+        // Waits for the service thread's last turn (≤ its 1 ms poll interval).
+        self.control.shutdown();
         match Arc::try_unwrap(self.server) {
             Ok(s) => s.shutdown().await,
             Err(_) => log::warn!("GameStream server still referenced at shutdown"),

@@ -16,16 +16,32 @@
 //!   `video_dst`/`audio_dst` are 0.
 //! - `/cancel` stops the streaming session (`SessionStop`) and frees everything; `/resume`
 //!   re-arms a pending launch with new keys for the running app (replacing a running stream).
+//! - ENet control (§A12) is driven through [`ControlAction`]s the caller executes against the
+//!   control server, always *before* the IPC messages of the same step: PLAY registers the new
+//!   session (the launch's connect data + rikey); `/cancel` and a `/resume` that replaces a
+//!   stream terminate the old registration (termination message 0x80030023, then the
+//!   `SessionStop`). Registrations are keyed by the SessionStart id.
+//! - Control events ([`SessionManager::on_control`]) for the streaming session: IDR request and
+//!   reference-frame invalidation → `SessionUpdate { request_keyframe }`; SS_FRAME_FEC_STATUS →
+//!   the adaptive FEC controller ([`crate::fec_adapt`]) → `SessionUpdate { fec_percent }` on a
+//!   change ([`SessionManager::tick`] drives its decay); an ENet disconnect or timeout ends the
+//!   stream (`SessionStop` ClientQuit / ClientTimeout) but keeps the app running, so `/resume`
+//!   works. Events for any other session id are stale and ignored. Input is not handled here
+//!   (the I/O shell routes it to the input sink).
 //! - No sockets, no clock, no randomness inside: the caller passes `now` and the random values.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use strahl_enet::{ControlEvent, DisconnectReason};
 use strahl_gamestream::{HostError, LaunchRequest};
 use strahl_ipc::{
     AudioParams, Codec, KeyMaterial, Message, Ports, Protocol, Secret, SessionStart, SessionStop,
-    StopReason, StreamOptions, VideoParams,
+    SessionUpdate, StopReason, StreamOptions, VideoParams,
 };
+use strahl_metrics::{GLOBAL, Metric, Registry};
+
+use crate::fec_adapt::{FecBounds, FecController};
 use strahl_rtsp::{
     Event, LaunchContext, NegotiatedStream, Parsed, PingPayload, RtspSession, VideoCodec,
     parse_request,
@@ -46,8 +62,12 @@ pub struct ManagerConfig {
     pub video_port: u16,
     pub audio_port: u16,
     pub control_port: u16,
-    /// FEC percentage for the §A18 bitrate formula and the data plane.
+    /// FEC percentage for the §A18 bitrate formula and the data plane's start
+    /// (`[video] fec_percent_default`).
     pub fec_percent: u8,
+    /// Bounds of the adaptive FEC controller (`[video] fec_percent_min/max`).
+    pub fec_percent_min: u8,
+    pub fec_percent_max: u8,
     /// Highest encoder bitrate handed to the data plane (kbit/s).
     pub max_bitrate_kbps: u32,
 }
@@ -57,6 +77,46 @@ pub struct ManagerConfig {
 pub struct LaunchRandom {
     pub ping_payload: u64,
     pub connect_data: u32,
+}
+
+/// The GameStream termination HRESULT for a host-ended stream (§A12, /cancel).
+pub const TERMINATION_GRACEFUL: u32 = strahl_enet::message::TERMINATION_GRACEFUL;
+
+/// What the caller does on the ENet control server (executed before the step's IPC messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlAction {
+    /// Expect a CONNECT carrying `connect_data`; the session's control traffic uses `rikey`.
+    Register {
+        session: u64,
+        connect_data: u32,
+        rikey: [u8; 16],
+    },
+    /// Send the termination message with `hresult`, then disconnect (or forget a session that
+    /// never connected).
+    Terminate { session: u64, hresult: u32 },
+}
+
+/// The effects of one manager step: control-server actions first, then data-plane messages.
+#[derive(Debug, Default)]
+pub struct Actions {
+    pub control: Vec<ControlAction>,
+    pub ipc: Vec<Message>,
+}
+
+impl Actions {
+    pub fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.ipc.is_empty()
+    }
+}
+
+/// The IPC messages only. For callers without the control server at hand; prefer
+/// `control_link::dispatch`, which also executes the control actions.
+impl IntoIterator for Actions {
+    type Item = Message;
+    type IntoIter = std::vec::IntoIter<Message>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.ipc.into_iter()
+    }
 }
 
 /// How the RTSP connections of the pending launch are framed.
@@ -71,9 +131,11 @@ pub enum RtspMode {
 pub enum RtspStep {
     /// Not a whole message yet: read more (at most the stated total).
     NeedMore { limit: usize },
-    /// Send `bytes`, then shut the connection. `ipc` goes to the data plane.
+    /// Send `bytes`, then shut the connection. `control` goes to the ENet server, then `ipc`
+    /// to the data plane.
     Reply {
         bytes: Vec<u8>,
+        control: Vec<ControlAction>,
         ipc: Vec<Message>,
         summary: String,
     },
@@ -83,6 +145,7 @@ pub enum RtspStep {
 
 struct Pending {
     ping_payload: PingPayload,
+    connect_data: u32,
     rikey: [u8; 16],
     rikeyid: u32,
     armed_at: Instant,
@@ -104,6 +167,8 @@ pub struct SessionManager {
     app: Option<u32>,
     pending: Option<Pending>,
     streaming: Option<Streaming>,
+    /// The streaming session's adaptive FEC (present exactly while `streaming` is).
+    fec: Option<FecController>,
     next_id: u64,
 }
 
@@ -114,6 +179,7 @@ impl SessionManager {
             app: None,
             pending: None,
             streaming: None,
+            fec: None,
             next_id: 1,
         }
     }
@@ -147,41 +213,150 @@ impl SessionManager {
         Ok(())
     }
 
-    /// `/resume`: new keys for the running app; a running stream is replaced.
+    /// The streaming session's current FEC percentage (adaptive), if a session streams.
+    pub fn fec_percent(&self) -> Option<u8> {
+        self.fec.as_ref().map(FecController::current)
+    }
+
+    /// `/resume`: new keys for the running app; a running stream (and its ENet registration)
+    /// is replaced.
     pub fn resume(
         &mut self,
         req: &LaunchRequest,
         rand: LaunchRandom,
         now: Instant,
-    ) -> Result<Vec<Message>, HostError> {
+    ) -> Result<Actions, HostError> {
         if self.app.is_none() {
             return Err(HostError::NoRunningApp);
         }
-        let ipc = self.stop_streaming(StopReason::Replaced);
+        let actions = self.stop_streaming(StopReason::Replaced, true);
         self.arm(req, rand, now);
-        Ok(ipc)
+        Ok(actions)
     }
 
-    /// `/cancel`: stop the stream and free the host. Idempotent.
-    pub fn cancel(&mut self) -> Vec<Message> {
-        let ipc = self.stop_streaming(StopReason::ClientQuit);
+    /// `/cancel`: terminate the control stream, stop the stream and free the host. Idempotent.
+    pub fn cancel(&mut self) -> Actions {
+        let actions = self.stop_streaming(StopReason::ClientQuit, true);
         self.pending = None;
         self.app = None;
-        ipc
+        actions
     }
 
     /// The data plane ended session `id` (or went away: `None`).
     pub fn session_ended(&mut self, id: Option<u64>) {
         if id.is_none() || self.streaming.map(|s| s.id) == id {
             self.streaming = None;
+            self.fec = None;
         }
     }
 
-    fn stop_streaming(&mut self, reason: StopReason) -> Vec<Message> {
-        match self.streaming.take() {
-            Some(s) => vec![Message::SessionStop(SessionStop { id: s.id, reason })],
-            None => Vec::new(),
+    /// Ends the streaming session; `terminate`: also end its control stream (the client is
+    /// still connected and must be told).
+    fn stop_streaming(&mut self, reason: StopReason, terminate: bool) -> Actions {
+        self.fec = None;
+        let mut a = Actions::default();
+        if let Some(s) = self.streaming.take() {
+            if terminate {
+                a.control.push(ControlAction::Terminate {
+                    session: s.id,
+                    hresult: TERMINATION_GRACEFUL,
+                });
+            }
+            a.ipc
+                .push(Message::SessionStop(SessionStop { id: s.id, reason }));
         }
+        a
+    }
+
+    /// A control-stream event for `session` (the SessionStart id it was registered under).
+    pub fn on_control(&mut self, session: u64, ev: &ControlEvent, now: Instant) -> Actions {
+        self.on_control_in(session, ev, now, &GLOBAL)
+    }
+
+    /// [`Self::on_control`] counting into `metrics` (tests pass their own registry).
+    pub fn on_control_in(
+        &mut self,
+        session: u64,
+        ev: &ControlEvent,
+        now: Instant,
+        metrics: &Registry,
+    ) -> Actions {
+        let mut a = Actions::default();
+        if self.streaming.map(|s| s.id) != Some(session) {
+            // A replaced or stopped session's late events (its disconnect included).
+            return a;
+        }
+        let keyframe = |cause: &str| {
+            if let Some(i) = Registry::label_index(Metric::ControlKeyframeRequests, cause) {
+                metrics.add_at(Metric::ControlKeyframeRequests, i, 1);
+            }
+            Message::SessionUpdate(SessionUpdate {
+                id: session,
+                bitrate_kbps: None,
+                fec_percent: None,
+                request_keyframe: true,
+            })
+        };
+        match ev {
+            ControlEvent::IdrRequested => a.ipc.push(keyframe("idr")),
+            ControlEvent::RefInvalidated { .. } => a.ipc.push(keyframe("rfi")),
+            ControlEvent::FecStatus(r) => {
+                let Some(fec) = self.fec.as_mut() else {
+                    return a;
+                };
+                let (class, changed) = fec.on_report(r, now);
+                if let Some(i) = Registry::label_index(Metric::ControlFecReports, class.label()) {
+                    metrics.add_at(Metric::ControlFecReports, i, 1);
+                }
+                if let Some(p) = changed {
+                    a.ipc.push(self.fec_update(session, p, metrics));
+                }
+            }
+            ControlEvent::Disconnected { reason } => {
+                let stop = match reason {
+                    DisconnectReason::PeerDisconnected => Some(StopReason::ClientQuit),
+                    DisconnectReason::Timeout => Some(StopReason::ClientTimeout),
+                    DisconnectReason::DecryptFailed => Some(StopReason::Error),
+                    // Terminated: we ended it ourselves and already sent the SessionStop.
+                    // HostShutdown: serve stops its sessions on the way out.
+                    DisconnectReason::Terminated(_) | DisconnectReason::HostShutdown => None,
+                };
+                if let Some(reason) = stop {
+                    // The app keeps running: the client may /resume.
+                    a = self.stop_streaming(reason, false);
+                }
+            }
+            ControlEvent::Connected { .. }
+            | ControlEvent::StartB
+            | ControlEvent::LtrAck { .. }
+            | ControlEvent::Input(_) => {}
+        }
+        a
+    }
+
+    /// Time passes: the adaptive FEC may decay. Call every few hundred milliseconds.
+    pub fn tick(&mut self, now: Instant) -> Actions {
+        self.tick_in(now, &GLOBAL)
+    }
+
+    pub fn tick_in(&mut self, now: Instant, metrics: &Registry) -> Actions {
+        let mut a = Actions::default();
+        if let (Some(s), Some(fec)) = (self.streaming, self.fec.as_mut())
+            && let Some(p) = fec.tick(now)
+        {
+            a.ipc.push(self.fec_update(s.id, p, metrics));
+        }
+        a
+    }
+
+    fn fec_update(&self, session: u64, percent: u8, metrics: &Registry) -> Message {
+        metrics.set(Metric::ControlFecPercent, u64::from(percent));
+        Message::SessionUpdate(SessionUpdate {
+            id: session,
+            bitrate_kbps: None,
+            fec_percent: Some(percent),
+            request_keyframe: false,
+        })
     }
 
     fn arm(&mut self, req: &LaunchRequest, rand: LaunchRandom, now: Instant) {
@@ -194,6 +369,7 @@ impl SessionManager {
         let p = &req.params;
         self.pending = Some(Pending {
             ping_payload: PingPayload::from_u64(rand.ping_payload),
+            connect_data: rand.connect_data,
             rikey: p.rikey,
             rikeyid: p.rikeyid,
             armed_at: now,
@@ -299,6 +475,7 @@ impl SessionManager {
             summary.push_str(&format!(" ({e})"));
         }
         let mut ipc = Vec::new();
+        let mut control = Vec::new();
         match outcome.event {
             Some(Event::Configured(n)) => {
                 summary.push_str(&format!(
@@ -314,22 +491,41 @@ impl SessionManager {
             }
             Some(Event::Play) => {
                 let start = self.session_start(peer.ip());
-                if let Some(s) = start {
-                    summary.push_str(&format!(": SessionStart {} sent to the data plane", s.id));
+                if let (Some(s), Some(p)) = (start, self.pending.as_ref()) {
+                    summary.push_str(&format!(
+                        ": SessionStart {} sent to the data plane, control stream expected",
+                        s.id
+                    ));
+                    control.push(ControlAction::Register {
+                        session: s.id,
+                        connect_data: p.connect_data,
+                        rikey: p.rikey,
+                    });
                     self.streaming = Some(Streaming { id: s.id });
+                    let bounds = FecBounds {
+                        min: self.cfg.fec_percent_min,
+                        default: self.cfg.fec_percent,
+                        max: self.cfg.fec_percent_max,
+                    };
+                    let fec = FecController::new(bounds, now);
+                    GLOBAL.set(Metric::ControlFecPercent, u64::from(fec.current()));
+                    self.fec = Some(fec);
                     ipc.push(Message::SessionStart(Box::new(s)));
                 }
                 // The RTSP phase is over: close RTSP until the next launch.
                 self.pending = None;
             }
             Some(Event::Teardown) => {
-                ipc.extend(self.stop_streaming(StopReason::ClientQuit));
+                let a = self.stop_streaming(StopReason::ClientQuit, true);
+                control.extend(a.control);
+                ipc.extend(a.ipc);
                 self.pending = None;
             }
             Some(Event::Setup(_)) | None => {}
         }
         RtspStep::Reply {
             bytes,
+            control,
             ipc,
             summary,
         }

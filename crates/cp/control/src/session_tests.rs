@@ -3,6 +3,7 @@
 
 use super::*;
 use strahl_gamestream::launch::LaunchParams;
+use strahl_ipc::SessionUpdate;
 
 const SDP: &[u8] = include_bytes!("../../rtsp/fuzz_corpus/sdp/moonlight_h264_720p60_20M.sdp");
 const KEY: [u8; 16] = [0x42; 16];
@@ -14,6 +15,8 @@ fn cfg() -> ManagerConfig {
         audio_port: 41000,
         control_port: 40999,
         fec_percent: 20,
+        fec_percent_min: 5,
+        fec_percent_max: 50,
         max_bitrate_kbps: 1_000_000,
     }
 }
@@ -67,8 +70,19 @@ fn requests() -> Vec<Vec<u8>> {
 }
 
 fn reply(step: RtspStep) -> (Vec<u8>, Vec<Message>) {
+    let (bytes, control, ipc) = reply_all(step);
+    assert!(control.is_empty(), "{control:?}");
+    (bytes, ipc)
+}
+
+fn reply_all(step: RtspStep) -> (Vec<u8>, Vec<ControlAction>, Vec<Message>) {
     match step {
-        RtspStep::Reply { bytes, ipc, .. } => (bytes, ipc),
+        RtspStep::Reply {
+            bytes,
+            control,
+            ipc,
+            ..
+        } => (bytes, control, ipc),
         other => panic!("expected a reply, got {other:?}"),
     }
 }
@@ -77,12 +91,27 @@ fn reply(step: RtspStep) -> (Vec<u8>, Vec<Message>) {
 /// exercise NeedMore. Returns the plaintext replies and all IPC messages.
 fn run(
     m: &mut SessionManager,
-    mut client: Option<&mut RtspCipher>,
+    client: Option<&mut RtspCipher>,
     now: Instant,
 ) -> (Vec<String>, Vec<Message>) {
+    let (replies, control, ipc) = run_all(m, client, now);
+    assert!(
+        matches!(control.as_slice(), [ControlAction::Register { .. }]),
+        "PLAY registers the control stream: {control:?}"
+    );
+    (replies, ipc)
+}
+
+/// [`run`], also returning the control actions.
+fn run_all(
+    m: &mut SessionManager,
+    mut client: Option<&mut RtspCipher>,
+    now: Instant,
+) -> (Vec<String>, Vec<ControlAction>, Vec<Message>) {
     let peer: SocketAddr = PEER.parse().unwrap();
     let mut replies = Vec::new();
     let mut ipc = Vec::new();
+    let mut control = Vec::new();
     for r in requests() {
         let wire = match client.as_deref_mut() {
             Some(c) => {
@@ -97,7 +126,8 @@ fn run(
             m.rtsp_input(&wire[..half], false, peer, now),
             RtspStep::NeedMore { .. }
         ));
-        let (bytes, msgs) = reply(m.rtsp_input(&wire, false, peer, now));
+        let (bytes, ctl, msgs) = reply_all(m.rtsp_input(&wire, false, peer, now));
+        control.extend(ctl);
         let text = match client.as_deref_mut() {
             Some(c) => {
                 let mut plain = Vec::new();
@@ -112,7 +142,7 @@ fn run(
         replies.push(String::from_utf8(text).unwrap());
         ipc.extend(msgs);
     }
-    (replies, ipc)
+    (replies, control, ipc)
 }
 
 #[test]
@@ -124,7 +154,7 @@ fn encrypted_launch_reaches_play_and_sends_the_session_start() {
     assert_eq!(m.current_app(), Some(1));
     assert_eq!(m.rtsp_mode(t0), Some(RtspMode::Encrypted));
     let mut client = RtspCipher::new(&KEY, Role::Client);
-    let (replies, ipc) = run(&mut m, Some(&mut client), t0 + Duration::from_secs(1));
+    let (replies, control, ipc) = run_all(&mut m, Some(&mut client), t0 + Duration::from_secs(1));
     for r in &replies {
         assert!(r.starts_with("RTSP/1.0 200"), "{r}");
     }
@@ -157,16 +187,36 @@ fn encrypted_launch_reaches_play_and_sends_the_session_start() {
     );
     assert_eq!((s.ports.video_src, s.ports.audio_src), (40998, 41000));
     assert_eq!(m.streaming(), Some(Streaming { id: s.id }));
+    // The control stream is registered under the SessionStart id with the launch's values.
+    assert_eq!(
+        control,
+        [ControlAction::Register {
+            session: s.id,
+            connect_data: 0x8BAD_F00D,
+            rikey: KEY
+        }]
+    );
+    assert_eq!(m.fec_percent(), Some(20));
     // RTSP closes after PLAY; the app keeps running until /cancel.
     assert_eq!(m.rtsp_mode(t0 + Duration::from_secs(2)), None);
     assert_eq!(m.launch(&req(1, 1), RAND, t0), Err(HostError::Busy));
+    // /cancel: the termination message first, then the SessionStop.
+    let a = m.cancel();
     assert_eq!(
-        m.cancel(),
+        a.control,
+        [ControlAction::Terminate {
+            session: s.id,
+            hresult: 0x8003_0023
+        }]
+    );
+    assert_eq!(
+        a.ipc,
         vec![Message::SessionStop(SessionStop {
             id: s.id,
             reason: StopReason::ClientQuit
         })]
     );
+    assert_eq!(m.fec_percent(), None);
     assert_eq!((m.current_app(), m.streaming()), (None, None));
     assert!(m.cancel().is_empty(), "cancel is idempotent");
 }
@@ -184,11 +234,18 @@ fn plain_launch_works_and_pending_launch_expires() {
     // A resume re-arms with new keys and replaces the running stream.
     let stop = m.resume(&req(0, 0), RAND, t0).unwrap();
     assert!(matches!(
-        stop.as_slice(),
+        stop.ipc.as_slice(),
         [Message::SessionStop(SessionStop {
             reason: StopReason::Replaced,
             ..
         })]
+    ));
+    assert!(matches!(
+        stop.control.as_slice(),
+        [ControlAction::Terminate {
+            hresult: TERMINATION_GRACEFUL,
+            ..
+        }]
     ));
     // Nothing arrives within 10 s: RTSP closes, the app still runs.
     let late = t0 + PENDING_TIMEOUT;
@@ -214,7 +271,10 @@ fn hostile_rtsp_input_is_refused_without_state_change() {
     let t0 = Instant::now();
     let peer: SocketAddr = PEER.parse().unwrap();
     let mut m = SessionManager::new(cfg());
-    assert_eq!(m.resume(&req(0, 1), RAND, t0), Err(HostError::NoRunningApp));
+    assert!(matches!(
+        m.resume(&req(0, 1), RAND, t0),
+        Err(HostError::NoRunningApp)
+    ));
     m.launch(&req(1, 1), RAND, t0).unwrap();
     // Plaintext in encrypted mode, a truncated frame at EOF, a frame under another key.
     assert!(matches!(
@@ -262,4 +322,200 @@ fn key_fingerprint_is_short_and_key_dependent() {
     assert_eq!(a.len(), 8);
     assert_ne!(a, key_fingerprint(&[0x43; 16]));
     assert!(!a.contains("4242"), "not the key itself");
+}
+
+// ---- Control stream events (ENet, §A12) ----
+
+fn streaming_manager(t0: Instant) -> (SessionManager, u64) {
+    let mut m = SessionManager::new(cfg());
+    m.launch(&req(1, 0), RAND, t0).unwrap();
+    let (_, ipc) = run(&mut m, None, t0);
+    let [Message::SessionStart(s)] = ipc.as_slice() else {
+        panic!("{ipc:?}")
+    };
+    (m, s.id)
+}
+
+fn fec_report(total_data: u16, recv_data: u16) -> ControlEvent {
+    ControlEvent::FecStatus(strahl_enet::FecStatus {
+        frame_index: 9,
+        highest_recv_seq: 0,
+        next_contiguous_seq: 0,
+        missing_before_highest: 0,
+        total_data,
+        total_parity: total_data / 5,
+        recv_data,
+        recv_parity: total_data / 5,
+        fec_pct: 20,
+        block_index: 0,
+        block_count: 1,
+    })
+}
+
+fn update(id: u64, fec: Option<u8>, keyframe: bool) -> Message {
+    Message::SessionUpdate(SessionUpdate {
+        id,
+        bitrate_kbps: None,
+        fec_percent: fec,
+        request_keyframe: keyframe,
+    })
+}
+
+#[test]
+fn idr_and_rfi_request_a_keyframe_of_the_streaming_session_only() {
+    static M: Registry = Registry::new();
+    let t0 = Instant::now();
+    let (mut m, id) = streaming_manager(t0);
+    let a = m.on_control_in(id, &ControlEvent::IdrRequested, t0, &M);
+    assert!(a.control.is_empty());
+    assert_eq!(a.ipc, [update(id, None, true)]);
+    let rfi = ControlEvent::RefInvalidated {
+        first_frame: 10,
+        last_frame: 12,
+    };
+    assert_eq!(
+        m.on_control_in(id, &rfi, t0, &M).ipc,
+        [update(id, None, true)]
+    );
+    let at = |c| Registry::label_index(Metric::ControlKeyframeRequests, c).unwrap();
+    assert_eq!(M.get_at(Metric::ControlKeyframeRequests, at("idr")), 1);
+    assert_eq!(M.get_at(Metric::ControlKeyframeRequests, at("rfi")), 1);
+    // A stale session id (a replaced stream's late packet) changes nothing.
+    assert!(
+        m.on_control_in(id + 1, &ControlEvent::IdrRequested, t0, &M)
+            .is_empty()
+    );
+    // Start B, LTR acks, connects and input are not the manager's business.
+    for ev in [
+        ControlEvent::StartB,
+        ControlEvent::LtrAck { frame_index: 3 },
+        ControlEvent::Connected {
+            peer: PEER.parse().unwrap(),
+        },
+    ] {
+        assert!(m.on_control_in(id, &ev, t0, &M).is_empty(), "{ev:?}");
+    }
+}
+
+#[test]
+fn fec_status_raises_fec_and_clean_time_decays_it() {
+    static M: Registry = Registry::new();
+    let t0 = Instant::now();
+    let (mut m, id) = streaming_manager(t0);
+    assert_eq!(m.fec_percent(), Some(20));
+    // A clean report: counted, no update.
+    assert!(
+        m.on_control_in(id, &fec_report(100, 100), t0, &M)
+            .is_empty()
+    );
+    // 12 of 120 packets lost, rebuilt: 12/108 · 2 → 23 %.
+    let a = m.on_control_in(id, &fec_report(100, 88), t0, &M);
+    assert_eq!(a.ipc, [update(id, Some(23), false)]);
+    assert_eq!(M.get(Metric::ControlFecPercent), 23);
+    // An unrecoverable block (99 of 100 needed packets): 21 lost of 120 → 21/99 · 2 → 43 %.
+    let a = m.on_control_in(id, &fec_report(100, 79), t0, &M);
+    assert_eq!(a.ipc, [update(id, Some(43), false)]);
+    let at = |c| Registry::label_index(Metric::ControlFecReports, c).unwrap();
+    assert_eq!(
+        ["clean", "recovered", "lost"].map(|c| M.get_at(Metric::ControlFecReports, at(c))),
+        [1, 1, 1]
+    );
+    // Simulated clean minute in 250 ms ticks: one update per step, down to the minimum.
+    let mut updates = Vec::new();
+    for i in 1..=240u32 {
+        updates.extend(m.tick_in(t0 + Duration::from_millis(250) * i, &M).ipc);
+    }
+    assert_eq!(updates.len(), 38, "43 → 5 one point at a time");
+    assert_eq!(updates.first(), Some(&update(id, Some(42), false)));
+    assert_eq!(updates.last(), Some(&update(id, Some(5), false)));
+    assert_eq!(m.fec_percent(), Some(5));
+    assert_eq!(M.get(Metric::ControlFecPercent), 5);
+}
+
+#[test]
+fn control_disconnect_ends_the_stream_but_keeps_the_app_for_resume() {
+    let t0 = Instant::now();
+    for (reason, stop) in [
+        (DisconnectReason::PeerDisconnected, StopReason::ClientQuit),
+        (DisconnectReason::Timeout, StopReason::ClientTimeout),
+        (DisconnectReason::DecryptFailed, StopReason::Error),
+    ] {
+        let (mut m, id) = streaming_manager(t0);
+        let a = m.on_control(id, &ControlEvent::Disconnected { reason }, t0);
+        assert!(
+            a.control.is_empty(),
+            "the client is gone: nothing to terminate"
+        );
+        assert_eq!(
+            a.ipc,
+            [Message::SessionStop(SessionStop { id, reason: stop })],
+            "{reason:?}"
+        );
+        assert_eq!((m.streaming(), m.current_app()), (None, Some(1)));
+        assert_eq!(m.fec_percent(), None);
+        // No more updates for the ended session; the tick has nothing to do.
+        assert!(m.on_control(id, &ControlEvent::IdrRequested, t0).is_empty());
+        assert!(m.tick(t0 + Duration::from_secs(60)).is_empty());
+        // /resume: nothing to replace, a new registration at PLAY with the new connect data.
+        let r2 = LaunchRandom {
+            ping_payload: 7,
+            connect_data: 0x1234_5678,
+        };
+        assert!(m.resume(&req(0, 0), r2, t0).unwrap().is_empty());
+        let (_, control, ipc) = run_all(&mut m, None, t0);
+        let [Message::SessionStart(s)] = ipc.as_slice() else {
+            panic!("{ipc:?}")
+        };
+        assert!(s.id > id);
+        assert_eq!(
+            control,
+            [ControlAction::Register {
+                session: s.id,
+                connect_data: 0x1234_5678,
+                rikey: KEY
+            }]
+        );
+    }
+}
+
+#[test]
+fn our_own_termination_and_host_shutdown_do_not_stop_twice() {
+    let t0 = Instant::now();
+    let (mut m, id) = streaming_manager(t0);
+    for reason in [
+        DisconnectReason::Terminated(TERMINATION_GRACEFUL),
+        DisconnectReason::HostShutdown,
+    ] {
+        assert!(
+            m.on_control(id, &ControlEvent::Disconnected { reason }, t0)
+                .is_empty()
+        );
+    }
+    assert!(m.streaming().is_some());
+    // After /cancel the terminated session's disconnect is stale.
+    let a = m.cancel();
+    assert_eq!(a.control.len(), 1);
+    let late = ControlEvent::Disconnected {
+        reason: DisconnectReason::Terminated(TERMINATION_GRACEFUL),
+    };
+    assert!(m.on_control(id, &late, t0).is_empty());
+}
+
+#[test]
+fn resume_while_streaming_terminates_the_old_registration() {
+    let t0 = Instant::now();
+    let (mut m, id) = streaming_manager(t0);
+    let a = m.resume(&req(0, 0), RAND, t0).unwrap();
+    assert_eq!(
+        a.control,
+        [ControlAction::Terminate {
+            session: id,
+            hresult: TERMINATION_GRACEFUL
+        }]
+    );
+    // Events of the replaced session are ignored from now on.
+    let ev = ControlEvent::Disconnected {
+        reason: DisconnectReason::Timeout,
+    };
+    assert!(m.on_control(id, &ev, t0).is_empty());
 }

@@ -9,8 +9,11 @@ Modes:
   pair     serverinfo over HTTP, MoonlightClient.pair(server, pin=PIN), then apps()
   applist  serverinfo over HTTP (learns HttpsPort), then /applist over HTTPS
   stream   (paired config dir) applist, /launch 1280x720@60 with a chosen rikey/rikeyid, the
-           StreamingSession RTSP handshake from sessionUrl0 (expected to end at stage 8, ENet),
-           then /cancel and HTTPS /serverinfo
+           StreamingSession start from sessionUrl0 (RTSP, then the ENet control stream and the
+           media ports: all 11 stages), then while connected: an IDR request and a few
+           keyboard/mouse events through LiSend* (a second cffi handle on the same .so, §B8),
+           frames pulled for FRAME_WAIT_S (counted; none arrive while the data plane sends no
+           media), then /cancel, the host's termination as the client saw it, HTTPS /serverinfo
 """
 
 import argparse
@@ -18,8 +21,60 @@ import json
 import secrets
 import struct
 import sys
+import threading
 import time
 import traceback
+
+# How long the connected client pulls frames before /cancel. Short of the client's own
+# no-video timeout (~10 s, ML_ERROR_NO_VIDEO_TRAFFIC) so the termination seen is ours.
+FRAME_WAIT_S = 4.0
+# How long the client waits for the host's termination message after /cancel.
+TERMINATE_WAIT_S = 8.0
+
+INPUT_CDEF = """
+int LiSendKeyboardEvent(short keyCode, signed char keyAction, signed char modifiers);
+int LiSendMouseButtonEvent(signed char action, int button);
+int LiSendMouseMoveEvent(short deltaX, short deltaY);
+"""
+
+
+def send_inputs():
+    """Key 'A' down/up, left button down/up, one relative move; returns each call's rc."""
+    import cffi
+    from moonlight_python.stream import _find_shared_lib
+
+    ffi = cffi.FFI()
+    ffi.cdef(INPUT_CDEF)
+    lib = ffi.dlopen(_find_shared_lib())
+    calls = [
+        ("key_down", lambda: lib.LiSendKeyboardEvent(0x41, 0x03, 0)),
+        ("key_up", lambda: lib.LiSendKeyboardEvent(0x41, 0x04, 0)),
+        ("button_down", lambda: lib.LiSendMouseButtonEvent(0x07, 1)),
+        ("button_up", lambda: lib.LiSendMouseButtonEvent(0x08, 1)),
+        ("move", lambda: lib.LiSendMouseMoveEvent(17, -9)),
+    ]
+    rcs = {}
+    for name, call in calls:
+        rcs[name] = call()
+        time.sleep(0.02)  # separate packets (common-c batches mouse motion)
+    return rcs
+
+
+def pull_frames(session, seconds):
+    """Frame numbers pulled within `seconds` (a timer wakes the blocking pull)."""
+    numbers = []
+    deadline = time.monotonic() + seconds
+    timer = threading.Timer(seconds, session.wake)
+    timer.start()
+    try:
+        while time.monotonic() < deadline:
+            f = session.pull_frame()
+            if f is None:
+                break
+            numbers.append(f.frame_number)
+    finally:
+        timer.cancel()
+    return numbers
 
 
 def emit(**kw):
@@ -103,17 +158,33 @@ def main():
     emit(step="serverinfo_busy", **info_obj(busy))
     stage = code = None
     t0 = time.monotonic()
+    started = False
     try:
         session.start(a.host, info.app_version, info.gfe_version, info.server_codec_mode_support,
                       url, cfg, key, iv)
-        session.stop()
-        emit(step="stream", ok=True)
+        started = True
+        emit(step="stream", ok=True, seconds=round(time.monotonic() - t0, 2))
     except StreamStartError as e:
         stage, code = e.stage, e.error_code
         emit(step="stream", ok=False, stage=stage, error_code=code,
              seconds=round(time.monotonic() - t0, 2), message=str(e))
+    if started:
+        session.request_idr()
+        emit(step="input", rcs=send_inputs())
+        frames = pull_frames(session, FRAME_WAIT_S)
+        emit(step="frames", count=len(frames), first=frames[:1], last=frames[-1:],
+             gaps=sum(1 for x, y in zip(frames, frames[1:]) if y != x + 1),
+             terminated_early=session.is_terminated,
+             early_error=session.termination_error if session.is_terminated else None)
     http.quit_app()
     emit(step="cancel", ok=True)
+    if started:
+        end = time.monotonic() + TERMINATE_WAIT_S
+        while not session.is_terminated and time.monotonic() < end:
+            time.sleep(0.05)
+        emit(step="terminated", seen=session.is_terminated,
+             error_code=session.termination_error if session.is_terminated else None)
+        session.stop()
     free = http.parse_server_info(http.get_server_info(use_https=True))
     emit(step="serverinfo_free", **info_obj(free))
 

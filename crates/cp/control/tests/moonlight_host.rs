@@ -17,7 +17,7 @@ use serde_json::Value;
 use support::*;
 
 /// Upper bound for one client process: Python start-up, RSA key generation, requests, and for
-/// `stream` the client's ENet attempt, which gives up after about 8 s (§B10).
+/// `stream` the 11 start stages, 4 s of frame pulling and up to 8 s waiting for the termination.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the client's stage-1 request may take to reach the host.
 const PIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
@@ -173,7 +173,27 @@ fn assert_rtsp_closed(port: u16) {
 #[test]
 fn moonlight_pairs_with_the_pin_cli_and_reaches_rtsp_play() {
     let dir = Scratch::new("moonlight");
-    let (_, base) = dir.config();
+    let (cfg_path, base) = dir.config();
+    // The recording input sink, whatever this machine has (auto would pick uinput where it opens).
+    let record = dir.0.join("state/input-events.jsonl");
+    if !std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .contains("[input]")
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&cfg_path)
+            .unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!(
+                "[input]\nsink = \"record\"\nrecord_path = \"{}\"\n",
+                record.display()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    }
     let (http, https, rtsp) = (base, base - 5, base + 21);
     let sock = dir.socket();
     let s = sock.to_str().unwrap();
@@ -189,6 +209,11 @@ fn moonlight_pairs_with_the_pin_cli_and_reaches_rtsp_play() {
         "HTTP 127.0.0.1:{http}, HTTPS 127.0.0.1:{https}, RTSP 127.0.0.1:{rtsp}"
     ));
     cp.wait_for("run: strahl-control pin <PIN> when Moonlight shows it");
+    cp.wait_for(&format!(
+        "ENet control on UDP 127.0.0.1:{}; input sink: recording to {}",
+        base + 10,
+        record.display()
+    ));
     assert_rtsp_closed(rtsp);
 
     // PIN CLI: nobody waiting, and a malformed PIN.
@@ -232,7 +257,8 @@ fn moonlight_pairs_with_the_pin_cli_and_reaches_rtsp_play() {
         serde_json::json!(["Desktop"])
     );
 
-    // (c) launch + the client's RTSP handshake up to PLAY; (d) /cancel frees the host.
+    // (c) launch, RTSP up to PLAY, the ENet control stream, all 11 stages; (d) /cancel sends the
+    // termination message and frees the host.
     let lines = MlClient::spawn("stream", http, &client_dir, &pin).finish();
     assert_eq!(step(&lines, "applist")["ok"], true, "{lines:#?}");
     let keys = step(&lines, "keys");
@@ -252,13 +278,75 @@ fn moonlight_pairs_with_the_pin_cli_and_reaches_rtsp_play() {
     assert_eq!(busy["current_game"], 1);
     let stream = step(&lines, "stream");
     eprintln!("client stream result: {stream}");
-    assert_eq!(stream["ok"], false, "no ENet server yet: {lines:#?}");
     assert_eq!(
-        stream["stage"],
-        8,
-        "the client must fail at stage 8 (ENet control), after RTSP PLAY: {lines:#?}\ncontrol log:\n{}",
+        stream["ok"],
+        true,
+        "the client must pass all start stages (ENet control included): {lines:#?}\ncontrol log:\n{}",
         cp.log()
     );
+    // The client's control stream bound to the launch's session (connect data + rikey).
+    cp.wait_for("control stream: session 1 connected from 127.0.0.1:");
+    // Its IDR request reached the data plane as a keyframe request.
+    dp.wait_for("session 1 updated: ");
+    assert!(
+        dp.log()
+            .lines()
+            .any(|l| l.contains("session 1 updated: ") && l.contains("keyframe requested: true")),
+        "{}",
+        dp.log()
+    );
+    // Input through the real client's LiSend* reached the recording sink, in order.
+    let input = step(&lines, "input");
+    for (name, rc) in input["rcs"].as_object().unwrap() {
+        assert_eq!(rc, 0, "LiSend {name}: {input}");
+    }
+    let events = strahl_input::read_json_lines(&record).unwrap();
+    use strahl_input::{InputEvent, MouseButton};
+    let key = |down| InputEvent::Key {
+        down,
+        key_code: 0x41,
+        modifiers: 0,
+        flags: 0,
+    };
+    let button = |down| InputEvent::MouseButton {
+        down,
+        button: MouseButton::Left,
+    };
+    let expected = [
+        key(true),
+        key(false),
+        button(true),
+        button(false),
+        InputEvent::MouseMove { dx: 17, dy: -9 },
+    ];
+    // Moonlight may add its own input (none expected, but only ours is asserted): our five
+    // events appear as a subsequence, in order.
+    let mut want = expected.iter().peekable();
+    for e in &events {
+        if want.peek() == Some(&e) {
+            want.next();
+        }
+    }
+    assert!(
+        want.peek().is_none(),
+        "recorded input {events:?} lacks {expected:?} in order"
+    );
+    // Frames: whatever the data plane sends must arrive without gaps.
+    let frames = step(&lines, "frames");
+    eprintln!("frames while connected: {frames}");
+    assert_eq!(frames["gaps"], 0, "{frames}");
+    assert_eq!(frames["terminated_early"], false, "{lines:#?}");
+    // /cancel: our termination (0x80030023) reached the client, which reports it as graceful
+    // (0) after a frame, else as an early termination (-102, ML_ERROR_UNEXPECTED_EARLY_TERMINATION).
+    let term = step(&lines, "terminated");
+    assert_eq!(term["seen"], true, "{lines:#?}");
+    let graceful = if frames["count"].as_u64().unwrap() > 0 {
+        0
+    } else {
+        -102
+    };
+    assert_eq!(term["error_code"], graceful, "{lines:#?}");
+    cp.wait_for("control stream: terminating session 1 (0x80030023)");
     let free = step(&lines, "serverinfo_free");
     assert_eq!(free["state"], "SUNSHINE_SERVER_FREE", "{lines:#?}");
     assert_eq!(free["current_game"], 0);

@@ -1,0 +1,237 @@
+//! The host's input sink (gamestream-host.md §A13), chosen by `[input] sink`:
+//!
+//! - `uinput`: virtual devices through `/dev/uinput` (strahl-input); failing to open is a
+//!   start-up error.
+//! - `record`: every event appended as one JSON line to `[input] record_path` (default
+//!   `<state_dir>/input-events.jsonl`, truncated at start), so an end-to-end test in another
+//!   process can read what the client sent; failing to create the file is a start-up error.
+//! - `auto`: uinput where it opens, else `record` (logged once, with uinput's reason).
+//!
+//! [`CountedSink`] wraps the sink for the control server's event thread: input events are
+//! applied, any control disconnect releases everything held (§A13), and sink errors are logged
+//! (rate-limited) and counted — a failing sink never panics and never ends a stream.
+
+use std::path::{Path, PathBuf};
+
+use strahl_config::{AutoPath, InputSinkPref};
+use strahl_enet::ControlEvent;
+use strahl_enet::input_bridge::route_to_sink;
+use strahl_input::{InputSink, RecordingSink, SinkError};
+use strahl_metrics::{GLOBAL, Metric, Registry};
+
+/// File name of the recording sink inside the state directory (`record_path = "auto"`).
+pub const RECORD_FILE: &str = "input-events.jsonl";
+/// Sink errors logged individually; past this only every [`ERROR_LOG_EVERY`]-th is, so a
+/// client hammering a broken sink cannot flood the journal.
+const ERROR_LOG_FIRST: u64 = 10;
+const ERROR_LOG_EVERY: u64 = 1000;
+
+/// `[input]` resolved against the state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputOptions {
+    pub sink: InputSinkPref,
+    pub record_path: PathBuf,
+}
+
+impl InputOptions {
+    pub fn from_config(c: &strahl_config::Input, state_dir: &Path) -> Self {
+        InputOptions {
+            sink: c.sink,
+            record_path: match &c.record_path {
+                AutoPath::Auto => state_dir.join(RECORD_FILE),
+                AutoPath::Path(p) => p.clone(),
+            },
+        }
+    }
+}
+
+/// Opens the configured sink; the string says which one for the start-up log.
+pub fn open(opts: &InputOptions) -> Result<(Box<dyn InputSink>, String), String> {
+    let record = |why: &str| -> Result<(Box<dyn InputSink>, String), String> {
+        // The default path is in the state directory, which may not exist yet at first start;
+        // created private like the state directory itself (it holds the host's identity).
+        if let Some(dir) = opts.record_path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("input sink: cannot create {}: {e}", dir.display()))?;
+        }
+        let s = RecordingSink::with_json_lines(&opts.record_path).map_err(|e| {
+            format!(
+                "input sink: cannot create the recording file {}: {e}",
+                opts.record_path.display()
+            )
+        })?;
+        Ok((
+            Box::new(s),
+            format!("recording to {}{why}", opts.record_path.display()),
+        ))
+    };
+    match opts.sink {
+        InputSinkPref::Record => record(""),
+        InputSinkPref::Uinput => strahl_input::uinput::UinputSink::open()
+            .map(|s| (Box::new(s) as Box<dyn InputSink>, "uinput".to_owned()))
+            .map_err(|e| format!("input sink \"uinput\": {e}")),
+        InputSinkPref::Auto => match strahl_input::uinput::UinputSink::open() {
+            Ok(s) => Ok((Box::new(s), "uinput".to_owned())),
+            Err(e) => record(&format!(" (uinput unavailable: {e})")),
+        },
+    }
+}
+
+/// The sink as the control server's event thread uses it.
+pub struct CountedSink {
+    inner: Box<dyn InputSink>,
+    metrics: &'static Registry,
+    errors: u64,
+}
+
+impl CountedSink {
+    pub fn new(inner: Box<dyn InputSink>) -> Self {
+        Self::with_registry(inner, &GLOBAL)
+    }
+
+    pub fn with_registry(inner: Box<dyn InputSink>, metrics: &'static Registry) -> Self {
+        CountedSink {
+            inner,
+            metrics,
+            errors: 0,
+        }
+    }
+
+    /// Input → applied; a disconnect → release all; anything else is not the sink's business.
+    /// Returns whether `ev` concerned the sink.
+    pub fn deliver(&mut self, ev: &ControlEvent) -> bool {
+        let relevant = matches!(
+            ev,
+            ControlEvent::Input(_) | ControlEvent::Disconnected { .. }
+        );
+        if !relevant {
+            return false;
+        }
+        if matches!(ev, ControlEvent::Input(_)) {
+            self.metrics.inc(Metric::InputEvents);
+        }
+        if let Err(e) = route_to_sink(ev, self.inner.as_mut()) {
+            self.error(&e);
+        }
+        true
+    }
+
+    fn error(&mut self, e: &SinkError) {
+        self.errors += 1;
+        self.metrics.inc(Metric::InputSinkErrors);
+        if self.errors <= ERROR_LOG_FIRST || self.errors.is_multiple_of(ERROR_LOG_EVERY) {
+            log::warn!("input sink error #{}: {e}", self.errors);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strahl_enet::DisconnectReason;
+    use strahl_input::{InputEvent, MouseButton, read_json_lines};
+
+    static METRICS: Registry = Registry::new();
+
+    fn scratch(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("strahl-input-sink-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn auto_record_path_is_in_the_state_dir() {
+        let c = strahl_config::Input::default();
+        let o = InputOptions::from_config(&c, Path::new("/var/lib/strahl"));
+        assert_eq!(
+            o.record_path,
+            Path::new("/var/lib/strahl/input-events.jsonl")
+        );
+        assert_eq!(o.sink, InputSinkPref::Auto);
+        let c = strahl_config::Input {
+            sink: InputSinkPref::Record,
+            record_path: AutoPath::Path("/tmp/x.jsonl".into()),
+        };
+        assert_eq!(
+            InputOptions::from_config(&c, Path::new("/s")).record_path,
+            Path::new("/tmp/x.jsonl")
+        );
+    }
+
+    #[test]
+    fn record_sink_writes_events_and_releases_as_json_lines() {
+        let d = scratch("record");
+        let opts = InputOptions {
+            sink: InputSinkPref::Record,
+            record_path: d.join(RECORD_FILE),
+        };
+        let (sink, what) = open(&opts).unwrap();
+        assert!(what.starts_with("recording to "), "{what}");
+        let mut s = CountedSink::with_registry(sink, &METRICS);
+        let before = METRICS.get(Metric::InputEvents);
+        let down = InputEvent::MouseButton {
+            down: true,
+            button: MouseButton::Left,
+        };
+        let keys = InputEvent::Text { text: "hé".into() };
+        assert!(s.deliver(&ControlEvent::Input(down.clone())));
+        assert!(s.deliver(&ControlEvent::Input(keys.clone())));
+        assert!(!s.deliver(&ControlEvent::IdrRequested));
+        assert!(s.deliver(&ControlEvent::Disconnected {
+            reason: DisconnectReason::Timeout
+        }));
+        let got = read_json_lines(&opts.record_path).unwrap();
+        let up = InputEvent::MouseButton {
+            down: false,
+            button: MouseButton::Left,
+        };
+        assert_eq!(got, [down, keys, up]);
+        assert!(METRICS.get(Metric::InputEvents) >= before + 2);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn unwritable_record_path_is_a_clear_start_error() {
+        let opts = InputOptions {
+            sink: InputSinkPref::Record,
+            record_path: PathBuf::from("/proc/strahl-no-such-dir/x.jsonl"),
+        };
+        let e = open(&opts).err().unwrap();
+        assert!(e.contains("/proc/strahl-no-such-dir"), "{e}");
+    }
+
+    struct Failing;
+    impl InputSink for Failing {
+        fn apply(&mut self, _: &InputEvent) -> Result<(), SinkError> {
+            Err(SinkError::NotAvailable("test".into()))
+        }
+        fn release_all(&mut self) -> Result<(), SinkError> {
+            Err(SinkError::NotAvailable("test".into()))
+        }
+    }
+
+    #[test]
+    fn sink_errors_are_counted_not_fatal() {
+        static M: Registry = Registry::new();
+        let mut s = CountedSink::with_registry(Box::new(Failing), &M);
+        for _ in 0..3 {
+            assert!(s.deliver(&ControlEvent::Input(InputEvent::MouseMove {
+                dx: 1,
+                dy: -1
+            })));
+        }
+        s.deliver(&ControlEvent::Disconnected {
+            reason: DisconnectReason::PeerDisconnected,
+        });
+        assert_eq!(M.get(Metric::InputSinkErrors), 4);
+        assert_eq!(M.get(Metric::InputEvents), 3);
+    }
+}
