@@ -171,7 +171,7 @@ fn assert_rtsp_closed(port: u16) {
 }
 
 #[test]
-fn moonlight_pairs_with_the_pin_cli_and_reaches_rtsp_play() {
+fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
     let dir = Scratch::new("moonlight");
     let (cfg_path, base) = dir.config();
     // The recording input sink, whatever this machine has (auto would pick uinput where it opens).
@@ -331,21 +331,21 @@ fn moonlight_pairs_with_the_pin_cli_and_reaches_rtsp_play() {
         want.peek().is_none(),
         "recorded input {events:?} lacks {expected:?} in order"
     );
-    // Frames: whatever the data plane sends must arrive without gaps.
+    // Frames: the data plane's media pipeline streams to the address learned from the pings;
+    // the client reassembles and hands over consecutive frames while connected.
     let frames = step(&lines, "frames");
     eprintln!("frames while connected: {frames}");
+    let count = frames["count"].as_u64().unwrap();
+    // 4 s at 60 fps is 240; a debug-build data plane on a loaded 2-core VM delivered 127.
+    // 10 proves the stream started and keeps going, without making the test a benchmark.
+    assert!(count >= 10, "too few frames: {frames}");
     assert_eq!(frames["gaps"], 0, "{frames}");
     assert_eq!(frames["terminated_early"], false, "{lines:#?}");
     // /cancel: our termination (0x80030023) reached the client, which reports it as graceful
-    // (0) after a frame, else as an early termination (-102, ML_ERROR_UNEXPECTED_EARLY_TERMINATION).
+    // (0) because it saw frames (without frames it would be -102).
     let term = step(&lines, "terminated");
     assert_eq!(term["seen"], true, "{lines:#?}");
-    let graceful = if frames["count"].as_u64().unwrap() > 0 {
-        0
-    } else {
-        -102
-    };
-    assert_eq!(term["error_code"], graceful, "{lines:#?}");
+    assert_eq!(term["error_code"], 0, "{lines:#?}");
     cp.wait_for("control stream: terminating session 1 (0x80030023)");
     let free = step(&lines, "serverinfo_free");
     assert_eq!(free["state"], "SUNSHINE_SERVER_FREE", "{lines:#?}");
