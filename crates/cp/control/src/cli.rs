@@ -10,7 +10,19 @@ USAGE:
     strahl-control serve [--config FILE] [--socket PATH] [--admin-socket PATH] [--no-mdns]
                          [--stats-interval-ms N] [--connect-timeout-ms N]
     strahl-control pin [--config FILE] [--socket PATH] [--admin-socket PATH] [--client ID] PIN
+    strahl-control status [--json] [COMMON]
+    strahl-control clients [--json] [COMMON] [unpair NAME|ID | rename ID NAME]
+    strahl-control pair [COMMON]
+    strahl-control passwd [COMMON]
+    strahl-control token [--rotate] [COMMON]
+    strahl-control doctor [--json] [--config FILE]
+    strahl-control SUBCOMMAND --help
     strahl-control --help | --version
+
+COMMON (status, clients, pair, passwd, token):
+    --config FILE      configuration file (gives the status port and the state directory)
+    --url HOST:PORT    the running serve's status server (default 127.0.0.1:<[network] status_port>)
+    --state-dir DIR    state directory holding the admin token (default: as serve resolves it)
 
 serve:
     Runs the GameStream host: nvhttp on HTTP (base port) and HTTPS (base − 5), RTSP (base + 21)
@@ -38,6 +50,73 @@ OPTIONS:
 
 Logging: RUST_LOG=debug|info|warn (default info).
 ";
+
+pub const STATUS_HELP: &str = "\
+strahl-control status [--json] [--config FILE] [--url HOST:PORT] [--state-dir DIR]
+
+Asks the running `serve` (its status server, with the admin token from the state directory)
+for the host, data plane, sessions, paired clients and pending pairings. --json prints
+/api/v1/status as it is. Exit 1 when serve is not running or refuses.
+";
+
+pub const CLIENTS_HELP: &str = "\
+strahl-control clients [--json] [COMMON]                 list paired clients
+strahl-control clients [COMMON] unpair NAME|ID           unpair one (by display name or id)
+strahl-control clients [COMMON] rename ID NAME           set a client's display name
+
+Talks to the running `serve` with the admin token (unpair and rename always need it). A name
+that matches several clients is refused; use the id from the list.
+";
+
+pub const PAIR_HELP: &str = "\
+strahl-control pair [COMMON]
+
+Arms a native pairing window on the running `serve` and prints its PIN, and lists Moonlight
+clients waiting for a PIN (give theirs with `strahl-control pin PIN`).
+";
+
+pub const PASSWD_HELP: &str = "\
+strahl-control passwd [COMMON]
+
+Sets the status page's login password (read from stdin: one line, at least 8 characters).
+With `serve` running it goes through its API (the admin token authorises it, and browser
+sessions are logged out); otherwise the argon2id hash is written to the state directory
+(status-password, atomically, mode 0600).
+";
+
+pub const TOKEN_HELP: &str = "\
+strahl-control token [--rotate] [COMMON]
+
+Prints the status server's admin bearer token (state directory, status-token; created if
+absent). --rotate replaces it with a new random one; refused while `serve` runs (the running
+server holds the old one): stop serve, rotate, start it.
+";
+
+pub const DOCTOR_HELP: &str = "\
+strahl-control doctor [--json] [--config FILE]
+
+Checks this host against what strahl needs and prints each finding with how to fix it: kernel
+arguments for the data-plane cores, NIC XDP mode and queues, AF_XDP and io_uring permissions,
+memlock, NVIDIA driver/NVENC/CUDA, DRM devices, /dev/uinput, ports, firewall, time sync.
+Exit 1 when something REQUIRED is missing (the ports; plus the capture device, encoder or
+transport the configuration names explicitly), 0 otherwise (recommended items only warn).
+";
+
+/// Options shared by the subcommands that talk to a running `serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientArgs {
+    pub config: Option<PathBuf>,
+    pub url: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientsAction {
+    List,
+    Unpair(String),
+    Rename { id: String, name: String },
+}
 
 /// Default statistics poll period.
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(5);
@@ -80,8 +159,55 @@ impl Default for ServeArgs {
 pub enum Cli {
     Serve(ServeArgs),
     Pin(PinArgs),
-    Help,
+    Status(ClientArgs),
+    Clients(ClientArgs, ClientsAction),
+    Pair(ClientArgs),
+    Passwd(ClientArgs),
+    Token(ClientArgs, bool),
+    Doctor(ClientArgs),
+    /// Print this help text.
+    Help(&'static str),
     Version,
+}
+
+type ClientParse = Result<(ClientArgs, Vec<String>, Vec<String>), Cli>;
+
+/// Parses the common options of status/clients/pair/passwd/token/doctor; other words are
+/// returned as positionals; `extra` flags (e.g. "--rotate") are returned when seen.
+fn parse_client(
+    mut it: impl Iterator<Item = String>,
+    help: &'static str,
+    json_ok: bool,
+    extra: &[&str],
+) -> Result<ClientParse, String> {
+    let mut out = ClientArgs::default();
+    let mut pos = Vec::new();
+    let mut flags = Vec::new();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (a.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Err(Cli::Help(help))),
+            "--config" => out.config = Some(PathBuf::from(value("--config")?)),
+            "--url" => out.url = Some(value("--url")?),
+            "--state-dir" => out.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+            "--json" if json_ok && inline.is_none() => out.json = true,
+            f if extra.contains(&f) && inline.is_none() => flags.push(f.to_string()),
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(format!("unknown argument {f:?} (see --help)"));
+            }
+            _ => pos.push(a),
+        }
+    }
+    Ok(Ok((out, pos, flags)))
 }
 
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
@@ -91,10 +217,67 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         Some(c) => c,
     };
     match cmd.as_str() {
-        "-h" | "--help" | "help" => return Ok(Cli::Help),
+        "-h" | "--help" | "help" => return Ok(Cli::Help(USAGE)),
         "-V" | "--version" => return Ok(Cli::Version),
         "serve" => {}
         "pin" => return parse_pin(it),
+        "status" | "pair" | "passwd" | "doctor" => {
+            let help = match cmd.as_str() {
+                "status" => STATUS_HELP,
+                "pair" => PAIR_HELP,
+                "passwd" => PASSWD_HELP,
+                _ => DOCTOR_HELP,
+            };
+            let json_ok = matches!(cmd.as_str(), "status" | "doctor");
+            let (a, pos, _) = match parse_client(it, help, json_ok, &[])? {
+                Ok(v) => v,
+                Err(help) => return Ok(help),
+            };
+            if let Some(p) = pos.first() {
+                return Err(format!("{cmd} takes no argument {p:?} (see --help)"));
+            }
+            return Ok(match cmd.as_str() {
+                "status" => Cli::Status(a),
+                "pair" => Cli::Pair(a),
+                "passwd" => Cli::Passwd(a),
+                _ => Cli::Doctor(a),
+            });
+        }
+        "token" => {
+            let (a, pos, flags) = match parse_client(it, TOKEN_HELP, false, &["--rotate"])? {
+                Ok(v) => v,
+                Err(help) => return Ok(help),
+            };
+            if let Some(p) = pos.first() {
+                return Err(format!("token takes no argument {p:?} (see --help)"));
+            }
+            return Ok(Cli::Token(a, !flags.is_empty()));
+        }
+        "clients" => {
+            let (a, pos, _) = match parse_client(it, CLIENTS_HELP, true, &[])? {
+                Ok(v) => v,
+                Err(help) => return Ok(help),
+            };
+            let action = match pos
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [] => ClientsAction::List,
+                ["unpair", who] => ClientsAction::Unpair(who.to_string()),
+                ["rename", id, name] => ClientsAction::Rename {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                },
+                _ => {
+                    return Err(
+                        "usage: clients [unpair NAME|ID | rename ID NAME] (see --help)".into(),
+                    );
+                }
+            };
+            return Ok(Cli::Clients(a, action));
+        }
         other => return Err(format!("unknown subcommand {other:?} (see --help)")),
     }
     let mut out = ServeArgs::default();
@@ -118,7 +301,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             }
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Cli::Help),
+            "-h" | "--help" => return Ok(Cli::Help(USAGE)),
             "--config" => out.config = Some(PathBuf::from(value("--config")?)),
             "--socket" => out.socket = Some(PathBuf::from(value("--socket")?)),
             "--admin-socket" => out.admin_socket = Some(PathBuf::from(value("--admin-socket")?)),
@@ -151,7 +334,7 @@ fn parse_pin(mut it: impl Iterator<Item = String>) -> Result<Cli, String> {
                 .ok_or(format!("{name} needs a value"))
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Cli::Help),
+            "-h" | "--help" => return Ok(Cli::Help(USAGE)),
             "--config" => out.config = Some(PathBuf::from(value("--config")?)),
             "--socket" => out.socket = Some(PathBuf::from(value("--socket")?)),
             "--admin-socket" => out.admin_socket = Some(PathBuf::from(value("--admin-socket")?)),
@@ -197,8 +380,8 @@ mod tests {
         assert_eq!(s.socket, Some("/s".into()));
         assert_eq!(s.stats_interval, Duration::from_millis(200));
         assert_eq!(s.connect_timeout, Duration::from_millis(900));
-        assert_eq!(p(&["--help"]), Ok(Cli::Help));
-        assert_eq!(p(&["serve", "--help"]), Ok(Cli::Help));
+        assert_eq!(p(&["--help"]), Ok(Cli::Help(USAGE)));
+        assert_eq!(p(&["serve", "--help"]), Ok(Cli::Help(USAGE)));
         assert!(p(&[]).is_err());
         assert!(p(&["ipc-smoke"]).is_err());
         assert!(p(&["serve", "--stats-interval-ms", "0"]).is_err());
@@ -212,7 +395,7 @@ mod tests {
             panic!()
         };
         assert_eq!((a.pin.as_str(), a.client.as_deref()), ("0123", Some("X")));
-        assert_eq!(p(&["pin", "--help"]), Ok(Cli::Help));
+        assert_eq!(p(&["pin", "--help"]), Ok(Cli::Help(USAGE)));
         for bad in [
             &["pin"][..],
             &["pin", "123"],
@@ -220,6 +403,40 @@ mod tests {
             &["pin", "12a4"],
             &["pin", "1234", "5678"],
             &["pin", "--what", "1234"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(p(&["doctor", "--help"]), Ok(Cli::Help(DOCTOR_HELP)));
+        assert_eq!(p(&["clients", "-h"]), Ok(Cli::Help(CLIENTS_HELP)));
+        let Ok(Cli::Clients(a, ClientsAction::Unpair(n))) =
+            p(&["clients", "--url", "127.0.0.1:1", "unpair", "roth"])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (a.url.as_deref(), n.as_str()),
+            (Some("127.0.0.1:1"), "roth")
+        );
+        assert_eq!(
+            p(&["token", "--rotate", "--state-dir=/s"]),
+            Ok(Cli::Token(
+                ClientArgs {
+                    state_dir: Some("/s".into()),
+                    ..Default::default()
+                },
+                true
+            ))
+        );
+        let Ok(Cli::Status(a)) = p(&["status", "--json"]) else {
+            panic!()
+        };
+        assert!(a.json);
+        for bad in [
+            &["pair", "--json"][..],
+            &["token", "x"],
+            &["clients", "unpair"],
+            &["status", "--rotate"],
+            &["passwd", "pw"],
         ] {
             assert!(p(bad).is_err(), "{bad:?}");
         }

@@ -11,14 +11,20 @@
 //! - [`input_sink`]: the configured input sink (uinput / JSON-lines recording), counted.
 //! - [`admin`]: the local admin socket (`strahl-control pin`).
 //! - [`cli`]: argument parsing.
+//! - [`status_backend`]: the status server's view of the running `serve` (issue 5).
+//! - [`commands`]: the operator subcommands talking to a running `serve` (status, clients, …).
+//! - [`doctor`]: host checks over an injected system view.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod cli;
+pub mod commands;
 pub mod control_link;
+pub mod doctor;
 pub mod fec_adapt;
 pub mod host;
 pub mod input_sink;
 pub mod ipc;
 pub mod serve;
 pub mod session;
+pub mod status_backend;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use strahl_config::{Config, Env, ResolvedPath, resolve_socket, resolve_state_dir};
 use strahl_control::cli::{self, Cli, PinArgs, ServeArgs};
+use strahl_control::commands;
 use strahl_control::serve::{self, HostOptions, Options};
 use strahl_control::session::ManagerConfig;
 use strahl_gamestream::{App, ServerConfig};
@@ -21,9 +22,23 @@ fn main() -> ExitCode {
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(Cli::Serve(a)) => a,
         Ok(Cli::Pin(a)) => return pin(a),
-        Ok(Cli::Help) => {
-            print!("{}", cli::USAGE);
+        Ok(Cli::Help(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Status(a)) => return report(commands::status(&a)),
+        Ok(Cli::Clients(a, action)) => return report(commands::clients(&a, &action)),
+        Ok(Cli::Pair(a)) => return report(commands::pair(&a)),
+        Ok(Cli::Passwd(a)) => return passwd(a),
+        Ok(Cli::Token(a, rotate)) => return report(commands::token(&a, rotate)),
+        Ok(Cli::Doctor(a)) => {
+            return match commands::doctor(&a) {
+                Ok((text, code)) => {
+                    print!("{text}");
+                    ExitCode::from(code)
+                }
+                Err(e) => report(Err(e)),
+            };
         }
         Ok(Cli::Version) => {
             println!(
@@ -40,6 +55,36 @@ fn main() -> ExitCode {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     run_serve(args)
+}
+
+/// Prints a command's output (stdout) or error (stderr) and maps it to the exit code.
+fn report(r: Result<String, commands::CmdError>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("strahl-control: {}", e.msg);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// `passwd`: one line from stdin (a terminal shows it; pipe it in from a password manager).
+fn passwd(a: cli::ClientArgs) -> ExitCode {
+    use std::io::BufRead;
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("new status page password (shown as typed): ");
+    }
+    let mut line = String::new();
+    let mut stdin = std::io::stdin().lock();
+    if let Err(e) = std::io::Read::take(&mut stdin, 4096).read_line(&mut line) {
+        eprintln!("strahl-control: reading the password: {e}");
+        return ExitCode::from(2);
+    }
+    let pw = line.trim_end_matches(['\n', '\r']);
+    report(commands::passwd(&a, pw))
 }
 
 fn load(config: Option<&std::path::Path>) -> Result<Config, String> {
@@ -174,6 +219,20 @@ fn run_serve(args: ServeArgs) -> ExitCode {
                 max_bitrate_kbps: cfg.video.max_bitrate_kbps,
             },
             admin_socket,
+            status: Some(serve::StatusOptions {
+                addr: SocketAddr::new(ip, cfg.network.status_port.0),
+                config: strahl_status::StatusConfig {
+                    open_reads: cfg.status.open_reads,
+                    open_health_and_metrics: true,
+                },
+                facts: strahl_control::status_backend::HostFacts {
+                    name: cfg.host.name.clone(),
+                    version: VERSION.into(),
+                    encoder: format!("{:?}", cfg.video.encoder).to_lowercase(),
+                    capture: format!("{:?}", cfg.video.source).to_lowercase(),
+                    state_dir: state_dir.path.clone(),
+                },
+            }),
             input: strahl_control::input_sink::InputOptions::from_config(
                 &cfg.input,
                 &state_dir.path,

@@ -34,6 +34,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::host::{ManagerHost, SharedManager, lock};
 use crate::ipc::{Client, ClientError};
 use crate::session::{ManagerConfig, SessionManager};
+use crate::status_backend::LIVE;
 
 /// The data plane's metrics as of the last snapshot.
 pub static DATAPLANE_METRICS: Registry = Registry::new();
@@ -60,6 +61,15 @@ pub struct HostOptions {
     pub admin_socket: PathBuf,
     /// Where client input goes (`[input]`).
     pub input: crate::input_sink::InputOptions,
+    /// The status server (`[network] status_port`); `None` runs without it.
+    pub status: Option<StatusOptions>,
+}
+
+/// Where and how the status server runs.
+pub struct StatusOptions {
+    pub addr: SocketAddr,
+    pub config: strahl_status::StatusConfig,
+    pub facts: crate::status_backend::HostFacts,
 }
 
 /// The running host: nvhttp servers, RTSP listener, admin socket.
@@ -70,6 +80,8 @@ pub struct Host {
     /// The ENet control server (UDP `control_port`).
     pub control: Arc<crate::control_link::ControlLink>,
     outbox_rx: mpsc::UnboundedReceiver<Message>,
+    /// The status server, when configured.
+    pub status: Option<strahl_status::StatusServer>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -105,6 +117,33 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
             let _ = std::fs::remove_file(&opts.admin_socket);
             control.shutdown();
             return Err(ServeError::Host(format!("GameStream host: {e}")));
+        }
+    };
+    let status = match opts.status {
+        None => None,
+        Some(st) => {
+            let backend = Arc::new(crate::status_backend::ControlBackend::new(
+                st.facts,
+                &server,
+                manager.clone(),
+                outbox.clone(),
+            ));
+            match strahl_status::StatusServer::bind(st.addr, st.config, backend, &state_dir).await {
+                Ok(s) => {
+                    log::info!(
+                        "status page: http://{}/ (admin token in {})",
+                        s.local_addr(),
+                        s.token_path().display()
+                    );
+                    Some(s)
+                }
+                // Not fatal: streaming works without the page, and the operator sees why here
+                // (and `strahl-control doctor` names the program holding the port).
+                Err(e) => {
+                    log::error!("status page unavailable: {e}");
+                    None
+                }
+            }
         }
     };
     let (stop, _) = watch::channel(false);
@@ -157,6 +196,7 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
         rtsp_addr,
         control,
         outbox_rx,
+        status,
         stop,
         tasks,
     })
@@ -187,6 +227,9 @@ fn start_control(
 impl Host {
     /// Stops the listeners (bounded by the servers' own shutdown).
     pub async fn stop(self) {
+        if let Some(s) = self.status {
+            s.shutdown().await;
+        }
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -290,6 +333,7 @@ async fn run_ipc(
         GLOBAL.set(Metric::DataplaneConnected, 1);
         let ended = connected(client, opts, &mut shutdown, &mut sessions, host).await;
         GLOBAL.set(Metric::DataplaneConnected, 0);
+        LIVE.dataplane_lost();
         lock(&host.manager).session_ended(None);
         match ended {
             Ended::Shutdown => return Ok(()),
@@ -397,6 +441,7 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
     match msg {
         Message::StatsSnapshot(s) => {
             let unknown = DATAPLANE_METRICS.absorb(&s.counters);
+            LIVE.snapshot_absorbed(std::time::Instant::now());
             *snapshots += 1;
             if *snapshots == 1 {
                 log::info!(
@@ -421,6 +466,7 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
         }
         Message::Event(Event::SessionEnded { id, reason }) => {
             sessions.remove(&id);
+            LIVE.session_ended(id);
             log::info!("data plane ended session {id} ({reason:?})");
         }
         Message::Event(Event::TransportChosen {
@@ -433,6 +479,9 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
                 scope(id),
                 transport.name()
             );
+            if id == 0 {
+                LIVE.transport_chosen(transport.name(), &detail);
+            }
         }
         Message::Event(Event::SessionError { id, detail }) => {
             log::warn!("data plane: session {id}: {detail}")
@@ -462,6 +511,7 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
 fn log_outgoing(m: &Message) {
     match m {
         Message::SessionStart(s) => {
+            LIVE.session_start(s);
             let key = match &s.keys {
                 strahl_ipc::KeyMaterial::GameStream { rikey, rikeyid } => format!(
                     "rikeyid {}, key {}",

@@ -117,6 +117,13 @@ pub trait StatusBackend: Send + Sync + 'static {
     fn snapshot(&self) -> StatusSnapshot;
     /// The process's metrics registry (usually `&strahl_metrics::GLOBAL`).
     fn metrics(&self) -> &strahl_metrics::Registry;
+    /// The data plane's registry as of its last stats snapshot, when this process mirrors one
+    /// (the control plane does). When `Some`, `/metrics` exports both registries, each series
+    /// labelled `process="control"` / `process="dataplane"` (see [`crate::render_merged`]), and
+    /// `/api/v1/status` carries it as `dataplane_metrics`.
+    fn dataplane_metrics(&self) -> Option<&strahl_metrics::Registry> {
+        None
+    }
     /// Hands a Moonlight PIN to the waiting GameStream pairing.
     fn submit_pin(&self, pin: &str) -> Result<(), BackendError>;
     /// Opens a native pairing window; returns the PIN to show.

@@ -13,11 +13,14 @@
 mod atomic;
 pub mod auth;
 mod backend;
+mod merge;
 mod routes;
 mod server;
 pub mod testing;
 
+pub use atomic::write_atomic;
 pub use backend::*;
+pub use merge::{PROCESS_LABEL, render_merged};
 pub use routes::{CSRF_HEADER, MAX_BODY_BYTES, MAX_CLIENT_NAME, SESSION_COOKIE};
 pub use server::{
     ACCEPT_ERROR_BACKOFF, CONNECTION_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, StatusConfig,

@@ -280,7 +280,13 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, sh: &Shared) -> Resp {
         (&Method::GET, ["healthz"]) if open_ops => healthz(sh),
         (&Method::GET, ["metrics"]) if open_ops => {
             let mut s = String::new();
-            sh.backend.metrics().render_prometheus(&mut s);
+            match sh.backend.dataplane_metrics() {
+                Some(dp) => crate::render_merged(
+                    &[("control", sh.backend.metrics()), ("dataplane", dp)],
+                    &mut s,
+                ),
+                None => sh.backend.metrics().render_prometheus(&mut s),
+            }
             body(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -368,18 +374,21 @@ fn status_json(sh: &Shared, caller: &Caller) -> Resp {
     {
         w.pin = None;
     }
-    let mut metrics = String::new();
-    sh.backend.metrics().render_json(&mut metrics);
+    // render_json gives {"metrics":[...]}; embed the array.
+    let metrics_array = |reg: &strahl_metrics::Registry| {
+        let mut text = String::new();
+        reg.render_json(&mut text);
+        serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|mut m| m.get_mut("metrics").map(Value::take))
+            .unwrap_or(Value::Null)
+    };
     let mut v = serde_json::to_value(&snap).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
-        m.insert(
-            "metrics".into(),
-            // render_json gives {"metrics":[...]}; embed the array.
-            serde_json::from_str::<Value>(&metrics)
-                .ok()
-                .and_then(|mut m| m.get_mut("metrics").map(Value::take))
-                .unwrap_or(Value::Null),
-        );
+        m.insert("metrics".into(), metrics_array(sh.backend.metrics()));
+        if let Some(dp) = sh.backend.dataplane_metrics() {
+            m.insert("dataplane_metrics".into(), metrics_array(dp));
+        }
     }
     json_resp(StatusCode::OK, &v)
 }

@@ -104,8 +104,11 @@ impl Scratch {
         }
         let base = free_base_port();
         let text = format!(
-            "[host]\nstate_dir = \"{}\"\n[network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base}\n",
-            self.0.join("state").display()
+            "[host]\nstate_dir = \"{}\"\n[network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base}\nstatus_port = {}\n",
+            self.0.join("state").display(),
+            // base + 1 (47990 for the default base): inside this base's reserved window, so
+            // parallel tests' status servers do not collide.
+            base + 1
         );
         std::fs::write(&path, text).unwrap();
         (path, base)

@@ -1,0 +1,463 @@
+//! The operator subcommands that talk to a running `serve`: `status`, `clients`, `pair`,
+//! `passwd`, `token` (and `doctor`, which only looks at this host).
+//!
+//! Contract: each talks to the running control process through its status server
+//! (`127.0.0.1:<[network] status_port>` unless `--url`), with the admin bearer token from the
+//! state directory when it is readable. Every request is one HTTP/1.1 exchange on a fresh
+//! connection, bounded by [`IO_TIMEOUT`] and [`MAX_RESPONSE`]. A control process that is not
+//! running is a clear error ("is `strahl-control serve` running?"), exit 1. Output is human text
+//! by default; `--json` prints the API's JSON unchanged where the command reads.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use strahl_config::{Config, Env, resolve_state_dir};
+use strahl_status::auth::{PASSWORD_FILE, SECRET_FILE_MODE, TOKEN_FILE};
+
+use crate::cli::{ClientArgs, ClientsAction};
+
+/// Connect/read/write bound for one request (argon2 hashing on a `passwd` takes ~0.1 s).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response read (a status JSON with 256 paired clients is ~100 KiB).
+pub const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
+
+/// Where the running `serve` is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub state_dir: PathBuf,
+    pub token: Option<String>,
+}
+
+/// A failed command: message for stderr, exit code.
+#[derive(Debug)]
+pub struct CmdError {
+    pub msg: String,
+    pub code: u8,
+}
+
+fn fail(msg: impl Into<String>) -> CmdError {
+    CmdError {
+        msg: msg.into(),
+        code: 1,
+    }
+}
+
+fn usage(msg: impl Into<String>) -> CmdError {
+    CmdError {
+        msg: msg.into(),
+        code: 2,
+    }
+}
+
+/// Resolves the target from the configuration and the command line.
+pub fn target(a: &ClientArgs) -> Result<Target, CmdError> {
+    let cfg = Config::load_or_default(a.config.as_deref())
+        .map_err(|e| usage(format!("configuration error: {e}")))?;
+    let state_dir = match &a.state_dir {
+        Some(d) => d.clone(),
+        None => resolve_state_dir(&cfg.host.state_dir, &Env::from_process()).path,
+    };
+    let addr = match &a.url {
+        Some(u) => {
+            let hp = u
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string();
+            hp.to_socket_addrs()
+                .ok()
+                .and_then(|mut i| i.next())
+                .ok_or_else(|| usage(format!("--url {u:?}: expected HOST:PORT")))?
+        }
+        None => SocketAddr::from(([127, 0, 0, 1], cfg.network.status_port.0)),
+    };
+    let token = std::fs::read_to_string(state_dir.join(TOKEN_FILE))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    Ok(Target {
+        addr,
+        state_dir,
+        token,
+    })
+}
+
+/// One request; returns (status code, body).
+pub fn http(
+    t: &Target,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, String), CmdError> {
+    let not_running = |e: std::io::Error| {
+        fail(format!(
+            "cannot reach the control process's status server at {} ({e}); is `strahl-control \
+             serve` running?",
+            t.addr
+        ))
+    };
+    let mut s = TcpStream::connect_timeout(&t.addr, IO_TIMEOUT).map_err(not_running)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|()| s.set_write_timeout(Some(IO_TIMEOUT)))
+        .map_err(not_running)?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
+        t.addr
+    );
+    if let Some(tok) = &t.token {
+        req.push_str(&format!("Authorization: Bearer {tok}\r\n"));
+    }
+    if body.is_some() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    ));
+    s.write_all(req.as_bytes()).map_err(not_running)?;
+    let mut raw = Vec::new();
+    (&mut s)
+        .take(MAX_RESPONSE)
+        .read_to_end(&mut raw)
+        .map_err(|e| fail(format!("reading the answer from {}: {e}", t.addr)))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| fail(format!("malformed answer from {}", t.addr)))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| fail(format!("malformed status line from {}", t.addr)))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, body))
+}
+
+/// Decodes a chunked body (bounded by its input).
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// GET/POST expecting 200 and JSON.
+fn call(t: &Target, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CmdError> {
+    let (code, text) = http(t, method, path, body)?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if code == 200 {
+        return Ok(v);
+    }
+    let why = v
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or(text);
+    let hint = match code {
+        401 | 403 if t.token.is_none() => format!(
+            " (no admin token readable in {}; run as the service user or pass --state-dir)",
+            t.state_dir.display()
+        ),
+        401 | 403 => " (the token in the state dir was refused: wrong --state-dir?)".into(),
+        _ => String::new(),
+    };
+    Err(fail(format!("{method} {path}: HTTP {code}: {why}{hint}")))
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+/// `status`: returns the text to print.
+pub fn status(a: &ClientArgs) -> Result<String, CmdError> {
+    let t = target(a)?;
+    let v = call(&t, "GET", "/api/v1/status", None)?;
+    if a.json {
+        return Ok(format!("{v}\n"));
+    }
+    let h = &v["host"];
+    let mut out = format!(
+        "host {} — strahl {}, up {} s, encoder {}, capture {}\n",
+        s(h, "name"),
+        s(h, "version"),
+        s(h, "uptime_s"),
+        s(h, "encoder"),
+        s(h, "capture")
+    );
+    let dp = v["dataplane_connected"].as_bool().unwrap_or(false);
+    out.push_str(&format!(
+        "data plane: {}\n",
+        if dp { "connected" } else { "NOT connected" }
+    ));
+    match v.get("transport") {
+        Some(tr) if !tr.is_null() => out.push_str(&format!(
+            "transport: {} ({})\n",
+            s(tr, "name"),
+            s(tr, "reason")
+        )),
+        _ => out.push_str("transport: unknown (no TransportChosen from the data plane yet)\n"),
+    }
+    let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
+    out.push_str(&format!("sessions: {}\n", sessions.len()));
+    for x in &sessions {
+        out.push_str(&format!(
+            "  #{} {} {} {} — {} kbit/s requested, FEC {} % ({} recovered, {} lost), sending {} kbit/s, {} pkt/s, {} packets, {} drops\n",
+            s(x, "id"),
+            s(x, "client"),
+            s(x, "protocol"),
+            s(x, "mode"),
+            s(x, "bitrate_kbps"),
+            s(x, "fec_percent"),
+            s(x, "fec_recovered"),
+            s(x, "fec_failed"),
+            s(x, "pacing_rate_kbps"),
+            s(x, "packets_per_s"),
+            s(x, "packets_sent"),
+            s(x, "drops"),
+        ));
+    }
+    let clients = v["paired_clients"].as_array().cloned().unwrap_or_default();
+    out.push_str(&format!("paired clients: {}\n", clients.len()));
+    for c in &clients {
+        out.push_str(&format!(
+            "  {} {} ({})\n",
+            s(c, "id"),
+            s(c, "name"),
+            s(c, "protocol")
+        ));
+    }
+    for p in v["pairing"]["moonlight_pending"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        out.push_str(&format!(
+            "waiting for a PIN: {} (for {} s) — run `strahl-control pin PIN`\n",
+            s(&p, "client"),
+            s(&p, "waiting_s")
+        ));
+    }
+    if let Some(w) = v["pairing"].get("native_window").filter(|w| !w.is_null()) {
+        out.push_str(&format!(
+            "native pairing window open: PIN {} for {} s\n",
+            s(w, "pin"),
+            s(w, "expires_in_s")
+        ));
+    }
+    Ok(out)
+}
+
+fn client_list(t: &Target) -> Result<Vec<Value>, CmdError> {
+    Ok(call(t, "GET", "/api/v1/clients", None)?["clients"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// `clients`: list, unpair or rename.
+pub fn clients(a: &ClientArgs, action: &ClientsAction) -> Result<String, CmdError> {
+    let t = target(a)?;
+    match action {
+        ClientsAction::List => {
+            let list = client_list(&t)?;
+            if a.json {
+                return Ok(format!("{}\n", json!({ "clients": list })));
+            }
+            if list.is_empty() {
+                return Ok("no paired clients\n".into());
+            }
+            let mut out = format!("{:<18} {:<10} NAME\n", "ID", "PROTOCOL");
+            for c in &list {
+                out.push_str(&format!(
+                    "{:<18} {:<10} {}\n",
+                    s(c, "id"),
+                    s(c, "protocol"),
+                    s(c, "name")
+                ));
+            }
+            Ok(out)
+        }
+        ClientsAction::Unpair(who) => {
+            let list = client_list(&t)?;
+            let by_id: Vec<&Value> = list.iter().filter(|c| s(c, "id") == *who).collect();
+            let by_name: Vec<&Value> = list.iter().filter(|c| s(c, "name") == *who).collect();
+            let c = match (by_id.as_slice(), by_name.as_slice()) {
+                ([c], _) | ([], [c]) => *c,
+                ([], []) => return Err(fail(format!("no paired client named or with id {who:?}"))),
+                _ => {
+                    return Err(fail(format!(
+                        "{} clients are named {who:?}; unpair by id (see `strahl-control clients`)",
+                        by_name.len()
+                    )));
+                }
+            };
+            let id = s(c, "id");
+            call(
+                &t,
+                "POST",
+                "/api/v1/clients/unpair",
+                Some(&json!({ "id": id })),
+            )?;
+            Ok(format!("unpaired {} ({id})\n", s(c, "name")))
+        }
+        ClientsAction::Rename { id, name } => {
+            call(
+                &t,
+                "POST",
+                "/api/v1/clients/rename",
+                Some(&json!({ "id": id, "name": name })),
+            )?;
+            Ok(format!("renamed {id} to {name:?}\n"))
+        }
+    }
+}
+
+/// `pair`: arm the native window, list waiting Moonlight clients.
+pub fn pair(a: &ClientArgs) -> Result<String, CmdError> {
+    let t = target(a)?;
+    let armed = call(&t, "POST", "/api/v1/pair/arm", Some(&json!({})))?;
+    let mut out = format!(
+        "native pairing window open for {} s: enter PIN {} on the strahl client\n",
+        crate::status_backend::NATIVE_WINDOW.as_secs(),
+        s(&armed, "pin")
+    );
+    let st = call(&t, "GET", "/api/v1/status", None)?;
+    let pending = st["pairing"]["moonlight_pending"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if pending.is_empty() {
+        out.push_str(
+            "Moonlight: add this host in Moonlight; when it shows a PIN, run `strahl-control pin PIN`\n",
+        );
+    }
+    for p in pending {
+        out.push_str(&format!(
+            "Moonlight client {} waits for its PIN: run `strahl-control pin PIN`\n",
+            s(&p, "client")
+        ));
+    }
+    Ok(out)
+}
+
+/// `passwd`: `password` was read by the caller (stdin).
+pub fn passwd(a: &ClientArgs, password: &str) -> Result<String, CmdError> {
+    strahl_status::auth::AuthState::check_new_password(password).map_err(|e| {
+        usage(format!(
+            "password not acceptable: {e:?} (at least 8 characters)"
+        ))
+    })?;
+    let t = target(a)?;
+    match http(
+        &t,
+        "POST",
+        "/api/v1/passwd",
+        Some(&json!({ "password": password })),
+    ) {
+        Ok((200, _)) => {
+            Ok("password set (through the running serve; browser sessions logged out)\n".into())
+        }
+        Ok((code, body)) => Err(fail(format!(
+            "the running serve refused the new password: HTTP {code}: {body}"
+        ))),
+        Err(_) => {
+            // Not running: write the hash where serve will read it at start.
+            let phc = strahl_status::auth::hash_password(password)
+                .map_err(|e| fail(format!("hashing: {e:?}")))?;
+            std::fs::create_dir_all(&t.state_dir)
+                .map_err(|e| fail(format!("{}: {e}", t.state_dir.display())))?;
+            let path = t.state_dir.join(PASSWORD_FILE);
+            strahl_status::write_atomic(&path, format!("{phc}\n").as_bytes(), SECRET_FILE_MODE)
+                .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            Ok(format!(
+                "password hash stored in {} (serve was not running; it applies at its next start)\n",
+                path.display()
+            ))
+        }
+    }
+}
+
+/// `token`: print, or rotate while serve is stopped.
+pub fn token(a: &ClientArgs, rotate: bool) -> Result<String, CmdError> {
+    let t = target(a)?;
+    let path = t.state_dir.join(TOKEN_FILE);
+    if rotate {
+        if http(&t, "GET", "/healthz", None).is_ok() {
+            return Err(fail(format!(
+                "serve is running at {} and holds the current token: stop it, rotate, start it",
+                t.addr
+            )));
+        }
+        std::fs::create_dir_all(&t.state_dir)
+            .map_err(|e| fail(format!("{}: {e}", t.state_dir.display())))?;
+        let new = strahl_status::auth::random_hex().map_err(|e| fail(e.to_string()))?;
+        strahl_status::write_atomic(&path, format!("{new}\n").as_bytes(), SECRET_FILE_MODE)
+            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        return Ok(format!("{new}\n"));
+    }
+    if t.token.is_none() {
+        // Creates it exactly as serve would at first start.
+        strahl_status::auth::AuthState::open(&t.state_dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let tok =
+        std::fs::read_to_string(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    Ok(format!("{}\n", tok.trim()))
+}
+
+/// `doctor`: (text, exit code).
+pub fn doctor(a: &ClientArgs) -> Result<(String, u8), CmdError> {
+    use crate::doctor::{Inputs, RealSystem, render_human, required_missing, run_checks};
+    let cfg = Config::load_or_default(a.config.as_deref())
+        .map_err(|e| usage(format!("configuration error: {e}")))?;
+    let findings = run_checks(&RealSystem, &Inputs::from_config(&cfg));
+    let missing = required_missing(&findings);
+    let text = if a.json {
+        format!(
+            "{}\n",
+            json!({ "findings": findings, "required_missing": missing })
+        )
+    } else {
+        let mut out = String::new();
+        render_human(&findings, &mut out);
+        out
+    };
+    Ok((text, u8::from(missing)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+        assert_eq!(dechunk("zz\r\nxx"), "");
+        assert_eq!(dechunk("10\r\nshort"), "");
+    }
+}

@@ -1,0 +1,329 @@
+//! Doctor checks driven by a fake system view: each verdict follows from the facts injected.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+
+#[derive(Default)]
+struct Fake {
+    files: BTreeMap<String, String>,
+    dirs: BTreeMap<String, Vec<String>>,
+    links: BTreeMap<String, String>,
+    rw: BTreeSet<String>,
+    cmds: BTreeMap<String, CmdOut>,
+    busy: BTreeSet<u16>,
+}
+
+impl Fake {
+    fn file(mut self, p: &str, c: &str) -> Self {
+        self.files.insert(p.into(), c.into());
+        self
+    }
+    fn dir(mut self, p: &str, names: &[&str]) -> Self {
+        self.dirs
+            .insert(p.into(), names.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    fn rw(mut self, p: &str) -> Self {
+        self.rw.insert(p.into());
+        self
+    }
+    fn cmd(mut self, argv: &str, status: i32, out: &str) -> Self {
+        self.cmds.insert(
+            argv.into(),
+            CmdOut {
+                status,
+                stdout: out.into(),
+            },
+        );
+        self
+    }
+}
+
+impl SystemView for Fake {
+    fn read(&self, path: &str) -> Option<String> {
+        self.files.get(path).cloned()
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.files.contains_key(path) || self.dirs.contains_key(path) || self.rw.contains(path)
+    }
+    fn list_dir(&self, path: &str) -> Vec<String> {
+        self.dirs.get(path).cloned().unwrap_or_default()
+    }
+    fn read_link(&self, path: &str) -> Option<String> {
+        self.links.get(path).cloned()
+    }
+    fn can_read_write(&self, path: &str) -> bool {
+        self.rw.contains(path)
+    }
+    fn run(&self, argv: &[&str]) -> Option<CmdOut> {
+        self.cmds.get(&argv.join(" ")).cloned()
+    }
+    fn port(&self, _proto: Proto, port: u16) -> PortState {
+        if self.busy.contains(&port) {
+            PortState::InUse
+        } else {
+            PortState::Free
+        }
+    }
+}
+
+fn inputs() -> Inputs {
+    Inputs::from_config(&Config::default())
+}
+
+fn get<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
+    f.iter()
+        .find(|x| x.check == check)
+        .unwrap_or_else(|| panic!("no finding {check}: {f:?}"))
+}
+
+/// A well-provisioned appliance: 8 cores isolated, ice NIC, NVIDIA, DRM, uinput, NTP.
+fn good() -> Fake {
+    let mut f = Fake::default()
+        .file("/sys/devices/system/cpu/online", "0-7\n")
+        .file(
+            "/proc/cmdline",
+            "BOOT_IMAGE=/vmlinuz root=/dev/sda1 isolcpus=managed_irq,domain,1-7 nohz_full=1-7 irqaffinity=0\n",
+        )
+        .file(
+            "/proc/net/route",
+            "Iface\tDestination\tGateway\nenp1s0\t00000000\t0101A8C0\nenp1s0\t0001A8C0\t00000000\n",
+        )
+        .dir("/sys/class/net/enp1s0", &["device"])
+        .dir("/sys/class/net/enp1s0/queues", &["rx-0", "rx-1", "tx-0", "tx-1"])
+        .file("/proc/sys/kernel/osrelease", "6.1.0-18-amd64\n")
+        // CapEff with NET_ADMIN(12), NET_RAW(13), IPC_LOCK(14), BPF(39).
+        .file(
+            "/proc/self/status",
+            &format!("Name:\tx\nCapEff:\t{:016x}\n", (1u64 << 12) | (1 << 13) | (1 << 14) | (1 << 39)),
+        )
+        .file("/proc/sys/kernel/io_uring_disabled", "0\n")
+        .file(
+            "/proc/self/limits",
+            "Limit  Soft Limit Hard Limit Units\nMax locked memory         unlimited            unlimited            bytes\n",
+        )
+        .file(
+            "/proc/driver/nvidia/version",
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.154.05  Thu Dec 28 15:37:48 UTC 2023\n",
+        )
+        .rw("/dev/nvidia0")
+        .rw("/dev/nvidiactl")
+        .file("/usr/lib/x86_64-linux-gnu/libnvidia-encode.so.1", "")
+        .file("/usr/lib/x86_64-linux-gnu/libcuda.so.1", "")
+        .dir("/dev/dri", &["card0", "renderD128", "by-path"])
+        .rw("/dev/dri/card0")
+        .rw("/dev/dri/renderD128")
+        .rw("/dev/uinput")
+        .cmd("nft list ruleset", 0, "table inet filter {\n}\n")
+        .cmd("timedatectl show -p NTPSynchronized --value", 0, "yes\n");
+    f.links.insert(
+        "/sys/class/net/enp1s0/device/driver".into(),
+        "../../../bus/pci/drivers/ice".into(),
+    );
+    f
+}
+
+#[test]
+fn good_host_passes_everything() {
+    let f = run_checks(&good(), &inputs());
+    let bad: Vec<_> = f.iter().filter(|x| x.verdict != Verdict::Ok).collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    assert!(!required_missing(&f));
+    assert!(f.iter().all(|x| x.fix.is_empty()));
+    assert!(get(&f, "nic_xdp").detail.contains("native"), "{f:?}");
+    assert!(get(&f, "nic_queues").detail.contains("2 TX"));
+    // Every configured port is checked.
+    assert_eq!(f.iter().filter(|x| x.check.starts_with("port_")).count(), 8);
+}
+
+#[test]
+fn kernel_args_missing_names_the_exact_arguments() {
+    let s = good().file("/proc/cmdline", "root=/dev/sda1 quiet\n");
+    let f = run_checks(&s, &inputs());
+    let k = get(&f, "kernel_args");
+    assert_eq!((k.verdict, k.level), (Verdict::Fail, Level::Recommended));
+    assert!(k.fix.contains("isolcpus=1,2,3,4,5,6,7"), "{}", k.fix);
+    assert!(k.fix.contains("nohz_full=1,2,3,4,5,6,7"));
+    assert!(k.fix.contains("irqaffinity=0"));
+    assert!(!required_missing(&f), "recommended only");
+    // An explicit core list is checked as given; partial isolation still fails.
+    let mut inp = inputs();
+    inp.cores = Cores::List(vec![6, 7]);
+    let s = good().file("/proc/cmdline", "isolcpus=6 nohz_full=6-7 irqaffinity=0-5");
+    let k = kernel_args(&s, &inp);
+    assert_eq!(k.verdict, Verdict::Fail);
+    assert!(
+        k.detail.contains("isolcpus=6,7") && !k.detail.contains("nohz_full"),
+        "{k:?}"
+    );
+    // Few cores: nothing to isolate.
+    let s = good().file("/sys/devices/system/cpu/online", "0-1");
+    assert_eq!(kernel_args(&s, &inputs()).verdict, Verdict::Ok);
+}
+
+#[test]
+fn cpu_lists_parse() {
+    assert_eq!(parse_cpu_list("0-3,6\n"), vec![0, 1, 2, 3, 6]);
+    assert_eq!(parse_cpu_list("5,5,x,2-1"), vec![5]);
+    assert!(parse_cpu_list("0-65535").len() <= strahl_config::MAX_CORE as usize + 1);
+}
+
+#[test]
+fn generic_xdp_single_queue_and_missing_interface() {
+    let mut s = good();
+    s.links.insert(
+        "/sys/class/net/enp1s0/device/driver".into(),
+        "../../r8169".into(),
+    );
+    s = s.dir("/sys/class/net/enp1s0/queues", &["rx-0", "tx-0"]);
+    let f = run_checks(&s, &inputs());
+    let x = get(&f, "nic_xdp");
+    assert_eq!(x.verdict, Verdict::Fail);
+    assert!(x.detail.contains("r8169") && x.detail.contains("generic"));
+    assert_eq!(get(&f, "nic_queues").verdict, Verdict::Fail);
+    assert!(
+        !required_missing(&f),
+        "AF_XDP is optional under transport=auto"
+    );
+    let mut inp = inputs();
+    inp.transport = TransportPref::AfXdp;
+    assert!(
+        required_missing(&run_checks(&s, &inp)),
+        "required when forced"
+    );
+    inp.interface = "eth9".into();
+    let x = nic(&s, &inp);
+    assert_eq!(x[0].verdict, Verdict::Fail);
+    assert!(x[0].detail.contains("eth9 does not exist"));
+}
+
+#[test]
+fn io_uring_and_af_xdp_permissions() {
+    let s = good().file("/proc/sys/kernel/io_uring_disabled", "2");
+    let f = io_uring(&s, &inputs());
+    assert_eq!((f.verdict, f.level), (Verdict::Fail, Level::Recommended));
+    let mut inp = inputs();
+    inp.transport = TransportPref::IoUring;
+    assert_eq!(io_uring(&s, &inp).level, Level::Required);
+    let s = good().file("/proc/sys/kernel/io_uring_disabled", "1");
+    assert!(io_uring(&s, &inputs()).detail.contains("io_uring_group"));
+    // No capabilities: AF_XDP refused and memlock applies.
+    let s = good()
+        .file("/proc/self/status", "CapEff:\t0000000000000000\n")
+        .file(
+            "/proc/self/limits",
+            "Max locked memory         8388608              8388608              bytes\n",
+        );
+    let a = af_xdp(&s, &inputs());
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert!(a.detail.contains("CAP_NET_RAW") && a.detail.contains("CAP_BPF"));
+    let m = memlock(&s, &inputs());
+    assert_eq!(m.verdict, Verdict::Fail);
+    assert!(m.detail.contains("8192 KiB"), "{m:?}");
+    let old = good().file("/proc/sys/kernel/osrelease", "4.19.0");
+    assert!(af_xdp(&old, &inputs()).detail.contains("older than 5.10"));
+}
+
+#[test]
+fn nvidia_required_only_when_configured() {
+    let s = Fake::default();
+    let f = nvidia(&s, &inputs());
+    assert!(
+        f.iter()
+            .all(|x| x.verdict == Verdict::Fail && x.level == Level::Recommended)
+    );
+    assert!(f[0].detail.contains("openh264"));
+    let mut inp = inputs();
+    inp.encoder = EncoderPref::Nvenc;
+    let f = nvidia(&s, &inp);
+    assert!(f.iter().all(|x| x.level == Level::Required));
+    assert!(required_missing(&f));
+    // Driver present but device nodes not accessible.
+    let s = good();
+    let mut s2 = Fake {
+        rw: BTreeSet::new(),
+        ..s
+    };
+    s2 = s2.file("/dev/nvidia0", "");
+    let d = &nvidia(&s2, &inp)[0];
+    assert_eq!(d.verdict, Verdict::Fail);
+    assert!(d.detail.contains("535.154.05"), "{d:?}");
+}
+
+#[test]
+fn drm_uinput_and_ports() {
+    let s = good().dir("/dev/dri", &[]);
+    let mut inp = inputs();
+    assert_eq!(drm(&s, &inp).level, Level::Recommended);
+    inp.source = VideoSource::Kms;
+    let d = drm(&s, &inp);
+    assert_eq!((d.verdict, d.level), (Verdict::Fail, Level::Required));
+    let mut s = good();
+    s.rw.remove("/dev/dri/renderD128");
+    let d = drm(&s, &inp);
+    assert!(
+        d.detail.contains("renderD128") && !d.detail.contains("by-path"),
+        "{d:?}"
+    );
+    s.rw.remove("/dev/uinput");
+    let s = s.file("/dev/uinput", "");
+    assert!(uinput(&s).detail.contains("not read-write"));
+    let empty = Fake::default();
+    assert!(uinput(&empty).fix.contains("modprobe uinput"));
+    // A port held by someone else is a required failure; held while strahl runs is fine.
+    let mut s = good();
+    s.busy.insert(47989);
+    let f = run_checks(&s, &inputs());
+    let p = get(&f, "port_tcp_47989");
+    assert_eq!((p.verdict, p.level), (Verdict::Fail, Level::Required));
+    assert!(required_missing(&f));
+    let s = s
+        .dir("/proc", &["1", "4242", "self"])
+        .file("/proc/1/comm", "systemd\n")
+        .file("/proc/4242/comm", "strahl-control\n");
+    let f = run_checks(&s, &inputs());
+    assert_eq!(get(&f, "port_tcp_47989").verdict, Verdict::Ok);
+    assert!(get(&f, "port_tcp_47989").detail.contains("strahl-control"));
+}
+
+#[test]
+fn firewall_and_time_sync() {
+    let drop = "table inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n  tcp dport 22 accept\n }\n}\n";
+    let s = good().cmd("nft list ruleset", 0, drop);
+    let f = firewall(&s, &inputs());
+    assert_eq!(f.verdict, Verdict::Fail);
+    assert!(
+        f.detail.contains("47989/tcp") && f.detail.contains("48000/udp"),
+        "{f:?}"
+    );
+    let s = good()
+        .cmd("firewall-cmd --state", 0, "running\n")
+        .cmd("firewall-cmd --list-ports", 0, "47989/tcp\n")
+        .cmd("firewall-cmd --list-services", 0, "ssh\n");
+    let f = firewall(&s, &inputs());
+    assert_eq!(f.verdict, Verdict::Fail);
+    assert!(f.fix.contains("--add-port=47984/tcp") && !f.fix.contains("--add-port=47989/tcp"));
+    let s = good().cmd("nft list ruleset", 1, "");
+    assert_eq!(firewall(&s, &inputs()).verdict, Verdict::Unknown);
+    // Time sync fallbacks.
+    let s = good().cmd("timedatectl show -p NTPSynchronized --value", 0, "no\n");
+    assert_eq!(time_sync(&s).verdict, Verdict::Fail);
+    let s = Fake::default().cmd("chronyc tracking", 0, "Leap status     : Normal\n");
+    assert_eq!(time_sync(&s).verdict, Verdict::Ok);
+    let s = Fake::default().file("/run/systemd/timesync/synchronized", "");
+    assert_eq!(time_sync(&s).verdict, Verdict::Ok);
+    assert_eq!(time_sync(&Fake::default()).verdict, Verdict::Unknown);
+}
+
+#[test]
+fn human_output_lists_fixes_and_counts() {
+    let mut s = good();
+    s.busy.insert(47990);
+    let f = run_checks(&s, &inputs());
+    let mut out = String::new();
+    render_human(&f, &mut out);
+    assert!(out.contains("[FAIL ] port_tcp_47990"), "{out}");
+    assert!(out.contains("fix: find it with `ss -lpn"));
+    assert!(out.contains("1 required missing"));
+}
