@@ -125,6 +125,7 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
             let backend = Arc::new(crate::status_backend::ControlBackend::new(
                 st.facts,
                 &server,
+                &control,
                 manager.clone(),
                 outbox.clone(),
             ));

@@ -31,6 +31,7 @@ use strahl_status::{
     SessionInfo, StatusBackend, StatusSnapshot, TransportInfo,
 };
 
+use crate::control_link::ControlLink;
 use crate::host::{Outbox, SharedManager, lock};
 use crate::serve::DATAPLANE_METRICS;
 
@@ -174,6 +175,9 @@ pub struct ControlBackend {
     /// Weak: the host's shutdown unwraps its `Arc<ServerHandle>`; the status server may still
     /// be dropping its connection tasks then.
     server: Weak<ServerHandle>,
+    /// The ENet control server (weak for the same reason): stopping a session terminates the
+    /// client's control stream before the data plane stops sending.
+    control: Weak<ControlLink>,
     manager: SharedManager,
     outbox: Outbox,
     /// First time each waiting Moonlight client was seen (for "waiting N s").
@@ -191,6 +195,7 @@ impl ControlBackend {
     pub fn new(
         facts: HostFacts,
         server: &Arc<ServerHandle>,
+        control: &Arc<ControlLink>,
         manager: SharedManager,
         outbox: Outbox,
     ) -> Self {
@@ -198,6 +203,7 @@ impl ControlBackend {
             facts,
             started: Instant::now(),
             server: Arc::downgrade(server),
+            control: Arc::downgrade(control),
             manager,
             outbox,
             pin_seen: Mutex::new(HashMap::new()),
@@ -397,11 +403,11 @@ impl StatusBackend for ControlBackend {
         if !LIVE.sessions().iter().any(|(s, _)| *s == id) {
             return Err(BackendError::NotFound(format!("no session {id}")));
         }
-        for m in lock(&self.manager).cancel() {
-            self.outbox
-                .send(m)
-                .map_err(|_| BackendError::Unavailable("control loop stopped".into()))?;
-        }
+        let link = self.control.upgrade().ok_or_else(|| {
+            BackendError::Unavailable("the control plane is shutting down".into())
+        })?;
+        let actions = lock(&self.manager).cancel();
+        crate::control_link::dispatch(&link, &self.outbox, actions);
         Ok(())
     }
 
