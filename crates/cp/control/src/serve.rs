@@ -335,7 +335,8 @@ async fn run_ipc(
         let ended = connected(client, opts, &mut shutdown, &mut sessions, host).await;
         GLOBAL.set(Metric::DataplaneConnected, 0);
         LIVE.dataplane_lost();
-        lock(&host.manager).session_ended(None);
+        let ended_actions = lock(&host.manager).session_ended(None);
+        host.control.execute(&ended_actions.control);
         match ended {
             Ended::Shutdown => return Ok(()),
             Ended::Lost(why) => {
@@ -428,7 +429,8 @@ async fn connected(
                 };
                 GLOBAL.inc(Metric::IpcMessagesReceived);
                 if let Message::Event(Event::SessionEnded { id, .. }) = &msg {
-                    lock(&host.manager).session_ended(Some(*id));
+                    let a = lock(&host.manager).session_ended(Some(*id));
+                    host.control.execute(&a.control);
                 }
                 if let Some(lost) = handle(msg, sessions, &mut snapshots) {
                     return lost;

@@ -242,12 +242,22 @@ impl SessionManager {
         actions
     }
 
-    /// The data plane ended session `id` (or went away: `None`).
-    pub fn session_ended(&mut self, id: Option<u64>) {
-        if id.is_none() || self.streaming.map(|s| s.id) == id {
+    /// The data plane ended session `id` (or went away: `None`). The client's control stream
+    /// is terminated: without media it would otherwise sit in a stream that never resumes. The
+    /// app stays running, so the client can `/resume` once the data plane is back.
+    pub fn session_ended(&mut self, id: Option<u64>) -> Actions {
+        let mut a = Actions::default();
+        if let Some(s) = self.streaming
+            && (id.is_none() || Some(s.id) == id)
+        {
             self.streaming = None;
             self.fec = None;
+            a.control.push(ControlAction::Terminate {
+                session: s.id,
+                hresult: TERMINATION_GRACEFUL,
+            });
         }
+        a
     }
 
     /// Ends the streaming session; `terminate`: also end its control stream (the client is

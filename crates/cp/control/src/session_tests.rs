@@ -311,8 +311,9 @@ fn hostile_rtsp_input_is_refused_without_state_change() {
         String::from_utf8_lossy(&host_side)
     );
     assert_eq!(m.streaming(), None);
-    // The data plane ending the session (or going away) clears it.
-    m.session_ended(None);
+    // The data plane ending the session (or going away) clears it; nothing was streaming,
+    // so there is no client to tell.
+    assert!(m.session_ended(None).is_empty());
     assert_eq!(m.current_app(), Some(1));
 }
 
@@ -518,4 +519,30 @@ fn resume_while_streaming_terminates_the_old_registration() {
         reason: DisconnectReason::Timeout,
     };
     assert!(m.on_control(id, &ev, t0).is_empty());
+}
+
+#[test]
+fn dataplane_ending_the_stream_terminates_the_clients_control_stream_once() {
+    let t0 = Instant::now();
+    // Another session's end is not ours.
+    let (mut m, id) = streaming_manager(t0);
+    assert!(m.session_ended(Some(id + 1)).is_empty());
+    assert!(m.streaming().is_some());
+    // The data plane ended ours (ping timeout, error): tell the client, keep the app.
+    let a = m.session_ended(Some(id));
+    assert!(
+        matches!(a.control.as_slice(), [ControlAction::Terminate { session, hresult }]
+            if *session == id && *hresult == TERMINATION_GRACEFUL),
+        "{a:?}"
+    );
+    assert!(a.ipc.is_empty(), "the data plane already stopped it");
+    assert_eq!(m.streaming(), None);
+    assert_eq!(m.current_app(), Some(1));
+    assert!(m.session_ended(None).is_empty(), "terminated once only");
+    // The data plane going away (None) ends a running stream the same way.
+    let (mut m, id) = streaming_manager(t0);
+    let a = m.session_ended(None);
+    assert!(
+        matches!(a.control.as_slice(), [ControlAction::Terminate { session, .. }] if *session == id)
+    );
 }
