@@ -184,16 +184,8 @@ fn parse_client(
     let mut pos = Vec::new();
     let mut flags = Vec::new();
     while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (a.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or(format!("{name} needs a value"))
-        };
+        let (flag, inline) = split_flag(&a);
+        let mut value = |name: &str| flag_value(&inline, &mut it, name);
         match flag.as_str() {
             "-h" | "--help" => return Ok(Err(Cli::Help(help))),
             "--config" => out.config = Some(PathBuf::from(value("--config")?)),
@@ -282,16 +274,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     }
     let mut out = ServeArgs::default();
     while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (a.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or(format!("{name} needs a value"))
-        };
+        let (flag, inline) = split_flag(&a);
+        let mut value = |name: &str| flag_value(&inline, &mut it, name);
         let millis = |name: &str, v: String| -> Result<Duration, String> {
             match v.parse::<u64>() {
                 Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
@@ -323,16 +307,8 @@ fn parse_pin(mut it: impl Iterator<Item = String>) -> Result<Cli, String> {
     let mut out = PinArgs::default();
     let mut pin = None;
     while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (a.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or(format!("{name} needs a value"))
-        };
+        let (flag, inline) = split_flag(&a);
+        let mut value = |name: &str| flag_value(&inline, &mut it, name);
         match flag.as_str() {
             "-h" | "--help" => return Ok(Cli::Help(USAGE)),
             "--config" => out.config = Some(PathBuf::from(value("--config")?)),
@@ -354,6 +330,26 @@ fn parse_pin(mut it: impl Iterator<Item = String>) -> Result<Cli, String> {
     }
     out.pin = pin;
     Ok(Cli::Pin(out))
+}
+
+/// `--flag=value` → (`--flag`, the inline value); anything else is taken whole.
+fn split_flag(a: &str) -> (String, Option<String>) {
+    match a.split_once('=') {
+        Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+        _ => (a.to_owned(), None),
+    }
+}
+
+/// The value of flag `name`: its inline `=value`, else the next argument.
+fn flag_value(
+    inline: &Option<String>,
+    it: &mut impl Iterator<Item = String>,
+    name: &str,
+) -> Result<String, String> {
+    inline
+        .clone()
+        .or_else(|| it.next())
+        .ok_or(format!("{name} needs a value"))
 }
 
 #[cfg(test)]
