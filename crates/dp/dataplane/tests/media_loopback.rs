@@ -283,7 +283,15 @@ fn a_pinging_client_gets_recoverable_decodable_video_and_audio_and_stop_is_promp
     );
     let frac = drops as f64 / (drops + sent) as f64;
     assert!((0.01..0.06).contains(&frac), "drop fraction {frac}");
-    assert!(reg.get(Metric::VideoFramesSent) >= numbers.len() as u64);
+    // The frame the stop cut short is not counted as sent, yet it can still decode when its
+    // data shards left before the stop (only parity was cut): at most one decoded frame more.
+    let complete = reg.get(Metric::VideoFramesSent);
+    assert!(
+        complete + 1 >= numbers.len() as u64 && complete <= indices.len() as u64,
+        "{complete} frames counted sent, {} decoded, {} seen",
+        numbers.len(),
+        indices.len()
+    );
     assert!(reg.get(Metric::VideoKeyframes) >= 1);
     assert_eq!(reg.get_at(Metric::PingsLearned, 0), 1);
     eprintln!(
