@@ -137,6 +137,8 @@ metrics_table! {
         "Wall time spent in the video encoder (divide by frames encoded for the mean).";
     VideoFecPercent: Gauge "strahl_video_fec_percent"
         "FEC parity % the data plane's video packetizer currently applies (GameStream).";
+    VideoPacingKbps: Gauge "strahl_video_pacing_kbps"
+        "Rate the video pacer releases the latest frame at (spread over part of the frame interval), kbit/s.";
     VideoKnobDrops: Counter "strahl_video_knob_drops_total"
         "Video packets dropped on purpose by the [testing] video_drop_fraction knob.";
     PingsLearned: Counter "strahl_pings_learned_total"
@@ -144,6 +146,8 @@ metrics_table! {
         ["stream": "video", "audio"];
     ControlFecPercent: Gauge "strahl_control_fec_percent"
         "FEC parity % the adaptive controller currently asks of the data plane (GameStream).";
+    ControlRttMicros: Gauge "strahl_control_rtt_microseconds"
+        "Round-trip time to the streaming client, as ENet's smoothed estimate on its control stream.";
     ControlFecReports: Counter "strahl_control_fec_status_reports_total"
         "SS_FRAME_FEC_STATUS reports from clients, by what the reported block went through."
         ["result": "clean", "recovered", "lost"];

@@ -224,7 +224,7 @@ pub fn status(a: &ClientArgs) -> Result<String, CmdError> {
     out.push_str(&format!("sessions: {}\n", sessions.len()));
     for x in &sessions {
         out.push_str(&format!(
-            "  #{} {} {} {} — {} kbit/s requested, FEC {} % ({} recovered, {} lost), sending {} kbit/s, {} pkt/s, {} packets, {} drops\n",
+            "  #{} {} {} {} — {} kbit/s requested, FEC {} % ({} recovered, {} lost), sending {} kbit/s (paced at {} kbit/s), {} pkt/s, {} packets, {} drops, RTT {}\n",
             s(x, "id"),
             s(x, "client"),
             s(x, "protocol"),
@@ -233,10 +233,14 @@ pub fn status(a: &ClientArgs) -> Result<String, CmdError> {
             s(x, "fec_percent"),
             s(x, "fec_recovered"),
             s(x, "fec_failed"),
+            s(x, "send_kbps"),
             s(x, "pacing_rate_kbps"),
             s(x, "packets_per_s"),
             s(x, "packets_sent"),
             s(x, "drops"),
+            x["latency_us"]
+                .as_u64()
+                .map_or("unknown".to_string(), |us| format!("{:.1} ms", us as f64 / 1000.0)),
         ));
     }
     let clients = v["paired_clients"].as_array().cloned().unwrap_or_default();

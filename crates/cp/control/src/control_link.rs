@@ -143,8 +143,14 @@ fn log_event(session: u64, ev: &ControlEvent) {
             {
                 GLOBAL.add_at(Metric::ControlDisconnects, i, 1);
             }
+            // One GameStream session streams at a time: the gauge is the host's.
+            GLOBAL.set(Metric::ControlRttMicros, 0);
             log::info!("control stream: session {session} ended ({reason:?})")
         }
+        ControlEvent::RoundTrip { rtt } => GLOBAL.set(
+            Metric::ControlRttMicros,
+            u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
+        ),
         ControlEvent::IdrRequested => log::debug!("session {session}: IDR requested"),
         ControlEvent::RefInvalidated {
             first_frame,

@@ -339,6 +339,7 @@ impl SessionManager {
             ControlEvent::Connected { .. }
             | ControlEvent::StartB
             | ControlEvent::LtrAck { .. }
+            | ControlEvent::RoundTrip { .. }
             | ControlEvent::Input(_) => {}
         }
         a

@@ -293,12 +293,14 @@ impl ControlBackend {
                 fec_recovered: both(Metric::ControlFecReports, "recovered"),
                 fec_failed: both(Metric::ControlFecReports, "lost"),
                 // Measured send rate between the last two stats snapshots (host-wide: one
-                // GameStream session runs at a time).
-                pacing_rate_kbps: kbps,
+                // GameStream session runs at a time), and the pacer's rate for the latest frame.
+                send_kbps: kbps,
+                pacing_rate_kbps: DATAPLANE_METRICS.get(Metric::VideoPacingKbps),
                 packets_per_s: pps,
                 packets_sent: packets,
                 drops: DATAPLANE_METRICS.get(Metric::FramesRefused),
-                latency_us: None,
+                // ENet's estimate, reported every second while the control stream is up.
+                latency_us: Some(GLOBAL.get(Metric::ControlRttMicros)).filter(|&us| us > 0),
             })
             .collect()
     }

@@ -21,6 +21,9 @@ pub mod server;
 pub mod session;
 
 pub use message::FecStatus;
-pub use server::{ControlConfig, ControlEventSink, ControlServer, DEFAULT_CONTROL_PORT, SessionId};
+pub use server::{
+    ControlConfig, ControlEventSink, ControlServer, DEFAULT_CONTROL_PORT, RTT_REPORT_INTERVAL,
+    SessionId,
+};
 pub use session::{CONTROL_TIMEOUT, ControlEvent, ControlSession, DisconnectReason};
 pub use strahl_input::InputEvent;

@@ -33,6 +33,16 @@ pub const DEFAULT_PEER_LIMIT: usize = 32;
 /// loopback (`latency_idr_request_to_event`, 500 requests, this 2-core VM): a fixed 1 ms sleep
 /// gave a 1.1 ms median client-send→event latency, the readiness wait 8 µs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// How often each live session's round-trip estimate is reported ([`ControlEvent::RoundTrip`]):
+/// the status page polls every second, and ENet re-estimates with every acknowledged packet
+/// (the client pings every 100 ms, §A12).
+pub const RTT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// ENet ping interval for a bound peer (ms). ENet refines its RTT estimate by 1/8 of the error
+/// per acknowledged reliable packet, starting from a 500 ms guess, and the host otherwise sends
+/// few reliable packets: at ENet's default 500 ms the estimate needs ~20 s to reach a LAN's
+/// value, at 100 ms (the client's own ping cadence, §A12) ~4 s. Cost: one 4-byte ENet ping
+/// command and its ack per 100 ms.
+const RTT_PING_INTERVAL_MS: u32 = 100;
 /// Events taken from ENet per loop turn before commands and timeouts get a look-in.
 const MAX_EVENTS_PER_TURN: usize = 256;
 /// The host sends on channel 0 (§A12).
@@ -248,6 +258,7 @@ struct Service<S: ControlEventSink> {
     active: HashMap<enet::PeerID, Active>,
     out: Vec<u8>,
     timeout: Duration,
+    next_rtt_report: Instant,
 }
 
 impl<S: ControlEventSink> Service<S> {
@@ -259,6 +270,7 @@ impl<S: ControlEventSink> Service<S> {
             active: HashMap::new(),
             out: Vec::with_capacity(256),
             timeout,
+            next_rtt_report: Instant::now() + RTT_REPORT_INTERVAL,
         }
     }
 
@@ -275,7 +287,9 @@ impl<S: ControlEventSink> Service<S> {
                 }
             }
             self.service();
-            self.check_timeouts(Instant::now());
+            let now = Instant::now();
+            self.check_timeouts(now);
+            self.report_rtt(now);
             self.host.socket().wait_readable(POLL_INTERVAL);
         }
     }
@@ -389,6 +403,9 @@ impl<S: ControlEventSink> Service<S> {
             .get_peer(peer)
             .and_then(|p| p.address())
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        if let Some(p) = self.host.get_peer_mut(peer) {
+            p.set_ping_interval(RTT_PING_INTERVAL_MS);
+        }
         self.active.insert(
             peer,
             Active {
@@ -411,6 +428,19 @@ impl<S: ControlEventSink> Service<S> {
                 p.disconnect_now(0);
             }
             self.end(peer, DisconnectReason::Timeout);
+        }
+    }
+
+    fn report_rtt(&mut self, now: Instant) {
+        if now < self.next_rtt_report {
+            return;
+        }
+        self.next_rtt_report = now + RTT_REPORT_INTERVAL;
+        for (peer, a) in &self.active {
+            if let Some(p) = self.host.get_peer(*peer) {
+                let rtt = p.round_trip_time();
+                self.sink.event(a.id, ControlEvent::RoundTrip { rtt });
+            }
         }
     }
 

@@ -38,6 +38,11 @@ pub enum ControlEvent {
     },
     FecStatus(FecStatus),
     Input(InputEvent),
+    /// ENet's smoothed round-trip estimate to the client, sampled every
+    /// [`crate::server::RTT_REPORT_INTERVAL`] while the session is up (for the operator's view).
+    RoundTrip {
+        rtt: Duration,
+    },
     Disconnected {
         reason: DisconnectReason,
     },

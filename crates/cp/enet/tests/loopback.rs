@@ -115,22 +115,71 @@ impl Client {
         self.host.flush();
     }
 
-    /// Service the client while waiting for a server event (keeps ENet acks flowing).
+    /// Service the client while waiting for a server event (keeps ENet acks flowing). The
+    /// periodic [`ControlEvent::RoundTrip`] samples are skipped (`round_trip_is_reported`
+    /// checks them).
     fn next_event(
         &mut self,
         rx: &mpsc::Receiver<(SessionId, ControlEvent)>,
+    ) -> (SessionId, ControlEvent) {
+        self.next_matching(rx, |e| !matches!(e, ControlEvent::RoundTrip { .. }))
+    }
+
+    fn next_matching(
+        &mut self,
+        rx: &mpsc::Receiver<(SessionId, ControlEvent)>,
+        want: impl Fn(&ControlEvent) -> bool,
     ) -> (SessionId, ControlEvent) {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             if let Some(e) = self.step() {
                 self.stash.push_back(e);
             }
-            if let Ok(e) = rx.recv_timeout(Duration::from_millis(2)) {
+            if let Ok(e) = rx.recv_timeout(Duration::from_millis(2))
+                && want(&e.1)
+            {
                 return e;
             }
         }
-        panic!("no control event within {WAIT:?}");
+        panic!("no matching control event within {WAIT:?}");
     }
+}
+
+/// A live session's round-trip estimate reaches the manager about once per
+/// `RTT_REPORT_INTERVAL`, for that session, and is refined by real acknowledgements: ENet
+/// starts from a 500 ms guess, and on loopback ~30 acks in 3 s bring it far below that.
+#[test]
+fn round_trip_is_reported() {
+    let (srv, rx) = server();
+    let id = SessionId(11);
+    srv.add_session(id, CONNECT_DATA, KEY).unwrap();
+    let mut c = Client::new(srv.local_addr(), CONNECT_DATA);
+    c.wait_connected();
+    assert!(matches!(
+        c.next_event(&rx).1,
+        ControlEvent::Connected { .. }
+    ));
+    let t0 = Instant::now();
+    let mut samples = Vec::new();
+    // Bounded: three samples, each within WAIT.
+    while samples.len() < 3 {
+        let (sid, ev) = c.next_matching(&rx, |e| matches!(e, ControlEvent::RoundTrip { .. }));
+        assert_eq!(sid, id);
+        let ControlEvent::RoundTrip { rtt } = ev else {
+            unreachable!()
+        };
+        samples.push((t0.elapsed(), rtt));
+    }
+    let span = samples[2].0 - samples[0].0;
+    assert!(
+        span >= strahl_enet::RTT_REPORT_INTERVAL && span < 4 * strahl_enet::RTT_REPORT_INTERVAL,
+        "three samples over {span:?}: {samples:?}"
+    );
+    assert!(
+        samples.iter().all(|s| s.1 <= Duration::from_millis(500))
+            && samples[2].1 < Duration::from_millis(250),
+        "loopback RTT estimate: {samples:?}"
+    );
 }
 
 #[test]
@@ -372,7 +421,12 @@ fn silent_session_times_out_while_pings_keep_it_alive() {
             let _ = c.step();
             std::thread::sleep(Duration::from_millis(2));
         }
-        assert!(rx.try_recv().is_err(), "session ended while pinging");
+        while let Ok((_, e)) = rx.try_recv() {
+            assert!(
+                matches!(e, ControlEvent::RoundTrip { .. }),
+                "session ended while pinging: {e:?}"
+            );
+        }
     }
     // Go quiet (ENet itself keeps acking): the control timeout ends it.
     let quiet = Instant::now();

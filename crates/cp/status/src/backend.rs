@@ -39,11 +39,15 @@ pub struct SessionInfo {
     pub fec_percent: u32,
     pub fec_recovered: u64,
     pub fec_failed: u64,
+    /// Measured send rate (UDP payload) over the last statistics interval.
+    pub send_kbps: u64,
+    /// Rate the pacer releases the current frame at (above `send_kbps`: frames are spread over
+    /// part of the frame interval, not all of it).
     pub pacing_rate_kbps: u64,
     pub packets_per_s: u64,
     pub packets_sent: u64,
     pub drops: u64,
-    /// Round-trip or frame latency as measured by the protocol; `None` when unknown.
+    /// Round-trip time to the client as measured by the protocol; `None` when unknown.
     pub latency_us: Option<u64>,
 }
 

@@ -30,6 +30,9 @@ const BROWSER_START_TIMEOUT: Duration = Duration::from_secs(60);
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// A real Moonlight pairing (Python start, RSA key generation, four round trips).
 const PAIR_TIMEOUT: Duration = Duration::from_secs(120);
+/// From the session on the page to its live figures: two data-plane statistics polls (5 s
+/// apart by default) for a send rate, with margin for a loaded machine.
+const LIVE_FIGURES_TIMEOUT: Duration = Duration::from_secs(30);
 /// From the stream client's start to the session on the page (RTSP, ENet, first frames).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(90);
 const PASSWORD: &str = "page-live-password";
@@ -353,11 +356,26 @@ fn live_page_pairs_moonlight_with_a_typed_pin_and_shows_its_stream() {
         "document.querySelector('#sessions tr[data-session]') !== null",
         SESSION_TIMEOUT,
     );
+    // The live figures: the measured send rate and the pacer's rate (from the data plane's
+    // statistics, polled every few seconds) and the ENet round-trip time (reported every
+    // second). Cells: client, protocol, mode, target, sending, FEC, recovered/failed, pacing,
+    // packets/s, drops, RTT. The waits also give the charts a line for the screenshot.
+    let cell = |i: usize| {
+        format!("document.querySelector('#sessions tr[data-session]').cells[{i}].textContent")
+    };
+    cdp.wait_for(
+        "a measured send rate, pacing rate and RTT in the session row",
+        &format!(
+            "parseFloat({}) > 0 && parseFloat({}) > 0 && / ms$/.test({})",
+            cell(4),
+            cell(7),
+            cell(10)
+        ),
+        LIVE_FIGURES_TIMEOUT,
+    );
     let row = cdp.eval("document.querySelector('#sessions tr[data-session]').innerText");
     let row = row.as_str().unwrap_or_default().to_string();
     assert!(row.contains("1280x720"), "session row: {row}");
-    // A few polls so the charts show a line, then the artefact.
-    std::thread::sleep(Duration::from_secs(4));
     let shot = cdp.call("Page.captureScreenshot", json!({ "format": "png" }));
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot["data"].as_str().unwrap())

@@ -97,8 +97,9 @@ function renderSessions(s) {
   for (const x of s.sessions) {
     const tr = el("tr");
     tr.dataset.session = x.id;
-    for (const v of [x.client, x.protocol, x.mode, fmtKbps(x.bitrate_kbps), x.fec_percent + " %",
-      x.fec_recovered + " / " + x.fec_failed, fmtKbps(x.pacing_rate_kbps), x.packets_per_s, x.drops,
+    for (const v of [x.client, x.protocol, x.mode, fmtKbps(x.bitrate_kbps), fmtKbps(x.send_kbps),
+      x.fec_percent + " %", x.fec_recovered + " / " + x.fec_failed, fmtKbps(x.pacing_rate_kbps),
+      x.packets_per_s, x.drops,
       x.latency_us == null ? "—" : (x.latency_us / 1000).toFixed(1) + " ms"]) tr.append(el("td", v));
     const td = el("td");
     td.append(actionButton("Keyframe", () => api("POST", "/api/v1/sessions/" + x.id + "/keyframe")),
@@ -164,7 +165,7 @@ function drawChart(canvas, data, color) {
 
 function pushHistory(s) {
   let kbps = 0, pps = 0;
-  for (const x of s.sessions) { kbps += x.bitrate_kbps; pps += x.packets_per_s; }
+  for (const x of s.sessions) { kbps += x.send_kbps; pps += x.packets_per_s; }
   state.bitrate.push(kbps / 1000);
   state.pps.push(pps);
   if (state.bitrate.length > HISTORY) state.bitrate.shift();

@@ -343,6 +343,10 @@ impl MediaHost for Media {
         if let Some(r) = self.sessions.remove(&id) {
             r.shared.stop.store(true, Ordering::Relaxed);
             join_bounded(id, r.workers);
+            if self.sessions.is_empty() {
+                // Nothing is paced any more; a stale rate would read as a live stream.
+                self.metrics.set(Metric::VideoPacingKbps, 0);
+            }
         }
     }
 

@@ -364,6 +364,7 @@ impl VideoWorker {
                 m.add_at(Metric::BytesSent, 0, st.bytes);
                 m.add(Metric::VideoKnobDrops, st.dropped);
                 m.add(Metric::FecParityLowered, u64::from(st.lowered));
+                m.set(Metric::VideoPacingKbps, p.pacer.effective_rate_bps() / 1000);
                 Ok(())
             }
             Err(PacketizeError::FrameTooLarge { bytes, max }) => {
