@@ -15,17 +15,12 @@
 //! bounded; Chromium or the Moonlight interpreter missing fails loudly.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::json;
 use strahl_e2e::{Driver, Options, PIN_WAIT, PIN_WAITING_LINE, Strahl};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
+use strahl_testkit::browser::{Browser, Cdp};
 
-/// Chromium start-up (profile creation on a loaded 2-core machine takes seconds).
-const BROWSER_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Any single DevTools command or page condition (the page polls every second or two).
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// A real Moonlight pairing (Python start, RSA key generation, four round trips).
@@ -37,221 +32,6 @@ const LIVE_FIGURES_TIMEOUT: Duration = Duration::from_secs(30);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(90);
 const PASSWORD: &str = "page-live-password";
 
-fn chromium() -> PathBuf {
-    for c in [
-        std::env::var("CHROMIUM").ok(),
-        Some("/usr/bin/chromium".into()),
-        Some("/usr/bin/chromium-browser".into()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if std::path::Path::new(&c).exists() {
-            return c.into();
-        }
-    }
-    panic!("chromium is not installed: run scripts/setup.sh (Debian `chromium`) or set CHROMIUM");
-}
-
-/// The browser, killed (our own child) even when the test panics.
-struct Browser {
-    child: Child,
-    profile: PathBuf,
-    port: u16,
-    ws_path: String,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn launch() -> Browser {
-    let profile = std::env::temp_dir().join(format!(
-        "strahl-page-live-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    ));
-    std::fs::create_dir_all(&profile).unwrap();
-    let child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,1000",
-            "--remote-debugging-port=0",
-            "--remote-allow-origins=*",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("about:blank")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chromium");
-    let mut b = Browser {
-        child,
-        profile,
-        port: 0,
-        ws_path: String::new(),
-    };
-    // Chromium writes its DevTools port and browser websocket path once it listens.
-    let port_file = b.profile.join("DevToolsActivePort");
-    let deadline = Instant::now() + BROWSER_START_TIMEOUT;
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&port_file)
-            && let Some(p) = s.lines().next().and_then(|l| l.trim().parse().ok())
-            && let Some(path) = s.lines().nth(1).filter(|l| l.starts_with("/devtools/"))
-        {
-            b.port = p;
-            b.ws_path = path.trim().to_string();
-            return b;
-        }
-        if let Ok(Some(st)) = b.child.try_wait() {
-            panic!("chromium exited during start: {st}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "chromium did not open DevTools within {BROWSER_START_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A DevTools session on one page target (flat mode); events are kept for the console check.
-struct Cdp {
-    ws: WebSocket<MaybeTlsStream<std::net::TcpStream>>,
-    next_id: u64,
-    session: Option<String>,
-    events: Vec<Value>,
-}
-
-impl Cdp {
-    fn connect(browser: &Browser) -> Cdp {
-        let url = format!("ws://127.0.0.1:{}{}", browser.port, browser.ws_path);
-        let (ws, _) = tungstenite::connect(url.as_str()).expect("devtools websocket");
-        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(STEP_TIMEOUT)).unwrap();
-        }
-        let mut cdp = Cdp {
-            ws,
-            next_id: 1,
-            session: None,
-            events: Vec::new(),
-        };
-        let t = cdp.call("Target.createTarget", json!({ "url": "about:blank" }));
-        let target = t["targetId"].as_str().expect("targetId").to_string();
-        let a = cdp.call(
-            "Target.attachToTarget",
-            json!({ "targetId": target, "flatten": true }),
-        );
-        cdp.session = Some(a["sessionId"].as_str().expect("sessionId").to_string());
-        cdp
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut msg = json!({ "id": id, "method": method, "params": params });
-        if let Some(s) = &self.session {
-            msg["sessionId"] = json!(s);
-        }
-        self.ws.send(Message::Text(msg.to_string())).unwrap();
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            assert!(
-                Instant::now() < deadline,
-                "{method}: no reply within {STEP_TIMEOUT:?}"
-            );
-            let m = match self
-                .ws
-                .read()
-                .unwrap_or_else(|e| panic!("{method}: websocket: {e}"))
-            {
-                Message::Text(t) => t,
-                _ => continue,
-            };
-            let v: Value = serde_json::from_str(&m).unwrap();
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method} failed: {v}");
-                return v["result"].clone();
-            }
-            if v.get("method").is_some() {
-                self.events.push(v);
-            }
-        }
-    }
-
-    fn eval(&mut self, expr: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({ "expression": expr, "returnByValue": true, "awaitPromise": true }),
-        );
-        assert!(
-            r.get("exceptionDetails").is_none(),
-            "evaluate `{expr}` threw: {r}"
-        );
-        r["result"]["value"].clone()
-    }
-
-    /// Polls `expr` in the page until it is `true` (bounded by `timeout`).
-    fn wait_for(&mut self, what: &str, expr: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.eval(expr) == Value::Bool(true) {
-                return;
-            }
-            if Instant::now() >= deadline {
-                let body = self.eval("document.body.innerText");
-                panic!("page never showed {what} (`{expr}`); page text:\n{body}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn type_text(&mut self, element_id: &str, text: &str) {
-        self.eval(&format!("document.getElementById('{element_id}').focus()"));
-        self.call("Input.insertText", json!({ "text": text }));
-    }
-
-    fn press_enter(&mut self) {
-        for t in ["rawKeyDown", "char", "keyUp"] {
-            let mut p =
-                json!({ "type": t, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13 });
-            if t == "char" {
-                p["text"] = json!("\r");
-            }
-            self.call("Input.dispatchKeyEvent", p);
-        }
-    }
-
-    /// Console errors, uncaught exceptions and error log entries seen so far.
-    fn errors(&self) -> Vec<&Value> {
-        self.events
-            .iter()
-            .filter(|e| match e["method"].as_str() {
-                Some("Runtime.exceptionThrown") => true,
-                Some("Runtime.consoleAPICalled") => {
-                    matches!(e["params"]["type"].as_str(), Some("error" | "assert"))
-                }
-                Some("Log.entryAdded") => e["params"]["entry"]["level"] == "error",
-                _ => false,
-            })
-            .collect()
-    }
-}
-
 fn screenshot_path() -> PathBuf {
     strahl_e2e::repo_root().join("target/status-page-live.png")
 }
@@ -260,8 +40,8 @@ fn screenshot_path() -> PathBuf {
 fn live_page_pairs_moonlight_with_a_typed_pin_and_shows_its_stream() {
     let strahl = Strahl::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
     let status = strahl.ports.status;
-    let browser = launch();
-    let mut cdp = Cdp::connect(&browser);
+    let browser = Browser::launch(1280, 1000);
+    let mut cdp = Cdp::connect(&browser, STEP_TIMEOUT);
     for d in ["Runtime.enable", "Log.enable", "Page.enable"] {
         cdp.call(d, json!({}));
     }
@@ -376,11 +156,7 @@ fn live_page_pairs_moonlight_with_a_typed_pin_and_shows_its_stream() {
     let row = cdp.eval("document.querySelector('#sessions tr[data-session]').innerText");
     let row = row.as_str().unwrap_or_default().to_string();
     assert!(row.contains("1280x720"), "session row: {row}");
-    let shot = cdp.call("Page.captureScreenshot", json!({ "format": "png" }));
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot["data"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let png = cdp.screenshot_png();
     let path = screenshot_path();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &png).unwrap();

@@ -13,7 +13,13 @@
 //! reads [`global_allocs`] (every thread; for code that allocates on threads it spawns).
 //! Allocations and reallocations both count; frees don't. C code that calls `malloc` directly
 //! (aws-lc, openh264, libopus) is invisible to it.
+//!
+//! With the `browser` feature, [`browser`] drives headless Chromium over DevTools (the
+//! status-page tests).
 #![deny(unsafe_code)]
+
+#[cfg(feature = "browser")]
+pub mod browser;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
