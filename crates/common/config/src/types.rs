@@ -63,6 +63,8 @@ pub struct Network {
     pub gamestream_base_port: Port,
     pub native_port: Port,
     pub status_port: Port,
+    /// Advertise the GameStream host as `_nvstream._tcp` over mDNS (Moonlight's host discovery).
+    pub mdns: bool,
 }
 
 impl Default for Network {
@@ -73,6 +75,7 @@ impl Default for Network {
             gamestream_base_port: Port(47989),
             native_port: Port(47900),
             status_port: Port(47990),
+            mdns: true,
         }
     }
 }

@@ -51,6 +51,14 @@ fn partial_file_overrides_only_what_it_names() {
 }
 
 #[test]
+fn mdns_is_on_by_default_and_can_be_switched_off() {
+    assert!(Config::embedded().network.mdns);
+    let c = Config::parse("[network]\nmdns = false\n", "t").unwrap();
+    assert!(!c.network.mdns);
+    assert_err("[network]\nmdns = \"no\"\n", 2, "network.mdns", "");
+}
+
+#[test]
 fn unknown_keys_name_file_line_and_key() {
     assert_err(
         "[video]\nsource = \"kms\"\nencoderr = \"nvenc\"\n",

@@ -188,7 +188,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     gs.http_addr = SocketAddr::new(ip, ports.http);
     gs.https_addr = SocketAddr::new(ip, ports.https);
     gs.rtsp_port = ports.rtsp;
-    gs.mdns = args.mdns;
+    gs.mdns = args.mdns && cfg.network.mdns;
     gs.apps = cfg
         .apps
         .iter()
