@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use strahl_config::{Config, Env, Plan, TransportPref, resolve_socket};
 use strahl_dataplane::cli::{self, Cli};
+use strahl_dataplane::media;
 use strahl_dataplane::run::{self, Exit};
 use strahl_dataplane::server::Server;
 use strahl_dataplane::transport;
@@ -185,9 +186,10 @@ fn main() -> ExitCode {
         }
     );
     server.set_media(Box::new(media));
+    // The media note first: the self-test's summary may be long enough to be cut.
     server.set_transport(
         transport::ipc_transport(chosen.kind),
-        chosen.summary.clone(),
+        format!("{}; {}", media::MEDIA_SEND_PATH, chosen.summary),
     );
     // The queue stays open for the tx tile of the first session (media sessions arrive with
     // the packetize/encode wiring); holding it keeps the verdict true.

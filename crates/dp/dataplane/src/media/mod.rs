@@ -35,6 +35,11 @@ use strahl_metrics::{Metric, Registry};
 
 use ping::{PingMatcher, PingOutcome};
 
+/// How media sessions send today, for the operator (put before the transport verdict the status
+/// page shows): the self-test's transport is held for the tx tile, but the pipeline still sends
+/// from its per-session workers through sendmmsg on each stream's socket.
+pub const MEDIA_SEND_PATH: &str = "media sessions send with sendmmsg from per-session workers";
+
 /// How long the workers wait for a stream's first ping (Sunshine's ping_timeout, §A11).
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest sleep inside a worker: the stop flag is seen at least this often.
