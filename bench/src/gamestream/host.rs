@@ -139,7 +139,7 @@ impl Host {
         let toml = format!(
             "[host]\nname = \"strahl-bench\"\nstate_dir = \"{state}\"\n\
              [network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
-             [dataplane]\nsocket = \"{sock}\"\n\
+             [dataplane]\nsocket = \"{sock}\"\ninterface = \"lo\"\n\
              [video]\nsource = \"passthrough\"\npassthrough_file = \"{file}\"\n\
              fec_percent_min = {fec}\nfec_percent_default = {fec}\nfec_percent_max = {fec}\n\
              [status]\nopen_reads = true\n{extra}\n",

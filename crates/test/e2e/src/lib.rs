@@ -231,7 +231,7 @@ impl Strahl {
              [host]\nname = \"strahl-e2e\"\nstate_dir = \"{state}\"\n\
              [network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base}\n\
              status_port = {status}\nnative_port = {native}\n\
-             [dataplane]\nsocket = \"{sock}\"\n{transport}\
+             [dataplane]\nsocket = \"{sock}\"\ninterface = \"lo\"\n{transport}\
              {extra}\n",
             state = dir.join("state").display(),
             base = ports.http,

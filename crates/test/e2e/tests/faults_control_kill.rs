@@ -149,6 +149,7 @@ fn control_kill9_stops_the_data_plane_stream_within_a_second() {
     dp_cmd
         .arg("--socket")
         .arg(&socket)
+        .args(["--interface", "lo"])
         .env("RUST_LOG", "info")
         .env("XDG_RUNTIME_DIR", dir.runtime_dir());
     let dp = Proc::spawn("dataplane", dp_cmd);

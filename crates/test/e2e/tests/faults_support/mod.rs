@@ -64,7 +64,8 @@ impl Scratch {
             &path,
             format!(
                 "[host]\nstate_dir = \"{}\"\n[network]\naddresses = [\"127.0.0.1\"]\n\
-                 gamestream_base_port = {base}\nstatus_port = {status}\n",
+                 gamestream_base_port = {base}\nstatus_port = {status}\n\
+                 [dataplane]\ninterface = \"lo\"\n",
                 self.0.join("state").display()
             ),
         )
