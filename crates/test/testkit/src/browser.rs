@@ -2,8 +2,9 @@
 //! `browser`).
 //!
 //! [`Browser::launch`] starts Debian's `chromium` with the flags the status-page issue names
-//! (`--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking`), a
-//! private profile and a DevTools port of its choosing; the browser is killed and its profile
+//! (`--headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking`), host
+//! name resolution off (nothing leaves the machine, not even DNS), a private profile and a
+//! DevTools port of its choosing; the browser is killed and its profile
 //! removed on drop, also when the test panics. [`Cdp`] is one flat-mode session on a fresh page
 //! target: commands wait for their reply (bounded), and every event seen meanwhile is kept so
 //! [`Cdp::errors`] can report console errors and uncaught exceptions. Chromium missing fails
@@ -81,6 +82,15 @@ impl Browser {
                 "--disable-dev-shm-usage",
                 "--remote-debugging-port=0",
                 "--remote-allow-origins=*",
+                // Even with background networking off, Chromium resolves Google service names
+                // (autofill, accounts, update): every name is "not found" except the loopback
+                // address the tests use, so nothing leaves this machine, not even DNS.
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
+                "--disable-extensions",
+                "--disable-default-apps",
+                "--disable-domain-reliability",
+                "--disable-client-side-phishing-detection",
+                "--no-pings",
             ])
             .arg(format!("--window-size={width},{height}"))
             .arg(format!("--user-data-dir={}", profile.display()))
