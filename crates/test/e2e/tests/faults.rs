@@ -174,15 +174,7 @@ fn ctrl_c_to_the_process_group_stops_both_without_restarts() {
 
 fn supervisor_in_own_group(dir: &Scratch, cfg: &Path) -> Proc {
     use std::os::unix::process::CommandExt;
-    let dp = bin("strahl-dataplane");
-    let mut cmd = Command::new(workspace().join("scripts/run.sh"));
-    cmd.arg("--config")
-        .arg(cfg)
-        .env("STRAHL_BIN_DIR", dp.parent().unwrap())
-        .env("XDG_RUNTIME_DIR", dir.runtime_dir())
-        .env("TMPDIR", &dir.0)
-        .env("RUST_LOG", "info")
-        .env("STRAHL_CONTROL_ARGS", "--no-mdns")
-        .process_group(0);
+    let mut cmd = supervisor_command(dir, cfg, "--no-mdns");
+    cmd.process_group(0);
     Proc::spawn("run.sh", cmd)
 }

@@ -247,7 +247,9 @@ pub fn wait_healthz(port: u16, want: u16, timeout: Duration) -> Option<Duration>
     }
 }
 
-pub fn supervisor(dir: &Scratch, cfg: &Path, restart_max: u32) -> Proc {
+/// `scripts/run.sh --config cfg` on the test binaries, its runtime and log directories in `dir`;
+/// `control_args` go to `strahl-control serve`.
+pub fn supervisor_command(dir: &Scratch, cfg: &Path, control_args: &str) -> Command {
     let dp = bin("strahl-dataplane");
     let cp = bin("strahl-control");
     assert_eq!(dp.parent(), cp.parent(), "both binaries in one directory");
@@ -258,11 +260,17 @@ pub fn supervisor(dir: &Scratch, cfg: &Path, restart_max: u32) -> Proc {
         .env("XDG_RUNTIME_DIR", dir.runtime_dir())
         .env("TMPDIR", &dir.0)
         .env("RUST_LOG", "info")
-        .env(
-            "STRAHL_CONTROL_ARGS",
-            "--no-mdns --stats-interval-ms 200 --connect-timeout-ms 15000",
-        )
-        .env("STRAHL_BACKOFF_START_MS", BACKOFF_MS.to_string())
+        .env("STRAHL_CONTROL_ARGS", control_args);
+    cmd
+}
+
+pub fn supervisor(dir: &Scratch, cfg: &Path, restart_max: u32) -> Proc {
+    let mut cmd = supervisor_command(
+        dir,
+        cfg,
+        "--no-mdns --stats-interval-ms 200 --connect-timeout-ms 15000",
+    );
+    cmd.env("STRAHL_BACKOFF_START_MS", BACKOFF_MS.to_string())
         .env("STRAHL_BACKOFF_MAX_MS", (BACKOFF_MS * 2).to_string())
         .env("STRAHL_RESTART_MAX", restart_max.to_string())
         .env("STRAHL_RESTART_WINDOW_S", "120");
