@@ -119,6 +119,17 @@ metrics_table! {
     BytesSent: Counter "strahl_bytes_sent_total"
         "Media bytes (UDP payload) handed to the transport."
         ["stream": "video", "audio"];
+    MediaPacketsByTransport: Counter "strahl_media_packets_sent_total"
+        "Media packets (video and audio, every session) that left through each transport."
+        ["transport": "af_xdp", "io_uring", "sendmmsg"];
+    MediaTransportFallbacks: Counter "strahl_media_transport_fallbacks_total"
+        "Session paths moved to a fallback transport because their first packets were not seen leaving the interface (kernel TX counter)."
+        ["from": "af_xdp", "io_uring", "sendmmsg"];
+    SessionsByTransport: Gauge "strahl_media_sessions"
+        "Media sessions whose video currently leaves through each transport."
+        ["transport": "af_xdp", "io_uring", "sendmmsg"];
+    TxTileStalls: Counter "strahl_tx_tile_stalls_total"
+        "Releases the tx tile cut short or skipped because a transport queue had no free frame (back-pressure; the session is retried, others go on).";
     FecParityLowered: Counter "strahl_fec_parity_lowered_total"
         "GameStream frames whose per-block parity was lowered to fit the 4-block FEC limit.";
     FramesRefused: Counter "strahl_frames_refused_total"

@@ -1,7 +1,7 @@
 //! `strahl-dataplane`: the privileged-at-start, no-async data plane process.
 //!
 //! Start-up: parse arguments → load the config (embedded default without `--config`) → derive
-//! the plan → privileged set-up (transport self-test, then capabilities dropped) → register SIGTERM/SIGINT on a self-pipe → bind
+//! the plan → privileged set-up (AF_XDP bound and io_uring checked, nothing sent; then capabilities dropped) → register SIGTERM/SIGINT on a self-pipe → bind
 //! the IPC socket → serve the control plane until a signal or a Shutdown message.
 //! Exit codes: 0 clean stop, 1 runtime failure, 2 bad arguments or configuration.
 #![forbid(unsafe_code)]
@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use strahl_config::{Config, Env, Plan, TransportPref, resolve_socket};
+use strahl_config::{Config, Env, Plan, resolve_socket};
 use strahl_dataplane::cli::{self, Cli};
 use strahl_dataplane::media;
 use strahl_dataplane::run::{self, Exit};
@@ -18,6 +18,7 @@ use strahl_dataplane::server::Server;
 use strahl_dataplane::transport;
 use strahl_ipc::socket::SeqPacketListener;
 use strahl_metrics::GLOBAL;
+use strahl_net::TransportKind;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -82,35 +83,70 @@ fn main() -> ExitCode {
         plan.rings,
         plan.transport
     );
-    // Privileged start-up: the transport self-test opens the sockets / binds AF_XDP now.
+    // Privileged start-up: bind AF_XDP and check io_uring now (nothing is sent).
     let iface = args
         .interface
         .clone()
         .unwrap_or_else(|| cfg.dataplane.interface.clone());
     let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    let target = match transport::plan_target(&iface, &route, |i| {
-        strahl_net::xdp::neigh::interface_ipv4(i).ok()
-    }) {
-        Ok(t) => t,
-        Err(e) => {
-            log::error!("transport: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let chosen = transport::run_self_test(plan.transport, &target, cfg.dataplane.mtu, &GLOBAL);
+    let target = transport::plan_target(&iface, &route);
+    let prepared = transport::prepare(
+        plan.transport,
+        &target,
+        cfg.dataplane.mtu,
+        plan.rings.umem_frames,
+        &GLOBAL,
+    );
     // The one line naming the transport and why the others were refused.
-    if chosen.kind.is_some() {
-        log::info!("{}", chosen.summary);
-    } else if plan.transport == TransportPref::Auto {
-        log::warn!("{}; media cannot be sent", chosen.summary);
+    let required = transport::required(plan.transport);
+    let missing = match required {
+        Some(TransportKind::AfXdp) => prepared.xdp.is_none(),
+        Some(k) => prepared.kernel != Some(k),
+        None => prepared.chosen.is_none(),
+    };
+    if !missing {
+        log::info!("{}", prepared.summary);
+    } else if required.is_none() {
+        log::warn!("{}; media cannot be sent", prepared.summary);
     } else {
         log::error!(
             "{} (transport = {:?} was asked for; not falling back)",
-            chosen.summary,
+            prepared.summary,
             plan.transport
         );
         return ExitCode::from(1);
     }
+    let xdp = match prepared.xdp {
+        Some(q) => {
+            let ifindex = match strahl_net::netlink::ifindex(&target.ifname) {
+                Ok(i) => i,
+                Err(e) => {
+                    log::error!("interface {}: {e}", target.ifname);
+                    return ExitCode::from(1);
+                }
+            };
+            Some(media::paths::XdpPath {
+                q,
+                ifindex,
+                ifname: target.ifname.clone(),
+                mode: prepared.xdp_detail.clone(),
+                state: media::paths::XdpState::Unverified,
+                held: 0,
+            })
+        }
+        None => None,
+    };
+    let transports = media::Transports {
+        xdp,
+        kernel: prepared.kernel.unwrap_or(TransportKind::SendMmsg),
+        core: plan
+            .placement
+            .iter()
+            .find(|(t, _)| *t == strahl_config::Tile::Tx)
+            .filter(|_| !plan.shared)
+            .map(|(_, c)| usize::from(*c)),
+        link_rate_bps: transport::link_rate_bps(&target.ifname).unwrap_or(media::DEFAULT_LINK_BPS),
+    };
     // Sockets are open: capabilities are no longer needed.
     match strahl_runtime::privs::drop_capabilities(&[]) {
         Ok(line) => log::info!("{line}"),
@@ -163,18 +199,24 @@ fn main() -> ExitCode {
         std::process::id(),
         format!("strahl-dataplane {VERSION}"),
     );
-    let media = strahl_dataplane::media::Media::new(
-        strahl_dataplane::media::MediaSettings::from_config(&cfg),
-        &GLOBAL,
-    );
+    let link_bps = transports.link_rate_bps;
+    let media =
+        match media::Media::new(media::MediaSettings::from_config(&cfg), transports, &GLOBAL) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("media plane: {e}");
+                return ExitCode::from(1);
+            }
+        };
     log::info!(
-        "media: video {:?}, audio {}, video sent with sendmmsg on each session's socket{}",
+        "media: video {:?}, audio {}, every session through the tx tile (link cap {} Mbit/s){}",
         media.settings().video_source,
         if media.settings().audio_tone {
             "tone"
         } else {
             "off"
         },
+        link_bps / 1_000_000,
         if media.settings().drop_fraction > 0.0 {
             format!(
                 "; TEST KNOB: dropping {} of video packets (seed {})",
@@ -186,14 +228,7 @@ fn main() -> ExitCode {
         }
     );
     server.set_media(Box::new(media));
-    // The media note first: the self-test's summary may be long enough to be cut.
-    server.set_transport(
-        transport::ipc_transport(chosen.kind),
-        format!("{}; {}", media::MEDIA_SEND_PATH, chosen.summary),
-    );
-    // The queue stays open for the tx tile of the first session (media sessions arrive with
-    // the packetize/encode wiring); holding it keeps the verdict true.
-    let _tx_queue = chosen.outcome.map(|o| o.queue);
+    server.set_transport(transport::ipc_transport(prepared.chosen), prepared.summary);
     let result = run::serve(&listener, sig_read, &mut server, &GLOBAL, started);
     drop(listener); // removes the socket file
     match result {

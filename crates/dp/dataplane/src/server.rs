@@ -106,7 +106,12 @@ impl<'r> Server<'r> {
     /// Sessions whose media failed: each is ended, and `SessionError` + `SessionEnded` are
     /// returned for the control plane. Call it every loop iteration.
     pub fn poll_media(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
+        let mut out: Vec<Message> = self
+            .media
+            .poll_events()
+            .into_iter()
+            .map(Message::Event)
+            .collect();
         for (id, detail, reason) in self.media.poll_failures() {
             log::warn!("session {id}: media failed: {detail}");
             out.push(Message::Event(Event::SessionError { id, detail }));
@@ -377,9 +382,12 @@ impl<'r> Server<'r> {
                 detail: format!("session {id} is already running"),
             });
         }
-        if let Err(detail) = self.media.start(&s) {
-            log::warn!("session {id} refused: {detail}");
-            return Message::Event(Event::SessionError { id, detail });
+        if let Err(e) = self.media.start(&s) {
+            log::warn!("session {id} refused: {e}");
+            return Message::Event(Event::SessionError {
+                id,
+                detail: e.to_string(),
+            });
         }
         let v = &s.video;
         log::info!(

@@ -1,37 +1,35 @@
-//! Start-up transport choice: which interface, which probe destination, which candidates, and
-//! how the outcome is reported (one log line, the `strahl_transport_chosen` info gauge plus
-//! `strahl_transport_refused`, and the IPC `TransportChosen` event).
+//! Start-up transport choice: which interface, which candidates, and how the outcome is
+//! reported (one log line, the `strahl_transport_chosen` info gauge plus
+//! `strahl_transport_refused`, and the IPC `TransportChosen` event with id 0).
 //!
 //! Contract:
 //! - Interface: the configured one, else (`auto`) the interface of the IPv4 default route in
 //!   `/proc/net/route`, else `lo` (a dev machine without a route still starts).
-//! - Probe destination (port [`PROBE_PORT`], discard): the default gateway when the default
-//!   route uses the interface; else `127.0.0.1` on loopback; else the first host of the
-//!   interface's connected subnet that is not our own address (a veth peer, a LAN neighbour).
-//! - Candidates: `auto` = AF_XDP → io_uring → sendmmsg (first whose probe leaves wins; the
-//!   refusals are named). A named transport is the only candidate: its refusal is fatal, so the
+//! - Nothing is sent at start: [`prepare`] builds each candidate (AF_XDP socket bound to the
+//!   interface, an io_uring ring, a socket) to prove privileges, kernel and driver support; the
+//!   first packets of a real session are verified against the interface's TX counter by the
+//!   media plane ([`crate::media::paths`]), which falls back per destination if they do not
+//!   leave. An appliance on someone's LAN never probes its router.
+//! - Candidates: `auto` = AF_XDP, then the best kernel socket (io_uring → sendmmsg) for
+//!   destinations the AF_XDP interface does not reach (loopback, other interfaces). `af_xdp`
+//!   requires AF_XDP (its refusal is fatal) and keeps a kernel socket for off-interface
+//!   destinations; `io_uring` and `sendmmsg` are the only transport used (refusal fatal), so the
 //!   data plane never runs on something other than what was asked for without saying so.
-//! - After start-up nothing falls back: a transport that breaks later is an error on the
-//!   session, not a silent switch.
 //!
-//! The parsing and planning here are sans-IO; [`run_self_test`] does the I/O.
+//! The parsing and planning here are sans-IO; [`prepare`] does the I/O.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 use strahl_config::TransportPref;
 use strahl_ipc::Transport;
 use strahl_metrics::{Metric, Registry};
 use strahl_net::TransportKind;
-use strahl_net::selftest::{self, SelfTestConfig, SelfTestOutcome};
+use strahl_net::selftest::{self, Prepared, SelfTestConfig};
 
-/// UDP discard port: probes to it are harmless to any host that receives them.
-pub const PROBE_PORT: u16 = 9;
-
-/// Where the self-test runs and why there.
+/// Where the transports are prepared and why there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub ifname: String,
-    pub probe: SocketAddrV4,
     pub why: String,
 }
 
@@ -65,73 +63,49 @@ fn routes(text: &str) -> impl Iterator<Item = Route<'_>> {
     })
 }
 
-/// Pick the interface and probe destination. `configured` is `[dataplane] interface` (or the
-/// command line); `route` is `/proc/net/route`; `own_addr` gives an interface's IPv4 address.
-pub fn plan_target(
-    configured: &str,
-    route: &str,
-    own_addr: impl Fn(&str) -> Option<Ipv4Addr>,
-) -> Result<Target, String> {
+/// Pick the interface. `configured` is `[dataplane] interface` (or the command line); `route`
+/// is `/proc/net/route`.
+pub fn plan_target(configured: &str, route: &str) -> Target {
     let default = routes(route).find(|r| r.dest.is_unspecified() && r.mask.is_unspecified());
-    let (ifname, why) = if configured.is_empty() || configured == "auto" {
+    if configured.is_empty() || configured == "auto" {
         match default {
-            Some(r) => (r.iface.to_owned(), "auto: default-route interface"),
-            None => ("lo".to_owned(), "auto: no default route, loopback"),
+            Some(r) => Target {
+                ifname: r.iface.to_owned(),
+                why: format!("auto: default-route interface (gateway {})", r.gateway),
+            },
+            None => Target {
+                ifname: "lo".to_owned(),
+                why: "auto: no default route, loopback".to_owned(),
+            },
         }
     } else {
-        (configured.to_owned(), "configured")
-    };
-    if let Some(r) = default.filter(|r| r.iface == ifname) {
-        return Ok(Target {
-            probe: SocketAddrV4::new(r.gateway, PROBE_PORT),
-            why: format!("{why}, probing the gateway {}", r.gateway),
-            ifname,
-        });
+        Target {
+            ifname: configured.to_owned(),
+            why: "configured".to_owned(),
+        }
     }
-    if ifname == "lo" {
-        return Ok(Target {
-            ifname,
-            probe: SocketAddrV4::new(Ipv4Addr::LOCALHOST, PROBE_PORT),
-            why: format!("{why}, probing 127.0.0.1"),
-        });
-    }
-    let own = own_addr(&ifname);
-    let subnet = routes(route)
-        .find(|r| r.iface == ifname && r.gateway.is_unspecified() && !r.mask.is_unspecified());
-    let Some(net) = subnet else {
-        return Err(format!(
-            "interface {ifname} has no IPv4 route: nothing to probe through it"
-        ));
-    };
-    let base = u32::from(net.dest) & u32::from(net.mask);
-    let hosts = !u32::from(net.mask);
-    let probe = (1..hosts.min(4))
-        .map(|i| Ipv4Addr::from(base + i))
-        .find(|a| Some(*a) != own)
-        .ok_or_else(|| {
-            format!(
-                "subnet {}/{} of {ifname} has no other host",
-                net.dest, net.mask
-            )
-        })?;
-    Ok(Target {
-        ifname,
-        probe: SocketAddrV4::new(probe, PROBE_PORT),
-        why: format!("{why}, probing {probe} on the connected subnet"),
-    })
 }
 
 /// Candidates in order for a preference (see the module contract).
 pub fn candidates(pref: TransportPref) -> Vec<TransportKind> {
     match pref {
-        TransportPref::Auto => vec![
+        TransportPref::Auto | TransportPref::AfXdp => vec![
             TransportKind::AfXdp,
             TransportKind::IoUring,
             TransportKind::SendMmsg,
         ],
-        TransportPref::AfXdp => vec![TransportKind::AfXdp],
         TransportPref::IoUring => vec![TransportKind::IoUring],
         TransportPref::Sendmmsg => vec![TransportKind::SendMmsg],
+    }
+}
+
+/// The transport a named preference insists on (`None` for auto).
+pub fn required(pref: TransportPref) -> Option<TransportKind> {
+    match pref {
+        TransportPref::Auto => None,
+        TransportPref::AfXdp => Some(TransportKind::AfXdp),
+        TransportPref::IoUring => Some(TransportKind::IoUring),
+        TransportPref::Sendmmsg => Some(TransportKind::SendMmsg),
     }
 }
 
@@ -142,14 +116,6 @@ pub fn ipc_transport(k: Option<TransportKind>) -> Transport {
         Some(TransportKind::IoUring) => Transport::IoUring,
         Some(TransportKind::SendMmsg) => Transport::Sendmmsg,
     }
-}
-
-/// What start-up decided; the queue is kept for the tx tile.
-pub struct Chosen {
-    pub kind: Option<TransportKind>,
-    pub outcome: Option<SelfTestOutcome>,
-    /// The one line logged, exported and sent to the control plane.
-    pub summary: String,
 }
 
 /// Set the info gauge and the refusal gauges.
@@ -165,35 +131,36 @@ pub fn export(metrics: &Registry, chosen: Option<TransportKind>, refused: &[Tran
     }
 }
 
-/// Run the self-test for `pref` on `target`, export the result, and return it.
-pub fn run_self_test(pref: TransportPref, target: &Target, mtu: u16, metrics: &Registry) -> Chosen {
+/// Prepare the transports for `pref` on `target` (sending nothing), export the result, and
+/// return it. `frames` sizes the AF_XDP UMEM.
+pub fn prepare(
+    pref: TransportPref,
+    target: &Target,
+    mtu: u16,
+    frames: u32,
+    metrics: &Registry,
+) -> Prepared {
     let mut cfg = SelfTestConfig::new(
         &target.ifname,
-        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-        target.probe,
+        std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
     );
     cfg.candidates = candidates(pref);
-    cfg.max_payload = usize::from(mtu).saturating_sub(28).max(64);
-    match selftest::self_test(&cfg) {
-        Ok(o) => {
-            let refused: Vec<TransportKind> = o.refused.iter().map(|r| r.transport).collect();
-            export(metrics, Some(o.chosen), &refused);
-            Chosen {
-                kind: Some(o.chosen),
-                summary: format!("{} [{}]", o.summary, target.why),
-                outcome: Some(o),
-            }
-        }
-        Err(e) => {
-            let refused: Vec<TransportKind> = e.refused.iter().map(|r| r.transport).collect();
-            export(metrics, None, &refused);
-            Chosen {
-                kind: None,
-                outcome: None,
-                summary: format!("{} [{}]", e.summary, target.why),
-            }
-        }
-    }
+    cfg.max_payload = crate::media::max_payload_for_mtu(mtu);
+    cfg.frames = frames;
+    let mut p = selftest::prepare(&cfg);
+    p.summary = format!("{} [{}]", p.summary, target.why);
+    let refused: Vec<TransportKind> = p.refused.iter().map(|r| r.transport).collect();
+    export(metrics, p.chosen, &refused);
+    p
+}
+
+/// Link rate of `ifname` from sysfs (Mbit/s → bit/s); `None` when the driver does not say
+/// (virtio-net, loopback).
+pub fn link_rate_bps(ifname: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/speed")).ok()?;
+    let mbps: i64 = text.trim().parse().ok()?;
+    (mbps > 0).then(|| mbps as u64 * 1_000_000)
 }
 
 #[cfg(test)]
@@ -205,39 +172,24 @@ eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
 eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
 veth1\t0000C90A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
 
-    fn own(ifname: &str) -> Option<Ipv4Addr> {
-        match ifname {
-            "veth1" => Some(Ipv4Addr::new(10, 201, 0, 1)),
-            _ => None,
-        }
-    }
-
     #[test]
-    fn auto_takes_the_default_route_and_probes_the_gateway() {
-        let t = plan_target("auto", ROUTE, own).unwrap();
+    fn auto_takes_the_default_route_interface() {
+        let t = plan_target("auto", ROUTE);
         assert_eq!(t.ifname, "eth0");
-        assert_eq!(t.probe, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9));
         assert!(t.why.contains("default-route"), "{}", t.why);
+        assert!(t.why.contains("192.0.2.1"), "{}", t.why);
     }
 
     #[test]
     fn auto_without_a_route_uses_loopback() {
-        let t = plan_target("auto", "Iface\tDestination\n", own).unwrap();
+        let t = plan_target("auto", "Iface\tDestination\n");
         assert_eq!(t.ifname, "lo");
-        assert_eq!(t.probe, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9));
     }
 
     #[test]
-    fn configured_interface_probes_a_subnet_neighbour_not_itself() {
-        let t = plan_target("veth1", ROUTE, own).unwrap();
-        assert_eq!(t.probe, SocketAddrV4::new(Ipv4Addr::new(10, 201, 0, 2), 9));
-        let t = plan_target("veth1", ROUTE, |_| Some(Ipv4Addr::new(10, 201, 0, 2))).unwrap();
-        assert_eq!(t.probe, SocketAddrV4::new(Ipv4Addr::new(10, 201, 0, 1), 9));
-        assert!(
-            plan_target("wlan9", ROUTE, own)
-                .unwrap_err()
-                .contains("no IPv4 route")
-        );
+    fn a_configured_interface_is_taken_as_it_is() {
+        let t = plan_target("veth1", ROUTE);
+        assert_eq!((t.ifname.as_str(), t.why.as_str()), ("veth1", "configured"));
     }
 
     #[test]
@@ -246,8 +198,15 @@ veth1\t0000C90A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
             candidates(TransportPref::IoUring),
             vec![TransportKind::IoUring]
         );
+        assert_eq!(
+            required(TransportPref::IoUring),
+            Some(TransportKind::IoUring)
+        );
         assert_eq!(candidates(TransportPref::Auto).len(), 3);
         assert_eq!(candidates(TransportPref::Auto)[0], TransportKind::AfXdp);
+        assert_eq!(required(TransportPref::Auto), None);
+        // af_xdp keeps a kernel socket for destinations off its interface.
+        assert_eq!(candidates(TransportPref::AfXdp)[1], TransportKind::IoUring);
     }
 
     #[test]

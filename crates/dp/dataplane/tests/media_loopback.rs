@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 
 use openh264::formats::YUVSource;
 use strahl_capture::synthetic::read_frame_number_strided;
-use strahl_dataplane::media::{Media, MediaHost, MediaSettings, VideoSourceKind};
+use strahl_dataplane::media::{
+    DEFAULT_LINK_BPS, Media, MediaHost, MediaSettings, Transports, VideoSourceKind,
+};
 use strahl_fec::gf8::{Gf8Code, Gf8Decoder};
 use strahl_ipc::{
     AudioParams, Codec, KeyMaterial, Ports, Protocol, Secret, SessionStart, StopReason,
     StreamOptions, VideoParams,
 };
 use strahl_metrics::{Metric, Registry};
+use strahl_net::TransportKind;
 use strahl_seal::gamestream::{AudioCipher, VideoCipher};
 
 const RIKEY: [u8; 16] = [0x5a; 16];
@@ -46,7 +49,28 @@ fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
         drop_fraction: drop,
         drop_seed: 1,
         ping_timeout,
+        max_payload: 1472,
     }
+}
+
+/// The media plane with no AF_XDP socket (loopback clients use the stream ports' kernel
+/// sockets): `kernel` is the transport those sockets use.
+fn media_with(settings: MediaSettings, reg: &'static Registry, kernel: TransportKind) -> Media {
+    Media::new(
+        settings,
+        Transports {
+            xdp: None,
+            kernel,
+            core: None,
+            link_rate_bps: DEFAULT_LINK_BPS,
+        },
+        reg,
+    )
+    .expect("media plane starts")
+}
+
+fn media(settings: MediaSettings, reg: &'static Registry) -> Media {
+    media_with(settings, reg, TransportKind::SendMmsg)
 }
 
 fn session(id: u64, video_src: u16, audio_src: u16) -> SessionStart {
@@ -120,6 +144,10 @@ impl Client {
     }
 
     fn ping(&mut self, video: u16, audio: u16) {
+        self.ping_with(video, audio, PAYLOAD);
+    }
+
+    fn ping_with(&mut self, video: u16, audio: u16, payload: [u8; 16]) {
         if self
             .last_ping
             .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
@@ -127,7 +155,7 @@ impl Client {
             return;
         }
         self.counter += 1;
-        let mut p = PAYLOAD.to_vec();
+        let mut p = payload.to_vec();
         p.extend_from_slice(&self.counter.to_be_bytes());
         let host = |port| SocketAddr::from(([127, 0, 0, 1], port));
         self.video.send_to(&p, host(video)).unwrap();
@@ -212,7 +240,11 @@ fn recover_frame(shards: &[Vec<u8>], dec: &mut Gf8Decoder) -> Option<(u8, Vec<u8
 fn a_pinging_client_gets_recoverable_decodable_video_and_audio_and_stop_is_prompt() {
     let reg = registry();
     let (vport, aport) = (free_port(), free_port());
-    let mut media = Media::new(settings(0.03, Duration::from_secs(5)), reg);
+    let mut media = media_with(
+        settings(0.03, Duration::from_secs(5)),
+        reg,
+        TransportKind::IoUring,
+    );
     media.start(&session(1, vport, aport)).unwrap();
     let mut client = Client::new();
     // ~2.5 s of stream (the first ping may precede the bind: the next one, 100 ms later, lands).
@@ -348,7 +380,7 @@ fn a_pinging_client_gets_recoverable_decodable_video_and_audio_and_stop_is_promp
 fn a_client_that_never_pings_ends_the_session_with_a_timeout() {
     let reg = registry();
     let (vport, aport) = (free_port(), free_port());
-    let mut media = Media::new(settings(0.0, Duration::from_millis(300)), reg);
+    let mut media = media(settings(0.0, Duration::from_millis(300)), reg);
     let t = Instant::now();
     media.start(&session(7, vport, aport)).unwrap();
     let mut failures = Vec::new();
@@ -363,19 +395,39 @@ fn a_client_that_never_pings_ends_the_session_with_a_timeout() {
     assert!(detail.contains("ping"), "{detail}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert_eq!(reg.get_at(Metric::PacketsSent, 0), 0);
-    // The failed session is gone: its ports are free again.
-    UdpSocket::bind(("0.0.0.0", vport)).expect("video port released");
+    // The failed session is gone: its ports are free again (the tile closes them on its next
+    // housekeeping tick, 1 ms).
+    let t = Instant::now();
+    while UdpSocket::bind(("0.0.0.0", vport)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "video port not released"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
 fn native_and_non_h264_sessions_are_refused_with_a_reason() {
-    let mut media = Media::new(settings(0.0, Duration::from_secs(1)), registry());
+    let mut media = media(settings(0.0, Duration::from_secs(1)), registry());
     let mut s = session(3, free_port(), free_port());
     s.protocol = Protocol::Native;
-    assert!(media.start(&s).unwrap_err().contains("GameStream only"));
+    assert!(
+        media
+            .start(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("GameStream only")
+    );
     let mut s = session(4, free_port(), free_port());
     s.video.codec = Codec::Hevc;
-    assert!(media.start(&s).unwrap_err().contains("H.264 only"));
+    assert!(
+        media
+            .start(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("H.264 only")
+    );
 }
 
 /// The frame clock must account for every slot: frames sent + slots skipped per second of
@@ -388,7 +440,7 @@ const CLOCK_SHARE: f64 = 0.9;
 fn hd_720p60_at_20_mbits_runs_in_real_time() {
     let reg = registry();
     let (vport, aport) = (free_port(), free_port());
-    let mut media = Media::new(settings(0.0, Duration::from_secs(5)), reg);
+    let mut media = media(settings(0.0, Duration::from_secs(5)), reg);
     let mut s = session(9, vport, aport);
     s.video.width = 1280;
     s.video.height = 720;
@@ -447,4 +499,84 @@ fn hd_720p60_at_20_mbits_runs_in_real_time() {
         "{slots} slots in {stream_secs:.2} s"
     );
     assert!(reg.get(Metric::FramesRefused) == 0);
+}
+
+/// Frame indices of clear GameStream video datagrams.
+fn frame_indices(pkts: &[Vec<u8>]) -> Vec<u32> {
+    pkts.iter()
+        .map(|p| u32::from_le_bytes(p[20..24].try_into().unwrap()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Two sessions share the stream ports and the tx tile at different bitrates: each client gets
+/// only its own frames (told apart by the ping payload), every frame index without a gap, and
+/// stopping one session leaves the other streaming.
+#[test]
+fn two_sessions_share_the_ports_and_the_tile_and_stop_independently() {
+    let reg = registry();
+    let (vport, aport) = (free_port(), free_port());
+    let mut media = media(settings(0.0, Duration::from_secs(5)), reg);
+    let payload2 = *b"ZYXWVUTS76543210";
+    let mut s1 = session(1, vport, aport);
+    s1.stream.flags = 0;
+    s1.video.bitrate_kbps = 500;
+    let mut s2 = s1.clone();
+    s2.id = 2;
+    s2.video.bitrate_kbps = 8_000;
+    s2.stream.ping_payload = Some(payload2);
+    media.start(&s1).unwrap();
+    media.start(&s2).unwrap();
+    let (mut c1, mut c2) = (Client::new(), Client::new());
+    let end = Instant::now() + Duration::from_millis(2000);
+    while Instant::now() < end {
+        c1.ping(vport, aport);
+        c2.ping_with(vport, aport, payload2);
+        c1.pump(Duration::from_millis(5), None);
+        c2.pump(Duration::from_millis(5), None);
+    }
+    media.stop(1);
+    c1.pump(Duration::from_millis(100), None);
+    let c1_at_stop = c1.video_pkts.len();
+    let c2_at_stop = frame_indices(&c2.video_pkts).len();
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        c2.ping_with(vport, aport, payload2);
+        c1.pump(Duration::from_millis(5), None);
+        c2.pump(Duration::from_millis(5), None);
+    }
+    media.stop(2);
+    assert_eq!(
+        c1.video_pkts.len(),
+        c1_at_stop,
+        "nothing for a stopped session"
+    );
+    for (name, c) in [("session 1", &c1), ("session 2", &c2)] {
+        let idx = frame_indices(&c.video_pkts);
+        assert!(idx.len() >= 60, "{name}: {} frames", idx.len());
+        assert_eq!(idx[0], 1, "{name}: its own frame numbering from 1");
+        assert!(
+            idx.windows(2).all(|w| w[1] == w[0] + 1),
+            "{name}: frames without gaps"
+        );
+        assert!(
+            c.audio_pkts.len() >= 200,
+            "{name}: {} audio",
+            c.audio_pkts.len()
+        );
+    }
+    let after = frame_indices(&c2.video_pkts).len() - c2_at_stop;
+    assert!(
+        after >= 60,
+        "session 2 went on after session 1 stopped: {after} frames"
+    );
+    let bytes = |c: &Client| c.video_pkts.iter().map(|p| p.len()).sum::<usize>() as f64;
+    let (r1, r2) = (bytes(&c1) / 2.0, bytes(&c2) / 3.5);
+    assert!(
+        r2 > r1 * 1.5,
+        "session 2 streams at its higher bitrate: {r1:.0} vs {r2:.0} B/s"
+    );
+    assert_eq!(reg.get_at(Metric::PingsLearned, 0), 2);
+    assert!(media.poll_failures().is_empty());
 }

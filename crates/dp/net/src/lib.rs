@@ -52,7 +52,7 @@
 //!
 //! # Safety
 //! This is the only crate with socket `unsafe`. `unsafe` is denied crate-wide and allowed only in
-//! the syscall modules ([`frame`] raw arena, [`sys`], [`mmsg`], [`uring`], [`testbed`], and with
+//! the syscall modules ([`frame`] raw arena, [`sys`], [`mmsg`], [`netlink`], [`uring`], [`testbed`], and with
 //! `xdp` the `bpf` skeleton storage and the `xdp` UMEM/ring code); every block carries a
 //! `// SAFETY:` note naming the invariant it relies on.
 #![deny(unsafe_code)]
@@ -61,6 +61,7 @@
 pub mod bpf;
 pub mod frame;
 pub mod mmsg;
+pub mod netlink;
 pub mod rx;
 pub mod selftest;
 mod staging;

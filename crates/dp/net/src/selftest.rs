@@ -281,7 +281,7 @@ fn build(kind: TransportKind, cfg: &SelfTestConfig) -> Result<Built, Refusal> {
 
 #[cfg(feature = "xdp")]
 fn build_xdp(cfg: &SelfTestConfig) -> Result<Built, Refusal> {
-    use crate::xdp::{BindMode, XdpPlan, XdpTx};
+    use crate::xdp::{XdpPlan, XdpTx};
     let kind = TransportKind::AfXdp;
     // AF_XDP has no socket to take an ephemeral port from: use the bind port, or a fixed one.
     let port = if cfg.bind.port() == 0 {
@@ -293,16 +293,7 @@ fn build_xdp(cfg: &SelfTestConfig) -> Result<Built, Refusal> {
     let mut q = XdpTx::new(plan).map_err(|e| classify(&e, kind))?;
     q.add_destination(cfg.probe_dest)
         .map_err(|e| Refusal::ProbeNotSeen(format!("next hop for {}: {e}", cfg.probe_dest)))?;
-    let detail = match q.bind_mode() {
-        BindMode::ZeroCopy => "zero-copy".to_string(),
-        BindMode::Copy { zero_copy_errno: 0 } => "copy mode".to_string(),
-        BindMode::Copy { zero_copy_errno: e } => {
-            format!(
-                "copy mode; zero-copy refused: {}",
-                std::io::Error::from_raw_os_error(e)
-            )
-        }
-    };
+    let detail = xdp_mode_detail(&q);
     Ok((Box::new(q), detail))
 }
 
@@ -337,6 +328,143 @@ pub fn self_test(cfg: &SelfTestConfig) -> Result<SelfTestOutcome, NoTransport> {
     }
     let summary = summary_of(None, &cfg.ifname, &refused);
     Err(NoTransport { refused, summary })
+}
+
+/// What [`prepare`] built, without sending a packet: the AF_XDP socket (when a candidate and it
+/// binds) and the best kernel-socket transport for destinations the AF_XDP interface does not
+/// reach (loopback, other interfaces) — or for every destination when AF_XDP is not a candidate.
+pub struct Prepared {
+    /// The bound AF_XDP socket, ready for per-destination templates.
+    #[cfg(feature = "xdp")]
+    pub xdp: Option<crate::xdp::XdpTx>,
+    /// How AF_XDP bound (copy / zero-copy), empty when it did not.
+    pub xdp_detail: String,
+    /// io_uring or sendmmsg: the first kernel-socket candidate that works here.
+    pub kernel: Option<TransportKind>,
+    pub kernel_detail: String,
+    /// The first candidate that works, in preference order (the headline choice).
+    pub chosen: Option<TransportKind>,
+    pub refused: Vec<Refused>,
+    /// One line for the log and the status endpoint.
+    pub summary: String,
+}
+
+/// Frames of the throw-away kernel-socket queues [`prepare`] builds to check the facility.
+const CHECK_FRAMES: u32 = 64;
+
+/// Start-up check that sends nothing: each candidate is built (AF_XDP: UMEM + socket bound to
+/// `cfg.ifname`/`cfg.queue`; io_uring: a ring with its registered buffers on an unbound-port
+/// socket; sendmmsg: a socket), which proves privileges, kernel support and driver support. That
+/// packets really leave is verified later on a real session's first packets (kernel TX counter),
+/// so an appliance never sprays its LAN at start. `cfg.probe_dest` is not used.
+/// AF_XDP is refused on `lo`: loopback has no NIC queue, and loopback clients are served by a
+/// kernel socket anyway.
+pub fn prepare(cfg: &SelfTestConfig) -> Prepared {
+    let mut refused = Vec::new();
+    #[cfg(feature = "xdp")]
+    let mut xdp = None;
+    let mut xdp_detail = String::new();
+    let mut kernel = None;
+    let mut kernel_detail = String::new();
+    let mut chosen = None;
+    for &kind in &cfg.candidates {
+        let outcome = match kind {
+            TransportKind::AfXdp if cfg.ifname == "lo" => Err(Refusal::Driver(
+                "lo has no NIC queue (loopback clients use a kernel socket)".into(),
+            )),
+            TransportKind::AfXdp => prepare_xdp(cfg).map(|(_q, d)| {
+                #[cfg(feature = "xdp")]
+                {
+                    xdp = Some(_q);
+                }
+                d
+            }),
+            TransportKind::IoUring | TransportKind::SendMmsg if kernel.is_some() => continue,
+            TransportKind::IoUring | TransportKind::SendMmsg => {
+                let mut check = cfg.clone();
+                check.frames = CHECK_FRAMES;
+                check.bind = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
+                build(kind, &check).map(|(_, d)| d)
+            }
+        };
+        match outcome {
+            Ok(detail) => {
+                chosen.get_or_insert(kind);
+                if kind == TransportKind::AfXdp {
+                    xdp_detail = detail;
+                } else {
+                    kernel = Some(kind);
+                    kernel_detail = detail;
+                }
+            }
+            Err(reason) => refused.push(Refused {
+                transport: kind,
+                reason,
+            }),
+        }
+    }
+    let summary = match chosen {
+        Some(TransportKind::AfXdp) => {
+            let mut s = summary_of(
+                Some((TransportKind::AfXdp, &xdp_detail)),
+                &cfg.ifname,
+                &refused,
+            );
+            if let Some(k) = kernel {
+                s.push_str(&format!(
+                    "; destinations off {} use {k} ({kernel_detail})",
+                    cfg.ifname
+                ));
+            }
+            s
+        }
+        Some(k) => summary_of(Some((k, &kernel_detail)), &cfg.ifname, &refused),
+        None => summary_of(None, &cfg.ifname, &refused),
+    };
+    Prepared {
+        #[cfg(feature = "xdp")]
+        xdp,
+        xdp_detail,
+        kernel,
+        kernel_detail,
+        chosen,
+        refused,
+        summary: format!("{summary}; nothing sent at start (first session packets are verified)"),
+    }
+}
+
+#[cfg(feature = "xdp")]
+fn prepare_xdp(cfg: &SelfTestConfig) -> Result<(crate::xdp::XdpTx, String), Refusal> {
+    use crate::xdp::{XdpPlan, XdpTx};
+    let port = if cfg.bind.port() == 0 {
+        XDP_PROBE_SRC_PORT
+    } else {
+        cfg.bind.port()
+    };
+    let plan = XdpPlan::new(&cfg.ifname, cfg.queue, cfg.frames, cfg.max_payload, port);
+    let q = XdpTx::new(plan).map_err(|e| classify(&e, TransportKind::AfXdp))?;
+    let detail = xdp_mode_detail(&q);
+    Ok((q, detail))
+}
+
+#[cfg(not(feature = "xdp"))]
+fn prepare_xdp(_cfg: &SelfTestConfig) -> Result<((), String), Refusal> {
+    Err(Refusal::NotBuilt)
+}
+
+#[cfg(feature = "xdp")]
+fn xdp_mode_detail(q: &crate::xdp::XdpTx) -> String {
+    use crate::xdp::BindMode;
+    match q.bind_mode() {
+        BindMode::ZeroCopy => "zero-copy".to_string(),
+        BindMode::Copy { zero_copy_errno: 0 } => "copy mode".to_string(),
+        BindMode::Copy { zero_copy_errno: e } => {
+            format!(
+                "copy mode; zero-copy refused: {}",
+                std::io::Error::from_raw_os_error(e)
+            )
+        }
+    }
 }
 
 #[cfg(test)]

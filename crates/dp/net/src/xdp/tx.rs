@@ -362,6 +362,16 @@ impl XdpTx {
         }
     }
 
+    /// The interface the socket is bound to.
+    pub fn ifname(&self) -> &str {
+        &self.plan.ifname
+    }
+
+    /// Whether `dest` has a header template.
+    pub fn has_destination(&self, dest: SocketAddrV4) -> bool {
+        self.templates.iter().any(|t| t.dest == dest)
+    }
+
     pub fn source(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.src_ip, self.plan.src_port)
     }
@@ -375,10 +385,22 @@ impl XdpTx {
 
     /// Add a destination whose next-hop MAC is already known. Replaces an existing template.
     pub fn add_destination_with_mac(&mut self, dest: SocketAddrV4, next_hop_mac: [u8; 6]) {
+        self.add_destination_from(dest, self.plan.src_port, next_hop_mac);
+    }
+
+    /// Add (or replace) a destination whose datagrams leave from UDP port `src_port` (one socket
+    /// serves several streams, e.g. GameStream video 47998 and audio 48000, each to its own
+    /// client port: the template, found by destination, carries the stream's source port).
+    pub fn add_destination_from(
+        &mut self,
+        dest: SocketAddrV4,
+        src_port: u16,
+        next_hop_mac: [u8; 6],
+    ) {
         let t = HeaderTemplate::new(
             self.src_mac,
             next_hop_mac,
-            self.source(),
+            SocketAddrV4::new(self.src_ip, src_port),
             dest,
             self.plan.ttl,
             self.plan.dscp,

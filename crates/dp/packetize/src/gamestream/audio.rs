@@ -103,6 +103,12 @@ impl GsAudioPacketizer {
         &self.stats
     }
 
+    /// Data packets pushed into the current FEC block so far (0..=3): the push that makes it 4
+    /// also readies the block's two FEC packets (when the four payloads have equal lengths).
+    pub fn block_fill(&self) -> usize {
+        usize::from(self.seq % BLOCK_DATA as u16)
+    }
+
     /// Largest data or FEC packet.
     pub const MAX_PACKET_LEN: usize = RTP_HEADER_LEN + FEC_HEADER_LEN + MAX_PAYLOAD_LEN;
 

@@ -7,4 +7,4 @@ pub mod video;
 
 pub use audio::{AudioPush, GsAudioConfig, GsAudioPacketizer};
 pub use plan::{FramePlan, max_access_unit_bytes};
-pub use video::{FrameType, GsFrame, GsFrameMeta, GsVideoConfig, GsVideoPacketizer};
+pub use video::{FrameType, GsCursor, GsFrame, GsFrameMeta, GsVideoConfig, GsVideoPacketizer};

@@ -262,6 +262,87 @@ impl GsVideoPacketizer {
     }
 }
 
+/// Where an owner of an access unit stands in its frame: [`GsVideoPacketizer::begin`] makes it,
+/// [`GsVideoPacketizer::write_next`] advances it. Unlike [`GsFrame`] it borrows nothing, so a
+/// tile that interleaves many sessions' frames keeps one per session next to the AU it owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsCursor {
+    plan: FramePlan,
+    frame_index: u32,
+    timestamp: u32,
+    block: usize,
+    x: usize,
+    lowseq: u32,
+    au_len: usize,
+}
+
+impl GsCursor {
+    pub fn plan(&self) -> &FramePlan {
+        &self.plan
+    }
+
+    pub fn frame_index(&self) -> u32 {
+        self.frame_index
+    }
+
+    /// Packets not yet written.
+    pub fn remaining(&self) -> usize {
+        let done: usize = self.plan.block[..self.block.min(self.plan.blocks)]
+            .iter()
+            .map(|b| b.data + b.parity)
+            .sum();
+        self.plan.packets() - done - self.x
+    }
+}
+
+impl GsVideoPacketizer {
+    /// Start a frame whose access unit the caller keeps (see [`GsCursor`]); same rules as
+    /// [`GsVideoPacketizer::frame`].
+    pub fn begin(&mut self, au: &[u8], meta: GsFrameMeta) -> Result<GsCursor, PacketizeError> {
+        let f = self.frame(au, meta)?;
+        Ok(GsCursor {
+            plan: f.plan,
+            frame_index: f.frame_index,
+            timestamp: f.timestamp,
+            block: f.block,
+            x: f.x,
+            lowseq: f.lowseq,
+            au_len: au.len(),
+        })
+    }
+
+    /// Write the cursor's next datagram into `buf` (as [`GsFrame::next_packet`]). `au` must be
+    /// the access unit the cursor was begun with; another length is refused as `OutOfOrder`.
+    /// Cursors of different frames must not be interleaved on one packetizer: a frame's blocks
+    /// share its sequence numbers and parity scratch, so each frame finishes before the next
+    /// begins (the tile keeps one packetizer per session stream).
+    pub fn write_next(
+        &mut self,
+        c: &mut GsCursor,
+        au: &[u8],
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, PacketizeError> {
+        if au.len() != c.au_len {
+            return Err(PacketizeError::OutOfOrder);
+        }
+        let mut f = GsFrame {
+            p: self,
+            au,
+            plan: c.plan,
+            frame_index: c.frame_index,
+            timestamp: c.timestamp,
+            block: c.block,
+            x: c.x,
+            lowseq: c.lowseq,
+        };
+        let r = f.next_packet(buf);
+        c.block = f.block;
+        c.x = f.x;
+        c.lowseq = f.lowseq;
+        r
+    }
+}
+
 /// One frame being packetized.
 pub struct GsFrame<'a> {
     p: &'a mut GsVideoPacketizer,

@@ -1,0 +1,290 @@
+//! The transports the tx tile sends through, and the per-destination choice between them.
+//!
+//! Contract:
+//! - [`Paths`] owns every transmit queue of the media plane: at most one AF_XDP socket (bound at
+//!   start-up, before capabilities are dropped, to the data plane's interface and queue) that
+//!   serves every session, and one kernel-socket queue per stream port (io_uring or sendmmsg,
+//!   as start-up chose) bound to `0.0.0.0:<port>` — the same socket also receives the client's
+//!   pings for that port, so the source port the client sees is the stream's port on every
+//!   transport.
+//! - [`Paths::route`] decides where one destination's packets go, from the kernel's own routing
+//!   and neighbour tables over netlink: a unicast IPv4 route out of the AF_XDP interface with a
+//!   resolved next hop → AF_XDP with that destination's Ethernet/IPv4/UDP template (source port
+//!   = the stream's port); anything else (loopback, a local address, another interface, IPv6,
+//!   a next hop not yet resolved) → the port's kernel socket. An unresolved next hop is retried
+//!   on the housekeeping cadence (the kernel socket's own datagrams make the kernel resolve it)
+//!   until [`NEIGH_WAIT`] has passed.
+//! - Nothing was sent at start to prove AF_XDP works. The first [`VERIFY_PACKETS`] packets a
+//!   real session sends through it are checked against the interface's kernel TX packet counter
+//!   ([`Paths::check_verification`]); if they were not all counted within [`VERIFY_WAIT`], AF_XDP
+//!   is marked failed (one log line, `strahl_media_transport_fallbacks_total{from="af_xdp"}`)
+//!   and every destination moves to its kernel socket. Kernel sockets report refusals through
+//!   their syscalls (counted by the queues), so they need no such check.
+//! - Runs on the tile thread; route lookups are netlink round trips at session set-up and on the
+//!   housekeeping cadence, never per packet.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use strahl_net::netlink::{self, RouteKind};
+use strahl_net::selftest::tx_packets;
+use strahl_net::xdp::XdpTx;
+use strahl_net::{TransportKind, TxQueue};
+
+/// How long a destination may wait for its next hop's link-layer address before it stays on its
+/// kernel socket for good (ARP answers in well under a millisecond on a LAN; 2 s covers a lossy
+/// one and matches `strahl_net::xdp::NEIGH_TIMEOUT`).
+pub const NEIGH_WAIT_NS: u64 = 2_000_000_000;
+/// Packets of a real session that must be counted on the interface before AF_XDP is trusted:
+/// one GameStream block's worth at least, small enough to pass within the first frame.
+pub const VERIFY_PACKETS: u64 = 32;
+/// How long after its first packet AF_XDP has to show them in the interface counter. Copy mode
+/// transmits within a kick; 1 s leaves room for a loaded 2-core machine.
+pub const VERIFY_WAIT_NS: u64 = 1_000_000_000;
+
+/// Where one stream's packets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// No destination yet (waiting for the client's ping).
+    Unrouted,
+    /// The shared AF_XDP socket.
+    Xdp,
+    /// The kernel socket of this stream port.
+    Kernel(u16),
+}
+
+/// What the AF_XDP path is known to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpState {
+    /// No session has used it yet.
+    Unverified,
+    /// Counting the first packets: TX counter and completions at the start.
+    Verifying {
+        counter_before: u64,
+        completed_before: u64,
+        deadline_ns: u64,
+    },
+    Verified,
+    /// Its packets were not seen leaving: never used again by this process.
+    Failed,
+}
+
+/// The AF_XDP socket and what we know of it.
+pub struct XdpPath {
+    pub q: XdpTx,
+    pub ifindex: u32,
+    pub ifname: String,
+    pub mode: String,
+    pub state: XdpState,
+    /// Submitted and not yet kicked.
+    pub held: usize,
+}
+
+/// One stream port's kernel socket and queue.
+pub struct PortPath {
+    pub port: u16,
+    /// The socket the queue sends on, for receiving pings (same socket, cloned fd).
+    pub sock: UdpSocket,
+    pub q: Box<dyn TxQueue + Send>,
+    pub kind: TransportKind,
+    pub held: usize,
+}
+
+/// The outcome of routing one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub path: Path,
+    /// For the log and the status page: interface, next hop, why not AF_XDP.
+    pub detail: String,
+    /// AF_XDP would serve this destination once its next hop resolves.
+    pub neighbour_pending: bool,
+}
+
+/// Every queue of the media plane.
+pub struct Paths {
+    pub xdp: Option<XdpPath>,
+    pub ports: Vec<PortPath>,
+}
+
+impl Paths {
+    pub fn new(xdp: Option<XdpPath>) -> Self {
+        Self {
+            xdp,
+            ports: Vec::new(),
+        }
+    }
+
+    pub fn port_mut(&mut self, port: u16) -> Option<&mut PortPath> {
+        self.ports.iter_mut().find(|p| p.port == port)
+    }
+
+    /// The queue behind `path` and its held count.
+    pub fn queue(&mut self, path: Path) -> Option<(&mut dyn TxQueue, &mut usize)> {
+        match path {
+            Path::Unrouted => None,
+            Path::Xdp => self
+                .xdp
+                .as_mut()
+                .map(|x| (&mut x.q as &mut dyn TxQueue, &mut x.held)),
+            Path::Kernel(port) => self
+                .ports
+                .iter_mut()
+                .find(|p| p.port == port)
+                .map(|p| (p.q.as_mut() as &mut dyn TxQueue, &mut p.held)),
+        }
+    }
+
+    /// The transport behind `path`.
+    pub fn kind(&self, path: Path) -> Option<TransportKind> {
+        match path {
+            Path::Unrouted => None,
+            Path::Xdp => Some(TransportKind::AfXdp),
+            Path::Kernel(port) => self.ports.iter().find(|p| p.port == port).map(|p| p.kind),
+        }
+    }
+
+    /// Decide `dest`'s path for a stream on `port` (see the module contract).
+    pub fn route(&mut self, dest: SocketAddr, port: u16) -> Routed {
+        let kernel = |detail: String| Routed {
+            path: Path::Kernel(port),
+            detail,
+            neighbour_pending: false,
+        };
+        let Some(x) = self.xdp.as_mut() else {
+            return kernel(String::new());
+        };
+        if x.state == XdpState::Failed {
+            return kernel(format!("af_xdp on {} failed its verification", x.ifname));
+        }
+        let SocketAddr::V4(d4) = dest else {
+            return kernel("IPv6 destination (the AF_XDP socket is IPv4)".into());
+        };
+        let r = match netlink::route_get(dest.ip()) {
+            Ok(r) => r,
+            Err(e) => return kernel(format!("route lookup: {e}")),
+        };
+        if r.kind != RouteKind::Unicast || r.ifindex != x.ifindex {
+            let why = if r.kind == RouteKind::Local {
+                "a local address".to_string()
+            } else {
+                format!("routed via ifindex {} ({:?})", r.ifindex, r.kind)
+            };
+            return kernel(format!("{why}, not {}", x.ifname));
+        }
+        let hop = r.next_hop(dest.ip());
+        match netlink::neighbour(x.ifindex, hop) {
+            Ok(Some(mac)) => {
+                x.q.add_destination_from(d4, port, mac);
+                Routed {
+                    path: Path::Xdp,
+                    detail: format!(
+                        "{} {}, next hop {hop} {}",
+                        x.ifname,
+                        x.mode,
+                        mac.iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(":")
+                    ),
+                    neighbour_pending: false,
+                }
+            }
+            Ok(None) => Routed {
+                path: Path::Kernel(port),
+                detail: format!(
+                    "next hop {hop} on {} not resolved yet (AF_XDP once it is)",
+                    x.ifname
+                ),
+                neighbour_pending: true,
+            },
+            Err(e) => kernel(format!("neighbour lookup on {}: {e}", x.ifname)),
+        }
+    }
+
+    /// A stream starts sending through AF_XDP: begin counting if nothing was verified yet.
+    pub fn start_verification(&mut self, now_ns: u64) {
+        if let Some(x) = self.xdp.as_mut()
+            && x.state == XdpState::Unverified
+            && let Some(before) = tx_packets(&x.ifname)
+        {
+            x.state = XdpState::Verifying {
+                counter_before: before,
+                completed_before: x.q.counters().completed,
+                deadline_ns: now_ns + VERIFY_WAIT_NS,
+            };
+        }
+    }
+
+    /// Housekeeping: settle a running verification. Returns `Some(true)` when AF_XDP just passed,
+    /// `Some(false)` when it just failed (the caller moves its destinations), `None` otherwise.
+    pub fn check_verification(&mut self, now_ns: u64) -> Option<bool> {
+        let x = self.xdp.as_mut()?;
+        let XdpState::Verifying {
+            counter_before,
+            completed_before,
+            deadline_ns,
+        } = x.state
+        else {
+            return None;
+        };
+        let completed = x.q.counters().completed - completed_before;
+        let counted = tx_packets(&x.ifname)
+            .unwrap_or(counter_before)
+            .saturating_sub(counter_before);
+        if completed >= VERIFY_PACKETS && counted >= completed {
+            x.state = XdpState::Verified;
+            log::info!(
+                "af_xdp on {} verified: {completed} packets of a real session completed, {counted} counted by the kernel's TX counter",
+                x.ifname
+            );
+            return Some(true);
+        }
+        if now_ns < deadline_ns {
+            return None;
+        }
+        if x.q.counters().submitted == 0 {
+            // Nothing was sent yet (the session has not started streaming): keep waiting.
+            x.state = XdpState::Verifying {
+                counter_before,
+                completed_before,
+                deadline_ns: now_ns + VERIFY_WAIT_NS,
+            };
+            return None;
+        }
+        x.state = XdpState::Failed;
+        log::warn!(
+            "af_xdp on {}: {completed} packets completed but only {counted} counted on the interface within {} ms: falling back to kernel sockets for every session",
+            x.ifname,
+            VERIFY_WAIT_NS / 1_000_000
+        );
+        Some(false)
+    }
+
+    /// Flush and reclaim every queue with held frames (or all, with `all`).
+    pub fn kick(&mut self, all: bool) {
+        if let Some(x) = self.xdp.as_mut()
+            && (all || x.held > 0)
+        {
+            kick_one(&mut x.q, "af_xdp");
+            x.held = 0;
+        }
+        for p in &mut self.ports {
+            if all || p.held > 0 {
+                kick_one(p.q.as_mut(), "kernel socket");
+                p.held = 0;
+            }
+        }
+    }
+
+    /// Submitted and not yet kicked, over every queue.
+    pub fn held(&self) -> usize {
+        self.xdp.as_ref().map_or(0, |x| x.held) + self.ports.iter().map(|p| p.held).sum::<usize>()
+    }
+}
+
+/// Flush + reclaim; a broken queue is logged (steady-state anomalies stay counters, and the
+/// session's packets then count as not sent).
+fn kick_one(q: &mut dyn TxQueue, what: &str) {
+    if let Err(e) = q.flush().and_then(|_| q.reclaim()) {
+        log::warn!("{what} queue: {e}");
+    }
+}
