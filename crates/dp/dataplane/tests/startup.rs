@@ -2,7 +2,8 @@
 //! - As user `nobody` (via `setpriv`), with `auto`, the data plane still comes up on io_uring or
 //!   sendmmsg and its one log line says why AF_XDP was refused (no privilege).
 //! - As `nobody` with `transport = "af_xdp"` it refuses to start (no silent fallback).
-//! - As root in a namespace, on a veth, it picks AF_XDP and probes the veth peer.
+//! - As root in a namespace, on a veth, it picks AF_XDP and sends nothing while starting (the
+//!   peer's receive counter does not move).
 //!
 //! Skipped with a visible message when `setpriv` is missing or we are not root.
 
@@ -160,7 +161,9 @@ fn named_transport_that_is_refused_is_fatal() {
 }
 
 /// As root inside a namespace with a veth pair, `auto` on the veth picks AF_XDP (copy mode on
-/// veth) and says so in its one transport line, probing the peer address.
+/// veth) and says so in its one transport line — without sending a packet: the peer side's
+/// receive counter is the same before and after start-up (IPv6 is off on the pair so the
+/// kernel's own neighbour discovery does not count).
 #[test]
 fn privileged_data_plane_in_a_namespace_picks_af_xdp_on_veth() {
     use strahl_net::testbed::{VethPair, skip as net_skip};
@@ -169,6 +172,29 @@ fn privileged_data_plane_in_a_namespace_picks_af_xdp_on_veth() {
         Err(r) => return net_skip("privileged_data_plane_in_a_namespace_picks_af_xdp", &r),
     };
     let dir = Dir::new("root");
+    for (ns, ifname) in [(&pair.ns_a, &pair.if_a), (&pair.ns_b, &pair.if_b)] {
+        let st = Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-qw"])
+            .arg(format!("net.ipv6.conf.{ifname}.disable_ipv6=1"))
+            .status()
+            .expect("sysctl");
+        assert!(st.success(), "disable IPv6 on {ifname}");
+    }
+    let rx_b = || {
+        let ifname = pair.if_b.clone();
+        strahl_net::testbed::in_netns(&pair.ns_b, move || {
+            let text = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
+            text.lines()
+                .find_map(|l| {
+                    let (name, rest) = l.split_once(':')?;
+                    (name.trim() == ifname)
+                        .then(|| rest.split_whitespace().nth(1)?.parse::<u64>().ok())?
+                })
+                .expect("peer interface in /proc/net/dev")
+        })
+        .expect("read the peer's counters")
+    };
+    let rx_before = rx_b();
     let mut child = Command::new("ip")
         .args(["netns", "exec", &pair.ns_a])
         .arg(env!("CARGO_BIN_EXE_strahl-dataplane"))
@@ -216,6 +242,11 @@ fn privileged_data_plane_in_a_namespace_picks_af_xdp_on_veth() {
         line.contains(&format!("transport af_xdp on {}", pair.if_a)),
         "{line}"
     );
-    assert!(line.contains("probing 10.201.0.2"), "{line}");
+    assert!(line.contains("nothing sent at start"), "{line}");
     assert!(all.contains("privileges: dropped"), "{all}");
+    assert_eq!(
+        rx_b(),
+        rx_before,
+        "the data plane sent packets while starting:\n{all}"
+    );
 }

@@ -366,7 +366,7 @@ mod tests {
         m[0..4].copy_from_slice(&((NLMSG_HDR + body.len()) as u32).to_ne_bytes());
         m[4..6].copy_from_slice(&ty.to_ne_bytes());
         m.extend_from_slice(body);
-        while m.len() % 4 != 0 {
+        while !m.len().is_multiple_of(4) {
             m.push(0);
         }
         m
@@ -376,7 +376,7 @@ mod tests {
         let mut a = ((4 + v.len()) as u16).to_ne_bytes().to_vec();
         a.extend_from_slice(&ty.to_ne_bytes());
         a.extend_from_slice(v);
-        while a.len() % 4 != 0 {
+        while !a.len().is_multiple_of(4) {
             a.push(0);
         }
         a

@@ -11,6 +11,9 @@
 //!   carry the detail; the outcome has a one-line [`SelfTestOutcome::summary`] for the log and the
 //!   status endpoint. Nothing is chosen silently: an empty candidate list or all refused is `Err`.
 //! - Runs at start-up only (allocates freely); call it from the data plane's network namespace.
+//! - [`prepare`] is the data plane's start-up check: it builds the candidates and sends nothing
+//!   (the first packets of a real session are verified instead, by the media plane). The probing
+//!   [`self_test`] remains for the transport tests and benches, which own both ends.
 
 use crate::NetError;
 use crate::mmsg::{MmsgConfig, MmsgTx};
@@ -369,15 +372,18 @@ pub fn prepare(cfg: &SelfTestConfig) -> Prepared {
     let mut chosen = None;
     for &kind in &cfg.candidates {
         let outcome = match kind {
-            TransportKind::AfXdp if cfg.ifname == "lo" => Err(Refusal::Driver(
-                "lo has no NIC queue (loopback clients use a kernel socket)".into(),
-            )),
-            TransportKind::AfXdp => prepare_xdp(cfg).map(|(_q, d)| {
+            // Built first even on lo, so a missing privilege is named as such.
+            TransportKind::AfXdp => prepare_xdp(cfg).and_then(|(_q, d)| {
+                if cfg.ifname == "lo" {
+                    return Err(Refusal::Driver(
+                        "lo has no NIC queue (loopback clients use a kernel socket)".into(),
+                    ));
+                }
                 #[cfg(feature = "xdp")]
                 {
                     xdp = Some(_q);
                 }
-                d
+                Ok(d)
             }),
             TransportKind::IoUring | TransportKind::SendMmsg if kernel.is_some() => continue,
             TransportKind::IoUring | TransportKind::SendMmsg => {

@@ -7,7 +7,7 @@
 //!   channel, the producer's hand, the full channel, or the consumer's hand. Whoever holds the
 //!   `Box<Slot>` owns it — there is no shared memory, so no `unsafe` and no locks.
 //! - The producer takes a free slot ([`Producer::acquire`]), fills it, and hands it over
-//!   ([`Producer::publish`]); the consumer takes it ([`Consumer::next`]), uses it (the tile
+//!   ([`Producer::publish`]); the consumer takes it ([`Consumer::take`]), uses it (the tile
 //!   packetizes straight from it into transport frames) and gives it back
 //!   ([`Consumer::release`]) once the unit's last packet is written.
 //! - Both channels hold `N`, so neither side ever blocks: `acquire` returning `None` means the
@@ -19,7 +19,7 @@
 //!   unit is seen at once rather than at the next housekeeping tick.
 //! - If one side goes away the other sees an empty ring; nothing panics.
 
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::Thread;
 
 /// What a unit is, beyond its bytes (video frame or audio packet; the native stream too).
@@ -106,11 +106,8 @@ impl Producer {
 
 impl Consumer {
     /// The oldest published unit, if any.
-    pub fn next(&mut self) -> Option<Box<Slot>> {
-        match self.full.try_recv() {
-            Ok(s) => Some(s),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+    pub fn take(&mut self) -> Option<Box<Slot>> {
+        self.full.try_recv().ok()
     }
 
     /// Return a used slot to the producer (dropped if the producer is gone).
@@ -136,13 +133,13 @@ mod tests {
             "both slots taken: the producer skips"
         );
         assert!(p.publish(b));
-        let got = c.next().unwrap();
+        let got = c.take().unwrap();
         assert_eq!(got.unit(), b"one");
         assert!(p.acquire().is_none(), "not released yet");
         c.release(got);
         assert!(p.acquire().is_some(), "released slot is free again");
-        assert!(c.next().is_some());
-        assert!(c.next().is_none());
+        assert!(c.take().is_some());
+        assert!(c.take().is_none());
     }
 
     #[test]
@@ -153,6 +150,6 @@ mod tests {
         assert!(!p.publish(s), "consumer gone");
         let (p, mut c) = ring(1, 4, None);
         drop(p);
-        assert!(c.next().is_none());
+        assert!(c.take().is_none());
     }
 }

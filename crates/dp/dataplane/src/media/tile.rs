@@ -256,7 +256,7 @@ impl TxTile {
             if f.current.is_some() || f.dest.is_none() {
                 continue;
             }
-            let Some(slot) = f.units.next() else {
+            let Some(slot) = f.units.take() else {
                 continue;
             };
             match f.pk.begin(&slot) {
