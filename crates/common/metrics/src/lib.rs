@@ -128,6 +128,8 @@ metrics_table! {
     SessionsByTransport: Gauge "strahl_media_sessions"
         "Media sessions whose video currently leaves through each transport."
         ["transport": "af_xdp", "io_uring", "sendmmsg"];
+    TxTileSpinNanos: Counter "strahl_tx_tile_spin_nanoseconds_total"
+        "Time the tx tile busy-waited for pacing releases (CPU spent on timing, not on packets; the same for every transport).";
     TxTileStalls: Counter "strahl_tx_tile_stalls_total"
         "Releases the tx tile cut short or skipped because a transport queue had no free frame (back-pressure; the session is retried, others go on).";
     FecParityLowered: Counter "strahl_fec_parity_lowered_total"

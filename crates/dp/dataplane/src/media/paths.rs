@@ -230,33 +230,35 @@ impl Paths {
         let counted = tx_packets(&x.ifname)
             .unwrap_or(counter_before)
             .saturating_sub(counter_before);
-        if completed >= VERIFY_PACKETS && counted >= completed {
-            x.state = XdpState::Verified;
-            log::info!(
-                "af_xdp on {} verified: {completed} packets of a real session completed, {counted} counted by the kernel's TX counter",
-                x.ifname
-            );
-            return Some(true);
+        let submitted = x.q.counters().submitted;
+        match verdict(completed, counted, submitted, now_ns, deadline_ns) {
+            Verdict::Pass => {
+                x.state = XdpState::Verified;
+                log::info!(
+                    "af_xdp on {} verified: {completed} packets of a real session completed, {counted} counted by the kernel's TX counter",
+                    x.ifname
+                );
+                Some(true)
+            }
+            Verdict::Wait => None,
+            Verdict::Extend => {
+                x.state = XdpState::Verifying {
+                    counter_before,
+                    completed_before,
+                    deadline_ns: now_ns + VERIFY_WAIT_NS,
+                };
+                None
+            }
+            Verdict::Fail => {
+                x.state = XdpState::Failed;
+                log::warn!(
+                    "af_xdp on {}: {completed} packets completed but only {counted} counted on the interface within {} ms: falling back to kernel sockets for every session",
+                    x.ifname,
+                    VERIFY_WAIT_NS / 1_000_000
+                );
+                Some(false)
+            }
         }
-        if now_ns < deadline_ns {
-            return None;
-        }
-        if x.q.counters().submitted == 0 {
-            // Nothing was sent yet (the session has not started streaming): keep waiting.
-            x.state = XdpState::Verifying {
-                counter_before,
-                completed_before,
-                deadline_ns: now_ns + VERIFY_WAIT_NS,
-            };
-            return None;
-        }
-        x.state = XdpState::Failed;
-        log::warn!(
-            "af_xdp on {}: {completed} packets completed but only {counted} counted on the interface within {} ms: falling back to kernel sockets for every session",
-            x.ifname,
-            VERIFY_WAIT_NS / 1_000_000
-        );
-        Some(false)
     }
 
     /// Flush and reclaim every queue with held frames (or all, with `all`).
@@ -281,10 +283,84 @@ impl Paths {
     }
 }
 
+/// What a verification round concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Enough packets completed and the interface counted at least as many.
+    Pass,
+    /// Not yet decided.
+    Wait,
+    /// The deadline passed before anything was submitted: start the window again.
+    Extend,
+    /// The deadline passed and the interface did not count what AF_XDP completed.
+    Fail,
+}
+
+/// Pure decision of [`Paths::check_verification`]: `completed` AF_XDP packets since the window
+/// opened, `counted` by the interface's TX counter over the same window (other traffic only
+/// adds, so a pass means at least our packets left), `submitted` ever on the socket.
+pub fn verdict(
+    completed: u64,
+    counted: u64,
+    submitted: u64,
+    now_ns: u64,
+    deadline_ns: u64,
+) -> Verdict {
+    if completed >= VERIFY_PACKETS && counted >= completed {
+        Verdict::Pass
+    } else if now_ns < deadline_ns {
+        Verdict::Wait
+    } else if submitted == 0 {
+        Verdict::Extend
+    } else {
+        Verdict::Fail
+    }
+}
+
 /// Flush + reclaim; a broken queue is logged (steady-state anomalies stay counters, and the
 /// session's packets then count as not sent).
 fn kick_one(q: &mut dyn TxQueue, what: &str) {
     if let Err(e) = q.flush().and_then(|_| q.reclaim()) {
         log::warn!("{what} queue: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_passes_only_when_the_interface_counted_what_af_xdp_completed() {
+        let d = VERIFY_WAIT_NS;
+        assert_eq!(
+            verdict(VERIFY_PACKETS, VERIFY_PACKETS, 40, 0, d),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict(100, 250, 100, 0, d),
+            Verdict::Pass,
+            "other traffic only adds"
+        );
+        assert_eq!(
+            verdict(VERIFY_PACKETS - 1, 99, 40, 0, d),
+            Verdict::Wait,
+            "too few yet"
+        );
+        assert_eq!(
+            verdict(100, 10, 100, 0, d),
+            Verdict::Wait,
+            "before the deadline"
+        );
+        assert_eq!(
+            verdict(100, 10, 100, d, d),
+            Verdict::Fail,
+            "not seen leaving"
+        );
+        assert_eq!(verdict(0, 0, 0, d, d), Verdict::Extend, "nothing sent yet");
+        assert_eq!(
+            verdict(5, 5, 5, d, d),
+            Verdict::Fail,
+            "too few ever completed"
+        );
     }
 }

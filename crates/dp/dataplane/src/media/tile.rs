@@ -158,6 +158,7 @@ struct Local {
     lowered: u64,
     refused: u64,
     stalls: u64,
+    spin_ns: u64,
     pings: [u64; 2],
 }
 
@@ -232,7 +233,11 @@ impl TxTile {
             };
             let actual = match wait_plan(now, at) {
                 Wait::Now => now,
-                Wait::Spin { until_ns } => self.clock.spin_until(until_ns),
+                Wait::Spin { until_ns } => {
+                    let t = self.clock.spin_until(until_ns);
+                    self.local.spin_ns += t.saturating_sub(now);
+                    t
+                }
                 Wait::Sleep { for_ns } => {
                     self.paths.kick(false); // never hold frames across a sleep
                     let until_hk = next_hk.saturating_sub(now).max(1);
@@ -652,6 +657,7 @@ impl TxTile {
         m.add(Metric::FecParityLowered, l.lowered);
         m.add(Metric::FramesRefused, l.refused);
         m.add(Metric::TxTileStalls, l.stalls);
+        m.add(Metric::TxTileSpinNanos, l.spin_ns);
         let mut per = [0u64; 3];
         let mut pacing = 0u64;
         for f in self.flows.iter().filter(|f| f.kind == StreamKind::Video) {
