@@ -76,6 +76,8 @@ pub const PACER_LINK_BPS: u64 = 2_000_000_000;
 /// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
 /// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
+/// Timer slack of the tx tile thread (see `strahl_net::sys::set_timer_slack_ns`).
+const TILE_TIMER_SLACK_NS: u64 = 1;
 /// Audio streams are tiny (≤ 0.5 Mbit/s): 10 Mbit/s lets each packet (and a block's two FEC
 /// packets) leave the moment it is ready while still bounding a misbehaving stream.
 pub const AUDIO_PACE_BPS: u64 = 10_000_000;
@@ -332,6 +334,10 @@ impl Media {
                     && !strahl_runtime::tile::pin_current(c)
                 {
                     log::warn!("tx tile: could not pin to core {c}; running unpinned");
+                }
+                // The tile parks until shortly before a release: the park must end on time.
+                if let Err(e) = strahl_net::sys::set_timer_slack_ns(TILE_TIMER_SLACK_NS) {
+                    log::warn!("tx tile: timer slack stays at the default: {e}");
                 }
                 tile.run();
             })
