@@ -672,3 +672,7 @@ impl TxTile {
         m.set(Metric::VideoPacingKbps, pacing / 1000);
     }
 }
+
+#[cfg(test)]
+#[path = "tile_tests.rs"]
+mod tests;
