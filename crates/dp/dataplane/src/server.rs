@@ -241,7 +241,7 @@ impl<'r> Server<'r> {
                         self.media
                             .update(u.id, u.bitrate_kbps, u.fec_percent, u.request_keyframe);
                         log::info!(
-                            "session {} updated: bitrate {} kbit/s, fec {} % (clamped by the media pipeline), keyframe requested: {}",
+                            "session {} updated: bitrate {} kbit/s, fec {} %, keyframe requested: {}",
                             u.id,
                             s.bitrate_kbps,
                             s.fec_percent,

@@ -132,9 +132,6 @@ fn the_assembled_media_path_does_not_allocate_with_three_sessions() {
     let (vport, aport) = (free_port(), free_port());
     let settings = MediaSettings {
         video_source: VideoSourceKind::Synthetic,
-        fec_percent_min: 5,
-        fec_percent_max: 50,
-        max_bitrate_kbps: 1_000_000,
         audio_tone: true,
         drop_fraction: 0.0,
         drop_seed: 0,

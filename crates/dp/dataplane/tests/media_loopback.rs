@@ -42,9 +42,6 @@ fn free_port() -> u16 {
 fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
     MediaSettings {
         video_source: VideoSourceKind::Synthetic,
-        fec_percent_min: 5,
-        fec_percent_max: 50,
-        max_bitrate_kbps: 1_000_000,
         audio_tone: true,
         drop_fraction: drop,
         drop_seed: 1,

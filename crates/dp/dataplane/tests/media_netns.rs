@@ -165,9 +165,6 @@ fn veth_client_gets_af_xdp_and_loopback_client_a_kernel_socket_through_one_tile(
         };
         let settings = MediaSettings {
             video_source: VideoSourceKind::Synthetic,
-            fec_percent_min: 5,
-            fec_percent_max: 50,
-            max_bitrate_kbps: 1_000_000,
             audio_tone: true,
             drop_fraction: 0.0,
             drop_seed: 0,

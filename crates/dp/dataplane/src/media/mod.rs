@@ -22,8 +22,9 @@
 //! - A session that fails (no ping within the timeout, encoder error) records why in its
 //!   [`Shared`]; [`MediaHost::poll_failures`] reports it once and the server ends the session.
 //!   Transport decisions come back through [`MediaHost::poll_events`] as `TransportChosen`.
-//! - Session policy (bitrate, FEC %) is the control plane's; the clamps here only keep the data
-//!   plane's memory and packet shapes sane.
+//! - Session policy (bitrate, FEC %) is the control plane's: the data plane applies what the IPC
+//!   says and guards only its own invariants (no frame without FEC, the AU cap that bounds
+//!   memory, packets that fit a transport frame).
 //! - [`ring`] links the tiles; [`stream`] is the protocol seam the tx tile packetizes through;
 //!   [`paths`] holds the transports and the per-destination routing; [`tile`] is the tx tile.
 
@@ -134,9 +135,6 @@ pub enum VideoSourceKind {
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
     pub video_source: VideoSourceKind,
-    pub fec_percent_min: u8,
-    pub fec_percent_max: u8,
-    pub max_bitrate_kbps: u32,
     pub audio_tone: bool,
     pub drop_fraction: f64,
     pub drop_seed: u64,
@@ -157,27 +155,12 @@ impl MediaSettings {
                 // KMS capture is detection-only: the synthetic pattern stands in.
                 _ => VideoSourceKind::Synthetic,
             },
-            fec_percent_min: v.fec_percent_min.0.max(1),
-            fec_percent_max: v.fec_percent_max.0.max(1),
-            max_bitrate_kbps: v.max_bitrate_kbps,
             audio_tone: cfg.audio.source == strahl_config::AudioSource::Tone,
             drop_fraction: cfg.testing.video_drop_fraction.0,
             drop_seed: cfg.testing.video_drop_seed,
             ping_timeout: PING_TIMEOUT,
             max_payload: max_payload_for_mtu(cfg.dataplane.mtu),
         }
-    }
-
-    /// FEC % within the configured bounds (never 0: every frame carries parity).
-    pub fn clamp_fec(&self, pct: u8) -> u8 {
-        pct.clamp(
-            self.fec_percent_min,
-            self.fec_percent_max.max(self.fec_percent_min),
-        )
-    }
-
-    pub fn clamp_bitrate(&self, kbps: u32) -> u32 {
-        kbps.clamp(1, self.max_bitrate_kbps.max(1))
     }
 }
 
@@ -389,8 +372,10 @@ impl Media {
 
     fn build(&mut self, s: &SessionStart, shared: &Arc<Shared>) -> Result<Built, MediaError> {
         let (rikey, rikeyid) = check_session(s)?;
-        let fec = self.settings.clamp_fec(s.video.fec_percent);
-        let bitrate_kbps = self.settings.clamp_bitrate(s.video.bitrate_kbps);
+        // Policy (FEC bounds, the bitrate cap) is the control plane's; the packetizer refuses
+        // 0 % itself (no frame without FEC) and the AU cap bounds memory.
+        let fec = s.video.fec_percent;
+        let bitrate_kbps = s.video.bitrate_kbps.max(1);
         self.metrics.set(Metric::VideoFecPercent, u64::from(fec));
         let cfg = GsVideoConfig {
             packet_size: usize::from(s.video.packet_size),
@@ -574,9 +559,7 @@ pub fn check_session(s: &SessionStart) -> Result<(&[u8; 16], u32), MediaError> {
 
 impl MediaHost for Media {
     fn start(&mut self, s: &SessionStart) -> Result<(), MediaError> {
-        let shared = Arc::new(Shared::new(
-            self.settings.clamp_bitrate(s.video.bitrate_kbps),
-        ));
+        let shared = Arc::new(Shared::new(s.video.bitrate_kbps.max(1)));
         let built = self.build(s, &shared)?;
         let mut ports = [s.ports.video_src, 0];
         self.use_port(s.ports.video_src)?;
@@ -634,15 +617,14 @@ impl MediaHost for Media {
             return;
         };
         if let Some(b) = bitrate_kbps {
-            r.shared
-                .bitrate_kbps
-                .store(self.settings.clamp_bitrate(b), Ordering::Relaxed);
+            r.shared.bitrate_kbps.store(b.max(1), Ordering::Relaxed);
         }
         if keyframe {
             r.shared.keyframe.store(true, Ordering::Relaxed);
         }
         if let Some(f) = fec_percent {
-            let percent = self.settings.clamp_fec(f);
+            // 0 is ignored by the packetizer: frames never go without FEC.
+            let percent = f;
             self.metrics
                 .set(Metric::VideoFecPercent, u64::from(percent));
             self.command(Command::SetFec { id, percent });
