@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod message;
 pub mod socket;

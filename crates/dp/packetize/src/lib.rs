@@ -13,11 +13,13 @@
 //! - [`gamestream`]: byte-exact GameStream video (`gamestream-host.md` §A14–A16) that never sends
 //!   a frame without FEC, and GameStream audio with its 4+2 FEC (§A17).
 //! - [`stats`]: plain `u64` counter structs, one per packetizer / reassembler.
-//! - [`fuzzing`]: the entry points the cargo-fuzz targets and the corpus-replay test call.
+//! - `fuzzing` (feature `fuzzing`, off in shipped builds): the entry points the cargo-fuzz
+//!   targets and the corpus-replay test call.
 //!
 //! [`Duration`]: std::time::Duration
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gamestream;
 pub mod native;
