@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 pub struct Config {
     pub host: Host,
     pub network: Network,
+    pub gamestream: Gamestream,
     pub dataplane: Dataplane,
     pub video: Video,
     pub audio: Audio,
@@ -28,6 +29,7 @@ impl Default for Config {
         Self {
             host: Host::default(),
             network: Network::default(),
+            gamestream: Gamestream::default(),
             dataplane: Dataplane::default(),
             video: Video::default(),
             audio: Audio::default(),
@@ -92,6 +94,44 @@ impl Network {
             control: b + 10,
             audio: b + 11,
             rtsp: b + 21,
+        }
+    }
+}
+
+/// GameStream host behaviour (`[gamestream]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gamestream {
+    /// Paired clients that may stream at once, each with its own session (1..=16).
+    pub max_sessions: SessionLimit,
+}
+
+impl Default for Gamestream {
+    fn default() -> Self {
+        Self {
+            max_sessions: SessionLimit(2),
+        }
+    }
+}
+
+/// How many GameStream sessions may run at once: 1..=[`SessionLimit::MAX`], checked while
+/// parsing (the control plane keeps per-session state and the data plane one pacer slot each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionLimit(pub u8);
+
+impl SessionLimit {
+    pub const MAX: u8 = 16;
+}
+
+impl<'de> Deserialize<'de> for SessionLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u8::try_from(v) {
+            Ok(n) if (1..=Self::MAX).contains(&n) => Ok(SessionLimit(n)),
+            _ => Err(de::Error::custom(format!(
+                "max_sessions must be 1..={}, got {v}",
+                Self::MAX
+            ))),
         }
     }
 }

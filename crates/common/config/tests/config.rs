@@ -59,6 +59,37 @@ fn mdns_is_on_by_default_and_can_be_switched_off() {
 }
 
 #[test]
+fn max_sessions_defaults_to_two_and_is_bounded_at_parse_time() {
+    assert_eq!(Config::embedded().gamestream.max_sessions, SessionLimit(2));
+    assert_eq!(
+        Config::default().gamestream,
+        Gamestream {
+            max_sessions: SessionLimit(2)
+        }
+    );
+    for n in [1u8, 16] {
+        let c = Config::parse(&format!("[gamestream]\nmax_sessions = {n}\n"), "t").unwrap();
+        assert_eq!(c.gamestream.max_sessions, SessionLimit(n));
+    }
+    for bad in ["0", "17", "-1", "300", "\"2\""] {
+        assert_err(
+            &format!("[gamestream]\n\nmax_sessions = {bad}\n"),
+            3,
+            "gamestream.max_sessions",
+            "",
+        );
+    }
+    let e = err("[gamestream]\nmax_sessions = 0\n").to_string();
+    assert!(e.contains("1..=16"), "{e}");
+    assert_err(
+        "[gamestream]\nmax_session = 2\n",
+        2,
+        "gamestream.max_session",
+        "unknown field",
+    );
+}
+
+#[test]
 fn unknown_keys_name_file_line_and_key() {
     assert_err(
         "[video]\nsource = \"kms\"\nencoderr = \"nvenc\"\n",

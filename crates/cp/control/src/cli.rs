@@ -26,7 +26,9 @@ COMMON (status, clients, pair, passwd, token):
 
 serve:
     Runs the GameStream host: nvhttp on HTTP (base port) and HTTPS (base − 5), RTSP (base + 21)
-    while a launch is pending, mDNS, and the admin socket for `pin`. Connects to the data
+    while a launch is pending, an mDNS responder (answers queries for _nvstream._tcp, never
+    announces), and the admin socket for `pin`. Up to [gamestream] max_sessions paired clients
+    stream at once, one session each. Connects to the data
     plane's IPC socket (retrying with back-off for at most the connect timeout), hands it the
     sessions Moonlight starts, polls its statistics, reconnects when it goes away, and on
     SIGTERM/SIGINT stops its own sessions and exits. It never stops the data plane.
@@ -40,7 +42,7 @@ OPTIONS:
     --config FILE            configuration file (default: the compiled-in appliance/strahl.toml)
     --socket PATH            data-plane IPC socket (overrides [dataplane] socket)
     --admin-socket PATH      admin socket (default: control.sock next to the data-plane socket)
-    --no-mdns                do not advertise _nvstream._tcp over mDNS (serve)
+    --no-mdns                do not answer mDNS queries for _nvstream._tcp (serve)
     --client ID              pin: the uniqueid of the client to pair when several are waiting
     --stats-interval-ms N    statistics poll period (default 5000)
     --connect-timeout-ms N   give up (exit 1) when the data plane cannot be reached for this

@@ -198,6 +198,11 @@ pub fn status(a: &ClientArgs) -> Result<String, CmdError> {
     if a.json {
         return Ok(format!("{v}\n"));
     }
+    Ok(render_status(&v))
+}
+
+/// The human form of `/api/v1/status`.
+pub fn render_status(v: &Value) -> String {
     let h = &v["host"];
     let mut out = format!(
         "host {} — strahl {}, up {} s, encoder {}, capture {}\n",
@@ -214,33 +219,65 @@ pub fn status(a: &ClientArgs) -> Result<String, CmdError> {
     ));
     match v.get("transport") {
         Some(tr) if !tr.is_null() => out.push_str(&format!(
-            "transport: {} ({})\n",
+            "start-up transport: {} ({}); each session's own transport is on its line\n",
             s(tr, "name"),
             s(tr, "reason")
         )),
-        _ => out.push_str("transport: unknown (no TransportChosen from the data plane yet)\n"),
+        _ => out
+            .push_str("start-up transport: unknown (no TransportChosen from the data plane yet)\n"),
     }
     let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
     out.push_str(&format!("sessions: {}\n", sessions.len()));
+    // The data plane's send figures exist only host-wide: on a session's line while it is the
+    // only one, else once for all.
+    let host_wide = |x: &Value| {
+        if x["send_kbps"].is_null() {
+            "send figures host-wide (below)".to_string()
+        } else {
+            format!(
+                "sending {} kbit/s (paced at {} kbit/s), {} pkt/s, {} packets, {} drops",
+                s(x, "send_kbps"),
+                s(x, "pacing_rate_kbps"),
+                s(x, "packets_per_s"),
+                s(x, "packets_sent"),
+                s(x, "drops"),
+            )
+        }
+    };
     for x in &sessions {
+        let transport = match x["transport"].as_str() {
+            Some(t) => format!("transport {t} ({})", s(x, "transport_detail")),
+            None => "transport not reported yet".to_string(),
+        };
         out.push_str(&format!(
-            "  #{} {} {} {} — {} kbit/s requested, FEC {} % ({} recovered, {} lost), sending {} kbit/s (paced at {} kbit/s), {} pkt/s, {} packets, {} drops, RTT {}\n",
+            "  #{} {} {} {} — {} kbit/s requested, FEC {} % ({} recovered, {} lost), {}, RTT {}, {}\n",
             s(x, "id"),
-            s(x, "client"),
+            match x["client_name"].as_str() {
+                Some(name) => format!("{name} ({})", s(x, "client")),
+                None => s(x, "client"),
+            },
             s(x, "protocol"),
             s(x, "mode"),
             s(x, "bitrate_kbps"),
             s(x, "fec_percent"),
             s(x, "fec_recovered"),
             s(x, "fec_failed"),
-            s(x, "send_kbps"),
-            s(x, "pacing_rate_kbps"),
-            s(x, "packets_per_s"),
-            s(x, "packets_sent"),
-            s(x, "drops"),
+            host_wide(x),
             x["latency_us"]
                 .as_u64()
                 .map_or("unknown".to_string(), |us| format!("{:.1} ms", us as f64 / 1000.0)),
+            transport,
+        ));
+    }
+    if sessions.len() > 1 {
+        let m = &v["media"];
+        out.push_str(&format!(
+            "  all sessions (host-wide): sending {} kbit/s (latest frame paced at {} kbit/s), {} pkt/s, {} packets, {} drops\n",
+            s(m, "send_kbps"),
+            s(m, "pacing_rate_kbps"),
+            s(m, "packets_per_s"),
+            s(m, "packets_sent"),
+            s(m, "drops"),
         ));
     }
     let clients = v["paired_clients"].as_array().cloned().unwrap_or_default();
@@ -271,7 +308,7 @@ pub fn status(a: &ClientArgs) -> Result<String, CmdError> {
             s(w, "expires_in_s")
         ));
     }
-    Ok(out)
+    out
 }
 
 fn client_list(t: &Target) -> Result<Vec<Value>, CmdError> {
@@ -454,6 +491,69 @@ pub fn doctor(a: &ClientArgs) -> Result<(String, u8), CmdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session(id: u64, transport: Option<&str>, send: Option<u64>) -> Value {
+        json!({
+            "id": id, "client": format!("10.0.0.{id}"),
+            "client_name": (id == 1).then_some("Living room"), "protocol": "gamestream",
+            "mode": "1280x720@60 h264", "bitrate_kbps": 15000, "fec_percent": 20 + id,
+            "fec_recovered": id, "fec_failed": 0, "send_kbps": send,
+            "pacing_rate_kbps": send.map(|k| k * 2), "packets_per_s": send.map(|_| 900),
+            "packets_sent": send.map(|_| 9000), "drops": send.map(|_| 0),
+            "latency_us": 1500,
+            "transport": transport,
+            "transport_detail": transport.map(|_| "copy mode on queue 0"),
+        })
+    }
+
+    fn status_json(sessions: Vec<Value>) -> Value {
+        json!({
+            "host": { "name": "h", "version": "0", "uptime_s": 1, "encoder": "e", "capture": "c" },
+            "dataplane_connected": true,
+            "transport": { "name": "af_xdp", "reason": "self-test passed" },
+            "sessions": sessions,
+            "media": { "send_kbps": 31000, "pacing_rate_kbps": 60000, "packets_per_s": 2800,
+                       "packets_sent": 99, "drops": 3 },
+            "paired_clients": [],
+            "pairing": { "moonlight_pending": [], "native_window": null },
+        })
+    }
+
+    #[test]
+    fn status_shows_each_sessions_transport_and_host_wide_figures_once() {
+        let two = render_status(&status_json(vec![
+            session(1, Some("af_xdp"), None),
+            session(2, None, None),
+        ]));
+        assert!(
+            two.contains("start-up transport: af_xdp (self-test passed); each session's own"),
+            "{two}"
+        );
+        let lines: Vec<&str> = two.lines().collect();
+        let one = lines.iter().find(|l| l.contains("#1 ")).unwrap();
+        let other = lines.iter().find(|l| l.contains("#2 ")).unwrap();
+        assert!(
+            one.contains("transport af_xdp (copy mode on queue 0)"),
+            "{one}"
+        );
+        assert!(other.contains("transport not reported yet"), "{other}");
+        assert!(
+            one.contains("FEC 21 %") && other.contains("FEC 22 %"),
+            "{two}"
+        );
+        assert!(one.contains("send figures host-wide"), "{one}");
+        assert!(
+            two.contains("all sessions (host-wide): sending 31000 kbit/s"),
+            "{two}"
+        );
+        // Alone, a session's line carries the send figures and there is no totals line.
+        let alone = render_status(&status_json(vec![session(1, Some("sendmmsg"), Some(7000))]));
+        assert!(
+            alone.contains("sending 7000 kbit/s (paced at 14000 kbit/s)"),
+            "{alone}"
+        );
+        assert!(!alone.contains("all sessions"), "{alone}");
+    }
 
     #[test]
     fn dechunks() {

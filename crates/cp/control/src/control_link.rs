@@ -7,7 +7,10 @@
 //!   unbounded channel (human/100 ms-rate: IDR, RFI, FEC status, connect, disconnect).
 //! - [`run_events`] (a tokio task) feeds those events and a periodic tick (FEC decay) to the
 //!   manager and executes what it returns: [`ControlAction`]s on the server first, then the
-//!   IPC messages on the outbox.
+//!   IPC messages on the outbox. Every event carries the id of the session whose control stream
+//!   sent it (the server binds each peer by its connect data), so IDR requests, FEC status and
+//!   disconnects reach that session only; input is routed by [`CountedSink`] with the same id,
+//!   so a disconnect releases only what that session's client held.
 //! - [`ControlLink::execute`] is also what the nvhttp and RTSP shells call with the manager's
 //!   actions (register at PLAY, terminate at /cancel or a replacing /resume).
 //! - A command to a stopped server is logged, never a panic.
@@ -47,7 +50,7 @@ impl ControlLink {
             ..ControlConfig::default()
         };
         let server = ControlServer::start(cfg, move |id: SessionId, ev: ControlEvent| {
-            sink.deliver(&ev);
+            sink.deliver(id.0, &ev);
             if !matches!(ev, ControlEvent::Input(_)) {
                 // The receiver lives until the host stops; after that nobody needs events.
                 let _ = tx.send((id.0, ev));
@@ -143,14 +146,10 @@ fn log_event(session: u64, ev: &ControlEvent) {
             {
                 GLOBAL.add_at(Metric::ControlDisconnects, i, 1);
             }
-            // One GameStream session streams at a time: the gauge is the host's.
-            GLOBAL.set(Metric::ControlRttMicros, 0);
             log::info!("control stream: session {session} ended ({reason:?})")
         }
-        ControlEvent::RoundTrip { rtt } => GLOBAL.set(
-            Metric::ControlRttMicros,
-            u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
-        ),
+        // Kept per session by the manager; the host-wide gauge follows in `publish_gauges`.
+        ControlEvent::RoundTrip { .. } => {}
         ControlEvent::IdrRequested => log::debug!("session {session}: IDR requested"),
         ControlEvent::RefInvalidated {
             first_frame,
@@ -192,5 +191,21 @@ pub async fn run_events(
             _ = stop.changed() => return,
         };
         dispatch(&link, &outbox, actions);
+        publish_gauges(&manager);
+    }
+}
+
+/// The host-wide gauges over every streaming session: the worst (highest) round-trip time and
+/// FEC percentage. The metrics table has no per-session series; the status page shows each
+/// session's own figures.
+fn publish_gauges(manager: &SharedManager) {
+    let streams = lock(manager).streams();
+    let rtt = streams.iter().filter_map(|s| s.rtt).max();
+    GLOBAL.set(
+        Metric::ControlRttMicros,
+        rtt.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+    );
+    if let Some(fec) = streams.iter().map(|s| s.fec_percent).max() {
+        GLOBAL.set(Metric::ControlFecPercent, u64::from(fec));
     }
 }

@@ -7,26 +7,30 @@
 //! - [`rtsp_listener`]: one request per TCP connection — read until the manager has one whole
 //!   message (bounded in size and time), send the reply, shut the socket. While no launch is
 //!   pending, connections are closed at once (§A7). At most [`MAX_RTSP_CONNECTIONS`] at a time.
+//! - Several clients may stream at once: each nvhttp call concerns the asking client (its
+//!   certificate), and the manager matches each RTSP connection to its client's pending launch
+//!   (rules in `session.rs`).
 
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use strahl_gamestream::{HostError, LaunchRequest, SessionHost};
+use strahl_gamestream::{HostError, HostState, LaunchRequest, SessionHost};
 use strahl_ipc::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::control_link::{ControlLink, dispatch};
-use crate::session::{LaunchRandom, RtspStep, SessionManager, key_fingerprint};
+use crate::session::{ClientKey, LaunchRandom, RtspStep, SessionManager, key_fingerprint};
 
 /// The client waits up to 15 s for a reply (§A8); it sends its request at once, so 10 s only
 /// evicts idle peers.
 pub const RTSP_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
-/// RTSP connections served at once. A client uses one at a time; a few absorb retries.
-pub const MAX_RTSP_CONNECTIONS: usize = 8;
+/// RTSP connections served at once. A client uses one at a time: room for the most clients
+/// that may handshake at once (`[gamestream] max_sessions` ≤ 16) and their retries.
+pub const MAX_RTSP_CONNECTIONS: usize = 32;
 
 pub type SharedManager = Arc<Mutex<SessionManager>>;
 /// Messages for the data plane (drained by the IPC connection).
@@ -62,7 +66,8 @@ pub struct ManagerHost {
 fn describe(what: &str, req: &LaunchRequest) -> String {
     let p = &req.params;
     format!(
-        "{what} from {}: app {}, mode {}, corever {}, rikeyid {}, key {}",
+        "{what} from {:?} at {}: app {}, mode {}, corever {}, rikeyid {}, key {}",
+        ClientKey::of_cert(&req.client_cert_der),
         req.client_ip,
         p.app_id,
         p.mode
@@ -101,22 +106,27 @@ impl SessionHost for ManagerHost {
         }
     }
 
-    fn cancel(&self) -> Result<(), HostError> {
-        let actions = lock(&self.manager).cancel();
+    fn cancel(&self, client_cert_der: &[u8]) -> Result<(), HostError> {
+        let client = ClientKey::of_cert(client_cert_der);
+        let (actions, running) = {
+            let mut m = lock(&self.manager);
+            (m.cancel(&client), m.running_apps())
+        };
         log::info!(
-            "cancel: host free{}",
+            "cancel from {client:?}: its app stopped{}; {running} app(s) still running",
             if actions.is_empty() {
                 ""
             } else {
-                "; control stream terminated, SessionStop sent to the data plane"
+                ", control stream terminated, SessionStop sent to the data plane"
             }
         );
         dispatch(&self.control, &self.outbox, actions);
         Ok(())
     }
 
-    fn current_app(&self) -> Option<u32> {
-        lock(&self.manager).current_app()
+    fn state_for(&self, client_cert_der: Option<&[u8]>) -> HostState {
+        let client = client_cert_der.map(ClientKey::of_cert);
+        lock(&self.manager).state_for(client.as_ref())
     }
 }
 
@@ -142,7 +152,7 @@ pub async fn rtsp_listener(
             },
             _ = shutdown.changed() => return,
         };
-        if lock(&manager).rtsp_mode(Instant::now()).is_none() {
+        if !lock(&manager).rtsp_open(Instant::now()) {
             log::debug!("RTSP connection from {peer} closed: no launch is pending");
             drop(stream);
             continue;

@@ -8,15 +8,19 @@
 //! - `auto`: uinput where it opens, else `record` (logged once, with uinput's reason).
 //!
 //! [`CountedSink`] wraps the sink for the control server's event thread: input events are
-//! applied, any control disconnect releases everything held (§A13), and sink errors are logged
-//! (rate-limited) and counted — a failing sink never panics and never ends a stream.
+//! applied, a control disconnect releases what *that session's* client holds (§A13; several
+//! clients may stream into the one desktop, and one leaving must not lift another's keys —
+//! once no session holds anything the sink's own release-all runs too), and sink errors are
+//! logged (rate-limited) and counted — a failing sink never panics and never ends a stream.
+//! All sessions share the sink's devices: two clients' gamepad 0 are the same pad.
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use strahl_config::{AutoPath, InputSinkPref};
 use strahl_enet::ControlEvent;
-use strahl_enet::input_bridge::route_to_sink;
-use strahl_input::{InputSink, RecordingSink, SinkError};
+use strahl_input::{HeldInput, InputSink, RecordingSink, SinkError};
 use strahl_metrics::{GLOBAL, Metric, Registry};
 
 /// File name of the recording sink inside the state directory (`record_path = "auto"`).
@@ -88,6 +92,9 @@ pub struct CountedSink {
     inner: Box<dyn InputSink>,
     metrics: &'static Registry,
     errors: u64,
+    /// What each session's client holds (session id → held keys, buttons, pads). Bounded: an
+    /// entry per connected session, each bounded by `HeldInput`.
+    held: BTreeMap<u64, HeldInput>,
 }
 
 impl CountedSink {
@@ -100,26 +107,44 @@ impl CountedSink {
             inner,
             metrics,
             errors: 0,
+            held: BTreeMap::new(),
         }
     }
 
-    /// Input → applied; a disconnect → release all; anything else is not the sink's business.
-    /// Returns whether `ev` concerned the sink.
-    pub fn deliver(&mut self, ev: &ControlEvent) -> bool {
-        let relevant = matches!(
-            ev,
-            ControlEvent::Input(_) | ControlEvent::Disconnected { .. }
-        );
-        if !relevant {
-            return false;
+    /// Session `session`'s input → applied; its disconnect → what it holds is released;
+    /// anything else is not the sink's business. Returns whether `ev` concerned the sink.
+    pub fn deliver(&mut self, session: u64, ev: &ControlEvent) -> bool {
+        match ev {
+            ControlEvent::Input(i) => {
+                self.metrics.inc(Metric::InputEvents);
+                match self.inner.apply(i) {
+                    Ok(()) => self.held.entry(session).or_default().observe(i),
+                    Err(e) => self.error(&e),
+                }
+                true
+            }
+            ControlEvent::Disconnected { .. } => {
+                let releases = self
+                    .held
+                    .remove(&session)
+                    .map(|mut h| h.releases())
+                    .unwrap_or_default();
+                for r in &releases {
+                    if let Err(e) = self.inner.apply(r) {
+                        self.error(&e);
+                    }
+                }
+                // Nobody holds anything now: let the sink return everything to rest as well
+                // (covers what it holds that our per-session view missed).
+                if self.held.values().all(HeldInput::is_empty)
+                    && let Err(e) = self.inner.release_all()
+                {
+                    self.error(&e);
+                }
+                true
+            }
+            _ => false,
         }
-        if matches!(ev, ControlEvent::Input(_)) {
-            self.metrics.inc(Metric::InputEvents);
-        }
-        if let Err(e) = route_to_sink(ev, self.inner.as_mut()) {
-            self.error(&e);
-        }
-        true
     }
 
     fn error(&mut self, e: &SinkError) {
@@ -182,12 +207,15 @@ mod tests {
             button: MouseButton::Left,
         };
         let keys = InputEvent::Text { text: "hé".into() };
-        assert!(s.deliver(&ControlEvent::Input(down.clone())));
-        assert!(s.deliver(&ControlEvent::Input(keys.clone())));
-        assert!(!s.deliver(&ControlEvent::IdrRequested));
-        assert!(s.deliver(&ControlEvent::Disconnected {
-            reason: DisconnectReason::Timeout
-        }));
+        assert!(s.deliver(1, &ControlEvent::Input(down.clone())));
+        assert!(s.deliver(1, &ControlEvent::Input(keys.clone())));
+        assert!(!s.deliver(1, &ControlEvent::IdrRequested));
+        assert!(s.deliver(
+            1,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::Timeout
+            }
+        ));
         let got = read_json_lines(&opts.record_path).unwrap();
         let up = InputEvent::MouseButton {
             down: false,
@@ -196,6 +224,59 @@ mod tests {
         assert_eq!(got, [down, keys, up]);
         assert!(METRICS.get(Metric::InputEvents) >= before + 2);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_disconnect_releases_only_what_that_session_holds() {
+        static M: Registry = Registry::new();
+        let rec = RecordingSink::new();
+        let h = rec.handle();
+        let mut s = CountedSink::with_registry(Box::new(rec), &M);
+        let key = |down, vk| InputEvent::Key {
+            down,
+            key_code: vk,
+            modifiers: 0,
+            flags: 0,
+        };
+        // Session 1 holds W, session 2 holds the left button and A.
+        s.deliver(1, &ControlEvent::Input(key(true, 0x57)));
+        let left = |down| InputEvent::MouseButton {
+            down,
+            button: MouseButton::Left,
+        };
+        s.deliver(2, &ControlEvent::Input(left(true)));
+        s.deliver(2, &ControlEvent::Input(key(true, 0x41)));
+        let before = h.events().len();
+        s.deliver(
+            1,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::Timeout,
+            },
+        );
+        assert_eq!(
+            h.events()[before..],
+            [key(false, 0x57)],
+            "only session 1's key is released"
+        );
+        // Session 2 goes on; its own disconnect releases its button and key.
+        s.deliver(2, &ControlEvent::Input(key(false, 0x41)));
+        let before = h.events().len();
+        s.deliver(
+            2,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::PeerDisconnected,
+            },
+        );
+        assert_eq!(h.events()[before..], [left(false)]);
+        // A session that never sent input disconnects without touching anything.
+        let before = h.events().len();
+        s.deliver(
+            3,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::PeerDisconnected,
+            },
+        );
+        assert_eq!(h.events().len(), before);
     }
 
     #[test]
@@ -223,14 +304,17 @@ mod tests {
         static M: Registry = Registry::new();
         let mut s = CountedSink::with_registry(Box::new(Failing), &M);
         for _ in 0..3 {
-            assert!(s.deliver(&ControlEvent::Input(InputEvent::MouseMove {
-                dx: 1,
-                dy: -1
-            })));
+            assert!(s.deliver(
+                1,
+                &ControlEvent::Input(InputEvent::MouseMove { dx: 1, dy: -1 })
+            ));
         }
-        s.deliver(&ControlEvent::Disconnected {
-            reason: DisconnectReason::PeerDisconnected,
-        });
+        s.deliver(
+            1,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::PeerDisconnected,
+            },
+        );
         assert_eq!(M.get(Metric::InputSinkErrors), 4);
         assert_eq!(M.get(Metric::InputEvents), 3);
     }

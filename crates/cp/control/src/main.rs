@@ -217,6 +217,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
                 fec_percent_min: cfg.video.fec_percent_min.0,
                 fec_percent_max: cfg.video.fec_percent_max.0,
                 max_bitrate_kbps: cfg.video.max_bitrate_kbps,
+                max_sessions: cfg.gamestream.max_sessions.0,
             },
             admin_socket,
             status: Some(serve::StatusOptions {

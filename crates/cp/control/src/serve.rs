@@ -12,8 +12,10 @@
 //!   mismatch is not retried (it needs an upgrade, not patience).
 //! - Poll statistics every `stats_interval` and keep the latest snapshot in
 //!   [`DATAPLANE_METRICS`] (the status endpoint exports it).
-//! - Track the sessions the data plane reports for us; when the data plane goes away they are
-//!   gone too (it stops them on disconnect).
+//! - Track the sessions the data plane reports for us (several may run, one per client); when
+//!   the data plane goes away they are gone too (it stops them on disconnect). Its
+//!   `TransportChosen` events go to the status: id 0 is the start-up choice, any other id that
+//!   session's own transport.
 //! - On shutdown (SIGTERM/SIGINT in the binary) stop our own sessions with `SessionStop`, wait
 //!   for their `SessionEnded` (bounded), and return. The data plane is left running.
 
@@ -472,6 +474,8 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
             LIVE.session_ended(id);
             log::info!("data plane ended session {id} ({reason:?})");
         }
+        // id 0: the start-up self-test's choice (host-wide); otherwise the transport session
+        // `id`'s media leaves through, sent when the data plane decides and again on a fallback.
         Message::Event(Event::TransportChosen {
             id,
             transport,
@@ -484,6 +488,8 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
             );
             if id == 0 {
                 LIVE.transport_chosen(transport.name(), &detail);
+            } else if !LIVE.session_transport(id, transport.name(), &detail) {
+                log::debug!("transport for session {id}, which is not ours (any more)");
             }
         }
         Message::Event(Event::SessionError { id, detail }) => {

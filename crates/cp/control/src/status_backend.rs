@@ -3,11 +3,21 @@
 //!
 //! Contract:
 //! - [`LIVE`] is the one place the IPC loop (`serve.rs`) records what the status needs and the
-//!   session manager does not keep: the data plane's transport choice (its `TransportChosen`
-//!   event), the sessions we asked it to start (from the `SessionStart` we sent, until its
-//!   `SessionEnded` or its loss), and send rates computed between two stats snapshots. It is a
-//!   process-wide static like [`DATAPLANE_METRICS`] (one `serve` per process).
-//! - [`ControlBackend::snapshot`] is cheap (a few short mutex sections, no I/O).
+//!   session manager does not keep: the data plane's start-up transport choice (its
+//!   `TransportChosen` event with id 0), the sessions we asked it to start (from the
+//!   `SessionStart` we sent, until its `SessionEnded` or its loss) with the transport the data
+//!   plane reported for each (`TransportChosen` with the session's id, again on a fallback), and
+//!   send rates computed between two stats snapshots. It is a process-wide static like
+//!   [`DATAPLANE_METRICS`] (one `serve` per process).
+//! - Per-session figures come from that session alone: its target bitrate (its SessionStart),
+//!   its adaptive FEC %, FEC reports and ENet round-trip time (the session manager keeps them
+//!   per session), its transport, and whose it is (`client_name`: the paired client's name,
+//!   matched through its certificate; several clients may share an address). The data plane's
+//!   send figures (send rate, packets, pacing rate, refused frames) exist only host-wide: a
+//!   session row carries them only while it is the only session (they are then exactly its
+//!   own) and `null` otherwise; the totals are the snapshot's `media`.
+//! - [`ControlBackend::snapshot`] is cheap (a few short mutex sections and one read of the small
+//!   names overlay).
 //! - Mutations reuse the existing paths: a Moonlight PIN goes through [`crate::admin::submit_pin`]
 //!   (the same as `strahl-control pin`); unpair goes through the GameStream paired store (which
 //!   writes its file atomically); stop is the session manager's `/cancel`; keyframe is a
@@ -23,17 +33,19 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use strahl_gamestream::crypto::CertInfo;
 use strahl_gamestream::{PinError, ServerHandle};
-use strahl_ipc::{Message, Protocol, SessionStart, SessionUpdate};
+use strahl_ipc::{Message, Protocol, SessionStart, SessionUpdate, StopReason};
 use strahl_metrics::{GLOBAL, Metric, Registry};
 use strahl_status::{
-    BackendError, HostInfo, NativeWindow, PairedClientInfo, PairingState, PendingPinInfo,
-    SessionInfo, StatusBackend, StatusSnapshot, TransportInfo,
+    BackendError, HostInfo, MediaTotals, NativeWindow, PairedClientInfo, PairingState,
+    PendingPinInfo, SessionInfo, StatusBackend, StatusSnapshot, TransportInfo,
 };
 
 use crate::control_link::ControlLink;
 use crate::host::{Outbox, SharedManager, lock};
 use crate::serve::DATAPLANE_METRICS;
+use crate::session::ClientKey;
 
 /// Display-name overlay file in the state dir (`{"<client id>": "<name>"}`).
 pub const NAMES_FILE: &str = "client-names.json";
@@ -51,6 +63,8 @@ struct SessionMeta {
     mode: String,
     bitrate_kbps: u64,
     fec_percent: u32,
+    /// The data plane's per-session `TransportChosen` (name, detail), once it has sent one.
+    transport: Option<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +94,7 @@ impl Live {
         f(g.get_or_insert_with(LiveInner::default))
     }
 
-    /// The data plane's `TransportChosen` event (host-wide, id 0).
+    /// The data plane's start-up `TransportChosen` event (host-wide, id 0).
     pub fn transport_chosen(&self, name: &str, reason: &str) {
         self.with(|l| {
             l.transport = Some(TransportInfo {
@@ -105,8 +119,21 @@ impl Live {
             .to_lowercase(),
             bitrate_kbps: u64::from(s.video.bitrate_kbps),
             fec_percent: u32::from(s.video.fec_percent),
+            transport: None,
         };
         self.with(|l| l.sessions.insert(s.id, meta));
+    }
+
+    /// The data plane's `TransportChosen` for session `id` (its first choice or a fallback).
+    /// Returns whether the session is known (a late event for an ended one is dropped).
+    pub fn session_transport(&self, id: u64, name: &str, detail: &str) -> bool {
+        self.with(|l| match l.sessions.get_mut(&id) {
+            Some(m) => {
+                m.transport = Some((name.to_string(), detail.to_string()));
+                true
+            }
+            None => false,
+        })
     }
 
     /// The data plane ended session `id`.
@@ -143,13 +170,6 @@ impl Live {
 fn sum_all(reg: &Registry, m: Metric) -> u64 {
     let n = strahl_metrics::TABLE[m as usize].series_count();
     (0..n).map(|i| reg.get_at(m, i)).sum()
-}
-
-/// A labelled series summed over both processes (whichever counts it).
-fn both(m: Metric, label: &str) -> u64 {
-    Registry::label_index(m, label)
-        .map(|i| GLOBAL.get_at(m, i) + DATAPLANE_METRICS.get_at(m, i))
-        .unwrap_or(0)
 }
 
 /// Stable, non-secret id of a paired client: 16 hex digits of SHA-256(cert PEM).
@@ -237,7 +257,10 @@ impl ControlBackend {
     }
 
     fn paired(&self) -> Vec<PairedClientInfo> {
-        let names = self.names();
+        self.paired_with(&self.names())
+    }
+
+    fn paired_with(&self, names: &BTreeMap<String, String>) -> Vec<PairedClientInfo> {
         let Ok(server) = self.server() else {
             return Vec::new();
         };
@@ -272,37 +295,93 @@ impl ControlBackend {
             .collect()
     }
 
-    fn session_infos(&self) -> Vec<SessionInfo> {
-        let (pps, kbps) = LIVE.with(|l| (l.packets_per_s, l.send_kbps));
-        let packets = sum_all(&DATAPLANE_METRICS, Metric::PacketsSent);
-        let adaptive_fec = GLOBAL.get(Metric::ControlFecPercent);
-        LIVE.sessions()
+    /// Display names of the paired clients by the manager's key (certificate DER digest).
+    fn names_by_key(&self, names: &BTreeMap<String, String>) -> Vec<(ClientKey, String)> {
+        let Ok(server) = self.server() else {
+            return Vec::new();
+        };
+        server
+            .paired_clients()
             .into_iter()
-            .map(|(id, m)| SessionInfo {
-                id,
-                client: m.client,
-                protocol: m.protocol.into(),
-                mode: m.mode,
-                bitrate_kbps: m.bitrate_kbps,
-                // The adaptive controller's value once it runs, else what the session started with.
-                fec_percent: if adaptive_fec > 0 {
-                    adaptive_fec as u32
-                } else {
-                    m.fec_percent
-                },
-                fec_recovered: both(Metric::ControlFecReports, "recovered"),
-                fec_failed: both(Metric::ControlFecReports, "lost"),
-                // Measured send rate between the last two stats snapshots (host-wide: one
-                // GameStream session runs at a time), and the pacer's rate for the latest frame.
-                send_kbps: kbps,
-                pacing_rate_kbps: DATAPLANE_METRICS.get(Metric::VideoPacingKbps),
-                packets_per_s: pps,
-                packets_sent: packets,
-                drops: DATAPLANE_METRICS.get(Metric::FramesRefused),
-                // ENet's estimate, reported every second while the control stream is up.
-                latency_us: Some(GLOBAL.get(Metric::ControlRttMicros)).filter(|&us| us > 0),
+            .filter_map(|c| {
+                let der = CertInfo::from_pem(c.cert_pem.as_bytes()).ok()?.der;
+                let name = names
+                    .get(&client_id(&c.cert_pem))
+                    .cloned()
+                    .unwrap_or(c.name);
+                Some((ClientKey::of_cert(&der), name))
             })
             .collect()
+    }
+
+    fn session_infos(
+        &self,
+        media: &MediaTotals,
+        overlay: &BTreeMap<String, String>,
+    ) -> Vec<SessionInfo> {
+        let streams = lock(&self.manager).streams();
+        let names = if streams.is_empty() {
+            Vec::new()
+        } else {
+            self.names_by_key(overlay)
+        };
+        let sessions = LIVE.sessions();
+        // The data plane measures its send figures host-wide: exact for a session only while it
+        // is the only one.
+        let alone = sessions.len() == 1;
+        let host_wide = |v: u64| alone.then_some(v);
+        sessions
+            .into_iter()
+            .map(|(id, m)| {
+                let own = streams.iter().find(|s| s.id == id);
+                let (transport, transport_detail) = match m.transport {
+                    Some((n, d)) => (Some(n), Some(d)),
+                    None => (None, None),
+                };
+                let client_name = own.and_then(|s| {
+                    names
+                        .iter()
+                        .find(|(k, _)| *k == s.client)
+                        .map(|(_, n)| n.clone())
+                });
+                SessionInfo {
+                    id,
+                    client: m.client,
+                    client_name,
+                    protocol: m.protocol.into(),
+                    mode: m.mode,
+                    bitrate_kbps: m.bitrate_kbps,
+                    // Its adaptive controller's value while the manager streams it, else what
+                    // the session started with.
+                    fec_percent: own.map_or(m.fec_percent, |s| u32::from(s.fec_percent)),
+                    fec_recovered: own.map_or(0, |s| s.fec_recovered),
+                    fec_failed: own.map_or(0, |s| s.fec_lost),
+                    send_kbps: host_wide(media.send_kbps),
+                    pacing_rate_kbps: host_wide(media.pacing_rate_kbps),
+                    packets_per_s: host_wide(media.packets_per_s),
+                    packets_sent: host_wide(media.packets_sent),
+                    drops: host_wide(media.drops),
+                    // ENet's estimate for this session's control stream, reported every second.
+                    latency_us: own
+                        .and_then(|s| s.rtt)
+                        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                    transport,
+                    transport_detail,
+                }
+            })
+            .collect()
+    }
+
+    /// The data plane's send figures over all sessions.
+    fn media(&self) -> MediaTotals {
+        let (pps, kbps) = LIVE.with(|l| (l.packets_per_s, l.send_kbps));
+        MediaTotals {
+            send_kbps: kbps,
+            pacing_rate_kbps: DATAPLANE_METRICS.get(Metric::VideoPacingKbps),
+            packets_per_s: pps,
+            packets_sent: sum_all(&DATAPLANE_METRICS, Metric::PacketsSent),
+            drops: DATAPLANE_METRICS.get(Metric::FramesRefused),
+        }
     }
 }
 
@@ -313,6 +392,8 @@ fn pin_error(e: PinError) -> BackendError {
 impl StatusBackend for ControlBackend {
     fn snapshot(&self) -> StatusSnapshot {
         let now = Instant::now();
+        let media = self.media();
+        let names = self.names();
         let native_window = {
             let mut w = guard(&self.native);
             if w.as_ref().is_some_and(|(_, until)| *until <= now) {
@@ -333,8 +414,9 @@ impl StatusBackend for ControlBackend {
             },
             dataplane_connected: GLOBAL.get(Metric::DataplaneConnected) == 1,
             transport: LIVE.with(|l| l.transport.clone()),
-            sessions: self.session_infos(),
-            paired_clients: self.paired(),
+            sessions: self.session_infos(&media, &names),
+            media,
+            paired_clients: self.paired_with(&names),
             pairing: PairingState {
                 moonlight_pending: self.pending(now),
                 native_window,
@@ -408,8 +490,22 @@ impl StatusBackend for ControlBackend {
         let link = self.control.upgrade().ok_or_else(|| {
             BackendError::Unavailable("the control plane is shutting down".into())
         })?;
-        let actions = lock(&self.manager).cancel();
-        crate::control_link::dispatch(&link, &self.outbox, actions);
+        // The session's client's app is cancelled (as its /cancel would); other sessions go on.
+        let actions = lock(&self.manager).cancel_session(id);
+        match actions {
+            Some(a) => crate::control_link::dispatch(&link, &self.outbox, a),
+            // The manager no longer streams it (its control stream ended) but the data plane
+            // still runs it: stop it there.
+            None => {
+                let _ = self
+                    .outbox
+                    .send(Message::SessionStop(strahl_ipc::SessionStop {
+                        id,
+                        reason: StopReason::ClientQuit,
+                    }));
+            }
+        }
+        log::info!("session {id} stopped from the status page");
         Ok(())
     }
 
@@ -441,6 +537,82 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert_eq!(a, client_id("-----BEGIN CERTIFICATE-----\nAAAA\n"));
         assert_ne!(a, client_id("-----BEGIN CERTIFICATE-----\nAAAB\n"));
+    }
+
+    fn start(id: u64) -> SessionStart {
+        use strahl_ipc::{
+            AudioParams, Codec, KeyMaterial, Ports, Secret, StreamOptions, VideoParams,
+        };
+        SessionStart {
+            id,
+            protocol: Protocol::GameStream,
+            peer: "10.0.0.7:0".parse().unwrap(),
+            video: VideoParams {
+                width: 1280,
+                height: 720,
+                fps: 60,
+                bitrate_kbps: 15_000,
+                packet_size: 1392,
+                fec_percent: 20,
+                codec: Codec::H264,
+            },
+            audio: AudioParams {
+                channels: 2,
+                sample_rate_hz: 48_000,
+                packet_duration_ms: 5,
+                bitrate_kbps: 96,
+            },
+            keys: KeyMaterial::GameStream {
+                rikey: Secret([1; 16]),
+                rikeyid: 1,
+            },
+            ports: Ports {
+                video_src: 47998,
+                audio_src: 48000,
+                video_dst: 0,
+                audio_dst: 0,
+            },
+            stream: StreamOptions::default(),
+        }
+    }
+
+    #[test]
+    fn each_session_keeps_its_own_transport_until_it_ends() {
+        let live = Live {
+            inner: Mutex::new(None),
+        };
+        live.session_start(&start(1));
+        live.session_start(&start(2));
+        let transport = |id: u64| {
+            live.sessions()
+                .into_iter()
+                .find(|(s, _)| *s == id)
+                .and_then(|(_, m)| m.transport)
+        };
+        assert_eq!(transport(1), None, "unknown until the data plane says");
+        assert!(live.session_transport(1, "af_xdp", "queue 0"));
+        assert_eq!(transport(1), Some(("af_xdp".into(), "queue 0".into())));
+        assert_eq!(
+            transport(2),
+            None,
+            "another session's event is not this one's"
+        );
+        // A fallback replaces it.
+        assert!(live.session_transport(1, "sendmmsg", "no TX completions"));
+        assert_eq!(
+            transport(1),
+            Some(("sendmmsg".into(), "no TX completions".into()))
+        );
+        // Late events for ended or unknown sessions are dropped.
+        live.session_ended(1);
+        assert!(!live.session_transport(1, "af_xdp", "late"));
+        assert!(!live.session_transport(9, "af_xdp", "never ours"));
+        assert_eq!(live.sessions().len(), 1);
+        // The start-up choice is separate from every session's.
+        live.transport_chosen("io_uring", "AF_XDP refused");
+        assert_eq!(transport(2), None);
+        live.dataplane_lost();
+        assert!(live.sessions().is_empty());
     }
 
     #[test]

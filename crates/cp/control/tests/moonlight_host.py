@@ -12,7 +12,7 @@ Modes:
            StreamingSession start from sessionUrl0 (RTSP, then the ENet control stream and the
            media ports: all 11 stages), then while connected: an IDR request and a few
            keyboard/mouse events through LiSend* (a second cffi handle on the same .so, §B8),
-           frames pulled for FRAME_WAIT_S (counted; none arrive while the data plane sends no
+           frames pulled for --frame-wait s (default FRAME_WAIT_S; counted; none arrive while the data plane sends no
            media), then /cancel, the host's termination as the client saw it, HTTPS /serverinfo
 """
 
@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--config", required=True)
     ap.add_argument("--pin", default="0000")
+    ap.add_argument("--frame-wait", type=float, default=FRAME_WAIT_S,
+                    help="seconds of frame pulling before /cancel (stream)")
     a = ap.parse_args()
 
     from moonlight_python import MoonlightClient
@@ -171,7 +173,7 @@ def main():
     if started:
         session.request_idr()
         emit(step="input", rcs=send_inputs())
-        frames = pull_frames(session, FRAME_WAIT_S)
+        frames = pull_frames(session, a.frame_wait)
         emit(step="frames", count=len(frames), first=frames[:1], last=frames[-1:],
              gaps=sum(1 for x, y in zip(frames, frames[1:]) if y != x + 1),
              terminated_early=session.is_terminated,

@@ -57,6 +57,16 @@ struct MlClient {
 
 impl MlClient {
     fn spawn(mode: &'static str, port: u16, config: &Path, pin: &str) -> MlClient {
+        Self::spawn_with(mode, port, config, pin, &[])
+    }
+
+    fn spawn_with(
+        mode: &'static str,
+        port: u16,
+        config: &Path,
+        pin: &str,
+        extra: &[&str],
+    ) -> MlClient {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_host.py");
         std::fs::create_dir_all(config).unwrap();
         let child = Command::new(python())
@@ -66,6 +76,7 @@ impl MlClient {
             .args(["--pin", pin])
             .arg("--config")
             .arg(config)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -399,6 +410,108 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
     let (st, _) = cp.wait_exit(Duration::from_secs(10));
     assert_eq!(st.code(), Some(0), "{}", cp.log());
     assert!(!dir.admin_socket().exists(), "admin socket removed on exit");
+    dp.signal("TERM");
+    assert_eq!(dp.wait_exit(Duration::from_secs(10)).0.code(), Some(0));
+}
+
+/// Pairs a fresh client config dir through the PIN CLI (the `n`-th client to wait for a PIN).
+fn pair_client(dir: &Scratch, cp: &Proc, http: u16, name: &str, pin: &str, n: usize) -> PathBuf {
+    let client_dir = dir.0.join(name);
+    let c = MlClient::spawn("pair", http, &client_dir, pin);
+    cp.wait_for_n("pairing: waiting for the PIN", n, PIN_REQUEST_TIMEOUT);
+    let (code, text) = pin_cli(dir, pin);
+    assert_eq!(code, 0, "{text}");
+    let lines = c.finish();
+    assert_eq!(step(&lines, "pair")["ok"], true, "{lines:#?}");
+    client_dir
+}
+
+/// Two paired Moonlight cores stream at once (default `max_sessions` 2): each gets its own
+/// session (own RTSP handshake matched by its key, own ping payload, own ENet registration),
+/// frames arrive for both, and the first client's /cancel ends its session only — the second
+/// keeps receiving consecutive frames until its own /cancel.
+#[test]
+fn two_moonlight_clients_stream_at_once_and_cancel_alone() {
+    let dir = Scratch::new("moonlight2");
+    let (cfg_path, base) = dir.config();
+    if !std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .contains("[input]")
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&cfg_path)
+            .unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!(
+                "[input]\nsink = \"record\"\nrecord_path = \"{}\"\n",
+                dir.0.join("state/input-events.jsonl").display()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    }
+    let http = base;
+    let sock = dir.socket();
+    let s = sock.to_str().unwrap();
+    let mut dp = start_dataplane(&sock);
+    let mut cp = Proc::spawn(
+        "control",
+        &control_bin(),
+        &dir.serve_args(&["--socket", s, "--stats-interval-ms", "500"]),
+    );
+    cp.wait_for("connected to dataplane");
+    let a_dir = pair_client(&dir, &cp, http, "ml-a", "4711", 1);
+    let b_dir = pair_client(&dir, &cp, http, "ml-b", "4712", 2);
+
+    // A pulls frames for 4 s, B for 9 s: A's /cancel lands while B streams.
+    let a = MlClient::spawn_with("stream", http, &a_dir, "4711", &["--frame-wait", "4"]);
+    let b = MlClient::spawn_with("stream", http, &b_dir, "4712", &["--frame-wait", "9"]);
+    let (la, lb) = (a.finish(), b.finish());
+    let log = || format!("control log:\n{}\ndata plane log:\n{}", cp.log(), dp.log());
+    for (who, lines) in [("A", &la), ("B", &lb)] {
+        assert_eq!(step(lines, "launch")["ok"], true, "{who}: {lines:#?}");
+        // Each sees its own app running (it would /resume it, §B5).
+        let busy = step(lines, "serverinfo_busy");
+        assert_eq!(busy["state"], "SUNSHINE_SERVER_BUSY", "{who}");
+        assert_eq!(busy["current_game"], 1, "{who}");
+        assert_eq!(
+            step(lines, "stream")["ok"],
+            true,
+            "{who} passes all start stages: {lines:#?}\n{}",
+            log()
+        );
+        let frames = step(lines, "frames");
+        eprintln!("{who} frames while connected: {frames}");
+        assert!(frames["count"].as_u64().unwrap() >= 10, "{who}: {frames}");
+        assert_eq!(frames["gaps"], 0, "{who}: {frames}");
+        assert_eq!(
+            frames["terminated_early"],
+            false,
+            "{who} was not ended by the other's /cancel: {lines:#?}\n{}",
+            log()
+        );
+        let term = step(lines, "terminated");
+        assert_eq!(term["seen"], true, "{who}: {lines:#?}");
+        assert_eq!(term["error_code"], 0, "{who}: {lines:#?}");
+    }
+    // Two sessions, each with its own control stream and its own stop.
+    for id in [1, 2] {
+        cp.wait_for(&format!(
+            "control stream: session {id} connected from 127.0.0.1:"
+        ));
+        cp.wait_for(&format!("SessionStop {id} (ClientQuit) to the data plane"));
+        dp.wait_for(&format!("session {id} stopped (ClientQuit)"));
+    }
+    assert!(
+        !cp.log().contains("→ 4"),
+        "a refused RTSP request:\n{}",
+        log()
+    );
+    cp.signal("TERM");
+    let (st, _) = cp.wait_exit(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(0), "{}", cp.log());
     dp.signal("TERM");
     assert_eq!(dp.wait_exit(Duration::from_secs(10)).0.code(), Some(0));
 }

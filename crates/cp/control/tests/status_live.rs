@@ -428,8 +428,22 @@ fn moonlight_pairs_through_the_api_pin_and_its_session_shows_in_status() {
     };
     assert_eq!(session["protocol"], "gamestream", "{session}");
     assert_eq!(session["client"], "127.0.0.1");
+    // Whose session it is: the paired client, found through its certificate.
+    assert_eq!(session["client_name"], list[0]["name"], "{session}");
     assert_eq!(session["mode"], "1280x720@60 h264");
     assert!(session["bitrate_kbps"].as_u64().unwrap() > 0, "{session}");
+    // Its own transport: present from the start, null until the data plane reports it for this
+    // session, then one of the three; the host-wide transport is only the start-up choice.
+    for k in ["transport", "transport_detail"] {
+        assert!(session.get(k).is_some(), "{k} missing: {session}");
+    }
+    if let Some(t) = session["transport"].as_str() {
+        assert!(["af_xdp", "io_uring", "sendmmsg"].contains(&t), "{session}");
+    }
+    // Alone, the session carries the data plane's host-wide figures; the totals are there too.
+    assert!(session["send_kbps"].is_u64(), "{session}");
+    let (_, st) = req(&admin, "GET", "/api/v1/status", None);
+    assert!(st["media"]["send_kbps"].is_u64(), "{st}");
     cp.wait_for(&format!("SessionStart {}", session["id"]));
     let lines = streaming.finish();
     assert!(lines.iter().any(|l| l["step"] == "cancel"), "{lines:#?}");

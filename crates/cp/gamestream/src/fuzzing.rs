@@ -100,3 +100,26 @@ pub fn fuzz_query(data: &[u8]) {
     let _ = LaunchParams::from_query(&q, true);
     let _ = LaunchParams::from_query(&q, false);
 }
+
+/// One datagram into the mDNS responder's core (as if from the mDNS port, then from a legacy
+/// port): parsing and answering never panic, and a reply exists only for a well-formed query
+/// that names us, carrying a response header.
+pub fn fuzz_mdns(data: &[u8]) {
+    use crate::mdns::core::{Link, MDNS_PORT, Responder, parse_query};
+    let link = Link {
+        if_indexes: vec![2],
+        addrs: vec![
+            std::net::IpAddr::from([192, 168, 1, 20]),
+            "fe80::1".parse().expect("literal"),
+        ],
+    };
+    let mut r = Responder::new("strahl", 47989, MDNS_PORT);
+    for port in [MDNS_PORT, 40000] {
+        let src = std::net::SocketAddr::from(([192, 168, 1, 50], port));
+        if let Some(reply) = r.handle(data, src, &link, Instant::now()) {
+            let q = parse_query(data).expect("answered a malformed packet");
+            assert!(!q.questions.is_empty());
+            assert!(reply.bytes.len() >= 12 && reply.bytes[2] & 0x80 != 0);
+        }
+    }
+}

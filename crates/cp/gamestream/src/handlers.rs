@@ -5,6 +5,11 @@
 //! and /pair; HTTPS serves /serverinfo, /pair, /applist, /appasset, /launch, /resume and
 //! /cancel, each only for a client certificate in the paired set (401 otherwise). Unknown
 //! paths are 404. The only wait is pairing stage 1, bounded by `pairing::PIN_WAIT`.
+//! Sessions are per paired client: /launch, /resume and /cancel carry the asking client's
+//! certificate to the `SessionHost`, and /serverinfo's `state`/`currentgame` describe that
+//! client's view ([`HostState`]); over HTTP the asker is anonymous and is answered as a client
+//! without a session (free while the host has room — Apollo, which also serves several
+//! clients, answers HTTP with free/0 always).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,7 +18,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::identity::HostIdentity;
-use crate::launch::{HostError, LaunchParams, LaunchRequest, SessionHost};
+use crate::launch::{HostError, HostState, LaunchParams, LaunchRequest, SessionHost};
 use crate::paired::{PairedClient, PairedStore};
 use crate::pairing::{PairReply, PairStep, Pairing, PinPoll};
 use crate::query::{Query, encode_hex};
@@ -151,21 +156,27 @@ impl Shared {
             Ok(q) => q,
             Err(e) => return Reply::Xml(XmlReply::error(400, &e.to_string())),
         };
-        let client_cert = authorised.unwrap_or_default();
         Reply::Xml(match path {
-            "/serverinfo" => self.serverinfo(ctx, https),
+            "/serverinfo" => self.serverinfo(ctx, authorised.as_deref()),
             "/pair" => self.pair(&q, https).await,
             "/applist" => self.applist(),
             "/appasset" => return Reply::Png(APP_ASSET_PNG),
-            "/launch" => self.launch(ctx, &q, client_cert, true),
-            "/resume" => self.launch(ctx, &q, client_cert, false),
-            _ => self.cancel(),
+            "/launch" => self.launch(ctx, &q, authorised.unwrap_or_default(), true),
+            "/resume" => self.launch(ctx, &q, authorised.unwrap_or_default(), false),
+            _ => self.cancel(authorised.as_deref().unwrap_or_default()),
         })
     }
 
-    fn serverinfo(&self, ctx: &RequestCtx, https_authorised: bool) -> XmlReply {
+    /// `client`: the asking paired client's certificate (HTTPS); `None` over HTTP. `state` and
+    /// `currentgame` are for that client ([`HostState`]).
+    fn serverinfo(&self, ctx: &RequestCtx, client: Option<&[u8]>) -> XmlReply {
         let i = &self.info;
-        let current = self.host.current_app();
+        let https_authorised = client.is_some();
+        let (current_game, busy) = match self.host.state_for(client) {
+            HostState::Free => (0, false),
+            HostState::Running { app_id } => (app_id, true),
+            HostState::Full => (0, true),
+        };
         let local_ip = match canonical_ip(ctx.local_ip) {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(_) => "127.0.0.1".to_owned(),
@@ -196,10 +207,10 @@ impl Shared {
             .field("LocalIP", local_ip)
             .field("ServerCodecModeSupport", i.codec_mode_support)
             .field("PairStatus", u8::from(https_authorised))
-            .field("currentgame", current.unwrap_or(0))
+            .field("currentgame", current_game)
             .field(
                 "state",
-                if current.is_some() {
+                if busy {
                     "SUNSHINE_SERVER_BUSY"
                 } else {
                     "SUNSHINE_SERVER_FREE"
@@ -331,13 +342,17 @@ impl Shared {
                 }
             }
             Err(HostError::Busy) => XmlReply::error(400, "An app is already running on this host"),
+            Err(HostError::Full { max }) => XmlReply::error(
+                400,
+                &format!("The host is already streaming to {max} client(s), its maximum"),
+            ),
             Err(HostError::NoRunningApp) => XmlReply::error(503, "No running app to resume"),
             Err(HostError::Unavailable(m)) => XmlReply::error(503, &m),
         }
     }
 
-    fn cancel(&self) -> XmlReply {
-        match self.host.cancel() {
+    fn cancel(&self, client_cert: &[u8]) -> XmlReply {
+        match self.host.cancel(client_cert) {
             Ok(()) => XmlReply::new(200).field("cancel", 1),
             Err(HostError::Unavailable(m)) => XmlReply::error(503, &m),
             Err(e) => XmlReply::error(503, &format!("{e:?}")),

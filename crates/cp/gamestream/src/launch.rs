@@ -4,8 +4,10 @@
 //! Contract: `LaunchParams::from_query` turns a hostile query into a validated, typed request
 //! or a `QueryError`. The server hands requests to a `SessionHost` (implemented by the
 //! embedding application's session manager) and maps its `HostError`s to the XML status codes
-//! Sunshine uses. `RecordingSessionHost` is a minimal in-crate implementation that only
-//! records state, for tests and for running the HTTP side alone.
+//! Sunshine uses. Sessions are per client (its paired certificate): `cancel` and /serverinfo's
+//! `state` concern the asking client only ([`HostState`]). `RecordingSessionHost` is a minimal
+//! in-crate implementation that only records state, for tests and for running the HTTP side
+//! alone.
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -128,25 +130,47 @@ pub struct LaunchRequest {
 /// Why the session manager refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostError {
-    /// An app is already running (launch) → 400.
+    /// The asking client's app is already running (launch; Moonlight resumes its own app with
+    /// /resume) → 400.
     Busy,
+    /// `max` sessions already run for other clients (launch) → 400.
+    Full { max: u8 },
     /// Nothing to resume → 503.
     NoRunningApp,
     /// Encoder/capture could not start → 503 with the message.
     Unavailable(String),
 }
 
+/// What /serverinfo tells the asking client (`currentgame` and `state`, §A4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostState {
+    /// The client may launch: `SUNSHINE_SERVER_FREE`, currentgame 0.
+    Free,
+    /// The client's own app runs: `SUNSHINE_SERVER_BUSY`, currentgame = the app (the client
+    /// resumes it, §B5).
+    Running { app_id: u32 },
+    /// The client has no app and the host has no room: `SUNSHINE_SERVER_BUSY`, currentgame 0
+    /// (the client launches and is told why it cannot; a non-zero currentgame would send it to
+    /// /resume or /cancel, which act on its own, absent, session).
+    Full,
+}
+
 /// The seam between nvhttp and the session manager. Calls are made from the server's async
 /// tasks: implementations must return promptly (hand work to their own task or channel).
+///
+/// A client is its paired certificate (`client_cert_der`): Moonlight sends the same `uniqueid`
+/// from every device (§B2), so the certificate is the only per-client identity.
 pub trait SessionHost: Send + Sync + 'static {
-    /// Start `params.app_id` and arm a pending launch session with the keys.
+    /// Start `params.app_id` for the asking client and arm a pending launch with the keys.
     fn launch(&self, req: LaunchRequest) -> Result<(), HostError>;
-    /// Re-arm a launch session with new keys for the running app.
+    /// Re-arm the asking client's launch with new keys for its running app.
     fn resume(&self, req: LaunchRequest) -> Result<(), HostError>;
-    /// Stop streams and the app. Cancelling with nothing running is not an error.
-    fn cancel(&self) -> Result<(), HostError>;
-    /// The running app id, if any (/serverinfo `currentgame` and `state`).
-    fn current_app(&self) -> Option<u32>;
+    /// Stop the asking client's streams and app. Cancelling with nothing running is not an
+    /// error; other clients' sessions are not touched.
+    fn cancel(&self, client_cert_der: &[u8]) -> Result<(), HostError>;
+    /// /serverinfo for the asking client; `None` over HTTP, where the asker is anonymous (it is
+    /// answered as a client without a session).
+    fn state_for(&self, client_cert_der: Option<&[u8]>) -> HostState;
 }
 
 /// One recorded call on `RecordingSessionHost`.
@@ -154,17 +178,33 @@ pub trait SessionHost: Send + Sync + 'static {
 pub enum HostEvent {
     Launch(LaunchRequest),
     Resume(LaunchRequest),
-    Cancel,
+    /// The cancelling client's certificate (DER).
+    Cancel(Vec<u8>),
 }
 
 /// Most events `RecordingSessionHost` keeps (oldest dropped), so a long-running demo host
 /// does not grow without bound.
 pub const MAX_RECORDED_EVENTS: usize = 1024;
 
-/// A `SessionHost` that only records state: launch marks the app running, cancel frees it.
 #[derive(Debug, Default)]
+struct Recorded {
+    /// Running app per client certificate.
+    apps: std::collections::BTreeMap<Vec<u8>, u32>,
+    events: Vec<HostEvent>,
+}
+
+/// A `SessionHost` that only records state: launch marks the client's app running, cancel
+/// frees it; at most `max_sessions` clients (1 unless [`RecordingSessionHost::with_max_sessions`]).
+#[derive(Debug)]
 pub struct RecordingSessionHost {
-    inner: Mutex<(Option<u32>, Vec<HostEvent>)>,
+    max_sessions: usize,
+    inner: Mutex<Recorded>,
+}
+
+impl Default for RecordingSessionHost {
+    fn default() -> Self {
+        Self::with_max_sessions(1)
+    }
 }
 
 impl RecordingSessionHost {
@@ -172,48 +212,80 @@ impl RecordingSessionHost {
         Self::default()
     }
 
-    /// Events so far, oldest first.
-    pub fn events(&self) -> Vec<HostEvent> {
-        self.inner.lock().expect("poisoned").1.clone()
+    pub fn with_max_sessions(max_sessions: u8) -> Self {
+        RecordingSessionHost {
+            max_sessions: usize::from(max_sessions.max(1)),
+            inner: Mutex::new(Recorded::default()),
+        }
     }
 
-    fn record(g: &mut (Option<u32>, Vec<HostEvent>), e: HostEvent) {
-        if g.1.len() >= MAX_RECORDED_EVENTS {
-            g.1.remove(0);
+    /// Events so far, oldest first.
+    pub fn events(&self) -> Vec<HostEvent> {
+        self.lock().events.clone()
+    }
+
+    /// The app running for the client with this certificate.
+    pub fn app_of(&self, client_cert_der: &[u8]) -> Option<u32> {
+        self.lock().apps.get(client_cert_der).copied()
+    }
+
+    /// How many clients have an app running.
+    pub fn running(&self) -> usize {
+        self.lock().apps.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(g: &mut Recorded, e: HostEvent) {
+        if g.events.len() >= MAX_RECORDED_EVENTS {
+            g.events.remove(0);
         }
-        g.1.push(e);
+        g.events.push(e);
     }
 }
 
 impl SessionHost for RecordingSessionHost {
     fn launch(&self, req: LaunchRequest) -> Result<(), HostError> {
-        let mut g = self.inner.lock().expect("poisoned");
-        if g.0.is_some() {
+        let mut g = self.lock();
+        if g.apps.contains_key(&req.client_cert_der) {
             return Err(HostError::Busy);
         }
-        g.0 = Some(req.params.app_id);
+        if g.apps.len() >= self.max_sessions {
+            return Err(HostError::Full {
+                max: u8::try_from(self.max_sessions).unwrap_or(u8::MAX),
+            });
+        }
+        g.apps
+            .insert(req.client_cert_der.clone(), req.params.app_id);
         Self::record(&mut g, HostEvent::Launch(req));
         Ok(())
     }
 
     fn resume(&self, req: LaunchRequest) -> Result<(), HostError> {
-        let mut g = self.inner.lock().expect("poisoned");
-        if g.0.is_none() {
+        let mut g = self.lock();
+        if !g.apps.contains_key(&req.client_cert_der) {
             return Err(HostError::NoRunningApp);
         }
         Self::record(&mut g, HostEvent::Resume(req));
         Ok(())
     }
 
-    fn cancel(&self) -> Result<(), HostError> {
-        let mut g = self.inner.lock().expect("poisoned");
-        g.0 = None;
-        Self::record(&mut g, HostEvent::Cancel);
+    fn cancel(&self, client_cert_der: &[u8]) -> Result<(), HostError> {
+        let mut g = self.lock();
+        g.apps.remove(client_cert_der);
+        Self::record(&mut g, HostEvent::Cancel(client_cert_der.to_vec()));
         Ok(())
     }
 
-    fn current_app(&self) -> Option<u32> {
-        self.inner.lock().expect("poisoned").0
+    fn state_for(&self, client_cert_der: Option<&[u8]>) -> HostState {
+        let g = self.lock();
+        match client_cert_der.and_then(|c| g.apps.get(c)) {
+            Some(&app_id) => HostState::Running { app_id },
+            None if g.apps.len() >= self.max_sessions => HostState::Full,
+            None => HostState::Free,
+        }
     }
 }
 

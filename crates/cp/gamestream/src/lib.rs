@@ -7,8 +7,10 @@
 //!   machine), `launch` (parameter validation + the `SessionHost` seam), `xml`;
 //! - state: `identity` (self-signed RSA-2048 cert + key), `paired` (paired clients), both
 //!   written with `atomic::write_atomic`;
-//! - I/O: `mdns` (`_nvstream._tcp` advertisement, switchable), `server` (hyper 1 + tokio + tokio-rustls; `tls` accepts any client cert at the TLS
-//!   layer and `handlers` authorises by exact match against the paired set).
+//! - I/O: `mdns` (a responder for `_nvstream._tcp` that answers queries and never announces;
+//!   its sans-IO core is `mdns::core`; switchable), `server` (hyper 1 + tokio + tokio-rustls;
+//!   `tls` accepts any client cert at the TLS layer and `handlers` authorises by exact match
+//!   against the paired set).
 //!
 //! Embedding (the control binary supplies its session manager as the `SessionHost`):
 //!
@@ -44,7 +46,7 @@ pub mod xml;
 pub use handlers::{APP_VERSION, App, GFE_VERSION, SCM_H264};
 pub use identity::HostIdentity;
 pub use launch::{
-    HostError, HostEvent, LaunchParams, LaunchRequest, RecordingSessionHost, SessionHost,
+    HostError, HostEvent, HostState, LaunchParams, LaunchRequest, RecordingSessionHost, SessionHost,
 };
 pub use pairing::{PendingPin, PinError};
 pub use server::{ServerConfig, ServerHandle, StartError, start};

@@ -28,7 +28,7 @@ use crate::handlers::{
 };
 use crate::identity::{HostIdentity, IdentityError};
 use crate::launch::SessionHost;
-use crate::mdns::{MdnsAdvertiser, MdnsError};
+use crate::mdns::{MdnsConfig, MdnsResponder};
 use crate::paired::{PairedClient, PairedStore, PairedStoreError};
 use crate::pairing::{Entropy, PairingStats, PendingPin, PinError, system_entropy};
 
@@ -64,7 +64,8 @@ pub struct ServerConfig {
     pub codec_mode_support: u32,
     /// Randomness for pairing; `None` = the OS RNG.
     pub entropy: Option<Entropy>,
-    /// Advertise `_nvstream._tcp` over mDNS (on by default, off in `loopback_ephemeral`).
+    /// Answer mDNS queries for `_nvstream._tcp` (on by default, off in `loopback_ephemeral`).
+    /// The responder never announces: it sends only replies to queries naming us.
     pub mdns: bool,
 }
 
@@ -106,7 +107,6 @@ pub enum StartError {
     },
     Tls(rustls::Error),
     Config(&'static str),
-    Mdns(MdnsError),
 }
 
 impl std::fmt::Display for StartError {
@@ -117,7 +117,6 @@ impl std::fmt::Display for StartError {
             StartError::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             StartError::Tls(e) => write!(f, "TLS setup failed: {e}"),
             StartError::Config(m) => write!(f, "invalid configuration: {m}"),
-            StartError::Mdns(e) => write!(f, "{e}"),
         }
     }
 }
@@ -131,7 +130,7 @@ pub struct ServerHandle {
     https_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    mdns: Option<MdnsAdvertiser>,
+    mdns: Option<MdnsResponder>,
 }
 
 /// Starts both listeners on the current tokio runtime.
@@ -164,9 +163,18 @@ pub async fn start(
     };
     let (http_l, http_addr) = bind(cfg.http_addr).await?;
     let (https_l, https_addr) = bind(cfg.https_addr).await?;
-    // Advertise before serving so a failure leaves nothing running.
+    // Not fatal: discovery is a convenience (clients add the host by address), and 5353 may be
+    // held by a responder that does not share it.
     let mdns = if cfg.mdns {
-        Some(MdnsAdvertiser::start(&cfg.hostname, http_addr.port()).map_err(StartError::Mdns)?)
+        match MdnsResponder::start(MdnsConfig::new(&cfg.hostname, http_addr.port())).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(
+                    "{e}; Moonlight will not list this host by itself (add it by address)"
+                );
+                None
+            }
+        }
     } else {
         None
     };
@@ -449,8 +457,7 @@ impl ServerHandle {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         if let Some(m) = self.mdns {
-            // mdns-sd's stop waits on its own thread's acknowledgements (bounded).
-            let _ = tokio::task::spawn_blocking(move || m.stop()).await;
+            m.stop().await;
         }
         for t in self.tasks {
             let _ = t.await;

@@ -2,7 +2,7 @@
 //! (proptest), so `cargo test` exercises what the fuzzer would.
 
 use proptest::prelude::*;
-use strahl_gamestream::fuzzing::{fuzz_pair, fuzz_query};
+use strahl_gamestream::fuzzing::{fuzz_mdns, fuzz_pair, fuzz_query};
 use strahl_gamestream::query::Query;
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
@@ -48,6 +48,15 @@ fn pair_corpus_replays() {
     assert!(seeds.len() >= 4, "pair seed corpus missing");
     for (_, data) in &seeds {
         fuzz_pair(data);
+    }
+}
+
+#[test]
+fn mdns_corpus_replays() {
+    let seeds = seeds_in("mdns");
+    assert!(seeds.len() >= 4, "mdns seed corpus missing");
+    for (_, data) in &seeds {
+        fuzz_mdns(data);
     }
 }
 

@@ -370,7 +370,102 @@ async fn paired_client_over_https() {
     );
     let r = https_get(&server, &client, "/cancel").await;
     assert!(r.text().contains("<cancel>1</cancel>"));
-    assert_eq!(host.current_app(), None);
+    assert_eq!(host.app_of(&client.cert_der), None);
+    server.shutdown().await;
+}
+
+fn seed_paired_many(state: &std::path::Path, clients: &[&TestClient]) {
+    std::fs::create_dir_all(state).unwrap();
+    let list: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| serde_json::json!({ "name": format!("c{i}"), "uniqueid": "0123456789ABCDEF", "cert_pem": c.cert_pem }))
+        .collect();
+    let json = serde_json::json!({ "version": 1, "clients": list });
+    std::fs::write(state.join(PAIRED_FILE), serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
+/// (state, currentgame) of a /serverinfo reply.
+fn busy_and_game(r: &HttpReply) -> (String, String) {
+    let t = r.text();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let i = t.find(&open).unwrap_or_else(|| panic!("{name} in {t}")) + open.len();
+        t[i..i + t[i..].find('<').unwrap()].to_owned()
+    };
+    (tag("state"), tag("currentgame"))
+}
+
+#[tokio::test]
+async fn sessions_are_per_client_certificate() {
+    let state = tempfile::tempdir().unwrap();
+    let (a, b, c) = (test_client(), test_client(), test_client());
+    seed_paired_many(state.path(), &[&a, &b, &c]);
+    let host = Arc::new(RecordingSessionHost::with_max_sessions(2));
+    let server = strahl_gamestream::start(
+        ServerConfig::loopback_ephemeral(state.path()),
+        host.clone() as Arc<dyn SessionHost>,
+    )
+    .await
+    .expect("start");
+    let launch = "/launch?appid=1&rikey=00112233445566778899aabbccddeeff&rikeyid=1&localAudioPlayMode=0&&corever=1";
+    assert_eq!(https_get(&server, &a, launch).await.xml_status(), 200);
+    // A sees its own app running (it would /resume); B and an anonymous HTTP asker see room.
+    let busy = ("SUNSHINE_SERVER_BUSY".to_string(), "1".to_string());
+    let free = ("SUNSHINE_SERVER_FREE".to_string(), "0".to_string());
+    assert_eq!(
+        busy_and_game(&https_get(&server, &a, "/serverinfo").await),
+        busy
+    );
+    assert_eq!(
+        busy_and_game(&https_get(&server, &b, "/serverinfo").await),
+        free
+    );
+    assert_eq!(busy_and_game(&http_get(&server, "/serverinfo").await), free);
+    // A second launch by A is the same-client busy of today; B launches its own session.
+    let again = https_get(&server, &a, launch).await;
+    assert_eq!(again.xml_status(), 400);
+    assert!(
+        again.text().contains("An app is already running"),
+        "{}",
+        again.text()
+    );
+    assert_eq!(https_get(&server, &b, launch).await.xml_status(), 200);
+    assert_eq!(
+        busy_and_game(&https_get(&server, &b, "/serverinfo").await),
+        busy
+    );
+    // Full: C is told the host is busy without a game of its own, and its launch is refused.
+    let full = ("SUNSHINE_SERVER_BUSY".to_string(), "0".to_string());
+    assert_eq!(
+        busy_and_game(&https_get(&server, &c, "/serverinfo").await),
+        full
+    );
+    assert_eq!(busy_and_game(&http_get(&server, "/serverinfo").await), full);
+    let refused = https_get(&server, &c, launch).await;
+    assert_eq!(refused.xml_status(), 400);
+    assert!(refused.text().contains("maximum"), "{}", refused.text());
+    // C's cancel and resume touch nobody else; A's cancel leaves B running and makes room.
+    assert_eq!(https_get(&server, &c, "/cancel").await.xml_status(), 200);
+    assert_eq!(
+        https_get(
+            &server,
+            &c,
+            "/resume?rikey=00112233445566778899aabbccddeeff&rikeyid=1"
+        )
+        .await
+        .xml_status(),
+        503
+    );
+    assert_eq!(host.running(), 2);
+    assert_eq!(https_get(&server, &a, "/cancel").await.xml_status(), 200);
+    assert_eq!(host.app_of(&a.cert_der), None);
+    assert_eq!(host.app_of(&b.cert_der), Some(1));
+    assert_eq!(
+        busy_and_game(&https_get(&server, &c, "/serverinfo").await),
+        free
+    );
+    assert_eq!(https_get(&server, &c, launch).await.xml_status(), 200);
     server.shutdown().await;
 }
 

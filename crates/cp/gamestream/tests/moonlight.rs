@@ -199,7 +199,7 @@ async fn moonlight_pairs_lists_launches_resumes_and_cancels() {
     let free = step(&lines, "serverinfo_free");
     assert_eq!(free["state"], "SUNSHINE_SERVER_FREE");
     assert_eq!(free["current_game"], 0);
-    assert_eq!(host2.current_app(), None);
+    assert_eq!(host2.running(), 0);
 
     let events = host2.events();
     assert_eq!(events.len(), 3, "{events:#?}");
@@ -235,7 +235,7 @@ async fn moonlight_pairs_lists_launches_resumes_and_cancels() {
         resume["rikey"].as_str().unwrap()
     );
     assert_eq!(r.params.rikeyid, 123_456_789);
-    assert_eq!(events[2], HostEvent::Cancel);
+    assert_eq!(events[2], HostEvent::Cancel(l.client_cert_der.clone()));
     server.shutdown().await;
 }
 

@@ -19,36 +19,67 @@ pub struct HostInfo {
     pub capture: String,
 }
 
-/// The transport chosen by the data plane's start-up self-test, and why.
+/// The transport chosen by the data plane's start-up self-test, and why. Host-wide: each
+/// session reports the transport its own media leaves through ([`SessionInfo::transport`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransportInfo {
     pub name: String,
     pub reason: String,
 }
 
-/// One streaming session (GameStream or native).
+/// One streaming session (GameStream or native). Several may run at once; every figure here is
+/// this session's own, except the data plane's send figures, which it measures host-wide: they
+/// are `Some` only while this is the only session (then they are exactly its figures) and
+/// `None` with several — the totals are in [`StatusSnapshot::media`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionInfo {
     pub id: u64,
+    /// The client's address.
     pub client: String,
+    /// The paired client's display name, when the backend knows whose session it is (several
+    /// clients may stream from one address).
+    pub client_name: Option<String>,
     /// "gamestream" or "native".
     pub protocol: String,
     /// e.g. "1920x1080@60 h264".
     pub mode: String,
+    /// The encoder bitrate this session asked for.
     pub bitrate_kbps: u64,
+    /// This session's FEC percentage (its adaptive controller's current value).
     pub fec_percent: u32,
+    /// This session's FEC status reports: blocks the client rebuilt / could not rebuild.
     pub fec_recovered: u64,
     pub fec_failed: u64,
-    /// Measured send rate (UDP payload) over the last statistics interval.
+    /// Measured send rate (UDP payload) over the last statistics interval (host-wide figure).
+    pub send_kbps: Option<u64>,
+    /// Rate the pacer releases the latest frame at (above `send_kbps`: frames are spread over
+    /// part of the frame interval, not all of it) (host-wide figure).
+    pub pacing_rate_kbps: Option<u64>,
+    /// (host-wide figure)
+    pub packets_per_s: Option<u64>,
+    /// (host-wide figure)
+    pub packets_sent: Option<u64>,
+    /// Frames refused as too large to protect with FEC (host-wide figure).
+    pub drops: Option<u64>,
+    /// Round-trip time to this session's client as measured by the protocol; `None` when
+    /// unknown.
+    pub latency_us: Option<u64>,
+    /// The transport this session's media leaves through ("af_xdp", "io_uring", "sendmmsg"),
+    /// as the data plane reported it for this session; `None` until it has.
+    pub transport: Option<String>,
+    /// The data plane's words on that choice (e.g. why it fell back).
+    pub transport_detail: Option<String>,
+}
+
+/// The data plane's send figures over all sessions (it does not measure them per session).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MediaTotals {
     pub send_kbps: u64,
-    /// Rate the pacer releases the current frame at (above `send_kbps`: frames are spread over
-    /// part of the frame interval, not all of it).
+    /// The pacer's rate for the latest frame of any session.
     pub pacing_rate_kbps: u64,
     pub packets_per_s: u64,
     pub packets_sent: u64,
     pub drops: u64,
-    /// Round-trip time to the client as measured by the protocol; `None` when unknown.
-    pub latency_us: Option<u64>,
 }
 
 /// A paired client (either protocol).
@@ -86,8 +117,11 @@ pub struct PairingState {
 pub struct StatusSnapshot {
     pub host: HostInfo,
     pub dataplane_connected: bool,
+    /// The start-up choice (host-wide).
     pub transport: Option<TransportInfo>,
     pub sessions: Vec<SessionInfo>,
+    /// Host-wide send figures (all sessions together).
+    pub media: MediaTotals,
     pub paired_clients: Vec<PairedClientInfo>,
     pub pairing: PairingState,
 }

@@ -1,6 +1,7 @@
-//! A fake control plane for tests and the demo: one running GameStream session whose counters
-//! move with wall time, two paired clients, a Moonlight client waiting for its PIN, and a record
-//! of every mutation so tests can check what reached the backend.
+//! A fake control plane for tests and the demo: two running GameStream sessions (one whose
+//! transport the data plane has reported, one not yet) whose counters move with wall time, two
+//! paired clients, a Moonlight client waiting for its PIN, and a record of every mutation so
+//! tests can check what reached the backend.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -13,8 +14,13 @@ use crate::backend::*;
 pub const FAKE_PACKETS_PER_S: u64 = 1800;
 /// The fake session's id.
 pub const FAKE_SESSION_ID: u64 = 1;
-/// The fake session's client name (tests look for it in the page).
+/// The fake session's paired-client name (tests look for it in the page).
 pub const FAKE_CLIENT: &str = "Living-room TV";
+/// The fake session's transport, as the data plane reported it for that session.
+pub const FAKE_TRANSPORT: &str = "af_xdp";
+/// The second fake session (its transport is not reported yet).
+pub const FAKE_SECOND_SESSION_ID: u64 = 2;
+pub const FAKE_SECOND_CLIENT: &str = "Laptop";
 
 /// Mutations the fake backend received, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +36,8 @@ pub struct Recorded {
 struct State {
     recorded: Recorded,
     dataplane_connected: bool,
-    session_running: bool,
+    /// Ids of the fake sessions still running.
+    running: Vec<u64>,
     clients: Vec<PairedClientInfo>,
     pin_pending: bool,
     native_pin: Option<String>,
@@ -53,8 +60,8 @@ impl FakeBackend {
     pub fn new() -> FakeBackend {
         let registry = Registry::new();
         registry.set(Metric::DataplaneConnected, 1);
-        registry.set(Metric::SessionsActive, 1);
-        registry.inc(Metric::SessionsStarted);
+        registry.set(Metric::SessionsActive, 2);
+        registry.add(Metric::SessionsStarted, 2);
         if let Some(i) = Registry::label_index(Metric::TransportChosen, "sendmmsg") {
             registry.set_info(Metric::TransportChosen, i);
         }
@@ -64,7 +71,7 @@ impl FakeBackend {
             state: Mutex::new(State {
                 recorded: Recorded::default(),
                 dataplane_connected: true,
-                session_running: true,
+                running: vec![FAKE_SESSION_ID, FAKE_SECOND_SESSION_ID],
                 clients: vec![
                     PairedClientInfo {
                         id: "a1b2c3".into(),
@@ -104,7 +111,7 @@ impl FakeBackend {
     /// Moves the registry's packet counters up to the current fake total.
     fn sync_counters(&self) {
         let mut st = self.lock();
-        if !st.session_running {
+        if st.running.is_empty() {
             return;
         }
         let total = self.elapsed_ms() * FAKE_PACKETS_PER_S / 1000;
@@ -122,26 +129,61 @@ impl StatusBackend for FakeBackend {
         let st = self.lock();
         // A slow wobble so the page's charts visibly move.
         let wobble = (ms / 1000) % 10;
-        let sessions = if st.session_running {
-            vec![SessionInfo {
-                id: FAKE_SESSION_ID,
-                client: FAKE_CLIENT.into(),
-                protocol: "gamestream".into(),
-                mode: "1920x1080@60 h264".into(),
-                bitrate_kbps: 20_000 + wobble * 500,
-                fec_percent: 20,
-                fec_recovered: ms / 700,
-                fec_failed: ms / 60_000,
-                send_kbps: 18_000 + wobble * 400,
-                pacing_rate_kbps: 36_000,
-                packets_per_s: FAKE_PACKETS_PER_S + wobble * 40,
-                packets_sent: ms * FAKE_PACKETS_PER_S / 1000,
-                drops: ms / 30_000,
-                latency_us: Some(4_200 + wobble * 150),
-            }]
-        } else {
-            Vec::new()
+        let media = MediaTotals {
+            send_kbps: 18_000 + wobble * 400,
+            pacing_rate_kbps: 36_000,
+            packets_per_s: FAKE_PACKETS_PER_S + wobble * 40,
+            packets_sent: ms * FAKE_PACKETS_PER_S / 1000,
+            drops: ms / 30_000,
         };
+        // The data plane's send figures are host-wide: a row carries them only while it is the
+        // only session (as the real backend does).
+        let alone = st.running.len() == 1;
+        let host_wide = |v: u64| alone.then_some(v);
+        let sessions = st
+            .running
+            .iter()
+            .map(|&id| {
+                let first = id == FAKE_SESSION_ID;
+                SessionInfo {
+                    id,
+                    client: if first {
+                        "192.168.1.20"
+                    } else {
+                        "192.168.1.31"
+                    }
+                    .into(),
+                    client_name: Some(
+                        if first {
+                            FAKE_CLIENT
+                        } else {
+                            FAKE_SECOND_CLIENT
+                        }
+                        .into(),
+                    ),
+                    protocol: "gamestream".into(),
+                    mode: if first {
+                        "1920x1080@60 h264"
+                    } else {
+                        "1280x720@120 h264"
+                    }
+                    .into(),
+                    bitrate_kbps: if first { 20_000 + wobble * 500 } else { 50_000 },
+                    fec_percent: if first { 20 } else { 35 },
+                    fec_recovered: if first { ms / 700 } else { ms / 300 },
+                    fec_failed: if first { ms / 60_000 } else { ms / 20_000 },
+                    send_kbps: host_wide(media.send_kbps),
+                    pacing_rate_kbps: host_wide(media.pacing_rate_kbps),
+                    packets_per_s: host_wide(media.packets_per_s),
+                    packets_sent: host_wide(media.packets_sent),
+                    drops: host_wide(media.drops),
+                    latency_us: Some(if first { 4_200 + wobble * 150 } else { 9_800 }),
+                    transport: first.then(|| FAKE_TRANSPORT.into()),
+                    transport_detail: first
+                        .then(|| "AF_XDP copy mode on queue 0 (fake backend)".into()),
+                }
+            })
+            .collect();
         StatusSnapshot {
             host: HostInfo {
                 name: "strahl-demo".into(),
@@ -156,6 +198,7 @@ impl StatusBackend for FakeBackend {
                 reason: "AF_XDP unavailable (fake backend); io_uring self-test skipped".into(),
             }),
             sessions,
+            media,
             paired_clients: st.clients.clone(),
             pairing: PairingState {
                 moonlight_pending: if st.pin_pending {
@@ -223,19 +266,20 @@ impl StatusBackend for FakeBackend {
 
     fn stop_session(&self, id: u64) -> Result<(), BackendError> {
         let mut st = self.lock();
-        if id != FAKE_SESSION_ID || !st.session_running {
+        if !st.running.contains(&id) {
             return Err(BackendError::NotFound(format!("session {id}")));
         }
-        st.session_running = false;
+        st.running.retain(|&r| r != id);
         st.recorded.stopped.push(id);
-        self.registry.set(Metric::SessionsActive, 0);
+        self.registry
+            .set(Metric::SessionsActive, st.running.len() as u64);
         self.registry.inc(Metric::SessionsStopped);
         Ok(())
     }
 
     fn request_keyframe(&self, id: u64) -> Result<(), BackendError> {
         let mut st = self.lock();
-        if id != FAKE_SESSION_ID || !st.session_running {
+        if !st.running.contains(&id) {
             return Err(BackendError::NotFound(format!("session {id}")));
         }
         st.recorded.keyframes.push(id);

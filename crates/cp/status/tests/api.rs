@@ -7,7 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use common::Harness;
 use strahl_status::StatusConfig;
 use strahl_status::auth::{LOGIN_MAX_FAILURES_PER_IP, PASSWORD_FILE, TOKEN_FILE};
-use strahl_status::testing::{FAKE_CLIENT, FAKE_SESSION_ID, Recorded};
+use strahl_status::testing::{
+    FAKE_CLIENT, FAKE_SECOND_SESSION_ID, FAKE_SESSION_ID, FAKE_TRANSPORT, Recorded,
+};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const PW: &str = "correct horse battery";
@@ -400,7 +402,7 @@ fn reads_are_gated_by_config_and_native_pin_is_never_public() {
     let s = h.req("GET", "/api/v1/status", &[("Authorization", &bearer)], None);
     assert_eq!(s.status, 200);
     let v = s.json();
-    assert_eq!(v["sessions"][0]["client"], FAKE_CLIENT);
+    assert_eq!(v["sessions"][0]["client_name"], FAKE_CLIENT);
     let fams = v["metrics"]
         .as_array()
         .unwrap_or_else(|| panic!("metrics array embedded: {v}"));
@@ -449,6 +451,58 @@ fn reads_are_gated_by_config_and_native_pin_is_never_public() {
         .req("GET", "/api/v1/status", &[("Authorization", &bearer)], None)
         .json();
     assert_eq!(authed["pairing"]["native_window"]["pin"], pin.as_str());
+}
+
+#[test]
+fn sessions_carry_their_own_transport_and_host_wide_figures_only_when_alone() {
+    let h = Harness::start(StatusConfig::default());
+    let bearer = format!("Bearer {}", h.token());
+    let auth = ("Authorization", bearer.as_str());
+    let status = || h.req("GET", "/api/v1/status", &[auth], None).json();
+    let v = status();
+    let sessions = v["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{v}");
+    let (one, two) = (&sessions[0], &sessions[1]);
+    assert_eq!(one["id"], FAKE_SESSION_ID);
+    assert_eq!(one["transport"], FAKE_TRANSPORT);
+    assert!(one["transport_detail"].as_str().unwrap().contains("AF_XDP"));
+    // Not reported yet: present and null.
+    assert!(
+        two["transport"].is_null() && two["transport_detail"].is_null(),
+        "{two}"
+    );
+    assert_ne!(
+        one["fec_percent"], two["fec_percent"],
+        "FEC % is per session"
+    );
+    // With two sessions the data plane's host-wide figures are not repeated per row…
+    for k in [
+        "send_kbps",
+        "pacing_rate_kbps",
+        "packets_per_s",
+        "packets_sent",
+        "drops",
+    ] {
+        assert!(one[k].is_null() && two[k].is_null(), "{k}: {v}");
+        assert!(v["media"][k].is_u64(), "media.{k}: {v}");
+    }
+    // …and the host-wide transport is the start-up choice.
+    assert_eq!(v["transport"]["name"], "sendmmsg");
+    // One session left: the figures are exactly its own again.
+    let r = h.req(
+        "POST",
+        &format!("/api/v1/sessions/{FAKE_SECOND_SESSION_ID}/stop"),
+        &[auth],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = status();
+    let sessions = v["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    for k in ["send_kbps", "pacing_rate_kbps", "packets_per_s", "drops"] {
+        assert!(sessions[0][k].is_u64(), "{k}: {v}");
+    }
+    assert!(sessions[0]["send_kbps"].as_u64().unwrap() > 0);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The status page in headless Chromium, driven over the DevTools protocol (a websocket to the
 //! page target): the page loads without console errors or exceptions, the first-start password
-//! form logs in, the fake running session appears, a PIN typed into the form (real key events)
-//! reaches the backend, arming native pairing shows its PIN, the charts draw. A screenshot is
+//! form logs in, the fake running sessions appear (each with its own Transport cell and
+//! per-session figures; host-wide data-plane figures marked as such), a PIN typed into the form
+//! (real key events) reaches the backend, arming native pairing shows its PIN, the charts draw. A screenshot is
 //! saved to `target/status-page.png`. Chromium missing → the test fails with a clear message.
 mod common;
 
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 use common::Harness;
 use serde_json::json;
 use strahl_status::StatusConfig;
-use strahl_status::testing::{FAKE_CLIENT, FAKE_SESSION_ID};
+use strahl_status::testing::{
+    FAKE_CLIENT, FAKE_SECOND_CLIENT, FAKE_SECOND_SESSION_ID, FAKE_SESSION_ID, FAKE_TRANSPORT,
+};
 use strahl_testkit::browser::{Browser, Cdp};
 
 /// Any single DevTools command or page condition.
@@ -78,14 +81,80 @@ fn page_in_headless_chromium_logs_in_shows_the_session_and_submits_a_pin() {
         "document.querySelector('#sessions tr[data-session=\"{FAKE_SESSION_ID}\"]').innerText"
     ));
     let row = row.as_str().unwrap().to_string();
-    for needle in ["gamestream", "1920x1080@60", "Mbit/s", "20 %", "ms"] {
+    for needle in [
+        "gamestream",
+        "1920x1080@60",
+        "Mbit/s",
+        "20 %",
+        "ms",
+        FAKE_TRANSPORT,
+    ] {
         assert!(row.contains(needle), "session row lacks {needle:?}: {row}");
     }
-    let host = cdp.eval("document.getElementById('host').innerText");
+    // The Transport column: a header cell, the first session's reported transport (its detail
+    // as the tooltip), the second's not reported yet.
+    let headers = cdp.eval(
+        "Array.from(document.querySelectorAll('#sessions-section thead th')).map(t => t.textContent)",
+    );
+    let headers: Vec<String> = serde_json::from_value(headers).unwrap();
+    let transport_col = headers
+        .iter()
+        .position(|h| h == "Transport")
+        .unwrap_or_else(|| panic!("no Transport column: {headers:?}"));
+    let cell = |cdp: &mut Cdp, id: u64, col: usize| {
+        cdp.eval(&format!(
+            "document.querySelector('#sessions tr[data-session=\"{id}\"]').cells[{col}].textContent"
+        ))
+    };
+    assert_eq!(
+        cell(&mut cdp, FAKE_SESSION_ID, transport_col),
+        json!(FAKE_TRANSPORT)
+    );
+    let detail = cdp.eval(&format!(
+        "document.querySelector('#sessions tr[data-session=\"{FAKE_SESSION_ID}\"]').cells[{transport_col}].title"
+    ));
     assert!(
-        host.as_str().unwrap().contains("sendmmsg"),
+        detail.as_str().unwrap().contains("AF_XDP"),
+        "transport detail as the tooltip: {detail}"
+    );
+    let second = cdp.eval(&format!(
+        "document.querySelector('#sessions tr[data-session=\"{FAKE_SECOND_SESSION_ID}\"]').innerText"
+    ));
+    let second = second.as_str().unwrap().to_string();
+    assert!(second.contains(FAKE_SECOND_CLIENT), "{second}");
+    assert_eq!(
+        cell(&mut cdp, FAKE_SECOND_SESSION_ID, transport_col),
+        json!("—")
+    );
+    // Per-session figures differ per row; the host-wide ones say so and are totalled once.
+    assert!(
+        second.contains("35 %") && !second.contains("20 %"),
+        "{second}"
+    );
+    let sending = headers.iter().position(|h| h == "Sending").unwrap();
+    assert_eq!(
+        cell(&mut cdp, FAKE_SECOND_SESSION_ID, sending),
+        json!("host-wide")
+    );
+    assert_eq!(cell(&mut cdp, FAKE_SESSION_ID, sending), json!("host-wide"));
+    let totals = cdp.eval("document.getElementById('media-totals').innerText");
+    assert!(
+        totals.as_str().unwrap().contains("All sessions together")
+            && totals.as_str().unwrap().contains("Mbit/s"),
+        "{totals}"
+    );
+    // The host-wide transport line is the start-up choice and points at the rows.
+    let host = cdp.eval("document.getElementById('host').innerText");
+    let host = host.as_str().unwrap();
+    assert!(
+        host.contains("Start-up transport") && host.contains("sendmmsg"),
         "transport shown: {host}"
     );
+    assert!(
+        host.contains("each session's transport is in its row"),
+        "{host}"
+    );
+    assert!(!host.contains("media sessions send"), "{host}");
     cdp.wait_for(
         "Steam Deck waiting for a PIN",
         "document.getElementById('pending').innerText.includes('Steam Deck')",

@@ -73,7 +73,11 @@ function renderHost(s) {
   const rows = [
     ["Host", s.host.name], ["Version", s.host.version], ["Uptime", fmtUptime(s.host.uptime_s)],
     ["Data plane", s.dataplane_connected ? "connected" : "DISCONNECTED"],
-    ["Transport", s.transport ? s.transport.name : "—"],
+    // The self-test's pick when the data plane started; sessions may send through another
+    // (a fallback), so each session's own transport is in its row.
+    ["Start-up transport", s.transport
+      ? s.transport.name + " (the data plane's start-up choice; each session's transport is in its row)"
+      : "—"],
     ["Why", s.transport ? s.transport.reason : "—"],
     ["Encoder", s.host.encoder], ["Capture", s.host.capture],
   ];
@@ -91,16 +95,36 @@ function actionButton(label, fn) {
   return b;
 }
 
+// A data-plane figure measured for all sessions together: the API gives it per row only while
+// one session runs (then it is that session's); with several the row says so and the totals
+// line under the table has the number.
+function hostWide(v, fmt) {
+  if (v === null || v === undefined) {
+    const td = el("td", "host-wide", "muted hostwide");
+    td.title = "measured for all sessions together: see the line under the table";
+    return td;
+  }
+  return el("td", fmt(v));
+}
+
 function renderSessions(s) {
   const tb = $("sessions");
   tb.replaceChildren();
+  const id = (v) => v;
   for (const x of s.sessions) {
     const tr = el("tr");
     tr.dataset.session = x.id;
-    for (const v of [x.client, x.protocol, x.mode, fmtKbps(x.bitrate_kbps), fmtKbps(x.send_kbps),
-      x.fec_percent + " %", x.fec_recovered + " / " + x.fec_failed, fmtKbps(x.pacing_rate_kbps),
-      x.packets_per_s, x.drops,
-      x.latency_us == null ? "—" : (x.latency_us / 1000).toFixed(1) + " ms"]) tr.append(el("td", v));
+    const who = el("td", x.client_name ? x.client_name + " (" + x.client + ")" : x.client);
+    tr.append(who);
+    for (const v of [x.protocol, x.mode, fmtKbps(x.bitrate_kbps)]) tr.append(el("td", v));
+    tr.append(hostWide(x.send_kbps, fmtKbps));
+    for (const v of [x.fec_percent + " %", x.fec_recovered + " / " + x.fec_failed]) tr.append(el("td", v));
+    tr.append(hostWide(x.pacing_rate_kbps, fmtKbps), hostWide(x.packets_per_s, id), hostWide(x.drops, id));
+    tr.append(el("td", x.latency_us == null ? "—" : (x.latency_us / 1000).toFixed(1) + " ms"));
+    const tt = el("td", x.transport || "—");
+    tt.className = "transport";
+    tt.title = x.transport ? (x.transport_detail || "") : "not reported by the data plane yet";
+    tr.append(tt);
     const td = el("td");
     td.append(actionButton("Keyframe", () => api("POST", "/api/v1/sessions/" + x.id + "/keyframe")),
       " ", actionButton("Stop", () => api("POST", "/api/v1/sessions/" + x.id + "/stop").then(poll)));
@@ -108,6 +132,12 @@ function renderSessions(s) {
     tb.append(tr);
   }
   $("no-sessions").classList.toggle("hidden", s.sessions.length > 0);
+  const m = s.media;
+  $("media-totals").textContent = s.sessions.length && m
+    ? "All sessions together (the data plane measures these host-wide): sending " + fmtKbps(m.send_kbps) +
+      ", latest frame paced at " + fmtKbps(m.pacing_rate_kbps) + ", " + m.packets_per_s + " packets/s, " +
+      m.drops + " frames refused."
+    : "";
 }
 
 function renderClients(s) {
@@ -164,10 +194,10 @@ function drawChart(canvas, data, color) {
 }
 
 function pushHistory(s) {
-  let kbps = 0, pps = 0;
-  for (const x of s.sessions) { kbps += x.send_kbps; pps += x.packets_per_s; }
-  state.bitrate.push(kbps / 1000);
-  state.pps.push(pps);
+  // Host-wide totals: the data plane measures its send rate over all sessions together.
+  const m = s.media || { send_kbps: 0, packets_per_s: 0 };
+  state.bitrate.push(s.sessions.length ? m.send_kbps / 1000 : 0);
+  state.pps.push(s.sessions.length ? m.packets_per_s : 0);
   if (state.bitrate.length > HISTORY) state.bitrate.shift();
   if (state.pps.length > HISTORY) state.pps.shift();
   drawChart($("chart-bitrate"), state.bitrate, "#4fb3ff");
