@@ -48,6 +48,7 @@ FUZZ_CORPORA := \
 	reassembler=crates/fuzz/corpus/reassembler \
 	nvhttp_query=crates/cp/gamestream/fuzz_corpus/query \
 	nvhttp_pair=crates/cp/gamestream/fuzz_corpus/pair \
+	mdns_query=crates/cp/gamestream/fuzz_corpus/mdns \
 	rtsp_request=crates/cp/rtsp/fuzz_corpus/request \
 	rtsp_sdp=crates/cp/rtsp/fuzz_corpus/sdp \
 	enet_input=crates/cp/enet/fuzz_corpus/input \

@@ -158,9 +158,9 @@ metrics_table! {
         "Media destinations learned (or changed) from client pings."
         ["stream": "video", "audio"];
     ControlFecPercent: Gauge "strahl_control_fec_percent"
-        "FEC parity % the adaptive controller currently asks of the data plane (GameStream).";
+        "FEC parity % the adaptive controller currently asks of the data plane (GameStream; the highest over streaming sessions).";
     ControlRttMicros: Gauge "strahl_control_rtt_microseconds"
-        "Round-trip time to the streaming client, as ENet's smoothed estimate on its control stream.";
+        "Round-trip time to the streaming clients, as ENet's smoothed estimate on their control streams (the highest over streaming sessions).";
     ControlFecReports: Counter "strahl_control_fec_status_reports_total"
         "SS_FRAME_FEC_STATUS reports from clients, by what the reported block went through."
         ["result": "clean", "recovered", "lost"];
