@@ -6,7 +6,8 @@
 //!   input) and host message encoders (termination, rumble, HDR, LED, triggers, motion).
 //! - [`server::ControlServer`] — the thin I/O shell: a `rusty_enet` host (255 channels, many
 //!   peers) on its own thread, binding peers to sessions by the CONNECT `data` u32.
-//! - [`fuzzing`] — entry points for cargo-fuzz and the corpus replay test.
+//! - `fuzzing` (feature `fuzzing`, off in shipped builds) — entry points for cargo-fuzz and the
+//!   corpus replay test.
 //! - [`input_bridge::route_to_sink`] — input events into a `strahl_input::InputSink`, with
 //!   release of held input on any disconnect.
 //!
@@ -14,6 +15,7 @@
 //! [`ControlEvent::Input`].
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod input_bridge;
 pub mod message;

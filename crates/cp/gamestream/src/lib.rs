@@ -31,6 +31,7 @@
 
 pub mod atomic;
 pub mod crypto;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handlers;
 pub mod identity;

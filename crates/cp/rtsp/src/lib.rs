@@ -22,6 +22,7 @@
 
 pub mod announce;
 pub mod describe;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod limits;
 pub mod media;
