@@ -5,7 +5,7 @@
 //! [`QUICK_RUN`]) into the other namespace, where an XDP program drops the datagrams
 //! (`strahl-net`'s loss program at probability 1): that measures the **sender's** cost, as with
 //! a real NIC whose receiver is another machine (on veth without XDP the receive stack would run
-//! on the sender's core, dataplane-limits.md §3). CPU is the sender thread's own time from
+//! on the sender's core, docs/measurements.md §batching). CPU is the sender thread's own time from
 //! `/proc/thread-self/schedstat` (ns), so CPU/packet includes the syscalls and the kernel TX
 //! path. Each case runs [`RUNS`] times; the JSON has the median and every run.
 //! Not root: prints JSON saying the bench was skipped and why (exit 0).

@@ -1,7 +1,7 @@
 //! The data-plane plan: which tile runs on which core, and the ring/batch sizes, derived from a
 //! valid [`Config`] and the number of online CPUs (passed in; nothing here probes the machine).
 //!
-//! Sizes are the ones measured to work on the reference VM (shared/reference/dataplane-limits.md):
+//! Sizes are the ones measured to work on the reference VM (docs/measurements.md):
 //! AF_XDP UMEM 8192 × 2048 B frames with fill/completion rings of 4096 and RX/TX rings of 2048
 //! reached 525–530 kpps; syscall batches of 64 (sendmmsg / io_uring) were the knee (256 gave no
 //! gain); shard payload ≈ MTU − 100 (1500 → 1400 B, 9000 → 8900 B, ARCHITECTURE §3).

@@ -8,7 +8,7 @@
 //! - Encoder and decoder keep the crate's working memory across frames (`reset`), so once the
 //!   largest shape has been seen there is no allocation per frame.
 //! - The decoder is only invoked when a data shard is actually missing: its transform has a fixed
-//!   cost of about 190 µs per frame (dataplane-limits §1), so "all data arrived" must be free.
+//!   cost of about 190 µs per frame (docs/measurements.md §fec), so "all data arrived" must be free.
 //! - `parity == 0` is a valid "FEC off" shape here: encode does nothing, reconstruct succeeds
 //!   only when every data shard is present.
 

@@ -76,7 +76,7 @@ impl FrameArena {
             .expect("arena size overflows usize");
         let mut mem = vec![0u8; len].into_boxed_slice();
         // Touch every page once: calloc'd memory is faulted lazily (2 GiB first touch took 3.4 s
-        // here, dataplane-limits.md §6), and a fault in the send path is a latency spike.
+        // here, docs/measurements.md §memory), and a fault in the send path is a latency spike.
         for b in mem.iter_mut().step_by(4096) {
             *b = 0xA5;
         }

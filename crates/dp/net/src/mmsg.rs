@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// Messages per `sendmmsg`/`recvmmsg` call. 64 measured 308k pps on veth; 256 gave no gain (251k):
-/// dataplane-limits.md §3.
+/// docs/measurements.md §batching.
 pub const MMSG_BATCH: usize = 64;
 
 /// Default socket buffers: 64 MiB was the size used for every veth measurement (§3 setup).
@@ -35,7 +35,7 @@ pub struct MmsgConfig {
     /// Payload bytes per frame.
     pub frame_payload: usize,
     /// Segments per GSO train; 0 or 1 disables GSO. Clamped to 64 and to 64 KiB per train. 50
-    /// segments of 1200 B measured 1.28 M pps on veth (dataplane-limits.md §3).
+    /// segments of 1200 B measured 1.28 M pps on veth (docs/measurements.md §batching).
     pub gso_segments: usize,
     /// Send buffer to request (best effort).
     pub socket_buffer: usize,

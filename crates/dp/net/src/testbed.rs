@@ -3,7 +3,7 @@
 //! Contract:
 //! - [`VethPair::create`] makes two namespaces with unique names (pid + counter, so tests in one
 //!   process or in parallel processes never collide), one veth pair with **one TX and one RX queue
-//!   per side** (AF_XDP binds one queue; dataplane-limits.md §3), addresses `10.201.0.1/24` (side
+//!   per side** (AF_XDP binds one queue; docs/measurements.md §batching), addresses `10.201.0.1/24` (side
 //!   A) and `10.201.0.2/24` (side B), links and `lo` up. Dropping the value deletes both
 //!   namespaces (which deletes the veth), also when the test panics.
 //! - [`in_netns`] runs a closure on a fresh thread that has entered a namespace with `setns`;

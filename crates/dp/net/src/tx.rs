@@ -139,7 +139,7 @@ pub(crate) struct Pending {
 }
 
 /// Upper bound of one UDP datagram's payload (IPv4: 65535 - 20 - 8); a GSO train's total payload
-/// must stay below it (64 × 1200 B failed with EMSGSIZE, 54 × 1200 B worked: dataplane-limits.md §3).
+/// must stay below it (64 × 1200 B failed with EMSGSIZE, 54 × 1200 B worked: docs/measurements.md §batching).
 pub const GSO_MAX_TRAIN_BYTES: usize = 65_507;
 /// Kernel cap on segments per GSO send (UDP_MAX_SEGMENTS, include/linux/udp.h).
 pub const GSO_MAX_SEGMENTS: usize = 64;

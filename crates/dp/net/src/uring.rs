@@ -30,7 +30,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// SQEs per `io_uring_enter`: 64 measured 300k pps on veth, 256 gave 288k (dataplane-limits.md §3).
+/// SQEs per `io_uring_enter`: 64 measured 300k pps on veth, 256 gave 288k (docs/measurements.md §batching).
 pub const URING_SUBMIT_BATCH: usize = 64;
 /// `IORING_SEND_ZC_REPORT_USAGE` (uapi io_uring.h): the notification says whether data was copied.
 const SEND_ZC_REPORT_USAGE: u16 = 1 << 3;

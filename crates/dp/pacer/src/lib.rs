@@ -47,12 +47,12 @@
 #![forbid(unsafe_code)]
 
 /// Default cap on packets per released batch: sendmmsg / io_uring batches of 64 reached the
-/// measured maximum on this VM, and 256 gained nothing (dataplane-limits §2: sendmmsg(64) 308k
+/// measured maximum on this VM, and 256 gained nothing (docs/measurements.md §batching: sendmmsg(64) 308k
 /// pps vs batch 256 251k); UDP GSO also tops out at 64 segments.
 pub const DEFAULT_MAX_BATCH_PACKETS: u32 = 64;
 
 /// Default bucket depth, as time at the effective rate. 100 µs is the shortest slot a
-/// sleep-based fallback loop can keep (dataplane-limits §5: sleep–wake 13–17 µs, "sleep-based
+/// sleep-based fallback loop can keep (docs/measurements.md §pacing: sleep–wake 13–17 µs, "sleep-based
 /// pacing needs ≥100 µs slots with bursts"); a busy-waiting loop rarely uses the full depth, and
 /// at 1 Gbit/s it is ~9 packets of 1400 B, small against switch buffers.
 pub const DEFAULT_BURST_NS: u64 = 100_000;
@@ -63,7 +63,7 @@ pub const MIN_BURST_BYTES: u64 = 2 * 1500;
 
 /// Batching granularity: when packets would be spaced closer than this, they are released in
 /// batches covering at least this much link time. One blocking send() costs ~4 µs (p50) on this
-/// VM (dataplane-limits §5), so waking more often than every 5 µs buys no smoothness.
+/// VM (docs/measurements.md §pacing), so waking more often than every 5 µs buys no smoothness.
 pub const DEFAULT_MIN_RELEASE_INTERVAL_NS: u64 = 5_000;
 
 /// Default spread window: half the frame interval (8.3 ms at 60 fps). The last packet of a frame

@@ -13,12 +13,12 @@
 //!   reads the clock and acts. Tests drive them with simulated time.
 
 /// Gaps below this are busy-waited. A sleep–wake cycle costs 13–17 µs at minimum on the dev VM
-/// and overshoots by up to ~60 µs with default timer slack (dataplane-limits.md §5), so sleeping
+/// and overshoots by up to ~60 µs with default timer slack (docs/measurements.md §pacing), so sleeping
 /// for less than ~50 µs cannot be accurate: spinning is.
 pub const SPIN_THRESHOLD_NS: u64 = 50_000;
 
 /// A long wait sleeps until this long before the release, then spins. The hybrid "sleep until
-/// deadline − 60 µs, then spin" kept p99 |t − schedule| at 0.07 µs (dataplane-limits.md §5).
+/// deadline − 60 µs, then spin" kept p99 |t − schedule| at 0.07 µs (docs/measurements.md §pacing).
 pub const SLEEP_MARGIN_NS: u64 = 60_000;
 
 /// Submitted frames are held (no kick) when the next release is at most this far away: one

@@ -40,7 +40,7 @@ const ALLOC_RETRIES: u32 = 64;
 const DRAIN_ROUNDS: u32 = 10_000;
 
 /// A monotonic nanosecond clock anchored at construction (`CLOCK_MONOTONIC` through `Instant`,
-/// which spins with p99 error 0.38 µs on the dev VM, dataplane-limits.md §5).
+/// which spins with p99 error 0.38 µs on the dev VM, docs/measurements.md §pacing).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     origin: Instant,

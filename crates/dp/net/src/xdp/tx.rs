@@ -12,7 +12,7 @@
 //!   netlink, NDP triggered the same way; UDP checksum always, RFC 8200 §8.1).
 //! - `flush` places descriptors on the TX ring in batches and kicks the kernel with `sendto` while
 //!   the ring is not drained (copy mode transmits at most 32 descriptors per kick:
-//!   dataplane-limits.md quirks), bounded per call. `reclaim` consumes the completion ring and
+//!   docs/measurements.md §af_xdp), bounded per call. `reclaim` consumes the completion ring and
 //!   returns frames to the free pool; the completion ring is sized to hold every frame, so it can
 //!   never overflow. Completed descriptors come back with length 0 (the ring carries addresses
 //!   only); we never reuse them: each slot's descriptor lives in our table and its length is set
@@ -48,7 +48,7 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, Socket, Umem};
 
 /// Descriptors produced per batch before a kick. Copy mode sends ≤32 per `sendto`, and batches of
-/// 32–64 gave ≈510k pps on veth; 256/1024 gave no gain (dataplane-limits.md §3).
+/// 32–64 gave ≈510k pps on veth; 256/1024 gave no gain (docs/measurements.md §batching).
 pub const XDP_BATCH: usize = 64;
 /// Kernel copy-mode TX budget per `sendto` (net/xdp/xsk.c `MAX_PER_SOCKET_BUDGET`).
 const COPY_MODE_BUDGET: usize = 32;
