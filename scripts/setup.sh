@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium)
+# curl: the namespace e2e tests read the status server from inside the host namespace.
+APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium curl)
 # moonlight-python ships CPython-ABI-specific wheels (cp310..cp313): the venv pins the interpreter's minor.
 MOONLIGHT_PYTHON_VERSION=0.3.0
 VENV=.venv

@@ -15,8 +15,8 @@ Modes:
           decode unit's frameNumber, frameType and fullLength are read and the unit is
           completed at once (common-c's own queue holds only 15 frames; copying 1 MB AUs into
           Python would make the client, not the host, the bottleneck). After --warmup seconds a
-          measurement window of --seconds starts; at both ends it samples the client's RTP video
-          counters (LiGetRTPVideoStats through a second cffi handle on the same .so), the data
+          measurement window of --seconds starts; at both ends (monotonic and wall-clock time,
+          the window step carries both) it samples the client's RTP video counters (LiGetRTPVideoStats through a second cffi handle on the same .so), the data
           plane's CPU time (/proc/PID/stat utime+stime), this process's CPU, machine-wide CPU
           (/proc/stat), the load average and the machine's UDP receive-buffer drops
           (/proc/net/snmp). Then stop, /cancel, /serverinfo.
@@ -94,6 +94,9 @@ def sample(rtp, dp_pid):
     t = os.times()
     return {
         "t": time.monotonic(),
+        # Wall clock (CLOCK_REALTIME): the clock of the kernel's packet timestamps, so the
+        # bench can cut a receive-side capture to this window.
+        "wall": time.time(),
         "rtp": s,
         "dp_cpu_s": proc_cpu_s(dp_pid) if dp_pid else None,
         "client_cpu_s": t.user + t.system,
@@ -217,7 +220,8 @@ def do_stream(a):
     rtp_d = {f: s1["rtp"][f] - s0["rtp"][f] for f in RTP_FIELDS}
     busy = s1["machine"][0] - s0["machine"][0]
     total = s1["machine"][1] - s0["machine"][1]
-    emit(step="window", seconds=secs, frames_received=distinct, first_frame=min(nums, default=None),
+    emit(step="window", seconds=secs, t0_wall=s0["wall"], t1_wall=s1["wall"],
+         frames_received=distinct, first_frame=min(nums, default=None),
          last_frame=max(nums, default=None), frames_in_span=span, frames_lost=span - distinct,
          duplicates=len(nums) - distinct, idr_frames=idr, au_bytes=au_bytes, rtp=rtp_d,
          rtp_total=s1["rtp"],

@@ -1,7 +1,8 @@
 //! `strahl-bench`: every subcommand prints one JSON object on stdout and, with `--plot FILE`, writes
 //! an SVG chart. Comparisons are measured side by side in one run (these machines are noisy); the
 //! figures that matter are ratios and medians.
-#![forbid(unsafe_code)]
+// Unsafe only where a module allows it (gamestream's receive-side capture, with SAFETY notes).
+#![deny(unsafe_code)]
 
 mod report;
 
@@ -30,7 +31,9 @@ const USAGE: &str =
             with thread::sleep between
   gamestream  a high-rate H.264 stream through strahl (scripts/run.sh, passthrough source) to
             the real Moonlight core on loopback at 150/500/1000 Mbit/s: frames sent/received/
-            lost, FEC-protected oversize frames, FEC-recovered packets, CPU per Gbit; JSON + SVG
+            lost, FEC-protected oversize frames, FEC-recovered packets, CPU per Gbit; JSON + SVG;
+            --netns: across a veth between namespaces, per transport (af_xdp, io_uring,
+            sendmmsg), plus the inter-packet gap error at the receiver (root)
   --quick   fewer iterations (used by the test suite to check the bench runs)";
 
 /// Options every subcommand understands.

@@ -3,12 +3,19 @@
 //! (one Python process per step), the data plane's metrics from the status server's
 //! Prometheus `/metrics`, and a bounded, process-group teardown.
 //!
+//! On loopback (the default) the host listens on 127.0.0.1 with `interface = "lo"` and a free
+//! port plan. In a network namespace ([`NetPlace`], for `--netns`) run.sh runs under `ip netns
+//! exec <host ns>`, the host listens on the namespace's address with the GameStream default
+//! ports and `interface = "auto"` (the veth of the namespace's default route), `/metrics` is
+//! read from a thread inside the host namespace, and the driver runs in the client namespace.
+//!
 //! Every wait here is bounded; on drop the whole process group of run.sh is signalled (TERM,
-//! then KILL after [`STOP_GRACE`]) and the scratch directory is removed.
+//! then KILL after [`STOP_GRACE`]) and the scratch directory is removed (a shared state
+//! directory given in [`HostConfig::state_dir`] belongs to the caller).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -103,13 +110,36 @@ fn free_base_port() -> Result<u16, String> {
     Err("no free GameStream base port".into())
 }
 
+/// The namespace test bed a host and its client run in (`--netns`).
+#[derive(Clone, Debug)]
+pub struct NetPlace {
+    pub host_ns: String,
+    pub host_addr: Ipv4Addr,
+    pub client_ns: String,
+    /// The client's veth (where the receive-side capture listens).
+    pub client_if: String,
+}
+
 /// What one strahl instance is configured with.
 pub struct HostConfig<'a> {
     pub stream_file: &'a Path,
     pub fec_percent: u8,
     /// Extra TOML appended verbatim (sections the bench does not know about).
     pub extra_toml: &'a str,
+    /// `[dataplane] transport`; `None` keeps "auto".
+    pub transport: Option<&'a str>,
+    /// A state directory shared by successive hosts (one pairing serves them all); `None`: a
+    /// fresh one in the scratch directory.
+    pub state_dir: Option<&'a Path>,
+    /// Run in this namespace test bed; `None`: on loopback.
+    pub net: Option<&'a NetPlace>,
 }
+
+/// The GameStream default ports (appliance/strahl.toml), used in a fresh namespace.
+const DEFAULT_BASE_PORT: u16 = 47_989;
+const DEFAULT_STATUS_PORT: u16 = 47_990;
+/// Video is sent from base + 9 (gamestream-host.md §A1).
+const VIDEO_PORT_OFFSET: u16 = 9;
 
 /// A running strahl (run.sh and its two children).
 pub struct Host {
@@ -118,6 +148,12 @@ pub struct Host {
     pub config: PathBuf,
     pub base_port: u16,
     pub status_port: u16,
+    /// The address clients connect to (127.0.0.1, or the host namespace's).
+    pub addr: Ipv4Addr,
+    /// The source port of the host's video packets.
+    pub video_port: u16,
+    /// The host namespace, when in one.
+    pub netns: Option<String>,
     pub dataplane_pid: u32,
     pub control_pid: u32,
     output: Arc<Mutex<Vec<String>>>,
@@ -133,24 +169,45 @@ impl Host {
         let dir =
             std::env::temp_dir().join(format!("strahl-bench-gs-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(dir.join("run")).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let base_port = free_base_port()?;
-        let status_port = base_port + 1;
+        // A fresh namespace has every port free: the defaults, as on an appliance.
+        let (base_port, status_port, addr, interface) = match cfg.net {
+            Some(n) => (DEFAULT_BASE_PORT, DEFAULT_STATUS_PORT, n.host_addr, "auto"),
+            None => {
+                let b = free_base_port()?;
+                (b, b + 1, Ipv4Addr::LOCALHOST, "lo")
+            }
+        };
         let fec = cfg.fec_percent;
+        let state = cfg
+            .state_dir
+            .map_or_else(|| dir.join("state"), Path::to_path_buf);
+        let transport = cfg
+            .transport
+            .map(|t| format!("transport = \"{t}\"\n"))
+            .unwrap_or_default();
         let toml = format!(
             "[host]\nname = \"strahl-bench\"\nstate_dir = \"{state}\"\n\
-             [network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
-             [dataplane]\nsocket = \"{sock}\"\ninterface = \"lo\"\n\
+             [network]\naddresses = [\"{addr}\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
+             [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}\
              [video]\nsource = \"passthrough\"\npassthrough_file = \"{file}\"\n\
              fec_percent_min = {fec}\nfec_percent_default = {fec}\nfec_percent_max = {fec}\n\
              [status]\nopen_reads = true\n{extra}\n",
-            state = dir.join("state").display(),
+            state = state.display(),
             sock = dir.join("run/dataplane.sock").display(),
             file = cfg.stream_file.display(),
             extra = cfg.extra_toml,
         );
         let config = dir.join("strahl.toml");
         std::fs::write(&config, toml).map_err(|e| format!("{}: {e}", config.display()))?;
-        let mut child = Command::new("bash")
+        let mut cmd = match cfg.net {
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &n.host_ns, "bash"]);
+                c
+            }
+            None => Command::new("bash"),
+        };
+        let mut child = cmd
             .arg(paths.repo.join("scripts/run.sh"))
             .arg("--config")
             .arg(&config)
@@ -195,6 +252,9 @@ impl Host {
             config,
             base_port,
             status_port,
+            addr,
+            video_port: base_port + VIDEO_PORT_OFFSET,
+            netns: cfg.net.map(|n| n.host_ns.clone()),
             dataplane_pid: 0,
             control_pid: 0,
             output,
@@ -248,20 +308,36 @@ impl Host {
         out.into_iter().filter(|l| l.contains(pat)).collect()
     }
 
-    /// The `strahl-control pin` command line (the PIN is appended by the driver).
+    /// The `strahl-control pin` command line (the PIN is appended by the driver), run where
+    /// the host runs.
     pub fn pin_cmd(&self) -> Vec<String> {
-        vec![
+        let mut cmd = match &self.netns {
+            Some(ns) => vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+            None => Vec::new(),
+        };
+        cmd.extend([
             self.bin_dir.join("strahl-control").display().to_string(),
             "pin".into(),
             "--config".into(),
             self.config.display().to_string(),
-        ]
+        ]);
+        cmd
+    }
+
+    /// GET `path` from the status server (from a thread inside the host namespace, if any).
+    pub fn http_get(&self, path: &str) -> Result<String, String> {
+        let (addr, port) = (self.addr, self.status_port);
+        match &self.netns {
+            None => http_get(addr, port, path),
+            Some(ns) => strahl_net::testbed::in_netns(ns, || http_get(addr, port, path))
+                .map_err(|e| format!("enter {ns}: {e}"))?,
+        }
     }
 
     /// Scrapes the status server's `/metrics`: series key (`name` or `name{labels}`) → value.
     /// `Err` when the status server does not answer or has no such endpoint.
     pub fn metrics(&self) -> Result<BTreeMap<String, f64>, String> {
-        let text = http_get(self.status_port, "/metrics")?;
+        let text = self.http_get("/metrics")?;
         let mut out = BTreeMap::new();
         for line in text.lines() {
             if line.starts_with('#') || line.trim().is_empty() {
@@ -294,15 +370,16 @@ impl Drop for Host {
     }
 }
 
-/// A minimal HTTP/1.0 GET on loopback; the body on status 200.
-fn http_get(port: u16, path: &str) -> Result<String, String> {
+/// A minimal HTTP/1.0 GET; the body on status 200.
+fn http_get(addr: Ipv4Addr, port: u16, path: &str) -> Result<String, String> {
+    let sa = std::net::SocketAddr::from((addr, port));
     let mut s =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect :{port}: {e}"))?;
+        TcpStream::connect_timeout(&sa, HTTP_TIMEOUT).map_err(|e| format!("connect {sa}: {e}"))?;
     s.set_read_timeout(Some(HTTP_TIMEOUT))
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(HTTP_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.take(16 << 20)
         .read_to_end(&mut buf)
@@ -316,15 +393,26 @@ fn http_get(port: u16, path: &str) -> Result<String, String> {
     Ok(body.to_string())
 }
 
-/// Runs the driver in `mode` with `args`; returns its JSON lines. Bounded by `timeout`.
+/// Runs the driver in `mode` with `args` (in network namespace `ns` when given); returns its
+/// JSON lines. Bounded by `timeout`.
 pub fn run_driver(
     paths: &Paths,
+    ns: Option<&str>,
     mode: &str,
     args: &[String],
     timeout: Duration,
 ) -> Result<Vec<Value>, String> {
     let script = paths.repo.join("bench/gamestream/driver.py");
-    let mut child = Command::new(&paths.python)
+    let mut cmd = match ns {
+        // `ip` execs the interpreter: the child is the driver itself (killed on timeout).
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(&paths.python);
+            c
+        }
+        None => Command::new(&paths.python),
+    };
+    let mut child = cmd
         .arg(&script)
         .arg(mode)
         .args(args)

@@ -21,8 +21,34 @@
 //! fps: 60 up to [`MAX_60FPS_MBPS`], 120 above: at 60 fps a 1 Gbit/s frame (≈ 2.08 MB) cannot
 //! fit GameStream's 4 × 255 shards at packet size 1392 (at most 4 × 252 data shards × 1376 B ≈
 //! 1.39 MB with any FEC) — the JSON says so.
+//!
+//! `--netns` ([`netbed`]): the same across a veth between two network namespaces the bench
+//! creates (strahl in the host namespace, whose default route leads over the veth, so the data
+//! plane's `interface = "auto"` is the veth; the Moonlight core in the client namespace), **for
+//! each transport** of `--transports` (default af_xdp, io_uring, sendmmsg: strahl restarted
+//! with `[dataplane] transport` set, one pairing shared through one state directory), at each
+//! rate. Reported per (transport, rate), besides the figures above: frames sent without FEC
+//! (measured at the receiver: complete frames without a parity packet; the data plane has no
+//! path that sends one — its `strahl_fec_parity_lowered_total` and `strahl_frames_refused_total`
+//! say what it did instead), and the **inter-packet gap error at the receiver**:
+//! - the host's video packets are captured in the client namespace on its veth with kernel
+//!   receive timestamps (AF_PACKET + SO_TIMESTAMPNS, [`rxstamp`]) over the measurement window;
+//! - per complete frame, the ideal arrival of packet k (k-th in RTP sequence order) is
+//!   `t_first + k × wire_bits / rate`, with `rate` the pacer's own spread rate for that frame
+//!   (strahl-pacer, spread mode, `DEFAULT_SPREAD_PERMILLE` = 500: frame wire bits / (0.5 ×
+//!   frame interval), capped at `--link-mbps`), `wire_bits` = (IPv4 datagram + 14-byte
+//!   Ethernet header) × 8 and `t_first` the arrival of packet 0;
+//! - `ipg_error_us` = p50/p99/p99.9 (and max) of |actual − ideal| over every packet k ≥ 1 of
+//!   every complete frame; `offset_removed` the same after subtracting each frame's median
+//!   signed error. The precise rules (what "complete" means, what is counted) are in [`ipg`].
+//!
+//! `--quick` (the test suite's smoke run): 8 Mbit/s, 640×360 at 30 fps, 1 s warm-up, 3 s
+//! window, one run per rate.
 
 mod host;
+mod ipg;
+mod netbed;
+mod rxstamp;
 mod stream;
 
 use std::path::PathBuf;
@@ -58,6 +84,13 @@ const STREAM_OVERHEAD: Duration = Duration::from_secs(90);
 
 const USAGE: &str = "usage: strahl-bench gamestream [--rates 150,500,1000] [--seconds S] [--warmup S]
                           [--runs N] [--size WxH] [--fps N] [--out DIR] [--cache DIR] [--bin-dir DIR]
+                          [--netns [--transports af_xdp,io_uring,sendmmsg] [--link-mbps N]] [--quick]
+  --netns    across a veth between two network namespaces (root), once per transport
+  --transports  with --netns: [dataplane] transport per pass (default af_xdp,io_uring,sendmmsg)
+  --link-mbps   with --netns: the rate cap the receive-side schedule assumes (default 10000: the
+             data plane caps the link at the interface speed, 10 Gbit/s on veth, and each stream
+             at max(2 Gbit/s, 4 x its bitrate); the spread rates here stay below both)
+  --quick    smoke run: 8 Mbit/s, 640x360@30, --warmup 1 --seconds 3 --runs 1 (flags after it win)
   --rates    Mbit/s, comma-separated (default 150,500,1000)
   --seconds  measurement window per run (default 10), after --warmup (default 3)
   --runs     runs per rate; figures are medians (default 3)
@@ -78,7 +111,14 @@ struct Args {
     out: Option<PathBuf>,
     cache: PathBuf,
     bin_dir: Option<PathBuf>,
+    netns: bool,
+    transports: Vec<String>,
+    link_mbps: u64,
+    quick: bool,
 }
+
+/// The transports `--netns` measures by default, in the data plane's order of preference.
+pub const TRANSPORTS: [&str; 3] = ["af_xdp", "io_uring", "sendmmsg"];
 
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut a = Args {
@@ -92,7 +132,22 @@ fn parse(args: &[String]) -> Result<Args, String> {
         out: None,
         cache: std::env::temp_dir().join("strahl-bench-streams"),
         bin_dir: None,
+        netns: false,
+        transports: TRANSPORTS.iter().map(|t| t.to_string()).collect(),
+        link_mbps: 10_000,
+        quick: false,
     };
+    // --quick sets defaults; any flag given explicitly overrides them, wherever it stands.
+    if args.iter().any(|x| x == "--quick") {
+        a.quick = true;
+        a.rates = vec![8];
+        a.width = 640;
+        a.height = 360;
+        a.fps = Some(30);
+        a.warmup = 1.0;
+        a.seconds = 3.0;
+        a.runs = 1;
+    }
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut val = || {
@@ -122,6 +177,19 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--out" => a.out = Some(val()?.into()),
             "--cache" => a.cache = val()?.into(),
             "--bin-dir" => a.bin_dir = Some(val()?.into()),
+            "--netns" => a.netns = true,
+            "--quick" => {}
+            "--transports" => {
+                a.transports = val()?.split(',').map(|t| t.trim().to_string()).collect();
+                if let Some(t) = a
+                    .transports
+                    .iter()
+                    .find(|t| !TRANSPORTS.contains(&t.as_str()))
+                {
+                    return Err(bad(&format!("unknown transport {t:?}")));
+                }
+            }
+            "--link-mbps" => a.link_mbps = val()?.parse().map_err(|e| bad(&e))?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -136,6 +204,11 @@ fn parse(args: &[String]) -> Result<Args, String> {
     }
     if a.runs == 0 || a.runs > 20 {
         return Err(format!("--runs in 1..=20\n{USAGE}"));
+    }
+    if a.transports.is_empty() || a.link_mbps == 0 {
+        return Err(format!(
+            "--transports needs one, --link-mbps must be positive\n{USAGE}"
+        ));
     }
     Ok(a)
 }
@@ -217,9 +290,23 @@ const HOST_COUNTERS: &[(&str, &[&str])] = &[
         &["strahl_bytes_sent_total{stream=\"video\"}"],
     ),
     ("knob_drops", &["strahl_video_knob_drops_total"]),
+    // Which transport carried the media (the tx tile's per-transport counter).
+    (
+        "media_packets_af_xdp",
+        &["strahl_media_packets_sent_total{transport=\"af_xdp\"}"],
+    ),
+    (
+        "media_packets_io_uring",
+        &["strahl_media_packets_sent_total{transport=\"io_uring\"}"],
+    ),
+    (
+        "media_packets_sendmmsg",
+        &["strahl_media_packets_sent_total{transport=\"sendmmsg\"}"],
+    ),
 ];
 
-/// One measured run against a paired host.
+/// One measured run against a paired host; with `net`, the client runs in its namespace and
+/// the video packets are captured there and scored against the pacer's schedule.
 fn one_run(
     paths: &Paths,
     host: &Host,
@@ -227,9 +314,12 @@ fn one_run(
     a: &Args,
     rate: u32,
     fps: u32,
+    net: Option<&host::NetPlace>,
 ) -> Result<Value, String> {
     let before = host.metrics();
     let args: Vec<String> = [
+        "--host".to_string(),
+        host.addr.to_string(),
         "--port".to_string(),
         host.base_port.to_string(),
         "--config".into(),
@@ -251,7 +341,19 @@ fn one_run(
     ]
     .into();
     let timeout = Duration::from_secs_f64(a.warmup + a.seconds) + STREAM_OVERHEAD;
-    let lines = run_driver(paths, "stream", &args, timeout)?;
+    let capture = match net {
+        Some(n) => Some(rxstamp::Capture::start(
+            &n.client_ns,
+            &n.client_if,
+            host.addr,
+            host.video_port,
+            timeout + STATS_SETTLE,
+        )?),
+        None => None,
+    };
+    let client_ns = net.map(|n| n.client_ns.as_str());
+    let lines = run_driver(paths, client_ns, "stream", &args, timeout)?;
+    let captured = capture.map(rxstamp::Capture::finish);
     if let Some(f) = step(&lines, "fatal") {
         return Err(format!(
             "driver: {} {}\n{}\nhost log:\n{}",
@@ -319,6 +421,32 @@ fn one_run(
             .filter(|_| mbps > 0.0)
             .map(|c| c / (mbps * secs / 1000.0))
     };
+    let receiver = match captured {
+        None => Value::Null,
+        Some(c) => {
+            let wall = |k: &str| w[k].as_f64().map(|t| (t * 1e9) as i64);
+            let (Some(from), Some(to)) = (wall("t0_wall"), wall("t1_wall")) else {
+                return Err(format!("driver window without wall-clock bounds: {w}"));
+            };
+            let schedule = ipg::Schedule {
+                frame_interval_ns: 1_000_000_000 / u64::from(fps),
+                spread_permille: strahl_pacer::DEFAULT_SPREAD_PERMILLE,
+                link_bps: a.link_mbps * 1_000_000,
+            };
+            let in_window = c
+                .packets
+                .iter()
+                .filter(|p| p.t_ns >= from && p.t_ns <= to)
+                .count();
+            json!({
+                "packets_captured": c.packets.len(),
+                "packets_in_window": in_window,
+                "capture_socket_drops": c.socket_drops,
+                "capture_note": c.note,
+                "pacing": ipg::score(&c.packets, from, to, &schedule),
+            })
+        }
+    };
     Ok(json!({
         "window_s": secs,
         // What the frame clock would give in the window; the difference to frames_in_window
@@ -347,6 +475,7 @@ fn one_run(
         "termination_code": w["termination_code"],
         "host_counters_session": Value::Object(counters),
         "host_metrics_note": metrics_note,
+        "receiver": receiver,
     }))
 }
 
@@ -365,25 +494,40 @@ fn med_host(runs: &[Value], key: &str) -> Value {
     ))
 }
 
-pub fn run(raw: &[String]) -> Result<Value, String> {
-    let a = parse(raw)?;
-    let paths = Paths::discover(a.bin_dir.clone())?;
-    let mut results = Vec::new();
-    let mut notes = vec![];
-    let cap_any = plan::max_access_unit_bytes(PACKET_SIZE);
-    let cap_20 = plan::unlowered_capacity_bytes(PACKET_SIZE, FEC_PERCENT);
-    for &rate in &a.rates {
-        let fps60_au = rate as usize * 1_000_000 / 8 / 60;
-        if fps60_au > cap_any {
-            notes.push(format!(
-                "{rate} Mbit/s at 60 fps is {fps60_au} B per frame: more than GameStream's 4 × 255 \
-                 shards can carry at packet size {PACKET_SIZE} ({cap_any} B with any FEC, {cap_20} B \
-                 at {FEC_PERCENT} % FEC) — so it runs at 120 fps"
-            ));
-        }
+/// One rate's stream: made (or taken from the cache), analysed, checked by FFmpeg.
+struct Prepared {
+    rate: u32,
+    fps: u32,
+    file: PathBuf,
+    analysis: stream::Analysis,
+    check: Value,
+}
+
+impl Prepared {
+    fn json(&self, a: &Args) -> Value {
+        json!({
+            "rate_mbps": self.rate,
+            "fps": self.fps,
+            "width": a.width,
+            "height": a.height,
+            "packet_size": PACKET_SIZE,
+            "fec_percent": FEC_PERCENT,
+            "stream": {
+                "file": self.file.display().to_string(),
+                "source": "pre-encoded: OpenH264 baseline, fixed QP, fresh noise per frame, IDR every 60 AUs",
+                "analysis": self.analysis,
+                "ffmpeg_check": self.check,
+            },
+        })
     }
+}
+
+/// Makes and checks every rate's stream before any host runs (the encoder's CPU must not
+/// overlap a measurement).
+fn prepare(paths: &Paths, a: &Args) -> Result<Vec<Prepared>, String> {
+    let mut out = Vec::new();
     for &rate in &a.rates {
-        let fps = fps_for(&a, rate);
+        let fps = fps_for(a, rate);
         let recipe = Recipe {
             width: a.width,
             height: a.height,
@@ -395,7 +539,8 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
         let analysis = stream::analyze(&file, PACKET_SIZE, FEC_PERCENT)?;
         // Independent validity check: FFmpeg's decoder must take every AU.
         let check = run_driver(
-            &paths,
+            paths,
+            None,
             "check",
             &["--file".to_string(), file.display().to_string()],
             CHECK_TIMEOUT,
@@ -414,36 +559,115 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
             file.display(),
             analysis.mean_au_bytes
         );
+        out.push(Prepared {
+            rate,
+            fps,
+            file,
+            analysis,
+            check,
+        });
+    }
+    Ok(out)
+}
+
+/// Pairs the client whose identity lives in `client_dir` with `host` (PIN through
+/// `strahl-control pin`, run where the host runs).
+fn pair(
+    paths: &Paths,
+    host: &Host,
+    client_dir: &std::path::Path,
+    client_ns: Option<&str>,
+) -> Result<(), String> {
+    let pair_args: Vec<String> = [
+        "--host".to_string(),
+        host.addr.to_string(),
+        "--port".to_string(),
+        host.base_port.to_string(),
+        "--config".into(),
+        client_dir.display().to_string(),
+        "--pin".into(),
+        "4711".into(),
+        "--pin-cmd".into(),
+        json!(host.pin_cmd()).to_string(),
+    ]
+    .into();
+    let paired = run_driver(paths, client_ns, "pair", &pair_args, PAIR_TIMEOUT)?;
+    if step(&paired, "pair").and_then(|p| p["ok"].as_bool()) != Some(true) {
+        return Err(format!(
+            "pairing failed: {paired:?}\nhost log:\n{}",
+            host.log_tail(30)
+        ));
+    }
+    Ok(())
+}
+
+/// The medians every result reports.
+fn medians(runs: &[Value]) -> Value {
+    json!({
+        "frames_expected_in_window": med(runs, "frames_expected_in_window"),
+        "frames_in_window": med(runs, "frames_in_window"),
+        "frames_received": med(runs, "frames_received"),
+        "frames_lost": med(runs, "frames_lost"),
+        "fec_recovered_packets": med(runs, "fec_recovered_packets"),
+        "fec_failed_packets": med(runs, "fec_failed_packets"),
+        "udp_rcvbuf_errors": med(runs, "udp_rcvbuf_errors"),
+        "achieved_mbps": med(runs, "achieved_mbps"),
+        "wire_mbps": med(runs, "wire_mbps"),
+        "dataplane_cpu_s_per_gbit": med(runs, "dataplane_cpu_s_per_gbit"),
+        "dataplane_cpu_s_per_gbit_wire": med(runs, "dataplane_cpu_s_per_gbit_wire"),
+        "machine_busy_frac": med(runs, "machine_busy_frac"),
+        "host_frames_sent_session": med_host(runs, "frames_sent"),
+        "host_parity_lowered_session": med_host(runs, "parity_lowered"),
+        "host_frames_refused_session": med_host(runs, "frames_refused"),
+        "host_frames_skipped_session": med_host(runs, "frames_skipped"),
+    })
+}
+
+fn capacity_notes(a: &Args) -> Vec<String> {
+    let cap_any = plan::max_access_unit_bytes(PACKET_SIZE);
+    let cap_20 = plan::unlowered_capacity_bytes(PACKET_SIZE, FEC_PERCENT);
+    a.rates
+        .iter()
+        .filter(|&&rate| rate as usize * 1_000_000 / 8 / 60 > cap_any && fps_for(a, rate) != 60)
+        .map(|&rate| {
+            format!(
+                "{rate} Mbit/s at 60 fps is {} B per frame: more than GameStream's 4 × 255 \
+                 shards can carry at packet size {PACKET_SIZE} ({cap_any} B with any FEC, {cap_20} B \
+                 at {FEC_PERCENT} % FEC) — so it runs at 120 fps",
+                rate as usize * 1_000_000 / 8 / 60
+            )
+        })
+        .collect()
+}
+
+pub fn run(raw: &[String]) -> Result<Value, String> {
+    let a = parse(raw)?;
+    if a.netns {
+        return netbed::run(&a);
+    }
+    let paths = Paths::discover(a.bin_dir.clone())?;
+    let mut results = Vec::new();
+    let notes = capacity_notes(&a);
+    let cap_any = plan::max_access_unit_bytes(PACKET_SIZE);
+    let cap_20 = plan::unlowered_capacity_bytes(PACKET_SIZE, FEC_PERCENT);
+    for p in prepare(&paths, &a)? {
+        let (rate, fps) = (p.rate, p.fps);
         let host = Host::start(
             &paths,
             &HostConfig {
-                stream_file: &file,
+                stream_file: &p.file,
                 fec_percent: FEC_PERCENT,
                 extra_toml: "",
+                transport: None,
+                state_dir: None,
+                net: None,
             },
         )?;
         let client_dir = host.dir.join("client");
-        let pair_args: Vec<String> = [
-            "--port".to_string(),
-            host.base_port.to_string(),
-            "--config".into(),
-            client_dir.display().to_string(),
-            "--pin".into(),
-            "4711".into(),
-            "--pin-cmd".into(),
-            json!(host.pin_cmd()).to_string(),
-        ]
-        .into();
-        let paired = run_driver(&paths, "pair", &pair_args, PAIR_TIMEOUT)?;
-        if step(&paired, "pair").and_then(|p| p["ok"].as_bool()) != Some(true) {
-            return Err(format!(
-                "pairing failed: {paired:?}\nhost log:\n{}",
-                host.log_tail(30)
-            ));
-        }
+        pair(&paths, &host, &client_dir, None)?;
         let mut runs = Vec::new();
         for k in 0..a.runs {
-            let r = one_run(&paths, &host, &client_dir, &a, rate, fps)?;
+            let r = one_run(&paths, &host, &client_dir, &a, rate, fps, None)?;
             eprintln!(
                 "gamestream: {rate} Mbit/s run {}: {} frames received, {} lost, {:.1} Mbit/s",
                 k + 1,
@@ -453,45 +677,13 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
             );
             runs.push(r);
         }
-        let transport = host
-            .log_grep("transport")
-            .into_iter()
-            .find(|l| l.contains("chosen") || l.contains("data plane transport"));
+        let transport = transport_log(&host);
         drop(host);
-        results.push(json!({
-            "rate_mbps": rate,
-            "fps": fps,
-            "width": a.width,
-            "height": a.height,
-            "packet_size": PACKET_SIZE,
-            "fec_percent": FEC_PERCENT,
-            "stream": {
-                "file": file.display().to_string(),
-                "source": "pre-encoded: OpenH264 baseline, fixed QP, fresh noise per frame, IDR every 60 AUs",
-                "analysis": analysis,
-                "ffmpeg_check": check,
-            },
-            "transport_log": transport,
-            "median": {
-                "frames_expected_in_window": med(&runs, "frames_expected_in_window"),
-                "frames_in_window": med(&runs, "frames_in_window"),
-                "frames_received": med(&runs, "frames_received"),
-                "frames_lost": med(&runs, "frames_lost"),
-                "fec_recovered_packets": med(&runs, "fec_recovered_packets"),
-                "fec_failed_packets": med(&runs, "fec_failed_packets"),
-                "udp_rcvbuf_errors": med(&runs, "udp_rcvbuf_errors"),
-                "achieved_mbps": med(&runs, "achieved_mbps"),
-                "wire_mbps": med(&runs, "wire_mbps"),
-                "dataplane_cpu_s_per_gbit": med(&runs, "dataplane_cpu_s_per_gbit"),
-                "dataplane_cpu_s_per_gbit_wire": med(&runs, "dataplane_cpu_s_per_gbit_wire"),
-                "machine_busy_frac": med(&runs, "machine_busy_frac"),
-                "host_frames_sent_session": med_host(&runs, "frames_sent"),
-                "host_parity_lowered_session": med_host(&runs, "parity_lowered"),
-                "host_frames_refused_session": med_host(&runs, "frames_refused"),
-                "host_frames_skipped_session": med_host(&runs, "frames_skipped"),
-            },
-            "runs": runs,
-        }));
+        let mut r = p.json(&a);
+        r["transport_log"] = json!(transport);
+        r["median"] = medians(&runs);
+        r["runs"] = Value::Array(runs);
+        results.push(r);
     }
     let doc = json!({
         "bench": "gamestream",
@@ -511,6 +703,13 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
         write_outputs(dir, &doc)?;
     }
     Ok(doc)
+}
+
+/// The data plane's log line naming its transport.
+fn transport_log(host: &Host) -> Option<String> {
+    host.log_grep("transport")
+        .into_iter()
+        .find(|l| l.contains("chosen") || l.contains("data plane transport"))
 }
 
 fn write_outputs(dir: &std::path::Path, doc: &Value) -> Result<(), String> {
@@ -598,6 +797,23 @@ mod tests {
         assert!(parse(&s(&["--rates", "0"])).is_err());
         assert!(parse(&s(&["--size", "640"])).is_err());
         assert!(parse(&s(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn quick_netns_and_transport_args() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // An explicit flag wins over --quick's defaults, before or after it.
+        let a = parse(&s(&["--rates", "20", "--netns", "--quick"])).unwrap();
+        assert!(a.netns && a.quick);
+        assert_eq!(a.rates, vec![20]);
+        assert_eq!((a.width, a.height, a.fps, a.runs), (640, 360, Some(30), 1));
+        assert_eq!(a.transports, TRANSPORTS);
+        assert_eq!(a.link_mbps, 10_000);
+        let a = parse(&s(&["--transports", "sendmmsg,af_xdp"])).unwrap();
+        assert_eq!(a.transports, ["sendmmsg", "af_xdp"]);
+        assert!(!a.netns && !a.quick && a.runs == 3);
+        assert!(parse(&s(&["--transports", "af_xdp,dpdk"])).is_err());
+        assert!(parse(&s(&["--link-mbps", "0"])).is_err());
     }
 
     #[test]

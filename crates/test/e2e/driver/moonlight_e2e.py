@@ -16,7 +16,11 @@ Modes:
            with PyAV and reads the synthetic source's frame-number band from the luma plane,
            captures --audio-seconds of Opus and decodes it, sends keyboard and mouse input
            (--input), reads LiGetRTPVideoStats, and ends with /cancel (the host must end the
-           stream) and HTTPS /serverinfo.
+           stream) and HTTPS /serverinfo. With --until-file PATH it keeps pulling past --frames
+           until PATH exists (a test's signal, e.g. "the other session has ended"); with
+           --frame-times the video step lists each frame's arrival (time.monotonic(), the
+           machine-wide CLOCK_MONOTONIC, so clients in different processes and network
+           namespaces compare), and the cancel step carries the time /cancel was sent.
 
 The frame-number band (port of strahl-capture's read_frame_number): 32 blocks, MSB first,
 row-major from the top-left; block edge 16 * max(1, W // 512); the inner half of each block is
@@ -25,6 +29,7 @@ averaged; a mean in [70, 180] makes the frame unreadable, above 180 is a 1 bit.
 
 import argparse
 import json
+import os
 import queue
 import secrets
 import struct
@@ -335,17 +340,24 @@ def stream_mode(a, http, info, apps):
     audio = AudioThread(session, a.audio_seconds) if a.audio_seconds > 0 else None
     dec = VideoDecodeThread(a.width, a.height) if a.decode else None
     frames = []  # (frame_number, frame_type)
+    arrivals = []  # time.monotonic() per pulled frame
     input_rc = None
     pull_done = threading.Event()
 
+    def want_more():
+        if len(frames) < a.frames:
+            return True
+        return bool(a.until_file) and not os.path.exists(a.until_file)
+
     def pull():
-        while len(frames) < a.frames and time.monotonic() < deadline:
+        while want_more() and time.monotonic() < deadline:
             raw = session.pull_frame()
             if raw is None:
                 if session.is_terminated:
                     return
                 continue
             frames.append((raw.frame_number, raw.frame_type))
+            arrivals.append(time.monotonic())
             if dec is not None:
                 dec.feed(raw.annex_b_data)
         pull_done.set()
@@ -376,7 +388,11 @@ def stream_mode(a, http, info, apps):
              "gap_count": count, "gaps": gaps, "idr": sum(1 for _, t in frames if t == 1),
              "seconds": round(time.monotonic() - t0, 2),
              "terminated": session.is_terminated,
-             "termination_error": session.termination_error if session.is_terminated else None}
+             "termination_error": session.termination_error if session.is_terminated else None,
+             "t_first": arrivals[0] if arrivals else None,
+             "t_last": arrivals[-1] if arrivals else None}
+    if a.frame_times:
+        video["arrivals"] = [round(t, 4) for t in arrivals]
     if dec is not None:
         dec_ok = dec.finish(max(5.0, deadline - time.monotonic()))
         px = dec.pixel_numbers
@@ -396,8 +412,9 @@ def stream_mode(a, http, info, apps):
         emit(step="audio", **audio.result())
 
     if a.cancel:
+        t_cancel = time.monotonic()
         http.quit_app()
-        emit(step="cancel", ok=True)
+        emit(step="cancel", ok=True, t=t_cancel)
         t1 = time.monotonic()
         while not session.is_terminated and time.monotonic() - t1 < a.end_wait:
             time.sleep(0.05)
@@ -434,6 +451,10 @@ def main():
                     help="/cancel while streaming and wait for the host to end the stream")
     ap.add_argument("--end-wait", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=60.0, help="bound of the stream phase")
+    ap.add_argument("--until-file", default="",
+                    help="after --frames, keep pulling until this file exists (bounded by --timeout)")
+    ap.add_argument("--frame-times", action="store_true",
+                    help="list every frame's arrival time (monotonic) in the video step")
     a = ap.parse_args()
 
     from moonlight_python import MoonlightClient

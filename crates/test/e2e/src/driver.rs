@@ -125,7 +125,34 @@ impl Driver {
         script: &Path,
         args: &[S],
     ) -> Result<Driver, Error> {
-        let mut child = Command::new(python()?)
+        Driver::spawn_script_in(None, script, args)
+    }
+
+    /// [`spawn`](Self::spawn) inside network namespace `ns` (`ip netns exec NS python …`;
+    /// `ip` execs the interpreter, so killing the child kills the driver itself).
+    pub fn spawn_in<S: AsRef<std::ffi::OsStr>>(
+        ns: Option<&str>,
+        args: &[S],
+    ) -> Result<Driver, Error> {
+        Driver::spawn_script_in(ns, &driver_script(), args)
+    }
+
+    /// [`spawn_script`](Self::spawn_script) inside network namespace `ns` when given.
+    pub fn spawn_script_in<S: AsRef<std::ffi::OsStr>>(
+        ns: Option<&str>,
+        script: &Path,
+        args: &[S],
+    ) -> Result<Driver, Error> {
+        let py = python()?;
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&py);
+                c
+            }
+            None => Command::new(&py),
+        };
+        let mut child = cmd
             .arg("-u")
             .arg(script)
             .args(args)

@@ -14,17 +14,30 @@
 //! - on drop the whole process group gets SIGTERM, then SIGKILL after [`STOP_GRACE`], and the
 //!   scratch directory is removed (kept when `STRAHL_E2E_KEEP=1`, for post-mortems).
 //!
+//! In a network namespace ([`Options::netns`], test beds from [`netns`]): run.sh is started as
+//! `ip netns exec <host ns> bash scripts/run.sh --config FILE`, the config listens on the host
+//! namespace's address with the GameStream default ports (the namespace is fresh, so they are
+//! free) and `[dataplane] interface = "auto"` (the veth of the default route); the status
+//! server, `strahl-control pin` and every HTTP request of the harness run inside the host
+//! namespace too (`ip netns exec … curl`), and clients run in their own namespaces
+//! ([`Driver::spawn_in`]). [`Options::embedded_config`] starts run.sh without `--config` at all
+//! (the compiled-in default, mDNS included, as `make run` does) with `STATE_DIRECTORY` and
+//! `RUNTIME_DIRECTORY` pointing into the scratch directory; [`Options::dataplane_user`] runs
+//! the data plane as an unprivileged user through a `setpriv` wrapper in `STRAHL_BIN_DIR`.
+//!
 //! Binaries: `$STRAHL_BIN_DIR` when set, else `cargo build -p strahl-dataplane -p
 //! strahl-control` with this test's cargo, target directory and profile (a no-op when fresh;
 //! binaries of other packages are not exposed to a test crate, so the harness builds them).
 #![forbid(unsafe_code)]
 
 mod driver;
+pub mod harness;
+pub mod netns;
 mod ports;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -51,6 +64,8 @@ pub const PIN_WAITING_LINE: &str = "pairing: waiting for the PIN";
 const POLL: Duration = Duration::from_millis(50);
 /// One HTTP request to the status server.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest HTTP body the harness reads.
+const HTTP_MAX_BYTES: u64 = 16 << 20;
 
 /// Errors of the harness, by origin.
 #[derive(Debug)]
@@ -154,6 +169,24 @@ pub struct Options {
     pub rust_log: String,
     /// Bound on reaching "connected to dataplane".
     pub start_timeout: Duration,
+    /// Run strahl inside this network namespace, listening on its address (see the module
+    /// header); `None`: on loopback in the test's own namespace.
+    pub netns: Option<HostNetns>,
+    /// Start run.sh without `--config`: the compiled-in default configuration exactly as `make
+    /// run` uses it (mDNS as the default has it; `extra_toml`, `transport` are then refused).
+    pub embedded_config: bool,
+    /// Run the data plane as this user (e.g. "nobody"), without capabilities, through
+    /// `setpriv`: what AF_XDP refuses.
+    pub dataplane_user: Option<String>,
+}
+
+/// Where an instance runs when it runs in a namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostNetns {
+    /// The namespace (under /var/run/netns).
+    pub ns: String,
+    /// The address strahl listens on and clients connect to.
+    pub addr: Ipv4Addr,
 }
 
 impl Default for Options {
@@ -164,6 +197,9 @@ impl Default for Options {
             env: Vec::new(),
             rust_log: "info".into(),
             start_timeout: START_TIMEOUT,
+            netns: None,
+            embedded_config: false,
+            dataplane_user: None,
         }
     }
 }
@@ -183,6 +219,12 @@ impl Options {
         self.extra_toml.push('\n');
         self
     }
+
+    /// Runs the instance in `place` (see [`Options::netns`]).
+    pub fn in_netns(mut self, place: HostNetns) -> Self {
+        self.netns = Some(place);
+        self
+    }
 }
 
 /// A running strahl: run.sh and its two children, in their own process group.
@@ -196,8 +238,38 @@ pub struct Strahl {
     pub ports: PortPlan,
     /// Where the binaries are (also `STRAHL_BIN_DIR` of run.sh).
     pub bin_dir: PathBuf,
+    /// The namespace and address when started with [`Options::netns`].
+    pub netns: Option<HostNetns>,
     output: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Writes `dir/bin/`: a `strahl-dataplane` script that runs the real one as `user` without any
+/// capability (`setpriv`, as crates/dp/dataplane/tests/startup.rs does), and a link to the real
+/// `strahl-control`. Returns the directory for `STRAHL_BIN_DIR`.
+fn unprivileged_bin_dir(dir: &Path, real: &Path, user: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = |what: &Path, e: std::io::Error| Error::Setup(format!("{}: {e}", what.display()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| setup(&bin, e))?;
+    let group = if user == "nobody" { "nogroup" } else { user };
+    let script = format!(
+        "#!/bin/sh\n# written by strahl-e2e: the data plane as {user}, no capabilities\n\
+         exec setpriv --reuid={user} --regid={group} --clear-groups --inh-caps=-all \\\n  \
+         '{dp}' \"$@\"\n",
+        dp = real.join("strahl-dataplane").display()
+    );
+    let dp = bin.join("strahl-dataplane");
+    std::fs::write(&dp, script).map_err(|e| setup(&dp, e))?;
+    std::fs::set_permissions(&dp, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| setup(&dp, e))?;
+    let cp = bin.join("strahl-control");
+    std::os::unix::fs::symlink(real.join("strahl-control"), &cp).map_err(|e| setup(&cp, e))?;
+    // The unprivileged data plane creates its IPC socket here.
+    let run = dir.join("run");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777))
+        .map_err(|e| setup(&run, e))?;
+    Ok(bin)
 }
 
 impl Strahl {
@@ -220,18 +292,33 @@ impl Strahl {
         mkdir(&dir.join("run"))?;
         mkdir(&dir.join("state"))?;
         mkdir(&dir.join("tmp"))?;
-        let ports = PortPlan::pick().ok_or(Error::Setup("no free port plan".into()))?;
+        if opts.embedded_config && (!opts.extra_toml.trim().is_empty() || opts.transport.is_some())
+        {
+            return Err(Error::Setup(
+                "embedded_config runs the compiled-in default: no extra_toml or transport".into(),
+            ));
+        }
+        // A fresh namespace has every port free: the defaults, as on an appliance.
+        let ports = if opts.netns.is_some() {
+            PortPlan::defaults()
+        } else {
+            PortPlan::pick().ok_or(Error::Setup("no free port plan".into()))?
+        };
         let transport = opts
             .transport
             .as_deref()
             .map(|t| format!("transport = \"{t}\"\n"))
             .unwrap_or_default();
+        let (listen, interface) = match &opts.netns {
+            Some(n) => (n.addr.to_string(), "auto"),
+            None => ("127.0.0.1".to_string(), "lo"),
+        };
         let text = format!(
             "# written by strahl-e2e\n\
              [host]\nname = \"strahl-e2e\"\nstate_dir = \"{state}\"\n\
-             [network]\naddresses = [\"127.0.0.1\"]\ngamestream_base_port = {base}\n\
+             [network]\naddresses = [\"{listen}\"]\ngamestream_base_port = {base}\n\
              status_port = {status}\nnative_port = {native}\n\
-             [dataplane]\nsocket = \"{sock}\"\ninterface = \"lo\"\n{transport}\
+             [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}\
              {extra}\n",
             state = dir.join("state").display(),
             base = ports.http,
@@ -243,14 +330,35 @@ impl Strahl {
         let config = dir.join("strahl.toml");
         std::fs::write(&config, text)
             .map_err(|e| Error::Setup(format!("{}: {e}", config.display())))?;
+        let run_bin_dir = match &opts.dataplane_user {
+            Some(user) => unprivileged_bin_dir(&dir, &bin_dir, user)?,
+            None => bin_dir.clone(),
+        };
 
-        let mut cmd = Command::new("bash");
-        cmd.arg(repo_root().join("scripts/run.sh"))
-            .arg("--config")
-            .arg(&config)
-            .env("STRAHL_BIN_DIR", &bin_dir)
+        let mut cmd = match &opts.netns {
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &n.ns, "bash"]);
+                c
+            }
+            None => Command::new("bash"),
+        };
+        cmd.arg(repo_root().join("scripts/run.sh"));
+        if opts.embedded_config {
+            // What systemd's StateDirectory=/RuntimeDirectory= would give: the embedded
+            // "auto" paths land in the scratch directory instead of the machine's — the same
+            // state directory and socket the generated file names, so `pin` (which reads it)
+            // still reaches this instance.
+            cmd.env("STATE_DIRECTORY", dir.join("state"))
+                .env("RUNTIME_DIRECTORY", dir.join("run"))
+                .env_remove("STRAHL_CONTROL_ARGS");
+        } else {
+            cmd.arg("--config")
+                .arg(&config)
+                .env("STRAHL_CONTROL_ARGS", "--no-mdns");
+        }
+        cmd.env("STRAHL_BIN_DIR", &run_bin_dir)
             .env("RUST_LOG", &opts.rust_log)
-            .env("STRAHL_CONTROL_ARGS", "--no-mdns")
             // run.sh's own log directory lands in the scratch directory.
             .env("TMPDIR", dir.join("tmp"));
         for (k, v) in &opts.env {
@@ -292,6 +400,7 @@ impl Strahl {
             config,
             ports,
             bin_dir,
+            netns: opts.netns.clone(),
             output,
             readers,
         };
@@ -431,10 +540,10 @@ impl Strahl {
         }
     }
 
-    /// `strahl-control pin [--client ID] PIN` against this instance's config (the real CLI):
-    /// (exit code, stdout + stderr).
+    /// `strahl-control pin [--client ID] PIN` against this instance's config (the real CLI,
+    /// inside the instance's namespace when it has one): (exit code, stdout + stderr).
     pub fn pin(&self, pin: &str, client: Option<&str>) -> Result<(i32, String)> {
-        let mut cmd = Command::new(self.bin_dir.join("strahl-control"));
+        let mut cmd = self.host_command(self.bin_dir.join("strahl-control"));
         cmd.arg("pin").arg("--config").arg(&self.config);
         if let Some(c) = client {
             cmd.args(["--client", c]);
@@ -454,22 +563,44 @@ impl Strahl {
         ))
     }
 
+    /// `program` as a command that runs where this instance runs (its namespace, if any).
+    pub fn host_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.netns {
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &n.ns]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// The address clients and the harness reach this instance at.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.netns.as_ref().map_or(Ipv4Addr::LOCALHOST, |n| n.addr)
+    }
+
+    /// GET `path` from the status server (from inside the instance's namespace); the body when
+    /// the status is 200.
+    pub fn http_get(&self, path: &str) -> Result<String> {
+        match &self.netns {
+            None => http_get(self.ports.status, path),
+            Some(n) => http_get_in_netns(&n.ns, n.addr, self.ports.status, path),
+        }
+    }
+
+    /// `/api/v1/status` as JSON (reads are open in the harness's configs and the default).
+    pub fn status(&self) -> Result<serde_json::Value> {
+        let body = self.http_get("/api/v1/status")?;
+        serde_json::from_str(&body)
+            .map_err(|e| Error::Setup(format!("/api/v1/status is not JSON ({e}): {body}")))
+    }
+
     /// The status server's Prometheus `/metrics` (data-plane series merged in by the control
     /// plane's stats poll): series key (`name` or `name{labels}` as printed) → value.
     pub fn metrics(&self) -> Result<BTreeMap<String, f64>> {
-        let text = http_get(self.ports.status, "/metrics")?;
-        let mut out = BTreeMap::new();
-        for line in text.lines() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            if let Some((key, val)) = line.rsplit_once(' ')
-                && let Ok(v) = val.trim().parse::<f64>()
-            {
-                out.insert(key.trim().to_string(), v);
-            }
-        }
-        Ok(out)
+        let text = self.http_get("/metrics")?;
+        Ok(parse_prometheus(&text))
     }
 
     /// Sum of the series of `name` whose labels include every `k="v"` in `labels` (the status
@@ -515,11 +646,11 @@ impl Strahl {
         }
     }
 
-    /// Driver arguments that point a client at this instance: `--host 127.0.0.1 --port HTTP`.
+    /// Driver arguments that point a client at this instance: `--host ADDR --port HTTP`.
     pub fn client_args(&self) -> Vec<String> {
         vec![
             "--host".into(),
-            "127.0.0.1".into(),
+            self.addr().to_string(),
             "--port".into(),
             self.ports.http.to_string(),
         ]
@@ -535,6 +666,17 @@ impl Strahl {
         client_pin: &str,
         operator_pin: &str,
     ) -> Result<(DriverOutput, (i32, String))> {
+        self.pair_attempt_in(None, client_dir, client_pin, operator_pin)
+    }
+
+    /// [`pair_attempt`](Self::pair_attempt) with the client running in namespace `client_ns`.
+    pub fn pair_attempt_in(
+        &self,
+        client_ns: Option<&str>,
+        client_dir: &Path,
+        client_pin: &str,
+        operator_pin: &str,
+    ) -> Result<(DriverOutput, (i32, String))> {
         std::fs::create_dir_all(client_dir)
             .map_err(|e| Error::Setup(format!("{}: {e}", client_dir.display())))?;
         let waiting = self.log_count(PIN_WAITING_LINE);
@@ -546,7 +688,7 @@ impl Strahl {
             "--pin".into(),
             client_pin.into(),
         ]);
-        let drv = Driver::spawn(&args)?;
+        let drv = Driver::spawn_in(client_ns, &args)?;
         self.wait_log_n(PIN_WAITING_LINE, waiting + 1, PIN_WAIT)?;
         let cli = self.pin(operator_pin, None)?;
         let out = drv.finish(PAIR_TIMEOUT)?;
@@ -556,11 +698,21 @@ impl Strahl {
     /// Pairs a real Moonlight client (identity in `client_dir`) with a PIN chosen here and
     /// submitted through `strahl-control pin`. Returns the driver's lines.
     pub fn pair(&self, client_dir: &Path) -> Result<DriverOutput> {
+        self.pair_in(None, client_dir)
+    }
+
+    /// [`pair`](Self::pair) with the client running in namespace `client_ns`.
+    pub fn pair_in(&self, client_ns: Option<&str>, client_dir: &Path) -> Result<DriverOutput> {
+        // Distinct per client directory, so two clients of one instance use different PINs.
+        let salt = client_dir
+            .to_string_lossy()
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         let pin = format!(
             "{:04}",
-            (std::process::id() ^ self.ports.http as u32) % 10_000
+            (std::process::id() ^ self.ports.http as u32 ^ salt) % 10_000
         );
-        let (out, (code, text)) = self.pair_attempt(client_dir, &pin, &pin)?;
+        let (out, (code, text)) = self.pair_attempt_in(client_ns, client_dir, &pin, &pin)?;
         if code != 0 {
             return Err(self.host_error(format!("strahl-control pin {pin} exited {code}: {text}")));
         }
@@ -604,6 +756,52 @@ impl Drop for Strahl {
     }
 }
 
+/// Prometheus text → series key (`name` or `name{labels}` as printed) → value.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if let Some((key, val)) = line.rsplit_once(' ')
+            && let Ok(v) = val.trim().parse::<f64>()
+        {
+            out.insert(key.trim().to_string(), v);
+        }
+    }
+    out
+}
+
+/// GET `http://addr:port/path` from inside namespace `ns` (`ip netns exec … curl`: sockets of
+/// the harness's own namespace cannot reach it); the body when the status is 200.
+fn http_get_in_netns(ns: &str, addr: Ipv4Addr, port: u16, path: &str) -> Result<String> {
+    let url = format!("http://{addr}:{port}{path}");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-sS", "--max-time"])
+        .arg(HTTP_TIMEOUT.as_secs().to_string())
+        .args(["--max-filesize", &HTTP_MAX_BYTES.to_string()])
+        // The status code on a line of its own after the body.
+        .args(["-w", "\n%{http_code}", &url])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::Setup(format!(
+                "run curl in {ns} (scripts/setup.sh installs it): {e}"
+            ))
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    if !out.status.success() || code.trim() != "200" {
+        return Err(Error::Setup(format!(
+            "GET {url} in {ns}: HTTP {} ({}) {}",
+            code.trim(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(body.to_string())
+}
+
 /// A minimal HTTP/1.0 GET on loopback; the body when the status is 200.
 fn http_get(port: u16, path: &str) -> Result<String> {
     let err = |e: std::io::Error| Error::Setup(format!("GET 127.0.0.1:{port}{path}: {e}"));
@@ -614,7 +812,7 @@ fn http_get(port: u16, path: &str) -> Result<String> {
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(err)?;
     let mut raw = Vec::new();
     // Bounded by the read timeout and by the server closing (HTTP/1.0).
-    s.take(16 << 20).read_to_end(&mut raw).map_err(err)?;
+    s.take(HTTP_MAX_BYTES).read_to_end(&mut raw).map_err(err)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     if !head.lines().next().is_some_and(|l| l.contains(" 200")) {

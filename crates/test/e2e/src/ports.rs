@@ -54,6 +54,16 @@ impl PortPlan {
         }
     }
 
+    /// The appliance's defaults (`appliance/strahl.toml`: base 47989, status 47990, native
+    /// 47900), for a fresh network namespace where every port is free.
+    pub fn defaults() -> PortPlan {
+        PortPlan {
+            status: 47_990,
+            native: 47_900,
+            ..PortPlan::for_base(47_989)
+        }
+    }
+
     /// A plan whose ports are all free now, or `None` after [`ATTEMPTS`] candidates.
     pub fn pick() -> Option<PortPlan> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
