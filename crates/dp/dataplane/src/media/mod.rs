@@ -74,6 +74,12 @@ pub const SPREAD_PERMILLE: u32 = 500;
 /// Per-stream pacing cap: 2 Gbit/s, above every GameStream rate (the 1 Gbit/s goal at 50 %
 /// spread needs 2 Gbit/s); Sunshine's fixed 800 Mbit/s cap is the bottleneck this avoids (§A18).
 pub const PACER_LINK_BPS: u64 = 2_000_000_000;
+/// Token-bucket depth of a video stream, as time at its spread rate. The bucket refills between
+/// frames, so its depth is the burst every frame starts with: the pacer's generic 100 µs let the
+/// first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as every later
+/// packet ~100 µs "early"); 10 µs (at least 2 packets, `strahl_pacer::MIN_BURST_BYTES`) keeps a
+/// frame evenly spaced while still letting a tile that was a few µs late catch up.
+pub const VIDEO_BURST_NS: u64 = 10_000;
 /// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
 /// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
@@ -404,6 +410,7 @@ impl Media {
         vpace.mode = Mode::Spread {
             permille: SPREAD_PERMILLE,
         };
+        vpace.burst_ns = VIDEO_BURST_NS;
         let (vprod, vcons) = ring::ring(
             VIDEO_SLOTS,
             au_cap.min(4 << 20),
