@@ -157,6 +157,8 @@ metrics_table! {
     PingsLearned: Counter "strahl_pings_learned_total"
         "Media destinations learned (or changed) from client pings."
         ["stream": "video", "audio"];
+    IpcOutboxRefused: Counter "strahl_ipc_outbox_refused_total"
+        "IPC messages for the data plane refused because the control plane's outbox was full.";
     ControlFecPercent: Gauge "strahl_control_fec_percent"
         "FEC parity % the adaptive controller currently asks of the data plane (GameStream; the highest over streaming sessions).";
     ControlRttMicros: Gauge "strahl_control_rtt_microseconds"

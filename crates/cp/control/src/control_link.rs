@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strahl_enet::{ControlConfig, ControlEvent, ControlServer, DisconnectReason, SessionId};
-use strahl_metrics::{GLOBAL, Metric, Registry};
+use strahl_metrics::{Metric, Registry};
 use tokio::sync::{mpsc, watch};
 
-use crate::host::{Outbox, SharedManager, lock};
 use crate::input_sink::CountedSink;
 use crate::session::{Actions, ControlAction};
+use crate::shared::{Outbox, SharedManager, lock};
 
 /// How often the manager's clock-driven work runs (adaptive FEC decay). Well under the
 /// controller's 1 s decay interval, so a decay step is late by at most this much.
@@ -120,7 +120,7 @@ impl ControlLink {
 pub fn dispatch(link: &ControlLink, outbox: &Outbox, a: Actions) {
     link.execute(&a.control);
     for m in a.ipc {
-        // The receiver lives as long as `serve`; a send error only happens at shutdown.
+        // Full: logged and counted by the outbox. Closed: only at shutdown, nobody would send it.
         let _ = outbox.send(m);
     }
 }
@@ -135,7 +135,7 @@ fn disconnect_label(r: DisconnectReason) -> &'static str {
     }
 }
 
-fn log_event(session: u64, ev: &ControlEvent) {
+fn log_event(session: u64, ev: &ControlEvent, metrics: &Registry) {
     match ev {
         ControlEvent::Connected { peer } => {
             log::info!("control stream: session {session} connected from {peer}")
@@ -144,7 +144,7 @@ fn log_event(session: u64, ev: &ControlEvent) {
             if let Some(i) =
                 Registry::label_index(Metric::ControlDisconnects, disconnect_label(*reason))
             {
-                GLOBAL.add_at(Metric::ControlDisconnects, i, 1);
+                metrics.add_at(Metric::ControlDisconnects, i, 1);
             }
             log::info!("control stream: session {session} ended ({reason:?})")
         }
@@ -161,12 +161,14 @@ fn log_event(session: u64, ev: &ControlEvent) {
     }
 }
 
-/// Feeds control events and the tick to the manager until `stop` changes.
+/// Feeds control events and the tick to the manager until `stop` changes; counts into
+/// `metrics` (the process registry in production).
 pub async fn run_events(
     mut events: ControlEvents,
     manager: SharedManager,
     link: Arc<ControlLink>,
     outbox: Outbox,
+    metrics: &'static Registry,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(TICK_INTERVAL);
@@ -175,8 +177,8 @@ pub async fn run_events(
         let actions = tokio::select! {
             ev = events.recv() => {
                 let Some((session, ev)) = ev else { return };
-                log_event(session, &ev);
-                let a = lock(&manager).on_control(session, &ev, std::time::Instant::now());
+                log_event(session, &ev, metrics);
+                let a = lock(&manager).on_control_in(session, &ev, std::time::Instant::now(), metrics);
                 for m in &a.ipc {
                     if let strahl_ipc::Message::SessionStop(s) = m {
                         log::info!(
@@ -187,25 +189,25 @@ pub async fn run_events(
                 }
                 a
             }
-            _ = tick.tick() => lock(&manager).tick(std::time::Instant::now()),
+            _ = tick.tick() => lock(&manager).tick_in(std::time::Instant::now(), metrics),
             _ = stop.changed() => return,
         };
         dispatch(&link, &outbox, actions);
-        publish_gauges(&manager);
+        publish_gauges(&manager, metrics);
     }
 }
 
 /// The host-wide gauges over every streaming session: the worst (highest) round-trip time and
 /// FEC percentage. The metrics table has no per-session series; the status page shows each
 /// session's own figures.
-fn publish_gauges(manager: &SharedManager) {
+fn publish_gauges(manager: &SharedManager, metrics: &Registry) {
     let streams = lock(manager).streams();
     let rtt = streams.iter().filter_map(|s| s.rtt).max();
-    GLOBAL.set(
+    metrics.set(
         Metric::ControlRttMicros,
         rtt.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
     );
     if let Some(fec) = streams.iter().map(|s| s.fec_percent).max() {
-        GLOBAL.set(Metric::ControlFecPercent, u64::from(fec));
+        metrics.set(Metric::ControlFecPercent, u64::from(fec));
     }
 }

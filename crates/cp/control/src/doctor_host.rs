@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::*;
+use super::model::*;
 
 /// Running strahl processes (by /proc/*/comm).
 fn strahl_running(sys: &dyn SystemView) -> Vec<String> {

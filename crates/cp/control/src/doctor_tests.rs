@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use strahl_config::Config;
+
 use super::*;
 
 #[derive(Default)]

@@ -2,8 +2,8 @@
 //! the RTSP listener (TCP, default 48010, gamestream-host.md §A8).
 //!
 //! - [`ManagerHost`] locks the manager, draws the launch randomness from the OS, executes the
-//!   resulting control actions on the ENet server and queues the IPC messages on the outbox
-//!   the data-plane connection drains.
+//!   resulting control actions on the ENet server and queues the IPC messages on the bounded
+//!   outbox the data-plane connection drains (`shared.rs`).
 //! - [`rtsp_listener`]: one request per TCP connection — read until the manager has one whole
 //!   message (bounded in size and time), send the reply, shut the socket. While no launch is
 //!   pending, connections are closed at once (§A7). At most [`MAX_RTSP_CONNECTIONS`] at a time.
@@ -13,17 +13,17 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strahl_gamestream::{HostError, HostState, LaunchRequest, SessionHost};
-use strahl_ipc::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 
 use crate::control_link::{ControlLink, dispatch};
-use crate::session::{ClientKey, LaunchRandom, RtspStep, SessionManager, key_fingerprint};
+use crate::session::{ClientKey, LaunchRandom, RtspStep, key_fingerprint};
+use crate::shared::{Outbox, SharedManager, lock};
 
 /// The client waits up to 15 s for a reply (§A8); it sends its request at once, so 10 s only
 /// evicts idle peers.
@@ -31,14 +31,6 @@ pub const RTSP_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// RTSP connections served at once. A client uses one at a time: room for the most clients
 /// that may handshake at once (`[gamestream] max_sessions` ≤ 16) and their retries.
 pub const MAX_RTSP_CONNECTIONS: usize = 32;
-
-pub type SharedManager = Arc<Mutex<SessionManager>>;
-/// Messages for the data plane (drained by the IPC connection).
-pub type Outbox = mpsc::UnboundedSender<Message>;
-
-pub fn lock(m: &SharedManager) -> MutexGuard<'_, SessionManager> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Random bytes from the OS.
 pub fn os_random<const N: usize>() -> std::io::Result<[u8; N]> {

@@ -162,6 +162,8 @@ mod tests {
     use strahl_enet::DisconnectReason;
     use strahl_input::{InputEvent, MouseButton, read_json_lines};
 
+    // This module's own registry, so other tests' input never counts here; static because
+    // `CountedSink` keeps a `&'static Registry` (it lives on the ENet service thread).
     static METRICS: Registry = Registry::new();
 
     fn scratch(name: &str) -> PathBuf {
@@ -228,6 +230,7 @@ mod tests {
 
     #[test]
     fn a_disconnect_releases_only_what_that_session_holds() {
+        // This test's own registry; static because `CountedSink` keeps a `&'static Registry`.
         static M: Registry = Registry::new();
         let rec = RecordingSink::new();
         let h = rec.handle();
@@ -301,6 +304,7 @@ mod tests {
 
     #[test]
     fn sink_errors_are_counted_not_fatal() {
+        // This test's own registry; static because `CountedSink` keeps a `&'static Registry`.
         static M: Registry = Registry::new();
         let mut s = CountedSink::with_registry(Box::new(Failing), &M);
         for _ in 0..3 {

@@ -6,6 +6,9 @@
 //!   when the data plane goes away, stop own sessions on shutdown.
 //! - [`session`]: the sans-IO GameStream session manager (launch → RTSP → SessionStart).
 //! - [`host`]: its async shells: the nvhttp `SessionHost` and the RTSP listener.
+//! - [`shared`]: what those shells share: the locked manager and the bounded outbox.
+//! - [`live`]: what the IPC loop learns from the data plane, owned by `serve`, read by the
+//!   status backend.
 //! - [`fec_adapt`]: the sans-IO adaptive FEC controller fed by SS_FRAME_FEC_STATUS.
 //! - [`control_link`]: the ENet control server wired to the manager (actions out, events in).
 //! - [`input_sink`]: the configured input sink (uinput / JSON-lines recording), counted.
@@ -25,6 +28,8 @@ pub mod fec_adapt;
 pub mod host;
 pub mod input_sink;
 pub mod ipc;
+pub mod live;
 pub mod serve;
 pub mod session;
+pub mod shared;
 pub mod status_backend;

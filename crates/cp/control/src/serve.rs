@@ -6,12 +6,16 @@
 //! - Messages the session manager produces (SessionStart at PLAY, SessionStop at /cancel) are
 //!   queued on the outbox and sent while connected; `SessionEnded` from the data plane and the
 //!   loss of the data plane are reported back to the manager. Messages produced while the data
-//!   plane is away wait in the (unbounded, human-rate) outbox and are sent after reconnecting.
+//!   plane is away wait in the bounded (human-rate) outbox and are sent after reconnecting; one
+//!   that does not fit is refused and logged (`shared.rs`).
 //! - Connect with exponential back-off (50 ms doubling to 2 s) until the socket answers, for at
 //!   most `connect_timeout` — at start and again after losing the data plane. A version
 //!   mismatch is not retried (it needs an upgrade, not patience).
-//! - Poll statistics every `stats_interval` and keep the latest snapshot in
-//!   [`DATAPLANE_METRICS`] (the status endpoint exports it).
+//! - Poll statistics every `stats_interval` and keep the latest snapshot in the host's
+//!   [`Live`] (owned here, shared with the status backend, which exports it).
+//! - No process-wide state of our own: the host's state ([`Host`]) is created by
+//!   [`start_host`] and passed to whoever needs it; our counters go to the registry it holds
+//!   (the process registry `strahl_metrics::GLOBAL`).
 //! - Track the sessions the data plane reports for us (several may run, one per client); when
 //!   the data plane goes away they are gone too (it stops them on disconnect). Its
 //!   `TransportChosen` events go to the status: id 0 is the start-up choice, any other id that
@@ -29,17 +33,15 @@ use std::time::Duration;
 use strahl_gamestream::{ServerConfig, ServerHandle, SessionHost};
 use strahl_ipc::{Event, Message, SessionStop, StatsRequest, StopReason};
 use strahl_metrics::{GLOBAL, Metric, Registry};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::host::{ManagerHost, SharedManager, lock};
+use crate::host::ManagerHost;
 use crate::ipc::{Client, ClientError};
+use crate::live::Live;
 use crate::session::{ManagerConfig, SessionManager};
-use crate::status_backend::LIVE;
-
-/// The data plane's metrics as of the last snapshot.
-pub static DATAPLANE_METRICS: Registry = Registry::new();
+use crate::shared::{OUTBOX_CAPACITY, OutboxReceiver, SharedManager, lock, outbox};
 
 /// First reconnect delay; short so a data plane starting alongside us is found quickly.
 const BACKOFF_START: Duration = Duration::from_millis(50);
@@ -81,7 +83,11 @@ pub struct Host {
     pub rtsp_addr: SocketAddr,
     /// The ENet control server (UDP `control_port`).
     pub control: Arc<crate::control_link::ControlLink>,
-    outbox_rx: mpsc::UnboundedReceiver<Message>,
+    /// What the IPC loop learns from the data plane; shared with the status backend.
+    pub live: Arc<Live>,
+    /// Where our counters go: the process registry (the one `/metrics` exports).
+    metrics: &'static Registry,
+    outbox_rx: OutboxReceiver,
     /// The status server, when configured.
     pub status: Option<strahl_status::StatusServer>,
     stop: watch::Sender<bool>,
@@ -90,10 +96,14 @@ pub struct Host {
 
 /// Binds everything; nothing is left running on error.
 pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
+    // The process registry: the one `/metrics` exports, shared with the code that counts into
+    // `GLOBAL` directly; handed down from here rather than named in each file.
+    let metrics: &'static Registry = &GLOBAL;
     // First: a later failure drops the link, which stops its thread.
-    let (control, control_events) = start_control(&opts)?;
+    let (control, control_events) = start_control(&opts, metrics)?;
     let manager: SharedManager = Arc::new(Mutex::new(SessionManager::new(opts.manager)));
-    let (outbox, outbox_rx) = mpsc::unbounded_channel();
+    let (outbox, outbox_rx) = outbox(OUTBOX_CAPACITY, metrics);
+    let live = Arc::new(Live::new());
     let rtsp = tokio::net::TcpListener::bind(opts.rtsp_addr)
         .await
         .map_err(|e| ServeError::Host(format!("cannot bind RTSP {}: {e}", opts.rtsp_addr)))?;
@@ -130,6 +140,8 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
                 &control,
                 manager.clone(),
                 outbox.clone(),
+                live.clone(),
+                metrics,
             ));
             match strahl_status::StatusServer::bind(st.addr, st.config, backend, &state_dir).await {
                 Ok(s) => {
@@ -163,6 +175,7 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
             manager.clone(),
             control.clone(),
             outbox,
+            metrics,
             stop.subscribe(),
         )),
         tokio::spawn(crate::admin::serve(
@@ -198,6 +211,8 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
         manager,
         rtsp_addr,
         control,
+        live,
+        metrics,
         outbox_rx,
         status,
         stop,
@@ -208,6 +223,7 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
 /// The input sink and the ENet control server on UDP `control_port` (same address as RTSP).
 fn start_control(
     opts: &HostOptions,
+    metrics: &'static Registry,
 ) -> Result<
     (
         Arc<crate::control_link::ControlLink>,
@@ -217,9 +233,11 @@ fn start_control(
 > {
     let (sink, what) = crate::input_sink::open(&opts.input).map_err(ServeError::Host)?;
     let bind = SocketAddr::new(opts.rtsp_addr.ip(), opts.manager.control_port);
-    let (link, events) =
-        crate::control_link::ControlLink::start(bind, crate::input_sink::CountedSink::new(sink))
-            .map_err(|e| ServeError::Host(format!("cannot bind ENet control UDP {bind}: {e}")))?;
+    let (link, events) = crate::control_link::ControlLink::start(
+        bind,
+        crate::input_sink::CountedSink::with_registry(sink, metrics),
+    )
+    .map_err(|e| ServeError::Host(format!("cannot bind ENet control UDP {bind}: {e}")))?;
     log::info!(
         "ENet control on UDP {}; input sink: {what}",
         link.local_addr()
@@ -324,7 +342,7 @@ async fn run_ipc(
                 log::info!("shutdown while waiting for the data plane");
                 return Ok(());
             }
-            r = connect_with_backoff(opts) => r?,
+            r = connect_with_backoff(opts, host.metrics) => r?,
         };
         log::info!(
             "connected to dataplane v{}.{} (pid {}, {})",
@@ -333,10 +351,10 @@ async fn run_ipc(
             client.peer.pid,
             client.peer.build
         );
-        GLOBAL.set(Metric::DataplaneConnected, 1);
+        host.metrics.set(Metric::DataplaneConnected, 1);
         let ended = connected(client, opts, &mut shutdown, &mut sessions, host).await;
-        GLOBAL.set(Metric::DataplaneConnected, 0);
-        LIVE.dataplane_lost();
+        host.metrics.set(Metric::DataplaneConnected, 0);
+        host.live.dataplane_lost();
         let ended_actions = lock(&host.manager).session_ended(None);
         host.control.execute(&ended_actions.control);
         match ended {
@@ -352,7 +370,7 @@ async fn run_ipc(
     }
 }
 
-async fn connect_with_backoff(opts: &Conn) -> Result<Client, ServeError> {
+async fn connect_with_backoff(opts: &Conn, metrics: &Registry) -> Result<Client, ServeError> {
     let start = Instant::now();
     let deadline = start + opts.connect_timeout;
     let mut delay = BACKOFF_START;
@@ -363,7 +381,7 @@ async fn connect_with_backoff(opts: &Conn) -> Result<Client, ServeError> {
             Ok(c) => return Ok(c),
             Err(e) if e.is_fatal() => {
                 log::error!("{e}");
-                GLOBAL.inc(Metric::IpcHandshakesRefused);
+                metrics.inc(Metric::IpcHandshakesRefused);
                 return Err(ServeError::Fatal(e));
             }
             Err(e) => {
@@ -404,18 +422,18 @@ async fn connected(
     loop {
         tokio::select! {
             _ = shutdown.as_mut() => {
-                stop_sessions(&mut client, sessions).await;
+                stop_sessions(&mut client, sessions, &host.live, host.metrics).await;
                 return Ended::Shutdown;
             }
             Some(m) = host.outbox_rx.recv() => {
-                log_outgoing(&m);
-                if let Err(e) = send(&mut client, &m).await {
+                log_outgoing(&m, &host.live);
+                if let Err(e) = send(&mut client, &m, host.metrics).await {
                     return Ended::Lost(e.to_string());
                 }
             }
             _ = tick.tick() => {
                 request_id = request_id.wrapping_add(1);
-                if let Err(e) = send(&mut client, &Message::StatsRequest(StatsRequest { request_id })).await {
+                if let Err(e) = send(&mut client, &Message::StatsRequest(StatsRequest { request_id }), host.metrics).await {
                     return Ended::Lost(e.to_string());
                 }
             }
@@ -423,18 +441,18 @@ async fn connected(
                 let msg = match r {
                     Err(e) => return Ended::Lost(e.to_string()),
                     Ok(Err(e)) => {
-                        GLOBAL.inc(Metric::IpcDecodeErrors);
+                        host.metrics.inc(Metric::IpcDecodeErrors);
                         log::warn!("undecodable message from the data plane: {e}");
                         continue;
                     }
                     Ok(Ok(d)) => d.message,
                 };
-                GLOBAL.inc(Metric::IpcMessagesReceived);
+                host.metrics.inc(Metric::IpcMessagesReceived);
                 if let Message::Event(Event::SessionEnded { id, .. }) = &msg {
                     let a = lock(&host.manager).session_ended(Some(*id));
                     host.control.execute(&a.control);
                 }
-                if let Some(lost) = handle(msg, sessions, &mut snapshots) {
+                if let Some(lost) = handle(msg, sessions, &mut snapshots, &host.live) {
                     return lost;
                 }
             }
@@ -442,11 +460,15 @@ async fn connected(
     }
 }
 
-fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Option<Ended> {
+fn handle(
+    msg: Message,
+    sessions: &mut BTreeSet<u64>,
+    snapshots: &mut u64,
+    live: &Live,
+) -> Option<Ended> {
     match msg {
         Message::StatsSnapshot(s) => {
-            let unknown = DATAPLANE_METRICS.absorb(&s.counters);
-            LIVE.snapshot_absorbed(std::time::Instant::now());
+            let unknown = live.absorb_snapshot(&s.counters, std::time::Instant::now());
             *snapshots += 1;
             if *snapshots == 1 {
                 log::info!(
@@ -471,7 +493,7 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
         }
         Message::Event(Event::SessionEnded { id, reason }) => {
             sessions.remove(&id);
-            LIVE.session_ended(id);
+            live.session_ended(id);
             log::info!("data plane ended session {id} ({reason:?})");
         }
         // id 0: the start-up self-test's choice (host-wide); otherwise the transport session
@@ -487,8 +509,8 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
                 transport.name()
             );
             if id == 0 {
-                LIVE.transport_chosen(transport.name(), &detail);
-            } else if !LIVE.session_transport(id, transport.name(), &detail) {
+                live.transport_chosen(transport.name(), &detail);
+            } else if !live.session_transport(id, transport.name(), &detail) {
                 log::debug!("transport for session {id}, which is not ours (any more)");
             }
         }
@@ -517,10 +539,10 @@ fn handle(msg: Message, sessions: &mut BTreeSet<u64>, snapshots: &mut u64) -> Op
     None
 }
 
-fn log_outgoing(m: &Message) {
+fn log_outgoing(m: &Message, live: &Live) {
     match m {
         Message::SessionStart(s) => {
-            LIVE.session_start(s);
+            live.session_start(s);
             let key = match &s.keys {
                 strahl_ipc::KeyMaterial::GameStream { rikey, rikeyid } => format!(
                     "rikeyid {}, key {}",
@@ -563,14 +585,19 @@ fn scope(id: u64) -> String {
     }
 }
 
-async fn send(client: &mut Client, m: &Message) -> Result<(), ClientError> {
+async fn send(client: &mut Client, m: &Message, metrics: &Registry) -> Result<(), ClientError> {
     client.send(m).await?;
-    GLOBAL.inc(Metric::IpcMessagesSent);
+    metrics.inc(Metric::IpcMessagesSent);
     Ok(())
 }
 
 /// Stops our sessions and waits (bounded) for the data plane to confirm.
-async fn stop_sessions(client: &mut Client, sessions: &mut BTreeSet<u64>) {
+async fn stop_sessions(
+    client: &mut Client,
+    sessions: &mut BTreeSet<u64>,
+    live: &Live,
+    metrics: &Registry,
+) {
     if sessions.is_empty() {
         log::info!("shutting down: no sessions to stop; the data plane keeps running");
         return;
@@ -583,6 +610,7 @@ async fn stop_sessions(client: &mut Client, sessions: &mut BTreeSet<u64>) {
                 id,
                 reason: StopReason::ControlShutdown,
             }),
+            metrics,
         )
         .await
         {
@@ -595,7 +623,7 @@ async fn stop_sessions(client: &mut Client, sessions: &mut BTreeSet<u64>) {
         while !sessions.is_empty() {
             match client.recv().await {
                 Ok(d) => {
-                    handle(d.message, sessions, &mut snapshots);
+                    handle(d.message, sessions, &mut snapshots, live);
                 }
                 Err(_) => break,
             }

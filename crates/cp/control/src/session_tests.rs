@@ -387,10 +387,11 @@ fn update(id: u64, fec: Option<u8>, keyframe: bool) -> Message {
 
 #[test]
 fn idr_and_rfi_request_a_keyframe_of_the_streaming_session_only() {
-    static M: Registry = Registry::new();
+    // This test's own registry: counts from other tests never mix in.
+    let reg = Registry::new();
     let t0 = Instant::now();
     let (mut m, id) = streaming_manager(t0);
-    let a = m.on_control_in(id, &ControlEvent::IdrRequested, t0, &M);
+    let a = m.on_control_in(id, &ControlEvent::IdrRequested, t0, &reg);
     assert!(a.control.is_empty());
     assert_eq!(a.ipc, [update(id, None, true)]);
     let rfi = ControlEvent::RefInvalidated {
@@ -398,15 +399,15 @@ fn idr_and_rfi_request_a_keyframe_of_the_streaming_session_only() {
         last_frame: 12,
     };
     assert_eq!(
-        m.on_control_in(id, &rfi, t0, &M).ipc,
+        m.on_control_in(id, &rfi, t0, &reg).ipc,
         [update(id, None, true)]
     );
     let at = |c| Registry::label_index(Metric::ControlKeyframeRequests, c).unwrap();
-    assert_eq!(M.get_at(Metric::ControlKeyframeRequests, at("idr")), 1);
-    assert_eq!(M.get_at(Metric::ControlKeyframeRequests, at("rfi")), 1);
+    assert_eq!(reg.get_at(Metric::ControlKeyframeRequests, at("idr")), 1);
+    assert_eq!(reg.get_at(Metric::ControlKeyframeRequests, at("rfi")), 1);
     // A stale session id (a replaced stream's late packet) changes nothing.
     assert!(
-        m.on_control_in(id + 1, &ControlEvent::IdrRequested, t0, &M)
+        m.on_control_in(id + 1, &ControlEvent::IdrRequested, t0, &reg)
             .is_empty()
     );
     // Start B, LTR acks, connects and input are not the manager's business.
@@ -417,43 +418,44 @@ fn idr_and_rfi_request_a_keyframe_of_the_streaming_session_only() {
             peer: PEER.parse().unwrap(),
         },
     ] {
-        assert!(m.on_control_in(id, &ev, t0, &M).is_empty(), "{ev:?}");
+        assert!(m.on_control_in(id, &ev, t0, &reg).is_empty(), "{ev:?}");
     }
 }
 
 #[test]
 fn fec_status_raises_fec_and_clean_time_decays_it() {
-    static M: Registry = Registry::new();
+    // This test's own registry: counts from other tests never mix in.
+    let reg = Registry::new();
     let t0 = Instant::now();
     let (mut m, id) = streaming_manager(t0);
     assert_eq!(m.fec_percent(id), Some(20));
     // A clean report: counted, no update.
     assert!(
-        m.on_control_in(id, &fec_report(100, 100), t0, &M)
+        m.on_control_in(id, &fec_report(100, 100), t0, &reg)
             .is_empty()
     );
     // 12 of 120 packets lost, rebuilt: 12/108 · 2 → 23 %.
-    let a = m.on_control_in(id, &fec_report(100, 88), t0, &M);
+    let a = m.on_control_in(id, &fec_report(100, 88), t0, &reg);
     assert_eq!(a.ipc, [update(id, Some(23), false)]);
-    assert_eq!(M.get(Metric::ControlFecPercent), 23);
+    assert_eq!(reg.get(Metric::ControlFecPercent), 23);
     // An unrecoverable block (99 of 100 needed packets): 21 lost of 120 → 21/99 · 2 → 43 %.
-    let a = m.on_control_in(id, &fec_report(100, 79), t0, &M);
+    let a = m.on_control_in(id, &fec_report(100, 79), t0, &reg);
     assert_eq!(a.ipc, [update(id, Some(43), false)]);
     let at = |c| Registry::label_index(Metric::ControlFecReports, c).unwrap();
     assert_eq!(
-        ["clean", "recovered", "lost"].map(|c| M.get_at(Metric::ControlFecReports, at(c))),
+        ["clean", "recovered", "lost"].map(|c| reg.get_at(Metric::ControlFecReports, at(c))),
         [1, 1, 1]
     );
     // Simulated clean minute in 250 ms ticks: one update per step, down to the minimum.
     let mut updates = Vec::new();
     for i in 1..=240u32 {
-        updates.extend(m.tick_in(t0 + Duration::from_millis(250) * i, &M).ipc);
+        updates.extend(m.tick_in(t0 + Duration::from_millis(250) * i, &reg).ipc);
     }
     assert_eq!(updates.len(), 38, "43 → 5 one point at a time");
     assert_eq!(updates.first(), Some(&update(id, Some(42), false)));
     assert_eq!(updates.last(), Some(&update(id, Some(5), false)));
     assert_eq!(m.fec_percent(id), Some(5));
-    assert_eq!(M.get(Metric::ControlFecPercent), 5);
+    assert_eq!(reg.get(Metric::ControlFecPercent), 5);
 }
 
 #[test]
@@ -621,7 +623,8 @@ fn the_start(ipc: &[Message]) -> &SessionStart {
 
 #[test]
 fn two_clients_interleave_launch_rtsp_play_control_and_cancel() {
-    static M: Registry = Registry::new();
+    // This test's own registry: counts from other tests never mix in.
+    let reg = Registry::new();
     let t0 = Instant::now();
     let (ka, kb, kc) = (key(CERT_A), key(CERT_B), key(CERT_C));
     let mut m = SessionManager::new(cfg());
@@ -713,11 +716,11 @@ fn two_clients_interleave_launch_rtsp_play_control_and_cancel() {
 
     // Control events reach their own session only.
     assert_eq!(
-        m.on_control_in(sa.id, &ControlEvent::IdrRequested, t0, &M)
+        m.on_control_in(sa.id, &ControlEvent::IdrRequested, t0, &reg)
             .ipc,
         [update(sa.id, None, true)]
     );
-    let raise = m.on_control_in(sb.id, &fec_report(100, 88), t0, &M);
+    let raise = m.on_control_in(sb.id, &fec_report(100, 88), t0, &reg);
     assert_eq!(raise.ipc, [update(sb.id, Some(23), false)]);
     assert_eq!(
         (m.fec_percent(sa.id), m.fec_percent(sb.id)),
@@ -730,7 +733,7 @@ fn two_clients_interleave_launch_rtsp_play_control_and_cancel() {
             rtt: Duration::from_micros(1500),
         },
         t0,
-        &M,
+        &reg,
     );
     let views = m.streams();
     assert_eq!(views.len(), 2);
@@ -762,18 +765,18 @@ fn two_clients_interleave_launch_rtsp_play_control_and_cancel() {
     assert_eq!(m.streaming_of(&kb), Some(Streaming { id: sb.id }));
     assert_eq!(m.fec_percent(sb.id), Some(23));
     assert!(
-        m.on_control_in(sa.id, &ControlEvent::IdrRequested, t0, &M)
+        m.on_control_in(sa.id, &ControlEvent::IdrRequested, t0, &reg)
             .is_empty(),
         "A's late events are stale"
     );
     assert_eq!(
-        m.on_control_in(sb.id, &ControlEvent::IdrRequested, t0, &M)
+        m.on_control_in(sb.id, &ControlEvent::IdrRequested, t0, &reg)
             .ipc,
         [update(sb.id, None, true)]
     );
     // B's decay goes on alone; A's cancel is idempotent and touches nothing.
     let ticks: Vec<Message> = (1..=20u32)
-        .flat_map(|i| m.tick_in(t0 + Duration::from_millis(250) * i, &M).ipc)
+        .flat_map(|i| m.tick_in(t0 + Duration::from_millis(250) * i, &reg).ipc)
         .collect();
     assert!(!ticks.is_empty());
     assert!(

@@ -2,13 +2,10 @@
 //! see of the running `serve`.
 //!
 //! Contract:
-//! - [`LIVE`] is the one place the IPC loop (`serve.rs`) records what the status needs and the
-//!   session manager does not keep: the data plane's start-up transport choice (its
-//!   `TransportChosen` event with id 0), the sessions we asked it to start (from the
-//!   `SessionStart` we sent, until its `SessionEnded` or its loss) with the transport the data
-//!   plane reported for each (`TransportChosen` with the session's id, again on a fallback), and
-//!   send rates computed between two stats snapshots. It is a process-wide static like
-//!   [`DATAPLANE_METRICS`] (one `serve` per process).
+//! - What the IPC loop (`serve.rs`) learns from the data plane and the session manager does not
+//!   keep (its metrics, transports, the sessions it runs for us, send rates) comes from the
+//!   [`Live`] that `serve` owns and hands to [`ControlBackend::new`] (contract in `live.rs`).
+//!   Our own counters come from the registry `serve` hands in (the process registry).
 //! - Per-session figures come from that session alone: its target bitrate (its SessionStart),
 //!   its adaptive FEC %, FEC reports and ENet round-trip time (the session manager keeps them
 //!   per session), its transport, and whose it is (`client_name`: the paired client's name,
@@ -35,17 +32,17 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use strahl_gamestream::crypto::CertInfo;
 use strahl_gamestream::{PinError, ServerHandle};
-use strahl_ipc::{Message, Protocol, SessionStart, SessionUpdate, StopReason};
-use strahl_metrics::{GLOBAL, Metric, Registry};
+use strahl_ipc::{Message, SessionUpdate, StopReason};
+use strahl_metrics::{Metric, Registry};
 use strahl_status::{
     BackendError, HostInfo, MediaTotals, NativeWindow, PairedClientInfo, PairingState,
-    PendingPinInfo, SessionInfo, StatusBackend, StatusSnapshot, TransportInfo,
+    PendingPinInfo, SessionInfo, StatusBackend, StatusSnapshot,
 };
 
 use crate::control_link::ControlLink;
-use crate::host::{Outbox, SharedManager, lock};
-use crate::serve::DATAPLANE_METRICS;
+use crate::live::{Live, sum_all};
 use crate::session::ClientKey;
+use crate::shared::{Outbox, OutboxError, SharedManager, lock};
 
 /// Display-name overlay file in the state dir (`{"<client id>": "<name>"}`).
 pub const NAMES_FILE: &str = "client-names.json";
@@ -54,123 +51,6 @@ pub const NAMES_FILE: &str = "client-names.json";
 pub const NATIVE_WINDOW: Duration = Duration::from_secs(120);
 /// Largest names overlay we read back (256 clients × a 64-character name fit many times).
 const MAX_NAMES_FILE: u64 = 64 * 1024;
-
-/// A session the data plane was asked to run (from our `SessionStart`).
-#[derive(Debug, Clone, PartialEq)]
-struct SessionMeta {
-    client: String,
-    protocol: &'static str,
-    mode: String,
-    bitrate_kbps: u64,
-    fec_percent: u32,
-    /// The data plane's per-session `TransportChosen` (name, detail), once it has sent one.
-    transport: Option<(String, String)>,
-}
-
-#[derive(Debug, Default)]
-struct LiveInner {
-    transport: Option<TransportInfo>,
-    sessions: BTreeMap<u64, SessionMeta>,
-    /// (when, packets, bytes) of the previous snapshot.
-    last_sample: Option<(Instant, u64, u64)>,
-    packets_per_s: u64,
-    send_kbps: u64,
-}
-
-/// See the module contract.
-#[derive(Debug)]
-pub struct Live {
-    inner: Mutex<Option<LiveInner>>,
-}
-
-/// The process's live state, fed by the IPC loop.
-pub static LIVE: Live = Live {
-    inner: Mutex::new(None),
-};
-
-impl Live {
-    fn with<R>(&self, f: impl FnOnce(&mut LiveInner) -> R) -> R {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        f(g.get_or_insert_with(LiveInner::default))
-    }
-
-    /// The data plane's start-up `TransportChosen` event (host-wide, id 0).
-    pub fn transport_chosen(&self, name: &str, reason: &str) {
-        self.with(|l| {
-            l.transport = Some(TransportInfo {
-                name: name.to_string(),
-                reason: reason.to_string(),
-            })
-        });
-    }
-
-    /// A `SessionStart` was sent to the data plane.
-    pub fn session_start(&self, s: &SessionStart) {
-        let meta = SessionMeta {
-            client: s.peer.ip().to_string(),
-            protocol: match s.protocol {
-                Protocol::GameStream => "gamestream",
-                Protocol::Native => "native",
-            },
-            mode: format!(
-                "{}x{}@{} {:?}",
-                s.video.width, s.video.height, s.video.fps, s.video.codec
-            )
-            .to_lowercase(),
-            bitrate_kbps: u64::from(s.video.bitrate_kbps),
-            fec_percent: u32::from(s.video.fec_percent),
-            transport: None,
-        };
-        self.with(|l| l.sessions.insert(s.id, meta));
-    }
-
-    /// The data plane's `TransportChosen` for session `id` (its first choice or a fallback).
-    /// Returns whether the session is known (a late event for an ended one is dropped).
-    pub fn session_transport(&self, id: u64, name: &str, detail: &str) -> bool {
-        self.with(|l| match l.sessions.get_mut(&id) {
-            Some(m) => {
-                m.transport = Some((name.to_string(), detail.to_string()));
-                true
-            }
-            None => false,
-        })
-    }
-
-    /// The data plane ended session `id`.
-    pub fn session_ended(&self, id: u64) {
-        self.with(|l| l.sessions.remove(&id));
-    }
-
-    /// The data plane went away: its sessions and rates are gone, its transport is unknown.
-    pub fn dataplane_lost(&self) {
-        self.with(|l| *l = LiveInner::default());
-    }
-
-    /// A stats snapshot was absorbed into [`DATAPLANE_METRICS`] at `now`: update the rates.
-    pub fn snapshot_absorbed(&self, now: Instant) {
-        let packets = sum_all(&DATAPLANE_METRICS, Metric::PacketsSent);
-        let bytes = sum_all(&DATAPLANE_METRICS, Metric::BytesSent);
-        self.with(|l| {
-            if let Some((t, p, b)) = l.last_sample {
-                let dt = now.saturating_duration_since(t).as_secs_f64();
-                if dt > 0.0 {
-                    l.packets_per_s = (packets.saturating_sub(p) as f64 / dt) as u64;
-                    l.send_kbps = (bytes.saturating_sub(b) as f64 * 8.0 / 1000.0 / dt) as u64;
-                }
-            }
-            l.last_sample = Some((now, packets, bytes));
-        });
-    }
-
-    fn sessions(&self) -> Vec<(u64, SessionMeta)> {
-        self.with(|l| l.sessions.iter().map(|(k, v)| (*k, v.clone())).collect())
-    }
-}
-
-fn sum_all(reg: &Registry, m: Metric) -> u64 {
-    let n = strahl_metrics::TABLE[m as usize].series_count();
-    (0..n).map(|i| reg.get_at(m, i)).sum()
-}
 
 /// Stable, non-secret id of a paired client: 16 hex digits of SHA-256(cert PEM).
 pub fn client_id(cert_pem: &str) -> String {
@@ -200,6 +80,10 @@ pub struct ControlBackend {
     control: Weak<ControlLink>,
     manager: SharedManager,
     outbox: Outbox,
+    /// What the IPC loop learnt from the data plane (shared with it).
+    live: Arc<Live>,
+    /// Our own counters (the process registry in production).
+    metrics: &'static Registry,
     /// First time each waiting Moonlight client was seen (for "waiting N s").
     pin_seen: Mutex<HashMap<String, Instant>>,
     native: Mutex<Option<(String, Instant)>>,
@@ -218,6 +102,8 @@ impl ControlBackend {
         control: &Arc<ControlLink>,
         manager: SharedManager,
         outbox: Outbox,
+        live: Arc<Live>,
+        metrics: &'static Registry,
     ) -> Self {
         ControlBackend {
             facts,
@@ -226,6 +112,8 @@ impl ControlBackend {
             control: Arc::downgrade(control),
             manager,
             outbox,
+            live,
+            metrics,
             pin_seen: Mutex::new(HashMap::new()),
             native: Mutex::new(None),
             names_lock: Mutex::new(()),
@@ -325,7 +213,7 @@ impl ControlBackend {
         } else {
             self.names_by_key(overlay)
         };
-        let sessions = LIVE.sessions();
+        let sessions = self.live.sessions();
         // The data plane measures its send figures host-wide: exact for a session only while it
         // is the only one.
         let alone = sessions.len() == 1;
@@ -374,13 +262,14 @@ impl ControlBackend {
 
     /// The data plane's send figures over all sessions.
     fn media(&self) -> MediaTotals {
-        let (pps, kbps) = LIVE.with(|l| (l.packets_per_s, l.send_kbps));
+        let (pps, kbps) = self.live.rates();
+        let dp = self.live.metrics();
         MediaTotals {
             send_kbps: kbps,
-            pacing_rate_kbps: DATAPLANE_METRICS.get(Metric::VideoPacingKbps),
+            pacing_rate_kbps: dp.get(Metric::VideoPacingKbps),
             packets_per_s: pps,
-            packets_sent: sum_all(&DATAPLANE_METRICS, Metric::PacketsSent),
-            drops: DATAPLANE_METRICS.get(Metric::FramesRefused),
+            packets_sent: sum_all(dp, Metric::PacketsSent),
+            drops: dp.get(Metric::FramesRefused),
         }
     }
 }
@@ -412,8 +301,8 @@ impl StatusBackend for ControlBackend {
                 encoder: self.facts.encoder.clone(),
                 capture: self.facts.capture.clone(),
             },
-            dataplane_connected: GLOBAL.get(Metric::DataplaneConnected) == 1,
-            transport: LIVE.with(|l| l.transport.clone()),
+            dataplane_connected: self.metrics.get(Metric::DataplaneConnected) == 1,
+            transport: self.live.transport(),
             sessions: self.session_infos(&media, &names),
             media,
             paired_clients: self.paired_with(&names),
@@ -425,11 +314,11 @@ impl StatusBackend for ControlBackend {
     }
 
     fn metrics(&self) -> &Registry {
-        &GLOBAL
+        self.metrics
     }
 
     fn dataplane_metrics(&self) -> Option<&Registry> {
-        Some(&DATAPLANE_METRICS)
+        Some(self.live.metrics())
     }
 
     fn submit_pin(&self, pin: &str) -> Result<(), BackendError> {
@@ -484,7 +373,7 @@ impl StatusBackend for ControlBackend {
     }
 
     fn stop_session(&self, id: u64) -> Result<(), BackendError> {
-        if !LIVE.sessions().iter().any(|(s, _)| *s == id) {
+        if !self.live.has_session(id) {
             return Err(BackendError::NotFound(format!("no session {id}")));
         }
         let link = self.control.upgrade().ok_or_else(|| {
@@ -496,6 +385,7 @@ impl StatusBackend for ControlBackend {
             Some(a) => crate::control_link::dispatch(&link, &self.outbox, a),
             // The manager no longer streams it (its control stream ended) but the data plane
             // still runs it: stop it there.
+            // Full: logged and counted by the outbox; closed: shutting down anyway.
             None => {
                 let _ = self
                     .outbox
@@ -510,10 +400,10 @@ impl StatusBackend for ControlBackend {
     }
 
     fn request_keyframe(&self, id: u64) -> Result<(), BackendError> {
-        if !LIVE.sessions().iter().any(|(s, _)| *s == id) {
+        if !self.live.has_session(id) {
             return Err(BackendError::NotFound(format!("no session {id}")));
         }
-        if GLOBAL.get(Metric::DataplaneConnected) != 1 {
+        if self.metrics.get(Metric::DataplaneConnected) != 1 {
             return Err(BackendError::Unavailable("data plane disconnected".into()));
         }
         self.outbox
@@ -523,7 +413,7 @@ impl StatusBackend for ControlBackend {
                 fec_percent: None,
                 request_keyframe: true,
             }))
-            .map_err(|_| BackendError::Unavailable("control loop stopped".into()))
+            .map_err(|e: OutboxError| BackendError::Unavailable(e.to_string()))
     }
 }
 
@@ -537,103 +427,5 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert_eq!(a, client_id("-----BEGIN CERTIFICATE-----\nAAAA\n"));
         assert_ne!(a, client_id("-----BEGIN CERTIFICATE-----\nAAAB\n"));
-    }
-
-    fn start(id: u64) -> SessionStart {
-        use strahl_ipc::{
-            AudioParams, Codec, KeyMaterial, Ports, Secret, StreamOptions, VideoParams,
-        };
-        SessionStart {
-            id,
-            protocol: Protocol::GameStream,
-            peer: "10.0.0.7:0".parse().unwrap(),
-            video: VideoParams {
-                width: 1280,
-                height: 720,
-                fps: 60,
-                bitrate_kbps: 15_000,
-                packet_size: 1392,
-                fec_percent: 20,
-                codec: Codec::H264,
-            },
-            audio: AudioParams {
-                channels: 2,
-                sample_rate_hz: 48_000,
-                packet_duration_ms: 5,
-                bitrate_kbps: 96,
-            },
-            keys: KeyMaterial::GameStream {
-                rikey: Secret([1; 16]),
-                rikeyid: 1,
-            },
-            ports: Ports {
-                video_src: 47998,
-                audio_src: 48000,
-                video_dst: 0,
-                audio_dst: 0,
-            },
-            stream: StreamOptions::default(),
-        }
-    }
-
-    #[test]
-    fn each_session_keeps_its_own_transport_until_it_ends() {
-        let live = Live {
-            inner: Mutex::new(None),
-        };
-        live.session_start(&start(1));
-        live.session_start(&start(2));
-        let transport = |id: u64| {
-            live.sessions()
-                .into_iter()
-                .find(|(s, _)| *s == id)
-                .and_then(|(_, m)| m.transport)
-        };
-        assert_eq!(transport(1), None, "unknown until the data plane says");
-        assert!(live.session_transport(1, "af_xdp", "queue 0"));
-        assert_eq!(transport(1), Some(("af_xdp".into(), "queue 0".into())));
-        assert_eq!(
-            transport(2),
-            None,
-            "another session's event is not this one's"
-        );
-        // A fallback replaces it.
-        assert!(live.session_transport(1, "sendmmsg", "no TX completions"));
-        assert_eq!(
-            transport(1),
-            Some(("sendmmsg".into(), "no TX completions".into()))
-        );
-        // Late events for ended or unknown sessions are dropped.
-        live.session_ended(1);
-        assert!(!live.session_transport(1, "af_xdp", "late"));
-        assert!(!live.session_transport(9, "af_xdp", "never ours"));
-        assert_eq!(live.sessions().len(), 1);
-        // The start-up choice is separate from every session's.
-        live.transport_chosen("io_uring", "AF_XDP refused");
-        assert_eq!(transport(2), None);
-        live.dataplane_lost();
-        assert!(live.sessions().is_empty());
-    }
-
-    #[test]
-    fn rates_from_two_snapshots() {
-        let live = Live {
-            inner: Mutex::new(None),
-        };
-        // Uses the process-wide DATAPLANE_METRICS; only this test touches PacketsSent here.
-        let video = Registry::label_index(Metric::PacketsSent, "video").unwrap();
-        let t0 = Instant::now();
-        DATAPLANE_METRICS.set_at(Metric::PacketsSent, video, 1000);
-        DATAPLANE_METRICS.set_at(Metric::BytesSent, video, 1_000_000);
-        live.snapshot_absorbed(t0);
-        DATAPLANE_METRICS.set_at(Metric::PacketsSent, video, 3000);
-        DATAPLANE_METRICS.set_at(Metric::BytesSent, video, 3_500_000);
-        live.snapshot_absorbed(t0 + Duration::from_secs(2));
-        let (pps, kbps) = live.with(|l| (l.packets_per_s, l.send_kbps));
-        assert_eq!(pps, 1000);
-        // 2.5 MB in 2 s = 10 Mbit/s.
-        assert_eq!(kbps, 10_000);
-        live.dataplane_lost();
-        assert_eq!(live.with(|l| l.packets_per_s), 0);
     }
 }

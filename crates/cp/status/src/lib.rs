@@ -16,6 +16,7 @@ mod backend;
 mod merge;
 mod routes;
 mod server;
+mod shared;
 pub mod testing;
 
 pub use atomic::write_atomic;
@@ -23,6 +24,7 @@ pub use backend::*;
 pub use merge::{PROCESS_LABEL, render_merged};
 pub use routes::{CSRF_HEADER, MAX_BODY_BYTES, MAX_CLIENT_NAME, SESSION_COOKIE};
 pub use server::{
-    ACCEPT_ERROR_BACKOFF, CONNECTION_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, StatusConfig,
-    StatusError, StatusServer,
+    ACCEPT_ERROR_BACKOFF, CONNECTION_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, StatusError,
+    StatusServer,
 };
+pub use shared::StatusConfig;

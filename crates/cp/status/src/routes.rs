@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{AuthState, SESSION_TTL, verify_password};
 use crate::backend::BackendError;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Largest accepted request body (JSON with a password or a client name fits easily).
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -281,7 +281,7 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, sh: &Shared) -> Resp {
         (&Method::GET, ["metrics"]) if open_ops => {
             let mut s = String::new();
             match sh.backend.dataplane_metrics() {
-                Some(dp) => crate::render_merged(
+                Some(dp) => crate::merge::render_merged(
                     &[("control", sh.backend.metrics()), ("dataplane", dp)],
                     &mut s,
                 ),

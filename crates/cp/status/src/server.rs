@@ -19,6 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::auth::{AuthError, AuthState};
 use crate::backend::StatusBackend;
+use crate::shared::{Shared, StatusConfig};
 
 /// Simultaneous connections; the page uses one or two per browser, scripts one each.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -30,26 +31,6 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BUF: usize = 16 * 1024;
 /// Pause after a failed `accept` (e.g. EMFILE) so the loop does not spin.
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Which reads are open without a login.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusConfig {
-    /// `/api/v1/status` and `GET /api/v1/clients` readable without login (the native pairing
-    /// PIN is still only shown to logged-in callers). Off by default; the appliance config
-    /// `[status] open_reads` maps here.
-    pub open_reads: bool,
-    /// `/healthz` and `/metrics` readable without login (on by default: monitoring scrapers).
-    pub open_health_and_metrics: bool,
-}
-
-impl Default for StatusConfig {
-    fn default() -> Self {
-        StatusConfig {
-            open_reads: false,
-            open_health_and_metrics: true,
-        }
-    }
-}
 
 #[derive(Debug)]
 pub enum StatusError {
@@ -67,13 +48,6 @@ impl std::fmt::Display for StatusError {
 }
 
 impl std::error::Error for StatusError {}
-
-pub(crate) struct Shared {
-    pub config: StatusConfig,
-    pub backend: Arc<dyn StatusBackend>,
-    /// Never held across an `.await`.
-    pub auth: Mutex<AuthState>,
-}
 
 /// A running status server.
 pub struct StatusServer {

@@ -18,6 +18,7 @@ pub const STEP: Duration = Duration::from_secs(10);
 /// tests, so build it with the same cargo, target directory and profile as this test binary
 /// (a no-op when it is up to date) and take the path cargo reports.
 pub fn dataplane_bin() -> PathBuf {
+    // Process-wide: every test of this binary shares the one build of the data plane.
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test exe path");
@@ -132,6 +133,7 @@ impl Scratch {
 /// Candidates come from the pid and a counter so parallel tests and processes spread out.
 pub fn free_base_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    // Process-wide: tests running in parallel threads must draw different candidates.
     static NEXT: AtomicU32 = AtomicU32::new(0);
     for _ in 0..200 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
