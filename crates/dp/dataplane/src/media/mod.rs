@@ -80,6 +80,12 @@ pub const PACER_LINK_BPS: u64 = 2_000_000_000;
 /// packet ~100 µs "early"); 10 µs (at least 2 packets, `strahl_pacer::MIN_BURST_BYTES`) keeps a
 /// frame evenly spaced while still letting a tile that was a few µs late catch up.
 pub const VIDEO_BURST_NS: u64 = 10_000;
+/// Shortest gap between two releases of a video stream, as link time: packets closer than this
+/// leave together in one kick. At 1 Gbit/s spread over half the frame interval (≈ 2.5 Gbit/s,
+/// one 1.4 kB packet every 4.5 µs) a kick per packet cost more than the gap on the 2-core VM
+/// (copy-mode AF_XDP runs the veth peer's receive stack in the same system call), so frames took
+/// 1.5× their window; 15 µs puts ~3 packets in a kick (bench/results/, gamestream --netns).
+pub const VIDEO_RELEASE_NS: u64 = 15_000;
 /// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
 /// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
@@ -411,6 +417,7 @@ impl Media {
             permille: SPREAD_PERMILLE,
         };
         vpace.burst_ns = VIDEO_BURST_NS;
+        vpace.min_release_interval_ns = VIDEO_RELEASE_NS;
         let (vprod, vcons) = ring::ring(
             VIDEO_SLOTS,
             au_cap.min(4 << 20),

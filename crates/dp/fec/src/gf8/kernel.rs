@@ -91,6 +91,36 @@ impl Gf8Kernel {
         }
     }
 
+    /// Bytes one vector of this kernel covers; shards shorter than it cannot use it.
+    pub(crate) fn width(self) -> usize {
+        match self {
+            Gf8Kernel::Scalar => 1,
+            Gf8Kernel::Ssse3 => 16,
+            Gf8Kernel::Avx2 | Gf8Kernel::Gfni256 => 32,
+            Gf8Kernel::Gfni512 => 64,
+        }
+    }
+
+    /// The fastest available kernel, no faster than `self`, whose vector fits a `len`-byte
+    /// shard. The GameStream packetizer encodes its 32-byte shard headers as a separate shape:
+    /// gfni512 sent them to the scalar code, which then cost twice the whole payload encode
+    /// (perf over the tx tile at 1 Gbit/s, 212+43 blocks); gfni256 takes them instead.
+    pub(crate) fn for_len(self, len: usize) -> Gf8Kernel {
+        if len >= self.width() {
+            return self;
+        }
+        let me = Gf8Kernel::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(0);
+        Gf8Kernel::ALL[..=me]
+            .iter()
+            .rev()
+            .copied()
+            .find(|k| k.width() <= len && k.is_available())
+            .unwrap_or(Gf8Kernel::Scalar)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Gf8Kernel::Scalar => "scalar",
@@ -122,7 +152,7 @@ pub(crate) fn mul_rows(
         "mul_rows: unequal shard lengths"
     );
     let kernel = if kernel.is_available() {
-        kernel
+        kernel.for_len(len)
     } else {
         Gf8Kernel::Scalar
     };
@@ -174,5 +204,29 @@ pub(crate) fn scalar_range(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_shards_take_the_widest_kernel_that_fits_not_the_scalar_code() {
+        for k in Gf8Kernel::ALL.into_iter().filter(|k| k.is_available()) {
+            assert_eq!(k.for_len(4096), k, "long shards keep {}", k.name());
+            let short = k.for_len(32);
+            assert!(short.width() <= 32, "{} → {}", k.name(), short.name());
+            assert!(short.is_available());
+            assert_eq!(k.for_len(8), Gf8Kernel::Scalar, "below every vector");
+        }
+        if Gf8Kernel::Gfni512.is_available() && Gf8Kernel::Gfni256.is_available() {
+            assert_eq!(Gf8Kernel::Gfni512.for_len(32), Gf8Kernel::Gfni256);
+            assert_eq!(Gf8Kernel::Gfni512.for_len(63), Gf8Kernel::Gfni256);
+            assert_eq!(Gf8Kernel::Gfni512.for_len(16), Gf8Kernel::Ssse3);
+        }
+        // Never a faster kernel than asked for.
+        assert_eq!(Gf8Kernel::Ssse3.for_len(4096), Gf8Kernel::Ssse3);
+        assert_eq!(Gf8Kernel::Scalar.for_len(4096), Gf8Kernel::Scalar);
     }
 }
