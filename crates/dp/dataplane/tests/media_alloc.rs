@@ -12,16 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use strahl_dataplane::media::{
-    DEFAULT_LINK_BPS, Media, MediaHost, MediaSettings, Transports, VideoSourceKind,
-};
-use strahl_ipc::{
-    AudioParams, Codec, KeyMaterial, Ports, Protocol, Secret, SessionStart, StreamOptions,
-    VideoParams,
-};
+use strahl_dataplane::media::{DEFAULT_LINK_BPS, Media, MediaHost, Transports};
+use strahl_ipc::{SessionStart, StreamOptions};
 use strahl_metrics::{Metric, Registry};
 use strahl_net::TransportKind;
 use strahl_testkit::{CountingAlloc, global_allocs};
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -36,50 +33,20 @@ fn payload(i: usize) -> [u8; 16] {
     p
 }
 
+/// Session `i`: 320×240, SS_ENC_VIDEO + encrypted audio, 2·(i+1) Mbit/s, its own payload.
 fn session(id: u64, vport: u16, aport: u16, i: usize) -> SessionStart {
-    SessionStart {
+    let mut s = common::session(
         id,
-        protocol: Protocol::GameStream,
-        peer: "127.0.0.1:40000".parse().unwrap(),
-        video: VideoParams {
-            width: 320,
-            height: 240,
-            fps: 60,
-            bitrate_kbps: 2_000 * (i as u32 + 1),
-            packet_size: 1392 - 32,
-            fec_percent: 20,
-            codec: Codec::H264,
-        },
-        audio: AudioParams {
-            channels: 2,
-            sample_rate_hz: 48_000,
-            packet_duration_ms: 5,
-            bitrate_kbps: 96,
-        },
-        keys: KeyMaterial::GameStream {
-            rikey: Secret([9; 16]),
-            rikeyid: 3,
-        },
-        ports: Ports {
-            video_src: vport,
-            audio_src: aport,
-            video_dst: 0,
-            audio_dst: 0,
-        },
-        stream: StreamOptions {
-            ping_payload: Some(payload(i)),
-            flags: StreamOptions::ENCRYPT_VIDEO | StreamOptions::ENCRYPT_AUDIO,
-            min_fec_packets: 2,
-        },
-    }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        "127.0.0.1:40000".parse().unwrap(),
+        Some(payload(i)),
+        (vport, aport),
+    );
+    s.video.width = 320;
+    s.video.height = 240;
+    s.video.bitrate_kbps = 2_000 * (i as u32 + 1);
+    s.video.packet_size = 1392 - 32;
+    s.stream.flags = StreamOptions::ENCRYPT_VIDEO | StreamOptions::ENCRYPT_AUDIO;
+    s
 }
 
 /// Every session's client on one thread: pings every 100 ms and counts datagrams, with
@@ -129,15 +96,8 @@ fn the_assembled_media_path_does_not_allocate_with_three_sessions() {
     assert!(global_allocs() > before);
 
     let reg: &'static Registry = Box::leak(Box::new(Registry::new()));
-    let (vport, aport) = (free_port(), free_port());
-    let settings = MediaSettings {
-        video_source: VideoSourceKind::Synthetic,
-        audio_tone: true,
-        drop_fraction: 0.0,
-        drop_seed: 0,
-        ping_timeout: Duration::from_secs(5),
-        max_payload: 1472,
-    };
+    let (vport, aport) = (common::free_port(), common::free_port());
+    let settings = common::settings(0.0, Duration::from_secs(5));
     let mut media = Media::new(
         settings,
         Transports {

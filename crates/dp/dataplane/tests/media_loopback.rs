@@ -12,42 +12,23 @@ use std::time::{Duration, Instant};
 
 use openh264::formats::YUVSource;
 use strahl_capture::synthetic::read_frame_number_strided;
-use strahl_dataplane::media::{
-    DEFAULT_LINK_BPS, Media, MediaHost, MediaSettings, Transports, VideoSourceKind,
-};
+use strahl_dataplane::media::{DEFAULT_LINK_BPS, Media, MediaHost, MediaSettings, Transports};
 use strahl_fec::gf8::{Gf8Code, Gf8Decoder};
-use strahl_ipc::{
-    AudioParams, Codec, KeyMaterial, Ports, Protocol, Secret, SessionStart, StopReason,
-    StreamOptions, VideoParams,
-};
+use strahl_ipc::{Codec, Protocol, SessionStart, StopReason, StreamOptions};
 use strahl_metrics::{Metric, Registry};
 use strahl_net::TransportKind;
 use strahl_seal::gamestream::{AudioCipher, VideoCipher};
 
-const RIKEY: [u8; 16] = [0x5a; 16];
-const RIKEYID: u32 = 0x0102_0304;
+mod common;
+use common::{RIKEY, RIKEYID, free_port};
+
 const PAYLOAD: [u8; 16] = *b"ABCDEFGH01234567";
 /// Announced packet size: 1392 reduced by the 32-byte SS_ENC_VIDEO header.
 const P: usize = 1392 - 32;
 const B: usize = P + 16;
 
-fn free_port() -> u16 {
-    UdpSocket::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
-    MediaSettings {
-        video_source: VideoSourceKind::Synthetic,
-        audio_tone: true,
-        drop_fraction: drop,
-        drop_seed: 1,
-        ping_timeout,
-        max_payload: 1472,
-    }
+    common::settings(drop, ping_timeout)
 }
 
 /// The media plane with no AF_XDP socket (loopback clients use the stream ports' kernel
@@ -70,42 +51,17 @@ fn media(settings: MediaSettings, reg: &'static Registry) -> Media {
     media_with(settings, reg, TransportKind::SendMmsg)
 }
 
+/// The common session with SS_ENC_VIDEO (packet size reduced by 32) and encrypted audio.
 fn session(id: u64, video_src: u16, audio_src: u16) -> SessionStart {
-    SessionStart {
+    let mut s = common::session(
         id,
-        protocol: Protocol::GameStream,
-        peer: "127.0.0.1:40000".parse().unwrap(),
-        video: VideoParams {
-            width: 640,
-            height: 360,
-            fps: 60,
-            bitrate_kbps: 3_000,
-            packet_size: P as u16,
-            fec_percent: 20,
-            codec: Codec::H264,
-        },
-        audio: AudioParams {
-            channels: 2,
-            sample_rate_hz: 48_000,
-            packet_duration_ms: 5,
-            bitrate_kbps: 96,
-        },
-        keys: KeyMaterial::GameStream {
-            rikey: Secret(RIKEY),
-            rikeyid: RIKEYID,
-        },
-        ports: Ports {
-            video_src,
-            audio_src,
-            video_dst: 0,
-            audio_dst: 0,
-        },
-        stream: StreamOptions {
-            ping_payload: Some(PAYLOAD),
-            flags: StreamOptions::ENCRYPT_VIDEO | StreamOptions::ENCRYPT_AUDIO,
-            min_fec_packets: 2,
-        },
-    }
+        "127.0.0.1:40000".parse().unwrap(),
+        Some(PAYLOAD),
+        (video_src, audio_src),
+    );
+    s.video.packet_size = P as u16;
+    s.stream.flags = StreamOptions::ENCRYPT_VIDEO | StreamOptions::ENCRYPT_AUDIO;
+    s
 }
 
 fn registry() -> &'static Registry {

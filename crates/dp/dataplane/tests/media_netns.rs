@@ -16,54 +16,24 @@ use std::time::{Duration, Instant};
 
 use strahl_config::TransportPref;
 use strahl_dataplane::media::paths::{XdpPath, XdpState};
-use strahl_dataplane::media::{Media, MediaHost, MediaSettings, Transports, VideoSourceKind};
+use strahl_dataplane::media::{Media, MediaHost, Transports};
 use strahl_dataplane::transport;
-use strahl_ipc::{
-    AudioParams, Codec, Event, KeyMaterial, Ports, Protocol, Secret, SessionStart, StreamOptions,
-    Transport, VideoParams,
-};
+use strahl_ipc::{Event, SessionStart, Transport};
 use strahl_metrics::{Metric, Registry};
 use strahl_net::testbed::{VethPair, in_netns, skip};
+
+mod common;
 
 const HOST: [u8; 4] = [10, 201, 0, 1];
 const STREAM: Duration = Duration::from_millis(2500);
 
 fn session(id: u64, peer: [u8; 4], payload: [u8; 16], vport: u16, aport: u16) -> SessionStart {
-    SessionStart {
+    common::session(
         id,
-        protocol: Protocol::GameStream,
-        peer: SocketAddr::from((peer, 40000)),
-        video: VideoParams {
-            width: 640,
-            height: 360,
-            fps: 60,
-            bitrate_kbps: 3_000,
-            packet_size: 1392,
-            fec_percent: 20,
-            codec: Codec::H264,
-        },
-        audio: AudioParams {
-            channels: 2,
-            sample_rate_hz: 48_000,
-            packet_duration_ms: 5,
-            bitrate_kbps: 96,
-        },
-        keys: KeyMaterial::GameStream {
-            rikey: Secret([7; 16]),
-            rikeyid: 1,
-        },
-        ports: Ports {
-            video_src: vport,
-            audio_src: aport,
-            video_dst: 0,
-            audio_dst: 0,
-        },
-        stream: StreamOptions {
-            ping_payload: Some(payload),
-            flags: 0,
-            min_fec_packets: 2,
-        },
-    }
+        SocketAddr::from((peer, 40000)),
+        Some(payload),
+        (vport, aport),
+    )
 }
 
 /// What one client saw: video datagrams (with their source port), audio datagrams.
@@ -163,14 +133,7 @@ fn veth_client_gets_af_xdp_and_loopback_client_a_kernel_socket_through_one_tile(
             state: XdpState::Unverified,
             held: 0,
         };
-        let settings = MediaSettings {
-            video_source: VideoSourceKind::Synthetic,
-            audio_tone: true,
-            drop_fraction: 0.0,
-            drop_seed: 0,
-            ping_timeout: Duration::from_secs(5),
-            max_payload: 1472,
-        };
+        let settings = common::settings(0.0, Duration::from_secs(5));
         let mut media = Media::new(
             settings,
             Transports {

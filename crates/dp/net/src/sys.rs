@@ -177,6 +177,34 @@ pub fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
     }
 }
 
+/// Receive one datagram without waiting (`MSG_DONTWAIT`), whatever the socket's blocking mode:
+/// a socket shared with an io_uring queue must stay blocking (io_uring then waits for socket
+/// space itself; on an `O_NONBLOCK` socket its sends complete with EAGAIN and are lost), yet the
+/// same socket's incoming pings are polled. `WouldBlock` when nothing is queued.
+pub fn recv_from_nowait(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    use std::os::fd::AsRawFd;
+    let mut storage = zeroed_storage();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `buf` is writable for its length; `storage`/`len` describe a live sockaddr_storage
+    // the kernel fills with the source address.
+    let n = unsafe {
+        libc::recvfrom(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let src = read_sockaddr(&storage)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "source address family"))?;
+    Ok((n as usize, src))
+}
+
 /// Wait until `fd` is readable or `timeout` passes. Returns whether it is readable.
 pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     let mut pfd = libc::pollfd {

@@ -502,9 +502,10 @@ fn open_port(port: u16, kind: TransportKind, max_payload: usize) -> Result<PortP
     let env = |what: &str, e: &dyn std::fmt::Display| {
         MediaError::Environment(format!("stream port 0.0.0.0:{port}: {what}: {e}"))
     };
+    // Blocking on purpose: io_uring waits for socket space itself on a blocking socket (on an
+    // O_NONBLOCK one its sends complete with EAGAIN and are lost: whole frames went missing),
+    // sendmmsg passes MSG_DONTWAIT per call, and pings are read with MSG_DONTWAIT too.
     let sock = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| env("bind", &e))?;
-    sock.set_nonblocking(true)
-        .map_err(|e| env("non-blocking", &e))?;
     let rx = sock.try_clone().map_err(|e| env("clone", &e))?;
     let q: Box<dyn TxQueue + Send> = match kind {
         TransportKind::IoUring => Box::new(

@@ -82,7 +82,8 @@ pub struct XdpPath {
 /// One stream port's kernel socket and queue.
 pub struct PortPath {
     pub port: u16,
-    /// The socket the queue sends on, for receiving pings (same socket, cloned fd).
+    /// The socket the queue sends on, for receiving pings (same socket, cloned fd; blocking,
+    /// read with `MSG_DONTWAIT`).
     pub sock: UdpSocket,
     pub q: Box<dyn TxQueue + Send>,
     pub kind: TransportKind,

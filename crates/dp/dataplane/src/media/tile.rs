@@ -505,7 +505,8 @@ impl TxTile {
         for pi in 0..self.paths.ports.len() {
             let port = self.paths.ports[pi].port;
             for _ in 0..PINGS_PER_PORT {
-                let (n, src) = match self.paths.ports[pi].sock.recv_from(&mut self.ping_buf) {
+                let sock = &self.paths.ports[pi].sock;
+                let (n, src) = match strahl_net::sys::recv_from_nowait(sock, &mut self.ping_buf) {
                     Ok(r) => r,
                     Err(_) => break, // WouldBlock, or an ICMP error queued on the socket
                 };

@@ -109,10 +109,7 @@ impl Gf8Kernel {
         if len >= self.width() {
             return self;
         }
-        let me = Gf8Kernel::ALL
-            .iter()
-            .position(|k| *k == self)
-            .unwrap_or(0);
+        let me = Gf8Kernel::ALL.iter().position(|k| *k == self).unwrap_or(0);
         Gf8Kernel::ALL[..=me]
             .iter()
             .rev()
