@@ -187,24 +187,7 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
     let (cfg_path, base) = dir.config();
     // The recording input sink, whatever this machine has (auto would pick uinput where it opens).
     let record = dir.0.join("state/input-events.jsonl");
-    if !std::fs::read_to_string(&cfg_path)
-        .unwrap()
-        .contains("[input]")
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&cfg_path)
-            .unwrap();
-        std::io::Write::write_all(
-            &mut f,
-            format!(
-                "[input]\nsink = \"record\"\nrecord_path = \"{}\"\n",
-                record.display()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    }
+    record_input(&cfg_path, &record);
     let (http, https, rtsp) = (base, base - 5, base + 21);
     let sock = dir.socket();
     let s = sock.to_str().unwrap();
@@ -434,24 +417,7 @@ fn pair_client(dir: &Scratch, cp: &Proc, http: u16, name: &str, pin: &str, n: us
 fn two_moonlight_clients_stream_at_once_and_cancel_alone() {
     let dir = Scratch::new("moonlight2");
     let (cfg_path, base) = dir.config();
-    if !std::fs::read_to_string(&cfg_path)
-        .unwrap()
-        .contains("[input]")
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&cfg_path)
-            .unwrap();
-        std::io::Write::write_all(
-            &mut f,
-            format!(
-                "[input]\nsink = \"record\"\nrecord_path = \"{}\"\n",
-                dir.0.join("state/input-events.jsonl").display()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    }
+    record_input(&cfg_path, &dir.0.join("state/input-events.jsonl"));
     let http = base;
     let sock = dir.socket();
     let s = sock.to_str().unwrap();
@@ -514,4 +480,28 @@ fn two_moonlight_clients_stream_at_once_and_cancel_alone() {
     assert_eq!(st.code(), Some(0), "{}", cp.log());
     dp.signal("TERM");
     assert_eq!(dp.wait_exit(Duration::from_secs(10)).0.code(), Some(0));
+}
+
+/// Input goes to the recording sink at `record`, whatever this machine has (auto would pick
+/// uinput where it opens), unless the config already names an `[input]` table.
+fn record_input(cfg_path: &std::path::Path, record: &std::path::Path) {
+    if std::fs::read_to_string(cfg_path)
+        .unwrap()
+        .contains("[input]")
+    {
+        return;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(cfg_path)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        format!(
+            "[input]\nsink = \"record\"\nrecord_path = \"{}\"\n",
+            record.display()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
 }
