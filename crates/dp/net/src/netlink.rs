@@ -415,20 +415,30 @@ mod tests {
 
     #[test]
     fn neighbour_dump_finds_only_usable_entries_of_the_interface() {
-        let entry = |idx: u32, state: u16, ip: [u8; 4], mac: [u8; 6]| {
+        let entry = |idx: u32, state: u16, ip: [u8; 4], mac: &[u8]| {
             let mut b = vec![libc::AF_INET as u8, 0, 0, 0];
             b.extend(idx.to_ne_bytes());
             b.extend(state.to_ne_bytes());
             b.extend([0, 0]);
             b.extend(rta(NDA_DST, &ip));
-            b.extend(rta(NDA_LLADDR, &mac));
+            b.extend(rta(NDA_LLADDR, mac));
             nlmsg(RTM_NEWNEIGH, &b)
         };
         let ip = IpAddr::from([10, 0, 0, 2]);
-        let mut dump = entry(3, 0x02, [10, 0, 0, 2], [1; 6]); // other interface
-        dump.extend(entry(4, 0x20, [10, 0, 0, 2], [2; 6])); // FAILED: unusable
+        let mut dump = entry(3, 0x02, [10, 0, 0, 2], &[1; 6]); // other interface
+        dump.extend(entry(4, 0x20, [10, 0, 0, 2], &[2; 6])); // FAILED: unusable
+        dump.extend(entry(4, 0x01, [10, 0, 0, 2], &[4; 6])); // INCOMPLETE: unusable
         assert_eq!(parse_neigh_dump(&dump, 4, ip), DumpScan::More);
-        dump.extend(entry(4, 0x04, [10, 0, 0, 2], [3; 6])); // STALE: usable
+        // A link-layer address that is not 6 bytes is not a MAC.
+        for len in [5, 7] {
+            let odd = entry(4, 0x02, [10, 0, 0, 2], &vec![5; len]);
+            assert_eq!(
+                parse_neigh_dump(&odd, 4, ip),
+                DumpScan::More,
+                "{len}-byte address"
+            );
+        }
+        dump.extend(entry(4, 0x04, [10, 0, 0, 2], &[3; 6])); // STALE: usable
         assert_eq!(parse_neigh_dump(&dump, 4, ip), DumpScan::Found([3; 6]));
         assert_eq!(
             parse_neigh_dump(&nlmsg(NLMSG_DONE, &[0; 4]), 4, ip),

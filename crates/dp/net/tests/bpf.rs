@@ -33,7 +33,8 @@ fn privileged(test: &str) -> bool {
 #[test]
 fn fixtures_parse_as_documented() {
     // Cross-check of our parser against independently generated frames (no privileges needed).
-    use strahl_net::xdp::headers::{ParseError, parse_udp_ipv4};
+    use strahl_net::xdp::headers::{Ipv4, Ipv6, ParseError, parse_udp};
+    let parse_udp_ipv4 = |f: &[u8]| parse_udp::<Ipv4>(f, true);
     let v = parse_udp_ipv4(&fixture("udp_redirected")).expect("valid IPv4/UDP");
     assert_eq!(v.dst.port(), PORT);
     assert_eq!(v.payload.1 - v.payload.0, 32);
@@ -47,19 +48,21 @@ fn fixtures_parse_as_documented() {
     assert_eq!(parse_udp_ipv4(&fixture("tcp")), Err(ParseError::NotUdp));
     assert_eq!(
         parse_udp_ipv4(&fixture("ipv6_udp")),
-        Err(ParseError::NotIpv4)
+        Err(ParseError::WrongFamily)
     );
     assert!(parse_udp_ipv4(&fixture("truncated_udp")).is_err());
     assert_eq!(
         parse_udp_ipv4(&fixture("ipv4_fragment")),
         Err(ParseError::Fragment)
     );
-    assert_eq!(parse_udp_ipv4(&fixture("arp")), Err(ParseError::NotIpv4));
+    assert_eq!(
+        parse_udp_ipv4(&fixture("arp")),
+        Err(ParseError::WrongFamily)
+    );
     // IPv6: checksums in the fixtures were computed in Python, so this cross-checks ours.
-    use strahl_net::xdp::headers6::parse_udp_ipv6_with;
-    let v6 = parse_udp_ipv6_with(&fixture("ipv6_udp"), true).expect("valid IPv6/UDP");
+    let v6 = parse_udp::<Ipv6>(&fixture("ipv6_udp"), true).expect("valid IPv6/UDP");
     assert_eq!(v6.dst.port(), PORT);
-    let other = parse_udp_ipv6_with(&fixture("ipv6_udp_other_port"), true).expect("valid IPv6/UDP");
+    let other = parse_udp::<Ipv6>(&fixture("ipv6_udp_other_port"), true).expect("valid IPv6/UDP");
     assert_eq!(other.dst.port(), 53);
 }
 

@@ -9,11 +9,9 @@
 //! redirect program's XSKMAP for this queue, or nothing arrives.
 #![allow(unsafe_code)]
 
-use super::headers::parse_udp_ipv4_with;
-use super::headers6::{ETHERTYPE_IPV6, parse_udp_ipv6_with};
+use super::headers::parse_udp_frame;
 use crate::NetError;
 use crate::rx::{RxBatch, RxCounters, RxQueue};
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -37,7 +35,7 @@ pub struct XdpRx {
 unsafe impl Send for XdpRx {}
 
 /// Keep the errno of an xsk-rs error when it has one (the self-test classifies by errno).
-fn setup_err<E: std::error::Error>(what: &'static str, e: E) -> NetError {
+pub(super) fn setup_err<E: std::error::Error>(what: &'static str, e: E) -> NetError {
     let errno = e
         .source()
         .and_then(|s| s.downcast_ref::<std::io::Error>())
@@ -180,18 +178,11 @@ impl RxRing {
             // SAFETY: the frame is ours (consumed from RX, not yet refilled); read-only access.
             let data = unsafe { umem.data(d) };
             let frame = data.contents();
-            // IPv4 or IPv6 by EtherType; both yield (source, payload range).
-            let is_v6 = frame.get(12..14) == Some(&ETHERTYPE_IPV6.to_be_bytes()[..]);
-            let parsed = if is_v6 {
-                parse_udp_ipv6_with(frame, self.verify_udp_checksum)
-                    .map(|v| (SocketAddr::V6(v.src), v.payload))
-            } else {
-                parse_udp_ipv4_with(frame, self.verify_udp_checksum)
-                    .map(|v| (SocketAddr::V4(v.src), v.payload))
-            };
-            match parsed {
-                Ok((src, payload_range)) => {
-                    let payload = &frame[payload_range.0..payload_range.1];
+            // IPv4 or IPv6 by EtherType.
+            match parse_udp_frame(frame, self.verify_udp_checksum) {
+                Ok(v) => {
+                    let src = v.src;
+                    let payload = &frame[v.payload.0..v.payload.1];
                     let take = payload.len().min(slot);
                     buf[got * slot..got * slot + take].copy_from_slice(&payload[..take]);
                     lens[got] = payload.len();

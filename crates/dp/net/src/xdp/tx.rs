@@ -4,12 +4,13 @@
 //! - The UMEM is sized from [`XdpPlan`]: `frames` × `frame_size` bytes; every frame is a TX frame
 //!   (this socket does not receive). The payload area of a frame starts after the XDP headroom and
 //!   the 42 header bytes, so the packetizer writes the UDP payload straight into UMEM.
-//! - Destinations must be resolved first ([`XdpTx::add_destination`]: route + neighbour lookup,
-//!   ARP triggered by one ordinary datagram when missing). `submit` stamps Ethernet/IPv4/UDP
+//! - Destinations must be resolved first ([`XdpTx::add_destination`]: the kernel's route and
+//!   neighbour tables over netlink, ARP / NDP triggered by one ordinary datagram when missing;
+//!   one path for both families, see [`super::neigh`]). `submit` stamps Ethernet/IPv4/UDP
 //!   headers from the destination's template (IP header checksum always, UDP checksum unless
 //!   disabled) — there is no copy of the payload. With `XdpPlan::ipv6` the socket carries
-//!   Ethernet/IPv6/UDP instead ([`XdpTx::add_destination6`]: source from if_inet6, neighbour from
-//!   netlink, NDP triggered the same way; UDP checksum always, RFC 8200 §8.1).
+//!   Ethernet/IPv6/UDP instead (source from if_inet6 per destination; UDP checksum always,
+//!   RFC 8200 §8.1). Both families share one template type ([`super::headers`]).
 //! - `flush` places descriptors on the TX ring in batches and kicks the kernel with `sendto` while
 //!   the ring is not drained (copy mode transmits at most 32 descriptors per kick:
 //!   docs/measurements.md §af_xdp), bounded per call. `reclaim` consumes the completion ring and
@@ -28,17 +29,15 @@
 //!   that thread's tables, so call both from the same namespace.
 #![allow(unsafe_code)]
 
-use super::headers::{HDR_LEN, HeaderTemplate};
-use super::headers6::{HDR6_LEN, HeaderTemplate6};
+use super::headers::{DEFAULT_TTL, Family, HDR_LEN, HDR6_LEN, HeaderTemplate, Ipv4, Ipv6};
 use super::neigh::{self, NeighError};
-use super::neigh6;
-use super::rx::RxRing;
+use super::rx::{RxRing, setup_err};
 use crate::NetError;
 use crate::frame::{FrameArena, TxFrame};
 use crate::rx::{RxBatch, RxCounters, RxQueue};
 use crate::staging::{Staging, staged_tx_glue};
 use crate::tx::{FlushReport, SubmitError, TransportKind, TxCounters, TxQueue};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::num::NonZeroU32;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -56,7 +55,7 @@ const COPY_MODE_BUDGET: usize = 32;
 const XDP_HEADROOM: usize = 256;
 /// Most destinations one queue keeps templates for (sessions × streams; linear lookup).
 pub const MAX_DESTINATIONS: usize = 32;
-/// How long `add_destination` waits for ARP.
+/// How long `add_destination` waits for ARP / NDP.
 pub const NEIGH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// UMEM and ring sizes for one AF_XDP transmit queue.
@@ -78,10 +77,11 @@ pub struct XdpPlan {
     pub rx_ring: u32,
     /// Try zero-copy first (needs driver support; veth has none).
     pub zero_copy: bool,
-    /// Compute the UDP checksum (else 0, allowed on IPv4).
+    /// Compute the UDP checksum (else 0, allowed on IPv4; IPv6 always carries it).
     pub udp_checksum: bool,
     /// Source UDP port stamped into headers.
     pub src_port: u16,
+    /// IPv4 TTL / IPv6 hop limit.
     pub ttl: u8,
     pub dscp: u8,
     /// IPv6 socket: frames carry Ethernet/IPv6/UDP (62 header bytes, so the payload area starts
@@ -114,7 +114,7 @@ impl XdpPlan {
             zero_copy: true,
             udp_checksum: true,
             src_port,
-            ttl: super::headers::DEFAULT_TTL,
+            ttl: DEFAULT_TTL,
             dscp: 0,
             ipv6: false,
         }
@@ -128,6 +128,43 @@ impl XdpPlan {
     /// UDP payload bytes per frame.
     pub fn payload_capacity(&self) -> usize {
         self.frame_size as usize - XDP_HEADROOM - self.header_len()
+    }
+}
+
+/// Header templates of one address family, found by destination address and port (flow info and
+/// scope id are not on the wire). At most [`MAX_DESTINATIONS`]; linear lookup.
+struct Destinations<F: Family>(Vec<HeaderTemplate<F>>);
+
+impl<F: Family> Default for Destinations<F> {
+    fn default() -> Self {
+        Self(Vec::with_capacity(MAX_DESTINATIONS))
+    }
+}
+
+impl<F: Family> Destinations<F> {
+    fn same(a: F::Sock, b: F::Sock) -> bool {
+        let (a, b): (SocketAddr, SocketAddr) = (a.into(), b.into());
+        a.ip() == b.ip() && a.port() == b.port()
+    }
+
+    fn find(&self, dest: F::Sock) -> Option<&HeaderTemplate<F>> {
+        self.0.iter().find(|t| Self::same(t.dest, dest))
+    }
+
+    /// Add or replace `t`'s destination; past the cap the first slot is overwritten (sessions
+    /// beyond the cap are a config error).
+    fn put(&mut self, t: HeaderTemplate<F>) {
+        if let Some(slot) = self.0.iter_mut().find(|x| Self::same(x.dest, t.dest)) {
+            *slot = t;
+        } else if self.0.len() < MAX_DESTINATIONS {
+            self.0.push(t);
+        } else {
+            self.0[0] = t;
+        }
+    }
+
+    fn remove(&mut self, dest: F::Sock) {
+        self.0.retain(|t| !Self::same(t.dest, dest));
     }
 }
 
@@ -160,8 +197,9 @@ pub struct XdpTx {
     umem: Umem,
     descs: Box<[FrameDesc]>,
     scratch: Box<[FrameDesc]>,
-    templates: Vec<HeaderTemplate>,
-    templates6: Vec<HeaderTemplate6>,
+    /// Header templates; only the plan's family is ever filled.
+    v4: Destinations<Ipv4>,
+    v6: Destinations<Ipv6>,
     src_mac: [u8; 6],
     src_ip: Ipv4Addr,
     plan: XdpPlan,
@@ -175,19 +213,6 @@ pub struct XdpTx {
 // SAFETY: xsk-rs queues wrap the socket/ring pointers behind Arc<Mutex<..>> handles and are used
 // only through `&mut self`; the arena's raw pointers point into the UMEM that `umem` keeps alive.
 unsafe impl Send for XdpTx {}
-
-/// Keep the errno of an xsk-rs error when it has one (the self-test classifies by errno).
-fn setup_err<E: std::error::Error>(what: &'static str, e: E) -> NetError {
-    let errno = e
-        .source()
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .and_then(|io| io.raw_os_error());
-    let io = match errno {
-        Some(n) => std::io::Error::from_raw_os_error(n),
-        None => std::io::Error::other(e.to_string()),
-    };
-    NetError::setup(what, io)
-}
 
 fn neigh_err(what: &'static str, e: NeighError) -> NetError {
     match e {
@@ -328,8 +353,8 @@ impl XdpTx {
                 .to_vec()
                 .into_boxed_slice(),
             descs: descs.into_boxed_slice(),
-            templates: Vec::with_capacity(MAX_DESTINATIONS),
-            templates6: Vec::with_capacity(MAX_DESTINATIONS),
+            v4: Destinations::default(),
+            v6: Destinations::default(),
             src_mac,
             src_ip,
             bind_mode,
@@ -368,28 +393,56 @@ impl XdpTx {
     }
 
     /// Whether `dest` has a header template.
-    pub fn has_destination(&self, dest: SocketAddrV4) -> bool {
-        self.templates.iter().any(|t| t.dest == dest)
+    pub fn has_destination(&self, dest: impl Into<SocketAddr>) -> bool {
+        match dest.into() {
+            SocketAddr::V4(d) => self.v4.find(d).is_some(),
+            SocketAddr::V6(d) => self.v6.find(d).is_some(),
+        }
     }
 
+    /// The IPv4 source address and port (IPv6 sources are picked per destination).
     pub fn source(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.src_ip, self.plan.src_port)
     }
 
-    /// Resolve `dest`'s next-hop MAC and build its header template (session setup, not per packet).
-    pub fn add_destination(&mut self, dest: SocketAddrV4) -> Result<(), NeighError> {
-        let mac = neigh::resolve(&self.plan.ifname, *dest.ip(), NEIGH_TIMEOUT)?;
-        self.add_destination_with_mac(dest, mac);
+    /// Resolve `dest`'s next-hop MAC and build its header template (session setup, not per
+    /// packet). The family must be the plan's (`XdpPlan::ipv6`); an IPv6 destination also needs a
+    /// global/ULA source address on the interface (longest prefix match).
+    pub fn add_destination(&mut self, dest: impl Into<SocketAddr>) -> Result<(), NeighError> {
+        let dest = dest.into();
+        if dest.is_ipv6() != self.plan.ipv6 {
+            return Err(NeighError::OtherFamily { dest: dest.ip() });
+        }
+        let ifname = &self.plan.ifname;
+        match dest {
+            SocketAddr::V4(d) => {
+                let mac = neigh::resolve(ifname, dest.ip(), NEIGH_TIMEOUT)?;
+                self.add_destination_with_mac(d, mac);
+            }
+            SocketAddr::V6(d) => {
+                let src = neigh::interface_ipv6(ifname, *d.ip())
+                    .map_err(|e| NeighError::Io("read if_inet6", e))?
+                    .ok_or_else(|| NeighError::NoSource {
+                        dest: dest.ip(),
+                        ifname: ifname.clone(),
+                    })?;
+                let mac = neigh::resolve(ifname, dest.ip(), NEIGH_TIMEOUT)?;
+                let src = SocketAddrV6::new(src, self.plan.src_port, 0, 0);
+                let (ttl, dscp) = (self.plan.ttl, self.plan.dscp);
+                self.v6
+                    .put(HeaderTemplate::new(self.src_mac, mac, src, d, ttl, dscp));
+            }
+        }
         Ok(())
     }
 
-    /// Add a destination whose next-hop MAC is already known. Replaces an existing template.
+    /// Add an IPv4 destination whose next-hop MAC is already known. Replaces an existing template.
     pub fn add_destination_with_mac(&mut self, dest: SocketAddrV4, next_hop_mac: [u8; 6]) {
         self.add_destination_from(dest, self.plan.src_port, next_hop_mac);
     }
 
-    /// Add (or replace) a destination whose datagrams leave from UDP port `src_port` (one socket
-    /// serves several streams, e.g. GameStream video 47998 and audio 48000, each to its own
+    /// Add (or replace) an IPv4 destination whose datagrams leave from UDP port `src_port` (one
+    /// socket serves several streams, e.g. GameStream video 47998 and audio 48000, each to its own
     /// client port: the template, found by destination, carries the stream's source port).
     pub fn add_destination_from(
         &mut self,
@@ -397,84 +450,23 @@ impl XdpTx {
         src_port: u16,
         next_hop_mac: [u8; 6],
     ) {
+        let src = SocketAddrV4::new(self.src_ip, src_port);
         let t = HeaderTemplate::new(
             self.src_mac,
             next_hop_mac,
-            SocketAddrV4::new(self.src_ip, src_port),
+            src,
             dest,
             self.plan.ttl,
             self.plan.dscp,
         );
-        if let Some(slot) = self.templates.iter_mut().find(|x| x.dest == dest) {
-            *slot = t;
-        } else if self.templates.len() < MAX_DESTINATIONS {
-            self.templates.push(t);
-        } else {
-            self.templates[0] = t; // evict the oldest; sessions beyond the cap are a config error
-        }
+        self.v4.put(t);
     }
 
-    /// Resolve an IPv6 destination (plan.ipv6 sockets): source address from the interface
-    /// (global/ULA, longest prefix match), next-hop MAC from the kernel neighbour table over
-    /// netlink, NDP triggered by one ordinary datagram when missing, bounded by NEIGH_TIMEOUT.
-    /// On-link destinations only (the next hop is the destination itself).
-    pub fn add_destination6(&mut self, dest: SocketAddrV6) -> Result<(), NetError> {
-        if !self.plan.ipv6 {
-            return Err(NetError::Config(
-                "IPv6 destination on an IPv4 AF_XDP socket",
-            ));
+    pub fn remove_destination(&mut self, dest: impl Into<SocketAddr>) {
+        match dest.into() {
+            SocketAddr::V4(d) => self.v4.remove(d),
+            SocketAddr::V6(d) => self.v6.remove(d),
         }
-        let ifname = self.plan.ifname.clone();
-        let src = neigh6::interface_ipv6(&ifname, *dest.ip())
-            .map_err(|e| NetError::setup("read if_inet6", e))?
-            .ok_or(NetError::Config("no global IPv6 address on the interface"))?;
-        let start = std::time::Instant::now();
-        let mut poked = false;
-        // Bounded by NEIGH_TIMEOUT (polled every 5 ms).
-        let mac = loop {
-            if let Some(m) = neigh6::lookup_neighbour(&ifname, *dest.ip())
-                .map_err(|e| NetError::setup("netlink neighbour dump", e))?
-            {
-                break m;
-            }
-            if start.elapsed() >= NEIGH_TIMEOUT {
-                return Err(NetError::setup(
-                    "IPv6 neighbour",
-                    std::io::Error::other(format!(
-                        "{} unresolved after {NEIGH_TIMEOUT:?}",
-                        dest.ip()
-                    )),
-                ));
-            }
-            if !poked {
-                let s =
-                    std::net::UdpSocket::bind(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0))
-                        .map_err(|e| NetError::setup("bind NDP probe socket", e))?;
-                let _ = s.send_to(&[], SocketAddrV6::new(*dest.ip(), 9, 0, 0));
-                poked = true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let t = HeaderTemplate6::new(
-            self.src_mac,
-            mac,
-            SocketAddrV6::new(src, self.plan.src_port, 0, 0),
-            dest,
-            self.plan.ttl,
-            self.plan.dscp,
-        );
-        if let Some(slot) = self.templates6.iter_mut().find(|x| x.dest == dest) {
-            *slot = t;
-        } else if self.templates6.len() < MAX_DESTINATIONS {
-            self.templates6.push(t);
-        } else {
-            self.templates6[0] = t;
-        }
-        Ok(())
-    }
-
-    pub fn remove_destination(&mut self, dest: SocketAddrV4) {
-        self.templates.retain(|t| t.dest != dest);
     }
 
     /// Kernel-side socket statistics (invalid descriptors, ring-empty events).
@@ -515,32 +507,18 @@ impl TxQueue for XdpTx {
         let slot = self.stage.redeem(frame, len, &mut self.counters)?;
         let refuse =
             |me: &mut Self, e: SubmitError| Err(me.stage.refuse(slot, &mut me.counters, e));
-        let v6 = self.plan.ipv6;
-        let total = match dest {
-            SocketAddr::V4(d4) if !v6 => {
-                let Some(t) = self.templates.iter().find(|t| t.dest == d4).copied() else {
-                    return refuse(self, SubmitError::UnknownDestination);
-                };
+        let (v6, csum) = (self.plan.ipv6, self.plan.udp_checksum);
+        let frame_bytes = &mut self.stage.arena.slot_mut(slot)[XDP_HEADROOM..];
+        let written = match dest {
+            SocketAddr::V4(d) if !v6 => self.v4.find(d).map(|t| {
                 self.ip_id = self.ip_id.wrapping_add(1);
-                let csum = self.plan.udp_checksum;
-                let ip_id = self.ip_id;
-                let frame_bytes = &mut self.stage.arena.slot_mut(slot)[XDP_HEADROOM..];
-                t.write(frame_bytes, len, ip_id, csum)
-            }
-            SocketAddr::V6(d6) if v6 => {
-                // Match on address and port only (flow info / scope id are not on the wire).
-                let Some(t) = self
-                    .templates6
-                    .iter()
-                    .find(|t| t.dest.ip() == d6.ip() && t.dest.port() == d6.port())
-                    .copied()
-                else {
-                    return refuse(self, SubmitError::UnknownDestination);
-                };
-                let frame_bytes = &mut self.stage.arena.slot_mut(slot)[XDP_HEADROOM..];
-                t.write(frame_bytes, len)
-            }
+                t.write(frame_bytes, len, self.ip_id, csum)
+            }),
+            SocketAddr::V6(d) if v6 => self.v6.find(d).map(|t| t.write(frame_bytes, len, 0, csum)),
             _ => return refuse(self, SubmitError::AddressFamily),
+        };
+        let Some(total) = written else {
+            return refuse(self, SubmitError::UnknownDestination);
         };
         let desc = &mut self.descs[slot as usize];
         // SAFETY: the descriptor belongs to this UMEM and its frame is owned by the transport

@@ -230,3 +230,33 @@ pub fn drain_completions(tx: &mut dyn TxQueue, frames: usize) {
         std::thread::sleep(Duration::from_micros(100));
     }
 }
+
+/// IPv6 ULA of side A / side B used by the IPv6 namespace tests (a /64 on the veth pair).
+pub const A6: &str = "fd00:5a::1";
+pub const B6: &str = "fd00:5a::2";
+
+/// Give the test bed's veth ends [`A6`] and [`B6`] (no duplicate address detection, so they are
+/// usable at once).
+pub fn add_ipv6(pair: &strahl_net::testbed::VethPair) {
+    for (ns, ifname, addr) in [(&pair.ns_a, &pair.if_a, A6), (&pair.ns_b, &pair.if_b, B6)] {
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            ifname,
+            "nodad",
+        ]);
+    }
+}
+
+/// Run `ip` with `args`; the test fails if it does.
+pub fn ip(args: &[&str]) {
+    let st = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .expect("run ip");
+    assert!(st.success(), "ip {args:?}");
+}
