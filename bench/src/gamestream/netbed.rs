@@ -52,6 +52,48 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The client veth's receive processing (`rps_cpus`) on every CPU but the last, where the data
+/// plane pins its tx tile (`strahl_config::Plan`: the last core when there are two or more). A
+/// veth hands each packet to its peer inside the sender's system call, so without this the
+/// client's whole receive stack (IP, UDP, the capture's AF_PACKET tap, waking the client) ran on
+/// the tx core inside the tile's send call, counted as data-plane CPU and delaying the next
+/// release; on a LAN that work happens on another machine. Receive timestamps are unchanged:
+/// the kernel stamps a packet before it queues it to another CPU (`netdev_tstamp_prequeue`).
+/// On one CPU there is nowhere else to go and nothing is written.
+fn steer_client_receive(bed: &VethPair) -> Result<Option<String>, String> {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if online < 2 {
+        return Ok(None);
+    }
+    let cpus: Vec<usize> = (0..online - 1).collect();
+    // rps_cpus is a hex mask in 32-bit groups separated by commas, most significant first.
+    let mut words = vec![0u32; online.div_ceil(32)];
+    for c in &cpus {
+        words[c / 32] |= 1 << (c % 32);
+    }
+    let mask = words
+        .iter()
+        .rev()
+        .map(|w| format!("{w:08x}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    ip(&[
+        "netns",
+        "exec",
+        &bed.ns_b,
+        "sh",
+        "-c",
+        "printf %s \"$2\" > \"/sys/class/net/$1/queues/rx-0/rps_cpus\"",
+        "sh",
+        &bed.if_b,
+        &mask,
+    ])?;
+    Ok(Some(format!(
+        "client veth receive processing steered to CPUs {cpus:?} (rps_cpus {mask}), off the tx tile's core {}",
+        online - 1
+    )))
+}
+
 /// Default routes both ways and IPv6 off on both veths.
 fn configure(bed: &VethPair) -> Result<(), String> {
     for (ns, ifname) in [(&bed.ns_a, &bed.if_a), (&bed.ns_b, &bed.if_b)] {
@@ -118,6 +160,7 @@ pub fn run(a: &Args) -> Result<Value, String> {
     let prepared = prepare(&paths, a)?;
     let bed = VethPair::create("gsb").map_err(|e| format!("namespace test bed: {e}"))?;
     configure(&bed)?;
+    let steering = steer_client_receive(&bed)?;
     let place = NetPlace {
         host_ns: bed.ns_a.clone(),
         host_addr: ADDR_A,
@@ -207,6 +250,7 @@ pub fn run(a: &Args) -> Result<Value, String> {
                          default routes both ways; strahl in the host namespace with interface \"auto\"",
             "host": ADDR_A.to_string(),
             "client": ADDR_B.to_string(),
+            "client_receive_steering": steering,
         },
         "transports": a.transports,
         "pacing_schedule": {

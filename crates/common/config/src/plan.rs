@@ -10,9 +10,9 @@ use std::fmt;
 
 use crate::types::{Config, Cores, TransportPref};
 
-/// Data-plane tiles, in the order they get dedicated cores when cores are scarce: tx first
-/// (pacing precision needs a quiet core), then framing (FEC + seal), encode, capture, audio;
-/// housekeeping (IPC, metrics flush) always shares.
+/// Data-plane tiles. The tx tile gets a core of its own whenever the plan has two or more (pacing
+/// precision needs a quiet core: it parks until a few µs before each release); the others share
+/// the remaining cores in this order: framing (FEC + seal), encode, capture, audio, housekeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tile {
     Tx,
@@ -69,6 +69,9 @@ pub struct Plan {
     pub placement: Vec<(Tile, u16)>,
     /// True when several tiles share one core (small machine or short core list).
     pub shared: bool,
+    /// True when no other tile is placed on the tx tile's core (two or more cores in the plan):
+    /// the tx thread is pinned there and the encode threads are kept off it.
+    pub tx_dedicated: bool,
     pub rings: RingSizes,
     /// Even shard payload bytes derived from the MTU.
     pub shard_payload: u16,
@@ -114,10 +117,21 @@ impl Plan {
                 list.clone()
             }
         };
+        // The last core goes to tx (core 0 takes the interrupts and the OS on small machines);
+        // the other tiles cycle over the rest, or over the one core there is.
+        let tx_core = cores[cores.len() - 1];
+        let rest = if cores.len() >= 2 {
+            &cores[..cores.len() - 1]
+        } else {
+            &cores[..]
+        };
         let placement: Vec<(Tile, u16)> = Tile::ALL
             .iter()
             .enumerate()
-            .map(|(i, t)| (*t, cores[i % cores.len()]))
+            .map(|(i, t)| match t {
+                Tile::Tx => (*t, tx_core),
+                _ => (*t, rest[(i - 1) % rest.len()]),
+            })
             .collect();
         let mtu = cfg.dataplane.mtu;
         let shard_payload = (mtu.saturating_sub(SHARD_OVERHEAD)) & !1;
@@ -125,6 +139,7 @@ impl Plan {
         let frame_size = if frame_need <= 2048 { 2048 } else { 4096 };
         Ok(Plan {
             shared: cores.len() < Tile::ALL.len(),
+            tx_dedicated: cores.len() >= 2,
             placement,
             rings: RingSizes {
                 umem_frames: UMEM_FRAMES,
@@ -139,6 +154,19 @@ impl Plan {
             needs_multibuffer: frame_need > 4096,
             transport: cfg.dataplane.transport,
         })
+    }
+
+    /// The cores of every tile but tx, each once, ascending (where encode threads may run).
+    pub fn worker_cores(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self
+            .placement
+            .iter()
+            .filter(|(t, _)| *t != Tile::Tx)
+            .map(|(_, c)| *c)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     pub fn core_of(&self, tile: Tile) -> u16 {

@@ -275,8 +275,12 @@ fn state_dir_rules() {
 fn plan_small_machine_shares_cores() {
     let p = Plan::derive(&Config::default(), 2).unwrap();
     assert!(p.shared);
-    assert_eq!(p.core_of(Tile::Tx), 0);
-    assert_eq!(p.core_of(Tile::Frame), 1);
+    // Two cores: tx alone on the last one, every other tile on core 0.
+    assert!(p.tx_dedicated);
+    assert_eq!(p.core_of(Tile::Tx), 1);
+    assert_eq!(p.core_of(Tile::Frame), 0);
+    assert_eq!(p.placement.iter().filter(|(_, c)| *c == 1).count(), 1);
+    assert_eq!(p.worker_cores(), vec![0]);
     assert!(p.placement.iter().all(|(_, c)| *c < 2));
     assert_eq!(p.placement.len(), Tile::ALL.len());
     assert_eq!(p.shard_payload, 1400);
@@ -288,9 +292,20 @@ fn plan_small_machine_shares_cores() {
 fn plan_big_machine_keeps_core0_and_gives_tx_its_own() {
     let p = Plan::derive(&Config::default(), 8).unwrap();
     assert!(!p.shared);
+    assert!(p.tx_dedicated);
     assert!(p.placement.iter().all(|(_, c)| *c != 0));
     let tx = p.core_of(Tile::Tx);
     assert_eq!(p.placement.iter().filter(|(_, c)| *c == tx).count(), 1);
+    assert!(!p.worker_cores().contains(&tx));
+}
+
+#[test]
+fn plan_one_core_shares_it_with_tx() {
+    let p = Plan::derive(&Config::default(), 1).unwrap();
+    assert!(p.shared);
+    assert!(!p.tx_dedicated);
+    assert!(p.placement.iter().all(|(_, c)| *c == 0));
+    assert_eq!(p.worker_cores(), vec![0]);
 }
 
 #[test]

@@ -143,8 +143,14 @@ fn main() -> ExitCode {
             .placement
             .iter()
             .find(|(t, _)| *t == strahl_config::Tile::Tx)
-            .filter(|_| !plan.shared)
+            .filter(|_| plan.tx_dedicated)
             .map(|(_, c)| usize::from(*c)),
+        // Encoders stay off the tx core only when that still leaves them two cores: on a 2-core
+        // machine a software encoder needs both, so there the pinned tile shares its core.
+        worker_cores: match plan.worker_cores() {
+            w if plan.tx_dedicated && w.len() >= 2 => w.into_iter().map(usize::from).collect(),
+            _ => Vec::new(),
+        },
         link_rate_bps: transport::link_rate_bps(&target.ifname).unwrap_or(media::DEFAULT_LINK_BPS),
     };
     // Sockets are open: capabilities are no longer needed.

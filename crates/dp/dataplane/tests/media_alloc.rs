@@ -104,6 +104,7 @@ fn the_assembled_media_path_does_not_allocate_with_three_sessions() {
             xdp: None,
             kernel: TransportKind::IoUring,
             core: None,
+            worker_cores: Vec::new(),
             link_rate_bps: DEFAULT_LINK_BPS,
         },
         reg,

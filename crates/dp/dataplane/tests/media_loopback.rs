@@ -40,6 +40,7 @@ fn media_with(settings: MediaSettings, reg: &'static Registry, kernel: Transport
             xdp: None,
             kernel,
             core: None,
+            worker_cores: Vec::new(),
             link_rate_bps: DEFAULT_LINK_BPS,
         },
         reg,

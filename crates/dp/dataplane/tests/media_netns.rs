@@ -140,6 +140,7 @@ fn veth_client_gets_af_xdp_and_loopback_client_a_kernel_socket_through_one_tile(
                 xdp: Some(xdp),
                 kernel: prepared.kernel.expect("a kernel transport"),
                 core: None,
+                worker_cores: Vec::new(),
                 link_rate_bps: transport::link_rate_bps(&if_a).unwrap_or(10_000_000_000),
             },
             reg,

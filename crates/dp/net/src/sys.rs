@@ -177,6 +177,30 @@ pub fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
     }
 }
 
+/// Restrict the calling thread to `cores` (`sched_setaffinity`): the data plane keeps its encode
+/// threads off the tx tile's core. Cores past `CPU_SETSIZE` are an error, not ignored.
+pub fn set_affinity_current(cores: &[usize]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit array; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cores {
+        if c >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("core {c} is past CPU_SETSIZE"),
+            ));
+        }
+        // SAFETY: c < CPU_SETSIZE, checked above, so the bit lies inside `set`.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Receive one datagram without waiting (`MSG_DONTWAIT`), whatever the socket's blocking mode:
 /// a socket shared with an io_uring queue must stay blocking (io_uring then waits for socket
 /// space itself; on an `O_NONBLOCK` socket its sends complete with EAGAIN and are lost), yet the

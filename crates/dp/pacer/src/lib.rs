@@ -11,9 +11,13 @@
 //!   sends up to [`Release::packets`] packets, then reports what it actually sent with
 //!   [`Pacer::on_sent`] (actual byte counts, which may differ from the backlog's average).
 //! - Token bucket, in exact integer arithmetic (nano-bits, so no rounding drift over hours):
-//!   credit accrues at the effective rate, is capped at the burst (idle time never builds
+//!   credit accrues at the effective rate, is capped at the bucket depth (idle time never builds
 //!   unbounded credit), and may go negative: a batch that turned out larger than estimated leaves
-//!   a debt that delays the next release, across frames.
+//!   a debt that delays the next release, across frames. The depth is the burst, or the longer
+//!   catch-up depth ([`PacerConfig::catch_up_ns`]) when one is set: then a sender that woke late
+//!   mid-frame gets the missed credit back instead of losing rate, while
+//!   [`Pacer::frame_queued`] still cuts the credit to the burst, so a frame starts with at most
+//!   the burst whatever the idle time before it.
 //! - Release times are never earlier than the bucket allows: at `at_ns` the credit covers the
 //!   whole batch at the backlog's average packet size, and `at_ns >= now`.
 //! - No batch exceeds [`PacerConfig::max_batch_packets`], nor what the burst allows (at least one
@@ -111,6 +115,13 @@ pub struct PacerConfig {
     /// Bucket depth as time at the effective rate (at least [`MIN_BURST_BYTES`]).
     pub burst_ns: u64,
     pub min_release_interval_ns: u64,
+    /// Bucket depth while sending, as time at the effective rate; 0 (the default) or anything
+    /// below `burst_ns` means `burst_ns`. Meant for [`Mode::Spread`], where each
+    /// [`Pacer::frame_queued`] cuts the credit back to `burst_ns`: a short burst keeps a frame's
+    /// start smooth, a longer catch-up depth keeps a late wake-up from costing rate (with a
+    /// bucket of 10 µs, every µs a tile woke past the bucket was lost, and frames took 1.24× their
+    /// window at 1 Gbit/s; docs/measurements.md §pacing).
+    pub catch_up_ns: u64,
 }
 
 impl PacerConfig {
@@ -122,6 +133,7 @@ impl PacerConfig {
             max_batch_packets: DEFAULT_MAX_BATCH_PACKETS,
             burst_ns: DEFAULT_BURST_NS,
             min_release_interval_ns: DEFAULT_MIN_RELEASE_INTERVAL_NS,
+            catch_up_ns: 0,
         }
     }
 }
@@ -175,11 +187,17 @@ impl Pacer {
         by_time.max(bits_of(MIN_BURST_BYTES))
     }
 
+    /// Bucket depth in nano-bits while sending: the catch-up depth, at least the burst.
+    fn depth_tokens(&self) -> i128 {
+        let by_time = i128::from(self.rate_bps) * i128::from(self.cfg.catch_up_ns);
+        by_time.max(self.burst_tokens())
+    }
+
     /// Credit at `now_ns` without changing state (time going backwards accrues nothing).
     fn tokens_at(&self, now_ns: u64) -> i128 {
         let dt = now_ns.saturating_sub(self.last_ns);
         let accrued = self.tokens + i128::from(self.rate_bps) * i128::from(dt);
-        accrued.min(self.burst_tokens().max(self.tokens))
+        accrued.min(self.depth_tokens().max(self.tokens))
     }
 
     fn advance(&mut self, now_ns: u64) {
@@ -237,8 +255,8 @@ impl Pacer {
         let avg_bytes = backlog.bytes.div_ceil(backlog.packets).max(1);
         let per_packet = bits_of(avg_bytes);
         let cap = u64::from(self.cfg.max_batch_packets).min(backlog.packets);
-        // What the burst allows at once (at least one packet, which may then run on debt).
-        let burst_packets = (self.burst_tokens() / per_packet).max(1) as u64;
+        // What the bucket allows at once (at least one packet, which may then run on debt).
+        let burst_packets = (self.depth_tokens() / per_packet).max(1) as u64;
         let cap = cap.min(burst_packets);
         // Batch granularity: packets covering min_release_interval at the effective rate.
         let interval_bits =
@@ -247,7 +265,7 @@ impl Pacer {
         let target = gran.min(cap);
         // A batch larger than the bucket (a jumbo packet at a low rate) waits for a full bucket
         // and then runs on debt, instead of waiting for credit the cap never lets accrue.
-        let need = (per_packet * i128::from(target)).min(self.burst_tokens());
+        let need = (per_packet * i128::from(target)).min(self.depth_tokens());
         if tokens >= need {
             // Enough credit: send as much of it as the caps allow, now.
             let n = ((tokens / per_packet) as u64).clamp(target.min(cap), cap);

@@ -432,3 +432,73 @@ proptest! {
         prop_assert!((got / rate as f64 - 1.0).abs() < 0.01, "rate {} got {}", rate, got);
     }
 }
+
+/// Sends one spread frame with a sender that wakes `late_ns` after every `every`-th release;
+/// returns (end of the frame relative to its start, packets in the frame's first release).
+fn late_sender_frame(cfg: PacerConfig, late_ns: u64, every: usize) -> (u64, u32) {
+    let interval = 8_333_333u64; // 120 fps
+    let mut p = Pacer::new(cfg, 0);
+    // Idle before the frame: credit saved up to the depth must not become the frame's start.
+    let start = 5 * MS;
+    let mut left = 700u64; // 700 × 1400 B ≈ 7.8 Mbit → 1.9 Gbit/s over half the interval
+    p.frame_queued(
+        start,
+        Backlog {
+            packets: left,
+            bytes: left * 1400,
+        },
+        interval,
+    );
+    let (mut now, mut first, mut end) = (start, None, start);
+    for k in 0..10_000usize {
+        let Some(r) = p.next_release(
+            now,
+            Backlog {
+                packets: left,
+                bytes: left * 1400,
+            },
+        ) else {
+            break;
+        };
+        now = r.at_ns + if k % every == every - 1 { late_ns } else { 0 };
+        // A late sender sends what the bucket allows by the time it woke.
+        let r = p
+            .next_release(
+                now,
+                Backlog {
+                    packets: left,
+                    bytes: left * 1400,
+                },
+            )
+            .unwrap();
+        let n = u64::from(r.packets).min(left);
+        first.get_or_insert(n as u32);
+        p.on_sent(now, n as u32, n * 1400);
+        left -= n;
+        end = now;
+    }
+    assert_eq!(left, 0, "frame not sent");
+    (end - start, first.unwrap())
+}
+
+#[test]
+fn catch_up_depth_keeps_the_rate_of_a_late_sender_and_the_frame_start_short() {
+    let mut cfg = PacerConfig::new(2_000_000_000);
+    cfg.mode = Mode::Spread { permille: 500 };
+    cfg.burst_ns = 10_000;
+    cfg.min_release_interval_ns = 15_000;
+    let window = 8_333_333 / 2;
+    // On time, the frame fills its window with or without catch-up.
+    let (end, first) = late_sender_frame(cfg, 0, 1);
+    assert!(end <= window && end > window * 95 / 100, "on time: {end}");
+    assert!(first <= 2, "start burst {first} packets");
+    // Late by 30 µs every 4th release: without catch-up the credit missed is lost for good.
+    let (slow, _) = late_sender_frame(cfg, 30_000, 4);
+    assert!(slow > window * 115 / 100, "no catch-up ended at {slow}");
+    cfg.catch_up_ns = 250_000;
+    let (end, first) = late_sender_frame(cfg, 30_000, 4);
+    assert!(end <= window + 30_000, "catch-up ended at {end}");
+    // Idle credit before the frame is still cut to the burst: the first release is one release
+    // granule (15 µs at 1.9 Gbit/s = 3 packets), not the ~40 packets 250 µs of credit would be.
+    assert!(first <= 3, "start burst {first} packets");
+}

@@ -80,6 +80,12 @@ pub const PACER_LINK_BPS: u64 = 2_000_000_000;
 /// packet ~100 µs "early"); 10 µs (at least 2 packets, `strahl_pacer::MIN_BURST_BYTES`) keeps a
 /// frame evenly spaced while still letting a tile that was a few µs late catch up.
 pub const VIDEO_BURST_NS: u64 = 10_000;
+/// Bucket depth of a video stream while a frame is being sent: a tile that woke late (preempted,
+/// a slow kick) gets up to 250 µs of missed credit back in larger batches instead of losing it,
+/// which with the 10 µs bucket alone stretched 1 Gbit/s frames to 1.24× their window on the
+/// 2-core VM. Each new frame still starts with the 10 µs burst (`strahl_pacer` cuts the credit
+/// at `frame_queued`). docs/measurements.md §pacing.
+pub const VIDEO_CATCH_UP_NS: u64 = 250_000;
 /// Shortest gap between two releases of a video stream, as link time: packets closer than this
 /// leave together in one kick. At 1 Gbit/s spread over half the frame interval (≈ 2.5 Gbit/s,
 /// one 1.4 kB packet every 4.5 µs) a kick per packet cost more than the gap on the 2-core VM
@@ -278,6 +284,9 @@ pub struct Transports {
     pub kernel: TransportKind,
     /// Pin the tx tile to this core.
     pub core: Option<usize>,
+    /// Cores the encode threads may run on (empty: anywhere). With a dedicated tx core and at
+    /// least two others this is those others, so an encoder never competes with the tile.
+    pub worker_cores: Vec<usize>,
     /// Cap on the sum of every stream's pacing rate (the bottleneck link).
     pub link_rate_bps: u64,
 }
@@ -288,11 +297,21 @@ struct Running {
     ports: [u16; 2],
 }
 
+/// Restrict an encode thread to the plan's worker cores (nothing to do when the list is empty).
+fn keep_off_tx_core(cores: &[usize]) {
+    if !cores.is_empty()
+        && let Err(e) = strahl_net::sys::set_affinity_current(cores)
+    {
+        log::warn!("encode thread: could not keep it on cores {cores:?}: {e}");
+    }
+}
+
 /// The real media host: one tx tile, encode threads per session.
 pub struct Media {
     settings: MediaSettings,
     metrics: &'static Registry,
     kernel: TransportKind,
+    worker_cores: Vec<usize>,
     sessions: BTreeMap<u64, Running>,
     /// Open stream ports and how many sessions use each.
     ports: BTreeMap<u16, usize>,
@@ -322,6 +341,7 @@ impl Media {
             shutdown.clone(),
         );
         let core = transports.core;
+        let worker_cores = transports.worker_cores;
         let handle = std::thread::Builder::new()
             .name("strahl-tx".into())
             .spawn(move || {
@@ -341,6 +361,7 @@ impl Media {
             settings,
             metrics,
             kernel: transports.kernel,
+            worker_cores,
             sessions: BTreeMap::new(),
             ports: BTreeMap::new(),
             commands: cmd_tx,
@@ -417,6 +438,7 @@ impl Media {
             permille: SPREAD_PERMILLE,
         };
         vpace.burst_ns = VIDEO_BURST_NS;
+        vpace.catch_up_ns = VIDEO_CATCH_UP_NS;
         vpace.min_release_interval_ns = VIDEO_RELEASE_NS;
         let (vprod, vcons) = ring::ring(
             VIDEO_SLOTS,
@@ -588,9 +610,13 @@ impl MediaHost for Media {
         self.command(Command::AddSession(Box::new(built.setup)));
         let mut workers = Vec::new();
         let v = built.video;
+        let cores = self.worker_cores.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("strahl-v{}", s.id))
-            .spawn(move || v.run());
+            .spawn(move || {
+                keep_off_tx_core(&cores);
+                v.run()
+            });
         let mut failed = spawned
             .map(|h| workers.push(h))
             .map_err(|e| format!("video encoder thread: {e}"))
@@ -598,10 +624,13 @@ impl MediaHost for Media {
         if failed.is_none()
             && let Some(a) = built.audio
         {
+            let cores = self.worker_cores.clone();
             match std::thread::Builder::new()
                 .name(format!("strahl-a{}", s.id))
-                .spawn(move || a.run())
-            {
+                .spawn(move || {
+                    keep_off_tx_core(&cores);
+                    a.run()
+                }) {
                 Ok(h) => workers.push(h),
                 Err(e) => failed = Some(format!("audio encoder thread: {e}")),
             }
