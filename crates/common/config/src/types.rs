@@ -212,7 +212,7 @@ impl Default for Video {
             encoder: EncoderPref::Auto,
             max_bitrate_kbps: 1_000_000,
             fec_percent_min: Percent(5),
-            fec_percent_default: Percent(20),
+            fec_percent_default: Percent(strahl_ipc::DEFAULT_FEC_PERCENT),
             fec_percent_max: Percent(50),
         }
     }

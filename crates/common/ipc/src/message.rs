@@ -93,6 +93,14 @@ pub enum Codec {
     Av1 = 3,
 }
 
+/// The FEC percentage a session starts with unless configured otherwise: Sunshine's default, the
+/// F of the GameStream bitrate formula (`gamestream-host.md` §A14 step 2, §A18), used for native
+/// sessions too. Session policy, owned by the control plane: it picks each session's percentage
+/// (`[video] fec_percent_default`, which defaults to this) and sends it in
+/// [`VideoParams::fec_percent`]; the data plane packetizes with what it is sent. This is the one
+/// declaration of the fact; strahl-config, strahl-rtsp and strahl-packetize use it.
+pub const DEFAULT_FEC_PERCENT: u8 = 20;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoParams {
     pub width: u16,

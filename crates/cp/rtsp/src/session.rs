@@ -19,6 +19,7 @@ use crate::describe::{DescribeParams, SurroundParams, describe_body};
 use crate::media::{OpusLayout, choose_audio};
 use crate::request::{Method, Request, RequestError, parse_message};
 use crate::response::{Response, StatusCode};
+use strahl_ipc::DEFAULT_FEC_PERCENT;
 
 /// Default UDP ports (§A1), announced in each SETUP's `Transport: server_port=`.
 pub const DEFAULT_VIDEO_PORT: u16 = 47998;
@@ -27,8 +28,6 @@ pub const DEFAULT_AUDIO_PORT: u16 = 48000;
 /// The session token and timeout Sunshine sends; the client only echoes the token (§A9).
 pub const DEFAULT_SESSION_TOKEN: &str = "DEADBEEFCAFE";
 pub const DEFAULT_SESSION_TIMEOUT_S: u32 = 90;
-/// Sunshine's default FEC percentage, the F of the §A18 bitrate formula.
-pub const DEFAULT_FEC_PERCENT: u32 = 20;
 /// Longest accepted session token; the client stores what precedes the `;`.
 pub const MAX_SESSION_TOKEN: usize = 64;
 
@@ -134,7 +133,7 @@ impl LaunchContext {
             host_feature_flags: 0,
             rfi_supported: false,
             launch_surround_params: None,
-            fec_percent: DEFAULT_FEC_PERCENT,
+            fec_percent: u32::from(DEFAULT_FEC_PERCENT),
         }
     }
 

@@ -26,6 +26,7 @@
 use std::time::Duration;
 
 use strahl_fec::gf8::Gf8Code;
+use strahl_ipc::DEFAULT_FEC_PERCENT;
 use strahl_seal::gamestream::VideoCipher;
 
 use super::plan::{
@@ -40,8 +41,6 @@ pub const FLAG_EOF: u8 = 0x2;
 pub const FLAG_SOF: u8 = 0x4;
 pub const MULTI_FEC_FLAGS: u8 = 0x10;
 pub const RTP_BYTE0: u8 = 0x90;
-/// Default FEC % (Sunshine's default, `gamestream-host.md` §A14 step 2).
-pub const DEFAULT_FEC_PERCENT: u8 = 20;
 /// `x-nv-vqos[0].fec.minRequiredFecPackets` as every Moonlight client sends it (Appendix A).
 pub const DEFAULT_MIN_REQUIRED_FEC_PACKETS: u8 = 2;
 
@@ -69,6 +68,7 @@ impl GsVideoConfig {
     pub fn new(packet_size: usize) -> GsVideoConfig {
         GsVideoConfig {
             packet_size,
+            // The session's percentage comes from the control plane; this only seeds the config.
             fec_percent: DEFAULT_FEC_PERCENT,
             min_required_fec_packets: DEFAULT_MIN_REQUIRED_FEC_PACKETS,
         }

@@ -9,6 +9,7 @@
 //! a reused scratch area that `next_packet` copies into each parity packet.
 
 use strahl_fec::gf16::Gf16Encoder;
+use strahl_ipc::DEFAULT_FEC_PERCENT;
 use strahl_seal::native::TxSealer;
 
 use super::wire::{
@@ -19,9 +20,6 @@ use crate::recycle::{recycle, recycle_mut};
 use crate::stats::NativeTxStats;
 use crate::{ConfigError, PacketizeError};
 
-/// Default parity share. 20 % matches the GameStream default; the host adapts it from loss
-/// reports (the control plane owns that loop).
-pub const DEFAULT_FEC_PERCENT: u32 = 20;
 /// Parity floor per frame: a single lost packet of a small frame is the common case on a LAN, and
 /// two parity shards cost little on frames of a few shards (same floor as Moonlight's
 /// `minRequiredFecPackets`).
@@ -44,7 +42,9 @@ impl NativeConfig {
         NativeConfig {
             stream: 0,
             shard_len,
-            fec_percent: DEFAULT_FEC_PERCENT,
+            // Seed only: the control plane picks the session's share and adapts it from loss
+            // reports; the data plane applies what it is sent.
+            fec_percent: u32::from(DEFAULT_FEC_PERCENT),
             min_parity: DEFAULT_MIN_PARITY,
         }
     }
