@@ -17,7 +17,7 @@
 # $STRAHL_CONTROL_ARGS adds options for `strahl-control serve` only (e.g. --no-mdns).
 # The appliance uses the systemd units in appliance/ instead (same policy, Restart=).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 BIN=${STRAHL_BIN_DIR:-target/release}
 export RUST_LOG=${RUST_LOG:-info}
@@ -41,7 +41,9 @@ say() { echo "run: $*" >&2; }
 # Per process (index 0 = data plane, 1 = control plane): pid, crash times, current back-off.
 NAMES=(dataplane control)
 PIDS=(0 0)
+# shellcheck disable=SC2034 # read and written through the nameref in crash_count
 CRASHES_0=()
+# shellcheck disable=SC2034
 CRASHES_1=()
 BACKOFF=("$BACKOFF_START_MS" "$BACKOFF_START_MS")
 STOPPING=0
@@ -157,7 +159,7 @@ for _ in $(seq 1 100); do
     banner
     break
   fi
-  kill -0 "${PIDS[0]}" 2>/dev/null && kill -0 "${PIDS[1]}" 2>/dev/null || break
+  if ! kill -0 "${PIDS[0]}" 2>/dev/null || ! kill -0 "${PIDS[1]}" 2>/dev/null; then break; fi
   sleep 0.1
 done
 
