@@ -7,7 +7,7 @@ CARGO ?= cargo
 BENCH_OUT ?= bench/out
 FUZZ_SECONDS ?= 600
 
-.PHONY: all setup build run test lint fmt bench fuzz clean
+.PHONY: all setup build run test lint fmt bench fuzz clean image
 
 all: build
 
@@ -57,6 +57,11 @@ fuzz:
 	for tc in $(FUZZ_CORPORA); do t=$${tc%%=*}; c=$${tc#*=}; \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir crates/fuzz $$t $$c -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
+
+# The bootc appliance image (needs podman, docker or buildah and the base image's registry);
+# IMAGE_ARGS passes options, e.g. IMAGE_ARGS="--base ghcr.io/ublue-os/bazzite-nvidia:stable".
+image:
+	image/build.sh $(IMAGE_ARGS)
 
 clean:
 	$(CARGO) clean
