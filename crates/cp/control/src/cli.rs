@@ -97,9 +97,11 @@ server holds the old one): stop serve, rotate, start it.
 pub const DOCTOR_HELP: &str = "\
 strahl-control doctor [--json] [--config FILE]
 
-Checks this host against what strahl needs and prints each finding with how to fix it: kernel
-arguments for the data-plane cores, NIC XDP mode and queues, AF_XDP and io_uring permissions,
-memlock, NVIDIA driver/NVENC/CUDA, DRM devices, /dev/uinput, ports, firewall, time sync.
+Checks this host against what strahl needs and prints each finding with how to fix it: the tx
+tile's core isolated, strahl's kernel-config in effect (the kargs.d profiles against
+/proc/cmdline, sysctl.d against /proc/sys; the files the image installed, else built-in copies),
+NIC XDP mode and queues, AF_XDP and io_uring permissions, memlock, NVIDIA driver/NVENC/CUDA, DRM
+devices, /dev/uinput, ports, firewall, time sync.
 Exit 1 when something REQUIRED is missing (the ports; plus the capture device, encoder or
 transport the configuration names explicitly), 0 otherwise (recommended items only warn).
 ";

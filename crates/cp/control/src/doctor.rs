@@ -16,9 +16,9 @@
 //!   → that kernel facility allowed; AF_XDP also needs the memlock limit).
 //!
 //! Everything else is *recommended*: it costs performance or a feature with a working fallback
-//! (isolated cores, native XDP, io_uring/AF_XDP under `transport = "auto"`, NVENC under
-//! `encoder = "auto"`, `/dev/uinput` — the input sink falls back to recording —, an open
-//! firewall, time sync).
+//! (an isolated tx core, strahl's kernel-config files in effect — `doctor_kconfig.rs` —, native
+//! XDP, io_uring/AF_XDP under `transport = "auto"`, NVENC under `encoder = "auto"`,
+//! `/dev/uinput` — the input sink falls back to recording —, an open firewall, time sync).
 
 use strahl_config::{Cores, EncoderPref, TransportPref, VideoSource};
 
@@ -30,6 +30,8 @@ pub use model::*;
 pub fn run_checks(sys: &dyn SystemView, inp: &Inputs) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(kernel_args(sys, inp));
+    out.extend(kconfig::kargs(sys));
+    out.push(kconfig::sysctl(sys));
     out.extend(nic(sys, inp));
     out.push(af_xdp(sys, inp));
     out.push(io_uring(sys, inp));
@@ -43,6 +45,9 @@ pub fn run_checks(sys: &dyn SystemView, inp: &Inputs) -> Vec<Finding> {
     out
 }
 
+#[path = "doctor_kconfig.rs"]
+pub mod kconfig;
+
 #[path = "doctor_host.rs"]
 mod host_checks;
 pub use host_checks::{COMMAND_TIMEOUT, RealSystem, render_human};
@@ -55,14 +60,25 @@ pub fn required_missing(findings: &[Finding]) -> bool {
         .any(|f| f.level == Level::Required && f.verdict == Verdict::Fail)
 }
 
-/// Parses a kernel CPU list ("0-3,6", optionally prefixed by isolcpus flags "managed_irq,domain,").
-/// Bounded: ranges are capped at [`strahl_config::MAX_CORE`].
+/// Parses a kernel CPU list ("0-3,6"). Bounded: ranges are capped at
+/// [`strahl_config::MAX_CORE`]. The kernel's "N" (the last CPU) is not resolved here: see
+/// [`parse_cpu_list_last`].
 pub fn parse_cpu_list(s: &str) -> Vec<u16> {
+    parse_cpu_list_last(s, None)
+}
+
+/// [`parse_cpu_list`] with "N" standing for `last`, the numerically last CPU ("1-N", "N"), as
+/// the kernel reads lists on its command line.
+pub fn parse_cpu_list_last(s: &str, last: Option<u16>) -> Vec<u16> {
+    let num = |v: &str| match (v, last) {
+        ("N", Some(l)) => Ok(l),
+        _ => v.parse::<u16>(),
+    };
     let mut out = Vec::new();
     for part in s.trim().split(',') {
         let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
-            None => (part.parse::<u16>(), part.parse::<u16>()),
+            Some((a, b)) => (num(a), num(b)),
+            None => (num(part), num(part)),
         };
         if let (Ok(a), Ok(b)) = (a, b) {
             for c in a..=b.min(strahl_config::MAX_CORE) {
@@ -83,6 +99,12 @@ fn cmdline_arg<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The tx tile's core is isolated: the plan puts the tx tile alone on the last of its cores (the
+/// one thread pinned to a single core, waiting for µs-precise releases), so that core should be
+/// out of the scheduler's balancing (`isolcpus`, with the domain flag or none), tickless
+/// (`nohz_full`), free of RCU callbacks (`rcu_nocbs`) and of default IRQ affinity
+/// (`irqaffinity`). Lists may use the kernel's "N" for the last CPU, as the shipped profile does
+/// (kernel-config/kargs.d/50-strahl-dataplane.toml).
 fn kernel_args(sys: &dyn SystemView, inp: &Inputs) -> Finding {
     const C: &str = "kernel_args";
     let online = sys
@@ -106,6 +128,15 @@ fn kernel_args(sys: &dyn SystemView, inp: &Inputs) -> Finding {
             );
         }
     };
+    let Some(&tx) = cores.last().filter(|_| cores.len() >= 2) else {
+        return finding(
+            C,
+            Level::Recommended,
+            Verdict::Ok,
+            "one data-plane core: the tx tile shares it (nothing to isolate)".into(),
+            "",
+        );
+    };
     let Some(cmdline) = sys.read("/proc/cmdline") else {
         return finding(
             C,
@@ -115,50 +146,48 @@ fn kernel_args(sys: &dyn SystemView, inp: &Inputs) -> Finding {
             "run doctor on the host itself (not in a restricted container)",
         );
     };
-    let list = cores
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let last = online.last().copied();
+    let list = |key: &str| {
+        cmdline_arg(&cmdline, key).map(|v| {
+            // isolcpus may carry flags before the list: "managed_irq,domain,2-3".
+            let (flags, list): (Vec<&str>, Vec<&str>) = v
+                .split(',')
+                .partition(|p| p.chars().any(|c| c.is_ascii_lowercase()));
+            (flags, parse_cpu_list_last(&list.join(","), last))
+        })
+    };
+    // Name the tx core as the shipped profile does when it is the last CPU.
+    let name = if Some(tx) == last {
+        "N".to_string()
+    } else {
+        tx.to_string()
+    };
     let mut missing = Vec::new();
-    for key in ["isolcpus", "nohz_full"] {
-        let set = cmdline_arg(&cmdline, key)
-            .map(|v| {
-                // isolcpus may carry flags before the list: "managed_irq,domain,2-3".
-                let list = v
-                    .rsplit_once(|c: char| c.is_ascii_alphabetic())
-                    .map_or(v, |(_, l)| l.trim_start_matches(','));
-                parse_cpu_list(list)
-            })
-            .unwrap_or_default();
-        if !cores.iter().all(|c| set.contains(c)) {
-            missing.push(format!("{key}={list}"));
+    match list("isolcpus") {
+        Some((flags, set))
+            if set.contains(&tx) && (flags.is_empty() || flags.contains(&"domain")) => {}
+        _ => missing.push(format!("isolcpus=managed_irq,domain,{name}")),
+    }
+    for key in ["nohz_full", "rcu_nocbs"] {
+        if !list(key).is_some_and(|(_, set)| set.contains(&tx)) {
+            missing.push(format!("{key}={name}"));
         }
     }
-    let irq_ok = cmdline_arg(&cmdline, "irqaffinity")
-        .map(parse_cpu_list)
-        .is_some_and(|irq| !irq.is_empty() && irq.iter().all(|c| !cores.contains(c)));
-    if !irq_ok {
-        let house: Vec<String> = online
+    if !list("irqaffinity").is_some_and(|(_, irq)| !irq.is_empty() && !irq.contains(&tx)) {
+        let house = online
             .iter()
-            .filter(|c| !cores.contains(c))
-            .map(u16::to_string)
-            .collect();
-        missing.push(format!(
-            "irqaffinity={}",
-            if house.is_empty() {
-                "0".into()
-            } else {
-                house.join(",")
-            }
-        ));
+            .find(|c| **c != tx)
+            .map_or("0".into(), u16::to_string);
+        missing.push(format!("irqaffinity={house}"));
     }
     if missing.is_empty() {
         finding(
             C,
             Level::Recommended,
             Verdict::Ok,
-            format!("data-plane cores {list} isolated (isolcpus, nohz_full, irqaffinity)"),
+            format!(
+                "the tx tile's core {tx} is isolated (isolcpus, nohz_full, rcu_nocbs, irqaffinity)"
+            ),
             "",
         )
     } else {
@@ -167,12 +196,13 @@ fn kernel_args(sys: &dyn SystemView, inp: &Inputs) -> Finding {
             Level::Recommended,
             Verdict::Fail,
             format!(
-                "data-plane cores {list} not isolated; missing: {}",
+                "the tx tile's core {tx} is not isolated; missing: {}",
                 missing.join(" ")
             ),
             &format!(
-                "add `{}` to the kernel command line (GRUB_CMDLINE_LINUX in /etc/default/grub, \
-                 then update-grub and reboot; see kernel-config/)",
+                "add `{}` to the kernel command line (strahl's image carries them: \
+                 kernel-config/kargs.d/50-strahl-dataplane.toml; elsewhere GRUB_CMDLINE_LINUX in \
+                 /etc/default/grub, then update-grub) and reboot",
                 missing.join(" ")
             ),
         )

@@ -69,6 +69,9 @@ pub(super) fn ports(sys: &dyn SystemView, inp: &Inputs) -> Vec<Finding> {
         .collect()
 }
 
+/// strahl's firewalld service, installed by the image (appliance/firewalld/strahl.xml).
+const FIREWALLD_SERVICE: &str = "/usr/lib/firewalld/services/strahl.xml";
+
 pub(super) fn firewall(sys: &dyn SystemView, inp: &Inputs) -> Finding {
     const C: &str = "firewall";
     let wanted: Vec<String> = inp
@@ -92,7 +95,13 @@ pub(super) fn firewall(sys: &dyn SystemView, inp: &Inputs) -> Finding {
             .iter()
             .filter(|w| !open.split_whitespace().any(|o| o == w.as_str()))
             .collect();
-        if closed.is_empty() || services.split_whitespace().any(|s| s == "strahl") {
+        let has = |name: &str| services.split_whitespace().any(|s| s == name);
+        // strahl's firewalld services (appliance/firewalld/): all of it, or its three parts.
+        let by_service = has("strahl")
+            || ["strahl-gamestream", "strahl-native", "strahl-status"]
+                .iter()
+                .all(|s| has(s));
+        if closed.is_empty() || by_service {
             return finding(
                 C,
                 Level::Recommended,
@@ -113,14 +122,18 @@ pub(super) fn firewall(sys: &dyn SystemView, inp: &Inputs) -> Finding {
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
-            &format!(
-                "firewall-cmd --permanent {} && firewall-cmd --reload",
-                closed
-                    .iter()
-                    .map(|p| format!("--add-port={p}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
+            &if sys.exists(FIREWALLD_SERVICE) {
+                "firewall-cmd --permanent --add-service=strahl && firewall-cmd --reload".into()
+            } else {
+                format!(
+                    "firewall-cmd --permanent {} && firewall-cmd --reload",
+                    closed
+                        .iter()
+                        .map(|p| format!("--add-port={p}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            },
         );
     }
     match sys.run(&["nft", "list", "ruleset"]) {

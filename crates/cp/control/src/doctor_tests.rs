@@ -6,7 +6,7 @@ use strahl_config::Config;
 
 use super::*;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Fake {
     files: BTreeMap<String, String>,
     dirs: BTreeMap<String, Vec<String>>,
@@ -80,14 +80,50 @@ fn get<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
         .unwrap_or_else(|| panic!("no finding {check}: {f:?}"))
 }
 
-/// A well-provisioned appliance: 8 cores isolated, ice NIC, NVIDIA, DRM, uinput, NTP.
+/// A fake machine from a fixture of tests/fixtures/doctor/ ("== PATH" headers, each followed
+/// by that file's contents).
+fn fixture(text: &str) -> Fake {
+    let mut f = Fake::default();
+    let mut cur: Option<(String, String)> = None;
+    for line in text.lines() {
+        if let Some(path) = line.strip_prefix("== ") {
+            if let Some((p, c)) = cur.take() {
+                f = f.file(&p, &c);
+            }
+            cur = Some((path.trim().to_string(), String::new()));
+        } else if let Some((_, c)) = cur.as_mut() {
+            c.push_str(line);
+            c.push('\n');
+        }
+    }
+    if let Some((p, c)) = cur {
+        f = f.file(&p, &c);
+    }
+    f
+}
+
+/// A machine running strahl's image: the repository's kernel-config files where the image
+/// installs them (all three profiles), and its EDID.
+fn with_image(f: Fake) -> Fake {
+    let mut f = f.file(kconfig::EDID_FIRMWARE, "");
+    for (_, path, text) in kconfig::KARGS_FILES {
+        f = f.file(path, text);
+    }
+    for (name, text) in kconfig::SYSCTL_FILES {
+        f = f.file(&format!("/usr/lib/sysctl.d/{name}"), text);
+    }
+    f
+}
+
+const APPLIANCE: &str = include_str!("../tests/fixtures/doctor/appliance.sysview");
+const REBASED: &str = include_str!("../tests/fixtures/doctor/rebased.sysview");
+const DEV_HOST: &str = include_str!("../tests/fixtures/doctor/dev-host.sysview");
+
+/// A well-provisioned appliance: strahl's kernel-config in effect (tests/fixtures/doctor/
+/// appliance.sysview, tx core isolated), ice NIC, NVIDIA, DRM, uinput, NTP.
 fn good() -> Fake {
-    let mut f = Fake::default()
-        .file("/sys/devices/system/cpu/online", "0-7\n")
-        .file(
-            "/proc/cmdline",
-            "BOOT_IMAGE=/vmlinuz root=/dev/sda1 isolcpus=managed_irq,domain,1-7 nohz_full=1-7 irqaffinity=0\n",
-        )
+    let mut f = fixture(APPLIANCE)
+        .file(kconfig::EDID_FIRMWARE, "")
         .file(
             "/proc/net/route",
             "Iface\tDestination\tGateway\nenp1s0\t00000000\t0101A8C0\nenp1s0\t0001A8C0\t00000000\n",
@@ -145,23 +181,50 @@ fn kernel_args_missing_names_the_exact_arguments() {
     let f = run_checks(&s, &inputs());
     let k = get(&f, "kernel_args");
     assert_eq!((k.verdict, k.level), (Verdict::Fail, Level::Recommended));
-    assert!(k.fix.contains("isolcpus=1,2,3,4,5,6,7"), "{}", k.fix);
-    assert!(k.fix.contains("nohz_full=1,2,3,4,5,6,7"));
-    assert!(k.fix.contains("irqaffinity=0"));
+    // The tx tile's core is the last CPU: named "N" as the shipped profile does.
+    for arg in [
+        "isolcpus=managed_irq,domain,N",
+        "nohz_full=N",
+        "rcu_nocbs=N",
+        "irqaffinity=0",
+    ] {
+        assert!(k.fix.contains(arg), "{arg}: {}", k.fix);
+    }
+    assert!(k.detail.contains("core 7"), "{}", k.detail);
     assert!(!required_missing(&f), "recommended only");
-    // An explicit core list is checked as given; partial isolation still fails.
+    // Explicit numbers work as well as "N"; only the tx core (the list's last) must be isolated.
+    let s = good().file(
+        "/proc/cmdline",
+        "isolcpus=7 nohz_full=4-7 rcu_nocbs=7 irqaffinity=0-3",
+    );
+    assert_eq!(kernel_args(&s, &inputs()).verdict, Verdict::Ok);
+    // An explicit core list is checked as given: its last core, not the machine's last CPU.
     let mut inp = inputs();
-    inp.cores = Cores::List(vec![6, 7]);
-    let s = good().file("/proc/cmdline", "isolcpus=6 nohz_full=6-7 irqaffinity=0-5");
+    inp.cores = Cores::List(vec![2, 3]);
+    let s = good().file(
+        "/proc/cmdline",
+        "isolcpus=managed_irq,domain,N nohz_full=3 rcu_nocbs=2-3 irqaffinity=0-3",
+    );
     let k = kernel_args(&s, &inp);
     assert_eq!(k.verdict, Verdict::Fail);
     assert!(
-        k.detail.contains("isolcpus=6,7") && !k.detail.contains("nohz_full"),
+        k.detail.contains("isolcpus=managed_irq,domain,3")
+            && k.detail.contains("irqaffinity=0")
+            && !k.detail.contains("nohz_full")
+            && !k.detail.contains("rcu_nocbs"),
         "{k:?}"
     );
+    // isolcpus without the domain flag (only nohz, say) leaves the scheduler balancing there.
+    let s = good().file(
+        "/proc/cmdline",
+        "isolcpus=nohz,N nohz_full=N rcu_nocbs=N irqaffinity=0",
+    );
+    assert_eq!(kernel_args(&s, &inputs()).verdict, Verdict::Fail);
     // Few cores: nothing to isolate.
     let s = good().file("/sys/devices/system/cpu/online", "0-1");
     assert_eq!(kernel_args(&s, &inputs()).verdict, Verdict::Ok);
+    inp.cores = Cores::List(vec![3]);
+    assert_eq!(kernel_args(&good(), &inp).verdict, Verdict::Ok);
 }
 
 #[test]
@@ -169,6 +232,180 @@ fn cpu_lists_parse() {
     assert_eq!(parse_cpu_list("0-3,6\n"), vec![0, 1, 2, 3, 6]);
     assert_eq!(parse_cpu_list("5,5,x,2-1"), vec![5]);
     assert!(parse_cpu_list("0-65535").len() <= strahl_config::MAX_CORE as usize + 1);
+    // The kernel's "N" is the last CPU.
+    assert_eq!(parse_cpu_list_last("N", Some(7)), vec![7]);
+    assert_eq!(parse_cpu_list_last("0,5-N", Some(7)), vec![0, 5, 6, 7]);
+    assert!(parse_cpu_list("N").is_empty());
+}
+
+#[test]
+fn kernel_config_in_effect_on_the_booted_image() {
+    let f = run_checks(&with_image(good()), &inputs());
+    for c in ["kargs_dataplane", "kargs_headless", "sysctl", "kernel_args"] {
+        let x = get(&f, c);
+        assert_eq!(x.verdict, Verdict::Ok, "{x:?}");
+    }
+    let d = get(&f, "kargs_dataplane");
+    assert!(
+        d.detail.contains(
+            "all 6 kernel argument(s) of /usr/lib/bootc/kargs.d/50-strahl-dataplane.toml"
+        ),
+        "{d:?}"
+    );
+    let s = get(&f, "sysctl");
+    assert!(s.detail.starts_with("7 setting(s) of /usr/lib/sysctl.d/60-strahl.conf, /usr/lib/sysctl.d/61-strahl-busy-poll.conf"), "{s:?}");
+    // The EDID file must be there for the headless arguments to work.
+    let mut no_edid = with_image(good());
+    no_edid.files.remove(kconfig::EDID_FIRMWARE);
+    let h = kconfig::kargs(&no_edid).remove(1);
+    assert_eq!(h.verdict, Verdict::Fail);
+    assert!(h.detail.contains("strahl.bin is missing"), "{h:?}");
+}
+
+#[test]
+fn an_image_reached_by_rpm_ostree_rebase_lacks_its_kargs_and_says_how_to_apply_them() {
+    let f = run_checks(&with_image(fixture(REBASED)), &inputs());
+    let d = get(&f, "kargs_dataplane");
+    assert_eq!((d.verdict, d.level), (Verdict::Fail, Level::Recommended));
+    assert!(d.detail.starts_with("6 of 6 kernel argument(s)"), "{d:?}");
+    assert!(
+        d.fix.contains("bootc switch") && d.fix.contains("--append-if-missing=nohz_full=N"),
+        "{}",
+        d.fix
+    );
+    assert!(
+        get(&f, "kargs_headless")
+            .detail
+            .contains("video=HDMI-A-1:e")
+    );
+    assert_eq!(get(&f, "kernel_args").verdict, Verdict::Fail);
+    // The /etc override is what counts for 60-strahl.conf: rmem matches it, wmem does not.
+    let s = get(&f, "sysctl");
+    assert_eq!(s.verdict, Verdict::Fail);
+    assert!(s.detail.contains("/etc/sysctl.d/60-strahl.conf"), "{s:?}");
+    assert!(
+        s.detail
+            .contains("net.core.wmem_max = 212992 (want 16777216)")
+            && !s.detail.contains("rmem_max"),
+        "{s:?}"
+    );
+    assert!(s.fix.contains("sysctl --system"), "{}", s.fix);
+    assert!(!required_missing(&f), "recommended only");
+}
+
+#[test]
+fn a_strahl_image_without_a_profile_is_not_asked_for_it() {
+    let mut s = with_image(fixture(REBASED).file("/proc/cmdline", "root=/dev/sda1 rw\n"));
+    s.files.remove(kconfig::KARGS_FILES[0].1);
+    s.files.remove("/usr/lib/sysctl.d/61-strahl-busy-poll.conf");
+    let k = kconfig::kargs(&s);
+    assert_eq!(k[0].verdict, Verdict::Ok);
+    assert!(k[0].detail.contains("not part of this image"), "{:?}", k[0]);
+    assert_eq!(
+        k[1].verdict,
+        Verdict::Fail,
+        "headless is installed: {:?}",
+        k[1]
+    );
+    // Busy polling belongs to the left-out profile: not compared.
+    let s = s.file("/proc/sys/net/core/busy_poll", "0\n");
+    assert!(!kconfig::sysctl(&s).detail.contains("busy_poll"));
+}
+
+#[test]
+fn a_development_host_is_compared_with_the_built_in_copies() {
+    let f = run_checks(&fixture(DEV_HOST), &inputs());
+    let d = get(&f, "kargs_dataplane");
+    assert_eq!(d.verdict, Verdict::Fail);
+    assert!(d.detail.contains("copy built into strahl-control"), "{d:?}");
+    assert!(d.fix.contains("GRUB_CMDLINE_LINUX"), "{}", d.fix);
+    let s = get(&f, "sysctl");
+    assert_eq!(s.verdict, Verdict::Fail);
+    assert!(s.detail.contains("60-strahl.conf (built in)"), "{s:?}");
+    // Kernel 6.1 has no io_uring_disabled: the '-' entry is skipped, not reported.
+    assert!(!s.detail.contains("io_uring"), "{s:?}");
+    assert!(
+        s.fix.contains("sysctl -w net.core.rmem_max=\"67108864\""),
+        "{}",
+        s.fix
+    );
+    assert!(
+        s.detail
+            .contains("net.ipv4.igmp_link_local_mcast_reports = 1 (want 0)"),
+        "{s:?}"
+    );
+    // Below 4 cores the plan isolates nothing, and neither does doctor ask for it.
+    let small = fixture(DEV_HOST).file("/sys/devices/system/cpu/online", "0-1\n");
+    let d = &kconfig::kargs(&small)[0];
+    assert_eq!(d.verdict, Verdict::Ok, "{d:?}");
+    assert!(d.detail.contains("4 or more"), "{d:?}");
+    // Unreadable /proc: unknown, not failed.
+    let f = kconfig::sysctl(&Fake::default());
+    assert_eq!(f.verdict, Verdict::Unknown, "{f:?}");
+    assert_eq!(
+        kconfig::kargs(&Fake::default())[0].verdict,
+        Verdict::Unknown
+    );
+}
+
+#[test]
+fn kernel_config_parsers() {
+    use kconfig::*;
+    let e = parse_sysctl(
+        "# c\n; c\n net.core.rmem_max=1 \n-kernel.io_uring_disabled = 0\nnet.ipv4.udp_mem = 1 2  3\nnet.ipv4.conf.*.rp_filter = 2\n",
+    )
+    .unwrap();
+    assert_eq!(e.len(), 3);
+    assert_eq!(
+        (e[0].key.as_str(), e[0].value.as_str(), e[0].optional),
+        ("net.core.rmem_max", "1", false)
+    );
+    assert!(e[1].optional);
+    assert!(parse_sysctl("net.core.rmem_max\n").is_err());
+    assert_eq!(
+        proc_sys_path("net.core.rmem_max"),
+        "/proc/sys/net/core/rmem_max"
+    );
+    assert_eq!(
+        proc_sys_path("net/ipv4/conf/eth0.10/rp_filter"),
+        "/proc/sys/net/ipv4/conf/eth0.10/rp_filter"
+    );
+    assert_eq!(
+        proc_sys_path("net.ipv4.conf.eth0/10.rp_filter"),
+        "/proc/sys/net/ipv4/conf/eth0.10/rp_filter"
+    );
+    let r = sysctl_differences(&e, &|p| {
+        (p == "/proc/sys/net/ipv4/udp_mem").then(|| "1\t2\t3\n".to_string())
+    });
+    assert_eq!(
+        (r.matching, r.unreadable.clone()),
+        (1, vec!["net.core.rmem_max".to_string()])
+    );
+    // kargs: the last occurrence of a parameter counts; '-' and '_' are one; flags by presence.
+    let want: Vec<String> = ["nohz_full=N", "rcu-nocbs=N", "nowatchdog"]
+        .map(String::from)
+        .to_vec();
+    assert!(missing_kargs(&want, "nohz_full=3 nohz_full=N rcu_nocbs=N nowatchdog").is_empty());
+    assert_eq!(
+        missing_kargs(&want, "nohz_full=N nohz_full=3 quiet"),
+        [
+            "nohz_full=N (running: nohz_full=3)",
+            "rcu-nocbs=N",
+            "nowatchdog"
+        ]
+    );
+    assert_eq!(
+        parse_kargs("kargs = [\"a=1\", \"b\"]\n").unwrap(),
+        ["a=1", "b"]
+    );
+    assert!(parse_kargs("kargs = 1").is_err());
+    // The shipped files parse.
+    for (_, _, text) in KARGS_FILES {
+        assert!(!parse_kargs(text).unwrap().is_empty());
+    }
+    for (_, text) in SYSCTL_FILES {
+        assert!(!parse_sysctl(text).unwrap().is_empty());
+    }
 }
 
 #[test]
@@ -306,6 +543,22 @@ fn firewall_and_time_sync() {
     let f = firewall(&s, &inputs());
     assert_eq!(f.verdict, Verdict::Fail);
     assert!(f.fix.contains("--add-port=47984/tcp") && !f.fix.contains("--add-port=47989/tcp"));
+    // strahl's firewalld services: installed → the fix names them; enabled → open.
+    let s = s.file("/usr/lib/firewalld/services/strahl.xml", "");
+    let f = firewall(&s, &inputs());
+    assert_eq!(
+        f.fix,
+        "firewall-cmd --permanent --add-service=strahl && firewall-cmd --reload"
+    );
+    for services in [
+        "ssh strahl\n",
+        "strahl-gamestream strahl-native strahl-status\n",
+    ] {
+        let s = s.clone().cmd("firewall-cmd --list-services", 0, services);
+        assert_eq!(firewall(&s, &inputs()).verdict, Verdict::Ok, "{services}");
+    }
+    let s = s.cmd("firewall-cmd --list-services", 0, "strahl-gamestream\n");
+    assert_eq!(firewall(&s, &inputs()).verdict, Verdict::Fail);
     let s = good().cmd("nft list ruleset", 1, "");
     assert_eq!(firewall(&s, &inputs()).verdict, Verdict::Unknown);
     // Time sync fallbacks.

@@ -11,6 +11,9 @@ use support::*;
 
 const CHECKS: &[&str] = &[
     "kernel_args",
+    "kargs_dataplane",
+    "kargs_headless",
+    "sysctl",
     "nic_xdp",
     "af_xdp",
     "io_uring",
