@@ -24,10 +24,13 @@
 //! - [`nothing_sent_at_start`]: a fresh host namespace with a default route over a veth; a
 //!   sniffer on the peer side captures the whole start-up of strahl on the embedded default
 //!   configuration (run.sh without `--config`, as `make run`; mDNS as the default has it) and
-//!   3 s after "connected to dataplane": no frame may arrive from the host namespace, except
-//!   the kernel's IGMP membership reports for the mDNS group that the responder joins (printed;
-//!   see [`is_mdns_membership_report`]). A canary datagram sent from the host namespace
-//!   afterwards must be seen, so a broken capture fails the test instead of passing it.
+//!   3 s after "connected to dataplane": no frame at all may arrive from the host namespace.
+//!   The host namespace first gets the appliance's per-namespace sysctls from
+//!   `kernel-config/sysctl.d` (the file the image installs), among them
+//!   `net.ipv4.igmp_link_local_mcast_reports = 0`: without it the kernel itself sends an IGMP
+//!   membership report when the mDNS responder joins 224.0.0.251. A canary datagram sent from
+//!   the host namespace afterwards must be seen, so a broken capture fails the test instead of
+//!   passing it.
 //!
 //! The transport checks of each streaming case are collected and reported together (after the
 //! stream checks), so one run shows every one that fails.
@@ -68,8 +71,6 @@ const QUIET_AFTER_CONNECT: Duration = Duration::from_secs(3);
 /// Bound for the sniffer to report the canary.
 const CANARY_WAIT: Duration = Duration::from_secs(5);
 const TRANSPORTS: [&str; 3] = ["af_xdp", "io_uring", "sendmmsg"];
-/// The IPv4 mDNS group (RFC 6762).
-const MDNS_GROUP: &str = "224.0.0.251";
 
 fn main() -> ExitCode {
     harness::run(&[
@@ -605,6 +606,14 @@ fn nothing_sent_at_start() -> Outcome {
         return r;
     }
     let net = ok(TestNet::pair());
+    // The appliance's kernel settings that live in the network namespace.
+    let applied = apply_appliance_net_sysctls(&net.host.ns).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        applied
+            .iter()
+            .any(|(k, v)| k == "net.ipv4.igmp_link_local_mcast_reports" && v == "0"),
+        "kernel-config/sysctl.d no longer turns off link-local IGMP reports: {applied:?}"
+    );
     let sniff_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("driver/sniff.py");
     let mut sniffer = ok(Driver::spawn_script_in(
         Some(net.client().ns.name()),
@@ -660,16 +669,7 @@ fn nothing_sent_at_start() -> Outcome {
     );
     let log = s.log();
     drop(s);
-    let (tolerated, sent): (Vec<Value>, Vec<Value>) =
-        during.into_iter().partition(is_mdns_membership_report);
-    if !tolerated.is_empty() {
-        eprintln!(
-            "nothing_sent_at_start: tolerated {} IGMP membership report(s) for the mDNS group \
-             (the kernel's, for the responder's join):\n{}",
-            tolerated.len(),
-            describe_packets(&tolerated)
-        );
-    }
+    let sent = during;
     assert!(
         sent.is_empty(),
         "{} frame(s) arrived from the host namespace during strahl's start-up and the {} s \
@@ -682,15 +682,33 @@ fn nothing_sent_at_start() -> Outcome {
     Outcome::Passed
 }
 
-/// The one kind of frame the start-up may put on the link: an IGMP membership report (v2 0x16,
-/// v3 0x22) naming only the mDNS group. The kernel sends it by itself when the mDNS responder
-/// (on in the default config) joins 224.0.0.251 to hear queries — the responder's documented
-/// contract (crates/cp/gamestream/src/mdns.rs); strahl itself sends nothing. An appliance that
-/// wants even these gone sets `net.ipv4.igmp_link_local_mcast_reports = 0`; then this exception
-/// can go.
-fn is_mdns_membership_report(p: &Value) -> bool {
-    let groups = p["igmp_groups"].as_array();
-    p["ip_proto"] == 2
-        && (p["igmp_type"] == "0x16" || p["igmp_type"] == "0x22")
-        && groups.is_some_and(|g| !g.is_empty() && g.iter().all(|x| x == MDNS_GROUP))
+/// Writes every `net.ipv4.*` setting of the shipped `kernel-config/sysctl.d/*.conf` (the ones
+/// that are per network namespace) inside `ns`; returns what was written, in file order.
+fn apply_appliance_net_sysctls(
+    ns: &strahl_e2e::netns::Netns,
+) -> Result<Vec<(String, String)>, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../kernel-config/sysctl.d");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort();
+    let mut applied = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        for line in text.lines().map(str::trim) {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let (k, v) = (k.trim().trim_start_matches('-'), v.trim());
+            if line.starts_with('#') || !k.starts_with("net.ipv4.") {
+                continue;
+            }
+            ns.write_proc_sys(&k.replace('.', "/"), v)
+                .map_err(|e| format!("{k} = {v} in {}: {e}", ns.name()))?;
+            applied.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    Ok(applied)
 }
