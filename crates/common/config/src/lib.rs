@@ -18,7 +18,9 @@ mod validate;
 use std::path::Path;
 
 pub use error::ConfigError;
-pub use paths::{Env, ResolvedPath, resolve_socket, resolve_state_dir, why as paths_why};
+pub use paths::{
+    Env, ResolvedPath, resolve_socket, resolve_state_dir, systemd_runtime_dir, why as paths_why,
+};
 pub use plan::{Plan, PlanError, RingSizes, Tile};
 pub use types::*;
 

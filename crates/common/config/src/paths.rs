@@ -12,6 +12,9 @@
 //!
 //! State directory (`host.state_dir = "auto"`): `$STATE_DIRECTORY` (systemd `StateDirectory=`),
 //! else `$XDG_STATE_HOME/strahl`, else `$HOME/.local/state/strahl`, else `/tmp/strahl-$UID/state`.
+//!
+//! The systemd runtime directory ([`systemd_runtime_dir`]): `$RUNTIME_DIRECTORY` only — what the
+//! appliance links from outside (the console snippet); nothing there outside systemd.
 
 use std::path::PathBuf;
 
@@ -64,14 +67,9 @@ pub fn resolve_socket(setting: &AutoPath, env: &Env) -> ResolvedPath {
             why: "configured",
         };
     }
-    // systemd may list several directories separated by ':'; ours is the first.
-    if let Some(d) = env
-        .runtime_directory
-        .as_deref()
-        .and_then(|d| d.split(':').next())
-    {
+    if let Some(d) = systemd_runtime_dir(env) {
         return ResolvedPath {
-            path: PathBuf::from(d).join("dataplane.sock"),
+            path: d.join("dataplane.sock"),
             why: "$RUNTIME_DIRECTORY (systemd)",
         };
     }
@@ -85,6 +83,16 @@ pub fn resolve_socket(setting: &AutoPath, env: &Env) -> ResolvedPath {
         path: PathBuf::from(format!("/tmp/strahl-{}/dataplane.sock", env.uid)),
         why: why::TMP_FALLBACK,
     }
+}
+
+/// The unit's `RuntimeDirectory=` (`/run/strahl` on the appliance) when systemd started us.
+pub fn systemd_runtime_dir(env: &Env) -> Option<PathBuf> {
+    // systemd may list several directories separated by ':'; ours is the first.
+    env.runtime_directory
+        .as_deref()
+        .and_then(|d| d.split(':').next())
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Resolves the state directory.

@@ -250,6 +250,23 @@ fn socket_path_rules() {
 }
 
 #[test]
+fn systemd_runtime_dir_only_under_systemd() {
+    let mut env = Env {
+        uid: 1000,
+        xdg_runtime_dir: Some("/run/user/1000".into()),
+        ..Env::default()
+    };
+    assert_eq!(systemd_runtime_dir(&env), None);
+    env.runtime_directory = Some("/run/strahl:/run/other".into());
+    assert_eq!(
+        systemd_runtime_dir(&env),
+        Some(PathBuf::from("/run/strahl"))
+    );
+    env.runtime_directory = Some(":/run/other".into());
+    assert_eq!(systemd_runtime_dir(&env), None);
+}
+
+#[test]
 fn state_dir_rules() {
     let mut env = Env {
         uid: 7,

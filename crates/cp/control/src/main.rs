@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use strahl_config::{Config, Env, ResolvedPath, resolve_socket, resolve_state_dir};
+use strahl_config::{
+    Config, Env, ResolvedPath, resolve_socket, resolve_state_dir, systemd_runtime_dir,
+};
 use strahl_control::cli::{self, Cli, PinArgs, ServeArgs};
 use strahl_control::commands;
 use strahl_control::serve::{self, HostOptions, Options};
@@ -173,6 +175,14 @@ fn run_serve(args: ServeArgs) -> ExitCode {
         state_dir.path.display(),
         state_dir.why
     );
+    // The console snippet (status URLs, and the setup code until a password is set) lives in
+    // the unit's runtime directory, which the image links as /etc/issue.d/strahl.issue.
+    let console_issue = systemd_runtime_dir(&Env::from_process())
+        .map(|d| d.join(strahl_status::console::CONSOLE_ISSUE_FILE));
+    match &console_issue {
+        Some(p) => log::info!("console snippet {}", p.display()),
+        None => log::info!("no $RUNTIME_DIRECTORY (not under systemd): no console snippet"),
+    }
     let ports = cfg.network.gamestream_ports();
     // The nvhttp servers take one address each: the first configured one, else all addresses.
     let ip = match cfg.network.addresses.as_slice() {
@@ -225,6 +235,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
                 config: strahl_status::StatusConfig {
                     open_reads: cfg.status.open_reads,
                     open_health_and_metrics: true,
+                    console_issue,
                 },
                 facts: strahl_control::status_backend::HostFacts {
                     name: cfg.host.name.clone(),

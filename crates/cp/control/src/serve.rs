@@ -145,8 +145,18 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
             ));
             match strahl_status::StatusServer::bind(st.addr, st.config, backend, &state_dir).await {
                 Ok(s) => {
+                    // A wildcard address is no URL to type: name this machine's addresses.
+                    let reachable = if s.local_addr().ip().is_unspecified() {
+                        let urls = strahl_status::console::status_urls(
+                            s.local_addr(),
+                            &strahl_status::console::local_addrs(),
+                        );
+                        format!("reachable at {}; ", urls.join(" "))
+                    } else {
+                        String::new()
+                    };
                     log::info!(
-                        "status page: http://{}/ (admin token in {})",
+                        "status page: http://{}/ ({reachable}admin token in {})",
                         s.local_addr(),
                         s.token_path().display()
                     );

@@ -34,6 +34,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     println!("status page: http://{}/", server.local_addr());
     println!("admin token: {}", server.token_path().display());
+    // What the appliance's console shows at first start.
+    if let Ok(code) = std::fs::read_to_string(dir.join(strahl_status::setup::SETUP_CODE_FILE)) {
+        println!("setup code (first start): {}", code.trim());
+    }
     tokio::signal::ctrl_c().await?;
     server.shutdown().await;
     Ok(())

@@ -1,6 +1,7 @@
 //! Authentication state for mutations: the web password (argon2id PHC string in the state dir),
-//! the admin bearer token (generated at first start), browser sessions with CSRF tokens, and the
-//! login rate limiter.
+//! the admin bearer token (generated at first start), the first-start setup code (while no
+//! password is set, see [`crate::setup`]), browser sessions with CSRF tokens, and the login rate
+//! limiter (which also counts wrong setup codes).
 //!
 //! Contract: time comes in as `now` (no clock inside), so expiry and rate limiting are tested
 //! with simulated time. Secrets are compared in constant time. Files are written atomically
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::atomic::write_atomic;
+use crate::setup::{SETUP_CODE_FILE, SetupCode};
 
 /// File holding the argon2id hash of the web password.
 pub const PASSWORD_FILE: &str = "status-password";
@@ -71,6 +73,20 @@ pub enum LoginError {
     RateLimited { retry_after: Duration },
 }
 
+/// Why a first-start password request's setup code was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupCodeError {
+    /// No code in the request (not counted as a guess).
+    Missing,
+    /// Not the code (counted in the login limiter).
+    Wrong,
+    RateLimited {
+        retry_after: Duration,
+    },
+    /// A password is set: there is no setup code any more.
+    PasswordSet,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordError {
     TooShort,
@@ -94,6 +110,38 @@ fn hex(b: &[u8]) -> String {
         s.push(D[(x & 15) as usize] as char);
     }
     s
+}
+
+/// Loads the setup code from `state_dir`, or draws one and stores it (atomic, 0600) if there is
+/// none. A file that does not hold a code is [`AuthError::Corrupt`] (left for the operator).
+fn load_or_create_setup_code(state_dir: &Path) -> Result<SetupCode, AuthError> {
+    let path = state_dir.join(SETUP_CODE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SetupCode::parse(text.trim()).ok_or_else(|| {
+            AuthError::Corrupt(
+                path,
+                "expected a setup code like ABCD-EF12 (remove the file to draw a new one)".into(),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let code = SetupCode::generate().map_err(|e| AuthError::Random(e.to_string()))?;
+            write_atomic(&path, format!("{code}\n").as_bytes(), SECRET_FILE_MODE)
+                .map_err(|e| AuthError::Io(path.clone(), e))?;
+            Ok(code)
+        }
+        Err(e) => Err(AuthError::Io(path, e)),
+    }
+}
+
+/// Removes the stored setup code (used, or stale because a password is set); a file already
+/// gone is fine.
+fn remove_setup_code(state_dir: &Path) -> Result<(), AuthError> {
+    let path = state_dir.join(SETUP_CODE_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(AuthError::Io(path, e)),
+    }
 }
 
 /// Constant-time equality (length is not secret: all our secrets have a fixed length).
@@ -191,13 +239,17 @@ impl LoginLimiter {
 pub struct AuthState {
     dir: PathBuf,
     password_hash: Option<String>,
+    /// `Some` exactly while no password is set.
+    setup_code: Option<SetupCode>,
     token: String,
     sessions: HashMap<String, Session>,
     pub limiter: LoginLimiter,
 }
 
 impl AuthState {
-    /// Loads (or, at first start, creates) the admin token and loads the password hash if set.
+    /// Loads (or, at first start, creates) the admin token and loads the password hash if set;
+    /// without a password, loads (or creates) the setup code; with one, removes a code left over
+    /// (a password set by the CLI while the server was stopped, or a crash after storing it).
     pub fn open(state_dir: &Path) -> Result<AuthState, AuthError> {
         std::fs::create_dir_all(state_dir).map_err(|e| AuthError::Io(state_dir.into(), e))?;
         let token_path = state_dir.join(TOKEN_FILE);
@@ -232,9 +284,17 @@ impl AuthState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(AuthError::Io(pw_path, e)),
         };
+        let setup_code = match password_hash {
+            None => Some(load_or_create_setup_code(state_dir)?),
+            Some(_) => {
+                remove_setup_code(state_dir)?;
+                None
+            }
+        };
         Ok(AuthState {
             dir: state_dir.into(),
             password_hash,
+            setup_code,
             token,
             sessions: HashMap::new(),
             limiter: LoginLimiter::default(),
@@ -247,6 +307,43 @@ impl AuthState {
 
     pub fn password_hash(&self) -> Option<&str> {
         self.password_hash.as_deref()
+    }
+
+    /// The code a first-start password request must present; `None` once a password is set.
+    pub fn setup_code(&self) -> Option<&SetupCode> {
+        self.setup_code.as_ref()
+    }
+
+    /// Checks a first-start request's setup code from `ip` at `now`. Wrong codes count as failed
+    /// logins (per address and globally); once the limit is reached every attempt is refused
+    /// unchecked until the window ends. Success does not consume the code: storing the password
+    /// does ([`AuthState::store_password_hash`]), so a request that fails after this check
+    /// (a short password, a write error) leaves the code usable.
+    pub fn check_setup_code(
+        &mut self,
+        ip: IpAddr,
+        presented: Option<&str>,
+        now: Instant,
+    ) -> Result<(), SetupCodeError> {
+        if let Err(retry_after) = self.limiter.check(ip, now) {
+            return Err(SetupCodeError::RateLimited { retry_after });
+        }
+        let Some(code) = &self.setup_code else {
+            return Err(SetupCodeError::PasswordSet);
+        };
+        let presented = presented.map(str::trim).unwrap_or("");
+        if presented.is_empty() {
+            return Err(SetupCodeError::Missing);
+        }
+        // Constant time in the code's characters; what cannot be a code at all is simply wrong.
+        let right =
+            SetupCode::parse(presented).is_some_and(|p| ct_eq(p.as_bytes(), code.as_bytes()));
+        if !right {
+            self.limiter.record_failure(ip, now);
+            return Err(SetupCodeError::Wrong);
+        }
+        self.limiter.record_success(ip);
+        Ok(())
     }
 
     pub fn token_matches(&self, presented: &str) -> bool {
@@ -265,13 +362,20 @@ impl AuthState {
         Ok(())
     }
 
-    /// Stores a new hash (atomic, 0600) and ends every browser session.
+    /// Stores a new hash (atomic, 0600), ends every browser session and consumes the setup
+    /// code (its file removed; should that fail, the next start removes it, as a password is
+    /// set by then).
     pub fn store_password_hash(&mut self, phc: String) -> Result<(), PasswordError> {
         let path = self.dir.join(PASSWORD_FILE);
         write_atomic(&path, format!("{phc}\n").as_bytes(), SECRET_FILE_MODE)
             .map_err(|e| PasswordError::Io(format!("{}: {e}", path.display())))?;
         self.password_hash = Some(phc);
         self.sessions.clear();
+        if self.setup_code.take().is_some()
+            && let Err(e) = remove_setup_code(&self.dir)
+        {
+            tracing::warn!(error = %e, "status: used setup code not removed (removed at next start)");
+        }
         Ok(())
     }
 
@@ -405,6 +509,144 @@ mod tests {
             AuthState::open(dir.path()),
             Err(AuthError::Corrupt(..))
         ));
+    }
+
+    fn wrong_code_for(c: &SetupCode) -> String {
+        // Same length and alphabet, one character different.
+        let s = c.to_string();
+        let last = if s.ends_with('0') { "1" } else { "0" };
+        format!("{}{last}", &s[..s.len() - 1])
+    }
+
+    #[test]
+    fn setup_code_is_single_use_and_persists_until_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = Instant::now();
+        let mut a = AuthState::open(dir.path()).unwrap();
+        let code = a.setup_code().expect("a code at first start").clone();
+        let path = dir.path().join(SETUP_CODE_FILE);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{code}\n"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A restart before use shows the same code.
+        let b = AuthState::open(dir.path()).unwrap();
+        assert_eq!(b.setup_code(), Some(&code));
+        drop(b);
+        assert_eq!(
+            a.check_setup_code(ip, None, t0),
+            Err(SetupCodeError::Missing)
+        );
+        assert_eq!(
+            a.check_setup_code(ip, Some("  "), t0),
+            Err(SetupCodeError::Missing)
+        );
+        assert_eq!(
+            a.check_setup_code(ip, Some(&wrong_code_for(&code)), t0),
+            Err(SetupCodeError::Wrong)
+        );
+        let typed = code.to_string().to_lowercase().replace('-', " ");
+        assert_eq!(a.check_setup_code(ip, Some(&typed), t0), Ok(()));
+        // Checking does not consume it; storing the password does.
+        assert_eq!(a.check_setup_code(ip, Some(&typed), t0), Ok(()));
+        a.store_password_hash(hash_password("first password").unwrap())
+            .unwrap();
+        assert!(a.setup_code().is_none());
+        assert!(!dir.path().join(SETUP_CODE_FILE).exists());
+        assert_eq!(
+            a.check_setup_code(ip, Some(&typed), t0),
+            Err(SetupCodeError::PasswordSet),
+            "used once"
+        );
+        // And it stays used across a restart.
+        let c = AuthState::open(dir.path()).unwrap();
+        assert!(c.setup_code().is_none());
+        assert!(!dir.path().join(SETUP_CODE_FILE).exists());
+    }
+
+    #[test]
+    fn wrong_setup_codes_are_rate_limited_per_address_and_globally() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = AuthState::open(dir.path()).unwrap();
+        let code = a.setup_code().unwrap().clone();
+        let wrong = wrong_code_for(&code);
+        let right = code.to_string();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = Instant::now();
+        for i in 0..LOGIN_MAX_FAILURES_PER_IP {
+            assert_eq!(
+                a.check_setup_code(ip, Some(&wrong), t0),
+                Err(SetupCodeError::Wrong),
+                "attempt {i}"
+            );
+        }
+        // Limited now: even the right code is refused unchecked, a missing one too.
+        let t1 = t0 + Duration::from_secs(10);
+        for presented in [Some(right.as_str()), Some(wrong.as_str()), None] {
+            assert_eq!(
+                a.check_setup_code(ip, presented, t1),
+                Err(SetupCodeError::RateLimited {
+                    retry_after: LOGIN_WINDOW - Duration::from_secs(10)
+                })
+            );
+        }
+        // Another address is not limited by this one; the window's end frees this one.
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert_eq!(a.check_setup_code(other, Some(&right), t1), Ok(()));
+        assert_eq!(
+            a.check_setup_code(ip, Some(&right), t0 + LOGIN_WINDOW),
+            Ok(())
+        );
+        // Guesses from many addresses hit the global limit, which holds for everyone.
+        let t2 = t0 + 3 * LOGIN_WINDOW;
+        for i in 0..LOGIN_MAX_FAILURES_GLOBAL {
+            let ip = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+            assert_eq!(
+                a.check_setup_code(ip, Some(&wrong), t2),
+                Err(SetupCodeError::Wrong)
+            );
+        }
+        assert!(matches!(
+            a.check_setup_code("10.9.9.9".parse().unwrap(), Some(&right), t2),
+            Err(SetupCodeError::RateLimited { .. })
+        ));
+        // Failed setup codes and failed logins share the limiter.
+        let t3 = t2 + LOGIN_WINDOW;
+        for _ in 0..LOGIN_MAX_FAILURES_PER_IP {
+            a.limiter.record_failure(ip, t3);
+        }
+        assert!(matches!(
+            a.check_setup_code(ip, Some(&right), t3),
+            Err(SetupCodeError::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_setup_code_file_is_an_error_and_a_stale_one_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SETUP_CODE_FILE);
+        for junk in ["XXXX\n", "garbage!\n", "", "ABCD-EFGH-JKMN\n"] {
+            std::fs::write(&path, junk).unwrap();
+            let e = AuthState::open(dir.path()).unwrap_err();
+            assert!(matches!(e, AuthError::Corrupt(..)), "{junk:?}: {e}");
+            assert!(e.to_string().contains(SETUP_CODE_FILE), "{e}");
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                junk,
+                "left as it was"
+            );
+        }
+        // With a password set (e.g. by the CLI while serve was stopped), a left-over code is
+        // removed at open whatever it holds.
+        std::fs::write(
+            dir.path().join(PASSWORD_FILE),
+            hash_password("set offline").unwrap(),
+        )
+        .unwrap();
+        let a = AuthState::open(dir.path()).unwrap();
+        assert!(a.setup_code().is_none());
+        assert!(!dir.path().join(SETUP_CODE_FILE).exists());
     }
 
     #[test]

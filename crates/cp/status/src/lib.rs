@@ -2,7 +2,9 @@
 //! (plain HTML/CSS/JS compiled into the binary, no CDN), `/api/v1/*` JSON API, `/metrics`
 //! (Prometheus text from the shared `strahl-metrics` table), `/healthz`, and authentication
 //! for every mutation (argon2id web password + session cookie + CSRF header, or the admin
-//! bearer token from the state dir).
+//! bearer token from the state dir). At first start the password can only be set with the
+//! one-time setup code ([`setup`]) shown on the console ([`console`]) and in the log, or with
+//! the admin token.
 //!
 //! The control plane implements [`StatusBackend`] and starts the server with
 //! [`StatusServer::bind`]; [`testing::FakeBackend`] is a stand-in with a moving fake session
@@ -13,9 +15,11 @@
 mod atomic;
 pub mod auth;
 mod backend;
+pub mod console;
 mod merge;
 mod routes;
 mod server;
+pub mod setup;
 mod shared;
 pub mod testing;
 

@@ -12,6 +12,10 @@
 //! - `POST /api/v1/passwd` is open only while no password is set (first start), and then only
 //!   when the `Host` header is an IP literal, `localhost`, a single-label name or a `.local`
 //!   name: a DNS-rebinding page (Host = the attacker's domain) cannot claim a fresh appliance.
+//!   Without the admin token it also needs `setup_code`, the one-time code on the appliance's
+//!   console and in its log: none → 403 naming where to find it; wrong → 403, counted in the
+//!   login limiter (per address and globally; 429 with `Retry-After` beyond it); right → the
+//!   password is stored and the code is used up (file removed, console snippet rewritten).
 //! - Endpoints that read a JSON body require `Content-Type: application/json` (a cross-site
 //!   HTML form cannot send it without a CORS preflight, which this server never grants).
 
@@ -25,7 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{AuthState, SESSION_TTL, verify_password};
+use crate::auth::{AuthState, SESSION_TTL, SetupCodeError, verify_password};
 use crate::backend::BackendError;
 use crate::shared::Shared;
 
@@ -243,6 +247,13 @@ struct PasswordBody {
     password: String,
 }
 #[derive(Deserialize)]
+struct NewPasswordBody {
+    password: String,
+    /// Needed at first start unless the caller holds the admin token.
+    #[serde(default)]
+    setup_code: Option<String>,
+}
+#[derive(Deserialize)]
 struct PinBody {
     pin: String,
 }
@@ -306,7 +317,7 @@ async fn route(req: Request<Incoming>, peer: SocketAddr, sh: &Shared) -> Resp {
             err(StatusCode::UNAUTHORIZED, "login or bearer token required")
         }
         (&Method::POST, ["api", "v1", "login"]) => login(req, peer, sh, now).await,
-        (&Method::POST, ["api", "v1", "passwd"]) => passwd(req, sh, &caller, now).await,
+        (&Method::POST, ["api", "v1", "passwd"]) => passwd(req, peer, sh, &caller, now).await,
         (&Method::POST, ["api", "v1", "logout"]) => {
             if let Some(r) = mutation_refusal(&caller) {
                 return r;
@@ -402,14 +413,7 @@ async fn login(req: Request<Incoming>, peer: SocketAddr, sh: &Shared, now: Insta
     let hash = {
         let mut auth = sh.auth.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(retry) = auth.limiter.check(ip, now) {
-            let mut r = err(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed logins, wait",
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
+            return too_many(retry, "too many failed logins, wait");
         }
         let Some(h) = auth.password_hash().map(str::to_string) else {
             return err(StatusCode::CONFLICT, "no password set yet");
@@ -432,6 +436,48 @@ async fn login(req: Request<Incoming>, peer: SocketAddr, sh: &Shared, now: Insta
     new_session_resp(&mut auth, now)
 }
 
+/// 429 with `Retry-After` (whole seconds, at least 1).
+fn too_many(retry: std::time::Duration, msg: &str) -> Resp {
+    let mut r = err(StatusCode::TOO_MANY_REQUESTS, msg);
+    if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Said when a first-start request lacks the setup code.
+const SETUP_CODE_REQUIRED: &str = "setup code required: it is shown on the appliance's \
+     console (a screen attached to it) and in its journal (journalctl -u strahl-control)";
+
+/// The first-start setup-code check; `None` when the request may go on.
+fn setup_code_refusal(
+    sh: &Shared,
+    peer: SocketAddr,
+    presented: Option<&str>,
+    now: Instant,
+) -> Option<Resp> {
+    let mut auth = sh.auth.lock().unwrap_or_else(|p| p.into_inner());
+    match auth.check_setup_code(peer.ip(), presented, now) {
+        Ok(()) => None,
+        Err(SetupCodeError::Missing) => Some(err(StatusCode::FORBIDDEN, SETUP_CODE_REQUIRED)),
+        Err(SetupCodeError::Wrong) => {
+            tracing::warn!(%peer, "status: wrong setup code");
+            Some(err(
+                StatusCode::FORBIDDEN,
+                "wrong setup code: use the one on the appliance's console or in its journal",
+            ))
+        }
+        Err(SetupCodeError::RateLimited { retry_after }) => Some(too_many(
+            retry_after,
+            "too many wrong setup codes or logins, wait",
+        )),
+        Err(SetupCodeError::PasswordSet) => Some(err(
+            StatusCode::FORBIDDEN,
+            "password was set meanwhile; log in",
+        )),
+    }
+}
+
 fn new_session_resp(auth: &mut AuthState, now: Instant) -> Resp {
     match auth.new_session(now) {
         Ok(s) => {
@@ -444,7 +490,13 @@ fn new_session_resp(auth: &mut AuthState, now: Instant) -> Resp {
     }
 }
 
-async fn passwd(req: Request<Incoming>, sh: &Shared, caller: &Caller, now: Instant) -> Resp {
+async fn passwd(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    sh: &Shared,
+    caller: &Caller,
+    now: Instant,
+) -> Resp {
     let headers = req.headers().clone();
     let first_start = !sh
         .auth
@@ -460,7 +512,7 @@ async fn passwd(req: Request<Incoming>, sh: &Shared, caller: &Caller, now: Insta
             "first-start password must be set via the appliance's IP address or .local name",
         );
     }
-    let b: PasswordBody = match read_json(req).await {
+    let b: NewPasswordBody = match read_json(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -469,6 +521,14 @@ async fn passwd(req: Request<Incoming>, sh: &Shared, caller: &Caller, now: Insta
             StatusCode::BAD_REQUEST,
             &format!("password not acceptable: {e:?}"),
         );
+    }
+    // First start: whoever reaches the page is not yet trusted; the code from the console (or
+    // the admin token, which only the box's operator can read) shows they are the owner.
+    if first_start
+        && *caller != Caller::Token
+        && let Some(r) = setup_code_refusal(sh, peer, b.setup_code.as_deref(), now)
+    {
+        return r;
     }
     let phc = match blocking(move || crate::auth::hash_password(&b.password)).await {
         Ok(Ok(p)) => p,
@@ -483,6 +543,8 @@ async fn passwd(req: Request<Incoming>, sh: &Shared, caller: &Caller, now: Insta
     if let Err(e) = auth.store_password_hash(phc) {
         return err(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:?}"));
     }
+    // The code is used up: the console shows only the URLs from now on.
+    sh.update_console(&auth);
     tracing::info!(first_start, "status: web password set");
     new_session_resp(&mut auth, now)
 }

@@ -3,7 +3,9 @@
 //!
 //! Contract: `StatusServer::bind` returns once the socket listens (so `local_addr` is usable);
 //! `shutdown` stops accepting and aborts live connections. Every connection is bounded in time
-//! ([`CONNECTION_TIMEOUT`], [`HEADER_READ_TIMEOUT`]) and count ([`MAX_CONNECTIONS`]).
+//! ([`CONNECTION_TIMEOUT`], [`HEADER_READ_TIMEOUT`]) and count ([`MAX_CONNECTIONS`]). At first
+//! start (no password) `bind` logs the setup code with the status URLs once, at warn level;
+//! the accept loop keeps the console snippet current ([`crate::console::CONSOLE_REFRESH`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,6 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::auth::{AuthError, AuthState};
 use crate::backend::StatusBackend;
+use crate::console::{CONSOLE_REFRESH, Console, local_addrs, status_urls};
 use crate::shared::{Shared, StatusConfig};
 
 /// Simultaneous connections; the page uses one or two per browser, scripts one each.
@@ -58,8 +61,9 @@ pub struct StatusServer {
 }
 
 impl StatusServer {
-    /// Opens the auth state in `state_dir` (creating the admin token at first start), binds
-    /// `addr` and starts serving on the current tokio runtime.
+    /// Opens the auth state in `state_dir` (creating the admin token, and the setup code while
+    /// no password is set), binds `addr`, writes the console snippet when configured and starts
+    /// serving on the current tokio runtime.
     pub async fn bind(
         addr: SocketAddr,
         config: StatusConfig,
@@ -73,11 +77,34 @@ impl StatusServer {
         let local_addr = listener
             .local_addr()
             .map_err(|e| StatusError::Bind(addr, e))?;
+        let console = config
+            .console_issue
+            .clone()
+            .map(|p| Mutex::new(Console::new(p, local_addr)));
+        if let Some(code) = auth.setup_code() {
+            let urls = status_urls(local_addr, &local_addrs());
+            let urls = if urls.is_empty() {
+                format!("http://<this machine's address>:{}/", local_addr.port())
+            } else {
+                urls.join(" ")
+            };
+            let shown = if console.is_some() {
+                "one use; also on the console"
+            } else {
+                "one use"
+            };
+            tracing::warn!(
+                "status: no admin password yet: setup code {code} ({shown}): open {urls} and \
+                 enter it to set the password"
+            );
+        }
         let shared = Arc::new(Shared {
             config,
             backend,
             auth: Mutex::new(auth),
+            console,
         });
+        shared.update_console(&shared.auth.lock().unwrap_or_else(|p| p.into_inner()));
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(accept_loop(listener, shared, rx));
         tracing::info!(%local_addr, "status: serving");
@@ -116,10 +143,15 @@ impl Drop for StatusServer {
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut conns = JoinSet::new();
+    let mut refresh = tokio::time::interval(CONSOLE_REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while conns.try_join_next().is_some() {}
         tokio::select! {
             _ = &mut stop => break,
+            _ = refresh.tick(), if shared.console.is_some() => {
+                shared.update_console(&shared.auth.lock().unwrap_or_else(|p| p.into_inner()));
+            }
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let Ok(permit) = slots.clone().try_acquire_owned() else {

@@ -1,6 +1,7 @@
 //! The status page in headless Chromium, driven over the DevTools protocol (a websocket to the
 //! page target): the page loads without console errors or exceptions, the first-start password
-//! form logs in, the fake running sessions appear (each with its own Transport cell and
+//! form asks for the console's setup code (a wrong one is refused with its message) and logs
+//! in with the right one, the fake running sessions appear (each with its own Transport cell and
 //! per-session figures; host-wide data-plane figures marked as such), a PIN typed into the form
 //! (real key events) reaches the backend, arming native pairing shows its PIN, the charts draw. A screenshot is
 //! saved to `target/status-page.png`. Chromium missing → the test fails with a clear message.
@@ -59,7 +60,44 @@ fn page_in_headless_chromium_logs_in_shows_the_session_and_submits_a_pin() {
         json!(0),
         "no data before login"
     );
+    // The setup-code field is shown, required, and the hint says where the code is.
+    assert_eq!(
+        cdp.eval(
+            "(() => { const c = document.getElementById('setup-code'); \
+             return [c.offsetParent !== null, c.required]; })()"
+        ),
+        json!([true, true]),
+        "the setup-code field on the first-start form"
+    );
+    let hint = cdp.eval("document.getElementById('login-hint').textContent");
+    assert!(
+        hint.as_str().unwrap().contains("console"),
+        "the hint names the console: {hint}"
+    );
+    // A wrong code: refused, the page says so, no password stored.
+    let code = h.setup_code();
+    let wrong = if code.ends_with('0') {
+        "0000-0001"
+    } else {
+        "0000-0000"
+    };
+    cdp.type_text("setup-code", wrong);
     cdp.type_text("password", PASSWORD);
+    cdp.eval("document.getElementById('login-button').click()");
+    cdp.wait_for(
+        "the wrong-code message",
+        "document.getElementById('login-error').textContent.includes('wrong setup code')",
+        STEP_TIMEOUT,
+    );
+    assert!(
+        !h.dir
+            .path()
+            .join(strahl_status::auth::PASSWORD_FILE)
+            .exists()
+    );
+    // The right one, typed as a person might (lower case).
+    cdp.eval("document.getElementById('setup-code').value = ''");
+    cdp.type_text("setup-code", &code.to_lowercase());
     cdp.eval("document.getElementById('login-button').click()");
     cdp.wait_for(
         "the logged-in state",
@@ -71,6 +109,13 @@ fn page_in_headless_chromium_logs_in_shows_the_session_and_submits_a_pin() {
             .path()
             .join(strahl_status::auth::PASSWORD_FILE)
             .exists()
+    );
+    assert!(
+        !h.dir
+            .path()
+            .join(strahl_status::setup::SETUP_CODE_FILE)
+            .exists(),
+        "the setup code is used up"
     );
 
     // The fake running session, with its numbers.
@@ -202,13 +247,22 @@ fn page_in_headless_chromium_logs_in_shows_the_session_and_submits_a_pin() {
     std::fs::write(&path, &png).unwrap();
     eprintln!("screenshot: {}", path.display());
 
-    // Drain late events with one more round trip, then check the console.
+    // Drain late events with one more round trip, then check the console: nothing but the
+    // browser's own network line for the one refused (wrong-code) request.
     cdp.eval("1");
-    let errors = cdp.errors();
+    let (refused, errors): (Vec<_>, Vec<_>) = cdp.errors().into_iter().partition(|e| {
+        let entry = &e["params"]["entry"];
+        entry["source"] == "network"
+            && entry["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/api/v1/passwd"))
+            && entry["text"].as_str().is_some_and(|t| t.contains("403"))
+    });
     assert!(
         errors.is_empty(),
         "console errors/exceptions on the page: {errors:#?}"
     );
+    assert_eq!(refused.len(), 1, "the wrong setup code's 403: {refused:#?}");
     drop(browser);
 }
 

@@ -62,6 +62,11 @@ fn live_page_pairs_moonlight_with_a_typed_pin_and_shows_its_stream() {
          document.getElementById('login-title').textContent.includes('Set the admin password')",
         STEP_TIMEOUT,
     );
+    // The one-time setup code the appliance shows on its console (kept in the state directory
+    // until used: strahl_status::setup::SETUP_CODE_FILE).
+    let code = std::fs::read_to_string(strahl.state_dir().join("status-setup-code"))
+        .expect("the first-start setup code");
+    cdp.type_text("setup-code", code.trim());
     cdp.type_text("password", PASSWORD);
     cdp.eval("document.getElementById('login-button').click()");
     cdp.wait_for(

@@ -171,9 +171,20 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(name: &'static str, bin: &Path, args: &[S]) -> Proc {
+        Proc::spawn_env(name, bin, args, &[])
+    }
+
+    /// [`Proc::spawn`] with extra environment variables (e.g. systemd's `RUNTIME_DIRECTORY`).
+    pub fn spawn_env<S: AsRef<std::ffi::OsStr>>(
+        name: &'static str,
+        bin: &Path,
+        args: &[S],
+        env: &[(&str, &Path)],
+    ) -> Proc {
         let mut child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -61,7 +61,11 @@ function renderAuth() {
   $("login-title").textContent = state.passwordSet ? "Log in" : "Set the admin password";
   $("login-hint").textContent = state.passwordSet
     ? "Log in to pair clients, unpair, rename or stop sessions."
-    : "First start: choose a password (at least 8 characters) for this appliance.";
+    : "First start: enter the setup code shown on the appliance's console (or in its journal: " +
+      "journalctl -u strahl-control), then choose a password (at least 8 characters).";
+  // The one-time setup code proves the browser's user can see the appliance's console.
+  $("setup-code").classList.toggle("hidden", state.passwordSet);
+  $("setup-code").required = !state.passwordSet;
   $("login-button").textContent = state.passwordSet ? "Log in" : "Set password";
   $("password").autocomplete = state.passwordSet ? "current-password" : "new-password";
   for (const b of document.querySelectorAll(".needs-login, #pin-button, #arm")) b.disabled = !state.loggedIn;
@@ -228,17 +232,21 @@ async function poll() {
 async function onLogin(ev) {
   ev.preventDefault();
   const password = $("password").value;
-  const r = await api("POST", state.passwordSet ? "/api/v1/login" : "/api/v1/passwd", { password });
+  const r = state.passwordSet
+    ? await api("POST", "/api/v1/login", { password })
+    : await api("POST", "/api/v1/passwd", { password, setup_code: $("setup-code").value });
   if (r.status === 200 && r.data && r.data.csrf) {
     state.csrf = r.data.csrf;
     state.loggedIn = true;
     state.passwordSet = true;
     $("password").value = "";
+    $("setup-code").value = "";
     $("login-error").textContent = "";
     renderAuth();
     poll();
   } else {
     $("login-error").textContent = (r.data && r.data.error) || ("failed (" + r.status + ")");
+    if (!state.passwordSet) refreshSession(); // set meanwhile elsewhere: show the login form
   }
 }
 

@@ -75,13 +75,23 @@ impl Harness {
         request(self.addr, method, path, headers, body)
     }
 
-    /// Sets the web password through the first-start API; returns (cookie, csrf).
+    /// The first-start setup code as stored in the state dir (what the console shows).
+    pub fn setup_code(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(strahl_status::setup::SETUP_CODE_FILE))
+            .expect("a setup code while no password is set")
+            .trim()
+            .to_string()
+    }
+
+    /// Sets the web password through the first-start API with the setup code, as the page does;
+    /// returns (cookie, csrf).
     pub fn set_password(&self, pw: &str) -> (String, String) {
+        let body = serde_json::json!({ "password": pw, "setup_code": self.setup_code() });
         let r = self.req(
             "POST",
             "/api/v1/passwd",
             &[("Content-Type", "application/json")],
-            Some(&format!("{{\"password\":\"{pw}\"}}")),
+            Some(&body.to_string()),
         );
         assert_eq!(r.status, 200, "passwd: {}", r.body);
         (
@@ -104,6 +114,18 @@ impl Resp {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The `Retry-After` seconds of a 429, checked to be within one limiter window.
+    pub fn retry_after_s(&self) -> u64 {
+        let retry: u64 = self
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        let window = strahl_status::auth::LOGIN_WINDOW.as_secs();
+        assert!((1..=window).contains(&retry), "retry-after {retry}");
+        retry
     }
 
     /// `name=value` of the session cookie set by this response.
