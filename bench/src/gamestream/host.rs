@@ -402,7 +402,7 @@ pub fn run_driver(
     args: &[String],
     timeout: Duration,
 ) -> Result<Vec<Value>, String> {
-    let script = paths.repo.join("bench/gamestream/driver.py");
+    let script = paths.repo.join("crates/test/moonlight/driver.py");
     let mut cmd = match ns {
         // `ip` execs the interpreter: the child is the driver itself (killed on timeout).
         Some(ns) => {

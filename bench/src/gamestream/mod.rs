@@ -4,7 +4,7 @@
 //! frame, mean AU = R / 8 / fps, an IDR every 60 AUs) is replayed by the data plane's
 //! passthrough source at fps; strahl runs as the README starts it ([`host`]: `scripts/run.sh`
 //! with a temp config — passthrough, FEC fixed at [`FEC_PERCENT`] %); the Moonlight core
-//! (`bench/gamestream/driver.py`) pairs through `strahl-control pin`, launches at WxH@fps with
+//! (`crates/test/moonlight/driver.py`) pairs through `strahl-control pin`, launches at WxH@fps with
 //! R as the bitrate (packet size 1392), pulls frames without decoding and counts them over a
 //! measurement window after a warm-up.
 //!
@@ -332,7 +332,7 @@ fn one_run(
         a.height.to_string(),
         "--fps".into(),
         fps.to_string(),
-        "--bitrate-kbps".into(),
+        "--bitrate".into(),
         (rate * 1000).to_string(),
         "--warmup".into(),
         a.warmup.to_string(),
@@ -354,7 +354,7 @@ fn one_run(
         None => None,
     };
     let client_ns = net.map(|n| n.client_ns.as_str());
-    let lines = run_driver(paths, client_ns, "stream", &args, timeout)?;
+    let lines = run_driver(paths, client_ns, "bench", &args, timeout)?;
     let captured = capture.map(rxstamp::Capture::finish);
     if let Some(f) = step(&lines, "fatal") {
         return Err(format!(
@@ -365,7 +365,7 @@ fn one_run(
             host.log_tail(30)
         ));
     }
-    if let Some(f) = step(&lines, "start_failed") {
+    if let Some(f) = step(&lines, "stream_start").filter(|s| s["ok"] == false) {
         // Reported, not fatal: the JSON says how far the client got (stage 8 = ENet control,
         // 9/10 = video/audio start), so a host without media shows up as exactly that.
         return Ok(json!({

@@ -1,6 +1,6 @@
 //! The real `strahl-dataplane` and `strahl-control serve` binaries against the real Moonlight
 //! core (PyPI `moonlight-python` 0.3.0, GPL, a test tool only; driven by
-//! `tests/moonlight_host.py`, one client process per step). Loopback, a free non-default base
+//! `crates/test/moonlight/driver.py`, one client process per step). Loopback, a free non-default base
 //! port, a scratch state directory. Every wait is bounded; a missing interpreter fails loudly.
 //!
 //! Interpreter: `$STRAHL_MOONLIGHT_PYTHON`, else `<repo>/.venv/bin/python`, else
@@ -67,7 +67,7 @@ impl MlClient {
         pin: &str,
         extra: &[&str],
     ) -> MlClient {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_host.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
         std::fs::create_dir_all(config).unwrap();
         let child = Command::new(python())
             .arg(script)
@@ -253,7 +253,7 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
 
     // (c) launch, RTSP up to PLAY, the ENet control stream, all 11 stages; (d) /cancel sends the
     // termination message and frees the host.
-    let lines = MlClient::spawn("stream", http, &client_dir, &pin).finish();
+    let lines = MlClient::spawn("session", http, &client_dir, &pin).finish();
     assert_eq!(step(&lines, "applist")["ok"], true, "{lines:#?}");
     let keys = step(&lines, "keys");
     assert_eq!(keys["rikeyid"], RIKEYID);
@@ -270,7 +270,7 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
     let busy = step(&lines, "serverinfo_busy");
     assert_eq!(busy["state"], "SUNSHINE_SERVER_BUSY");
     assert_eq!(busy["current_game"], 1);
-    let stream = step(&lines, "stream");
+    let stream = step(&lines, "stream_start");
     eprintln!("client stream result: {stream}");
     assert_eq!(
         stream["ok"],
@@ -337,9 +337,9 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
     assert_eq!(frames["terminated_early"], false, "{lines:#?}");
     // /cancel: our termination (0x80030023) reached the client, which reports it as graceful
     // (0) because it saw frames (without frames it would be -102).
-    let term = step(&lines, "terminated");
-    assert_eq!(term["seen"], true, "{lines:#?}");
-    assert_eq!(term["error_code"], 0, "{lines:#?}");
+    let term = step(&lines, "ended");
+    assert_eq!(term["terminated"], true, "{lines:#?}");
+    assert_eq!(term["error"], 0, "{lines:#?}");
     cp.wait_for("control stream: terminating session 1 (0x80030023)");
     let free = step(&lines, "serverinfo_free");
     assert_eq!(free["state"], "SUNSHINE_SERVER_FREE", "{lines:#?}");
@@ -432,8 +432,8 @@ fn two_moonlight_clients_stream_at_once_and_cancel_alone() {
     let b_dir = pair_client(&dir, &cp, http, "ml-b", "4712", 2);
 
     // A pulls frames for 4 s, B for 9 s: A's /cancel lands while B streams.
-    let a = MlClient::spawn_with("stream", http, &a_dir, "4711", &["--frame-wait", "4"]);
-    let b = MlClient::spawn_with("stream", http, &b_dir, "4712", &["--frame-wait", "9"]);
+    let a = MlClient::spawn_with("session", http, &a_dir, "4711", &["--frame-wait", "4"]);
+    let b = MlClient::spawn_with("session", http, &b_dir, "4712", &["--frame-wait", "9"]);
     let (la, lb) = (a.finish(), b.finish());
     let log = || format!("control log:\n{}\ndata plane log:\n{}", cp.log(), dp.log());
     for (who, lines) in [("A", &la), ("B", &lb)] {
@@ -443,7 +443,7 @@ fn two_moonlight_clients_stream_at_once_and_cancel_alone() {
         assert_eq!(busy["state"], "SUNSHINE_SERVER_BUSY", "{who}");
         assert_eq!(busy["current_game"], 1, "{who}");
         assert_eq!(
-            step(lines, "stream")["ok"],
+            step(lines, "stream_start")["ok"],
             true,
             "{who} passes all start stages: {lines:#?}\n{}",
             log()
@@ -458,9 +458,9 @@ fn two_moonlight_clients_stream_at_once_and_cancel_alone() {
             "{who} was not ended by the other's /cancel: {lines:#?}\n{}",
             log()
         );
-        let term = step(lines, "terminated");
-        assert_eq!(term["seen"], true, "{who}: {lines:#?}");
-        assert_eq!(term["error_code"], 0, "{who}: {lines:#?}");
+        let term = step(lines, "ended");
+        assert_eq!(term["terminated"], true, "{who}: {lines:#?}");
+        assert_eq!(term["error"], 0, "{who}: {lines:#?}");
     }
     // Two sessions, each with its own control stream and its own stop.
     for id in [1, 2] {

@@ -294,7 +294,7 @@ struct MlClient(std::process::Child);
 
 impl MlClient {
     fn spawn(mode: &str, port: u16, config: &Path, pin: &str) -> MlClient {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_host.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
         std::fs::create_dir_all(config).unwrap();
         let py = match std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
             Some(p) => PathBuf::from(p),
@@ -412,7 +412,7 @@ fn moonlight_pairs_through_the_api_pin_and_its_session_shows_in_status() {
     let id = list[0]["id"].as_str().unwrap().to_string();
 
     // Stream: while Moonlight pulls frames, the session is in the status.
-    let streaming = MlClient::spawn("stream", base, &client_dir, "4321");
+    let streaming = MlClient::spawn("session", base, &client_dir, "4321");
     let deadline = Instant::now() + CLIENT_TIMEOUT;
     let session = loop {
         let (_, st) = req(&admin, "GET", "/api/v1/status", None);

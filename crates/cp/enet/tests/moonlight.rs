@@ -1,6 +1,6 @@
 //! Interop with the real Moonlight core (moonlight-python 0.3.0, GPL, test tool only): our
-//! RTSP + ENet control host in this process, `interop/moonlight_control.py` as the client in a
-//! subprocess (common-c is process-global: one process per case). Every wait is bounded; a
+//! RTSP + ENet control host in this process, the driver's `control` subcommand
+//! (`crates/test/moonlight/driver.py`) as the client in a subprocess (common-c is process-global: one process per case). Every wait is bounded; a
 //! missing interpreter fails loudly.
 //!
 //! Interpreter: `$STRAHL_MOONLIGHT_PYTHON`, else `<repo>/.venv/bin/python` (made by
@@ -37,15 +37,17 @@ fn python() -> PathBuf {
     panic!("no Python with moonlight-python: set STRAHL_MOONLIGHT_PYTHON or run `make test`");
 }
 
-/// Run one case: returns the client's RESULT JSON and the host's log.
+/// Run one case: returns the client's `result` step and the host's log.
 fn run_case(mode: &str) -> (serde_json::Value, host::HostLog) {
     let terminate = mode == "terminate";
     let h = host::Host::bind(RIKEY).unwrap();
     let port = h.rtsp_port;
     let key_hex: String = RIKEY.iter().map(|b| format!("{b:02x}")).collect();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/moonlight_control.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
     let mut cmd = Command::new(python());
-    cmd.arg(script).arg(port.to_string()).arg(key_hex);
+    cmd.arg(script)
+        .arg("control")
+        .args(["--port", &port.to_string(), "--rikey", &key_hex]);
     if !mode.is_empty() {
         cmd.arg(mode);
     }
@@ -86,11 +88,12 @@ fn run_case(mode: &str) -> (serde_json::Value, host::HostLog) {
         .unwrap();
     assert!(status.success(), "driver failed: {stdout}\n{stderr}");
     let log = host_thread.join().unwrap();
-    let line = stdout
+    let result = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line: {stdout}\n{stderr}"));
-    (serde_json::from_str(line).unwrap(), log)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["step"] == "result")
+        .unwrap_or_else(|| panic!("no result step: {stdout}\n{stderr}"));
+    (result, log)
 }
 
 fn assert_started_and_decoded(result: &serde_json::Value, log: &host::HostLog) {

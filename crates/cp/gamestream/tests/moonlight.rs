@@ -1,5 +1,5 @@
 //! Interop with the real Moonlight core: PyPI `moonlight-python` 0.3.0 (GPL, test tool only),
-//! driven by `tests/moonlight_pair.py`, one client process per case, against our servers on
+//! driven by `crates/test/moonlight/driver.py`, one client process per case, against our servers on
 //! 127.0.0.1 with ephemeral ports. Every wait is bounded; a missing interpreter fails loudly.
 //!
 //! Interpreter: `$STRAHL_MOONLIGHT_PYTHON`, else `<repo>/.venv/bin/python` (made by
@@ -45,7 +45,7 @@ fn python() -> PathBuf {
 
 /// Runs the driver script; returns its JSON lines (panics with stderr on a crash/timeout).
 async fn run_client(mode: &str, port: u16, config: &Path, pin: &str) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_pair.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
     let child = tokio::process::Command::new(python())
         .arg(script)
         .arg(mode)
@@ -180,7 +180,7 @@ async fn moonlight_pairs_lists_launches_resumes_and_cancels() {
         "the core's launch query params"
     );
     assert_eq!(step(&lines, "launch")["url"], "rtspenc://127.0.0.1:48010");
-    let launch2 = step(&lines, "launch2");
+    let launch2 = step(&lines, "launch_busy");
     assert_eq!(launch2["ok"], false);
     assert_eq!(launch2["code"], 400);
     assert_eq!(

@@ -1,6 +1,6 @@
 //! Interop harness: a throw-away plain-RTSP (`rtsp://`, corever 0) host on loopback that serves
 //! ONE launch session through `RtspSession`, so a real moonlight-common-c client can be pointed at
-//! it (see `interop/moonlight_rtsp.py`). Not part of the library: this is the I/O shell the
+//! it (see `interop/README.md`). Not part of the library: this is the I/O shell the
 //! sans-IO core leaves to its caller, reduced to what a test needs.
 //!
 //! It also binds the audio and control UDP ports from the SETUP replies and reports the first

@@ -1,6 +1,6 @@
 //! ANNOUNCE bodies captured from the real moonlight-common-c (moonlight-python 0.3.0 wheel)
-//! talking to `examples/loopback_rtsp_host.rs` through `interop/moonlight_rtsp.py`, one per
-//! interop case. The host's video port in those runs was 48098.
+//! talking to `examples/loopback_rtsp_host.rs` through the Moonlight driver's `rtsp` subcommand
+//! (`crates/test/moonlight/driver.py`, see `interop/README.md`), one per interop case. The host's video port in those runs was 48098.
 
 mod common;
 

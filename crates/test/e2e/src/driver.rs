@@ -3,7 +3,8 @@
 //!
 //! Contract: a driver prints one JSON object per line on stdout (anything else on stdout is an
 //! error) and its diagnostics on stderr; [`Driver::finish`] waits at most the given timeout,
-//! then kills it. The driver scripts live in `crates/test/e2e/driver/`.
+//! then kills it. The Moonlight driver is `crates/test/moonlight/driver.py` (shared with the
+//! control-plane tests and the bench); the packet sniffer is `crates/test/e2e/driver/sniff.py`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -47,9 +48,9 @@ pub fn python() -> Result<PathBuf, Error> {
     })
 }
 
-/// The main driver script (`driver/moonlight_e2e.py`).
+/// The Moonlight driver (`crates/test/moonlight/driver.py`).
 pub fn driver_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("driver/moonlight_e2e.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../moonlight/driver.py")
 }
 
 /// What a finished driver produced.
@@ -115,7 +116,7 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts `python driver/moonlight_e2e.py ARGS…`.
+    /// Starts `python crates/test/moonlight/driver.py ARGS…`.
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Driver, Error> {
         Driver::spawn_script(&driver_script(), args)
     }

@@ -1,7 +1,7 @@
 //! End-to-end harness: strahl started exactly as the README starts it (`scripts/run.sh
 //! --config FILE`, both binaries supervised together), on loopback, and driven by the real
 //! Moonlight core (PyPI moonlight-python 0.3.0, GPL: a test tool in its own process, never
-//! linked) through `driver/moonlight_e2e.py`.
+//! linked) through `crates/test/moonlight/driver.py`.
 //!
 //! Contract of [`Strahl`]:
 //! - [`Strahl::start`] writes a temp config (a free GameStream base port and status port per

@@ -1,5 +1,5 @@
 //! The real Moonlight core (moonlight-python 0.3.0, GPL, its own process per client case,
-//! driven by `driver/moonlight_e2e.py`) against strahl started as the README starts it
+//! driven by `crates/test/moonlight/driver.py`) against strahl started as the README starts it
 //! (`scripts/run.sh --config …`), on loopback — issue 4, part 3:
 //!
 //! - [`pairing_with_the_pin_cli`]: an unpaired client gets 401 on `/applist`; a wrong PIN
@@ -180,7 +180,7 @@ fn wait_for_input(path: &Path, pred: impl Fn(&[Value]) -> bool) -> (bool, Vec<Va
 }
 
 /// The driver's input: ctrl+K down/up, a (123, −77) move, right button down/up, 2 scroll
-/// notches (driver/moonlight_e2e.py: KEY_CODE, MOVE_DX…).
+/// notches (crates/test/moonlight/strahl_moonlight/stream.py: KEY_CODE, MOVE_DX…).
 fn input_arrived(ev: &[Value]) -> bool {
     let key = |down: bool| {
         ev.iter().any(|e| {

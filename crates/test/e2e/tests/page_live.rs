@@ -1,6 +1,6 @@
 //! The status page of the real `strahl-control serve` (started by `scripts/run.sh` through the
 //! e2e harness) in headless Chromium, driven over the DevTools protocol, with the real
-//! Moonlight core (driver/moonlight_e2e.py) as the client:
+//! Moonlight core (crates/test/moonlight/driver.py) as the client:
 //!
 //! 1. the page loads; the first-start form sets the admin password and logs in;
 //! 2. a Moonlight client starts pairing with a PIN chosen here; the page lists it as waiting;
