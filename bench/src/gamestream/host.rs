@@ -393,6 +393,16 @@ fn http_get(addr: Ipv4Addr, port: u16, path: &str) -> Result<String, String> {
     Ok(body.to_string())
 }
 
+/// Every CPU but the last ("0-2" on four), or `None` on a single CPU.
+pub fn client_cpu_list() -> Option<String> {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match online {
+        0 | 1 => None,
+        2 => Some("0".into()),
+        n => Some(format!("0-{}", n - 2)),
+    }
+}
+
 /// Runs the driver in `mode` with `args` (in network namespace `ns` when given); returns its
 /// JSON lines. Bounded by `timeout`.
 pub fn run_driver(
@@ -404,10 +414,17 @@ pub fn run_driver(
 ) -> Result<Vec<Value>, String> {
     let script = paths.repo.join("crates/test/moonlight/driver.py");
     let mut cmd = match ns {
-        // `ip` execs the interpreter: the child is the driver itself (killed on timeout).
+        // `ip` execs `taskset`, which execs the interpreter: the child is the driver itself
+        // (killed on timeout). The client namespace stands for another machine: its process
+        // stays off the core the data plane pins its tx tile to (the last one; see
+        // `netbed::steer_client_receive`, which moves its receive processing there too).
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(&paths.python);
+            c.args(["netns", "exec", ns]);
+            if let Some(cpus) = client_cpu_list() {
+                c.args(["taskset", "-c", &cpus]);
+            }
+            c.arg(&paths.python);
             c
         }
         None => Command::new(&paths.python),

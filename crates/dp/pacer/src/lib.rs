@@ -17,7 +17,8 @@
 //!   catch-up depth ([`PacerConfig::catch_up_ns`]) when one is set: then a sender that woke late
 //!   mid-frame gets the missed credit back instead of losing rate, while
 //!   [`Pacer::frame_queued`] still cuts the credit to the burst, so a frame starts with at most
-//!   the burst whatever the idle time before it.
+//!   the burst whatever the idle time before it (in Spread mode the burst at the frame's rate,
+//!   or one packet when that is less).
 //! - Release times are never earlier than the bucket allows: at `at_ns` the credit covers the
 //!   whole batch at the backlog's average packet size, and `at_ns >= now`.
 //! - No batch exceeds [`PacerConfig::max_batch_packets`], nor what the burst allows (at least one
@@ -241,7 +242,12 @@ impl Pacer {
             let want = (bits * NS_PER_S as u128).div_ceil(window_ns);
             let cap = u128::from(self.cfg.link_rate_bps);
             self.rate_bps = (want.min(cap) as u64).max(MIN_RATE_BPS);
-            self.tokens = self.tokens.min(self.burst_tokens());
+            // A frame starts with the burst at its rate, or one packet when that is less: the
+            // MIN_BURST_BYTES floor (two packets) would send the second packet a whole spacing
+            // early and, at low rates, shift every later packet of the frame by ~30 µs.
+            let one_packet = bits_of(backlog.bytes.div_ceil(backlog.packets.max(1)));
+            let by_time = i128::from(self.rate_bps) * i128::from(self.cfg.burst_ns);
+            self.tokens = self.tokens.min(by_time.max(one_packet));
         }
     }
 

@@ -502,3 +502,33 @@ fn catch_up_depth_keeps_the_rate_of_a_late_sender_and_the_frame_start_short() {
     // granule (15 µs at 1.9 Gbit/s = 3 packets), not the ~40 packets 250 µs of credit would be.
     assert!(first <= 3, "start burst {first} packets");
 }
+
+#[test]
+fn a_slow_spread_frame_starts_with_one_packet_then_keeps_the_spacing() {
+    // 270 × 1434 B over half of 16.7 ms ≈ 372 Mbit/s: 10 µs of burst is a third of a packet, so
+    // the frame starts with one packet (not the two MIN_BURST_BYTES allows) after any idle time.
+    let mut cfg = PacerConfig::new(4_000_000_000);
+    cfg.mode = Mode::Spread { permille: 500 };
+    cfg.burst_ns = 10_000;
+    cfg.catch_up_ns = 250_000;
+    cfg.min_release_interval_ns = 15_000;
+    let mut p = Pacer::new(cfg, 0);
+    let interval = 16_666_667u64;
+    let backlog = |n: u64| Backlog {
+        packets: n,
+        bytes: n * 1434,
+    };
+    let start = 20 * MS;
+    p.frame_queued(start, backlog(270), interval);
+    let spacing = 1434.0 * 8.0 * 1e9 / p.effective_rate_bps() as f64;
+    let r0 = p.next_release(start, backlog(270)).unwrap();
+    assert_eq!((r0.at_ns, r0.packets), (start, 1));
+    p.on_sent(start, 1, 1434);
+    let r1 = p.next_release(start, backlog(269)).unwrap();
+    assert_eq!(r1.packets, 1);
+    let gap = (r1.at_ns - start) as f64;
+    assert!(
+        (gap / spacing - 1.0).abs() < 0.01,
+        "second packet {gap} ns after the first, spacing {spacing}"
+    );
+}

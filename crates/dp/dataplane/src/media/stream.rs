@@ -207,30 +207,39 @@ mod tests {
 
     #[test]
     fn video_stream_writes_exactly_what_the_frame_api_writes() {
+        // One block, then three (parity of every block encoded at `begin`), twice each, so
+        // sequence numbers and frame indices run on across frames.
         let cfg = GsVideoConfig::new(1024);
-        let au: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
         let mut reference = GsVideoPacketizer::new(cfg.clone(), None).unwrap();
+        let mut s = GsVideoStream::new(GsVideoPacketizer::new(cfg, None).unwrap());
         let meta = GsFrameMeta {
             frame_type: FrameType::Idr,
             capture_time: Duration::from_nanos(16_666_667),
             host_latency_tenth_ms: 3,
         };
-        let mut want = Vec::new();
-        let mut f = reference.frame(&au, meta).unwrap();
         let mut buf = vec![0u8; 2048];
-        while let Some(n) = f.next_packet(&mut buf).unwrap() {
-            want.push(buf[..n].to_vec());
+        for len in [50_000u32, 600_000, 50_000, 600_000] {
+            let au: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let mut want = Vec::new();
+            let mut f = reference.frame(&au, meta).unwrap();
+            let blocks = f.plan().blocks;
+            while let Some(n) = f.next_packet(&mut buf).unwrap() {
+                want.push(buf[..n].to_vec());
+            }
+            assert_eq!(blocks, if len > 100_000 { 3 } else { 1 }, "AU of {len} B");
+            let unit = slot(&au, true);
+            let cost = s.begin(&unit).unwrap();
+            assert_eq!(cost.packets, want.len() as u64);
+            let mut got = Vec::new();
+            while let Some(n) = s.next_packet(&unit, &mut buf).unwrap() {
+                got.push(buf[..n].to_vec());
+            }
+            assert_eq!(
+                got, want,
+                "byte-identical packets, parity included ({len} B)"
+            );
+            assert_eq!(s.next_packet(&unit, &mut buf).unwrap(), None);
         }
-        let mut s = GsVideoStream::new(GsVideoPacketizer::new(cfg, None).unwrap());
-        let unit = slot(&au, true);
-        let cost = s.begin(&unit).unwrap();
-        assert_eq!(cost.packets, want.len() as u64);
-        let mut got = Vec::new();
-        while let Some(n) = s.next_packet(&unit, &mut buf).unwrap() {
-            got.push(buf[..n].to_vec());
-        }
-        assert_eq!(got, want, "byte-identical packets, parity included");
-        assert_eq!(s.next_packet(&unit, &mut buf).unwrap(), None);
     }
 
     #[test]

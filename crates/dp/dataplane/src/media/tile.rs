@@ -143,6 +143,8 @@ struct Flow {
     ping_deadline_ns: u64,
     ping_timeout: Duration,
     blocked: bool,
+    /// A unit was begun and not yet announced to the pacer ([`TxTile::schedule_begun`]).
+    begun: bool,
     shared: Arc<Shared>,
 }
 
@@ -220,7 +222,12 @@ impl TxTile {
                 self.housekeeping(now);
                 next_hk = now + HOUSEKEEPING_NS;
             }
-            self.pull_units(now);
+            let now = if self.pull_units() {
+                self.clock.now_ns()
+            } else {
+                now
+            };
+            self.schedule_begun(now);
             let Some((i, at, n)) = self.pick(now) else {
                 self.paths.kick(false);
                 let park = if self.flows.is_empty() {
@@ -255,8 +262,24 @@ impl TxTile {
         self.flush_metrics();
     }
 
-    /// Take the next unit of every idle stream that has a destination.
-    fn pull_units(&mut self, now: u64) {
+    /// Start the pacing of every unit begun since the last call, at `now`: after
+    /// [`Self::pull_units`] (which may have spent a while encoding parity), so that time is not
+    /// credit the frame starts with.
+    fn schedule_begun(&mut self, now: u64) {
+        for f in &mut self.flows {
+            if f.begun {
+                f.begun = false;
+                if f.unit_interval_ns > 0 {
+                    f.pacer.frame_queued(now, f.left, f.unit_interval_ns);
+                }
+            }
+        }
+    }
+
+    /// Take (and begin: packet plan, parity) the next unit of every idle stream that has a
+    /// destination; returns whether any was begun.
+    fn pull_units(&mut self) -> bool {
+        let mut any = false;
         for f in &mut self.flows {
             if f.current.is_some() || f.dest.is_none() {
                 continue;
@@ -269,9 +292,8 @@ impl TxTile {
                     f.cost = cost;
                     f.left = cost.backlog();
                     self.local.lowered += u64::from(cost.parity_lowered);
-                    if f.unit_interval_ns > 0 {
-                        f.pacer.frame_queued(now, f.left, f.unit_interval_ns);
-                    }
+                    f.begun = true;
+                    any = true;
                     f.current = Some(slot);
                 }
                 Err(e) => {
@@ -294,6 +316,7 @@ impl TxTile {
                 }
             }
         }
+        any
     }
 
     /// The stream whose release comes first, gated by the link pacer: (flow, at, packets).
@@ -494,6 +517,7 @@ impl TxTile {
                 neighbour_retry_until: None,
                 ping_deadline_ns: deadline,
                 ping_timeout: s.ping_timeout,
+                begun: false,
                 blocked: false,
                 shared: s.shared.clone(),
             });

@@ -160,7 +160,8 @@ fn tile(flows: &[(u16, u64, bool)], link_bps: u64) -> (TxTile, Vec<crate::media:
         f.dest = Some(SocketAddr::from(([127, 0, 0, 1], 40_000 + i as u16)));
         f.path = Path::Kernel(port);
     }
-    t.pull_units(0);
+    assert!(t.pull_units());
+    t.schedule_begun(0);
     (t, producers)
 }
 
