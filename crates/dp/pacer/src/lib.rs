@@ -121,7 +121,7 @@ pub struct PacerConfig {
     /// [`Pacer::frame_queued`] cuts the credit back to `burst_ns`: a short burst keeps a frame's
     /// start smooth, a longer catch-up depth keeps a late wake-up from costing rate (with a
     /// bucket of 10 µs, every µs a tile woke past the bucket was lost, and frames took 1.24× their
-    /// window at 1 Gbit/s; docs/measurements.md §pacing).
+    /// window at 1 Gbit/s; docs/measurements.md §media path).
     pub catch_up_ns: u64,
 }
 

@@ -84,14 +84,16 @@ pub const VIDEO_BURST_NS: u64 = 10_000;
 /// a slow kick) gets up to 250 µs of missed credit back in larger batches instead of losing it,
 /// which with the 10 µs bucket alone stretched 1 Gbit/s frames to 1.24× their window on the
 /// 2-core VM. Each new frame still starts with the 10 µs burst (`strahl_pacer` cuts the credit
-/// at `frame_queued`). docs/measurements.md §pacing.
+/// at `frame_queued`). docs/measurements.md §media path.
 pub const VIDEO_CATCH_UP_NS: u64 = 250_000;
 /// Shortest gap between two releases of a video stream, as link time: packets closer than this
-/// leave together in one kick. At 1 Gbit/s spread over half the frame interval (≈ 2.5 Gbit/s,
-/// one 1.4 kB packet every 4.5 µs) a kick per packet cost more than the gap on the 2-core VM
-/// (copy-mode AF_XDP runs the veth peer's receive stack in the same system call), so frames took
-/// 1.5× their window; 15 µs puts ~3 packets in a kick (bench/results/, gamestream --netns).
-pub const VIDEO_RELEASE_NS: u64 = 15_000;
+/// leave together in one kick. A copy-mode AF_XDP kick on the 2-core VM costs ~10 µs (15 µs
+/// without receive steering: veth runs the peer's receive path inside it), so at 1 Gbit/s spread
+/// over half the frame interval (≈ 2.5 Gbit/s, a 1.4 kB packet every 4.5 µs) a 15 µs granule
+/// (3 packets a kick) spent ~¾ of the tile's core in kicks and left no room to catch up; 30 µs
+/// (~6 packets) halves the kicks: AF_XDP work CPU per Gbit 0.39 → 0.29–0.33 at the same gap error
+/// p99, p50 8 → 12 µs (docs/measurements.md §media path, bench/results/netns/).
+pub const VIDEO_RELEASE_NS: u64 = 30_000;
 /// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
 /// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
