@@ -65,29 +65,13 @@ impl Paths {
                 ));
             }
         }
-        let python = python(&repo).ok_or(
-            "no Python with moonlight-python: set STRAHL_MOONLIGHT_PYTHON, run `make test` \
-             (creates .venv) or provide /tmp/mlvenv",
-        )?;
+        let python = strahl_testkit::python::moonlight_python()?;
         Ok(Paths {
             repo,
             bin_dir,
             python,
         })
     }
-}
-
-/// `$STRAHL_MOONLIGHT_PYTHON`, else `<repo>/.venv/bin/python`, else `/tmp/mlvenv/bin/python`.
-pub fn python(repo: &Path) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    [
-        repo.join(".venv/bin/python"),
-        PathBuf::from("/tmp/mlvenv/bin/python"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
 }
 
 /// A GameStream base port whose TCP ports (HTTPS −5, HTTP, RTSP +21) and UDP media/control
@@ -412,7 +396,7 @@ pub fn run_driver(
     args: &[String],
     timeout: Duration,
 ) -> Result<Vec<Value>, String> {
-    let script = paths.repo.join("crates/test/moonlight/driver.py");
+    let script = strahl_testkit::python::moonlight_driver();
     let mut cmd = match ns {
         // `ip` execs `taskset`, which execs the interpreter: the child is the driver itself
         // (killed on timeout). The client namespace stands for another machine: its process

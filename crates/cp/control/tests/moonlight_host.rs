@@ -25,28 +25,7 @@ const PIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 const RIKEYID: i32 = -556_323_120;
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "STRAHL_MOONLIGHT_PYTHON={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    for p in [
-        repo.join(".venv/bin/python"),
-        PathBuf::from("/tmp/mlvenv/bin/python"),
-    ] {
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "no Python with moonlight-python found: set STRAHL_MOONLIGHT_PYTHON, or run `make test` \
-         (creates <repo>/.venv), or provide /tmp/mlvenv/bin/python"
-    );
+    strahl_testkit::python::moonlight_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One Moonlight client process.
@@ -67,7 +46,7 @@ impl MlClient {
         pin: &str,
         extra: &[&str],
     ) -> MlClient {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
+        let script = strahl_testkit::python::moonlight_driver();
         std::fs::create_dir_all(config).unwrap();
         let child = Command::new(python())
             .arg(script)

@@ -211,21 +211,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
 "##;
 
 fn python_with(module: &str) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    for p in [
-        repo.join(".venv/bin/python"),
-        PathBuf::from("/tmp/mlvenv/bin/python"),
-    ] {
-        if p.exists()
-            && Command::new(&p)
-                .args(["-c", &format!("import {module}")])
-                .status()
-                .is_ok_and(|s| s.success())
-        {
-            return p;
-        }
-    }
-    panic!("no Python with {module}: run scripts/setup.sh (this test never passes without it)");
+    strahl_testkit::python::python_with(module).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -294,7 +280,7 @@ struct MlClient(std::process::Child);
 
 impl MlClient {
     fn spawn(mode: &str, port: u16, config: &Path, pin: &str) -> MlClient {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
+        let script = strahl_testkit::python::moonlight_driver();
         std::fs::create_dir_all(config).unwrap();
         let py = match std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
             Some(p) => PathBuf::from(p),

@@ -10,7 +10,7 @@
 mod host;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,19 +22,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const RIKEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    for p in [
-        repo.join(".venv/bin/python"),
-        PathBuf::from("/tmp/mlvenv/bin/python"),
-    ] {
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("no Python with moonlight-python: set STRAHL_MOONLIGHT_PYTHON or run `make test`");
+    strahl_testkit::python::moonlight_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Run one case: returns the client's `result` step and the host's log.
@@ -43,7 +31,7 @@ fn run_case(mode: &str) -> (serde_json::Value, host::HostLog) {
     let h = host::Host::bind(RIKEY).unwrap();
     let port = h.rtsp_port;
     let key_hex: String = RIKEY.iter().map(|b| format!("{b:02x}")).collect();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
+    let script = strahl_testkit::python::moonlight_driver();
     let mut cmd = Command::new(python());
     cmd.arg(script)
         .arg("control")

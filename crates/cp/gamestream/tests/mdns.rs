@@ -25,22 +25,8 @@ const HOST: &str = "Test Host";
 const SERVICE_PORT: u16 = 47989;
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    for p in [
-        repo.join(".venv/bin/python"),
-        PathBuf::from("/tmp/mlvenv/bin/python"),
-    ] {
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "no Python with moonlight-python (and its zeroconf) found: set STRAHL_MOONLIGHT_PYTHON, \
-         or run `make test` (creates <repo>/.venv)"
-    );
+    // moonlight-python's zeroconf is the mDNS peer.
+    strahl_testkit::python::python_with("zeroconf").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Decodes DNS messages with python-zeroconf.

@@ -19,33 +19,12 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 const PIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "STRAHL_MOONLIGHT_PYTHON={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    for p in [
-        repo.join(".venv/bin/python"),
-        PathBuf::from("/tmp/mlvenv/bin/python"),
-    ] {
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "no Python with moonlight-python found: set STRAHL_MOONLIGHT_PYTHON, or run `make test` \
-         (creates <repo>/.venv), or provide /tmp/mlvenv/bin/python"
-    );
+    strahl_testkit::python::moonlight_python().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs the driver script; returns its JSON lines (panics with stderr on a crash/timeout).
 async fn run_client(mode: &str, port: u16, config: &Path, pin: &str) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/moonlight/driver.py");
+    let script = strahl_testkit::python::moonlight_driver();
     let child = tokio::process::Command::new(python())
         .arg(script)
         .arg(mode)

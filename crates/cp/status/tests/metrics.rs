@@ -26,25 +26,10 @@ print(f"#samples\t{n}")
 "##;
 
 fn python() -> String {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../..");
-    for cand in [
-        format!("{root}/.venv/bin/python"),
-        "/tmp/mlvenv/bin/python".to_string(),
-    ] {
-        if std::path::Path::new(&cand).exists() {
-            let ok = Command::new(&cand)
-                .args(["-c", "import prometheus_client.parser"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return cand;
-            }
-        }
-    }
-    panic!(
-        "prometheus_client is not installed: run scripts/setup.sh (it pip-installs prometheus-client \
-         into .venv) — this test refuses to pass without the reference parser"
-    );
+    // The reference Prometheus parser; this test refuses to pass without it.
+    strahl_testkit::python::python_with("prometheus_client.parser")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn parse(py: &str, text: &str) -> Vec<(String, String, String, f64)> {

@@ -14,43 +14,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{Error, repo_root};
+use crate::Error;
 
 /// Poll period while waiting for a driver to exit.
 const POLL: Duration = Duration::from_millis(50);
 
-/// The interpreter with moonlight-python: `$STRAHL_MOONLIGHT_PYTHON`, else the repository's
-/// `.venv/bin/python` (made by scripts/setup.sh), else `/tmp/mlvenv/bin/python`.
+/// The interpreter with moonlight-python ([`strahl_testkit::python::moonlight_python`]).
 pub fn python() -> Result<PathBuf, Error> {
-    if let Some(p) = std::env::var_os("STRAHL_MOONLIGHT_PYTHON") {
-        let p = PathBuf::from(p);
-        return if p.exists() {
-            Ok(p)
-        } else {
-            Err(Error::Setup(format!(
-                "STRAHL_MOONLIGHT_PYTHON={} does not exist",
-                p.display()
-            )))
-        };
-    }
-    [
-        repo_root().join(".venv/bin/python"),
-        PathBuf::from("/tmp/mlvenv/bin/python"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-    .ok_or_else(|| {
-        Error::Setup(
-            "no Python with moonlight-python: run scripts/setup.sh (creates <repo>/.venv), set \
-             STRAHL_MOONLIGHT_PYTHON, or provide /tmp/mlvenv/bin/python"
-                .into(),
-        )
-    })
+    strahl_testkit::python::moonlight_python().map_err(Error::Setup)
 }
 
 /// The Moonlight driver (`crates/test/moonlight/driver.py`).
 pub fn driver_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../moonlight/driver.py")
+    strahl_testkit::python::moonlight_driver()
 }
 
 /// What a finished driver produced.

@@ -15,11 +15,13 @@
 //! (aws-lc, openh264, libopus) is invisible to it.
 //!
 //! With the `browser` feature, [`browser`] drives headless Chromium over DevTools (the
-//! status-page tests).
+//! status-page tests). [`python`] finds the interpreter that runs the Moonlight core and the other
+//! Python test peers.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod python;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
