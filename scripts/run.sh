@@ -38,6 +38,17 @@ done
 LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/strahl-run.XXXXXX")
 say() { echo "run: $*" >&2; }
 
+# Nothing leaves the machine until a client connects. The one packet the kernel would send by
+# itself is an IGMP membership report when the mDNS responder joins 224.0.0.251; the appliance's
+# kernel-config/sysctl.d turns those off for link-local groups, and so does this script in the
+# network namespace it runs in, when it may (root). Without root the report still goes out.
+IGMP_LL=/proc/sys/net/ipv4/igmp_link_local_mcast_reports
+if [ -w "$IGMP_LL" ] && [ "$(cat "$IGMP_LL" 2>/dev/null)" != 0 ]; then
+  if (printf '0\n' >"$IGMP_LL") 2>/dev/null; then
+    say "set net.ipv4.igmp_link_local_mcast_reports=0 (as the appliance's sysctl.d does): the mDNS join sends no IGMP report"
+  fi
+fi
+
 # Per process (index 0 = data plane, 1 = control plane): pid, crash times, current back-off.
 NAMES=(dataplane control)
 PIDS=(0 0)
