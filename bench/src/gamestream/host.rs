@@ -377,13 +377,19 @@ fn http_get(addr: Ipv4Addr, port: u16, path: &str) -> Result<String, String> {
     Ok(body.to_string())
 }
 
-/// Every CPU but the last ("0-2" on four), or `None` on a single CPU.
-pub fn client_cpu_list() -> Option<String> {
+/// The CPUs of the client side of the netns test bed: every online CPU but the last, which the
+/// data plane's plan gives its tx tile (`strahl_config::Plan`); empty on a single CPU.
+pub fn client_cpus() -> Vec<usize> {
     let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match online {
-        0 | 1 => None,
-        2 => Some("0".into()),
-        n => Some(format!("0-{}", n - 2)),
+    (0..online.saturating_sub(1)).collect()
+}
+
+/// [`client_cpus`] as a `taskset -c` list ("0-2" on four), or `None` on a single CPU.
+pub fn client_cpu_list() -> Option<String> {
+    match client_cpus().as_slice() {
+        [] => None,
+        [only] => Some(only.to_string()),
+        [first, .., last] => Some(format!("{first}-{last}")),
     }
 }
 

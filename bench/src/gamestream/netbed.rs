@@ -61,11 +61,11 @@ fn ip(args: &[&str]) -> Result<(), String> {
 /// the kernel stamps a packet before it queues it to another CPU (`netdev_tstamp_prequeue`).
 /// On one CPU there is nowhere else to go and nothing is written.
 fn steer_client_receive(bed: &VethPair) -> Result<Option<String>, String> {
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if online < 2 {
+    let cpus = super::host::client_cpus();
+    if cpus.is_empty() {
         return Ok(None);
     }
-    let cpus: Vec<usize> = (0..online - 1).collect();
+    let online = cpus.len() + 1;
     // rps_cpus is a hex mask in 32-bit groups separated by commas, most significant first.
     let mut words = vec![0u32; online.div_ceil(32)];
     for c in &cpus {
