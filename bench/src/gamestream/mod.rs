@@ -319,13 +319,8 @@ fn one_run(
     net: Option<&host::NetPlace>,
 ) -> Result<Value, String> {
     let before = host.metrics();
-    let args: Vec<String> = [
-        "--host".to_string(),
-        host.addr.to_string(),
-        "--port".to_string(),
-        host.base_port.to_string(),
-        "--config".into(),
-        client_dir.display().to_string(),
+    let mut args = driver_target(host, client_dir);
+    args.extend([
         "--width".into(),
         a.width.to_string(),
         "--height".into(),
@@ -340,8 +335,7 @@ fn one_run(
         a.seconds.to_string(),
         "--dp-pid".into(),
         host.dataplane_pid.to_string(),
-    ]
-    .into();
+    ]);
     let timeout = Duration::from_secs_f64(a.warmup + a.seconds) + STREAM_OVERHEAD;
     let capture = match net {
         Some(n) => Some(rxstamp::Capture::start(
@@ -588,19 +582,13 @@ fn pair(
     client_dir: &std::path::Path,
     client_ns: Option<&str>,
 ) -> Result<(), String> {
-    let pair_args: Vec<String> = [
-        "--host".to_string(),
-        host.addr.to_string(),
-        "--port".to_string(),
-        host.base_port.to_string(),
-        "--config".into(),
-        client_dir.display().to_string(),
+    let mut pair_args = driver_target(host, client_dir);
+    pair_args.extend([
         "--pin".into(),
         "4711".into(),
         "--pin-cmd".into(),
         json!(host.pin_cmd()).to_string(),
-    ]
-    .into();
+    ]);
     let paired = run_driver(paths, client_ns, "pair", &pair_args, PAIR_TIMEOUT)?;
     if step(&paired, "pair").and_then(|p| p["ok"].as_bool()) != Some(true) {
         return Err(format!(
@@ -609,6 +597,18 @@ fn pair(
         ));
     }
     Ok(())
+}
+
+/// The driver arguments that name the host and the client's identity directory.
+fn driver_target(host: &host::Host, client_dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "--host".into(),
+        host.addr.to_string(),
+        "--port".into(),
+        host.base_port.to_string(),
+        "--config".into(),
+        client_dir.display().to_string(),
+    ]
 }
 
 /// The medians every result reports.
