@@ -16,6 +16,11 @@ pub mod repo {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
     }
 
+    /// The text of the repository file `rel`; panics naming it when it cannot be read.
+    pub fn read(rel: &str) -> String {
+        std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
     /// Every file under `dir` (repository-relative), recursively, sorted.
     pub fn files_under(dir: &str) -> Vec<String> {
         fn walk(base: &Path, at: &Path, out: &mut Vec<String>) {
