@@ -1,10 +1,13 @@
 //! nvhttp routing: request (path, query, transport facts) → reply (reference §A3–§A7).
 //!
 //! Contract: every reply is HTTP 200 carrying an XML `status_code` (the server adds
-//! `Connection: close`), except /appasset which returns a PNG. HTTP serves only /serverinfo
-//! and /pair; HTTPS serves /serverinfo, /pair, /applist, /appasset, /launch, /resume and
-//! /cancel, each only for a client certificate in the paired set (401 otherwise). Unknown
-//! paths are 404. The only wait is pairing stage 1, bounded by `pairing::PIN_WAIT`.
+//! `Connection: close`), except /appasset which returns a PNG. HTTP serves only /serverinfo,
+//! /pair and /unpair; HTTPS serves /serverinfo, /pair, /unpair, /applist, /appasset, /launch,
+//! /resume and /cancel, each only for a client certificate in the paired set (401 otherwise).
+//! Unknown paths are 404. /unpair really unpairs: over HTTPS the asking certificate; over
+//! HTTP (where stock clients send it, with the uniqueid every Moonlight shares) the pairing
+//! attempt of that uniqueid and the paired clients of that uniqueid whose last authorised
+//! HTTPS request came from the asking address — never a client last seen elsewhere. The only wait is pairing stage 1, bounded by `pairing::PIN_WAIT`.
 //! Sessions are per paired client: /launch, /resume and /cancel carry the asking client's
 //! certificate to the `SessionHost`, and /serverinfo's `state`/`currentgame` describe that
 //! client's view ([`HostState`]); over HTTP the asker is anonymous and is answered as a client
@@ -18,7 +21,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::identity::HostIdentity;
-use crate::launch::{HostError, HostState, LaunchParams, LaunchRequest, SessionHost};
+use crate::launch::{DisplayMode, HostError, HostState, LaunchParams, LaunchRequest, SessionHost};
 use crate::paired::{PairedClient, PairedStore};
 use crate::pairing::{PairReply, PairStep, Pairing, PinPoll};
 use crate::query::{Query, encode_hex};
@@ -32,6 +35,11 @@ pub const APP_VERSION: &str = "7.1.431.-1";
 pub const APP_VERSION_MAJOR: u32 = 7;
 /// GfeVersion advertised in /serverinfo (§A4).
 pub const GFE_VERSION: &str = "3.23.0.74";
+/// `GsVersion` in /serverinfo: GFE's GameStream version; moonlight-embedded reads the tag
+/// and gives up on a host without it.
+pub const GS_VERSION: &str = "7.1.431.0";
+/// `gputype` when the operator's configuration names none.
+pub const DEFAULT_GPU_TYPE: &str = "strahl software encoder";
 /// ServerCodecModeSupport bit for H.264 (§A4).
 pub const SCM_H264: u32 = 0x1;
 /// The message clients see for an unpaired certificate on HTTPS (§A3).
@@ -73,6 +81,22 @@ pub struct HostInfo {
     pub https_port: u16,
     /// RTSP port placed in `sessionUrl0`.
     pub rtsp_port: u16,
+    /// `gputype` (clients show it; moonlight-embedded requires the tag).
+    pub gpu_type: String,
+    /// `SupportedDisplayMode`: what a client told to refuse unsupported modes checks against.
+    pub display_modes: Vec<DisplayMode>,
+}
+
+/// The display modes advertised by default: the common 16:9 sizes at 30, 60 and 120 fps (the
+/// encoder takes any size the ANNOUNCE asks for; this list only keeps strict clients going).
+pub fn default_display_modes() -> Vec<DisplayMode> {
+    let mut v = Vec::new();
+    for (width, height) in [(1280, 720), (1920, 1080), (2560, 1440), (3840, 2160)] {
+        for fps in [30, 60, 120] {
+            v.push(DisplayMode { width, height, fps });
+        }
+    }
+    v
 }
 
 /// State shared by every connection.
@@ -87,6 +111,9 @@ pub(crate) struct Shared {
     pub(crate) pin_submitted: watch::Sender<u64>,
     /// Bumped whenever a stage-1 request starts waiting for a PIN.
     pub(crate) pin_requested: watch::Sender<u64>,
+    /// Where each paired certificate's last authorised HTTPS request came from (what an HTTP
+    /// /unpair is matched against). Bounded: only paired certificates are ever inserted.
+    pub(crate) last_seen: Mutex<std::collections::HashMap<Vec<u8>, IpAddr>>,
 }
 
 /// The transport a request arrived on.
@@ -131,7 +158,11 @@ impl Shared {
         match &ctx.transport {
             Transport::Https { client_cert } => {
                 let store = self.paired.read().unwrap_or_else(|p| p.into_inner());
-                store.is_paired(client_cert).then(|| client_cert.clone())
+                let ok = store.is_paired(client_cert);
+                if ok {
+                    lock(&self.last_seen).insert(client_cert.clone(), canonical_ip(ctx.peer_ip));
+                }
+                ok.then(|| client_cert.clone())
             }
             Transport::Http => None,
         }
@@ -141,7 +172,7 @@ impl Shared {
     pub(crate) async fn route(&self, ctx: &RequestCtx, path: &str, query: &str) -> Reply {
         let https = matches!(ctx.transport, Transport::Https { .. });
         let known = match path {
-            "/serverinfo" | "/pair" => true,
+            "/serverinfo" | "/pair" | "/unpair" => true,
             "/applist" | "/appasset" | "/launch" | "/resume" | "/cancel" => https,
             _ => false,
         };
@@ -159,6 +190,7 @@ impl Shared {
         Reply::Xml(match path {
             "/serverinfo" => self.serverinfo(ctx, authorised.as_deref()),
             "/pair" => self.pair(&q, https).await,
+            "/unpair" => self.unpair(ctx, &q, authorised.as_deref()),
             "/applist" => self.applist(),
             "/appasset" => return Reply::Png(APP_ASSET_PNG),
             "/launch" => self.launch(ctx, &q, authorised.unwrap_or_default(), true),
@@ -181,7 +213,7 @@ impl Shared {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(_) => "127.0.0.1".to_owned(),
         };
-        XmlReply::new(200)
+        let mut x = XmlReply::new(200)
             .field("hostname", &i.hostname)
             .field("appversion", APP_VERSION)
             .field("GfeVersion", GFE_VERSION)
@@ -205,6 +237,8 @@ impl Shared {
                 },
             )
             .field("LocalIP", local_ip)
+            .field("gputype", &i.gpu_type)
+            .field("GsVersion", GS_VERSION)
             .field("ServerCodecModeSupport", i.codec_mode_support)
             .field("PairStatus", u8::from(https_authorised))
             .field("currentgame", current_game)
@@ -215,7 +249,59 @@ impl Shared {
                 } else {
                     "SUNSHINE_SERVER_FREE"
                 },
-            )
+            );
+        let mut modes = XmlReply::new(200);
+        for m in &i.display_modes {
+            let mut one = XmlReply::new(200);
+            one.push("Width", &m.width.to_string());
+            one.push("Height", &m.height.to_string());
+            one.push("RefreshRate", &m.fps.to_string());
+            modes.push_raw_element("DisplayMode", &one);
+        }
+        x.push_raw_element("SupportedDisplayMode", &modes);
+        x
+    }
+
+    /// /unpair (see the module contract). Always 200: the client cannot do anything else,
+    /// and what happened is logged.
+    fn unpair(&self, ctx: &RequestCtx, q: &Query, client: Option<&[u8]>) -> XmlReply {
+        let peer = canonical_ip(ctx.peer_ip);
+        let mut store = self.paired.write().unwrap_or_else(|p| p.into_inner());
+        let targets: Vec<Vec<u8>> = match client {
+            Some(der) => vec![der.to_vec()],
+            None => {
+                let uniqueid = q.get("uniqueid").unwrap_or("");
+                if lock(&self.pairing).abort(uniqueid, Instant::now()) {
+                    tracing::info!(uniqueid, %peer, "unpair: pairing attempt abandoned");
+                }
+                let seen = lock(&self.last_seen);
+                store
+                    .clients()
+                    .iter()
+                    .filter(|c| c.uniqueid == uniqueid)
+                    .filter_map(|c| crate::crypto::CertInfo::from_pem(c.cert_pem.as_bytes()).ok())
+                    .map(|i| i.der)
+                    .filter(|der| seen.get(der) == Some(&peer))
+                    .collect()
+            }
+        };
+        let mut removed = 0;
+        for der in &targets {
+            match store.remove_der(der) {
+                Ok(n) => removed += n,
+                Err(e) => {
+                    tracing::error!(%peer, "unpair: could not persist the paired clients: {e}");
+                    return XmlReply::error(500, &format!("Could not unpair: {e}"));
+                }
+            }
+            lock(&self.last_seen).remove(der);
+        }
+        if removed > 0 {
+            tracing::info!(%peer, removed, "unpair: client unpaired at its request");
+        } else {
+            tracing::info!(%peer, "unpair: no paired client matches the request");
+        }
+        XmlReply::new(200).field("unpaired", u8::from(removed > 0))
     }
 
     async fn pair(&self, q: &Query, https_authorised: bool) -> XmlReply {
@@ -313,10 +399,16 @@ impl Shared {
         client_cert: Vec<u8>,
         is_launch: bool,
     ) -> XmlReply {
-        let params = match LaunchParams::from_query(q, is_launch) {
+        let mut params = match LaunchParams::from_query(q, is_launch) {
             Ok(p) => p,
             Err(e) => return XmlReply::error(400, &e.to_string()),
         };
+        if !is_launch {
+            // /resume carries no appid: it resumes the app this client runs.
+            if let HostState::Running { app_id } = self.host.state_for(Some(&client_cert)) {
+                params.app_id = app_id;
+            }
+        }
         if is_launch && !self.info.apps.iter().any(|a| a.id == params.app_id) {
             return XmlReply::error(404, "Cannot find requested application");
         }

@@ -169,6 +169,21 @@ impl PairedStore {
         Ok(removed)
     }
 
+    /// Removes the client with this DER certificate (what HTTPS presents); returns how many
+    /// entries went (0 or 1).
+    pub fn remove_der(&mut self, cert_der: &[u8]) -> Result<usize, PairedStoreError> {
+        let pem = self.clients.iter().find_map(|c| {
+            CertInfo::from_pem(c.cert_pem.as_bytes())
+                .ok()
+                .filter(|i| i.der == cert_der)
+                .map(|_| c.cert_pem.clone())
+        });
+        match pem {
+            Some(pem) => self.remove(&pem),
+            None => Ok(0),
+        }
+    }
+
     fn persist(&self, clients: &[PairedClient]) -> Result<(), PairedStoreError> {
         let file = FileFormat {
             version: FORMAT_VERSION,

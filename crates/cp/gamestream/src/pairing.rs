@@ -403,6 +403,20 @@ impl Pairing {
         }
     }
 
+    /// `/unpair` from `uniqueid` (a client abandoning a failed attempt): its pairing session,
+    /// if any, is dropped (a session whose PIN was used counts as a failure, as on a timeout).
+    /// Returns whether one was.
+    pub fn abort(&mut self, uniqueid: &str, now: Instant) -> bool {
+        self.expire(now);
+        match self.find(uniqueid) {
+            Some(idx) => {
+                self.drop_session(idx, now);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Gives the operator's PIN to the one stage-1 request waiting for it.
     ///
     /// With several waiting requests (distinct uniqueids) the PIN is refused as ambiguous:

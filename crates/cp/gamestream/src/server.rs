@@ -24,9 +24,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::crypto::PairingHash;
 use crate::handlers::{
-    APP_VERSION_MAJOR, App, HostInfo, Reply, RequestCtx, SCM_H264, Shared, Transport,
+    APP_VERSION_MAJOR, App, DEFAULT_GPU_TYPE, HostInfo, Reply, RequestCtx, SCM_H264, Shared,
+    Transport, default_display_modes,
 };
 use crate::identity::{HostIdentity, IdentityError};
+use crate::launch::DisplayMode;
 use crate::launch::SessionHost;
 use crate::mdns::{MdnsConfig, MdnsResponder};
 use crate::paired::{PairedClient, PairedStore, PairedStoreError};
@@ -67,6 +69,10 @@ pub struct ServerConfig {
     /// Answer mDNS queries for `_nvstream._tcp` (on by default, off in `loopback_ephemeral`).
     /// The responder never announces: it sends only replies to queries naming us.
     pub mdns: bool,
+    /// `gputype` in /serverinfo.
+    pub gpu_type: String,
+    /// `SupportedDisplayMode` in /serverinfo.
+    pub display_modes: Vec<DisplayMode>,
 }
 
 impl ServerConfig {
@@ -83,6 +89,8 @@ impl ServerConfig {
             codec_mode_support: SCM_H264,
             entropy: None,
             mdns: true,
+            gpu_type: DEFAULT_GPU_TYPE.into(),
+            display_modes: default_display_modes(),
         }
     }
 
@@ -192,6 +200,8 @@ pub async fn start(
             http_port: http_addr.port(),
             https_port: https_addr.port(),
             rtsp_port: cfg.rtsp_port,
+            gpu_type: cfg.gpu_type,
+            display_modes: cfg.display_modes,
         },
         unique_id: identity.unique_id(),
         identity,
@@ -200,6 +210,7 @@ pub async fn start(
         host,
         pin_submitted: watch::channel(0).0,
         pin_requested: watch::channel(0).0,
+        last_seen: Mutex::new(std::collections::HashMap::new()),
     });
     let (shutdown, _) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
