@@ -10,6 +10,8 @@
 
 use std::ops::Range;
 
+use crate::format::{Chroma, CodecKind, StreamFormat};
+
 /// NAL unit types used here (H.264 Table 7-1).
 pub mod nal_type {
     pub const SLICE: u8 = 1;
@@ -230,8 +232,108 @@ pub fn unescape_into(nal: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The [`StreamFormat`] of an H.264 SPS NAL (header byte included): profile, bit depth,
+/// chroma and the cropped picture size. `None` when truncated or malformed.
+pub fn sps_format(nal: &[u8]) -> Option<StreamFormat> {
+    if nal.first()? & 0x1f != nal_type::SPS {
+        return None;
+    }
+    let mut rbsp = Vec::with_capacity(nal.len());
+    unescape_into(&nal[1..], &mut rbsp);
+    let mut r = BitReader::new(&rbsp);
+    let profile = r.bits(8)? as u8;
+    r.bits(16)?; // constraint flags, level
+    r.ue()?; // sps id
+    let (mut chroma_format_idc, mut bit_depth) = (1, 8);
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format_idc = r.ue()?;
+        if chroma_format_idc == 3 {
+            r.bit()?;
+        }
+        bit_depth = r.ue()?.checked_add(8)?;
+        r.ue()?; // chroma bit depth
+        r.bit()?; // qpprime_y_zero_transform_bypass
+        if r.bit()? == 1 {
+            for i in 0..if chroma_format_idc == 3 { 12 } else { 8 } {
+                if r.bit()? == 1 {
+                    let size = if i < 6 { 16 } else { 64 };
+                    let (mut last, mut next) = (8i32, 8i32);
+                    for _ in 0..size {
+                        if next != 0 {
+                            next = (last + r.se()? + 256).rem_euclid(256);
+                        }
+                        if next != 0 {
+                            last = next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?;
+        }
+        1 => {
+            r.bit()?;
+            r.se()?;
+            r.se()?;
+            let n = r.ue()?;
+            if n > 255 {
+                return None;
+            }
+            for _ in 0..n {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?;
+    let width_mbs = r.ue()?.checked_add(1)?;
+    let height_units = r.ue()?.checked_add(1)?;
+    let frame_mbs_only = r.bit()?;
+    if frame_mbs_only == 0 {
+        r.bit()?;
+    }
+    r.bit()?;
+    let (sub_w, sub_h) = match chroma_format_idc {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let crop = if r.bit()? == 1 {
+        [r.ue()?, r.ue()?, r.ue()?, r.ue()?]
+    } else {
+        [0; 4]
+    };
+    let h_mul = 2 - frame_mbs_only;
+    let width = (width_mbs * 16).checked_sub(sub_w * (crop[0].checked_add(crop[1])?))?;
+    let height =
+        (height_units * 16 * h_mul).checked_sub(sub_h * h_mul * (crop[2].checked_add(crop[3])?))?;
+    Some(StreamFormat {
+        codec: CodecKind::H264,
+        profile,
+        bit_depth: u8::try_from(bit_depth).ok()?,
+        chroma: match chroma_format_idc {
+            0 => Chroma::Mono,
+            1 => Chroma::Yuv420,
+            2 => Chroma::Yuv422,
+            3 => Chroma::Yuv444,
+            _ => return None,
+        },
+        width,
+        height,
+        mastering: None,
+    })
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -290,9 +392,37 @@ mod tests {
         assert_eq!(out, [0, 0, 1, 0, 0]);
     }
 
+    /// A constrained-baseline SPS for 320x240 (20 x 15 macroblocks), bits written by hand.
+    pub(crate) fn sps_320x240() -> Vec<u8> {
+        let bits = format!(
+            "{:08b}{:08b}{:08b}1{}{}{}0{}{}11001",
+            66, 0xc0, 30, "1", "011", "010", "000010100", "0001111"
+        );
+        let mut v = vec![0, 0, 0, 1, 0x67];
+        v.extend(bits.as_bytes().chunks(8).map(|c| {
+            let s = std::str::from_utf8(c).unwrap();
+            u8::from_str_radix(&format!("{s:0<8}"), 2).unwrap()
+        }));
+        v
+    }
+
+    #[test]
+    fn sps_format_reads_size_and_depth() {
+        let sps = sps_320x240();
+        let f = sps_format(&sps[4..]).unwrap();
+        assert_eq!(
+            (f.codec, f.profile, f.bit_depth, f.chroma, f.width, f.height),
+            (CodecKind::H264, 66, 8, Chroma::Yuv420, 320, 240)
+        );
+        assert_eq!(sps_format(&[0x68, 0xce]), None);
+    }
+
     proptest! {
         #[test]
         fn hostile_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut sps = vec![0x67];
+            sps.extend(&data);
+            let _ = sps_format(&sps);
             let aus = access_unit_ranges(&data);
             for r in &aus {
                 prop_assert!(r.start <= r.end && r.end <= data.len());

@@ -9,13 +9,17 @@
 //! - [`synthetic::SyntheticSource`] draws a non-black moving pattern carrying the frame number in
 //!   large macroblock-aligned blocks that survive lossy H.264; [`synthetic::read_frame_number`]
 //!   reads it back from decoded pixels (used by encode tests and the Moonlight harness).
-//! - [`passthrough::PassthroughSource`] replays a pre-encoded Annex-B H.264 file access unit by
-//!   access unit, in a loop ([`annexb`] has the NAL/AU splitting).
+//! - [`passthrough::PassthroughSource`] replays a pre-encoded H.264, HEVC (Annex-B) or AV1
+//!   (OBU) file access unit by access unit, in a loop, and reports its [`format::StreamFormat`]
+//!   ([`annexb`], [`hevc`] and [`av1`] have the per-codec splitting and header readers).
 //! - [`kms`] probes DRM/KMS at run time for a scanout framebuffer; frame capture from it is not
 //!   implemented yet (detection only, not verified on hardware).
 #![forbid(unsafe_code)]
 
 pub mod annexb;
+pub mod av1;
+pub mod format;
+pub mod hevc;
 pub mod kms;
 pub mod passthrough;
 pub mod synthetic;
@@ -33,7 +37,7 @@ pub enum CaptureError {
     NotAvailable(String),
     /// Reading the input (file, device) failed.
     Io(std::io::Error),
-    /// The input file is not a usable Annex-B H.264 stream.
+    /// The input file is not a usable H.264, HEVC or AV1 stream.
     BadStream(String),
     /// The caller's frame has the wrong geometry or format for this source.
     Frame(FrameError),
@@ -45,7 +49,7 @@ impl std::fmt::Display for CaptureError {
             Self::Config(m) => write!(f, "capture config: {m}"),
             Self::NotAvailable(m) => write!(f, "capture not available: {m}"),
             Self::Io(e) => write!(f, "capture io: {e}"),
-            Self::BadStream(m) => write!(f, "bad H.264 stream: {m}"),
+            Self::BadStream(m) => write!(f, "bad video stream: {m}"),
             Self::Frame(e) => write!(f, "frame: {e}"),
         }
     }
