@@ -17,7 +17,10 @@
 //! - Shutdown: empty
 //! - Event: tag u8, then 1 SessionStarted {id u64} | 2 SessionUpdated {id u64} |
 //!   3 SessionEnded {id u64, reason u8} | 4 TransportChosen {id u64, transport u8, detail str(1024)} |
-//!   5 SessionError {id u64, detail str(1024)}; other tags decode to `Event::Unknown`
+//!   5 SessionError {id u64, detail str(1024)} | 6 VideoCaps {encoder str(256), count u16 (≤ 32),
+//!   count × {codec u8, profile u8, bit_depth u8, yuv444 bool}, hdr `Option<13 × u16>`
+//!   (primaries R, G, B x/y, white x/y, max/min luminance, MaxCLL, MaxFALL, 0)} (minor 2);
+//!   other tags decode to `Event::Unknown`
 //! - Error: code u16, in_reply_to u16, detail str(1024)
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -211,8 +214,91 @@ fn encode_event(w: &mut Writer<'_>, e: &Event) {
             w.u64(*id);
             w.str("detail", detail, MAX_TEXT_LEN);
         }
+        Event::VideoCaps(c) => {
+            w.u8(6);
+            w.str("encoder", &c.encoder, MAX_NAME_LEN);
+            if w.count("video formats", c.formats.len(), MAX_VIDEO_FORMATS) {
+                for f in &c.formats {
+                    w.u8(f.codec as u8);
+                    w.u8(f.profile);
+                    w.u8(f.bit_depth);
+                    w.bool(f.yuv444);
+                }
+            }
+            w.bool(c.hdr.is_some());
+            if let Some(h) = &c.hdr {
+                for v in hdr_fields(h) {
+                    w.u16(v);
+                }
+            }
+        }
         Event::Unknown { tag } => w.u8(*tag),
     }
+}
+
+/// The 13 u16 fields of [`HdrMetadata`] in wire order.
+fn hdr_fields(h: &HdrMetadata) -> [u16; 13] {
+    let p = &h.primaries;
+    [
+        p[0].0,
+        p[0].1,
+        p[1].0,
+        p[1].1,
+        p[2].0,
+        p[2].1,
+        h.white_point.0,
+        h.white_point.1,
+        h.max_luminance,
+        h.min_luminance,
+        h.max_cll,
+        h.max_fall,
+        0,
+    ]
+}
+
+fn codec_of(r: &Reader<'_>, v: u8) -> Result<Codec, DecodeError> {
+    match v {
+        1 => Ok(Codec::H264),
+        2 => Ok(Codec::Hevc),
+        3 => Ok(Codec::Av1),
+        v => Err(r.bad("video codec", u64::from(v))),
+    }
+}
+
+fn decode_video_caps(r: &mut Reader<'_>) -> Result<VideoCaps, DecodeError> {
+    let encoder = r.str("encoder", MAX_NAME_LEN)?;
+    let n = r.count("video formats", MAX_VIDEO_FORMATS)?;
+    let mut formats = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = r.u8("format codec")?;
+        formats.push(VideoFormat {
+            codec: codec_of(r, c)?,
+            profile: r.u8("format profile")?,
+            bit_depth: r.u8("format bit_depth")?,
+            yuv444: r.bool("format yuv444")?,
+        });
+    }
+    let hdr = if r.bool("hdr present")? {
+        let mut v = [0u16; 13];
+        for x in &mut v {
+            *x = r.u16("hdr field")?;
+        }
+        Some(HdrMetadata {
+            primaries: [(v[0], v[1]), (v[2], v[3]), (v[4], v[5])],
+            white_point: (v[6], v[7]),
+            max_luminance: v[8],
+            min_luminance: v[9],
+            max_cll: v[10],
+            max_fall: v[11],
+        })
+    } else {
+        None
+    };
+    Ok(VideoCaps {
+        encoder,
+        formats,
+        hdr,
+    })
 }
 
 /// Validates the framing of a datagram: size bounds, magic, and body length.
@@ -392,11 +478,9 @@ fn decode_session_start(r: &mut Reader<'_>, minor: u16) -> Result<SessionStart, 
         bitrate_kbps: r.u32("video bitrate_kbps")?,
         packet_size: r.u16("video packet_size")?,
         fec_percent: r.u8("video fec_percent")?,
-        codec: match r.u8("video codec")? {
-            1 => Codec::H264,
-            2 => Codec::Hevc,
-            3 => Codec::Av1,
-            v => return Err(r.bad("video codec", u64::from(v))),
+        codec: {
+            let c = r.u8("video codec")?;
+            codec_of(r, c)?
         },
     };
     let audio = AudioParams {
@@ -468,6 +552,7 @@ fn decode_event(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
             id: r.u64("id")?,
             detail: r.str("detail", MAX_TEXT_LEN)?,
         },
+        6 => Event::VideoCaps(decode_video_caps(r)?),
         tag => Event::Unknown { tag },
     })
 }

@@ -51,7 +51,8 @@ pub const MAGIC: [u8; 4] = *b"STRL";
 /// Protocol major version spoken by this build.
 pub const MAJOR: u16 = 1;
 /// Protocol minor version spoken by this build. 1: SessionStart carries `StreamOptions`.
-pub const MINOR: u16 = 1;
+/// 2: the `VideoCaps` event (the data plane's encoder capabilities, after every handshake).
+pub const MINOR: u16 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 14;
 /// Largest datagram either side sends or accepts (header included). 64 KiB holds a stats

@@ -93,6 +93,45 @@ pub enum Codec {
     Av1 = 3,
 }
 
+/// One format an encoder can produce (GameStream's ServerCodecModeSupport bits and the
+/// DESCRIBE/ANNOUNCE codec checks are derived from a list of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFormat {
+    pub codec: Codec,
+    /// The codec's profile number (H.264 `profile_idc`, HEVC `general_profile_idc`, AV1
+    /// `seq_profile`); informational.
+    pub profile: u8,
+    pub bit_depth: u8,
+    /// 4:4:4 chroma (else 4:2:0).
+    pub yuv444: bool,
+}
+
+/// HDR10 static metadata as the GameStream HDR message (0x010e) carries it: chromaticities in
+/// 0.00002 steps, R, G, B order; max luminance in cd/m², min in 0.0001 cd/m²; MaxCLL, MaxFALL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HdrMetadata {
+    pub primaries: [(u16, u16); 3],
+    pub white_point: (u16, u16),
+    pub max_luminance: u16,
+    pub min_luminance: u16,
+    pub max_cll: u16,
+    pub max_fall: u16,
+}
+
+/// What the data plane's active encoder can produce (sent after every handshake, since minor 2).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VideoCaps {
+    /// The encoder's name and a short reason ("openh264", "passthrough: clip.hevc").
+    pub encoder: String,
+    /// At most [`MAX_VIDEO_FORMATS`].
+    pub formats: Vec<VideoFormat>,
+    /// The source's mastering metadata, when it has HDR content.
+    pub hdr: Option<HdrMetadata>,
+}
+
+/// Most formats one [`VideoCaps`] lists.
+pub const MAX_VIDEO_FORMATS: usize = 32;
+
 /// The FEC percentage a session starts with unless configured otherwise: Sunshine's default, the
 /// F of the GameStream bitrate formula (`gamestream-host.md` §A14 step 2, §A18), used for native
 /// sessions too. Session policy, owned by the control plane: it picks each session's percentage
@@ -170,6 +209,13 @@ impl StreamOptions {
     pub const ENCRYPT_AUDIO: u32 = 0x02;
     /// The client sends SS_FRAME_FEC_STATUS (ML_FF_FEC_STATUS): FEC may adapt.
     pub const FEC_STATUS: u32 = 0x04;
+    /// The client asked for 10-bit video (HEVC Main10, AV1 Main 10-bit: `dynamicRangeMode` 1).
+    pub const TEN_BIT: u32 = 0x08;
+    /// The client asked for HDR (`dynamicRangeMode` 1); the control plane sends the HDR
+    /// metadata on the control stream, the data plane only checks the format.
+    pub const HDR: u32 = 0x10;
+    /// The client asked for 4:4:4 chroma (`chromaSamplingType` 1).
+    pub const YUV444: u32 = 0x20;
 
     pub fn has(&self, bit: u32) -> bool {
         self.flags & bit == bit
@@ -320,6 +366,8 @@ pub enum Event {
         id: u64,
         detail: String,
     },
+    /// Process-wide (since minor 2): what the encoder can produce.
+    VideoCaps(VideoCaps),
     Unknown {
         tag: u8,
     },

@@ -124,7 +124,35 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         (any::<u64>(), text(MAX_TEXT_LEN))
             .prop_map(|(id, detail)| Event::SessionError { id, detail }),
-        (6u8..=255).prop_map(|tag| Event::Unknown { tag }),
+        (
+            text(MAX_NAME_LEN),
+            proptest::collection::vec(
+                (1u8..=3, any::<u8>(), any::<u8>(), any::<bool>()),
+                0..MAX_VIDEO_FORMATS
+            ),
+            proptest::option::of(any::<[u16; 12]>()),
+        )
+            .prop_map(|(encoder, formats, hdr)| Event::VideoCaps(VideoCaps {
+                encoder,
+                formats: formats
+                    .into_iter()
+                    .map(|(c, profile, bit_depth, yuv444)| VideoFormat {
+                        codec: [Codec::H264, Codec::Hevc, Codec::Av1][usize::from(c - 1)],
+                        profile,
+                        bit_depth,
+                        yuv444,
+                    })
+                    .collect(),
+                hdr: hdr.map(|v| HdrMetadata {
+                    primaries: [(v[0], v[1]), (v[2], v[3]), (v[4], v[5])],
+                    white_point: (v[6], v[7]),
+                    max_luminance: v[8],
+                    min_luminance: v[9],
+                    max_cll: v[10],
+                    max_fall: v[11],
+                }),
+            })),
+        (7u8..=255).prop_map(|tag| Event::Unknown { tag }),
     ]
 }
 

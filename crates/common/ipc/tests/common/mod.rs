@@ -131,6 +131,26 @@ pub fn samples() -> Vec<(&'static str, Message)> {
             }),
         ),
         (
+            "event_video_caps",
+            Message::Event(Event::VideoCaps(VideoCaps {
+                encoder: "passthrough: hdr10.hevc".into(),
+                formats: vec![VideoFormat {
+                    codec: Codec::Hevc,
+                    profile: 2,
+                    bit_depth: 10,
+                    yuv444: false,
+                }],
+                hdr: Some(HdrMetadata {
+                    primaries: [(34000, 16000), (13250, 34500), (7500, 3000)],
+                    white_point: (15635, 16450),
+                    max_luminance: 1000,
+                    min_luminance: 1,
+                    max_cll: 1000,
+                    max_fall: 400,
+                }),
+            })),
+        ),
+        (
             "error",
             Message::Error(ErrorMsg {
                 code: ErrorCode::UnknownKind,
