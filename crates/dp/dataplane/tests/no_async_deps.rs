@@ -94,6 +94,7 @@ const ROLES: &[(&str, Role)] = &[
     ("strahl-enet", Role::Cp),
     ("strahl-input", Role::Cp),
     ("strahl-status", Role::Cp),
+    ("strahl-native", Role::Cp),
     ("strahl-testkit", Role::Test),
     ("strahl-e2e", Role::Test),
     ("strahl-bench", Role::Bench),
