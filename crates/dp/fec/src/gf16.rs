@@ -9,12 +9,32 @@
 //!   largest shape has been seen there is no allocation per frame.
 //! - The decoder is only invoked when a data shard is actually missing: its transform has a fixed
 //!   cost of about 190 µs per frame (docs/measurements.md §fec), so "all data arrived" must be free.
+//! - Few erasures (up to [`FAST_MAX_ERASURES`] missing data shards) are recovered without that
+//!   transform: `fast` solves the small system from the code's closed-form coefficients
+//!   (`field`) and runs one SIMD multiply-accumulate pass (`kernel`, best [`Gf16Kernel`] at run
+//!   time). Same code, same bytes: property-tested against the crate's own decoder.
 //! - `parity == 0` is a valid "FEC off" shape here: encode does nothing, reconstruct succeeds
 //!   only when every data shard is present.
 
 use reed_solomon_simd::{Error as RsError, ReedSolomonDecoder, ReedSolomonEncoder};
 
 use crate::FecError;
+
+mod fast;
+mod field;
+mod kernel;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod simd_x86;
+
+pub use kernel::Gf16Kernel;
+
+/// Most missing data shards the few-erasure path takes; more go to `reed-solomon-simd`'s FFT
+/// decoder. The fast path's cost grows with `e * k`, the crate's is about flat in `e`; the
+/// crossover measured by `strahl-bench fec` (`gf16_fast_crossover`, docs/measurements.md
+/// §fec few-erasure decode) is far above this, which is kept lower so the coefficient set-up
+/// (`O(e^2 k)`) stays small on the latency path.
+pub const FAST_MAX_ERASURES: usize = 16;
 
 /// Most shards in one GF(2^16) block.
 pub const MAX_SHARDS: usize = 65535;
@@ -71,11 +91,39 @@ impl Default for Gf16Encoder {
 /// Decoder that keeps its working memory between frames.
 pub struct Gf16Decoder {
     inner: Option<ReedSolomonDecoder>,
+    fast: Option<fast::FastDecoder>,
+    kernel: Gf16Kernel,
+    fast_limit: usize,
+    fast_decodes: u64,
 }
 
 impl Gf16Decoder {
     pub fn new() -> Self {
-        Gf16Decoder { inner: None }
+        Self::with_kernel(Gf16Kernel::best())
+    }
+
+    /// A decoder whose few-erasure path runs on `kernel` (an unavailable one runs scalar); for
+    /// tests and benches, which compare kernels.
+    pub fn with_kernel(kernel: Gf16Kernel) -> Self {
+        Gf16Decoder {
+            inner: None,
+            fast: None,
+            kernel,
+            fast_limit: FAST_MAX_ERASURES,
+            fast_decodes: 0,
+        }
+    }
+
+    /// Blocks recovered by the few-erasure path so far (the rest of the decodes that had work to
+    /// do went through the crate's decoder).
+    pub fn fast_decodes(&self) -> u64 {
+        self.fast_decodes
+    }
+
+    /// Most missing data shards recovered by the few-erasure path (default
+    /// [`FAST_MAX_ERASURES`]; 0 always uses the crate's decoder). For tests and benches.
+    pub fn set_fast_limit(&mut self, limit: usize) {
+        self.fast_limit = limit;
     }
 
     /// `shards` holds `data + parity` equal-length buffers in index order (data first);
@@ -107,6 +155,16 @@ impl Gf16Decoder {
         let have_data = present[..d].iter().filter(|&&b| b).count();
         if have_data == d {
             return Ok(()); // the common case: no transform at all
+        }
+        if d - have_data <= self.fast_limit {
+            let kernel = self.kernel;
+            let fast = self
+                .fast
+                .get_or_insert_with(|| fast::FastDecoder::new(kernel));
+            if fast.reconstruct(d, p, shards, present, len) {
+                self.fast_decodes += 1;
+                return Ok(());
+            }
         }
         let dec = match &mut self.inner {
             Some(dec) => {

@@ -3,7 +3,9 @@
 //! Contract (callers in `strahl-packetize` and the bench rely on these signatures):
 //! - [`gf16`]: GF(2^16) via `reed-solomon-simd`, one block per frame, up to 65535 shards in total,
 //!   shard length even. Encode writes parity into caller-owned buffers; decode recovers from any
-//!   `k` of `k + m` shards.
+//!   `k` of `k + m` shards. Up to [`gf16::FAST_MAX_ERASURES`] missing data shards are recovered by
+//!   our own few-erasure solver (closed-form coefficients of the crate's code, SIMD GF(2^16)
+//!   multiply-accumulate on the best [`gf16::Gf16Kernel`]), byte-identical to the crate's decoder.
 //! - [`gf8`]: our own GF(2^8) systematic Cauchy code, byte-identical to Moonlight's nanors
 //!   (polynomial 0x11D, coefficient `inv((p + i) ^ j)`, `d + p <= 255`). [`gf8::Gf8Code`] is a
 //!   plain value (no allocation): coefficients come from the inverse table at encode time.
@@ -17,7 +19,7 @@
 //! - Measured on the dev VM (`strahl-bench fec`, medians): GF(2^8) encode at (212, 43) x 1392 B
 //!   ~3.5 GiB/s on gfni512, ~7x `reed-solomon-erasure`; the GF(2^16) wrapper within noise of raw
 //!   `reed-solomon-simd`.
-#![deny(unsafe_code)] // only `gf8::simd_x86` (std::arch intrinsics) is allowed unsafe, each block with a SAFETY note
+#![deny(unsafe_code)] // only `gf8::simd_x86` and `gf16::simd_x86` (std::arch intrinsics) are allowed unsafe, each block with a SAFETY note
 
 pub mod gf16;
 pub mod gf8;
