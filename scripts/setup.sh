@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 # curl: the namespace e2e tests read the status server from inside the host namespace.
 # systemd shellcheck edid-decode: the appliance's offline checks (crates/test/appliance):
 # systemd-analyze verify/security, systemd-sysusers/-tmpfiles, systemctl --root preset.
-APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium curl systemd shellcheck edid-decode)
+# pipewire pipewire-bin wireplumber dbus-daemon: the audio-capture tests run a private PipeWire
+# (strahl_testkit::pipewire); the data plane captures through pw-record (pipewire-bin).
+APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium curl systemd shellcheck edid-decode pipewire pipewire-bin wireplumber dbus-daemon)
 # moonlight-python ships CPython-ABI-specific wheels (cp310..cp313): the venv pins the interpreter's minor.
 MOONLIGHT_PYTHON_VERSION=0.3.0
 VENV=.venv

@@ -10,10 +10,15 @@
 //!   into a caller-owned buffer; the steady state does not allocate.
 //! - [`tone::ToneSource`] generates deterministic interleaved i16 sines (440 Hz left, 660 Hz
 //!   right, other channels on their own frequencies) for tests and the synthetic session.
+//! - [`pipewire`] captures the box's sound (the default sink's monitor) through `pw-record`,
+//!   detected at run time, behind a [`jitter::JitterBuffer`] that turns PipeWire's bursts into
+//!   steady packets (silence while priming or while the capture is down, never blocking).
 #![forbid(unsafe_code)]
 
 pub mod encoder;
+pub mod jitter;
 pub mod layout;
+pub mod pipewire;
 pub mod tone;
 
 /// Sample rate of every GameStream audio stream.
@@ -26,6 +31,8 @@ pub enum AudioError {
     Config(String),
     /// libopus returned an error.
     Opus(opus::Error),
+    /// The capture process (PipeWire's `pw-record`) could not start or failed.
+    Capture(String),
 }
 
 impl std::fmt::Display for AudioError {
@@ -33,6 +40,7 @@ impl std::fmt::Display for AudioError {
         match self {
             Self::Config(m) => write!(f, "audio config: {m}"),
             Self::Opus(e) => write!(f, "opus: {e}"),
+            Self::Capture(m) => write!(f, "audio capture: {m}"),
         }
     }
 }

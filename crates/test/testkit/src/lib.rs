@@ -16,11 +16,13 @@
 //!
 //! With the `browser` feature, [`browser`] drives headless Chromium over DevTools (the
 //! status-page tests). [`python`] finds the interpreter that runs the Moonlight core and the other
-//! Python test peers.
+//! Python test peers. [`pipewire`] runs a private PipeWire (D-Bus, pipewire, WirePlumber and a
+//! null sink) for the audio-capture tests.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod pipewire;
 pub mod python;
 
 use std::alloc::{GlobalAlloc, Layout, System};
