@@ -21,7 +21,9 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::identity::HostIdentity;
-use crate::launch::{DisplayMode, HostError, HostState, LaunchParams, LaunchRequest, SessionHost};
+use crate::launch::{
+    DisplayMode, HostError, HostState, LaunchParams, LaunchRequest, SessionHost, VideoSupport,
+};
 use crate::paired::{PairedClient, PairedStore};
 use crate::pairing::{PairReply, PairStep, Pairing, PinPoll};
 use crate::query::{Query, encode_hex};
@@ -42,6 +44,9 @@ pub const GS_VERSION: &str = "7.1.431.0";
 pub const DEFAULT_GPU_TYPE: &str = "strahl software encoder";
 /// ServerCodecModeSupport bit for H.264 (§A4).
 pub const SCM_H264: u32 = 0x1;
+/// The SCM bits of every HEVC format (Main, Main10, RExt 4:4:4 8/10-bit): MaxLumaPixelsHEVC is
+/// non-zero with any of them.
+pub const SCM_ANY_HEVC: u32 = 0x100 | 0x200 | 0x80000 | 0x100000;
 /// The message clients see for an unpaired certificate on HTTPS (§A3).
 pub const UNAUTHORIZED_MESSAGE: &str =
     "The client is not authorized. Certificate verification failed.";
@@ -54,6 +59,8 @@ pub struct App {
     /// Stable positive id.
     pub id: u32,
     pub title: String,
+    /// Not read by /applist: its `IsHdrSupported` follows the encoder (10-bit available,
+    /// [`crate::VideoSupport::hdr`]), because every app streams the same desktop picture.
     pub hdr_supported: bool,
 }
 
@@ -203,6 +210,7 @@ impl Shared {
     /// `currentgame` are for that client ([`HostState`]).
     fn serverinfo(&self, ctx: &RequestCtx, client: Option<&[u8]>) -> XmlReply {
         let i = &self.info;
+        let video = self.video_support();
         let https_authorised = client.is_some();
         let (current_game, busy) = match self.host.state_for(client) {
             HostState::Free => (0, false),
@@ -222,7 +230,7 @@ impl Shared {
             .field("ExternalPort", i.http_port)
             .field(
                 "MaxLumaPixelsHEVC",
-                if i.codec_mode_support & 0x100 != 0 {
+                if video.codec_mode_support & SCM_ANY_HEVC != 0 {
                     "1869449984"
                 } else {
                     "0"
@@ -239,7 +247,7 @@ impl Shared {
             .field("LocalIP", local_ip)
             .field("gputype", &i.gpu_type)
             .field("GsVersion", GS_VERSION)
-            .field("ServerCodecModeSupport", i.codec_mode_support)
+            .field("ServerCodecModeSupport", video.codec_mode_support)
             .field("PairStatus", u8::from(https_authorised))
             .field("currentgame", current_game)
             .field(
@@ -371,11 +379,21 @@ impl Shared {
         }
     }
 
+    /// What the encoder makes now (the session host's live report), else the configured SCM.
+    fn video_support(&self) -> VideoSupport {
+        self.host.video_support().unwrap_or(VideoSupport {
+            codec_mode_support: self.info.codec_mode_support,
+            hdr: false,
+        })
+    }
+
     fn applist(&self) -> XmlReply {
+        let hdr = self.video_support().hdr;
         let mut x = XmlReply::new(200);
         for app in &self.info.apps {
             let mut a = XmlReply::new(200);
-            a.push("IsHdrSupported", if app.hdr_supported { "1" } else { "0" });
+            // Every app is the desktop's picture: HDR exactly when the encoder can make it.
+            a.push("IsHdrSupported", if hdr { "1" } else { "0" });
             a.push("AppTitle", &app.title);
             a.push("ID", &app.id.to_string());
             a.push("IsAppCollectorGame", "0");

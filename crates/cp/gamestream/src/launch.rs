@@ -171,6 +171,20 @@ pub trait SessionHost: Send + Sync + 'static {
     /// /serverinfo for the asking client; `None` over HTTP, where the asker is anonymous (it is
     /// answered as a client without a session).
     fn state_for(&self, client_cert_der: Option<&[u8]>) -> HostState;
+    /// What the host's encoder can make now (its SCM bits and whether it can make HDR), for
+    /// /serverinfo and /applist; `None`: not known (yet), the configured SCM is reported.
+    fn video_support(&self) -> Option<VideoSupport> {
+        None
+    }
+}
+
+/// The encoder's capabilities as nvhttp reports them (§A4, §A6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoSupport {
+    /// ServerCodecModeSupport; never 0.
+    pub codec_mode_support: u32,
+    /// A 10-bit format is available: /applist says `IsHdrSupported` 1 for HDR-capable apps.
+    pub hdr: bool,
 }
 
 /// One recorded call on `RecordingSessionHost`.
@@ -190,6 +204,8 @@ pub const MAX_RECORDED_EVENTS: usize = 1024;
 struct Recorded {
     /// Running app per client certificate.
     apps: std::collections::BTreeMap<Vec<u8>, u32>,
+    /// What `video_support` answers (set by tests).
+    video: Option<VideoSupport>,
     events: Vec<HostEvent>,
 }
 
@@ -217,6 +233,11 @@ impl RecordingSessionHost {
             max_sessions: usize::from(max_sessions.max(1)),
             inner: Mutex::new(Recorded::default()),
         }
+    }
+
+    /// Makes `video_support` answer `v` (an encoder's report).
+    pub fn set_video_support(&self, v: Option<VideoSupport>) {
+        self.lock().video = v;
     }
 
     /// Events so far, oldest first.
@@ -277,6 +298,10 @@ impl SessionHost for RecordingSessionHost {
         g.apps.remove(client_cert_der);
         Self::record(&mut g, HostEvent::Cancel(client_cert_der.to_vec()));
         Ok(())
+    }
+
+    fn video_support(&self) -> Option<VideoSupport> {
+        self.lock().video
     }
 
     fn state_for(&self, client_cert_der: Option<&[u8]>) -> HostState {

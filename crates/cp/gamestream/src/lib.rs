@@ -44,10 +44,11 @@ pub mod server;
 pub mod tls;
 pub mod xml;
 
-pub use handlers::{APP_VERSION, App, GFE_VERSION, SCM_H264};
+pub use handlers::{APP_VERSION, App, GFE_VERSION, SCM_ANY_HEVC, SCM_H264};
 pub use identity::HostIdentity;
 pub use launch::{
-    HostError, HostEvent, HostState, LaunchParams, LaunchRequest, RecordingSessionHost, SessionHost,
+    HostError, HostEvent, HostState, LaunchParams, LaunchRequest, RecordingSessionHost,
+    SessionHost, VideoSupport,
 };
 pub use pairing::{PendingPin, PinError};
 pub use server::{ServerConfig, ServerHandle, StartError, start};

@@ -320,6 +320,45 @@ async fn paired_client_over_https() {
             "<App><IsHdrSupported>0</IsHdrSupported><AppTitle>Desktop</AppTitle><ID>1</ID>"
         )
     );
+    // The encoder's live report decides the codec bits, MaxLumaPixelsHEVC and IsHdrSupported:
+    // an HEVC Main10 clip → only 0x200, HEVC pixels, HDR.
+    host.set_video_support(Some(strahl_gamestream::VideoSupport {
+        codec_mode_support: 0x200,
+        hdr: true,
+    }));
+    let r = https_get(&server, &client, "/serverinfo?uniqueid=0123456789ABCDEF").await;
+    assert!(
+        r.text()
+            .contains("<ServerCodecModeSupport>512</ServerCodecModeSupport>")
+            && r.text()
+                .contains("<MaxLumaPixelsHEVC>1869449984</MaxLumaPixelsHEVC>"),
+        "{}",
+        r.text()
+    );
+    let r = https_get(&server, &client, "/applist").await;
+    assert!(
+        r.text().contains("<IsHdrSupported>1</IsHdrSupported>"),
+        "{}",
+        r.text()
+    );
+    // AV1 8-bit only: no HEVC pixels, no HDR.
+    host.set_video_support(Some(strahl_gamestream::VideoSupport {
+        codec_mode_support: 0x10000,
+        hdr: false,
+    }));
+    let r = https_get(&server, &client, "/serverinfo?uniqueid=0123456789ABCDEF").await;
+    assert!(
+        r.text()
+            .contains("<ServerCodecModeSupport>65536</ServerCodecModeSupport>")
+            && r.text()
+                .contains("<MaxLumaPixelsHEVC>0</MaxLumaPixelsHEVC>"),
+        "{}",
+        r.text()
+    );
+    let r = https_get(&server, &client, "/applist").await;
+    assert!(r.text().contains("<IsHdrSupported>0</IsHdrSupported>"));
+    host.set_video_support(None);
+
     let r = https_get(&server, &client, "/appasset?appid=1&AssetType=2&AssetIdx=0").await;
     assert_eq!(r.header("content-type"), Some("image/png"));
     assert_eq!(r.body, APP_ASSET_PNG);
