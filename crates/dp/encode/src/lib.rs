@@ -12,9 +12,10 @@
 //!   with [`EncodeError::AccessUnitTooLarge`] and the next AU is an IDR.
 //!
 //! Backends: [`openh264_enc::OpenH264Encoder`] (software, always available),
-//! [`passthrough::PassthroughEncoder`] (replays a pre-encoded file), and NVENC detection
-//! ([`nvenc`], run-time `dlopen`, no link-time NVIDIA dependency). [`select::choose`] picks one.
-//! `unsafe` lives only in [`sys`] (FFI), with SAFETY notes.
+//! [`passthrough::PassthroughEncoder`] (replays a pre-encoded file), and NVENC
+//! ([`nvenc`], run-time `dlopen` of the driver and CUDA, no link-time NVIDIA dependency).
+//! [`select::choose`] picks one. `unsafe` lives only in [`sys`] and NVENC's two driver
+//! bindings (`nvenc::ffi`, `nvenc::cuda`), with SAFETY notes.
 #![deny(unsafe_code)]
 
 pub mod nvenc;
@@ -41,6 +42,9 @@ pub enum EncodeError {
     AccessUnitTooLarge { len: usize, cap: usize },
     /// The backend library reported an error.
     Backend(String),
+    /// The GPU went away or stopped working mid-stream; this encoder is unusable and the
+    /// caller should switch to the software encoder ([`nvenc::fallback`]).
+    DeviceLost(String),
 }
 
 impl std::fmt::Display for EncodeError {
@@ -57,6 +61,7 @@ impl std::fmt::Display for EncodeError {
                 )
             }
             Self::Backend(m) => write!(f, "encoder backend: {m}"),
+            Self::DeviceLost(m) => write!(f, "encoder device lost: {m}"),
         }
     }
 }
@@ -105,6 +110,12 @@ pub trait Encoder {
     fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) -> Result<EncodedInfo, EncodeError>;
     /// Makes the next AU an IDR (with SPS and PPS first).
     fn request_idr(&mut self);
+    /// The client lost frames `first..=last`: stop referencing them. Backends that cannot
+    /// invalidate references send an IDR instead (this default).
+    fn invalidate_frames(&mut self, first: u32, last: u32) {
+        let _ = (first, last);
+        self.request_idr();
+    }
     /// Changes the target bitrate (bits per second) from the next frame on.
     fn set_bitrate(&mut self, bps: u32) -> Result<(), EncodeError>;
     /// Sets or clears the AU size cap in bytes.

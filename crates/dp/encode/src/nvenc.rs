@@ -1,25 +1,42 @@
-//! NVENC detection: is NVIDIA's encoder usable on this machine?
+//! NVENC: detection ([`detect`]) and the encoder ([`session::NvencEncoder`]).
 //!
-//! The library is `dlopen`ed at run time ([`LIBRARY`]); nothing NVIDIA is linked, so the binary
-//! starts on machines without the driver. Detection resolves `NvEncodeAPIGetMaxSupportedVersion`
-//! and `NvEncodeAPICreateInstance`, checks the driver's API version against [`API_MAJOR`].
-//! [`API_MINOR`] and asks the driver for its function table — the same first steps FFmpeg and
-//! Sunshine take.
+//! Nothing NVIDIA is linked, so the binary starts on machines without the driver: the encode
+//! library is `dlopen`ed at run time ([`LIBRARY`]) and used through its function table
+//! ([`ffi`]), CUDA through `cudarc` with dynamic loading ([`cuda`]). Detection resolves
+//! `NvEncodeAPIGetMaxSupportedVersion` and `NvEncodeAPICreateInstance`, checks the driver's API
+//! version against [`API_MAJOR`].[`API_MINOR`] (the SDK 12.1 structs we fill) and asks for the
+//! function table — the same first steps FFmpeg takes.
 //!
-//! Scope: detection, version query and function-table creation only. Opening an encode session
-//! needs a CUDA context and the session/config structs; that is **not implemented**, so
-//! [`select`](crate::select) never picks NVENC yet. **Not verified on hardware** (this machine has
-//! no NVIDIA driver; note that data-centre GPUs such as H100 have no NVENC engine even with the
-//! driver present).
+//! The session logic is generic over the seam in [`api`] (`NvencApi` = the function table,
+//! `CudaApi` = the CUDA calls) and is tested against a recording fake (`fake`, test-only):
+//! formats and modifiers passed through, IDR and reference invalidation on request, bitrate
+//! change, every buffer released on every path, device loss and a missing driver surfaced as
+//! typed errors. [`fallback`] swaps in the software encoder when the GPU is lost.
+//!
+//! **Not verified on hardware**: this machine has no NVIDIA GPU; the real table and CUDA
+//! bindings ran only as far as "library not found" here. On a machine with one, run
+//! `strahl-dataplane selftest --out FILE`. Data-centre GPUs such as the H100 have no NVENC
+//! engine even with the driver present (opening a session reports it unsupported).
+
+pub mod api;
+pub mod cuda;
+pub mod fallback;
+pub mod ffi;
+pub mod session;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod session_tests;
 
 use crate::EncodeError;
 use crate::sys::NvEncodeLib;
 
 /// The driver's encode library soname.
 pub const LIBRARY: &str = "libnvidia-encode.so.1";
-/// The NVENC API version we build our structs for (SDK 12.0: drivers ≥ 520).
-pub const API_MAJOR: u32 = 12;
-pub const API_MINOR: u32 = 0;
+/// The NVENC API version we build our structs for (SDK 12.1: drivers ≥ 530).
+pub const API_MAJOR: u32 = nvidia_video_codec_sdk::sys::nvEncodeAPI::NVENCAPI_MAJOR_VERSION;
+pub const API_MINOR: u32 = nvidia_video_codec_sdk::sys::nvEncodeAPI::NVENCAPI_MINOR_VERSION;
 
 /// `NVENCAPI_VERSION` = major | minor << 24.
 pub const fn api_version(major: u32, minor: u32) -> u32 {
@@ -46,6 +63,16 @@ pub struct NvencInfo {
 /// Splits the driver's `(major << 4) | minor` version word.
 pub const fn split_version(v: u32) -> (u32, u32) {
     (v >> 4, v & 0xf)
+}
+
+/// The encoder on the real driver.
+pub type RealEncoder = session::NvencEncoder<ffi::RealNvenc, cuda::RealCuda>;
+
+/// Loads the driver's encode library and CUDA, and opens a session.
+pub fn open(cfg: session::NvencConfig) -> Result<RealEncoder, EncodeError> {
+    let nv = ffi::RealNvenc::load().map_err(|e| EncodeError::NotAvailable(e.to_string()))?;
+    let cuda = cuda::RealCuda::load().map_err(|e| EncodeError::NotAvailable(e.to_string()))?;
+    session::NvencEncoder::open(nv, cuda, cfg)
 }
 
 /// Probes [`LIBRARY`].
@@ -87,8 +114,16 @@ mod tests {
 
     #[test]
     fn version_words() {
-        // SDK 12.0: NVENCAPI_VERSION = 12, function list struct version 2.
-        assert_eq!(FUNCTION_LIST_VERSION, 12 | (2 << 16) | (7 << 28));
+        // SDK 12.1: NVENCAPI_VERSION = 12 | 1 << 24, function list struct version 2 — the
+        // same word the SDK bindings define.
+        assert_eq!(
+            FUNCTION_LIST_VERSION,
+            12 | (1 << 24) | (2 << 16) | (7 << 28)
+        );
+        assert_eq!(
+            FUNCTION_LIST_VERSION,
+            nvidia_video_codec_sdk::sys::nvEncodeAPI::NV_ENCODE_API_FUNCTION_LIST_VER
+        );
         assert_eq!(api_version(12, 1), 12 | (1 << 24));
         assert_eq!(split_version(0xc2), (12, 2));
     }

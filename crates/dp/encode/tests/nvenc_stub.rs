@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use strahl_encode::EncodeError;
+use strahl_encode::nvenc::api::NvError;
+use strahl_encode::nvenc::ffi::RealNvenc;
 use strahl_encode::nvenc::{FUNCTION_LIST_VERSION, detect_library};
 
 const STUB: &str = r#"
@@ -16,7 +18,7 @@ const STUB: &str = r#"
 static void fake_fn(void) {}
 int NvEncodeAPIGetMaxSupportedVersion(uint32_t *v) { *v = MAXVER; return 0; }
 /* Mirrors the driver: refuse a struct version other than the expected one
-   (NV_ENCODE_API_FUNCTION_LIST_VER for API 12.0), else fill FNS slots. */
+   (NV_ENCODE_API_FUNCTION_LIST_VER for API 12.1), else fill FNS slots. */
 int NvEncodeAPICreateInstance(uint32_t *list) {
     if (list[0] != EXPECTED) return 15; /* NV_ENC_ERR_INVALID_VERSION */
     void **slots = (void **)(list + 2);
@@ -58,13 +60,24 @@ fn detection_against_stub_libraries() {
     let old = build_stub(&dir, "libnvenc-old", 0x91, 41);
     match detect_library(old.to_str().unwrap()) {
         Err(EncodeError::NotAvailable(m)) => {
-            assert!(m.contains("9.1") && m.contains("12.0"), "{m}")
+            assert!(m.contains("9.1") && m.contains("12.1"), "{m}")
         }
         other => panic!("expected NotAvailable, got {other:?}"),
     }
 
+    // The encoder's loader takes the same path: the table from a 12.2 driver loads; a 9.1
+    // driver is refused as a missing (too old) driver, naming what is needed.
+    assert!(RealNvenc::load_from(ok.to_str().unwrap()).is_ok());
+    match RealNvenc::load_from(old.to_str().unwrap()) {
+        Err(NvError::DriverMissing(m)) => {
+            assert!(m.contains("9.1") && m.contains("12.1") && m.contains("newer driver"), "{m}")
+        }
+        Err(e) => panic!("expected DriverMissing, got {e}"),
+        Ok(_) => panic!("a 9.1 driver must be refused"),
+    }
+
     // A driver that fills nothing: refused.
-    let empty = build_stub(&dir, "libnvenc-empty", 0xc0, 0);
+    let empty = build_stub(&dir, "libnvenc-empty", 0xc1, 0);
     assert!(matches!(
         detect_library(empty.to_str().unwrap()),
         Err(EncodeError::NotAvailable(_))
