@@ -154,6 +154,13 @@ metrics_table! {
         "Rate the video pacer releases the latest frame at (spread over part of the frame interval), kbit/s.";
     VideoKnobDrops: Counter "strahl_video_knob_drops_total"
         "Video packets dropped on purpose by the [testing] video_drop_fraction knob.";
+    AudioSource: Gauge "strahl_audio_source"
+        "Audio source chosen at start: 1 on the chosen one (the reason is in the data plane's start-up line)."
+        ["source": "none", "tone", "pipewire"];
+    AudioCaptureUnderruns: Counter "strahl_audio_capture_underruns_total"
+        "Audio packets padded with silence because PipeWire capture had not delivered enough samples in time.";
+    AudioCaptureRestarts: Counter "strahl_audio_capture_restarts_total"
+        "PipeWire capture processes (pw-record) that exited during a session and were started again.";
     PingsLearned: Counter "strahl_pings_learned_total"
         "Media destinations learned (or changed) from client pings."
         ["stream": "video", "audio"];
@@ -176,6 +183,9 @@ metrics_table! {
         "Client input events delivered to the input sink.";
     InputSinkErrors: Counter "strahl_input_sink_errors_total"
         "Client input events (or releases) the input sink failed to apply.";
+    InputDropped: Counter "strahl_input_dropped_total"
+        "Client input events dropped because the client lacks the permission for that kind of input."
+        ["kind": "keyboard", "mouse", "controller", "touch", "pen"];
 }
 
 /// Number of declared metrics.

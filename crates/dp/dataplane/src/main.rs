@@ -217,11 +217,7 @@ fn main() -> ExitCode {
     log::info!(
         "media: video {:?}, audio {}, every session through the tx tile (link cap {} Mbit/s){}",
         media.settings().video_source,
-        if media.settings().audio_tone {
-            "tone"
-        } else {
-            "off"
-        },
+        media.settings().audio.describe(),
         link_bps / 1_000_000,
         if media.settings().drop_fraction > 0.0 {
             format!(

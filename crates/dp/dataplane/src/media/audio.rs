@@ -1,6 +1,14 @@
-//! The audio encode tile of one session: a test tone → Opus CBR at the negotiated layout and
-//! packet duration → the stream's unit ring. The GameStream audio packetizer (RTP PT 97, 4+2
-//! FEC PT 127, AES-CBC) runs on the tx tile like every other packetizer.
+//! The audio encode tile of one session: the box's sound (PipeWire) or a test tone → Opus CBR
+//! at the negotiated layout and packet duration → the stream's unit ring. The GameStream audio
+//! packetizer (RTP PT 97, 4+2 FEC PT 127, AES-CBC) runs on the tx tile like every other
+//! packetizer.
+//!
+//! Source: [`AudioChoice`], decided once at start ([`AudioChoice::from_config`]: `[audio]
+//! source = "pipewire"` falls back to the tone, with the reason, where PipeWire is not
+//! reachable). With PipeWire the session runs its own `pw-record` through
+//! [`strahl_audio::pipewire::Supervisor`], started when the client's audio ping arrives: the tile
+//! never waits for it (silence while it primes, is down or restarts; underruns and restarts are
+//! counted in the metrics table and each change logged once).
 //!
 //! Real-time clock: packet k is due at k · packetDuration after the client's audio ping was
 //! learned (`Shared::ready`). A thread that falls behind by more than [`MAX_CATCH_UP`] packets
@@ -12,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use strahl_audio::encoder::{MAX_PACKET_BYTES, OpusEncoder};
 use strahl_audio::layout::{FrameDuration, Layout, OpusParams, Quality};
+use strahl_audio::pipewire::{self, CaptureConfig, Detected, Note, Supervisor};
 use strahl_audio::tone::ToneSource;
 use strahl_ipc::StopReason;
+use strahl_metrics::{Metric, Registry};
 
 use super::ring::{Producer, UnitMeta};
 use super::{AUDIO, MediaError, Shared, WORKER_TICK};
@@ -44,17 +54,81 @@ pub fn opus_params(channels: u8, bitrate_kbps: u32) -> Result<OpusParams, MediaE
     )
 }
 
-/// Tone source + Opus encoder of one session.
+/// Where a session's audio comes from (decided once at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioChoice {
+    /// No audio stream.
+    Off,
+    /// The test tone; `fallback` says why PipeWire was asked for and not taken.
+    Tone { fallback: Option<String> },
+    /// The default sink's monitor, captured through `pw-record`.
+    PipeWire(Detected),
+}
+
+impl AudioChoice {
+    /// From `[audio] source`; PipeWire is detected here (no process started).
+    pub fn from_config(source: strahl_config::AudioSource, env: &pipewire::Env) -> Self {
+        match source {
+            strahl_config::AudioSource::None => Self::Off,
+            strahl_config::AudioSource::Tone => Self::Tone { fallback: None },
+            strahl_config::AudioSource::Pipewire => match pipewire::detect(env) {
+                Ok(d) => Self::PipeWire(d),
+                Err(why) => Self::Tone {
+                    fallback: Some(why),
+                },
+            },
+        }
+    }
+
+    /// The start-up line's words: what was chosen and why.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Off => "off ([audio] source = \"none\")".into(),
+            Self::Tone { fallback: None } => "test tone ([audio] source = \"tone\")".into(),
+            Self::Tone {
+                fallback: Some(why),
+            } => format!("test tone: PipeWire capture unavailable: {why}"),
+            Self::PipeWire(d) => format!(
+                "PipeWire, the default sink's monitor ({} on {})",
+                d.pw_record.display(),
+                d.socket.display()
+            ),
+        }
+    }
+
+    /// The `strahl_audio_source` label value.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Off => "none",
+            Self::Tone { .. } => "tone",
+            Self::PipeWire(_) => "pipewire",
+        }
+    }
+}
+
+/// PCM for the encoder.
+enum Source {
+    Tone(ToneSource),
+    PipeWire(Box<Supervisor>),
+}
+
+/// Audio source + Opus encoder of one session.
 pub struct AudioPipeline {
     pub params: OpusParams,
     pub duration: FrameDuration,
     enc: OpusEncoder,
-    tone: ToneSource,
+    source: Source,
     pcm: Vec<i16>,
 }
 
 impl AudioPipeline {
-    pub fn build(channels: u8, bitrate_kbps: u32, packet_ms: u8) -> Result<Self, MediaError> {
+    /// `choice` must not be [`AudioChoice::Off`] (no pipeline then); it is treated as the tone.
+    pub fn build(
+        choice: &AudioChoice,
+        channels: u8,
+        bitrate_kbps: u32,
+        packet_ms: u8,
+    ) -> Result<Self, MediaError> {
         let params = opus_params(channels, bitrate_kbps)?;
         let duration = if packet_ms >= 10 {
             FrameDuration::Ms10
@@ -63,11 +137,18 @@ impl AudioPipeline {
         };
         let enc = OpusEncoder::new(params, duration)
             .map_err(|e| MediaError::Encoder(format!("opus: {e}")))?;
+        let source = match choice {
+            AudioChoice::PipeWire(d) => Source::PipeWire(Box::new(Supervisor::new(
+                CaptureConfig::new(params.channels, d),
+                Instant::now(),
+            ))),
+            _ => Source::Tone(ToneSource::new(params.channels)),
+        };
         Ok(Self {
             params,
             duration,
             enc,
-            tone: ToneSource::new(params.channels),
+            source,
             pcm: vec![0i16; duration.samples() * usize::from(params.channels)],
         })
     }
@@ -79,16 +160,58 @@ pub struct AudioProducer {
     pipeline: AudioPipeline,
     units: Producer,
     shared: Arc<Shared>,
+    metrics: &'static Registry,
+    /// Capture counters already added to the metrics.
+    counted: pipewire::CaptureStats,
 }
 
 impl AudioProducer {
-    pub fn new(id: u64, pipeline: AudioPipeline, units: Producer, shared: Arc<Shared>) -> Self {
+    pub fn new(
+        id: u64,
+        pipeline: AudioPipeline,
+        units: Producer,
+        shared: Arc<Shared>,
+        metrics: &'static Registry,
+    ) -> Self {
         Self {
             id,
             pipeline,
             units,
             shared,
+            metrics,
+            counted: pipewire::CaptureStats::default(),
         }
+    }
+
+    /// Fills the next packet's PCM from the session's source.
+    fn fill(&mut self) {
+        let p = &mut self.pipeline;
+        let sup = match &mut p.source {
+            Source::Tone(t) => return t.fill(&mut p.pcm),
+            Source::PipeWire(s) => s,
+        };
+        sup.fill(&mut p.pcm, Instant::now());
+        match sup.take_note() {
+            Some(Note::Stopped(why)) => log::warn!(
+                "session {}: audio: PipeWire capture stopped: {why}; silence until it restarts",
+                self.id
+            ),
+            Some(Note::Restarted) => {
+                log::info!("session {}: audio: PipeWire capture running again", self.id)
+            }
+            None => {}
+        }
+        let now = sup.stats();
+        let m = self.metrics;
+        m.add(
+            Metric::AudioCaptureUnderruns,
+            now.underruns - self.counted.underruns,
+        );
+        m.add(
+            Metric::AudioCaptureRestarts,
+            now.restarts - self.counted.restarts,
+        );
+        self.counted = now;
     }
 
     pub fn run(mut self) {
@@ -120,8 +243,8 @@ impl AudioProducer {
                 n = now / period_ns;
             }
             n += 1;
+            self.fill();
             let p = &mut self.pipeline;
-            p.tone.fill(&mut p.pcm);
             let Some(mut slot) = self.units.acquire() else {
                 continue; // the tx tile is a full ring behind: this packet is skipped
             };

@@ -4,7 +4,7 @@
 //! ```text
 //!   per session                          one per data plane
 //!   strahl-v<id>: capture → encode ─ring─┐
-//!   strahl-a<id>: tone → Opus ──────ring─┼─► strahl-tx: packetize + FEC + seal into transport
+//!   strahl-a<id>: PCM → Opus ───────ring─┼─► strahl-tx: packetize + FEC + seal into transport
 //!   ...                                  ┘   frames → pace (per stream, link cap) → AF_XDP /
 //!                                            io_uring / sendmmsg per destination
 //! ```
@@ -155,7 +155,8 @@ pub enum VideoSourceKind {
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
     pub video_source: VideoSourceKind,
-    pub audio_tone: bool,
+    /// PipeWire, the test tone or nothing ([`audio::AudioChoice::from_config`]).
+    pub audio: audio::AudioChoice,
     pub drop_fraction: f64,
     pub drop_seed: u64,
     pub ping_timeout: Duration,
@@ -175,7 +176,10 @@ impl MediaSettings {
                 // KMS capture is detection-only: the synthetic pattern stands in.
                 _ => VideoSourceKind::Synthetic,
             },
-            audio_tone: cfg.audio.source == strahl_config::AudioSource::Tone,
+            audio: audio::AudioChoice::from_config(
+                cfg.audio.source,
+                &strahl_audio::pipewire::Env::from_process(),
+            ),
             drop_fraction: cfg.testing.video_drop_fraction.0,
             drop_seed: cfg.testing.video_drop_seed,
             ping_timeout: PING_TIMEOUT,
@@ -342,6 +346,9 @@ impl Media {
             metrics,
             shutdown.clone(),
         );
+        if let Some(i) = Registry::label_index(Metric::AudioSource, settings.audio.label()) {
+            metrics.set_info(Metric::AudioSource, i);
+        }
         let core = transports.core;
         let worker_cores = transports.worker_cores;
         let handle = std::thread::Builder::new()
@@ -466,8 +473,9 @@ impl Media {
             self.metrics,
         );
         let mut audio = None;
-        if self.settings.audio_tone {
+        if self.settings.audio != audio::AudioChoice::Off {
             let ap = audio::AudioPipeline::build(
+                &self.settings.audio,
                 s.audio.channels,
                 s.audio.bitrate_kbps,
                 s.audio.packet_duration_ms,
@@ -498,7 +506,13 @@ impl Media {
                 knob: knob::DropKnob::new(0.0, 0),
                 matcher: PingMatcher::new(s.stream.ping_payload, s.peer.ip()),
             });
-            audio = Some(audio::AudioProducer::new(s.id, ap, aprod, shared.clone()));
+            audio = Some(audio::AudioProducer::new(
+                s.id,
+                ap,
+                aprod,
+                shared.clone(),
+                self.metrics,
+            ));
         }
         Ok(Built {
             setup: SessionSetup {

@@ -64,7 +64,7 @@ pub fn session(
 pub fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
     MediaSettings {
         video_source: VideoSourceKind::Synthetic,
-        audio_tone: true,
+        audio: strahl_dataplane::media::audio::AudioChoice::Tone { fallback: None },
         drop_fraction: drop,
         drop_seed: 1,
         ping_timeout,
