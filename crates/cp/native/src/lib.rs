@@ -11,6 +11,9 @@
 pub mod arm;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod host;
 pub mod msg;
 pub mod pairing;
+pub mod quic;
+pub mod store;
 pub mod wire;

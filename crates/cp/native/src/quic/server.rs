@@ -1,0 +1,261 @@
+//! The host's quinn shell: accepts `strahl/1` connections and runs each through the sans-IO
+//! [`HostConn`]; sessions it starts go to a [`SessionSink`] (the control plane's seam to the
+//! data plane).
+//!
+//! Contract:
+//! - At most [`MAX_CONNECTIONS`] connections are handled at once; more are refused at the QUIC
+//!   level before any TLS work.
+//! - Every wait is bounded: the handshake and each step by [`STEP_TIMEOUT`] (through the core's
+//!   deadline), a streaming session by QUIC's idle timeout (`tls.rs`): a client that vanishes
+//!   mid-session has its session stopped ([`StopReason::Timeout`]) within that time.
+//! - A paired client is stored (atomically) before `pair-ok` is sent; if storing fails the
+//!   client is told `refused internal`, never `pair-ok`.
+//! - A refusal is sent as a `refused` message on the stream, then the stream is finished and
+//!   the host waits (bounded) for the client to close, so the reason is never lost to a reset.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::arm::ArmWindow;
+use crate::host::{Action, EpochChange, HostConn, HostPolicy, STEP_TIMEOUT, SessionPlan, refused};
+use crate::msg::{LossReport, Message, Reason, Reconfigured, StopReason};
+use crate::pairing::{Binding, Fingerprint};
+use crate::quic::tls::peer_fingerprint;
+use crate::quic::{StreamError, channel_binding, media_secrets, read_msg, send_msg};
+use crate::store::PairedStore;
+use crate::wire::FrameReader;
+
+/// Connections handled at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long the host waits for the client to close after the last message.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// What the control plane shares with the shell.
+pub struct HostShared {
+    pub arm: Mutex<ArmWindow>,
+    pub store: Mutex<PairedStore>,
+    pub policy: HostPolicy,
+    /// Fingerprint of the certificate the endpoint presents.
+    pub host_fp: Fingerprint,
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A session ready for the data plane.
+#[derive(Debug, Clone)]
+pub struct NativeSession {
+    pub plan: SessionPlan,
+    /// Where media goes: the connection's address with the client's media port.
+    pub client: SocketAddr,
+    /// Host → client media secret (TLS exporter), for `strahl-seal`'s native sealer.
+    pub h2c: [u8; 32],
+    /// Client → host media secret (reserved for client media: probes, input).
+    pub c2h: [u8; 32],
+}
+
+/// The seam to the data plane (implemented by the control plane).
+pub trait SessionSink: Send + Sync + 'static {
+    fn start(&self, s: &NativeSession) -> Result<(), Reason>;
+    fn loss(&self, id: u64, r: &LossReport);
+    fn keyframe(&self, id: u64);
+    /// Applies a new epoch; returns the first frame id sent in it.
+    fn reconfigure(&self, e: &EpochChange) -> u64;
+    fn stop(&self, id: u64, why: StopReason);
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // The system RNG failing is not recoverable for a key context; zeros would only weaken
+    // domain separation of per-session secrets that the TLS exporter already makes unique.
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        tracing::error!("native: system random source failed");
+    }
+    b
+}
+
+/// Accepts connections until the endpoint closes.
+pub async fn serve(endpoint: quinn::Endpoint, shared: Arc<HostShared>, sink: Arc<dyn SessionSink>) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    while let Some(incoming) = endpoint.accept().await {
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!("native: {MAX_CONNECTIONS} connections open, refusing another");
+            incoming.refuse();
+            continue;
+        };
+        let (shared, sink) = (shared.clone(), sink.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let peer = incoming.remote_address();
+            if let Err(e) = handle(incoming, &shared, &*sink).await {
+                tracing::info!("native: connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn handle(
+    incoming: quinn::Incoming,
+    shared: &HostShared,
+    sink: &dyn SessionSink,
+) -> Result<(), String> {
+    let conn = tokio::time::timeout(STEP_TIMEOUT, incoming)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| format!("handshake: {e}"))?;
+    let client_fp = peer_fingerprint(&conn).ok_or("no client certificate")?;
+    let channel = channel_binding(&conn).ok_or("no TLS exporter")?;
+    let paired = lock(&shared.store).contains(&client_fp);
+    let bind = Binding {
+        client_fp,
+        host_fp: shared.host_fp,
+        channel,
+    };
+    let mut core = HostConn::new(bind, paired, shared.policy.clone(), Instant::now());
+    let (mut send, mut recv) = tokio::time::timeout(STEP_TIMEOUT, conn.accept_bi())
+        .await
+        .map_err(|_| "no control stream".to_string())?
+        .map_err(|e| format!("control stream: {e}"))?;
+    let mut reader = FrameReader::new();
+    let mut running: Option<u64> = None;
+    let mut outcome = Ok(());
+    while !core.is_closed() {
+        let deadline = core
+            .deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let actions = tokio::select! {
+            r = read_msg(&mut recv, &mut reader) => match r {
+                Ok(Some(m)) => {
+                    tracing::debug!("native: {} from {}", m.name(), conn.remote_address());
+                    let mut arm = lock(&shared.arm);
+                    core.on_message(m, &mut arm, Instant::now(), random(), u64::from_be_bytes(random()))
+                }
+                Ok(None) => break,
+                Err(StreamError::Wire(e)) => {
+                    vec![Action::Close(Reason::Malformed, e.to_string())]
+                }
+                Err(e) => {
+                    outcome = Err(e.to_string());
+                    break;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => core.on_timeout(Instant::now()),
+        };
+        for a in actions {
+            if let Err(e) = act(a, &conn, &mut send, shared, sink, &mut running, &mut core).await {
+                outcome = Err(e);
+                break;
+            }
+        }
+        if outcome.is_err() {
+            break;
+        }
+    }
+    if let Some(id) = running {
+        // The connection ended without a stop: the client vanished or the host closed.
+        sink.stop(id, StopReason::Timeout);
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(LINGER, conn.closed()).await;
+    conn.close(0u32.into(), b"");
+    outcome
+}
+
+async fn act(
+    a: Action,
+    conn: &quinn::Connection,
+    send: &mut quinn::SendStream,
+    shared: &HostShared,
+    sink: &dyn SessionSink,
+    running: &mut Option<u64>,
+    core: &mut HostConn,
+) -> Result<(), String> {
+    let s = |r: Result<(), StreamError>| r.map_err(|e| e.to_string());
+    match a {
+        Action::Send(m) => s(send_msg(send, &m).await),
+        Action::Paired(p) => {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let stored = lock(&shared.store).add(&p, now);
+            match stored {
+                Ok(()) => {
+                    tracing::info!(
+                        "native: paired client {:?} ({})",
+                        p.name,
+                        crate::pairing::hex(&p.fingerprint)
+                    );
+                    s(send_msg(send, &Message::PairOk).await)
+                }
+                Err(e) => {
+                    tracing::error!("native: storing a paired client failed: {e}");
+                    s(send_msg(
+                        send,
+                        &refused(Reason::Internal, "could not store the pairing"),
+                    )
+                    .await)?;
+                    Err(format!("store: {e}"))
+                }
+            }
+        }
+        Action::StartSession(plan) => {
+            let (h2c, c2h) =
+                media_secrets(conn, &plan.welcome.key_context).ok_or("no TLS exporter")?;
+            let mut client = conn.remote_address();
+            client.set_port(plan.media_port);
+            let session = NativeSession {
+                plan,
+                client,
+                h2c,
+                c2h,
+            };
+            match sink.start(&session) {
+                Ok(()) => {
+                    *running = Some(session.plan.welcome.session_id);
+                    Ok(())
+                }
+                Err(r) => {
+                    s(send_msg(send, &refused(r, "session could not start")).await)?;
+                    core.close();
+                    Err(format!("session refused: {}", r.text()))
+                }
+            }
+        }
+        Action::Loss(id, r) => {
+            sink.loss(id, &r);
+            Ok(())
+        }
+        Action::Keyframe(id, _) => {
+            sink.keyframe(id);
+            Ok(())
+        }
+        Action::Reconfigure(e) => {
+            let first_frame = sink.reconfigure(&e);
+            let m = Message::Reconfigured(Reconfigured {
+                epoch: e.epoch,
+                first_frame,
+                bitrate_kbps: e.bitrate_kbps,
+                fec_percent: e.fec_percent,
+                mode: e.mode,
+                shard_len: e.shard_len,
+            });
+            s(send_msg(send, &m).await)
+        }
+        Action::Stop(id, why) => {
+            sink.stop(id, why);
+            *running = None;
+            Ok(())
+        }
+        Action::Close(reason, detail) => {
+            tracing::info!(
+                "native: refusing {}: {} ({detail})",
+                conn.remote_address(),
+                reason.text()
+            );
+            s(send_msg(send, &refused(reason, &detail)).await)
+        }
+    }
+}

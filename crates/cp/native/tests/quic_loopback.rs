@@ -1,0 +1,270 @@
+//! `strahl/1` over real QUIC on loopback: the host shell with the sans-IO cores behind it and the
+//! client's calls, as `strahl-control` and `strahl-client` use them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strahl_native::arm::ArmWindow;
+use strahl_native::host::{EpochChange, HostPolicy};
+use strahl_native::msg::{
+    ALPN, Hello, LossReport, Message, Mode, Reason, Reconfigure, Stop, StopReason, VERSION_MAJOR,
+    VERSION_MINOR, codec,
+};
+use strahl_native::pairing::{ClientPairError, fingerprint};
+use strahl_native::quic::client::{ClientError, Control, open_session, pair};
+use strahl_native::quic::server::{HostShared, NativeSession, SessionSink, lock, serve};
+use strahl_native::quic::tls::server_config;
+use strahl_native::store::{ClientIdentity, PairedStore};
+
+#[derive(Default)]
+struct Recorder {
+    started: Mutex<Vec<NativeSession>>,
+    events: Mutex<Vec<String>>,
+}
+
+impl SessionSink for Recorder {
+    fn start(&self, s: &NativeSession) -> Result<(), Reason> {
+        self.started.lock().unwrap().push(s.clone());
+        Ok(())
+    }
+    fn loss(&self, id: u64, r: &LossReport) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("loss {id} {}", r.frames_lost));
+    }
+    fn keyframe(&self, id: u64) {
+        self.events.lock().unwrap().push(format!("keyframe {id}"));
+    }
+    fn reconfigure(&self, e: &EpochChange) -> u64 {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("epoch {} fec {}", e.epoch, e.fec_percent));
+        1000
+    }
+    fn stop(&self, id: u64, why: StopReason) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("stop {id} {}", why.code()));
+    }
+}
+
+struct Host {
+    addr: SocketAddr,
+    shared: Arc<HostShared>,
+    sink: Arc<Recorder>,
+    fp: [u8; 32],
+    _dir: tempfile::TempDir,
+    endpoint: quinn::Endpoint,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.endpoint.close(0u32.into(), b"");
+    }
+}
+
+fn host() -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let id = ClientIdentity::generate("test host").unwrap();
+    let cfg = server_config(&id.cert_der, &id.key_der).unwrap();
+    let endpoint = quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let shared = Arc::new(HostShared {
+        arm: Mutex::new(ArmWindow::default()),
+        store: Mutex::new(PairedStore::load(dir.path()).unwrap()),
+        policy: HostPolicy {
+            codecs: codec::H264 | codec::PASSTHROUGH,
+            max_bitrate_kbps: 3_000_000,
+            max_shard_len: 1408,
+            fec_percent: 20,
+            fec_range: (5, 50),
+        },
+        host_fp: fingerprint(&id.cert_der),
+    });
+    let sink = Arc::new(Recorder::default());
+    tokio::spawn(serve(endpoint.clone(), shared.clone(), sink.clone()));
+    Host {
+        addr: endpoint.local_addr().unwrap(),
+        shared,
+        sink,
+        fp: fingerprint(&id.cert_der),
+        _dir: dir,
+        endpoint,
+    }
+}
+
+impl Host {
+    fn arm(&self, pin: &str, window: Duration) {
+        lock(&self.shared.arm).arm(pin.into(), Instant::now(), window);
+    }
+}
+
+fn hello() -> Hello {
+    Hello {
+        version_major: VERSION_MAJOR,
+        version_minor: VERSION_MINOR,
+        mode: Mode {
+            width: 1280,
+            height: 720,
+            fps: 120,
+        },
+        codecs: codec::PASSTHROUGH,
+        bitrate_kbps: 1_000_000,
+        max_shard_payload: 8908,
+        media_port: 45_000,
+        capabilities: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn right_pin_pairs_then_a_pinned_session_runs_with_matching_media_keys() {
+    let h = host();
+    let me = ClientIdentity::generate("deck").unwrap();
+    h.arm("2468", Duration::from_secs(60));
+    let host_fp = pair(h.addr, "2468", "deck", &me).await.unwrap();
+    assert_eq!(
+        host_fp, h.fp,
+        "the ceremony bound the host's real certificate"
+    );
+    assert!(lock(&h.shared.store).contains(&me.fingerprint()));
+
+    let mut s = open_session(h.addr, &me, host_fp, &hello()).await.unwrap();
+    assert_eq!(s.welcome.codec, codec::PASSTHROUGH);
+    assert_eq!((s.welcome.shard_len, s.welcome.fec_percent), (1408, 20));
+    // The host's session (after start) carries the same exporter secrets the client derived.
+    let started = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(x) = h.sink.started.lock().unwrap().first().cloned() {
+                break x;
+            }
+            assert!(Instant::now() < deadline, "session never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert_eq!((started.h2c, started.c2h), (s.h2c, s.c2h));
+    assert_ne!(s.h2c, s.c2h, "one secret per direction");
+    assert_eq!(started.client.port(), 45_000);
+    assert_eq!(started.plan.welcome.session_id, s.welcome.session_id);
+
+    s.control
+        .send(&Message::Reconfigure(Reconfigure {
+            bitrate_kbps: None,
+            fec_percent: Some(35),
+            mode: None,
+        }))
+        .await
+        .unwrap();
+    let Message::Reconfigured(r) = s.control.next().await.unwrap() else {
+        panic!("no reconfigured")
+    };
+    assert_eq!((r.epoch, r.first_frame, r.fec_percent), (1, 1000, 35));
+    s.control
+        .send(&Message::Stop(Stop {
+            reason: StopReason::ClientQuit,
+        }))
+        .await
+        .unwrap();
+    s.control.close().await;
+    let id = s.welcome.session_id;
+    let want = format!("stop {id} 1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.sink.events.lock().unwrap().contains(&want) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            h.sink.events.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        h.sink
+            .events
+            .lock()
+            .unwrap()
+            .contains(&"epoch 1 fec 35".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pin_fails_and_a_second_guess_on_the_same_arm_fails_too() {
+    let h = host();
+    let me = ClientIdentity::generate("deck").unwrap();
+    h.arm("1357", Duration::from_secs(60));
+    let e = pair(h.addr, "1358", "deck", &me).await.unwrap_err();
+    assert!(
+        matches!(e, ClientError::Pairing(ClientPairError::WrongPinOrMitm)),
+        "{e}"
+    );
+    let e = pair(h.addr, "1357", "deck", &me).await.unwrap_err();
+    assert_eq!(e.reason(), Some(Reason::NotArmed), "{e}");
+    assert!(!lock(&h.shared.store).contains(&me.fingerprint()));
+    // And not paired means no session.
+    let e = open_session(h.addr, &me, h.fp, &hello())
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.reason(), Some(Reason::NotPaired), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_window_and_unarmed_host_are_refused_with_their_reasons() {
+    let h = host();
+    let me = ClientIdentity::generate("deck").unwrap();
+    let e = pair(h.addr, "0000", "deck", &me).await.unwrap_err();
+    assert_eq!(e.reason(), Some(Reason::NotArmed), "{e}");
+    h.arm("0000", Duration::from_millis(1));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let e = pair(h.addr, "0000", "deck", &me).await.unwrap_err();
+    assert_eq!(e.reason(), Some(Reason::WindowExpired), "{e}");
+    assert!(e.to_string().contains("expired"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaired_fingerprint_changed_host_and_other_version_are_refused() {
+    let h = host();
+    let me = ClientIdentity::generate("deck").unwrap();
+    h.arm("1111", Duration::from_secs(60));
+    pair(h.addr, "1111", "deck", &me).await.unwrap();
+    // Another certificate, never paired.
+    let stranger = ClientIdentity::generate("stranger").unwrap();
+    let e = open_session(h.addr, &stranger, h.fp, &hello())
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.reason(), Some(Reason::NotPaired), "{e}");
+    // The paired client expecting another host certificate.
+    let e = open_session(h.addr, &me, [0xaa; 32], &hello())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, ClientError::HostChanged), "{e}");
+    // A client of another major version: refused in the TLS handshake (ALPN).
+    let e = Control::connect(h.addr, &me, Some(h.fp), b"strahl/2")
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, ClientError::VersionMismatch(_)), "{e}");
+    // The same client speaking version 2 inside ALPN strahl/1: refused by the hello.
+    let mut hv = hello();
+    hv.version_major = 2;
+    let e = open_session(h.addr, &me, h.fp, &hv).await.err().unwrap();
+    assert_eq!(e.reason(), Some(Reason::VersionMismatch), "{e}");
+    let _ = ALPN;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_is_unreachable() {
+    // A bound but silent UDP socket: the handshake gets no answer.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = ClientIdentity::generate("deck").unwrap();
+    let t = Instant::now();
+    let e = pair(silent.local_addr().unwrap(), "0000", "deck", &me)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Unreachable(_)), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
