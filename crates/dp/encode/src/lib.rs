@@ -11,6 +11,13 @@
 //!   the cap is re-encoded smaller when the backend can, and counted; otherwise the call fails
 //!   with [`EncodeError::AccessUnitTooLarge`] and the next AU is an IDR.
 //!
+//! - Each backend reports what it can produce as a [`Capability`] (codec, profile, bit depth,
+//!   chroma, and the source's HDR mastering metadata) before any session exists: the data plane
+//!   sends it to the control plane, which advertises and accepts exactly those formats.
+//!   OpenH264 makes H.264 constrained baseline 8-bit 4:2:0 only ([`openh264_enc::capability`]);
+//!   the passthrough makes what its clip is ([`passthrough::capability`]); NVENC will report what
+//!   the GPU says (its session is not built yet).
+//!
 //! Backends: [`openh264_enc::OpenH264Encoder`] (software, always available),
 //! [`passthrough::PassthroughEncoder`] (replays a pre-encoded file), and NVENC
 //! ([`nvenc`], run-time `dlopen` of the driver and CUDA, no link-time NVIDIA dependency).
@@ -26,6 +33,68 @@ pub mod sps;
 mod sys;
 
 use strahl_capture::Frame;
+use strahl_capture::format::{Chroma, CodecKind, MasteringMetadata};
+
+/// One format a backend produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputFormat {
+    pub codec: CodecKind,
+    /// The codec's profile number (H.264 `profile_idc`, HEVC `general_profile_idc`, AV1
+    /// `seq_profile`).
+    pub profile: u8,
+    pub bit_depth: u8,
+    pub chroma: Chroma,
+}
+
+/// What the active backend can produce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capability {
+    /// Backend name and detail for logs and the status page ("openh264", "passthrough: x.hevc").
+    pub encoder: String,
+    pub formats: Vec<OutputFormat>,
+    /// HDR10 static metadata of the source, when it has HDR content.
+    pub mastering: Option<MasteringMetadata>,
+}
+
+impl Capability {
+    /// Whether `codec` at `bit_depth` (4:2:0 unless `yuv444`) is among the formats.
+    pub fn supports(&self, codec: CodecKind, bit_depth: u8, yuv444: bool) -> bool {
+        self.formats.iter().any(|f| {
+            f.codec == codec && f.bit_depth == bit_depth && (f.chroma == Chroma::Yuv444) == yuv444
+        })
+    }
+
+    /// One line: "openh264: H.264 profile 66 8-bit 4:2:0".
+    pub fn describe(&self) -> String {
+        let formats: Vec<String> = self
+            .formats
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} profile {} {}-bit {}",
+                    f.codec.name(),
+                    f.profile,
+                    f.bit_depth,
+                    f.chroma.name()
+                )
+            })
+            .collect();
+        format!(
+            "{}: {}{}",
+            self.encoder,
+            if formats.is_empty() {
+                "no formats".to_owned()
+            } else {
+                formats.join(", ")
+            },
+            if self.mastering.is_some() {
+                ", HDR metadata"
+            } else {
+                ""
+            }
+        )
+    }
+}
 
 /// Errors of an encoder, typed by origin.
 #[derive(Debug)]

@@ -28,7 +28,25 @@ use openh264::formats::YUVSlices;
 use strahl_capture::annexb::is_idr_au;
 use strahl_capture::{Frame, PixelFormat};
 
-use crate::{EncodeError, EncodedInfo, Encoder, EncoderStats};
+use crate::{Capability, EncodeError, EncodedInfo, Encoder, EncoderStats, OutputFormat};
+
+/// `profile_idc` of what OpenH264 writes here: constrained baseline (66 with constraint_set1).
+pub const PROFILE_IDC: u8 = 66;
+
+/// What OpenH264 produces: H.264 constrained baseline, 8-bit 4:2:0, and nothing else (the
+/// encode tests check the SPS of its output against this).
+pub fn capability() -> Capability {
+    Capability {
+        encoder: "openh264".into(),
+        formats: vec![OutputFormat {
+            codec: strahl_capture::format::CodecKind::H264,
+            profile: PROFILE_IDC,
+            bit_depth: 8,
+            chroma: strahl_capture::format::Chroma::Yuv420,
+        }],
+        mastering: None,
+    }
+}
 
 /// Minimum-QP floors tried, in order, when an AU exceeds the cap. 51 is H.264's maximum; the
 /// steps are coarse because each try costs a full encode (~3 ms at 720p on one core).

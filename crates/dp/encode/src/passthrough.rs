@@ -1,6 +1,7 @@
 //! Passthrough "encoder": ignores the pixels and hands out the next AU of a pre-encoded
-//! Annex-B file ([`strahl_capture::passthrough::PassthroughSource`]). Lets the whole send path
-//! and a real Moonlight client run without an encoder in the loop.
+//! H.264/HEVC/AV1 file ([`strahl_capture::passthrough::PassthroughSource`]). Lets the whole
+//! send path and a real Moonlight client run without an encoder in the loop; it makes exactly
+//! its clip's format ([`capability`]).
 //!
 //! It cannot change bitrate or re-encode: an AU over the cap is refused (typed error, counted)
 //! and the stream skips to the next IDR.
@@ -8,7 +9,22 @@
 use strahl_capture::Frame;
 use strahl_capture::passthrough::PassthroughSource;
 
-use crate::{EncodeError, EncodedInfo, Encoder, EncoderStats};
+use crate::{Capability, EncodeError, EncodedInfo, Encoder, EncoderStats, OutputFormat};
+
+/// What a passthrough of `source` produces: exactly its clip's format (named `clip` in logs).
+pub fn capability(source: &PassthroughSource, clip: &str) -> Capability {
+    let f = source.format();
+    Capability {
+        encoder: format!("passthrough: {clip}"),
+        formats: vec![OutputFormat {
+            codec: f.codec,
+            profile: f.profile,
+            bit_depth: f.bit_depth,
+            chroma: f.chroma,
+        }],
+        mastering: f.mastering,
+    }
+}
 
 #[derive(Debug)]
 pub struct PassthroughEncoder {

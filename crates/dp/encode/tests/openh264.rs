@@ -75,6 +75,18 @@ fn roundtrip(w: u32, h: u32, format: PixelFormat, first: u32, bps: u32, frames: 
             assert!(kinds[2..].iter().all(|&k| k == nal_type::IDR), "{kinds:?}");
             let sps = parse_sps(nal_units(&rig.au).next().unwrap().bytes).expect("SPS parses");
             assert_eq!(sps.profile_idc, 66, "baseline");
+            // What the encoder reports is what it writes: its one capability is this SPS's
+            // codec, profile, bit depth and chroma.
+            let f = strahl_capture::annexb::sps_format(nal_units(&rig.au).next().unwrap().bytes)
+                .expect("SPS format");
+            let cap = strahl_encode::openh264_enc::capability();
+            assert_eq!(cap.formats.len(), 1);
+            let c = cap.formats[0];
+            assert_eq!(
+                (c.codec, c.profile, c.bit_depth, c.chroma),
+                (f.codec, f.profile, f.bit_depth, f.chroma)
+            );
+            assert_eq!((f.width, f.height), (w, h), "cropped size");
             assert_ne!(
                 sps.constraints & 0x40,
                 0,
@@ -229,6 +241,13 @@ fn passthrough_source_splits_encoder_output_into_the_same_aus() {
     std::fs::write(&path, aus.concat()).unwrap();
     let mut src = PassthroughSource::open(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
+    let cap = strahl_encode::passthrough::capability(&src, "clip.h264");
+    assert_eq!(
+        cap.formats,
+        strahl_encode::openh264_enc::capability().formats,
+        "a replay of OpenH264's output makes what OpenH264 makes"
+    );
+    assert!(cap.mastering.is_none());
     assert_eq!(src.len(), aus.len());
     for (i, expected) in aus.iter().enumerate() {
         let au = src.next_au();
