@@ -1,14 +1,15 @@
-//! Encoder selection: `auto` = NVENC when it is detected *and* usable, else OpenH264, with a
-//! one-line reason for the log and status page. The decision is a pure function of the probe
-//! result so it is testable without hardware.
+//! Encoder selection: `auto` = NVENC when it is detected *and* a session opens, else OpenH264,
+//! with a one-line reason for the log and status page. The decision from the probe is a pure
+//! function ([`choose`]) so it is testable without hardware; [`build`] then opens the session
+//! and, under `auto`, falls back to OpenH264 (saying why) when the GPU refuses it — e.g. a
+//! data-centre GPU with the driver but no NVENC engine. A chosen NVENC encoder is wrapped in
+//! [`FallbackEncoder`], so a GPU lost mid-stream continues in software.
 
+use crate::nvenc::fallback::FallbackEncoder;
+use crate::nvenc::session::NvencConfig;
 use crate::nvenc::{self, NvencInfo};
 use crate::openh264_enc::{OpenH264Config, OpenH264Encoder};
 use crate::{EncodeError, Encoder};
-
-/// Whether an NVENC encode session is implemented. Detection is; the session (CUDA context,
-/// NV_ENC_INITIALIZE_PARAMS, bitstream buffers) is not yet, so auto never picks NVENC.
-pub const NVENC_SESSION_IMPLEMENTED: bool = false;
 
 /// What the operator asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,22 +44,14 @@ pub fn choose(
     };
     match (pref, nvenc) {
         (Preference::Software, _) => Ok(soft("openh264: software encoder requested".into())),
-        (_, Ok(info)) if NVENC_SESSION_IMPLEMENTED => Ok(Choice {
+        (_, Ok(info)) => Ok(Choice {
             backend: Backend::Nvenc,
             reason: format!(
                 "nvenc: driver API {}.{} detected",
                 info.driver_api.0, info.driver_api.1
             ),
         }),
-        (Preference::Nvenc, Ok(info)) => Err(EncodeError::NotAvailable(format!(
-            "driver API {}.{} detected, but the NVENC encode session is not implemented",
-            info.driver_api.0, info.driver_api.1
-        ))),
         (Preference::Nvenc, Err(e)) => Err(EncodeError::NotAvailable(e.to_string())),
-        (Preference::Auto, Ok(info)) => Ok(soft(format!(
-            "openh264: NVENC API {}.{} detected but its encode session is not implemented",
-            info.driver_api.0, info.driver_api.1
-        ))),
         (Preference::Auto, Err(e)) => Ok(soft(format!("openh264: {e}"))),
     }
 }
@@ -69,12 +62,27 @@ pub fn build(
     cfg: OpenH264Config,
 ) -> Result<(Box<dyn Encoder + Send>, Choice), EncodeError> {
     let choice = choose(pref, &nvenc::detect())?;
-    match choice.backend {
-        Backend::OpenH264 => Ok((Box::new(OpenH264Encoder::new(cfg)?), choice)),
-        Backend::Nvenc => Err(EncodeError::NotAvailable(
-            "NVENC encode session not implemented".into(),
-        )),
+    if choice.backend == Backend::Nvenc {
+        let ncfg = NvencConfig::h264(cfg.width, cfg.height, cfg.fps, cfg.bitrate_bps);
+        match nvenc::open(ncfg) {
+            Ok(mut enc) => {
+                enc.set_max_access_unit_bytes(cfg.max_access_unit_bytes);
+                let soft =
+                    move || Ok(Box::new(OpenH264Encoder::new(cfg)?) as Box<dyn Encoder + Send>);
+                return Ok((Box::new(FallbackEncoder::new(Box::new(enc), soft)), choice));
+            }
+            Err(e) if pref == Preference::Nvenc => return Err(e),
+            Err(e) => {
+                let reason = format!("openh264: {}, but the session failed: {e}", choice.reason);
+                let choice = Choice {
+                    backend: Backend::OpenH264,
+                    reason,
+                };
+                return Ok((Box::new(OpenH264Encoder::new(cfg)?), choice));
+            }
+        }
     }
+    Ok((Box::new(OpenH264Encoder::new(cfg)?), choice))
 }
 
 #[cfg(test)]
@@ -104,7 +112,7 @@ mod tests {
             c.reason
         );
         let c = choose(Preference::Auto, &found()).unwrap();
-        assert_eq!(c.backend, Backend::OpenH264);
+        assert_eq!(c.backend, Backend::Nvenc);
         assert!(c.reason.contains("12.2"), "{}", c.reason);
         assert!(!c.reason.contains('\n'));
     }
@@ -115,13 +123,29 @@ mod tests {
             choose(Preference::Nvenc, &missing()),
             Err(EncodeError::NotAvailable(_))
         ));
-        assert!(matches!(
-            choose(Preference::Nvenc, &found()),
-            Err(EncodeError::NotAvailable(_))
-        ));
+        assert_eq!(
+            choose(Preference::Nvenc, &found()).unwrap().backend,
+            Backend::Nvenc
+        );
         assert_eq!(
             choose(Preference::Software, &found()).unwrap().backend,
             Backend::OpenH264
+        );
+    }
+
+    #[test]
+    fn build_explicit_nvenc_without_the_driver_fails_typed() {
+        if nvenc::detect().is_ok() {
+            return; // a machine with the driver: covered by the selftest, not here
+        }
+        let r = build(
+            Preference::Nvenc,
+            OpenH264Config::new(320, 240, 60, 1_000_000),
+        );
+        assert!(
+            matches!(r, Err(EncodeError::NotAvailable(ref m)) if m.contains(nvenc::LIBRARY)),
+            "{:?}",
+            r.err()
         );
     }
 
