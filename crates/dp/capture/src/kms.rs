@@ -1,15 +1,25 @@
-//! DRM/KMS capture detection: is there a scanout framebuffer we could capture from?
+//! DRM/KMS capture: detection here, the capture itself in three parts split by privilege.
 //!
 //! [`probe`] walks `/dev/dri/card*` (sorted), opens each node and asks KMS for a CRTC with an
-//! active mode and an attached framebuffer (the thing Sunshine-style KMS capture maps via
-//! dmabuf). The first hit is returned as a [`KmsTarget`]; otherwise a typed
-//! [`CaptureError::NotAvailable`] says why for every node tried.
+//! active mode and an attached framebuffer. The first hit is returned as a [`KmsTarget`];
+//! otherwise a typed [`CaptureError::NotAvailable`] says why for every node tried. The
+//! directory is a parameter ([`probe_dir`]) so the detection seam is testable.
 //!
-//! Scope: detection only. Mapping the framebuffer (GETFB2 → PRIME fd → dmabuf import) needs
-//! CAP_SYS_ADMIN and a GPU, and is **not implemented and not verified on hardware**; this
-//! machine has no /dev/dri at all. The directory is a parameter ([`probe_dir`]) so the
-//! detection seam is testable with a fake directory.
-
+//! Capture design (privilege split). GETFB2 returns buffer handles only to the DRM master or a
+//! CAP_SYS_ADMIN process, and no strahl process that parses network input may hold
+//! CAP_SYS_ADMIN. So:
+//! - the **capture helper** (`strahl-kms-helper`, [`crate::kms_grab`]) is the only process with
+//!   CAP_SYS_ADMIN; it parses nothing from the network (its one input is a local socket peer it
+//!   only writes to). Per display refresh it reads the CRTC's primary plane, and on each page
+//!   flip exports the framebuffer as a read-only dmabuf (GETFB2 → PRIME) with its fourcc,
+//!   modifier, pitch and offset, plus the cursor plane's position and image;
+//! - the fd crosses a Unix `SOCK_SEQPACKET` socket with `SCM_RIGHTS` ([`crate::kms_wire`]);
+//!   a dmabuf fd grants access to that one buffer and nothing else on the card;
+//! - the **data plane** (no CAP_SYS_ADMIN) maps it, brackets the read with
+//!   `DMA_BUF_IOCTL_SYNC` and converts it to I420 for openh264 ([`crate::kms_map`]); an NVENC
+//!   encoder would import the dmabuf instead (not built yet).
+//!
+//! Proven in the VM lab on a real KMS driver (virtio-gpu, Debian 6.12): `tests/kms_lab.rs`.
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -34,7 +44,8 @@ pub struct KmsTarget {
     pub mode: (u16, u16),
 }
 
-struct Card(File);
+/// An open DRM node (the `drm` crate's device traits on a plain file).
+pub(crate) struct Card(pub(crate) File);
 
 impl AsFd for Card {
     fn as_fd(&self) -> BorrowedFd<'_> {

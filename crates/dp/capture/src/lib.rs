@@ -12,15 +12,22 @@
 //! - [`passthrough::PassthroughSource`] replays a pre-encoded H.264, HEVC (Annex-B) or AV1
 //!   (OBU) file access unit by access unit, in a loop, and reports its [`format::StreamFormat`]
 //!   ([`annexb`], [`hevc`] and [`av1`] have the per-codec splitting and header readers).
-//! - [`kms`] probes DRM/KMS at run time for a scanout framebuffer; frame capture from it is not
-//!   implemented yet (detection only, not verified on hardware).
-#![forbid(unsafe_code)]
+//! - [`kms`] probes DRM/KMS at run time for a scanout framebuffer and documents the capture's
+//!   privilege split: [`kms_grab`] (privileged helper: GETFB2 + PRIME export per flip),
+//!   [`kms_wire`] (dmabuf fds over SCM_RIGHTS), [`kms_map`] (data plane: mmap + DMA_BUF sync
+//!   + RGB → I420).
+//! - `unsafe` only in [`kms_map`] (mmap of a dmabuf and its sync ioctl), each block with its
+//!   invariant.
+#![deny(unsafe_code)]
 
 pub mod annexb;
 pub mod av1;
 pub mod format;
 pub mod hevc;
 pub mod kms;
+pub mod kms_grab;
+pub mod kms_map;
+pub mod kms_wire;
 pub mod passthrough;
 pub mod synthetic;
 
