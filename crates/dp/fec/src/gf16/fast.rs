@@ -35,6 +35,7 @@ pub(crate) struct FastDecoder {
     a_inv: Vec<u16>,
     log_inv: Vec<u16>,
     log_c: Vec<u16>,
+    coefs: Vec<u16>,
     tabs: Vec<Tab>,
     stage: Vec<[u8; 64]>,
 }
@@ -53,6 +54,7 @@ impl FastDecoder {
             a_inv: Vec::new(),
             log_inv: Vec::new(),
             log_c: Vec::new(),
+            coefs: Vec::new(),
             tabs: Vec::new(),
             stage: Vec::new(),
         }
@@ -137,6 +139,7 @@ impl FastDecoder {
 
         // Combined coefficients: D(r, i) = sum_a A^-1(r, a) c(J_a, i) for present data i, and
         // D(r, J_a) = A^-1(r, a) for the chosen parity.
+        self.coefs.resize(n_in * e, 0);
         self.tabs.resize(n_in * e, Tab::default());
         for n in 0..n_data {
             let i = self.inputs[n] as usize;
@@ -149,14 +152,16 @@ impl FastDecoder {
                         v ^= f.exp(li as u32 + self.log_c[a] as u32);
                     }
                 }
-                self.tabs[n * e + r] = Tab::new(f, self.kernel, v);
+                self.coefs[n * e + r] = v;
             }
         }
         for a in 0..e {
             for r in 0..e {
-                self.tabs[(n_data + a) * e + r] = Tab::new(f, self.kernel, self.a_inv[r * e + a]);
+                self.coefs[(n_data + a) * e + r] = self.a_inv[r * e + a];
             }
         }
+
+        kernel::prepare(f, self.kernel, &self.coefs, &mut self.tabs);
 
         // Whole chunks straight from the shards.
         let full = len / 64;

@@ -28,8 +28,8 @@ const MODULUS: u32 = 65535;
 /// after the crate's own tables exist).
 pub(crate) struct Field {
     tables: &'static ExpLog,
-    /// `log` of the basis elements `1 << b`.
-    log_bit: [u16; 16],
+    /// `log` of the basis elements `1 << b` (32-bit: the vector table builders add them lane-wise).
+    pub(crate) log_bit: [u32; 16],
     /// `subspace[t][b]` = `S(t)` at `1 << b` (`S` linear, so this is all of it).
     subspace: [[u16; 16]; 17],
 }
@@ -43,7 +43,7 @@ impl Field {
             subspace: [[0; 16]; 17],
         };
         for b in 0..16 {
-            f.log_bit[b] = f.log(1 << b);
+            f.log_bit[b] = f.log(1 << b) as u32;
         }
         // Unnormalised L_t(x) = prod over w < 2^t of (x + w): L_0(x) = x and
         // L_{t+1}(x) = L_t(x) * (L_t(x) + L_t(2^t)) (the subspace doubles by the coset + 2^t).
@@ -70,9 +70,12 @@ impl Field {
         self.tables.log[a as usize]
     }
 
+    /// `exp` of a log sum: `l` is below `2 * MODULUS` (one conditional subtract, not a `%`).
     #[inline]
     pub(crate) fn exp(&self, l: u32) -> u16 {
-        self.tables.exp[(l % MODULUS) as usize]
+        debug_assert!(l < 2 * MODULUS);
+        let l = if l >= MODULUS { l - MODULUS } else { l };
+        self.tables.exp[l as usize]
     }
 
     #[inline]
@@ -95,7 +98,8 @@ impl Field {
     /// `log` of a product given as (log a) + (log b); `None` stands for zero.
     #[inline]
     pub(crate) fn log_mul(la: u16, lb: u16) -> u16 {
-        ((la as u32 + lb as u32) % MODULUS) as u16
+        let l = la as u32 + lb as u32;
+        (if l >= MODULUS { l - MODULUS } else { l }) as u16
     }
 
     /// Normalised subspace polynomial of `{0 .. 2^t - 1}` at `x`.
@@ -113,7 +117,12 @@ impl Field {
             return [0; 16];
         }
         let lc = self.log(c) as u32;
-        std::array::from_fn(|b| self.exp(lc + self.log_bit[b] as u32))
+        std::array::from_fn(|b| self.exp(lc + self.log_bit[b]))
+    }
+
+    /// The crate's exp table (65536 entries; entry 65535 repeats entry 0).
+    pub(crate) fn exp_table(&self) -> &[u16; 65536] {
+        &self.tables.exp
     }
 }
 
@@ -169,7 +178,11 @@ impl Shape {
     #[inline]
     pub(crate) fn log_coef(&self, f: &Field, log_weight: u16, j: usize, i: usize) -> u16 {
         let denom = self.point_data(i) ^ self.point_parity(j);
-        Field::log_mul(log_weight, (MODULUS - f.log(denom) as u32) as u16)
+        // 1 / denom has log MODULUS - log(denom), which is MODULUS (= log 1) for denom = 1.
+        Field::log_mul(
+            log_weight,
+            ((MODULUS - f.log(denom) as u32) % MODULUS) as u16,
+        )
     }
 
     pub(crate) fn is_high(&self) -> bool {

@@ -24,16 +24,19 @@ pub enum Gf16Kernel {
     Ssse3,
     /// 32-byte nibble tables through VPSHUFB.
     Avx2,
+    /// GFNI affine transforms on 32-byte vectors (VEX encoding; GFNI without AVX-512).
+    Gfni256,
     /// GFNI affine transforms on one 64-byte chunk per vector (AVX-512).
     Gfni512,
 }
 
 impl Gf16Kernel {
     /// Every kernel, slowest first.
-    pub const ALL: [Gf16Kernel; 4] = [
+    pub const ALL: [Gf16Kernel; 5] = [
         Gf16Kernel::Scalar,
         Gf16Kernel::Ssse3,
         Gf16Kernel::Avx2,
+        Gf16Kernel::Gfni256,
         Gf16Kernel::Gfni512,
     ];
 
@@ -46,8 +49,15 @@ impl Gf16Kernel {
             #[cfg(target_arch = "x86_64")]
             Gf16Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
+            Gf16Kernel::Gfni256 => {
+                std::arch::is_x86_feature_detected!("gfni")
+                    && std::arch::is_x86_feature_detected!("avx2")
+            }
+            // AVX2 too: the affine tables are built with 256-bit instructions.
+            #[cfg(target_arch = "x86_64")]
             Gf16Kernel::Gfni512 => {
                 std::arch::is_x86_feature_detected!("gfni")
+                    && std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("avx512f")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -69,6 +79,7 @@ impl Gf16Kernel {
             Gf16Kernel::Scalar => "scalar",
             Gf16Kernel::Ssse3 => "ssse3",
             Gf16Kernel::Avx2 => "avx2",
+            Gf16Kernel::Gfni256 => "gfni256",
             Gf16Kernel::Gfni512 => "gfni512",
         }
     }
@@ -84,7 +95,7 @@ impl Gf16Kernel {
 
     /// Whether [`Tab`]s for this kernel hold affine matrices rather than nibble tables.
     fn affine(self) -> bool {
-        self == Gf16Kernel::Gfni512
+        matches!(self, Gf16Kernel::Gfni256 | Gf16Kernel::Gfni512)
     }
 }
 
@@ -100,47 +111,73 @@ impl Default for Tab {
 }
 
 impl Tab {
-    /// Prepare multiplication by `c` for `kernel`.
-    pub(crate) fn new(f: &Field, kernel: Gf16Kernel, c: u16) -> Tab {
-        let col = f.columns(c);
+    /// Multiplication by the element whose columns (`c * 2^b`) are `col`, for a nibble-table
+    /// kernel or (`affine`) a GFNI one. Portable; the reference for the vector builder.
+    pub(crate) fn from_columns(col: &[u16; 16], affine: bool) -> Tab {
         let mut t = Tab::default();
-        if kernel.affine() {
-            // Block (oh, ih) maps input byte `ih` (0 = low) to output byte `oh`. GF2P8AFFINEQB
-            // computes output bit `i` as parity(matrix byte `7 - i` AND input byte), so byte
-            // `7 - i` holds, for each input bit `b`, whether column `8 ih + b` has bit `8 oh + i`.
-            let block = |oh: usize, ih: usize| -> u64 {
-                let mut m = 0u64;
-                for i in 0..8 {
-                    let row = (0..8).fold(0u8, |acc, b| {
-                        acc | ((((col[8 * ih + b] >> (8 * oh + i)) & 1) as u8) << b)
-                    });
-                    m |= (row as u64) << (8 * (7 - i));
-                }
-                m
-            };
+        if affine {
             // Chunk lanes 0..4 hold the low bytes, 4..8 the high bytes. `first` keeps each byte
             // in place (lo->lo, hi->hi); `second` computes the cross terms (lo->hi in the low
             // lanes, hi->lo in the high lanes), swapped into place once per output chunk.
-            let first = [block(0, 0), block(1, 1)];
-            let second = [block(1, 0), block(0, 1)];
+            let first = [affine_block(col, 0, 0), affine_block(col, 1, 1)];
+            let second = [affine_block(col, 1, 0), affine_block(col, 0, 1)];
             for lane in 0..8 {
                 let half = lane / 4;
                 t.0[8 * lane..8 * lane + 8].copy_from_slice(&first[half].to_le_bytes());
                 t.0[64 + 8 * lane..64 + 8 * lane + 8].copy_from_slice(&second[half].to_le_bytes());
             }
         } else {
-            // Table 2q + h: byte h of c * (n << 4q) for each nibble value n.
+            // Table 2q + h: byte h of c * (n << 4q) for each nibble value n, each entry one XOR
+            // from the entry with its lowest set bit cleared.
             for q in 0..4 {
-                for n in 0..16usize {
-                    let p = (0..4)
-                        .filter(|b| n >> b & 1 == 1)
-                        .fold(0u16, |acc, b| acc ^ col[4 * q + b]);
-                    t.0[32 * q + n] = p as u8;
-                    t.0[32 * q + 16 + n] = (p >> 8) as u8;
+                let mut p = [0u16; 16];
+                for n in 1..16usize {
+                    p[n] = p[n & (n - 1)] ^ col[4 * q + n.trailing_zeros() as usize];
+                }
+                for (n, v) in p.iter().enumerate() {
+                    t.0[32 * q + n] = *v as u8;
+                    t.0[32 * q + 16 + n] = (*v >> 8) as u8;
                 }
             }
         }
         t
+    }
+}
+
+/// The GF2P8AFFINEQB matrix mapping input byte `ih` (0 = low) of a symbol to output byte `oh`.
+/// The instruction computes output bit `i` as parity(matrix byte `7 - i` AND input byte), so byte
+/// `7 - i` must hold, at bit `b`, bit `8 oh + i` of column `8 ih + b`: the transpose of the 8x8
+/// bit matrix whose byte `b` is byte `oh` of column `8 ih + b`, bytes reversed.
+fn affine_block(col: &[u16; 16], oh: usize, ih: usize) -> u64 {
+    let x = (0..8).fold(0u64, |acc, b| {
+        acc | (((col[8 * ih + b] >> (8 * oh)) & 0xff) as u64) << (8 * b)
+    });
+    transpose8(x).swap_bytes()
+}
+
+/// Transpose an 8x8 bit matrix held as 8 bytes (byte = row, bit = column): three rounds of
+/// swapping off-diagonal blocks of 1, 2 and 4 bits.
+fn transpose8(mut x: u64) -> u64 {
+    let mut t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^= t ^ (t << 28);
+    x
+}
+
+/// Prepare `tabs[n]` = multiplication by `coefs[n]` for `kernel` (already resolved). This runs
+/// `e * k` times per decode, so it is built from the 16 columns with word operations rather than
+/// bit by bit, and on GFNI machines with vector instructions in one loop.
+pub(crate) fn prepare(f: &Field, kernel: Gf16Kernel, coefs: &[u16], tabs: &mut [Tab]) {
+    debug_assert_eq!(coefs.len(), tabs.len());
+    #[cfg(target_arch = "x86_64")]
+    if kernel.affine() {
+        return super::simd_x86::affine_tabs(f, coefs, tabs);
+    }
+    for (t, &c) in tabs.iter_mut().zip(coefs) {
+        *t = Tab::from_columns(&f.columns(c), kernel.affine());
     }
 }
 
@@ -197,7 +234,7 @@ pub(crate) fn mul_rows<S: Chunks + ?Sized>(kernel: Gf16Kernel, job: &Job, src: &
         let rows = (job.rows - r0).min(g);
         match kernel {
             #[cfg(target_arch = "x86_64")]
-            Gf16Kernel::Ssse3 | Gf16Kernel::Avx2 | Gf16Kernel::Gfni512 => {
+            Gf16Kernel::Ssse3 | Gf16Kernel::Avx2 | Gf16Kernel::Gfni256 | Gf16Kernel::Gfni512 => {
                 super::simd_x86::group(kernel, job, r0, rows, src)
             }
             _ => scalar_group(job, r0, rows, src),
@@ -236,6 +273,99 @@ pub(crate) fn scalar_group<S: Chunks + ?Sized>(job: &Job, r0: usize, rows: usize
                 }
             }
             *src.chunk_mut(job.outs[r] as usize, at) = acc;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose8_swaps_rows_and_columns() {
+        let mut x = 0x0123_4567_89AB_CDEFu64;
+        for _ in 0..20 {
+            let y = transpose8(x);
+            for r in 0..8 {
+                for c in 0..8 {
+                    assert_eq!(
+                        x >> (8 * r + c) & 1,
+                        y >> (8 * c + r) & 1,
+                        "({r}, {c}) of {x:#x}"
+                    );
+                }
+            }
+            x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+        }
+    }
+
+    /// The vector-built affine table is the portable one, byte for byte.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_affine_tab_equals_portable() {
+        if !Gf16Kernel::Gfni256.is_available() {
+            return; // nothing to compare on this CPU
+        }
+        let f = Field::new();
+        for c in (0..=u16::MAX).step_by(97).chain([1, 0xFFFF]) {
+            let col = f.columns(c);
+            assert_eq!(
+                super::super::simd_x86::affine_tab(&col).0,
+                Tab::from_columns(&col, true).0,
+                "c = {c:#x}"
+            );
+        }
+    }
+
+    /// Both table layouts against the product computed bit by bit from the columns.
+    #[test]
+    fn tables_multiply_like_the_columns_say() {
+        let f = Field::new();
+        for c in [1u16, 2, 0x8000, 0x1234, 0xFFFF, 0xACCA] {
+            let col = f.columns(c);
+            let prod = |x: u16| {
+                (0..16)
+                    .filter(|b| x >> b & 1 == 1)
+                    .fold(0, |a, b| a ^ col[b])
+            };
+            let nib = Tab::from_columns(&col, false).0;
+            let aff = Tab::from_columns(&col, true).0;
+            let qword = |lane: usize, second: bool| {
+                let at = 8 * lane + if second { 64 } else { 0 };
+                u64::from_le_bytes(aff[at..at + 8].try_into().unwrap())
+            };
+            // Apply an affine matrix to a byte as the instruction defines it.
+            let apply = |m: u64, x: u8| -> u8 {
+                (0..8).fold(0u8, |acc, i| {
+                    let row = (m >> (8 * (7 - i))) as u8;
+                    acc | (((row & x).count_ones() & 1) as u8) << i
+                })
+            };
+            for x in [0u16, 1, 0x00FF, 0xFF00, 0x1357, 0xFFFF, 0x8001] {
+                assert_eq!(prod(x), f.mul(c, x), "columns of {c:#x}");
+                let (lo, hi) = ((x & 0xff) as usize, (x >> 8) as usize);
+                let n = [lo & 15, lo >> 4, hi & 15, hi >> 4];
+                let (mut pl, mut ph) = (0u8, 0u8);
+                for (q, &v) in n.iter().enumerate() {
+                    pl ^= nib[32 * q + v];
+                    ph ^= nib[32 * q + 16 + v];
+                }
+                assert_eq!(
+                    u16::from(pl) | u16::from(ph) << 8,
+                    prod(x),
+                    "nibbles {c:#x} {x:#x}"
+                );
+                // Low lanes: first maps lo->lo, second lo->hi; high lanes: first hi->hi,
+                // second hi->lo.
+                let (l, h) = (lo as u8, hi as u8);
+                let out_lo = apply(qword(0, false), l) ^ apply(qword(4, true), h);
+                let out_hi = apply(qword(4, false), h) ^ apply(qword(0, true), l);
+                assert_eq!(
+                    u16::from(out_lo) | u16::from(out_hi) << 8,
+                    prod(x),
+                    "affine {c:#x}"
+                );
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::arch::x86_64::*;
 
+use super::field::Field;
 use super::kernel::{Chunks, Gf16Kernel, Job, Tab, scalar_group};
 
 /// Run rows `r0 .. r0 + rows` (at most the kernel's `group_rows`) of `job` with `kernel`.
@@ -32,6 +33,7 @@ pub(crate) fn group<S: Chunks + ?Sized>(
     unsafe {
         match kernel {
             Gf16Kernel::Gfni512 => by_rows!(gfni512, 1 2 3 4 5 6 7 8),
+            Gf16Kernel::Gfni256 => by_rows!(gfni256, 1 2 3 4),
             Gf16Kernel::Avx2 => by_rows!(avx2, 1 2 3 4),
             Gf16Kernel::Ssse3 => by_rows!(ssse3, 1 2 3 4),
             Gf16Kernel::Scalar => scalar_group(job, r0, rows, src),
@@ -78,6 +80,154 @@ fn gfni512<const G: usize, S: Chunks + ?Sized>(job: &Job, r0: usize, src: &mut S
                 _mm512_storeu_si512(out.as_mut_ptr().cast(), _mm512_xor_si512(same[r], swapped))
             };
         }
+    }
+}
+
+/// GFNI on 256-bit vectors (CPUs with GFNI but no AVX-512): low and high bytes of a chunk in
+/// separate registers, four affine transforms per coefficient (lo->lo, hi->lo, lo->hi, hi->hi),
+/// each matrix broadcast to the four lanes in the [`Tab`] (see `affine_tab` for the order).
+#[target_feature(enable = "gfni,avx2")]
+fn gfni256<const G: usize, S: Chunks + ?Sized>(job: &Job, r0: usize, src: &mut S) {
+    for c in 0..job.chunks {
+        let at = 64 * c;
+        let mut lo_acc = [_mm256_setzero_si256(); G];
+        let mut hi_acc = [_mm256_setzero_si256(); G];
+        for (i, &shard) in job.ins.iter().enumerate() {
+            let x = src.chunk(shard as usize, at);
+            // SAFETY: `x` is 64 readable bytes: bytes 0..32 and 32..64 are both in bounds.
+            let (l, h) = unsafe {
+                (
+                    _mm256_loadu_si256(x.as_ptr().cast()),
+                    _mm256_loadu_si256(x[32..].as_ptr().cast()),
+                )
+            };
+            let tabs = &job.tabs[i * job.rows + r0..];
+            for r in 0..G {
+                let t = &tabs[r].0;
+                // SAFETY: the four 32-byte windows at 0, 32, 64, 96 lie inside the 128-byte Tab.
+                let (ll, hh, lh, hl) = unsafe {
+                    (
+                        _mm256_loadu_si256(t.as_ptr().cast()),
+                        _mm256_loadu_si256(t[32..].as_ptr().cast()),
+                        _mm256_loadu_si256(t[64..].as_ptr().cast()),
+                        _mm256_loadu_si256(t[96..].as_ptr().cast()),
+                    )
+                };
+                let lo = _mm256_xor_si256(
+                    _mm256_gf2p8affine_epi64_epi8::<0>(l, ll),
+                    _mm256_gf2p8affine_epi64_epi8::<0>(h, hl),
+                );
+                let hi = _mm256_xor_si256(
+                    _mm256_gf2p8affine_epi64_epi8::<0>(l, lh),
+                    _mm256_gf2p8affine_epi64_epi8::<0>(h, hh),
+                );
+                lo_acc[r] = _mm256_xor_si256(lo_acc[r], lo);
+                hi_acc[r] = _mm256_xor_si256(hi_acc[r], hi);
+            }
+        }
+        for r in 0..G {
+            let out = src.chunk_mut(job.outs[r0 + r] as usize, at);
+            // SAFETY: `out` is 64 writable bytes: bytes 0..32 and 32..64 are both in bounds.
+            unsafe {
+                _mm256_storeu_si256(out.as_mut_ptr().cast(), lo_acc[r]);
+                _mm256_storeu_si256(out[32..].as_mut_ptr().cast(), hi_acc[r]);
+            }
+        }
+    }
+}
+
+/// Affine [`Tab`]s for every coefficient (built `e * k` times per decode; the portable
+/// `Tab::from_columns` is several times the work). Only called for a GFNI kernel the decoder has
+/// resolved as available, which requires GFNI and AVX2.
+pub(crate) fn affine_tabs(f: &Field, coefs: &[u16], tabs: &mut [Tab]) {
+    debug_assert!(Gf16Kernel::Gfni256.is_available());
+    // SAFETY: only reached for a resolved GFNI kernel, whose `is_available` checked gfni + avx2.
+    unsafe { affine_tabs_gfni(f, coefs, tabs) }
+}
+
+#[target_feature(enable = "gfni,avx2")]
+fn affine_tabs_gfni(f: &Field, coefs: &[u16], tabs: &mut [Tab]) {
+    // The 16 columns c * 2^b = exp(log c + log 2^b) by two 8-lane gathers, straight into a
+    // vector (scalar columns stored and reloaded stalled on store forwarding: 60 % of this loop).
+    let exp = f.exp_table();
+    let modulus = _mm256_set1_epi32(65535);
+    let low16 = _mm256_set1_epi32(0xFFFF);
+    // SAFETY: `log_bit` is 16 u32s: both 8-lane windows are in bounds.
+    let (lb0, lb1) = unsafe {
+        (
+            _mm256_loadu_si256(f.log_bit.as_ptr().cast()),
+            _mm256_loadu_si256(f.log_bit[8..].as_ptr().cast()),
+        )
+    };
+    for (t, &c) in tabs.iter_mut().zip(coefs) {
+        if c == 0 {
+            *t = Tab::default(); // the zero map
+            continue;
+        }
+        let lc = _mm256_set1_epi32(i32::from(f.log(c)));
+        // log sums are below 2 * 65535: reduce with one unsigned min(s, s - 65535).
+        let (s0, s1) = (_mm256_add_epi32(lc, lb0), _mm256_add_epi32(lc, lb1));
+        let i0 = _mm256_min_epu32(s0, _mm256_sub_epi32(s0, modulus));
+        let i1 = _mm256_min_epu32(s1, _mm256_sub_epi32(s1, modulus));
+        // SAFETY: every index is at most 65534, so each 4-byte read at byte 2 * index ends at
+        // or before byte 131072, the end of the 65536-entry u16 table.
+        let (g0, g1) = unsafe {
+            (
+                _mm256_i32gather_epi32::<2>(exp.as_ptr().cast(), i0),
+                _mm256_i32gather_epi32::<2>(exp.as_ptr().cast(), i1),
+            )
+        };
+        // Keep each entry's own 16 bits; pack per 128-bit lane gives columns (0-3, 8-11 | 4-7,
+        // 12-15); the qword permute restores 0..16.
+        let packed = _mm256_packus_epi32(_mm256_and_si256(g0, low16), _mm256_and_si256(g1, low16));
+        let v = _mm256_permute4x64_epi64::<0b11_01_10_00>(packed);
+        affine_tab_from(v, t);
+    }
+}
+
+/// One coefficient's table (also the unit test's entry point).
+#[cfg(test)]
+pub(crate) fn affine_tab(col: &[u16; 16]) -> Tab {
+    let mut t = Tab::default();
+    debug_assert!(Gf16Kernel::Gfni256.is_available());
+    // SAFETY: the test calls this only after checking Gfni256 (gfni + avx2) is available;
+    // `col` is 32 readable bytes.
+    unsafe { affine_tab_from(_mm256_loadu_si256(col.as_ptr().cast()), &mut t) };
+    t
+}
+
+/// The affine table from the 16 columns of a multiplication (`v`: column `b` in u16 lane `b`),
+/// in a dozen vector instructions.
+#[target_feature(enable = "gfni,avx2")]
+#[inline]
+fn affine_tab_from(v: __m256i, tab: &mut Tab) {
+    // Per 128-bit lane (columns 0..8, then 8..16): qword 0 <- their low bytes, qword 1 <- their
+    // high bytes, both in reversed column order (byte p <- column 7 - p).
+    let gather = _mm256_setr_epi8(
+        14, 12, 10, 8, 6, 4, 2, 0, 15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0, 15, 13,
+        11, 9, 7, 5, 3, 1,
+    );
+    let x = _mm256_shuffle_epi8(v, gather);
+    // Against identity bytes (byte j = 1 << j), GF2P8AFFINEQB returns the bit transpose of its
+    // matrix operand with rows reversed; with the reversed gather and the final byte swap this
+    // is exactly the block layout `affine_block` builds bit by bit (unit-tested equal).
+    let ident = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let t = _mm256_gf2p8affine_epi64_epi8::<0>(ident, x);
+    let bswap = _mm256_setr_epi8(
+        7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13,
+        12, 11, 10, 9, 8,
+    );
+    // Qwords: 0 = lo->lo, 1 = lo->hi, 2 = hi->lo, 3 = hi->hi.
+    let w = _mm256_shuffle_epi8(t, bswap);
+    let parts = [
+        _mm256_permute4x64_epi64::<0x00>(w), // lo->lo (low lanes of `first`)
+        _mm256_permute4x64_epi64::<0xFF>(w), // hi->hi (high lanes of `first`)
+        _mm256_permute4x64_epi64::<0x55>(w), // lo->hi (low lanes of `second`)
+        _mm256_permute4x64_epi64::<0xAA>(w), // hi->lo (high lanes of `second`)
+    ];
+    for (k, p) in parts.into_iter().enumerate() {
+        // SAFETY: bytes 32k .. 32k + 32 lie inside the 128-byte Tab.
+        unsafe { _mm256_storeu_si256(tab.0[32 * k..].as_mut_ptr().cast(), p) };
     }
 }
 
