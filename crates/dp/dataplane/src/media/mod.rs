@@ -29,6 +29,7 @@
 //!   [`paths`] holds the transports and the per-destination routing; [`tile`] is the tx tile.
 
 pub mod audio;
+pub mod clock;
 pub mod knob;
 pub mod paths;
 pub mod ping;

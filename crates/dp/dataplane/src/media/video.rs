@@ -4,10 +4,11 @@
 //!
 //! - It starts when the tx tile has learned the client's video destination from its ping
 //!   (`Shared::ready`), so the first frame is an IDR the client can decode.
-//! - Frame clock: slot k is due at k · 10^9 / fps ns after that (integer arithmetic, no
-//!   drift). A late thread skips the missed slots (counted) instead of bursting them; frame
-//!   numbers stay dense (the pixels count frames encoded, not slots), the capture time is the
-//!   slot's time.
+//! - Frame clock ([`super::clock`]): slot k is due at k · 10^9 / fps ns after that (integer
+//!   arithmetic, no drift). A late encoder skips the missed slots instead of bursting them;
+//!   they are counted (`strahl_video_frames_skipped_total`, on the status page) and said in a
+//!   rate-limited warning with the delivered frame rate and the mean encode time. Frame numbers
+//!   stay dense (the pixels count frames encoded, not slots), the capture time is the slot's.
 //! - No free unit slot (the tx tile is a full ring behind) → the slot is skipped before capture,
 //!   so the encoder never references a frame the client will not get (counted as skipped).
 //! - The AU cap is `max_access_unit_bytes(packet_size)`: what 4 FEC blocks carry at the lowest
@@ -26,6 +27,7 @@ use strahl_encode::{EncodeError, Encoder};
 use strahl_ipc::{SessionStart, StopReason};
 use strahl_metrics::{Metric, Registry};
 
+use super::clock::{FrameClock, LateWarning, Tick};
 use super::ring::{Producer, Slot, UnitMeta};
 use super::{MediaError, MediaSettings, Shared, VideoSourceKind, WORKER_TICK};
 
@@ -142,29 +144,28 @@ impl VideoProducer {
         if !self.shared.wait_ready(super::VIDEO) {
             return Ok(());
         }
-        let fps = u64::from(self.fps.max(1));
-        let interval_ns = 1_000_000_000 / fps;
+        let mut clock = FrameClock::new(self.fps);
+        let mut late = LateWarning::default();
         let t0 = Instant::now();
-        let mut slot_no: u64 = 0;
+        let elapsed = || u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut frames: u32 = 0;
         while !self.shared.stopped() {
             self.apply_updates();
-            let due = slot_no * 1_000_000_000 / fps;
-            let now = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            if now < due {
-                std::thread::sleep(Duration::from_nanos(due - now).min(WORKER_TICK));
-                continue;
-            }
-            let behind = (now - due) / interval_ns;
-            if behind > 0 {
-                self.metrics.add(Metric::VideoFramesSkipped, behind);
-                slot_no += behind;
-            }
-            let capture_ns = slot_no * 1_000_000_000 / fps;
-            slot_no += 1;
+            let (capture_ns, skipped) = match clock.tick(elapsed()) {
+                Tick::Wait(ns) => {
+                    std::thread::sleep(Duration::from_nanos(ns).min(WORKER_TICK));
+                    continue;
+                }
+                Tick::Frame {
+                    capture_ns,
+                    skipped,
+                } => (capture_ns, skipped),
+            };
+            self.metrics.add(Metric::VideoFramesSkipped, skipped);
             let Some(mut slot) = self.spare.take().or_else(|| self.units.acquire()) else {
                 // The tx tile holds every slot: skip before capture (see the module header).
                 self.metrics.inc(Metric::VideoFramesSkipped);
+                self.warn_late(&mut late, elapsed(), skipped + 1, None, &clock);
                 continue;
             };
             let p = &mut self.pipeline;
@@ -198,6 +199,8 @@ impl VideoProducer {
                 Metric::VideoEncodeMicros,
                 u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             );
+            let took_ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+            self.warn_late(&mut late, elapsed(), skipped, Some(took_ns), &clock);
             self.metrics.inc(Metric::VideoFramesEncoded);
             frames = frames.wrapping_add(1);
             slot.meta = UnitMeta {
@@ -211,6 +214,20 @@ impl VideoProducer {
             }
         }
         Ok(())
+    }
+
+    /// Accounts a tick for the rate-limited "encoder late" warning and logs it when due.
+    fn warn_late(
+        &self,
+        late: &mut LateWarning,
+        now_ns: u64,
+        skipped: u64,
+        encode_ns: Option<u64>,
+        clock: &FrameClock,
+    ) {
+        if let Some(line) = late.note(now_ns, skipped, encode_ns, clock.interval_ns()) {
+            log::warn!("session {}: {line}", self.id);
+        }
     }
 
     fn apply_updates(&mut self) {
