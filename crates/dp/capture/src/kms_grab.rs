@@ -34,7 +34,7 @@ use drm::{ClientCapability, Device as _, VblankWaitFlags, VblankWaitTarget};
 use crate::CaptureError;
 use crate::kms::Card;
 use crate::kms_map::MOD_NONE;
-use crate::kms_wire::{FLAG_CURSOR_VISIBLE, FrameMeta, WireError, send_frame};
+use crate::kms_wire::{FLAG_CURSOR_ONLY, FLAG_CURSOR_VISIBLE, FrameMeta, WireError, send_frame};
 
 /// Refresh assumed when a mode reports none.
 const FALLBACK_REFRESH_MHZ: u32 = 60_000;
@@ -254,6 +254,9 @@ impl KmsGrabber {
         if self.shown == Some(shown) {
             return Ok(None);
         }
+        let cursor_only = self
+            .shown
+            .is_some_and(|s| (s.fb, s.mode) == (shown.fb, shown.mode));
         let Some((frame, mut meta)) = self.export(fb)? else {
             return Ok(None);
         };
@@ -266,6 +269,9 @@ impl KmsGrabber {
             meta.height = mh.min(meta.height - y);
         }
         meta.refresh_mhz = self.refresh_mhz;
+        if cursor_only {
+            meta.flags |= FLAG_CURSOR_ONLY;
+        }
         let mut cursor_fd = None;
         if let Some((cfb, cx, cy)) = cursor
             && let Some((fd, cm)) = self.export(cfb)?

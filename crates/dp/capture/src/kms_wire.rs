@@ -38,6 +38,8 @@ pub const MAX_DIM: u32 = 16384;
 pub const FLAG_CURSOR_VISIBLE: u32 = 1;
 /// A second fd carries the cursor image (same format rules as the frame).
 pub const FLAG_CURSOR_IMAGE: u32 = 2;
+/// The primary framebuffer and size are the previous message's: only the cursor changed.
+pub const FLAG_CURSOR_ONLY: u32 = 4;
 
 /// What the helper knows about one captured framebuffer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

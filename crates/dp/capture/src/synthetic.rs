@@ -63,7 +63,7 @@ impl BandLayout {
     }
 
     /// Top-left pixel of the block carrying bit `i` (0 = MSB).
-    fn origin(&self, i: u32) -> (u32, u32) {
+    pub fn origin(&self, i: u32) -> (u32, u32) {
         ((i % self.cols) * self.block, (i / self.cols) * self.block)
     }
 }

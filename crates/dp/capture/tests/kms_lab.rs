@@ -1,0 +1,532 @@
+//! KMS capture on a real kernel driver (virtio-gpu, the lab's Debian 6.12 guest), one boot.
+//!
+//! In the guest three processes play the appliance's parts:
+//! - the **game** (this binary, role `game`): DRM master on `card0`; sets 640×480 with dumb
+//!   buffers, then page-flips numbered frames (the synthetic source's frame-number band, drawn
+//!   in XRGB) at ~30 Hz through four buffers, moving a 64×64 hardware cursor each frame; then
+//!   switches the connector to 800×600 (a real modeset) and flips more frames;
+//! - the **capture helper** (`strahl-kms-helper`, root = CAP_SYS_ADMIN, not master): GETFB2 +
+//!   PRIME per flip, dmabuf fds over the SEQPACKET socket;
+//! - the **consumer** (role `guest`, the data plane's part: `KmsSource`): maps each dmabuf,
+//!   converts to I420 and reads the frame number back with `synthetic::read_frame_number`.
+//!
+//! Checked: the numbers read are the drawn ones, strictly increasing, ≥ [`MIN_FRAMES_640`] at
+//! 640×480; the mode change is followed without restarting anything (one `Resized` to 800×600,
+//! ≥ [`MIN_FRAMES_800`] frames there, numbers continuing); the cursor's reported position is
+//! where the game put it. The guest prints one `KMS-LAB` summary line the host repeats.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use drm::buffer::{Buffer as _, DrmFourcc};
+use drm::control::dumbbuffer::DumbBuffer;
+use drm::control::{Device as ControlDevice, Event, Mode, PageFlipFlags, connector, crtc};
+use strahl_capture::kms_map::i420_to_xrgb;
+use strahl_capture::kms_source::{KmsSource, Next};
+use strahl_capture::kms_wire::FLAG_CURSOR_VISIBLE;
+use strahl_capture::synthetic::{
+    BandLayout, FRAME_NUMBER_BITS, SyntheticConfig, SyntheticSource, read_frame_number,
+};
+use strahl_capture::{Frame, PixelFormat};
+use strahl_vmlab::harness::{Case, run};
+use strahl_vmlab::{Gpu, GuestSpec, Lab};
+
+const ROLE: &str = "STRAHL_KMS_LAB_ROLE";
+/// Frames the game flips at each mode (the first of each is set by the modeset itself).
+const FRAMES_640: u32 = 200;
+const FRAMES_800: u32 = 60;
+/// What the capture must read back (TCG is slow: the consumer may drop a few for newer ones).
+const MIN_FRAMES_640: usize = 150;
+const MIN_FRAMES_800: usize = 30;
+const FLIP_INTERVAL: Duration = Duration::from_micros(33_333);
+const BUFFERS: usize = 4;
+const CARD: &str = "/dev/dri/card0";
+
+fn main() -> ExitCode {
+    match std::env::var(ROLE).as_deref() {
+        Ok("game") => return exit(game()),
+        Ok("guest") => return exit(guest()),
+        _ => {}
+    }
+    run(&[Case {
+        name: "kms_capture_reads_flipped_frames_and_follows_a_mode_change_on_virtio_gpu",
+        run: host_case,
+    }])
+}
+
+fn exit(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn host_case(lab: &Lab) {
+    let exe = std::env::current_exe().unwrap();
+    let out = lab
+        .run(
+            &GuestSpec::new([exe])
+                .env(ROLE, "guest")
+                .gpu(Gpu::Virtio)
+                .timeout_secs(300),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "guest: {:.1} s\n{}\n{}",
+        out.elapsed.as_secs_f64(),
+        out.stdout,
+        out.stderr
+    );
+    out.assert_success();
+    let summary = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("KMS-LAB "))
+        .expect("summary line");
+    println!("{summary}");
+}
+
+// ---------------------------------------------------------------- the game (DRM master)
+
+struct Card(std::fs::File);
+impl AsFd for Card {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+impl drm::Device for Card {}
+impl ControlDevice for Card {}
+
+/// Where the game puts the cursor for frame `n`.
+fn cursor_pos(n: u32) -> (i32, i32) {
+    (100 + 2 * (n % 100) as i32, 200)
+}
+
+struct Screen {
+    bufs: Vec<(DumbBuffer, drm::control::framebuffer::Handle)>,
+    layout: BandLayout,
+}
+
+impl Screen {
+    /// Buffers holding the full synthetic picture (drawn once); frames then rewrite the band.
+    fn new(card: &Card, (w, h): (u32, u32)) -> Result<Self, String> {
+        let src = SyntheticSource::new(SyntheticConfig {
+            width: w,
+            height: h,
+            fps: 30,
+            format: PixelFormat::I420,
+            first_frame_number: 0,
+        })
+        .map_err(|e| e.to_string())?;
+        let mut pic = Frame::new(w, h, PixelFormat::I420).map_err(|e| e.to_string())?;
+        src.draw(0, &mut pic).map_err(|e| e.to_string())?;
+        let mut bufs = Vec::new();
+        for _ in 0..BUFFERS {
+            let mut db = card
+                .create_dumb_buffer((w, h), DrmFourcc::Xrgb8888, 32)
+                .map_err(|e| format!("dumb buffer: {e}"))?;
+            let pitch = db.pitch() as usize;
+            {
+                let mut map = card
+                    .map_dumb_buffer(&mut db)
+                    .map_err(|e| format!("map: {e}"))?;
+                i420_to_xrgb(&pic, &mut map, pitch);
+            }
+            let fb = card
+                .add_framebuffer(&db, 24, 32)
+                .map_err(|e| format!("ADDFB: {e}"))?;
+            bufs.push((db, fb));
+        }
+        Ok(Self {
+            bufs,
+            layout: src.layout(),
+        })
+    }
+
+    /// Writes frame `n`'s number band into buffer `n % BUFFERS`; returns its framebuffer.
+    fn draw(&mut self, card: &Card, n: u32) -> Result<drm::control::framebuffer::Handle, String> {
+        let (db, fb) = &mut self.bufs[n as usize % BUFFERS];
+        let pitch = db.pitch() as usize;
+        let mut map = card.map_dumb_buffer(db).map_err(|e| format!("map: {e}"))?;
+        let b = self.layout.block as usize;
+        for i in 0..FRAME_NUMBER_BITS {
+            // Y 235 / 16 with neutral chroma is RGB white / black.
+            let v = if (n >> (FRAME_NUMBER_BITS - 1 - i)) & 1 == 1 {
+                0xff
+            } else {
+                0
+            };
+            let (ox, oy) = self.layout.origin(i);
+            for y in oy as usize..oy as usize + b {
+                let row = &mut map[y * pitch + ox as usize * 4..y * pitch + (ox as usize + b) * 4];
+                for px in row.chunks_exact_mut(4) {
+                    px.copy_from_slice(&[v, v, v, 0xff]);
+                }
+            }
+        }
+        Ok(*fb)
+    }
+}
+
+fn mode_of(modes: &[Mode], (w, h): (u16, u16)) -> Result<Mode, String> {
+    modes
+        .iter()
+        .filter(|m| m.size() == (w, h))
+        .max_by_key(|m| m.vrefresh())
+        .copied()
+        .ok_or_else(|| format!("connector offers no {w}x{h} mode"))
+}
+
+fn wait_flip(card: &Card) -> Result<(), String> {
+    let mut pfd = [rustix::event::PollFd::new(
+        card,
+        rustix::event::PollFlags::IN,
+    )];
+    let ts = rustix::event::Timespec {
+        tv_sec: 2,
+        tv_nsec: 0,
+    };
+    for _ in 0..4 {
+        if rustix::event::poll(&mut pfd, Some(&ts)).map_err(|e| e.to_string())? == 0 {
+            return Err("no page-flip event within 2 s".into());
+        }
+        let events = card.receive_events().map_err(|e| format!("events: {e}"))?;
+        if events.into_iter().any(|e| matches!(e, Event::PageFlip(_))) {
+            return Ok(());
+        }
+    }
+    Err("events, but no page flip".into())
+}
+
+fn game() -> Result<(), String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(CARD)
+        .map_err(|e| format!("{CARD}: {e}"))?;
+    let card = Card(file);
+    let res = card.resource_handles().map_err(|e| e.to_string())?;
+    let (conn, modes) = res
+        .connectors()
+        .iter()
+        .filter_map(|&c| card.get_connector(c, true).ok())
+        .find(|i| i.state() == connector::State::Connected)
+        .map(|i| (i.handle(), i.modes().to_vec()))
+        .ok_or("no connected connector")?;
+    let crtc: crtc::Handle = *res.crtcs().first().ok_or("no CRTC")?;
+    let mut n = 0u32;
+    let mut report = Vec::new();
+    let stdin = std::io::stdin();
+    for (phase, (size, frames)) in [((640u16, 480u16), FRAMES_640), ((800, 600), FRAMES_800)]
+        .into_iter()
+        .enumerate()
+    {
+        let mode = mode_of(&modes, size)?;
+        let mut screen = Screen::new(&card, (u32::from(size.0), u32::from(size.1)))?;
+        let fb = screen.draw(&card, n)?;
+        #[allow(deprecated)]
+        let _ = card.move_cursor(crtc, cursor_pos(n));
+        card.set_crtc(crtc, Some(fb), (0, 0), &[conn], Some(mode))
+            .map_err(|e| format!("SETCRTC {}x{}: {e}", size.0, size.1))?;
+        if phase == 0 {
+            // A hardware cursor (64×64, opaque orange) the capture reports as metadata.
+            let mut cur = card
+                .create_dumb_buffer((64, 64), DrmFourcc::Argb8888, 32)
+                .map_err(|e| format!("cursor buffer: {e}"))?;
+            {
+                let mut map = card.map_dumb_buffer(&mut cur).map_err(|e| e.to_string())?;
+                for px in map.chunks_exact_mut(4) {
+                    px.copy_from_slice(&[0x00, 0x80, 0xff, 0xff]);
+                }
+            }
+            #[allow(deprecated)]
+            let cursor = card
+                .set_cursor2(crtc, Some(&cur), (0, 0))
+                .and_then(|()| card.move_cursor(crtc, cursor_pos(n)));
+            println!("CURSOR {}", if cursor.is_ok() { "set" } else { "none" });
+            println!("READY");
+            std::io::stdout().flush().ok();
+            // Wait for the consumer to be connected (the orchestrator answers or kills us).
+            let mut line = String::new();
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+        }
+        let t0 = Instant::now();
+        for k in 1..frames {
+            n += 1;
+            let due = FLIP_INTERVAL * k;
+            if let Some(d) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(d);
+            }
+            let fb = screen.draw(&card, n)?;
+            #[allow(deprecated)]
+            let _ = card.move_cursor(crtc, cursor_pos(n));
+            card.page_flip(crtc, fb, PageFlipFlags::EVENT, None)
+                .map_err(|e| format!("page flip {n}: {e}"))?;
+            wait_flip(&card)?;
+        }
+        report.push(format!(
+            "{}x{}: up to {n} in {:.1} s",
+            size.0,
+            size.1,
+            t0.elapsed().as_secs_f64()
+        ));
+        n += 1; // the next phase's modeset shows the next number
+    }
+    // Keep the last picture up while the capture reads it, then exit (the CRTC goes away).
+    std::thread::sleep(Duration::from_millis(500));
+    println!("GAME {}", report.join(", "));
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the guest orchestrator
+
+/// One picture the consumer converted.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    size: (u32, u32),
+    number: Option<u32>,
+    cursor: Option<(i32, i32)>,
+}
+
+fn guest() -> Result<(), String> {
+    let t_start = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut game = Command::new(&exe)
+        .env(ROLE, "game")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("game: {e}"))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let game_out = game.stdout.take().ok_or("game stdout")?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(game_out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut game_lines = Vec::new();
+    let ready = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) if l == "READY" => break true,
+            Ok(l) => game_lines.push(l),
+            Err(_) => break false,
+        }
+    };
+    if !ready {
+        let _ = game.kill();
+        return Err(format!("game never got ready: {game_lines:?}"));
+    }
+    let sock = Path::new("/tmp/strahl-kms-lab.sock");
+    let mut helper = Command::new(env!("CARGO_BIN_EXE_strahl-kms-helper"))
+        .args([
+            "--socket",
+            "/tmp/strahl-kms-lab.sock",
+            "--device",
+            CARD,
+            "--max-seconds",
+            "200",
+        ])
+        .spawn()
+        .map_err(|e| format!("helper: {e}"))?;
+    let t0 = Instant::now();
+    let mut src = loop {
+        match KmsSource::connect(sock) {
+            Ok(s) => break s,
+            Err(_) if t0.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => {
+                let _ = (game.kill(), helper.kill());
+                return Err(format!("helper socket: {e}"));
+            }
+        }
+    };
+    // The first frame (the modeset's) before the game starts flipping.
+    let mut seen = Vec::new();
+    let mut resized = Vec::new();
+    let record =
+        |src: &KmsSource, next: Next, seen: &mut Vec<Seen>, resized: &mut Vec<(u32, u32)>| {
+            if let Next::Resized { width, height } = next {
+                resized.push((width, height));
+            }
+            let f = src.frame().expect("a frame after Frame/Resized");
+            let m = src.meta();
+            seen.push(Seen {
+                size: (f.width(), f.height()),
+                number: read_frame_number(f.y(), f.width(), f.height()),
+                cursor: (m.flags & FLAG_CURSOR_VISIBLE != 0).then_some((m.cursor_x, m.cursor_y)),
+            });
+        };
+    loop {
+        match src
+            .next(Duration::from_secs(10))
+            .map_err(|e| e.to_string())?
+        {
+            Next::Idle => {
+                let _ = (game.kill(), helper.kill());
+                return Err("no first frame from the helper in 10 s".into());
+            }
+            Next::Cursor => continue,
+            next => {
+                record(&src, next, &mut seen, &mut resized);
+                break;
+            }
+        }
+    }
+    let game_in = game.stdin.as_mut().ok_or("game stdin")?;
+    game_in.write_all(b"GO\n").map_err(|e| e.to_string())?;
+    // Until the game has exited and the helper has nothing more, bounded in time.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut game_status = None;
+    while Instant::now() < deadline {
+        match src
+            .next(Duration::from_millis(1000))
+            .map_err(|e| e.to_string())?
+        {
+            Next::Idle if game_status.is_some() => break,
+            Next::Idle | Next::Cursor => {}
+            next => record(&src, next, &mut seen, &mut resized),
+        }
+        if game_status.is_none() {
+            game_status = game.try_wait().map_err(|e| e.to_string())?;
+        }
+    }
+    let _ = helper.kill();
+    let _ = helper.wait();
+    let status = match game_status {
+        Some(s) => s,
+        None => {
+            let _ = game.kill();
+            return Err("game did not finish in time".into());
+        }
+    };
+    while let Ok(l) = rx.try_recv() {
+        game_lines.push(l);
+    }
+    println!("game: {game_lines:?} ({status})");
+    if !status.success() {
+        return Err(format!("game failed: {status}"));
+    }
+    check(
+        &seen,
+        &resized,
+        src.dropped(),
+        &game_lines,
+        t_start.elapsed(),
+    )
+}
+
+fn check(
+    seen: &[Seen],
+    resized: &[(u32, u32)],
+    dropped: u64,
+    game_lines: &[String],
+    took: Duration,
+) -> Result<(), String> {
+    // After the game exits the console's own picture may show up: unreadable, ignored at the end.
+    let last_readable = seen
+        .iter()
+        .rposition(|s| s.number.is_some())
+        .ok_or("nothing readable")?;
+    let body = &seen[..=last_readable];
+    let unreadable = body.iter().filter(|s| s.number.is_none()).count();
+    let at = |size| {
+        body.iter()
+            .filter(move |s| s.size == size)
+            .filter_map(|s| s.number)
+            .collect::<Vec<u32>>()
+    };
+    let (n640, n800) = (at((640, 480)), at((800, 600)));
+    let increasing = body
+        .iter()
+        .filter_map(|s| s.number)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .all(|w| w[0] < w[1]);
+    let switch = body.iter().position(|s| s.size == (800, 600));
+    let ordered_sizes = switch.is_some_and(|i| body[i..].iter().all(|s| s.size == (800, 600)))
+        && body[..switch.unwrap_or(0)]
+            .iter()
+            .all(|s| s.size == (640, 480));
+    let cursor_set = game_lines.iter().any(|l| l == "CURSOR set");
+    let cursor_ok = body
+        .iter()
+        .filter_map(|s| Some((s.number?, s.cursor?)))
+        .filter(|&(n, c)| n > 0 && (c == cursor_pos(n) || c == cursor_pos(n + 1)))
+        .count();
+    let cursor_wrong: Vec<(u32, (i32, i32))> = body
+        .iter()
+        .filter_map(|s| Some((s.number?, s.cursor?)))
+        .filter(|&(n, c)| n > 0 && c != cursor_pos(n) && c != cursor_pos(n + 1))
+        .take(5)
+        .collect();
+    let with_cursor = body
+        .iter()
+        .filter(|s| s.number.is_some_and(|n| n > 0) && s.cursor.is_some())
+        .count();
+    println!(
+        "KMS-LAB virtio-gpu: {} frames at 640x480 (first {:?}, last {:?}), {} at 800x600 (last {:?}), \
+         in order: {increasing}, resized: {resized:?}, unreadable in between: {unreadable}, \
+         dropped as stale: {dropped}, cursor position right on {cursor_ok}/{with_cursor} (game: cursor {}), \
+         guest run {:.1} s",
+        n640.len(),
+        n640.first(),
+        n640.last(),
+        n800.len(),
+        n800.last(),
+        if cursor_set { "set" } else { "refused" },
+        took.as_secs_f64()
+    );
+    let mut errs = Vec::new();
+    if !increasing {
+        errs.push("frame numbers not strictly increasing".to_string());
+    }
+    if n640.first() != Some(&0) {
+        errs.push(format!("first frame {:?}, want 0", n640.first()));
+    }
+    if n640.len() < MIN_FRAMES_640 {
+        errs.push(format!(
+            "{} frames at 640x480 < {MIN_FRAMES_640}",
+            n640.len()
+        ));
+    }
+    if n800.len() < MIN_FRAMES_800 || n800.last() != Some(&(FRAMES_640 + FRAMES_800 - 1)) {
+        errs.push(format!(
+            "800x600: {} frames, last {:?}",
+            n800.len(),
+            n800.last()
+        ));
+    }
+    if resized != [(640, 480), (800, 600)] || !ordered_sizes {
+        errs.push(format!(
+            "mode change not followed cleanly: resized {resized:?}"
+        ));
+    }
+    if unreadable > 0 {
+        errs.push(format!(
+            "{unreadable} unreadable pictures between readable ones"
+        ));
+    }
+    if cursor_set && (with_cursor == 0 || cursor_ok != with_cursor) {
+        errs.push(format!(
+            "cursor: right on {cursor_ok} of {with_cursor}; (number, position) wrong: {cursor_wrong:?}"
+        ));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
+}
