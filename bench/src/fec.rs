@@ -12,6 +12,10 @@
 //!   `reed-solomon-erasure` at the same shape.
 //! - Decode (max loss, a fresh random pattern per iteration): our GF(2^16) and GF(2^8) best kernel,
 //!   and `reed-solomon-erasure`.
+//! - `gf16_few_erasures` (fec/few.rs): 720p-sized native frames with 1, 2, 4 data shards lost, our
+//!   few-erasure path vs `reed-solomon-simd`'s decoder, p50/p99, per kernel, and the crossover.
+//! - `gf8_vs_nanors` (fec/nanors.rs): our GF(2^8) vs Moonlight's nanors itself (every ISA build
+//!   of it this CPU runs), encode and max-loss decode, in the same run.
 //!
 //! Throughput counts the frame's *data* bytes over the median time.
 
@@ -27,6 +31,9 @@ use strahl_fec::gf16::{Gf16Decoder, Gf16Encoder};
 
 use crate::Options;
 use crate::report::{Plot, Stats, measure};
+
+mod few;
+mod nanors;
 
 /// Shard payload: GameStream's shard at the default 1392-byte packet size (reference A18), also
 /// used for GF(2^16) so both fields code the same bytes.
@@ -385,6 +392,8 @@ pub fn run(opts: &Options) -> Result<Value, String> {
     }
 
     let headline = headline(opts)?;
+    let few_erasures = few::run(opts)?;
+    let vs_nanors = nanors::run(opts)?;
     let geomean = |key: &str| {
         let v: Vec<f64> = gf16_vs_raw.iter().filter_map(|g| g[key].as_f64()).collect();
         (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp()
@@ -417,6 +426,8 @@ pub fn run(opts: &Options) -> Result<Value, String> {
         "gf8_kernels_available": Gf8Kernel::ALL.iter().filter(|k| k.is_available()).map(|k| k.name()).collect::<Vec<_>>(),
         "quick": opts.quick,
         "headline": headline,
+        "gf16_few_erasures": few_erasures,
+        "gf8_vs_nanors": vs_nanors,
         "gf16_wrapper_summary": gf16_summary,
         "gf16_wrapper_vs_raw": gf16_vs_raw,
         "encode": encode,

@@ -29,12 +29,18 @@ mod simd_x86;
 
 pub use kernel::Gf16Kernel;
 
-/// Most missing data shards the few-erasure path takes; more go to `reed-solomon-simd`'s FFT
-/// decoder. The fast path's cost grows with `e * k`, the crate's is about flat in `e`; the
-/// crossover measured by `strahl-bench fec` (`gf16_fast_crossover`, docs/measurements.md
-/// §fec few-erasure decode) is far above this, which is kept lower so the coefficient set-up
-/// (`O(e^2 k)`) stays small on the latency path.
+/// Most missing data shards the few-erasure path takes on a SIMD kernel; more go to
+/// `reed-solomon-simd`'s FFT decoder. The fast path's cost grows with `e * k`, the crate's is
+/// about flat in `e`: at 72+36 x 1428 B (`strahl-bench fec`, `crossover_100k_50pct`) ours on
+/// gfni512 was 0.26x the crate's time at 16 lost and still 0.87x at all 36 lost; avx2 at 46+10 was
+/// 0.10x at 4 lost (docs/measurements.md §fec few-erasure decode). 16 keeps a margin for slower
+/// kernels and larger frames (our cost scales with `k`, the crate's with `n log n`) while
+/// covering every loss a 20 % parity budget of a 720p frame can repair.
 pub const FAST_MAX_ERASURES: usize = 16;
+
+/// The same limit when only the scalar kernel runs (no SSSE3, or not x86-64): it beat the crate
+/// 2.9x at 1 lost and 1.5x at 2, and lost (0.8x) at 4 (46+10 x 1428 B, same bench).
+pub const FAST_MAX_ERASURES_SCALAR: usize = 2;
 
 /// Most shards in one GF(2^16) block.
 pub const MAX_SHARDS: usize = 65535;
@@ -109,7 +115,11 @@ impl Gf16Decoder {
             inner: None,
             fast: None,
             kernel,
-            fast_limit: FAST_MAX_ERASURES,
+            fast_limit: if kernel.resolve() == Gf16Kernel::Scalar {
+                FAST_MAX_ERASURES_SCALAR
+            } else {
+                FAST_MAX_ERASURES
+            },
             fast_decodes: 0,
         }
     }
@@ -121,7 +131,8 @@ impl Gf16Decoder {
     }
 
     /// Most missing data shards recovered by the few-erasure path (default
-    /// [`FAST_MAX_ERASURES`]; 0 always uses the crate's decoder). For tests and benches.
+    /// [`FAST_MAX_ERASURES`], [`FAST_MAX_ERASURES_SCALAR`] on the scalar kernel; 0 always uses the
+    /// crate's decoder). For tests and benches.
     pub fn set_fast_limit(&mut self, limit: usize) {
         self.fast_limit = limit;
     }

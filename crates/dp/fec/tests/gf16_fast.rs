@@ -5,7 +5,9 @@
 
 use proptest::prelude::*;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
-use strahl_fec::gf16::{FAST_MAX_ERASURES, Gf16Decoder, Gf16Encoder, Gf16Kernel};
+use strahl_fec::gf16::{
+    FAST_MAX_ERASURES, FAST_MAX_ERASURES_SCALAR, Gf16Decoder, Gf16Encoder, Gf16Kernel,
+};
 
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -213,5 +215,35 @@ fn parity_is_the_crates_parity() {
         let mut outs: Vec<&mut [u8]> = got.iter_mut().map(Vec::as_mut_slice).collect();
         Gf16Encoder::new().encode(&ins, &mut outs).unwrap();
         assert_eq!(got, want, "({d},{p}) len {len}");
+    }
+}
+
+/// The default limits: SIMD kernels take up to FAST_MAX_ERASURES lost shards, the scalar kernel
+/// up to FAST_MAX_ERASURES_SCALAR; beyond them the crate decodes (and still recovers).
+#[test]
+fn default_limits_pick_the_path() {
+    let (d, p, len) = (40, 20, 130);
+    let data: Vec<Vec<u8>> = (0..d).map(|i| bytes(len, i as u64 + 99)).collect();
+    let parity = rss_parity(&data, p);
+    let lose = |e: usize| {
+        let mut present = vec![true; d + p];
+        present[..e].fill(false);
+        present
+    };
+    let mut cases = vec![
+        (Gf16Kernel::Scalar, FAST_MAX_ERASURES_SCALAR),
+        (Gf16Kernel::best(), FAST_MAX_ERASURES),
+    ];
+    if Gf16Kernel::best().resolve() == Gf16Kernel::Scalar {
+        cases.truncate(1);
+    }
+    for (kernel, limit) in cases {
+        for (e, fast) in [(1, 1), (limit, 1), (limit + 1, 0)] {
+            let mut dec = Gf16Decoder::with_kernel(kernel);
+            let present = lose(e);
+            let got = ours(&mut dec, &data, &parity, &present);
+            assert_eq!(got, data[..e].to_vec(), "{} with {e} lost", kernel.name());
+            assert_eq!(dec.fast_decodes(), fast, "{} with {e} lost", kernel.name());
+        }
     }
 }

@@ -245,7 +245,7 @@ pub(crate) fn mul_rows<S: Chunks + ?Sized>(kernel: Gf16Kernel, job: &Job, src: &
 
 impl Gf16Kernel {
     /// The kernel that will really run: `self` when available, else scalar.
-    pub(crate) fn resolve(self) -> Gf16Kernel {
+    pub fn resolve(self) -> Gf16Kernel {
         if self.is_available() {
             self
         } else {
