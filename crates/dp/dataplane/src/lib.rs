@@ -9,10 +9,12 @@
 //!   openh264 → GameStream FEC packetizer → paced sendmmsg; tone → Opus → GameStream audio).
 //! - [`cli`]: argument parsing.
 //! - [`transport`]: start-up transport self-test target, candidates and reporting.
+//! - [`selftest`]: `strahl-dataplane selftest`, the capture → encode → file hardware check.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod media;
 pub mod run;
+pub mod selftest;
 pub mod server;
 pub mod transport;

@@ -25,6 +25,15 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(Cli::Run(a)) => a,
+        Ok(Cli::Selftest(t)) => {
+            return match strahl_dataplane::selftest::run(&t, &mut std::io::stdout()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("strahl-dataplane selftest: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Ok(Cli::Help) => {
             print!("{}", cli::USAGE);
             return ExitCode::SUCCESS;

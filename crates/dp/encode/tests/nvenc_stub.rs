@@ -70,7 +70,10 @@ fn detection_against_stub_libraries() {
     assert!(RealNvenc::load_from(ok.to_str().unwrap()).is_ok());
     match RealNvenc::load_from(old.to_str().unwrap()) {
         Err(NvError::DriverMissing(m)) => {
-            assert!(m.contains("9.1") && m.contains("12.1") && m.contains("newer driver"), "{m}")
+            assert!(
+                m.contains("9.1") && m.contains("12.1") && m.contains("newer driver"),
+                "{m}"
+            )
         }
         Err(e) => panic!("expected DriverMissing, got {e}"),
         Ok(_) => panic!("a 9.1 driver must be refused"),
