@@ -79,6 +79,8 @@ pub struct GuestSpec {
     pub mem: String,
     pub smp: u32,
     pub qemu_args: Vec<String>,
+    /// Added to the guest kernel's command line.
+    pub kernel_args: Vec<String>,
     /// Keep the job directory (console log) here.
     pub keep: Option<PathBuf>,
 }
@@ -105,6 +107,7 @@ impl GuestSpec {
             mem: "2G".to_owned(),
             smp: 2,
             qemu_args: Vec::new(),
+            kernel_args: Vec::new(),
             keep: None,
         }
     }
@@ -169,6 +172,11 @@ impl GuestSpec {
         self
     }
 
+    pub fn kernel_arg(mut self, a: &str) -> Self {
+        self.kernel_args.push(a.to_owned());
+        self
+    }
+
     pub fn keep(mut self, p: impl Into<PathBuf>) -> Self {
         self.keep = Some(p.into());
         self
@@ -224,6 +232,9 @@ impl GuestSpec {
         opt("--smp", self.smp.to_string().into());
         for q in &self.qemu_args {
             opt("--qemu-arg", q.into());
+        }
+        for k in &self.kernel_args {
+            opt("--append", k.into());
         }
         if let Some(k) = &self.keep {
             opt("--keep", k.into());

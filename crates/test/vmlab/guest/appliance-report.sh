@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs in the booted appliance guest (systemd PID 1) as the VM lab's job unit: waits (bounded)
+# for strahl to come up, writes what the host-side test checks into DIR (shared with the host)
+# as KEY=VALUE lines (report.txt) plus the console snippet and the units' journal, copies the admin token for the host's `strahl-control pin`, then waits (bounded) for
+# the host to write DIR/host-done before reporting the journal again and powering off.
+# Usage: appliance-report.sh DIR
+set -u
+dir=$1
+mkdir -p "$dir/state"
+
+up() {
+  systemctl -q is-active strahl-dataplane.service strahl-control.service &&
+    [ -s /run/strahl/console.issue ] && [ -S /run/strahl/dataplane.sock ] &&
+    journalctl -b -u strahl-dataplane -o cat | grep -q '^.*privileges: '
+}
+for _ in $(seq 1 180); do up && break; sleep 1; done
+
+caps() { # unit prefix
+  local pid
+  pid=$(systemctl show -P MainPID "$1")
+  echo "$2.pid=$pid"
+  echo "$2.active=$(systemctl is-active "$1")"
+  echo "$2.user=$(ps -o user= -p "$pid")"
+  local f
+  for f in CapEff CapPrm CapBnd CapAmb CapInh; do
+    # Every thread's value (capabilities are per thread); one line when all agree.
+    echo "$2.$f=$(awk -v k="$f:" '$1==k {print $2}' /proc/"$pid"/task/*/status | sort -u | paste -sd, -)"
+  done
+  echo "$2.threads=$(find /proc/"$pid"/task -mindepth 1 -maxdepth 1 | wc -l)"
+}
+
+{
+  echo "pid1=$(cat /proc/1/comm)"
+  echo "kernel=$(uname -r)"
+  echo "system_state=$(systemctl is-system-running)"
+  echo "failed_units=$(systemctl --failed --plain --no-legend | awk '{print $1}' | paste -sd, -)"
+  echo "target=$(systemctl is-active strahl.target)"
+  echo "enabled=$(systemctl is-enabled strahl.target strahl-dataplane.service strahl-control.service | paste -sd, -)"
+  caps strahl-dataplane.service dataplane
+  caps strahl-control.service control
+  for f in /usr/lib/sysctl.d/60-strahl.conf /usr/lib/sysctl.d/61-strahl-busy-poll.conf; do
+    sed -n 's/^-\{0,1\}\([a-z0-9_.]*\) *= *.*/\1/p' "$f" | while read -r k; do
+      echo "sysctl.$k=$(sysctl -n "$k" 2>/dev/null || echo MISSING)"
+    done
+  done
+  echo "cmdline=$(cat /proc/cmdline)"
+  echo "cpu.isolated=$(cat /sys/devices/system/cpu/isolated)"
+  echo "cpu.nohz_full=$(cat /sys/devices/system/cpu/nohz_full 2>/dev/null)"
+  echo "cpu.online=$(cat /sys/devices/system/cpu/online)"
+  echo "hugepages=$(cat /proc/sys/vm/nr_hugepages)"
+  echo "module.uinput=$(grep -c '^uinput ' /proc/modules)"
+  for p in /var/lib/strahl /run/strahl /run/strahl/dataplane.sock /run/strahl/control.sock \
+    /run/strahl/console.issue /etc/strahl/strahl.toml; do
+    echo "path.$p=$(stat -c '%U:%G %a %F' "$p" 2>&1)"
+  done
+  echo "path./etc/issue.d/strahl.issue=$(readlink /etc/issue.d/strahl.issue)"
+  echo "state_files=$(find /var/lib/strahl -maxdepth 1 -type f -printf '%f ' | tr ' ' '\n' | sort | paste -sd, -)"
+} >"$dir/report.tmp" 2>&1
+cp /run/strahl/console.issue "$dir/console.issue" 2>/dev/null
+journalctl -b -u strahl-dataplane -u strahl-control -o cat --no-pager >"$dir/journal.txt" 2>&1
+cp /var/lib/strahl/status-token "$dir/state/" 2>/dev/null
+mv "$dir/report.tmp" "$dir/report.txt"
+
+for _ in $(seq 1 600); do [ -e "$dir/host-done" ] && break; sleep 1; done
+journalctl -b -u strahl-dataplane -u strahl-control -o cat --no-pager >"$dir/journal-end.txt" 2>&1
+cp /run/strahl/console.issue "$dir/console-end.issue" 2>/dev/null
+echo "appliance-report: done"

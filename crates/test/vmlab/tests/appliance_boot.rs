@@ -1,0 +1,447 @@
+//! The appliance booted for real (issue 12 item 5): one VM lab guest whose PID 1 is systemd, on
+//! this machine's root with strahl's files added by `image/install.sh` from
+//! `image/install.manifest` (what the Containerfile runs, so nothing can drift), the appliance's
+//! kernel arguments (`kernel-config/kargs.d`) on the guest kernel's command line, and a
+//! virtio-net NIC on a tap in a namespace this test makes. Checked:
+//! - both services active as their own users (created by systemd-sysusers at boot), the data
+//!   plane with exactly its four capabilities in the bounding set and none left in any thread
+//!   after its self-drop (the journal says it dropped 4), the control plane with none at all;
+//! - every sysctl of `kernel-config/sysctl.d` applied; the kargs a VM can apply (nohz_full,
+//!   rcu_nocbs, hugepages; isolcpus see [`KNOWN_KARG_DEFECTS`]); `uinput` loaded by
+//!   modules-load.d;
+//! - the state directory, runtime directory and sockets where the units say, the config copied
+//!   to /etc by tmpfiles.d, the console snippet linked from /etc/issue.d showing the setup code
+//!   that the journal logged;
+//! - from the host side: `/healthz` over the guest's network, then the real Moonlight core
+//!   pairs (PIN through the real `strahl-control pin --url`) and streams a few small frames.
+//!
+//! The guest-side half is `guest/appliance-setup.sh` (before systemd) and
+//! `guest/appliance-report.sh` (the job unit: writes its findings into a shared directory and
+//! holds the guest up until the host side is done). One boot, ~1–2 min under TCG plus the stream.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strahl_vmlab::harness::{Case, run};
+use strahl_vmlab::{GuestNet, GuestSpec, Lab, NetNs, repo_root};
+
+const HOST_CIDR: &str = "10.201.0.1/24";
+const GUEST_CIDR: &str = "10.201.0.2/24";
+const GUEST: &str = "10.201.0.2";
+/// CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_IPC_LOCK (14), CAP_BPF (39): the unit's set.
+const DATAPLANE_CAPS: &str = "0000008000007000";
+const NO_CAPS: &str = "0000000000000000";
+/// Kernel arguments of kernel-config/kargs.d that do not take effect, found by this boot:
+/// `isolcpus=managed_irq,domain,N` — the kernel reads a leading letter as another flag
+/// ("isolcpus: Skipped unknown flag N"), so no CPU is isolated. Reported to the kernel-config
+/// owner; the test fails once it works, so this list is emptied then.
+const KNOWN_KARG_DEFECTS: &[&str] = &["isolcpus"];
+/// Small stream: TCG encodes slowly.
+const FRAMES: u32 = 60;
+
+fn main() -> std::process::ExitCode {
+    run(&[Case {
+        name: "appliance_boots_under_systemd_and_streams_to_moonlight",
+        run: appliance_boots_under_systemd_and_streams_to_moonlight,
+    }])
+}
+
+/// strahl's binaries: `$STRAHL_BIN_DIR` (as the e2e suite reads it), else built with this test's
+/// cargo and profile (the test profile has already built them for their own tests, so CI
+/// compiles nothing twice).
+fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STRAHL_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let target = profile_dir.parent().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(repo_root())
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            "strahl-dataplane",
+            "-p",
+            "strahl-control",
+        ])
+        .args(["--bin", "strahl-dataplane", "--bin", "strahl-control"])
+        .arg("--target-dir")
+        .arg(target)
+        .stdout(Stdio::null());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    } else {
+        c.args(["--profile", "test"]);
+    }
+    let st = c.status().expect("cargo build");
+    assert!(st.success(), "building strahl's binaries failed");
+    profile_dir
+}
+
+/// Every `"..."` string of each kargs.d file's `kargs = [...]`.
+fn appliance_kargs() -> Vec<String> {
+    let dir = repo_root().join("kernel-config/kargs.d");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let t: toml::Table = std::fs::read_to_string(&f).unwrap().parse().unwrap();
+        for k in t["kargs"].as_array().unwrap() {
+            out.push(k.as_str().unwrap().to_owned());
+        }
+    }
+    out
+}
+
+/// `key = value` lines of the appliance's sysctl.d files (a leading `-` dropped).
+fn appliance_sysctls() -> Vec<(String, String)> {
+    let dir = repo_root().join("kernel-config/sysctl.d");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        for l in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let (k, v) = l.split_once('=').unwrap();
+            out.push((
+                k.trim().trim_start_matches('-').to_owned(),
+                v.trim().to_owned(),
+            ));
+        }
+    }
+    out
+}
+
+fn report(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Runs `cmd` to completion within `limit` (killed after); returns (status, stdout, stderr).
+fn run_bounded(mut cmd: Command, limit: Duration) -> (Option<i32>, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (status, out, err)
+}
+
+/// The driver's JSON line for `step`.
+fn step(out: &str, name: &str) -> Option<serde_json::Value> {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["step"] == name)
+}
+
+fn appliance_boots_under_systemd_and_streams_to_moonlight(lab: &Lab) {
+    let bin = bin_dir();
+    let python = strahl_testkit::python::moonlight_python().unwrap_or_else(|e| panic!("{e}"));
+    let driver = strahl_testkit::python::moonlight_driver();
+    let repo = repo_root().canonicalize().unwrap();
+    // Shared with the guest: under the target directory, which the lab shares read-write.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vmlab-appliance");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let setup = dir.join("setup.sh");
+    std::fs::write(
+        &setup,
+        format!(
+            "exec bash {} {} {}\n",
+            repo.join("crates/test/vmlab/guest/appliance-setup.sh")
+                .display(),
+            repo.display(),
+            bin.canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let ns = NetNs::new("appl").expect("network namespace (root and iproute2 needed)");
+    let kargs = appliance_kargs();
+    let mut spec = GuestSpec::new([
+        "/bin/bash".into(),
+        repo.join("crates/test/vmlab/guest/appliance-report.sh"),
+        dir.clone(),
+    ])
+    .systemd()
+    .setup(&setup)
+    .net(GuestNet::new(ns.name(), HOST_CIDR, GUEST_CIDR))
+    .keep(dir.join("job"))
+    .timeout_secs(900);
+    for k in &kargs {
+        spec = spec.kernel_arg(k);
+    }
+    let lab2 = lab.clone();
+    let guest = std::thread::spawn(move || lab2.run(&spec));
+
+    // The guest's findings, once strahl is up (bounded: boot + start-up under TCG).
+    let report_path = dir.join("report.txt");
+    let t0 = Instant::now();
+    while !report_path.exists() {
+        assert!(
+            !guest.is_finished(),
+            "the guest ended before reporting: {:?}",
+            guest.join().unwrap()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "no report after 600 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "appliance up and reported after {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let r = report(&report_path);
+    let journal = std::fs::read_to_string(dir.join("journal.txt")).unwrap_or_default();
+    let ctx = format!("report:\n{r:#?}\njournal:\n{journal}");
+
+    // From the host side, over the guest's network: /healthz, then the real Moonlight core.
+    let mut curl = ns.command("curl");
+    curl.args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+        .arg(format!("http://{GUEST}:47990/healthz"));
+    let (_, health, health_err) = run_bounded(curl, Duration::from_secs(30));
+    // First boot over the LAN: the setup code from the console sets the admin password.
+    let code = journal
+        .lines()
+        .find_map(|l| l.split("setup code ").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no setup code in the journal: {ctx}"))
+        .to_owned();
+    let mut passwd = ns.command("curl");
+    passwd
+        .args([
+            "-sS",
+            "--max-time",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(format!(
+            r#"{{"password":"vmlab-appliance-password","setup_code":"{code}"}}"#
+        ))
+        .arg(format!("http://{GUEST}:47990/api/v1/passwd"));
+    let (_, passwd_code, passwd_err) = run_bounded(passwd, Duration::from_secs(90));
+    // Pairing: the operator's PIN through the status API with the admin token (read from the
+    // guest's state directory), as an operator on the LAN would.
+    let client = dir.join("client");
+    std::fs::create_dir_all(&client).unwrap();
+    let pin_script = dir.join("pin.sh");
+    std::fs::write(
+        &pin_script,
+        format!(
+            "#!/bin/sh\nexec curl -fsS --max-time 20 -H \"Authorization: Bearer $(cat {tok})\" \\\n  \
+             -H 'Content-Type: application/json' --data \"{{\\\"pin\\\":\\\"$1\\\"}}\" \\\n  \
+             http://{GUEST}:47990/api/v1/pin\n",
+            tok = dir.join("state/status-token").display()
+        ),
+    )
+    .unwrap();
+    let pin_cmd =
+        serde_json::to_string(&["/bin/sh".to_owned(), pin_script.display().to_string()]).unwrap();
+    let mut pair = ns.command(&python);
+    pair.arg(&driver)
+        .args(["pair", "--host", GUEST, "--port", "47989", "--pin", "4711"])
+        .arg("--config")
+        .arg(&client)
+        .args(["--pin-cmd", &pin_cmd]);
+    let (pair_status, pair_out, pair_err) = run_bounded(pair, Duration::from_secs(240));
+    let mut stream = ns.command(&python);
+    stream
+        .arg(&driver)
+        .args(["stream", "--host", GUEST, "--port", "47989"])
+        .arg("--config")
+        .arg(&client)
+        .args([
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--fps",
+            "30",
+            "--bitrate",
+            "2000",
+        ])
+        .args(["--frames", &FRAMES.to_string(), "--timeout", "120"]);
+    let (stream_status, stream_out, stream_err) = run_bounded(stream, Duration::from_secs(200));
+    std::fs::write(dir.join("host-done"), b"").unwrap();
+    let out = guest
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("guest: {e}\n{ctx}"));
+    eprintln!(
+        "guest boot + checks + stream: {:.0} s",
+        out.elapsed.as_secs_f64()
+    );
+    out.assert_success();
+    let journal_end = std::fs::read_to_string(dir.join("journal-end.txt")).unwrap_or_default();
+
+    // systemd is PID 1 and brought the appliance up from the preset's enablement.
+    assert_eq!(r["pid1"], "systemd", "{ctx}");
+    assert_eq!(r["kernel"], lab.kernel(), "{ctx}");
+    assert_eq!(r["target"], "active", "{ctx}");
+    assert_eq!(r["enabled"], "enabled,enabled,enabled", "{ctx}");
+    assert_eq!(r["failed_units"], "", "{ctx}");
+    // The data plane: its own user, the unit's four capabilities as the bounding set, and none
+    // left in any thread once its sockets are open (it started with them: the journal says 4).
+    assert_eq!(r["dataplane.active"], "active", "{ctx}");
+    assert_eq!(r["dataplane.user"], "strahl-dataplane", "{ctx}");
+    assert_eq!(r["dataplane.CapBnd"], DATAPLANE_CAPS, "{ctx}");
+    for set in ["CapEff", "CapPrm", "CapAmb", "CapInh"] {
+        assert_eq!(r[&format!("dataplane.{set}")], NO_CAPS, "{set}: {ctx}");
+        assert_eq!(r[&format!("control.{set}")], NO_CAPS, "{set}: {ctx}");
+    }
+    assert!(
+        journal.contains("privileges: dropped 4 capabilities; kept []"),
+        "{ctx}"
+    );
+    // The control plane: its own user, no capability at all.
+    assert_eq!(r["control.active"], "active", "{ctx}");
+    assert_eq!(r["control.user"], "strahl-control", "{ctx}");
+    assert_eq!(r["control.CapBnd"], NO_CAPS, "{ctx}");
+
+    // kernel-config: every sysctl; the kargs this VM can apply; uinput from modules-load.d.
+    for (k, v) in appliance_sysctls() {
+        assert_eq!(r[&format!("sysctl.{k}")], v, "sysctl {k}: {ctx}");
+    }
+    let cmdline = &r["cmdline"];
+    for k in &kargs {
+        assert!(
+            cmdline.split(' ').any(|a| a == k),
+            "karg {k} not passed: {ctx}"
+        );
+    }
+    let last_cpu = r["cpu.online"]
+        .rsplit(['-', ','])
+        .next()
+        .unwrap()
+        .to_owned();
+    let isolated_works = r["cpu.isolated"] == last_cpu;
+    if KNOWN_KARG_DEFECTS.contains(&"isolcpus") {
+        assert!(
+            !isolated_works,
+            "isolcpus now isolates CPU {last_cpu}: remove it from KNOWN_KARG_DEFECTS"
+        );
+        eprintln!(
+            "DEFECT (kernel-config): isolcpus=managed_irq,domain,N isolates nothing (isolated = {:?})",
+            r["cpu.isolated"]
+        );
+    } else {
+        assert!(isolated_works, "isolcpus: {ctx}");
+    }
+    assert_eq!(r["cpu.nohz_full"], last_cpu, "{ctx}");
+    assert_eq!(r["hugepages"], "32", "{ctx}");
+    assert_eq!(r["module.uinput"], "1", "{ctx}");
+
+    // Where the units say: state (0700, the control plane's), runtime directory shared by the
+    // group, the IPC socket 0660, the admin socket, the config copied once by tmpfiles.d.
+    assert_eq!(
+        r["path./var/lib/strahl"], "strahl-control:strahl 700 directory",
+        "{ctx}"
+    );
+    assert_eq!(
+        r["path./run/strahl"].split(' ').nth(1),
+        Some("770"),
+        "{ctx}"
+    );
+    assert!(r["path./run/strahl"].contains(":strahl "), "{ctx}");
+    assert_eq!(
+        r["path./run/strahl/dataplane.sock"], "strahl-dataplane:strahl 660 socket",
+        "{ctx}"
+    );
+    assert!(
+        r["path./run/strahl/control.sock"].ends_with(" socket"),
+        "{ctx}"
+    );
+    assert_eq!(
+        r["path./etc/strahl/strahl.toml"], "root:root 644 regular file",
+        "{ctx}"
+    );
+    assert!(r["state_files"].contains("status-token"), "{ctx}");
+
+    // The console: /etc/issue.d links the snippet, which shows the URL and the setup code the
+    // journal logged.
+    assert_eq!(
+        r["path./etc/issue.d/strahl.issue"], "/run/strahl/console.issue",
+        "{ctx}"
+    );
+    let issue = std::fs::read_to_string(dir.join("console.issue")).unwrap();
+    assert!(issue.contains(&format!("http://{GUEST}:47990/")), "{issue}");
+    assert_eq!(code.len(), 9, "{code}");
+    assert!(
+        issue.contains(&code),
+        "console shows {issue:?}, journal {code}"
+    );
+    // The code set the password over the network and is used up: the console drops it.
+    assert_eq!(
+        passwd_code, "200",
+        "POST /api/v1/passwd with the console's code: {passwd_err}"
+    );
+    let issue_end = std::fs::read_to_string(dir.join("console-end.issue")).unwrap();
+    assert!(!issue_end.contains(&code), "{issue_end}");
+    assert!(
+        issue_end.contains(&format!("http://{GUEST}:47990/")),
+        "{issue_end}"
+    );
+
+    // The host side reached it.
+    assert!(
+        health.ends_with("\n200"),
+        "/healthz: {health:?} {health_err}"
+    );
+    let ctx_pair = format!("pair {pair_status:?}:\n{pair_out}\n{pair_err}\n{journal_end}");
+    assert_eq!(
+        step(&pair_out, "pair").map(|p| p["ok"] == true),
+        Some(true),
+        "{ctx_pair}"
+    );
+    let ctx_stream =
+        format!("stream {stream_status:?}:\n{stream_out}\n{stream_err}\n{journal_end}");
+    let v = step(&stream_out, "video").unwrap_or_else(|| panic!("no video step: {ctx_stream}"));
+    eprintln!("stream from the guest: {v}");
+    assert!(
+        v["frames"].as_u64() >= Some(u64::from(FRAMES)),
+        "{ctx_stream}"
+    );
+    assert_eq!(v["decoded"], v["frames"], "{ctx_stream}");
+    assert_eq!(v["gap_count"], 0, "{ctx_stream}");
+    assert_eq!(v["lost"], 0, "{ctx_stream}");
+    assert_eq!(v["shapes"], serde_json::json!([[640, 360]]), "{ctx_stream}");
+    // The synthetic source's frame counter, read back from the decoded pixels.
+    assert_eq!(v["pixel_unreadable"], 0, "{ctx_stream}");
+    assert_eq!(v["pixel_non_increasing"], 0, "{ctx_stream}");
+}
