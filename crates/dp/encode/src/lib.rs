@@ -15,8 +15,8 @@
 //!   chroma, and the source's HDR mastering metadata) before any session exists: the data plane
 //!   sends it to the control plane, which advertises and accepts exactly those formats.
 //!   OpenH264 makes H.264 constrained baseline 8-bit 4:2:0 only ([`openh264_enc::capability`]);
-//!   the passthrough makes what its clip is ([`passthrough::capability`]); NVENC will report what
-//!   the GPU says (its session is not built yet).
+//!   the passthrough makes what its clip is ([`passthrough::capability`]); NVENC reports what
+//!   the GPU says ([`nvenc::capability`] opens a short session for the queries).
 //!
 //! Backends: [`openh264_enc::OpenH264Encoder`] (software, always available),
 //! [`passthrough::PassthroughEncoder`] (replays a pre-encoded file), and NVENC

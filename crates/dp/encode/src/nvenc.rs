@@ -29,8 +29,10 @@ mod fake;
 #[cfg(test)]
 mod session_tests;
 
-use crate::EncodeError;
+use strahl_capture::format::{Chroma, CodecKind};
+
 use crate::sys::NvEncodeLib;
+use crate::{Capability, EncodeError, OutputFormat};
 
 /// The driver's encode library soname.
 pub const LIBRARY: &str = "libnvidia-encode.so.1";
@@ -63,6 +65,48 @@ pub struct NvencInfo {
 /// Splits the driver's `(major << 4) | minor` version word.
 pub const fn split_version(v: u32) -> (u32, u32) {
     (v >> 4, v & 0xf)
+}
+
+/// H.264 `profile_idc` High, HEVC `general_profile_idc` Main and Main 10, AV1 `seq_profile`
+/// Main: the profiles the session configures ([`ffi`]).
+pub const PROFILE_H264_HIGH: u8 = 100;
+pub const PROFILE_HEVC_MAIN: u8 = 1;
+pub const PROFILE_HEVC_MAIN10: u8 = 2;
+pub const PROFILE_AV1_MAIN: u8 = 0;
+
+/// The formats a GPU with these capabilities produces through [`session::NvencEncoder`]:
+/// 8-bit 4:2:0 for every codec it lists, 10-bit where it reports 10-bit encode (never H.264:
+/// High 10 is not an NVENC profile).
+pub fn output_formats(caps: &[api::CodecCaps]) -> Vec<OutputFormat> {
+    let mut v = Vec::new();
+    for c in caps {
+        let (codec, eight, ten) = match c.codec {
+            api::Codec::H264 => (CodecKind::H264, PROFILE_H264_HIGH, None),
+            api::Codec::Hevc => (
+                CodecKind::Hevc,
+                PROFILE_HEVC_MAIN,
+                Some(PROFILE_HEVC_MAIN10),
+            ),
+            api::Codec::Av1 => (CodecKind::Av1, PROFILE_AV1_MAIN, Some(PROFILE_AV1_MAIN)),
+        };
+        let fmt = |profile, bit_depth| OutputFormat {
+            codec,
+            profile,
+            bit_depth,
+            chroma: Chroma::Yuv420,
+        };
+        v.push(fmt(eight, 8));
+        if let Some(p) = ten.filter(|_| c.ten_bit) {
+            v.push(fmt(p, 10));
+        }
+    }
+    v
+}
+
+/// What this machine's GPU can produce: a short-lived session (640×480) is opened for the
+/// capability queries and closed again.
+pub fn capability() -> Result<Capability, EncodeError> {
+    Ok(open(session::NvencConfig::h264(640, 480, 60, 1_000_000))?.capability())
 }
 
 /// The encoder on the real driver.

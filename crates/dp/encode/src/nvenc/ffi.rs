@@ -168,7 +168,8 @@ impl RealNvenc {
 
     /// The low-latency configuration for `p`: the P1 preset with ultra-low-latency tuning,
     /// then infinite GOP, no B-frames, CBR at the bitrate with a one-frame VBV, parameter sets
-    /// repeated on every IDR.
+    /// repeated on every IDR, and the profile [`super::output_formats`] reports (H.264 High,
+    /// HEVC Main/Main10, AV1 Main).
     fn config(&self, s: Session, p: &SessionParams) -> Result<sys::NV_ENC_CONFIG, NvError> {
         let get = entry!(self.nvEncGetEncodePresetConfigEx);
         let mut preset = sys::NV_ENC_PRESET_CONFIG {
@@ -206,6 +207,7 @@ impl RealNvenc {
         unsafe {
             match p.codec {
                 Codec::H264 => {
+                    c.profileGUID = sys::NV_ENC_H264_PROFILE_HIGH_GUID;
                     let h = &mut c.encodeCodecConfig.h264Config;
                     h.idrPeriod = sys::NVENC_INFINITE_GOPLENGTH;
                     h.set_repeatSPSPPS(1);
@@ -215,11 +217,14 @@ impl RealNvenc {
                     h.idrPeriod = sys::NVENC_INFINITE_GOPLENGTH;
                     h.set_repeatSPSPPS(1);
                     h.set_pixelBitDepthMinus8(depth);
-                    if p.ten_bit {
-                        c.profileGUID = sys::NV_ENC_HEVC_PROFILE_MAIN10_GUID;
-                    }
+                    c.profileGUID = if p.ten_bit {
+                        sys::NV_ENC_HEVC_PROFILE_MAIN10_GUID
+                    } else {
+                        sys::NV_ENC_HEVC_PROFILE_MAIN_GUID
+                    };
                 }
                 Codec::Av1 => {
+                    c.profileGUID = sys::NV_ENC_AV1_PROFILE_MAIN_GUID;
                     let a = &mut c.encodeCodecConfig.av1Config;
                     a.idrPeriod = sys::NVENC_INFINITE_GOPLENGTH;
                     a.set_repeatSeqHdr(1);

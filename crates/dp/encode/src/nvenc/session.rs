@@ -5,7 +5,7 @@
 //! Life of a session:
 //! - open: CUDA primary context on the configured device → `nvEncOpenEncodeSessionEx` →
 //!   capability queries for every codec the driver lists ([`NvencEncoder::capabilities`]) →
-//!   checks of the request against them → `nvEncInitializeEncoder` (low-latency preset,
+//!   checks of the request against them (and the seam's [`Capability`] report from them) → `nvEncInitializeEncoder` (low-latency preset,
 //!   infinite GOP, CBR at the session bitrate, one-frame VBV) → one bitstream buffer.
 //! - per frame: the input is a registered CUDA buffer — our staging buffer for CPU frames
 //!   (uploaded, then registered once), or a dmabuf imported into CUDA without a CPU copy and
@@ -35,7 +35,7 @@ use super::api::{
     ExternalMemory, NvError, NvencApi, Picture, Registered, Resource, Session, SessionParams,
     fourcc,
 };
-use crate::{EncodeError, EncodedInfo, Encoder, EncoderStats};
+use crate::{Capability, EncodeError, EncodedInfo, Encoder, EncoderStats};
 
 /// Capture buffers kept imported at once (a scan-out flips between 2–3 buffers).
 pub const MAX_IMPORTS: usize = 8;
@@ -193,6 +193,15 @@ impl<N: NvencApi, C: CudaApi> NvencEncoder<N, C> {
     /// What the GPU reported, one entry per codec the driver lists.
     pub fn capabilities(&self) -> &[CodecCaps] {
         &self.caps
+    }
+
+    /// The capability report of the encoder seam, from what the GPU reported at open.
+    pub fn capability(&self) -> Capability {
+        Capability {
+            encoder: "nvenc".into(),
+            formats: super::output_formats(&self.caps),
+            mastering: None,
+        }
     }
 
     /// Reference-frame invalidations sent to the driver so far.

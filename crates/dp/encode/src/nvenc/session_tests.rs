@@ -118,6 +118,46 @@ fn open_queries_caps_then_initializes_low_latency_cbr() {
 }
 
 #[test]
+fn capability_report_follows_what_the_gpu_reported() {
+    use strahl_capture::format::{Chroma, CodecKind};
+    // H.264 + HEVC with 10-bit: H.264 High 8-bit, HEVC Main and Main 10.
+    let gpu = FakeGpu::new(Offer {
+        codecs: vec![Codec::H264, Codec::Hevc],
+        ..Offer::default()
+    });
+    let enc = open(&gpu);
+    let cap = enc.capability();
+    assert_eq!(cap.encoder, "nvenc");
+    let got: Vec<(CodecKind, u8, u8)> = cap
+        .formats
+        .iter()
+        .map(|f| (f.codec, f.profile, f.bit_depth))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (CodecKind::H264, 100, 8),
+            (CodecKind::Hevc, 1, 8),
+            (CodecKind::Hevc, 2, 10)
+        ]
+    );
+    assert!(cap.formats.iter().all(|f| f.chroma == Chroma::Yuv420));
+    assert!(cap.supports(CodecKind::Hevc, 10, false));
+    assert!(!cap.supports(CodecKind::Av1, 8, false));
+    assert_released(&gpu, enc);
+    // A GPU without 10-bit, with AV1: 8-bit only, AV1 included.
+    let gpu = FakeGpu::new(Offer {
+        ten_bit: false,
+        ..Offer::default()
+    });
+    let enc = open(&gpu);
+    let cap = enc.capability();
+    assert!(cap.supports(CodecKind::Av1, 8, false));
+    assert!(!cap.formats.iter().any(|f| f.bit_depth == 10));
+    assert_released(&gpu, enc);
+}
+
+#[test]
 fn cpu_frames_go_map_encode_lock_unlock_unmap() {
     let gpu = FakeGpu::default();
     let mut enc = open(&gpu);
