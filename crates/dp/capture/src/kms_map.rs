@@ -7,6 +7,8 @@
 //!   layout (modifier 0, or none reported) is converted; anything else is
 //!   [`CaptureError::Config`] naming the fourcc/modifier (a tiled or compressed buffer needs
 //!   the GPU to detile — the NVENC import path).
+//! - `DMA_BUF_IOCTL_SYNC` failing is an error, except `ENOTTY` (the fd is not a dmabuf, e.g. a
+//!   memfd: nothing to synchronise).
 //! - The buffer's real size (`lseek(SEEK_END)`) must hold `offset + pitch × height` before it is
 //!   mapped, so a lying peer cannot make us read past the object.
 //! - Conversion: BT.601 limited range (what openh264 and the Moonlight decoders assume), chroma
@@ -101,7 +103,13 @@ fn dmabuf_sync(fd: BorrowedFd<'_>, flags: u64) -> Result<(), CaptureError> {
             rustix::ioctl::Setter::<DMA_BUF_IOCTL_SYNC, u64>::new(flags),
         )
     }
-    .map_err(|e| CaptureError::Io(std::io::Error::other(format!("DMA_BUF_IOCTL_SYNC: {e}"))))
+    .or_else(|e| match e {
+        // Not a dmabuf (a memfd standing in for one in tests): no caches to sync.
+        rustix::io::Errno::NOTTY => Ok(()),
+        e => Err(CaptureError::Io(std::io::Error::other(format!(
+            "DMA_BUF_IOCTL_SYNC: {e}"
+        )))),
+    })
 }
 
 /// A read-only shared mapping of a whole dmabuf, unmapped on drop.

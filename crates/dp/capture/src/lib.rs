@@ -15,7 +15,8 @@
 //! - [`kms`] probes DRM/KMS at run time for a scanout framebuffer and documents the capture's
 //!   privilege split: [`kms_grab`] (privileged helper: GETFB2 + PRIME export per flip),
 //!   [`kms_wire`] (dmabuf fds over SCM_RIGHTS), [`kms_map`] (data plane: mmap + DMA_BUF sync
-//!   + RGB → I420), [`kms_source`] (data plane: newest frame from the helper, mode changes).
+//!   + RGB → I420), [`kms_source`] (data plane: newest frame from the helper, mode changes), [`kms_video`] (the
+//!   encode tile's [`VideoSource`] at the session's size, scaling when the display differs).
 //! - `unsafe` only in [`kms_map`] (mmap of a dmabuf and its sync ioctl), each block with its
 //!   invariant.
 #![deny(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod kms;
 pub mod kms_grab;
 pub mod kms_map;
 pub mod kms_source;
+pub mod kms_video;
 pub mod kms_wire;
 pub mod passthrough;
 pub mod synthetic;

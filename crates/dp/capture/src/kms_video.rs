@@ -1,0 +1,234 @@
+//! KMS capture as a [`VideoSource`] for the data plane's encode tile: the session's size and
+//! frame rate are fixed (the client asked for them); the display's mode is whatever the box
+//! shows.
+//!
+//! Contract:
+//! - Each [`VideoSource::next_frame`] takes the newest captured picture without waiting
+//!   ([`KmsSource::next`] with a zero wait: the helper paces capture by the display; the encode
+//!   tile's clock decides when a frame is encoded, so a picture waits at most one frame
+//!   interval). Nothing new since the last call → the last picture again (a static desktop
+//!   still streams). Before the first capture the frame is dark grey, never black (Moonlight's
+//!   start-up gate waits for non-black pixels).
+//! - The display's size differs from the stream's → nearest-neighbour scaling in software,
+//!   and one log line per display size says which happened (`no scaling` / `scaling`), so a mode
+//!   change on the connector is followed without a restart and the encoder keeps its size.
+//!   Setting the connector to the client's mode (atomic modeset when strahl owns the display)
+//!   is not done here.
+//! - Frame numbers count frames produced (dense), `pts_us` = number × 10^6 / fps.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::kms_source::{KmsSource, Next};
+use crate::{CaptureError, Frame, PixelFormat, VideoSource};
+
+/// Where the capture helper listens on the appliance.
+pub const DEFAULT_SOCKET: &str = "/run/strahl/kms.sock";
+/// Luma/chroma of the frame shown before the first capture.
+const WAITING_LUMA: u8 = 40;
+
+/// The data plane's KMS source at the session's geometry.
+pub struct KmsVideoSource {
+    src: KmsSource,
+    width: u32,
+    height: u32,
+    fps: u32,
+    produced: u64,
+    /// The display size the last scaling decision was logged for.
+    logged: Option<(u32, u32)>,
+}
+
+impl KmsVideoSource {
+    /// Connects to the helper at `socket`; frames will be `width` × `height` (even) I420.
+    pub fn connect(socket: &Path, width: u32, height: u32, fps: u32) -> Result<Self, CaptureError> {
+        Self::new(KmsSource::connect(socket)?, width, height, fps)
+    }
+
+    /// Wraps an already connected [`KmsSource`].
+    pub fn new(src: KmsSource, width: u32, height: u32, fps: u32) -> Result<Self, CaptureError> {
+        if fps == 0 || width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 {
+            return Err(CaptureError::Config(format!(
+                "{width}x{height}@{fps}: sizes must be even and non-zero, fps > 0"
+            )));
+        }
+        Ok(Self {
+            src,
+            width,
+            height,
+            fps,
+            produced: 0,
+            logged: None,
+        })
+    }
+
+    /// The display's size when it differs from the stream's (software scaling), else `None`.
+    pub fn scaling_from(&self) -> Option<(u32, u32)> {
+        let f = self.src.frame()?;
+        let d = (f.width(), f.height());
+        (d != (self.width, self.height)).then_some(d)
+    }
+
+    /// The underlying source (its metadata: cursor, format, dropped count).
+    pub fn source(&self) -> &KmsSource {
+        &self.src
+    }
+}
+
+impl VideoSource for KmsVideoSource {
+    fn dimensions(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    fn format(&self) -> PixelFormat {
+        PixelFormat::I420
+    }
+
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CaptureError> {
+        frame.check(self.width, self.height, PixelFormat::I420)?;
+        if let Next::Resized { width, height } = self.src.next(Duration::ZERO)?
+            && self.logged != Some((width, height))
+        {
+            self.logged = Some((width, height));
+            if (width, height) == (self.width, self.height) {
+                log::info!("kms capture: display {width}x{height} = the stream's size, no scaling");
+            } else {
+                log::info!(
+                    "kms capture: display {width}x{height}, stream {}x{}: scaling in software \
+                     (the connector does not show the client's mode)",
+                    self.width,
+                    self.height
+                );
+            }
+        }
+        match self.src.frame() {
+            Some(pic) => scale_i420(pic, frame),
+            None => {
+                let (y, c) = frame.planes_mut();
+                y.fill(WAITING_LUMA);
+                c.fill(128);
+            }
+        }
+        frame.frame_number = self.produced as u32;
+        frame.pts_us = self.produced * 1_000_000 / u64::from(self.fps);
+        self.produced += 1;
+        Ok(())
+    }
+}
+
+/// Copies `src` into `dst` (both I420), nearest-neighbour scaled when the sizes differ.
+pub fn scale_i420(src: &Frame, dst: &mut Frame) {
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
+    let (dw, dh) = (dst.width() as usize, dst.height() as usize);
+    let (dy, dc) = dst.planes_mut();
+    if (sw, sh) == (dw, dh) {
+        dy.copy_from_slice(src.y());
+        let (du, dv) = dc.split_at_mut(dw / 2 * (dh / 2));
+        du.copy_from_slice(src.u_or_uv());
+        dv.copy_from_slice(src.v());
+        return;
+    }
+    scale_plane(src.y(), sw, sh, dy, dw, dh);
+    let (du, dv) = dc.split_at_mut(dw / 2 * (dh / 2));
+    scale_plane(src.u_or_uv(), sw / 2, sh / 2, du, dw / 2, dh / 2);
+    scale_plane(src.v(), sw / 2, sh / 2, dv, dw / 2, dh / 2);
+}
+
+fn scale_plane(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: usize) {
+    for y in 0..dh {
+        // Sample at the centre of each destination pixel.
+        let sy = ((2 * y + 1) * sh / (2 * dh)).min(sh - 1);
+        let row = &src[sy * sw..(sy + 1) * sw];
+        for (x, out) in dst[y * dw..(y + 1) * dw].iter_mut().enumerate() {
+            *out = row[((2 * x + 1) * sw / (2 * dw)).min(sw - 1)];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+    use crate::kms_map::i420_to_xrgb;
+    use crate::kms_wire::{FrameMeta, pair, send_frame};
+    use crate::synthetic::{SyntheticConfig, SyntheticSource, read_frame_number};
+
+    /// A memfd holding synthetic picture `n` as XR24 (stands in for the helper's dmabuf).
+    fn picture(w: u32, h: u32, n: u32) -> (std::os::fd::OwnedFd, FrameMeta) {
+        let src = SyntheticSource::new(SyntheticConfig {
+            width: w,
+            height: h,
+            fps: 30,
+            format: PixelFormat::I420,
+            first_frame_number: 0,
+        })
+        .unwrap();
+        let mut f = Frame::new(w, h, PixelFormat::I420).unwrap();
+        src.draw(n, &mut f).unwrap();
+        let pitch = w as usize * 4;
+        let mut rgb = vec![0u8; pitch * h as usize];
+        i420_to_xrgb(&f, &mut rgb, pitch);
+        let fd =
+            rustix::fs::memfd_create("kms-video-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::io::write(&fd, &rgb).unwrap();
+        let meta = FrameMeta {
+            width: w,
+            height: h,
+            pitch: pitch as u32,
+            fourcc: u32::from_le_bytes(*b"XR24"),
+            ..FrameMeta::default()
+        };
+        (fd, meta)
+    }
+
+    #[test]
+    fn newest_picture_repeated_scaled_and_followed_across_a_mode_change() {
+        let (helper, dp) = pair().unwrap();
+        // The stream is 1280x960; the display starts at 640x480 (×2: the band stays readable).
+        let mut v = KmsVideoSource::new(KmsSource::from_socket(dp), 1280, 960, 60).unwrap();
+        let mut out = Frame::new(1280, 960, PixelFormat::I420).unwrap();
+        v.next_frame(&mut out).unwrap();
+        // Before the first capture: dark grey, not black.
+        assert!(out.y().iter().all(|&p| p == WAITING_LUMA));
+        for n in [5u32, 6] {
+            let (fd, meta) = picture(640, 480, n);
+            send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+        }
+        v.next_frame(&mut out).unwrap();
+        // Two queued: only the newest is converted.
+        assert_eq!(read_frame_number(out.y(), 1280, 960), Some(6));
+        assert_eq!(
+            (v.source().dropped(), v.scaling_from()),
+            (1, Some((640, 480)))
+        );
+        v.next_frame(&mut out).unwrap();
+        assert_eq!(read_frame_number(out.y(), 1280, 960), Some(6), "repeated");
+        assert_eq!((out.frame_number, out.pts_us), (2, 2 * 1_000_000 / 60));
+        // The connector switches to the stream's own size: no scaling, no restart.
+        let (fd, meta) = picture(1280, 960, 7);
+        send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+        v.next_frame(&mut out).unwrap();
+        assert_eq!(read_frame_number(out.y(), 1280, 960), Some(7));
+        assert_eq!(v.scaling_from(), None);
+        assert!(KmsVideoSource::new(KmsSource::from_socket(helper), 641, 480, 60).is_err());
+    }
+
+    #[test]
+    fn scaling_maps_corners_and_keeps_flat_areas() {
+        let mut a = Frame::new(4, 2, PixelFormat::I420).unwrap();
+        let (y, c) = a.planes_mut();
+        y.copy_from_slice(&[10, 20, 30, 40, 50, 60, 70, 80]);
+        c.copy_from_slice(&[1, 2, 3, 4]);
+        let mut b = Frame::new(8, 4, PixelFormat::I420).unwrap();
+        scale_i420(&a, &mut b);
+        assert_eq!(&b.y()[..8], &[10, 10, 20, 20, 30, 30, 40, 40]);
+        assert_eq!(&b.y()[24..], &[50, 50, 60, 60, 70, 70, 80, 80]);
+        assert_eq!(
+            (b.u_or_uv(), b.v()),
+            (&[1, 1, 2, 2, 1, 1, 2, 2][..], &[3, 3, 4, 4, 3, 3, 4, 4][..])
+        );
+        let mut c2 = Frame::new(4, 2, PixelFormat::I420).unwrap();
+        scale_i420(&b, &mut c2);
+        assert_eq!(c2.as_bytes(), a.as_bytes());
+    }
+}
