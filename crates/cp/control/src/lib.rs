@@ -29,6 +29,7 @@ pub mod host;
 pub mod input_sink;
 pub mod ipc;
 pub mod live;
+pub mod native;
 pub mod serve;
 pub mod session;
 pub mod shared;

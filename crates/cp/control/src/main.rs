@@ -230,6 +230,15 @@ fn run_serve(args: ServeArgs) -> ExitCode {
                 max_sessions: cfg.gamestream.max_sessions.0,
             },
             admin_socket,
+            native: strahl_control::native::NativeOptions::new(
+                SocketAddr::new(ip, cfg.network.native_port.0),
+                (
+                    cfg.video.fec_percent_min.0,
+                    cfg.video.fec_percent_default.0,
+                    cfg.video.fec_percent_max.0,
+                ),
+                u64::from(cfg.video.max_bitrate_kbps),
+            ),
             status: Some(serve::StatusOptions {
                 addr: SocketAddr::new(ip, cfg.network.status_port.0),
                 config: strahl_status::StatusConfig {

@@ -67,6 +67,8 @@ pub struct HostOptions {
     pub input: crate::input_sink::InputOptions,
     /// The status server (`[network] status_port`); `None` runs without it.
     pub status: Option<StatusOptions>,
+    /// The native `strahl/1` endpoint (`[network] native_port`).
+    pub native: crate::native::NativeOptions,
 }
 
 /// Where and how the status server runs.
@@ -90,6 +92,8 @@ pub struct Host {
     outbox_rx: OutboxReceiver,
     /// The status server, when configured.
     pub status: Option<strahl_status::StatusServer>,
+    /// The native `strahl/1` host (pairing window, paired native clients, endpoint).
+    pub native: crate::native::NativeHost,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -131,6 +135,14 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
             return Err(ServeError::Host(format!("GameStream host: {e}")));
         }
     };
+    let native = match crate::native::NativeHost::start(&opts.native, &state_dir) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.admin_socket);
+            control.shutdown();
+            return Err(ServeError::Host(format!("native host: {e}")));
+        }
+    };
     let status = match opts.status {
         None => None,
         Some(st) => {
@@ -142,6 +154,7 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
                 outbox.clone(),
                 live.clone(),
                 metrics,
+                native.shared.clone(),
             ));
             match strahl_status::StatusServer::bind(st.addr, st.config, backend, &state_dir).await {
                 Ok(s) => {
@@ -225,6 +238,7 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
         metrics,
         outbox_rx,
         status,
+        native,
         stop,
         tasks,
     })
@@ -261,6 +275,7 @@ impl Host {
         if let Some(s) = self.status {
             s.shutdown().await;
         }
+        self.native.shutdown();
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;

@@ -22,7 +22,11 @@
 //!   in the state dir file [`NAMES_FILE`] (written atomically), an overlay over the name the
 //!   client sent while pairing, so the paired-clients file keeps its one writer.
 //! - Paired-client ids are [`client_id`]: the first 16 hex digits of SHA-256 over the client's
-//!   certificate PEM (stable across renames and restarts, and not secret).
+//!   certificate PEM (stable across renames and restarts, and not secret). Native clients are
+//!   listed beside them with `n-` and 16 hex digits of their certificate fingerprint; unpair
+//!   removes them from the native store (atomic write), rename uses the same names overlay.
+//! - The native pairing window is the native host's own ([`HostShared::arm`]): arming here is
+//!   what the QUIC endpoint's pairing path consumes (one guess per arm).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -34,6 +38,7 @@ use strahl_gamestream::crypto::CertInfo;
 use strahl_gamestream::{PinError, ServerHandle};
 use strahl_ipc::{Message, SessionUpdate, StopReason};
 use strahl_metrics::{Metric, Registry};
+use strahl_native::quic::server::{HostShared, lock as native_lock};
 use strahl_status::{
     BackendError, HostInfo, MediaTotals, NativeWindow, PairedClientInfo, PairingState,
     PendingPinInfo, SessionInfo, StatusBackend, StatusSnapshot,
@@ -86,7 +91,8 @@ pub struct ControlBackend {
     metrics: &'static Registry,
     /// First time each waiting Moonlight client was seen (for "waiting N s").
     pin_seen: Mutex<HashMap<String, Instant>>,
-    native: Mutex<Option<(String, Instant)>>,
+    /// The native host's pairing window and paired store.
+    native: Arc<HostShared>,
     /// Serialises rename's read-modify-write of the names file.
     names_lock: Mutex<()>,
 }
@@ -96,6 +102,8 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ControlBackend {
+    // Each argument is a distinct handle the backend reads; a builder would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         facts: HostFacts,
         server: &Arc<ServerHandle>,
@@ -104,6 +112,7 @@ impl ControlBackend {
         outbox: Outbox,
         live: Arc<Live>,
         metrics: &'static Registry,
+        native: Arc<HostShared>,
     ) -> Self {
         ControlBackend {
             facts,
@@ -115,7 +124,7 @@ impl ControlBackend {
             live,
             metrics,
             pin_seen: Mutex::new(HashMap::new()),
-            native: Mutex::new(None),
+            native,
             names_lock: Mutex::new(()),
         }
     }
@@ -164,6 +173,14 @@ impl ControlBackend {
                     protocol: "gamestream".into(),
                 }
             })
+            .chain(native_lock(&self.native.store).clients().iter().map(|c| {
+                let id = c.id();
+                PairedClientInfo {
+                    name: names.get(&id).cloned().unwrap_or_else(|| c.name.clone()),
+                    id,
+                    protocol: "native".into(),
+                }
+            }))
             .collect()
     }
 
@@ -283,16 +300,13 @@ impl StatusBackend for ControlBackend {
         let now = Instant::now();
         let media = self.media();
         let names = self.names();
-        let native_window = {
-            let mut w = guard(&self.native);
-            if w.as_ref().is_some_and(|(_, until)| *until <= now) {
-                *w = None;
-            }
-            w.as_ref().map(|(pin, until)| NativeWindow {
-                pin: Some(pin.clone()),
-                expires_in_s: until.saturating_duration_since(now).as_secs(),
-            })
-        };
+        let native_window =
+            native_lock(&self.native.arm)
+                .peek(now)
+                .map(|(pin, left)| NativeWindow {
+                    pin: Some(pin.to_owned()),
+                    expires_in_s: left.as_secs(),
+                });
         StatusSnapshot {
             host: HostInfo {
                 name: self.facts.name.clone(),
@@ -329,12 +343,23 @@ impl StatusBackend for ControlBackend {
     }
 
     fn arm_native_pairing(&self) -> Result<String, BackendError> {
-        let hex = strahl_status::auth::random_hex()
+        // 64 random hex digits = 8 draws of 32 bits; rejection sampling needs one but rarely
+        // two (p ≈ 1.6e-6 per draw to retry); a fresh 64 digits covers the unlucky case.
+        let mut hex = strahl_status::auth::random_hex()
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        // 64 random hex digits → a uniform-enough 4-digit PIN (bias < 10^4 / 2^32).
-        let n = u32::from_str_radix(&hex[..8], 16).unwrap_or(0) % 10_000;
-        let pin = format!("{n:04}");
-        *guard(&self.native) = Some((pin.clone(), Instant::now() + NATIVE_WINDOW));
+        let mut draws = 0;
+        let pin = strahl_native::arm::pin_from_random(|| {
+            if draws == 8 {
+                hex = strahl_status::auth::random_hex().unwrap_or_default();
+                draws = 0;
+            }
+            let at = draws * 8;
+            draws += 1;
+            hex.get(at..at + 8)
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .unwrap_or(u32::MAX)
+        });
+        native_lock(&self.native.arm).arm(pin.clone(), Instant::now(), NATIVE_WINDOW);
         log::info!(
             "native pairing window armed for {} s",
             NATIVE_WINDOW.as_secs()
@@ -343,6 +368,16 @@ impl StatusBackend for ControlBackend {
     }
 
     fn unpair(&self, id: &str) -> Result<(), BackendError> {
+        if id.starts_with("n-") {
+            let gone = native_lock(&self.native.store)
+                .remove(id)
+                .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+            let Some(c) = gone else {
+                return Err(BackendError::NotFound(format!("no paired client {id}")));
+            };
+            log::info!("unpaired native client {id} ({})", c.name);
+            return Ok(());
+        }
         let server = self.server()?;
         let Some(c) = server
             .paired_clients()

@@ -95,6 +95,7 @@ const ROLES: &[(&str, Role)] = &[
     ("strahl-input", Role::Cp),
     ("strahl-status", Role::Cp),
     ("strahl-native", Role::Cp),
+    ("strahl-client", Role::Client),
     ("strahl-testkit", Role::Test),
     ("strahl-e2e", Role::Test),
     ("strahl-vmlab", Role::Test),

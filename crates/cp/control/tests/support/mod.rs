@@ -18,51 +18,64 @@ pub const STEP: Duration = Duration::from_secs(10);
 /// tests, so build it with the same cargo, target directory and profile as this test binary
 /// (a no-op when it is up to date) and take the path cargo reports.
 pub fn dataplane_bin() -> PathBuf {
-    // Process-wide: every test of this binary shares the one build of the data plane.
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test exe path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("<target>/<profile>/deps/<test>");
-        let target_dir = profile_dir.parent().expect("<target>");
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(&workspace)
-            .args([
-                "build",
-                "-p",
-                "strahl-dataplane",
-                "--bin",
-                "strahl-dataplane",
-                "--message-format=json",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(out.status.success(), "building strahl-dataplane failed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let exe = stdout
-            .lines()
-            .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("\"strahl-dataplane\""))
-            .filter_map(|l| {
-                let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
-                let end = l[at..].find('"')?;
-                Some(PathBuf::from(&l[at..at + end]))
-            })
-            .next_back()
-            .expect("cargo reported no strahl-dataplane executable");
-        assert!(exe.exists(), "{}", exe.display());
-        exe
-    })
-    .clone()
+    workspace_bin("strahl-dataplane")
+}
+
+/// A binary of another workspace package (named like its package): binaries of other packages
+/// are not exposed to this crate's tests, so build it with the same cargo, target directory and
+/// profile as this test binary (a no-op when it is up to date) and take the path cargo reports.
+/// Built once per test binary.
+pub fn workspace_bin(package: &'static str) -> PathBuf {
+    static BINS: OnceLock<Mutex<std::collections::BTreeMap<&'static str, PathBuf>>> =
+        OnceLock::new();
+    let bins = BINS.get_or_init(Default::default);
+    // Held across the build: concurrent tests wait for the one build instead of racing cargo.
+    let mut bins = bins.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = bins.get(package) {
+        return p.clone();
+    }
+    let exe = std::env::current_exe().expect("test exe path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps/<test>");
+    let target_dir = profile_dir.parent().expect("<target>");
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&workspace)
+        .args([
+            "build",
+            "-p",
+            package,
+            "--bin",
+            package,
+            "--message-format=json",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "building {package} failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let name = format!("\"{package}\"");
+    let exe = stdout
+        .lines()
+        .filter(|l| l.contains("\"compiler-artifact\"") && l.contains(&name))
+        .filter_map(|l| {
+            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = l[at..].find('"')?;
+            Some(PathBuf::from(&l[at..at + end]))
+        })
+        .next_back()
+        .unwrap_or_else(|| panic!("cargo reported no {package} executable"));
+    assert!(exe.exists(), "{}", exe.display());
+    bins.insert(package, exe.clone());
+    exe
 }
 
 pub fn control_bin() -> PathBuf {

@@ -13,6 +13,9 @@ pub mod client;
 pub mod server;
 pub mod tls;
 
+/// The QUIC implementation, for callers that hold an endpoint.
+pub use quinn;
+
 use quinn::{RecvStream, SendStream};
 
 use crate::msg::{KEY_CONTEXT_LEN, Message, decode_body, encode};

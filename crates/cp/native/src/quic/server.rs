@@ -259,3 +259,9 @@ async fn act(
         }
     }
 }
+
+/// Binds the host's endpoint (UDP, ALPN `strahl/1`) with its certificate (DER) and PKCS#8 key.
+pub fn bind(addr: SocketAddr, cert_der: &[u8], key_der: &[u8]) -> Result<quinn::Endpoint, String> {
+    let cfg = crate::quic::tls::server_config(cert_der, key_der)?;
+    quinn::Endpoint::server(cfg, addr).map_err(|e| format!("cannot bind UDP {addr}: {e}"))
+}
