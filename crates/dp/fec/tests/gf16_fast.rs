@@ -247,3 +247,27 @@ fn default_limits_pick_the_path() {
         }
     }
 }
+
+/// The largest shapes the crate takes, both rates: evaluation points reach the top of the field
+/// (the subspace polynomial of a 2^15- or 2^16-point chunk).
+#[test]
+fn extreme_shapes_single_and_double_loss() {
+    for &(d, p) in &[
+        (65534, 1),
+        (1, 65534),
+        (32768, 32767),
+        (40000, 3),
+        (3, 40000),
+    ] {
+        for lost in [vec![0], vec![d - 1], vec![0, d / 2 + 1]] {
+            if lost.len() > p.min(d) || (lost.len() == 2 && lost[0] == lost[1]) {
+                continue;
+            }
+            let mut present = vec![true; d + p];
+            for &i in &lost {
+                present[i] = false;
+            }
+            check(d, p, 66, (d + 3 * p) as u64, &present, FAST_MAX_ERASURES);
+        }
+    }
+}
