@@ -14,9 +14,10 @@
 //!   ([`annexb`], [`hevc`] and [`av1`] have the per-codec splitting and header readers).
 //! - [`kms`] probes DRM/KMS at run time for a scanout framebuffer and documents the capture's
 //!   privilege split: [`kms_grab`] (privileged helper: GETFB2 + PRIME export per flip),
-//!   [`kms_wire`] (dmabuf fds over SCM_RIGHTS), [`kms_map`] (data plane: mmap + DMA_BUF sync
-//!   + RGB → I420), [`kms_source`] (data plane: newest frame from the helper, mode changes), [`kms_video`] (the
-//!   encode tile's [`VideoSource`] at the session's size, scaling when the display differs).
+//!   [`kms_wire`] (dmabuf fds over SCM_RIGHTS), [`kms_map`] (data plane: mmap, DMA_BUF sync,
+//!   RGB to I420), [`kms_source`] (data plane: newest frame from the helper, mode changes),
+//!   [`kms_video`] (the encode tile's [`VideoSource`] at the session's size, scaling when the
+//!   display differs).
 //! - `unsafe` only in [`kms_map`] (mmap of a dmabuf and its sync ioctl), each block with its
 //!   invariant.
 #![deny(unsafe_code)]
