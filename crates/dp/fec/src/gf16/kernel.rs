@@ -127,16 +127,22 @@ impl Tab {
                 t.0[64 + 8 * lane..64 + 8 * lane + 8].copy_from_slice(&second[half].to_le_bytes());
             }
         } else {
-            // Table 2q + h: byte h of c * (n << 4q) for each nibble value n, each entry one XOR
-            // from the entry with its lowest set bit cleared.
+            // Table 2q + h: byte h of c * (n << 4q) for each nibble value n = XOR over the set bits
+            // b of n of byte h of column 4q + b. Eight entries per u64 (SWAR): broadcast the
+            // byte, keep it where bit b of the entry index is set; entries 8..16 add column 3.
+            const ONES: u64 = 0x0101_0101_0101_0101;
+            const BIT: [u64; 3] = [
+                0xFF00_FF00_FF00_FF00, // entries 1, 3, 5, 7
+                0xFFFF_0000_FFFF_0000, // entries 2, 3, 6, 7
+                0xFFFF_FFFF_0000_0000, // entries 4..8
+            ];
             for q in 0..4 {
-                let mut p = [0u16; 16];
-                for n in 1..16usize {
-                    p[n] = p[n & (n - 1)] ^ col[4 * q + n.trailing_zeros() as usize];
-                }
-                for (n, v) in p.iter().enumerate() {
-                    t.0[32 * q + n] = *v as u8;
-                    t.0[32 * q + 16 + n] = (*v >> 8) as u8;
+                for h in 0..2 {
+                    let byte = |b: usize| ((col[4 * q + b] >> (8 * h)) & 0xff) as u64 * ONES;
+                    let low = (byte(0) & BIT[0]) ^ (byte(1) & BIT[1]) ^ (byte(2) & BIT[2]);
+                    let at = 32 * q + 16 * h;
+                    t.0[at..at + 8].copy_from_slice(&low.to_le_bytes());
+                    t.0[at + 8..at + 16].copy_from_slice(&(low ^ byte(3)).to_le_bytes());
                 }
             }
         }
