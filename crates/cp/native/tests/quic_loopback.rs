@@ -268,3 +268,53 @@ async fn nothing_listening_is_unreachable() {
     assert!(matches!(e, ClientError::Unreachable(_)), "{e}");
     assert!(t.elapsed() < Duration::from_secs(10));
 }
+
+/// A client whose process stops sending (its runtime gone, no close frame) is noticed by QUIC's
+/// idle timeout and its session stopped by the host within 10 s.
+#[test]
+fn a_client_that_vanishes_mid_session_is_stopped_within_ten_seconds() {
+    let host_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = host_rt.block_on(async { host() });
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let me = ClientIdentity::generate("deck").unwrap();
+    h.arm("8642", Duration::from_secs(60));
+    // The client's runtime runs only inside block_on: stay in it until the host has started
+    // the session (the start message must have left).
+    let s = client_rt.block_on(async {
+        let fp = pair(h.addr, "8642", "deck", &me).await.unwrap();
+        let s = open_session(h.addr, &me, fp, &hello()).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while h.sink.started.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "session never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        s
+    });
+    let id = s.welcome.session_id;
+    // The client vanishes: its runtime (and with it quinn's driver) stops without a close frame.
+    let vanished = Instant::now();
+    client_rt.shutdown_background();
+    std::mem::forget(s);
+    let want = format!("stop {id} {}", StopReason::Timeout.code());
+    while !h.sink.events.lock().unwrap().contains(&want) {
+        assert!(
+            vanished.elapsed() < Duration::from_secs(10),
+            "not cleaned up: {:?}",
+            h.sink.events.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "cleaned up {:?} after the client vanished",
+        vanished.elapsed()
+    );
+    drop(h);
+    host_rt.shutdown_background();
+}

@@ -180,10 +180,12 @@ impl Control {
         }
     }
 
-    /// Closes the connection and waits (bounded) until the close has been sent.
+    /// Finishes the control stream, waits (bounded) until the host has it all — a close frame
+    /// sent at once could discard a last message still in flight — then closes the connection.
     pub async fn close(mut self) {
         // Already finished or reset: nothing more to flush.
         let _ = self.send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.send.stopped()).await;
         self.conn.close(0u32.into(), b"done");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
