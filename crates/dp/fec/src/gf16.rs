@@ -97,7 +97,9 @@ impl Default for Gf16Encoder {
 /// Decoder that keeps its working memory between frames.
 pub struct Gf16Decoder {
     inner: Option<ReedSolomonDecoder>,
-    fast: Option<fast::FastDecoder>,
+    /// Built with the decoder (it also builds the crate's exp/log tables, ~1 ms once per process),
+    /// so the first frame with a lost shard does not pay for it.
+    fast: fast::FastDecoder,
     kernel: Gf16Kernel,
     fast_limit: usize,
     fast_decodes: u64,
@@ -113,8 +115,8 @@ impl Gf16Decoder {
     pub fn with_kernel(kernel: Gf16Kernel) -> Self {
         Gf16Decoder {
             inner: None,
-            fast: None,
-            kernel,
+            fast: fast::FastDecoder::new(kernel),
+            kernel: kernel.resolve(),
             fast_limit: if kernel.resolve() == Gf16Kernel::Scalar {
                 FAST_MAX_ERASURES_SCALAR
             } else {
@@ -122,6 +124,11 @@ impl Gf16Decoder {
             },
             fast_decodes: 0,
         }
+    }
+
+    /// The kernel the few-erasure path runs on (the one asked for, or scalar if unavailable).
+    pub fn kernel(&self) -> Gf16Kernel {
+        self.kernel
     }
 
     /// Blocks recovered by the few-erasure path so far (the rest of the decodes that had work to
@@ -167,15 +174,9 @@ impl Gf16Decoder {
         if have_data == d {
             return Ok(()); // the common case: no transform at all
         }
-        if d - have_data <= self.fast_limit {
-            let kernel = self.kernel;
-            let fast = self
-                .fast
-                .get_or_insert_with(|| fast::FastDecoder::new(kernel));
-            if fast.reconstruct(d, p, shards, present, len) {
-                self.fast_decodes += 1;
-                return Ok(());
-            }
+        if d - have_data <= self.fast_limit && self.fast.reconstruct(d, p, shards, present, len) {
+            self.fast_decodes += 1;
+            return Ok(());
         }
         let dec = match &mut self.inner {
             Some(dec) => {
