@@ -43,6 +43,8 @@ fn build_binaries() -> std::result::Result<PathBuf, String> {
     cmd.current_dir(repo_root())
         .args(["build", "-p", "strahl-dataplane", "-p", "strahl-control"])
         .args(["--bin", "strahl-dataplane", "--bin", "strahl-control"])
+        // The native reference client, for the native tests' client namespaces.
+        .args(["-p", "strahl-client", "--bin", "strahl-client"])
         .arg("--target-dir")
         .arg(target_dir)
         .stdout(Stdio::null())
@@ -62,7 +64,7 @@ fn build_binaries() -> std::result::Result<PathBuf, String> {
         return Err(format!("cargo build of the strahl binaries failed ({st})"));
     }
     let dir = profile_dir.to_path_buf();
-    for b in ["strahl-dataplane", "strahl-control"] {
+    for b in ["strahl-dataplane", "strahl-control", "strahl-client"] {
         if !dir.join(b).exists() {
             return Err(format!("{} missing after the build", dir.join(b).display()));
         }

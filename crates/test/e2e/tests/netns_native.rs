@@ -1,0 +1,100 @@
+//! Native `strahl/1` pairing across network namespaces: strahl started the README's way
+//! (`scripts/run.sh --config FILE`) in a host namespace, the real `strahl-client` in a client
+//! namespace behind a veth — the QUIC control plane crosses a real link instead of loopback.
+//! Test bed: [`strahl_e2e::netns`].
+//!
+//! - [`pairing_across_namespaces`]: the operator arms with `strahl-control pair` (in the host
+//!   namespace, through the status API); a wrong PIN fails, and a second guess with the right
+//!   PIN on the same arm fails too; a fresh arm and the right PIN pair; the client then
+//!   connects with pinned mutual TLS (`check`: hello → welcome → stop).
+//!
+//! Needs root (namespaces, veth); without it the case prints `SKIPPED` and counts as ignored
+//! (this file runs under [`strahl_e2e::harness`]). Every wait is bounded (each command by the
+//! client's own connect/answer timeouts, strahl's start by the harness).
+
+use std::process::ExitCode;
+
+use strahl_e2e::harness::{self, Case, Outcome};
+use strahl_e2e::netns::{self, TestNet};
+use strahl_e2e::{Options, Strahl};
+
+fn ok<T>(r: strahl_e2e::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(mut cmd: std::process::Command) -> (i32, String) {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `strahl-control pair` in the host namespace → the PIN it printed.
+fn arm(s: &Strahl, status: &str) -> String {
+    let mut cmd = s.host_command(s.bin_dir.join("strahl-control"));
+    cmd.args(["pair", "--config"])
+        .arg(&s.config)
+        .args(["--url", status]);
+    let (code, text) = run(cmd);
+    assert_eq!(code, 0, "strahl-control pair: {text}");
+    let at = text.find("enter PIN ").expect("a PIN line") + "enter PIN ".len();
+    text[at..at + 4].to_string()
+}
+
+fn pairing_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let net = ok(TestNet::pair());
+    let s = ok(Strahl::start(
+        Options::default().in_netns(net.host_placement()),
+    ));
+    ok(s.wait_log(
+        "native strahl/1 host listening on UDP",
+        std::time::Duration::from_secs(10),
+    ));
+    let host = format!("{}:{}", net.host.addr, s.ports.native);
+    let status = format!("{}:{}", net.host.addr, s.ports.status);
+    let state = s.dir.join("client");
+    let client = |args: &[&str]| {
+        let mut cmd = net.client().ns.command(s.bin_dir.join("strahl-client"));
+        cmd.arg("--state-dir").arg(&state).args(args);
+        run(cmd)
+    };
+
+    let pin = arm(&s, &status);
+    let wrong = format!("{:04}", (pin.parse::<u32>().unwrap() + 1) % 10_000);
+    let (code, text) = client(&["pair", &host, &wrong]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("wrong PIN"), "{text}");
+    let (code, text) = client(&["pair", &host, &pin]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no pairing window"), "{text}");
+
+    let pin = arm(&s, &status);
+    let (code, text) = client(&["pair", &host, &pin, "--name", "netns-client"]);
+    assert_eq!(code, 0, "{text}\n{}", s.log());
+    let (code, text) = client(&["check", &host]);
+    assert_eq!(code, 0, "{text}\n{}", s.log());
+    assert!(text.contains("pinned TLS"), "{text}");
+    // The host stored the client (strahl-native's `store::PAIRED_FILE`).
+    let stored = std::fs::read_to_string(s.state_dir().join("native-clients.json"))
+        .unwrap_or_else(|e| panic!("paired native clients file: {e}"));
+    assert!(stored.contains("netns-client"), "{stored}");
+    Outcome::Passed
+}
+
+fn main() -> ExitCode {
+    harness::run(&[Case {
+        name: "pairing_across_namespaces",
+        run: pairing_across_namespaces,
+    }])
+}
