@@ -38,8 +38,9 @@ pub use kernel::Gf16Kernel;
 /// covering every loss a 20 % parity budget of a 720p frame can repair.
 pub const FAST_MAX_ERASURES: usize = 16;
 
-/// The same limit when only the scalar kernel runs (no SSSE3, or not x86-64): it beat the crate
-/// 2.9x at 1 lost and 1.5x at 2, and lost (0.8x) at 4 (46+10 x 1428 B, same bench).
+/// The same limit when only the scalar kernel runs (no SSSE3, or not x86-64, where the crate
+/// has NEON and we have no vector kernel): it beat the crate 3-4x at 1 lost and 1.6x at 2, and
+/// only broke even (0.8-1.1x) at 4 (46+10 x 1428 B, same bench).
 pub const FAST_MAX_ERASURES_SCALAR: usize = 2;
 
 /// Most shards in one GF(2^16) block.
