@@ -11,7 +11,8 @@
 //! - Headline: GF(2^8) encode at GameStream's largest shape, (212, 43) x 1392 B, every kernel vs
 //!   `reed-solomon-erasure` at the same shape.
 //! - Decode (max loss, a fresh random pattern per iteration): our GF(2^16) and GF(2^8) best kernel,
-//!   and `reed-solomon-erasure`.
+//!   and `reed-solomon-erasure`. (`strahl_gf16` is `Gf16Decoder` as shipped: its few-erasure path
+//!   where at most `FAST_MAX_ERASURES` data shards are lost, the crate's decoder beyond.)
 //! - `gf16_few_erasures` (fec/few.rs): 720p-sized native frames with 1, 2, 4 data shards lost, our
 //!   few-erasure path vs `reed-solomon-simd`'s decoder, p50/p99, per kernel, and the crossover.
 //! - `gf8_vs_nanors` (fec/nanors.rs): our GF(2^8) vs Moonlight's nanors itself (every ISA build
