@@ -13,6 +13,13 @@
 //! `make_stream` example measured 501.5 kbit/s for a 500 kbit/s target (320×240) and
 //! 3993.7 kbit/s for 4000 (1280×720) over 120 frames of the synthetic pattern.
 //!
+//! Threads: OpenH264 threads per slice, so `threads` > 1 means as many fixed slices per picture
+//! (each slice one thread; the deblocking filter stops at slice edges, a little less
+//! compression). The openh264 crate always configures one slice, so a fresh encoder is primed:
+//! it encodes one blank picture (that initialises it), then its parameters are switched to
+//! `threads` slices, which re-initialises it; the first real picture is an IDR as always. At
+//! most [`MAX_THREADS`] (OpenH264's own limit).
+//!
 //! AU cap: when an AU exceeds the cap, the frame is re-encoded by a fresh encoder instance (so
 //! the result is an IDR that depends on nothing the client lacks) with a raised minimum QP,
 //! trying [`CAP_QP_FLOORS`] in order. The raised floor stays until the next `request_idr`, which
@@ -51,6 +58,8 @@ pub fn capability() -> Capability {
 /// Minimum-QP floors tried, in order, when an AU exceeds the cap. 51 is H.264's maximum; the
 /// steps are coarse because each try costs a full encode (~3 ms at 720p on one core).
 pub const CAP_QP_FLOORS: [u8; 4] = [30, 38, 45, 51];
+/// OpenH264's `MAX_THREADS_NUM` (encoder/core/inc/wels_const.h): more threads are clamped.
+pub const MAX_THREADS: u16 = 4;
 /// Default QP range when uncapped (OpenH264's own default range).
 const BASE_QP_MIN: u8 = 0;
 const QP_MAX: u8 = 51;
@@ -62,7 +71,8 @@ pub struct OpenH264Config {
     pub height: u32,
     pub fps: u32,
     pub bitrate_bps: u32,
-    /// Internal threads; the encode tile owns one core, so 1 by default.
+    /// Threads (and slices per picture, see the module header): the cores the plan gives the
+    /// encode tile (`dataplane::media::video::encoder_threads`); 1 by default.
     pub threads: u16,
     pub max_access_unit_bytes: Option<usize>,
 }
@@ -90,6 +100,8 @@ pub struct OpenH264Encoder {
     force_idr: bool,
     /// Deinterleaved chroma for NV12 input (allocated once).
     chroma_scratch: Vec<u8>,
+    /// The blank I420 picture a multi-threaded encoder is primed with (empty with one thread).
+    blank: Vec<u8>,
     stats: EncoderStats,
 }
 
@@ -147,16 +159,51 @@ impl OpenH264Encoder {
         if cfg.fps == 0 || cfg.bitrate_bps == 0 {
             return Err(EncodeError::Config("fps and bitrate must be > 0".into()));
         }
+        let mut cfg = cfg;
+        cfg.threads = cfg.threads.clamp(1, MAX_THREADS);
         let enc = build(&cfg, BASE_QP_MIN)?;
-        Ok(Self {
+        let mut me = Self {
             cfg,
             enc,
             initialized: false,
             qp_floor: BASE_QP_MIN,
             force_idr: false,
             chroma_scratch: vec![0; (cfg.width * cfg.height / 2) as usize],
+            blank: if cfg.threads > 1 {
+                vec![0; (cfg.width * cfg.height * 3 / 2) as usize]
+            } else {
+                Vec::new()
+            },
             stats: EncoderStats::default(),
-        })
+        };
+        me.prime()?;
+        Ok(me)
+    }
+
+    /// Threads (= slices per picture) in use.
+    pub fn threads(&self) -> u16 {
+        self.cfg.threads
+    }
+
+    /// A fresh multi-threaded encoder: one blank picture initialises it, then it is switched to
+    /// `threads` slices (which re-initialises it: the next picture is an IDR). Nothing to do
+    /// with one thread.
+    fn prime(&mut self) -> Result<(), EncodeError> {
+        if self.cfg.threads <= 1 {
+            return Ok(());
+        }
+        let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
+        let (y, uv) = self.blank.split_at(w * h);
+        let (u, v) = uv.split_at(w * h / 4);
+        let yuv = YUVSlices::new((y, u, v), (w, h), (w, w / 2, w / 2));
+        self.enc
+            .encode_at(&yuv, Timestamp::from_millis(0))
+            .map_err(|e| EncodeError::Backend(format!("priming: {e}")))?;
+        crate::sys::openh264_use_slices(&mut self.enc, self.cfg.threads)
+            .map_err(EncodeError::Backend)?;
+        self.initialized = true;
+        self.force_idr = true;
+        Ok(())
     }
 
     /// Current minimum QP (raised by the AU cap until the next IDR request).
@@ -168,7 +215,7 @@ impl OpenH264Encoder {
         self.enc = build(&self.cfg, qp_floor)?;
         self.qp_floor = qp_floor;
         self.initialized = false;
-        Ok(())
+        self.prime()
     }
 
     /// One encode of `frame` into `out`; returns whether it was an IDR.

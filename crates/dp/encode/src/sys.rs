@@ -46,6 +46,53 @@ pub(crate) fn openh264_set_bitrate(
     Ok(())
 }
 
+/// Switches an initialized OpenH264 encoder to `slices` fixed slices per picture encoded by as
+/// many threads. OpenH264 threads per slice only (`iMultipleThreadIdc` becomes
+/// min(threads, slices) at init), and the openh264 crate always asks for one slice, so the
+/// parameters are read back (GetOption), changed and set again (SetOption), which re-initialises
+/// the encoder: its next picture is an IDR.
+pub(crate) fn openh264_use_slices(
+    enc: &mut openh264::encoder::Encoder,
+    slices: u16,
+) -> Result<(), String> {
+    use openh264_sys2::{ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, SEncParamExt, SM_FIXEDSLCNUM_SLICE};
+    let mut params = SEncParamExt::default();
+    // SAFETY: GetOption(ENCODER_OPTION_SVC_ENCODE_PARAM_EXT) copies the encoder's current
+    // parameters (`sizeof(SEncParamExt)` bytes, the struct the binding declares for this
+    // OpenH264 version) into `params`, which lives on our stack for the call; the encoder is
+    // initialized (the caller encoded a picture with it).
+    let rc = unsafe {
+        enc.raw_api().get_option(
+            ENCODER_OPTION_SVC_ENCODE_PARAM_EXT,
+            (&raw mut params).cast::<c_void>(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!("GetOption(SVC_ENCODE_PARAM_EXT) = {rc}"));
+    }
+    params.iMultipleThreadIdc = slices;
+    let layer = &mut params.sSpatialLayers[0].sSliceArgument;
+    layer.uiSliceMode = SM_FIXEDSLCNUM_SLICE;
+    layer.uiSliceNum = u32::from(slices);
+    // SAFETY: SetOption(ENCODER_OPTION_SVC_ENCODE_PARAM_EXT) reads one `SEncParamExt` from the
+    // pointer (copied before it returns; no pointer is kept). The values are the encoder's own
+    // but for the thread and slice counts, which OpenH264 validates (clamped to its limits).
+    // The openh264 crate re-applies its own parameters only on a resolution change, which does
+    // not happen here (fixed geometry), so its one-slice setting does not come back.
+    let rc = unsafe {
+        enc.raw_api().set_option(
+            ENCODER_OPTION_SVC_ENCODE_PARAM_EXT,
+            (&raw mut params).cast::<c_void>(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "SetOption(SVC_ENCODE_PARAM_EXT, {slices} slices) = {rc}"
+        ));
+    }
+    Ok(())
+}
+
 /// Value layout of `NV_ENCODE_API_FUNCTION_LIST`: a version word, a reserved word, then the
 /// function pointers and reserved pointer slots. The driver fills at most its own struct size
 /// for the requested version; every SDK to date uses fewer than 320 pointer slots, so

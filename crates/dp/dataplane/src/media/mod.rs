@@ -350,6 +350,10 @@ impl Media {
         if let Some(i) = Registry::label_index(Metric::AudioSource, settings.audio.label()) {
             metrics.set_info(Metric::AudioSource, i);
         }
+        log::info!(
+            "media: the software encoder (openh264) runs {} threads a session (slices a picture)",
+            video::encoder_threads(&transports.worker_cores)
+        );
         let core = transports.core;
         let worker_cores = transports.worker_cores;
         let handle = std::thread::Builder::new()
@@ -441,7 +445,9 @@ impl Media {
             )));
         }
         let au_cap = max_access_unit_bytes(vpk.config().packet_size);
-        let pipeline = video::VideoPipeline::build(s, &self.settings, bitrate_kbps, au_cap)?;
+        let threads = video::encoder_threads(&self.worker_cores);
+        let pipeline =
+            video::VideoPipeline::build(s, &self.settings, bitrate_kbps, au_cap, threads)?;
         let interval_ns = 1_000_000_000 / u64::from(s.video.fps.max(1));
         let mut vpace = PacerConfig::new(PACER_LINK_BPS.max(u64::from(bitrate_kbps) * 4000));
         vpace.mode = Mode::Spread {

@@ -34,6 +34,22 @@ use super::{MediaError, MediaSettings, Shared, VideoSourceKind, WORKER_TICK};
 /// Geometry of the dummy frame handed to the passthrough encoder (it ignores the pixels).
 const PASSTHROUGH_FRAME: u32 = 16;
 
+/// Threads (and slices) of a session's software encoder: the cores the plan gives encode
+/// threads, or every core this process may run on when the plan leaves them unpinned (on 2
+/// cores: the encoder needs both, the tx tile shares), at most OpenH264's limit. A 1080p
+/// picture took 14.0 ms p50 on one thread and 10.9–12.6 ms on two on the loaded 2-core VM
+/// (docs/measurements.md §openh264 threads).
+pub fn encoder_threads(worker_cores: &[usize]) -> u16 {
+    let n = if worker_cores.is_empty() {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        worker_cores.len()
+    };
+    u16::try_from(n)
+        .unwrap_or(u16::MAX)
+        .clamp(1, strahl_encode::openh264_enc::MAX_THREADS)
+}
+
 /// Capture source + encoder of one session.
 pub struct VideoPipeline {
     synthetic: Option<SyntheticSource>,
@@ -44,12 +60,14 @@ pub struct VideoPipeline {
 
 impl VideoPipeline {
     /// Build the source and encoder (on the server thread: a bad passthrough file or encoder
-    /// failure refuses the session before any thread starts).
+    /// failure refuses the session before any thread starts). `threads`: the software
+    /// encoder's ([`encoder_threads`]).
     pub fn build(
         s: &SessionStart,
         settings: &MediaSettings,
         bitrate_kbps: u32,
         au_cap: usize,
+        threads: u16,
     ) -> Result<Self, MediaError> {
         let (w, h, fps) = (
             u32::from(s.video.width),
@@ -69,12 +87,10 @@ impl VideoPipeline {
                     .map_err(|e| MediaError::Source(format!("synthetic source: {e}")))?;
                     let frame = Frame::new(w, h, PixelFormat::I420)
                         .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
-                    let enc = OpenH264Encoder::new(OpenH264Config::new(
-                        w,
-                        h,
-                        fps,
-                        bitrate_kbps.saturating_mul(1000),
-                    ))
+                    let enc = OpenH264Encoder::new(OpenH264Config {
+                        threads,
+                        ..OpenH264Config::new(w, h, fps, bitrate_kbps.saturating_mul(1000))
+                    })
                     .map_err(|e| MediaError::Encoder(format!("openh264: {e}")))?;
                     (Some(src), frame, Box::new(enc))
                 }
