@@ -10,8 +10,8 @@
 //! - the **consumer** (role `guest`, the data plane's part: `KmsSource`): maps each dmabuf,
 //!   converts to I420 and reads the frame number back with `synthetic::read_frame_number`.
 //!
-//! Checked: the numbers read are the drawn ones, strictly increasing, ≥ [`MIN_FRAMES_640`] at
-//! 640×480; the mode change is followed without restarting anything (one `Resized` to 800×600,
+//! Checked: the numbers read are the drawn ones, strictly increasing, ≥ [`MIN_FRAMES`] in all
+//! and ≥ [`MIN_FRAMES_640`] at 640×480; the mode change is followed without restarting anything (one `Resized` to 800×600,
 //! ≥ [`MIN_FRAMES_800`] frames there, numbers continuing); the cursor's reported position is
 //! where the game put it. The guest prints one `KMS-LAB` summary line the host repeats.
 
@@ -25,22 +25,30 @@ use std::time::{Duration, Instant};
 use drm::buffer::{Buffer as _, DrmFourcc};
 use drm::control::dumbbuffer::DumbBuffer;
 use drm::control::{Device as ControlDevice, Event, Mode, PageFlipFlags, connector, crtc};
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource;
 use strahl_capture::kms_map::i420_to_xrgb;
 use strahl_capture::kms_source::{KmsSource, Next};
 use strahl_capture::kms_wire::FLAG_CURSOR_VISIBLE;
 use strahl_capture::synthetic::{
     BandLayout, FRAME_NUMBER_BITS, SyntheticConfig, SyntheticSource, read_frame_number,
+    read_frame_number_strided,
 };
 use strahl_capture::{Frame, PixelFormat};
+use strahl_encode::Encoder;
+use strahl_encode::openh264_enc::{OpenH264Config, OpenH264Encoder};
 use strahl_vmlab::harness::{Case, run};
 use strahl_vmlab::{Gpu, GuestSpec, Lab};
 
 const ROLE: &str = "STRAHL_KMS_LAB_ROLE";
 /// Frames the game flips at each mode (the first of each is set by the modeset itself).
 const FRAMES_640: u32 = 200;
-const FRAMES_800: u32 = 60;
-/// What the capture must read back (TCG is slow: the consumer may drop a few for newer ones).
-const MIN_FRAMES_640: usize = 150;
+const FRAMES_800: u32 = 100;
+/// What the capture must read back: ≥ 150 frames in all, a good share at each mode. Under TCG
+/// on a loaded machine the consumer is slower than 30 Hz and drops stale frames for newer ones
+/// (seen: all 300 when the machine is quiet, ~60 % when it is busy).
+const MIN_FRAMES: usize = 150;
+const MIN_FRAMES_640: usize = 60;
 const MIN_FRAMES_800: usize = 30;
 const FLIP_INTERVAL: Duration = Duration::from_micros(33_333);
 const BUFFERS: usize = 4;
@@ -184,6 +192,21 @@ fn mode_of(modes: &[Mode], (w, h): (u16, u16)) -> Result<Mode, String> {
         .ok_or_else(|| format!("connector offers no {w}x{h} mode"))
 }
 
+/// Moves the cursor, retrying while a commit is still in flight (EBUSY): the check compares
+/// against where the game put it, so a move must not be silently lost.
+fn move_cursor(card: &Card, crtc: crtc::Handle, pos: (i32, i32)) -> Result<(), String> {
+    let mut last = None;
+    for _ in 0..50 {
+        #[allow(deprecated)]
+        match card.move_cursor(crtc, pos) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Err(format!("cursor move to {pos:?}: {last:?}"))
+}
+
 fn wait_flip(card: &Card) -> Result<(), String> {
     let mut pfd = [rustix::event::PollFd::new(
         card,
@@ -231,8 +254,9 @@ fn game() -> Result<(), String> {
         let mode = mode_of(&modes, size)?;
         let mut screen = Screen::new(&card, (u32::from(size.0), u32::from(size.1)))?;
         let fb = screen.draw(&card, n)?;
-        #[allow(deprecated)]
-        let _ = card.move_cursor(crtc, cursor_pos(n));
+        if phase > 0 {
+            move_cursor(&card, crtc, cursor_pos(n))?;
+        }
         card.set_crtc(crtc, Some(fb), (0, 0), &[conn], Some(mode))
             .map_err(|e| format!("SETCRTC {}x{}: {e}", size.0, size.1))?;
         if phase == 0 {
@@ -268,8 +292,7 @@ fn game() -> Result<(), String> {
                 std::thread::sleep(d);
             }
             let fb = screen.draw(&card, n)?;
-            #[allow(deprecated)]
-            let _ = card.move_cursor(crtc, cursor_pos(n));
+            move_cursor(&card, crtc, cursor_pos(n))?;
             card.page_flip(crtc, fb, PageFlipFlags::EVENT, None)
                 .map_err(|e| format!("page flip {n}: {e}"))?;
             wait_flip(&card)?;
@@ -356,12 +379,15 @@ fn guest() -> Result<(), String> {
     // The first frame (the modeset's) before the game starts flipping.
     let mut seen = Vec::new();
     let mut resized = Vec::new();
+    // Every converted picture also goes, after the capture, through openh264 (encode, decode).
+    let (ftx, frx) = mpsc::channel::<Frame>();
     let record =
         |src: &KmsSource, next: Next, seen: &mut Vec<Seen>, resized: &mut Vec<(u32, u32)>| {
             if let Next::Resized { width, height } = next {
                 resized.push((width, height));
             }
             let f = src.frame().expect("a frame after Frame/Resized");
+            let _ = ftx.send(f.clone());
             let m = src.meta();
             seen.push(Seen {
                 size: (f.width(), f.height()),
@@ -415,6 +441,14 @@ fn guest() -> Result<(), String> {
     while let Ok(l) = rx.try_recv() {
         game_lines.push(l);
     }
+    drop(ftx);
+    let t_enc = Instant::now();
+    let coded = encode_all(frx)?;
+    println!(
+        "openh264: {} pictures encoded and decoded in {:.1} s",
+        coded.numbers.len(),
+        t_enc.elapsed().as_secs_f64()
+    );
     println!("game: {game_lines:?} ({status})");
     if !status.success() {
         return Err(format!("game failed: {status}"));
@@ -425,7 +459,58 @@ fn guest() -> Result<(), String> {
         src.dropped(),
         &game_lines,
         t_start.elapsed(),
-    )
+    )?;
+    // The encoded stream carries the same numbers, with a new encoder at the new mode.
+    let raw: Vec<Option<u32>> = seen.iter().map(|s| s.number).collect();
+    if coded.numbers != raw || coded.encoders != 2 {
+        return Err(format!(
+            "openh264 round trip: {} encoders; decoded {:?}… vs captured {:?}…",
+            coded.encoders,
+            &coded.numbers[..coded.numbers.len().min(8)],
+            &raw[..raw.len().min(8)]
+        ));
+    }
+    println!(
+        "KMS-LAB openh264: all {} captured pictures decoded to the same numbers, {} encoders \
+         (one per mode)",
+        raw.len(),
+        coded.encoders
+    );
+    Ok(())
+}
+
+struct Coded {
+    numbers: Vec<Option<u32>>,
+    encoders: u32,
+}
+
+/// Encodes the pictures in order with the data plane's openh264 encoder (a new one whenever the
+/// size changes, as the encode tile re-creates its encoder), decodes each AU, reads the number.
+fn encode_all(frames: mpsc::Receiver<Frame>) -> Result<Coded, String> {
+    let mut coder: Option<(u32, u32, OpenH264Encoder, Decoder)> = None;
+    let (mut au, mut out, mut encoders) = (Vec::new(), Vec::new(), 0);
+    for f in frames.iter() {
+        let (w, h) = (f.width(), f.height());
+        if coder.as_ref().is_none_or(|c| (c.0, c.1) != (w, h)) {
+            let enc = OpenH264Encoder::new(OpenH264Config::new(w, h, 30, 2_000_000))
+                .map_err(|e| format!("openh264 encoder: {e}"))?;
+            let dec = Decoder::new().map_err(|e| format!("openh264 decoder: {e}"))?;
+            coder = Some((w, h, enc, dec));
+            encoders += 1;
+        }
+        let (_, _, enc, dec) = coder.as_mut().expect("set above");
+        enc.encode(&f, &mut au)
+            .map_err(|e| format!("encode: {e}"))?;
+        let pic = dec
+            .decode(&au)
+            .map_err(|e| format!("decode: {e}"))?
+            .ok_or("an AU without a picture")?;
+        out.push(read_frame_number_strided(pic.y(), pic.strides().0, w, h));
+    }
+    Ok(Coded {
+        numbers: out,
+        encoders,
+    })
 }
 
 fn check(
@@ -466,10 +551,16 @@ fn check(
         .filter_map(|s| Some((s.number?, s.cursor?)))
         .filter(|&(n, c)| n > 0 && (c == cursor_pos(n) || c == cursor_pos(n + 1)))
         .count();
+    // A consumer that lags (a loaded machine under TCG) can read a buffer the game has since
+    // redrawn — a newer number than the message's cursor. Such a cursor is still one the game
+    // set within the last two turns of its buffers; anything else is wrong.
+    let plausible = |n: u32, c: (i32, i32)| {
+        (n.saturating_sub(2 * BUFFERS as u32)..=n + 1).any(|m| c == cursor_pos(m))
+    };
     let cursor_wrong: Vec<(u32, (i32, i32))> = body
         .iter()
         .filter_map(|s| Some((s.number?, s.cursor?)))
-        .filter(|&(n, c)| n > 0 && c != cursor_pos(n) && c != cursor_pos(n + 1))
+        .filter(|&(n, c)| n > 0 && !plausible(n, c))
         .take(5)
         .collect();
     let with_cursor = body
@@ -496,6 +587,12 @@ fn check(
     if n640.first() != Some(&0) {
         errs.push(format!("first frame {:?}, want 0", n640.first()));
     }
+    if n640.len() + n800.len() < MIN_FRAMES {
+        errs.push(format!(
+            "{} frames in all < {MIN_FRAMES}",
+            n640.len() + n800.len()
+        ));
+    }
     if n640.len() < MIN_FRAMES_640 {
         errs.push(format!(
             "{} frames at 640x480 < {MIN_FRAMES_640}",
@@ -519,7 +616,9 @@ fn check(
             "{unreadable} unreadable pictures between readable ones"
         ));
     }
-    if cursor_set && (with_cursor == 0 || cursor_ok != with_cursor) {
+    if cursor_set
+        && (with_cursor == 0 || !cursor_wrong.is_empty() || cursor_ok * 10 < with_cursor * 9)
+    {
         errs.push(format!(
             "cursor: right on {cursor_ok} of {with_cursor}; (number, position) wrong: {cursor_wrong:?}"
         ));
