@@ -150,6 +150,36 @@ pub enum VideoSourceKind {
     Synthetic,
     /// Replay of a pre-encoded Annex-B file at the session fps.
     Passthrough(PathBuf),
+    /// The scan-out, from the KMS capture helper listening at this socket, encoded with
+    /// openh264 (`strahl_capture::kms`: the helper holds CAP_SYS_ADMIN, this process does not).
+    Kms(PathBuf),
+}
+
+/// `[video] source = "kms"`: the capture helper's socket (`STRAHL_KMS_SOCKET`, else
+/// [`strahl_capture::kms_video::DEFAULT_SOCKET`]) when it answers at start, else the
+/// synthetic pattern with one log line saying why.
+fn kms_or_synthetic() -> VideoSourceKind {
+    let socket = std::env::var_os("STRAHL_KMS_SOCKET").map_or_else(
+        || PathBuf::from(strahl_capture::kms_video::DEFAULT_SOCKET),
+        PathBuf::from,
+    );
+    match strahl_capture::kms_source::KmsSource::connect(&socket) {
+        Ok(_) => {
+            log::info!(
+                "video source: kms — strahl-kms-helper answers at {} (dmabufs over SCM_RIGHTS; \
+                 this process holds no CAP_SYS_ADMIN)",
+                socket.display()
+            );
+            VideoSourceKind::Kms(socket)
+        }
+        Err(e) => {
+            log::warn!(
+                "video source: kms requested, but {e} — start strahl-kms-helper (it needs \
+                 CAP_SYS_ADMIN); the synthetic pattern stands in"
+            );
+            VideoSourceKind::Synthetic
+        }
+    }
 }
 
 /// Process-wide media settings (from the config).
@@ -174,8 +204,8 @@ impl MediaSettings {
                 strahl_config::VideoSource::Passthrough => {
                     VideoSourceKind::Passthrough(PathBuf::from(&v.passthrough_file))
                 }
-                // KMS capture is detection-only: the synthetic pattern stands in.
-                _ => VideoSourceKind::Synthetic,
+                strahl_config::VideoSource::Kms => kms_or_synthetic(),
+                strahl_config::VideoSource::Synthetic => VideoSourceKind::Synthetic,
             },
             audio: audio::AudioChoice::from_config(
                 cfg.audio.source,

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use strahl_capture::kms_video::KmsVideoSource;
 use strahl_capture::synthetic::{SyntheticConfig, SyntheticSource};
 use strahl_capture::{Frame, PixelFormat, VideoSource};
 use strahl_encode::openh264_enc::{OpenH264Config, OpenH264Encoder};
@@ -52,7 +53,9 @@ pub fn encoder_threads(worker_cores: &[usize]) -> u16 {
 
 /// Capture source + encoder of one session.
 pub struct VideoPipeline {
-    synthetic: Option<SyntheticSource>,
+    /// The raw-frame source (synthetic or KMS); `None` for passthrough (the encoder reads the
+    /// file).
+    source: Option<Box<dyn VideoSource + Send>>,
     frame: Frame,
     enc: Box<dyn Encoder + Send>,
     bitrate_kbps: u32,
@@ -74,26 +77,33 @@ impl VideoPipeline {
             u32::from(s.video.height),
             u32::from(s.video.fps),
         );
-        let (synthetic, frame, mut enc): (_, _, Box<dyn Encoder + Send>) =
+        let raw = |src: Box<dyn VideoSource + Send>| -> Result<_, MediaError> {
+            let frame = Frame::new(w, h, PixelFormat::I420)
+                .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
+            let enc = OpenH264Encoder::new(OpenH264Config {
+                threads,
+                ..OpenH264Config::new(w, h, fps, bitrate_kbps.saturating_mul(1000))
+            })
+            .map_err(|e| MediaError::Encoder(format!("openh264: {e}")))?;
+            let enc: Box<dyn Encoder + Send> = Box::new(enc);
+            Ok((Some(src), frame, enc))
+        };
+        let (source, frame, mut enc): (_, _, Box<dyn Encoder + Send>) =
             match &settings.video_source {
-                VideoSourceKind::Synthetic => {
-                    let src = SyntheticSource::new(SyntheticConfig {
+                VideoSourceKind::Synthetic => raw(Box::new(
+                    SyntheticSource::new(SyntheticConfig {
                         width: w,
                         height: h,
                         fps,
                         format: PixelFormat::I420,
                         first_frame_number: 0,
                     })
-                    .map_err(|e| MediaError::Source(format!("synthetic source: {e}")))?;
-                    let frame = Frame::new(w, h, PixelFormat::I420)
-                        .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
-                    let enc = OpenH264Encoder::new(OpenH264Config {
-                        threads,
-                        ..OpenH264Config::new(w, h, fps, bitrate_kbps.saturating_mul(1000))
-                    })
-                    .map_err(|e| MediaError::Encoder(format!("openh264: {e}")))?;
-                    (Some(src), frame, Box::new(enc))
-                }
+                    .map_err(|e| MediaError::Source(format!("synthetic source: {e}")))?,
+                ))?,
+                VideoSourceKind::Kms(socket) => raw(Box::new(
+                    KmsVideoSource::connect(socket, w, h, fps)
+                        .map_err(|e| MediaError::Source(format!("kms capture: {e}")))?,
+                ))?,
                 VideoSourceKind::Passthrough(path) => {
                     let src = strahl_capture::passthrough::PassthroughSource::open(path).map_err(
                         |e| MediaError::Source(format!("passthrough file {}: {e}", path.display())),
@@ -105,7 +115,7 @@ impl VideoPipeline {
             };
         enc.set_max_access_unit_bytes(Some(au_cap));
         Ok(Self {
-            synthetic,
+            source,
             frame,
             enc,
             bitrate_kbps,
@@ -185,7 +195,7 @@ impl VideoProducer {
                 continue;
             };
             let p = &mut self.pipeline;
-            match &mut p.synthetic {
+            match &mut p.source {
                 Some(src) => src
                     .next_frame(&mut p.frame)
                     .map_err(|e| MediaError::Source(format!("capture: {e}")))?,
