@@ -8,7 +8,9 @@
 //! Key AUs are where a decoder can start (H.264 IDR, HEVC IRAP, AV1 shown key frame); each is
 //! made to begin with the codec's parameter sets at open time — SPS+PPS, VPS+SPS+PPS, or the
 //! sequence header after the temporal delimiter — copied from earlier in the stream when the
-//! encoder wrote them only once, because Moonlight recognises an IDR by them (§A14). Playback
+//! encoder wrote them only once, because Moonlight recognises an IDR by them (§A14); and the
+//! encoders' `user_data_unregistered` SEI banners (x265 repeats 2 KB of options at every key
+//! frame) are dropped, because the client must find the IDR slice in the first shard. Playback
 //! starts at the first key AU and every loop restarts there, so the decoder always (re)starts
 //! on one.
 
@@ -168,7 +170,18 @@ fn h264_format(data: &[u8]) -> Option<StreamFormat> {
     annexb::sps_format(sps.bytes)
 }
 
-/// AU ranges and key flags of `data`, rebuilt so every key AU starts with parameter sets.
+/// An SEI NAL whose first message is `user_data_unregistered` (payload type 5): an encoder's
+/// free-form banner, nothing a decoder needs.
+fn is_user_data_sei(codec: CodecKind, nal: &[u8]) -> bool {
+    let (is_sei, header) = match codec {
+        CodecKind::H264 => (nal.first().is_some_and(|b| b & 0x1f == nal_type::SEI), 1),
+        _ => (hevc::kind(nal) == hevc::nal_type::PREFIX_SEI, 2),
+    };
+    is_sei && nal.get(header) == Some(&5)
+}
+
+/// AU ranges and key flags of `data`, rebuilt so every key AU starts with parameter sets and
+/// carries no encoder banner SEI (see the module contract).
 fn with_parameter_sets_at_keys(
     codec: CodecKind,
     data: Vec<u8>,
@@ -240,7 +253,16 @@ fn with_parameter_sets_at_keys(
                     }
                     // The AU's own parameter sets stay where they were: repeats are harmless.
                 }
-                out.extend_from_slice(au);
+                if nal_units(au).any(|n| is_user_data_sei(codec, n.bytes)) {
+                    // Encoder banners (x264/x265 write kilobytes of options) would push the
+                    // IDR slice out of the first shard, where the client looks for it (§A14).
+                    for n in nal_units(au).filter(|n| !is_user_data_sei(codec, n.bytes)) {
+                        out.extend_from_slice(&[0, 0, 0, 1]);
+                        out.extend_from_slice(n.bytes);
+                    }
+                } else {
+                    out.extend_from_slice(au);
+                }
                 key && (starts_right || !params.is_empty())
             }
         };
@@ -340,6 +362,15 @@ mod tests {
         s.extend(hevc_nal(hevc::nal_type::VPS, &[0x0c]));
         s.extend(hevc_nal(hevc::nal_type::SPS, &sps));
         s.extend(hevc_nal(hevc::nal_type::PPS, &[0xc1]));
+        // An encoder banner (user data, payload type 5) and a content light level SEI (144).
+        s.extend(hevc_nal(
+            hevc::nal_type::PREFIX_SEI,
+            &[5, 2, 0xaa, 0xbb, 0x80],
+        ));
+        s.extend(hevc_nal(
+            hevc::nal_type::PREFIX_SEI,
+            &[144, 4, 3, 0xe8, 1, 0x90, 0x80],
+        ));
         s.extend(hevc_nal(19, &[0x80, 0x11]));
         s.extend(hevc_nal(1, &[0x80, 0x22]));
         s.extend(hevc_nal(21, &[0x80, 0x33])); // CRA without parameter sets
@@ -351,6 +382,16 @@ mod tests {
             (f.codec, f.profile, f.bit_depth, f.width, f.height),
             (CodecKind::Hevc, 2, 10, 320, 240)
         );
+        let au0: Vec<(u8, u8)> = nal_units(p.next_au().data)
+            .map(|n| (hevc::kind(n.bytes), n.bytes[2]))
+            .collect();
+        assert_eq!(
+            au0,
+            [(32, 0x0c), (33, sps[0]), (34, 0xc1), (39, 144), (19, 0x80)],
+            "the banner SEI is gone, the rest kept in order"
+        );
+        p.seek_to_next_idr();
+        p.seek_to_next_idr();
         let keys: Vec<(bool, bool)> = (0..4)
             .map(|_| {
                 let a = p.next_au();
