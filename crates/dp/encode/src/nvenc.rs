@@ -27,6 +27,8 @@ pub mod session;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod ffi_tests;
+#[cfg(test)]
 mod session_tests;
 
 use strahl_capture::format::{Chroma, CodecKind};

@@ -102,7 +102,16 @@ impl RealCuda {
 
 impl CudaApi for RealCuda {
     fn open_context(&mut self, ordinal: i32) -> Result<CudaContext, NvError> {
-        cu::init().map_err(cuda_err("cuInit"))?;
+        // cudarc resolves every entry point of its CUDA 12.2 bindings on first use and panics
+        // when the driver lacks one (a driver older than the bindings): surface that typed.
+        std::panic::catch_unwind(cu::init)
+            .map_err(|_| {
+                NvError::DriverMissing(
+                    "libcuda lacks entry points of the CUDA 12.2 driver API (driver too old)"
+                        .into(),
+                )
+            })?
+            .map_err(cuda_err("cuInit"))?;
         let dev = cu::device::get(ordinal).map_err(cuda_err("cuDeviceGet"))?;
         // SAFETY: `dev` was returned by cuDeviceGet.
         let ctx = unsafe { cu::primary_ctx::retain(dev) }

@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_void};
+use std::mem::MaybeUninit;
 use std::ptr::null_mut;
 
 use nvidia_video_codec_sdk::sys::nvEncodeAPI as sys;
@@ -78,6 +79,56 @@ fn classify(st: NVENCSTATUS, call: &'static str, last: String) -> Result<(), NvE
         }),
     }
 }
+
+/// Zero-initialised C structs for the calls. The SDK bindings' `Default` is `mem::zeroed()`,
+/// which is not a valid Rust value for a struct holding an enum without a 0 variant
+/// (`NV_ENC_CONFIG::frameFieldMode`, `pictureStruct` of the picture and lock structs): such a
+/// value is undefined behaviour, and in practice the enum's invalid 0 is the niche a
+/// `Result<NV_ENC_CONFIG, _>` uses for `Err` (found by the C-stub test: an `Ok(config)` read as
+/// an `Err`). These write those fields first, then make the value.
+fn zeroed_config() -> sys::NV_ENC_CONFIG {
+    let mut c = MaybeUninit::<sys::NV_ENC_CONFIG>::zeroed();
+    // SAFETY: all-zero bytes are valid for every field of NV_ENC_CONFIG (integers, pointers,
+    // unions of those, enums with a 0 variant) except `frameFieldMode`, written before
+    // `assume_init`.
+    unsafe {
+        (&raw mut (*c.as_mut_ptr()).frameFieldMode).write(FRAME_MODE);
+        c.assume_init()
+    }
+}
+
+fn zeroed_preset() -> sys::NV_ENC_PRESET_CONFIG {
+    let mut p = MaybeUninit::<sys::NV_ENC_PRESET_CONFIG>::zeroed();
+    // SAFETY: as for zeroed_config: the only field without a valid zero is the embedded
+    // config's `frameFieldMode`.
+    unsafe {
+        (&raw mut (*p.as_mut_ptr()).presetCfg).write(zeroed_config());
+        p.assume_init()
+    }
+}
+
+fn zeroed_pic() -> sys::NV_ENC_PIC_PARAMS {
+    let mut p = MaybeUninit::<sys::NV_ENC_PIC_PARAMS>::zeroed();
+    // SAFETY: all-zero is valid for every field but `pictureStruct`, written first (the codec
+    // picture-params union holds integers and pointers only).
+    unsafe {
+        (&raw mut (*p.as_mut_ptr()).pictureStruct).write(PIC_FRAME);
+        p.assume_init()
+    }
+}
+
+fn zeroed_lock() -> sys::NV_ENC_LOCK_BITSTREAM {
+    let mut p = MaybeUninit::<sys::NV_ENC_LOCK_BITSTREAM>::zeroed();
+    // SAFETY: all-zero is valid for every field but `pictureStruct`, written first.
+    unsafe {
+        (&raw mut (*p.as_mut_ptr()).pictureStruct).write(PIC_FRAME);
+        p.assume_init()
+    }
+}
+
+const FRAME_MODE: sys::NV_ENC_PARAMS_FRAME_FIELD_MODE =
+    sys::NV_ENC_PARAMS_FRAME_FIELD_MODE::NV_ENC_PARAMS_FRAME_FIELD_MODE_FRAME;
+const PIC_FRAME: sys::NV_ENC_PIC_STRUCT = sys::NV_ENC_PIC_STRUCT::NV_ENC_PIC_STRUCT_FRAME;
 
 /// Resolves a table entry or says which one the driver left out.
 macro_rules! entry {
@@ -172,14 +223,9 @@ impl RealNvenc {
     /// HEVC Main/Main10, AV1 Main).
     fn config(&self, s: Session, p: &SessionParams) -> Result<sys::NV_ENC_CONFIG, NvError> {
         let get = entry!(self.nvEncGetEncodePresetConfigEx);
-        let mut preset = sys::NV_ENC_PRESET_CONFIG {
-            version: sys::NV_ENC_PRESET_CONFIG_VER,
-            presetCfg: sys::NV_ENC_CONFIG {
-                version: sys::NV_ENC_CONFIG_VER,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let mut preset = zeroed_preset();
+        preset.version = sys::NV_ENC_PRESET_CONFIG_VER;
+        preset.presetCfg.version = sys::NV_ENC_CONFIG_VER;
         // SAFETY: live session; `preset` is a writable, versioned struct the driver fills.
         let st = unsafe {
             get(
@@ -437,8 +483,7 @@ impl NvencApi for RealNvenc {
             inputBuffer: pic.input.0 as *mut c_void,
             outputBitstream: pic.output.0 as *mut c_void,
             bufferFmt: buffer_format(pic.format),
-            pictureStruct: sys::NV_ENC_PIC_STRUCT::NV_ENC_PIC_STRUCT_FRAME,
-            ..Default::default()
+            ..zeroed_pic()
         };
         // SAFETY: live session; input is mapped and output a bitstream buffer of `s`.
         let st = unsafe { f(enc(s), &raw mut p) };
@@ -455,7 +500,7 @@ impl NvencApi for RealNvenc {
         let mut p = sys::NV_ENC_LOCK_BITSTREAM {
             version: sys::NV_ENC_LOCK_BITSTREAM_VER,
             outputBitstream: b.0 as *mut c_void,
-            ..Default::default()
+            ..zeroed_lock()
         };
         // doNotWait = 0 (zeroed bit-field): the call blocks until the picture is encoded.
         // SAFETY: live session; `b` a bitstream buffer of `s` with a picture submitted.
