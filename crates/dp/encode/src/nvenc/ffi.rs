@@ -9,8 +9,10 @@
 //! parameters → [`NvError::Unsupported`], the rest → [`NvError::Call`] with the driver's last
 //! error string.
 //!
-//! **Not verified on hardware**: this machine has no NVIDIA GPU; the session logic above it is
-//! tested against a fake of this seam.
+//! **Not verified on hardware**: this machine has no NVIDIA GPU. This binding is tested against
+//! a C stand-in for the driver compiled from the SDK header (`ffi_tests`: struct versions,
+//! configuration and fields across the C ABI); the session logic above it against a fake of
+//! the seam.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_void};
