@@ -57,7 +57,7 @@ caps() { # unit prefix
   echo "state_files=$(find /var/lib/strahl -maxdepth 1 -type f -printf '%f ' | tr ' ' '\n' | sort | paste -sd, -)"
 } >"$dir/report.tmp" 2>&1
 cp /run/strahl/console.issue "$dir/console.issue" 2>/dev/null
-journalctl -b -u strahl-dataplane -u strahl-control -o cat --no-pager >"$dir/journal.txt" 2>&1
+journalctl -b -u strahl-nic-tune -u strahl-dataplane -u strahl-control -o cat --no-pager >"$dir/journal.txt" 2>&1
 cp /var/lib/strahl/status-token "$dir/state/" 2>/dev/null
 mv "$dir/report.tmp" "$dir/report.txt"
 

@@ -4,7 +4,7 @@
 //!
 //! Contract: cases run in order on the main thread (each boots guests; TCG wants the CPUs);
 //! a panic is a failure. Command line as `cargo test` passes it: name filters (substring, or
-//! equality with `--exact`), `--list`; `--ignored` runs nothing; libtest's output/thread options
+//! equality with `--exact`), `--skip NAME`, `--list`; `--ignored` runs nothing; libtest's output/thread options
 //! are accepted and ignored. Exit code 101 when a case failed, else 0.
 
 use std::process::ExitCode;
@@ -21,13 +21,15 @@ pub struct Case {
 /// Runs `cases` under this process's command line; returns `main`'s exit code.
 pub fn run(cases: &[Case]) -> ExitCode {
     let (mut filters, mut exact, mut list, mut none) = (Vec::new(), false, false, false);
+    let mut skips = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--exact" => exact = true,
             "--list" => list = true,
             "--ignored" => none = true,
-            "--test-threads" | "--color" | "--format" | "-Z" | "--skip" => {
+            "--skip" => skips.extend(args.next()),
+            "--test-threads" | "--color" | "--format" | "-Z" => {
                 args.next();
             }
             s if s.starts_with('-') => {}
@@ -46,6 +48,7 @@ pub fn run(cases: &[Case]) -> ExitCode {
                     }
                 })
         })
+        .filter(|c| !skips.iter().any(|s| c.name.contains(s.as_str())))
         .filter(|_| !none)
         .collect();
     if list {
