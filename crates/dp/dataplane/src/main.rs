@@ -238,6 +238,13 @@ fn main() -> ExitCode {
             String::new()
         }
     );
+    let caps = media.capability();
+    if caps.formats.is_empty() {
+        log::error!("video: {} — every stream will be refused", caps.describe());
+    } else {
+        log::info!("video: encoder {}", caps.describe());
+    }
+    server.set_video_caps(media::video::ipc_caps(caps));
     server.set_media(Box::new(media));
     server.set_transport(transport::ipc_transport(prepared.chosen), prepared.summary);
     let result = run::serve(&listener, sig_read, &mut server, &GLOBAL, started);

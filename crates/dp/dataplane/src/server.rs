@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use strahl_ipc::{
     DecodeError, ErrorCode, ErrorMsg, Event, Hello, MAJOR, MINOR, Message, Refuse, Role,
-    SessionStart, StatsSnapshot, StopReason, Transport,
+    SessionStart, StatsSnapshot, StopReason, Transport, VideoCaps,
 };
 use strahl_metrics::{Metric, Registry};
 
@@ -64,6 +64,9 @@ pub struct Server<'r> {
     /// The start-up self-test result, sent after every handshake.
     transport: Transport,
     transport_detail: String,
+    /// What the encoder makes, sent after every handshake (`None`: nothing to report, as in
+    /// the IPC unit tests without media).
+    video_caps: Option<VideoCaps>,
 }
 
 impl<'r> Server<'r> {
@@ -78,7 +81,13 @@ impl<'r> Server<'r> {
             consecutive_errors: 0,
             transport: Transport::None,
             transport_detail: "transport self-test not run".to_owned(),
+            video_caps: None,
         }
+    }
+
+    /// Record what the encoder makes (sent as a `VideoCaps` event on each handshake).
+    pub fn set_video_caps(&mut self, caps: VideoCaps) {
+        self.video_caps = Some(caps);
     }
 
     /// Record the start-up transport choice (sent as a `TransportChosen` event on each handshake).
@@ -367,8 +376,13 @@ impl<'r> Server<'r> {
             transport: self.transport,
             detail: self.transport_detail.clone(),
         };
+        let mut replies = vec![Message::HelloAck(ack), Message::Event(transport)];
+        // The encoder's formats: the control plane advertises exactly these.
+        if let Some(c) = &self.video_caps {
+            replies.push(Message::Event(Event::VideoCaps(c.clone())));
+        }
         Outcome {
-            replies: vec![Message::HelloAck(ack), Message::Event(transport)],
+            replies,
             close: false,
             shutdown: false,
         }
@@ -557,6 +571,26 @@ mod tests {
         assert!(detail.len() <= strahl_ipc::MAX_TEXT_LEN && detail.ends_with("..."));
         let mut buf = vec![0u8; strahl_ipc::MAX_MESSAGE_LEN];
         assert!(strahl_ipc::encode(&o.replies[1], &mut buf).is_ok());
+        assert_eq!(o.replies.len(), 2, "no capabilities set: none sent");
+    }
+
+    #[test]
+    fn video_caps_follow_every_handshake() {
+        let reg = Registry::new();
+        let mut s = Server::new(&reg, 1, "dp");
+        let caps = crate::media::video::ipc_caps(&strahl_encode::openh264_enc::capability());
+        assert_eq!(caps.formats.len(), 1);
+        assert_eq!(
+            (caps.formats[0].codec, caps.formats[0].bit_depth),
+            (strahl_ipc::Codec::H264, 8)
+        );
+        s.set_video_caps(caps.clone());
+        for _ in 0..2 {
+            s.on_connect();
+            let o = s.on_datagram(&hello(MAJOR), Duration::ZERO);
+            assert_eq!(o.replies[2], Message::Event(Event::VideoCaps(caps.clone())));
+            s.on_disconnect();
+        }
     }
 
     #[test]

@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use strahl_ipc::{Codec, Event, KeyMaterial, Protocol, SessionStart, StopReason, StreamOptions};
+use strahl_ipc::{Event, KeyMaterial, Protocol, SessionStart, StopReason, StreamOptions};
 use strahl_metrics::{Metric, Registry};
 use strahl_net::mmsg::{MmsgConfig, MmsgTx};
 use strahl_net::uring::{UringConfig, UringTx};
@@ -346,6 +346,8 @@ fn keep_off_tx_core(cores: &[usize]) {
 /// The real media host: one tx tile, encode threads per session.
 pub struct Media {
     settings: MediaSettings,
+    /// What the source and encoder produce (read at start).
+    caps: strahl_encode::Capability,
     metrics: &'static Registry,
     kernel: TransportKind,
     worker_cores: Vec<usize>,
@@ -402,6 +404,7 @@ impl Media {
             })
             .map_err(|e| MediaError::Environment(format!("cannot start the tx tile: {e}")))?;
         Ok(Self {
+            caps: video::capability(&settings.video_source),
             settings,
             metrics,
             kernel: transports.kernel,
@@ -418,6 +421,11 @@ impl Media {
 
     pub fn settings(&self) -> &MediaSettings {
         &self.settings
+    }
+
+    /// What the source and encoder produce.
+    pub fn capability(&self) -> &strahl_encode::Capability {
+        &self.caps
     }
 
     fn command(&self, c: Command) {
@@ -449,6 +457,7 @@ impl Media {
 
     fn build(&mut self, s: &SessionStart, shared: &Arc<Shared>) -> Result<Built, MediaError> {
         let (rikey, rikeyid) = check_session(s)?;
+        video::check_format(s, &self.caps)?;
         // Policy (FEC bounds, the bitrate cap) is the control plane's; the packetizer refuses
         // 0 % itself (no frame without FEC) and the AU cap bounds memory.
         let fec = s.video.fec_percent;
@@ -628,12 +637,6 @@ pub fn check_session(s: &SessionStart) -> Result<(&[u8; 16], u32), MediaError> {
         return Err(MediaError::Session(format!(
             "{:?} sessions have no media pipeline yet (GameStream only)",
             s.protocol
-        )));
-    }
-    if s.video.codec != Codec::H264 {
-        return Err(MediaError::Session(format!(
-            "video codec {:?} is not implemented (H.264 only)",
-            s.video.codec
         )));
     }
     let KeyMaterial::GameStream { rikey, rikeyid } = &s.keys else {

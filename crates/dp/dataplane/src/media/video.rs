@@ -19,13 +19,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use strahl_capture::format::{Chroma, CodecKind};
 use strahl_capture::kms_video::KmsVideoSource;
 use strahl_capture::synthetic::{SyntheticConfig, SyntheticSource};
 use strahl_capture::{Frame, PixelFormat, VideoSource};
 use strahl_encode::openh264_enc::{OpenH264Config, OpenH264Encoder};
 use strahl_encode::passthrough::PassthroughEncoder;
-use strahl_encode::{EncodeError, Encoder};
-use strahl_ipc::{SessionStart, StopReason};
+use strahl_encode::{Capability, EncodeError, Encoder};
+use strahl_ipc::{
+    Codec, HdrMetadata, SessionStart, StopReason, StreamOptions, VideoCaps, VideoFormat,
+};
 use strahl_metrics::{Metric, Registry};
 
 use super::clock::{FrameClock, LateWarning, Tick};
@@ -49,6 +52,99 @@ pub fn encoder_threads(worker_cores: &[usize]) -> u16 {
     u16::try_from(n)
         .unwrap_or(u16::MAX)
         .clamp(1, strahl_encode::openh264_enc::MAX_THREADS)
+}
+
+/// What the configured source and encoder produce (read once at start: the passthrough clip is
+/// parsed; OpenH264 makes H.264 only). A passthrough file that cannot be read makes nothing —
+/// the control plane then refuses every stream with that reason in its log.
+pub fn capability(source: &VideoSourceKind) -> Capability {
+    match source {
+        VideoSourceKind::Synthetic | VideoSourceKind::Kms(_) => {
+            strahl_encode::openh264_enc::capability()
+        }
+        VideoSourceKind::Passthrough(path) => {
+            match strahl_capture::passthrough::PassthroughSource::open(path) {
+                Ok(src) => {
+                    strahl_encode::passthrough::capability(&src, &path.display().to_string())
+                }
+                Err(e) => Capability {
+                    encoder: format!("passthrough: {}: {e}", path.display()),
+                    formats: Vec::new(),
+                    mastering: None,
+                },
+            }
+        }
+    }
+}
+
+/// The capability as the IPC carries it. Formats GameStream cannot express (4:2:2, monochrome,
+/// 12-bit) are left out.
+pub fn ipc_caps(c: &Capability) -> VideoCaps {
+    let mut encoder = c.encoder.clone();
+    if encoder.len() > strahl_ipc::MAX_NAME_LEN {
+        let mut cut = strahl_ipc::MAX_NAME_LEN;
+        while !encoder.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        encoder.truncate(cut);
+    }
+    VideoCaps {
+        encoder,
+        formats: c
+            .formats
+            .iter()
+            .filter(|f| matches!(f.chroma, Chroma::Yuv420 | Chroma::Yuv444))
+            .filter(|f| matches!(f.bit_depth, 8 | 10))
+            .map(|f| VideoFormat {
+                codec: ipc_codec(f.codec),
+                profile: f.profile,
+                bit_depth: f.bit_depth,
+                yuv444: f.chroma == Chroma::Yuv444,
+            })
+            .take(strahl_ipc::MAX_VIDEO_FORMATS)
+            .collect(),
+        hdr: c.mastering.map(|m| HdrMetadata {
+            primaries: m.primaries,
+            white_point: m.white_point,
+            max_luminance: m.max_luminance,
+            min_luminance: m.min_luminance,
+            max_cll: m.max_cll,
+            max_fall: m.max_fall,
+        }),
+    }
+}
+
+fn ipc_codec(c: CodecKind) -> Codec {
+    match c {
+        CodecKind::H264 => Codec::H264,
+        CodecKind::Hevc => Codec::Hevc,
+        CodecKind::Av1 => Codec::Av1,
+    }
+}
+
+/// A session may ask only for a format the encoder makes (the control plane advertised exactly
+/// those; this guards against a control plane of another build or a changed clip).
+pub fn check_format(s: &SessionStart, caps: &Capability) -> Result<(), MediaError> {
+    let codec = match s.video.codec {
+        Codec::H264 => CodecKind::H264,
+        Codec::Hevc => CodecKind::Hevc,
+        Codec::Av1 => CodecKind::Av1,
+    };
+    let depth = if s.stream.has(StreamOptions::TEN_BIT) {
+        10
+    } else {
+        8
+    };
+    let yuv444 = s.stream.has(StreamOptions::YUV444);
+    if caps.supports(codec, depth, yuv444) {
+        return Ok(());
+    }
+    Err(MediaError::Session(format!(
+        "{} {depth}-bit{} requested, the encoder makes {}",
+        codec.name(),
+        if yuv444 { " 4:4:4" } else { "" },
+        caps.describe()
+    )))
 }
 
 /// Capture source + encoder of one session.
