@@ -8,7 +8,8 @@
 //!   attributes (§A9 last row) are ignored. If a key repeats, the last occurrence wins (the client
 //!   never repeats one; a map insert is what Sunshine does).
 //! - [`StreamConfig::check_host`] applies the host-policy checks that need the launch context:
-//!   HEVC/AV1/10-bit/4:4:4 requested while disabled (400) and mandatory encryption (403).
+//!   a codec/bit depth/4:4:4 the encoder cannot make (400, a message naming what was asked)
+//!   and mandatory encryption (403).
 //! - Bounded: at most [`MAX_SDP_LINES`] lines; the body itself is already bounded by the request
 //!   parser. No panics on any input.
 
@@ -179,6 +180,8 @@ pub enum AnnounceError {
     CodecDisabled(VideoCodec),
     /// HDR / 10-bit requested while the host did not advertise it (or with H.264).
     TenBitDisabled,
+    /// 8-bit (SDR) requested of a codec the encoder makes only at 10 bits (a 10-bit clip).
+    EightBitUnavailable(VideoCodec),
     /// 4:4:4 requested while the host did not advertise it.
     Yuv444Disabled,
     /// Encryption is mandatory and the client did not enable it (403).
@@ -197,20 +200,140 @@ impl AnnounceError {
 
 impl std::fmt::Display for AnnounceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ANNOUNCE rejected: {self:?}")
+        match self {
+            AnnounceError::EncryptionRequired { required, enabled } => write!(
+                f,
+                "ANNOUNCE rejected: this host requires encrypted video and audio \
+                 (SS_ENC bits {required:#x}) and the client enabled only {enabled:#x} \
+                 (a client without video encryption; [gamestream] encryption = \"required\")"
+            ),
+            AnnounceError::CodecDisabled(c) => write!(
+                f,
+                "ANNOUNCE rejected: the client asked for {c:?} video, which this host's encoder \
+                 cannot make (it is not in /serverinfo's ServerCodecModeSupport)"
+            ),
+            AnnounceError::TenBitDisabled => write!(
+                f,
+                "ANNOUNCE rejected: the client asked for 10-bit/HDR video (dynamicRangeMode 1), \
+                 which this host's encoder cannot make in the requested codec"
+            ),
+            AnnounceError::EightBitUnavailable(c) => write!(
+                f,
+                "ANNOUNCE rejected: the client asked for 8-bit {c:?} video; this host's encoder \
+                 makes {c:?} only at 10 bits (the client must enable HDR/10-bit)"
+            ),
+            _ => write!(f, "ANNOUNCE rejected: {self:?}"),
+        }
     }
 }
 
 impl std::error::Error for AnnounceError {}
 
-/// Which optional encodings the host advertised (its SCM bits, §A4/§A10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The encodings the host's encoder can make, and so advertises (§A4 SCM bits, §A10 DESCRIBE
+/// markers) and accepts in ANNOUNCE. 4:2:0 unless `yuv444`. The default is H.264 only (what
+/// OpenH264 makes). Built by the control plane from the data plane's encoder capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostCodecs {
+    /// H.264 8-bit.
+    pub h264: bool,
+    /// HEVC Main (8-bit).
     pub hevc: bool,
+    /// HEVC Main10.
+    pub hevc_main10: bool,
+    /// AV1 Main 8-bit.
     pub av1: bool,
-    /// Main10 / HDR for the HEVC or AV1 codec in use.
-    pub ten_bit: bool,
+    /// AV1 Main 10-bit.
+    pub av1_main10: bool,
+    /// 4:4:4 for the codecs above.
     pub yuv444: bool,
+}
+
+impl Default for HostCodecs {
+    fn default() -> Self {
+        HostCodecs {
+            h264: true,
+            hevc: false,
+            hevc_main10: false,
+            av1: false,
+            av1_main10: false,
+            yuv444: false,
+        }
+    }
+}
+
+/// ServerCodecModeSupport bits (§A4).
+pub mod scm {
+    pub const H264: u32 = 0x1;
+    pub const HEVC: u32 = 0x100;
+    pub const HEVC_MAIN10: u32 = 0x200;
+    pub const AV1_MAIN8: u32 = 0x10000;
+    pub const AV1_MAIN10: u32 = 0x20000;
+    pub const H264_HIGH8_444: u32 = 0x40000;
+    pub const HEVC_REXT8_444: u32 = 0x80000;
+    pub const HEVC_REXT10_444: u32 = 0x100000;
+    pub const AV1_HIGH8_444: u32 = 0x200000;
+    pub const AV1_HIGH10_444: u32 = 0x400000;
+}
+
+impl HostCodecs {
+    /// Nothing at all (the starting point of a build from capabilities).
+    pub const NONE: HostCodecs = HostCodecs {
+        h264: false,
+        hevc: false,
+        hevc_main10: false,
+        av1: false,
+        av1_main10: false,
+        yuv444: false,
+    };
+
+    /// DESCRIBE carries the HEVC marker: some HEVC format is available.
+    pub fn any_hevc(&self) -> bool {
+        self.hevc || self.hevc_main10
+    }
+
+    /// DESCRIBE carries the AV1 marker: some AV1 format is available.
+    pub fn any_av1(&self) -> bool {
+        self.av1 || self.av1_main10
+    }
+
+    /// Whether `codec` at 8 or 10 bits is available.
+    pub fn supports(&self, codec: VideoCodec, ten_bit: bool) -> bool {
+        match (codec, ten_bit) {
+            (VideoCodec::H264, false) => self.h264,
+            (VideoCodec::H264, true) => false,
+            (VideoCodec::Hevc, false) => self.hevc,
+            (VideoCodec::Hevc, true) => self.hevc_main10,
+            (VideoCodec::Av1, false) => self.av1,
+            (VideoCodec::Av1, true) => self.av1_main10,
+        }
+    }
+
+    /// The /serverinfo ServerCodecModeSupport value (§A4); H.264 alone when nothing is set,
+    /// because clients refuse 0 (and ANNOUNCE then refuses what the encoder cannot make).
+    pub fn scm(&self) -> u32 {
+        let mut v = 0;
+        let mut set = |on: bool, bits: u32| {
+            if on {
+                v |= bits;
+            }
+        };
+        set(self.h264, scm::H264);
+        set(self.hevc, scm::HEVC);
+        set(self.hevc_main10, scm::HEVC_MAIN10);
+        set(self.av1, scm::AV1_MAIN8);
+        set(self.av1_main10, scm::AV1_MAIN10);
+        set(self.yuv444 && self.h264, scm::H264_HIGH8_444);
+        set(self.yuv444 && self.hevc, scm::HEVC_REXT8_444);
+        set(self.yuv444 && self.hevc_main10, scm::HEVC_REXT10_444);
+        set(self.yuv444 && self.av1, scm::AV1_HIGH8_444);
+        set(self.yuv444 && self.av1_main10, scm::AV1_HIGH10_444);
+        if v == 0 { scm::H264 } else { v }
+    }
+
+    /// Whether any 10-bit (HDR-capable) format is available: /applist's `IsHdrSupported`.
+    pub fn ten_bit(&self) -> bool {
+        self.hevc_main10 || self.av1_main10
+    }
 }
 
 /// The raw `a=` attributes and `m=video` port of one SDP body, borrowing from it.
@@ -472,19 +595,15 @@ impl StreamConfig {
         codecs: HostCodecs,
         required_encryption: EncryptionFlags,
     ) -> Result<(), AnnounceError> {
-        match self.codec {
-            VideoCodec::Hevc if !codecs.hevc => {
-                return Err(AnnounceError::CodecDisabled(VideoCodec::Hevc));
-            }
-            VideoCodec::Av1 if !codecs.av1 => {
-                return Err(AnnounceError::CodecDisabled(VideoCodec::Av1));
-            }
-            _ => {}
+        let ten_bit = self.dynamic_range == DynamicRange::Hdr;
+        if !codecs.supports(self.codec, false) && !codecs.supports(self.codec, true) {
+            return Err(AnnounceError::CodecDisabled(self.codec));
         }
-        if self.dynamic_range == DynamicRange::Hdr
-            && (!codecs.ten_bit || self.codec == VideoCodec::H264)
-        {
+        if ten_bit && !codecs.supports(self.codec, true) {
             return Err(AnnounceError::TenBitDisabled);
+        }
+        if !ten_bit && !codecs.supports(self.codec, false) {
+            return Err(AnnounceError::EightBitUnavailable(self.codec));
         }
         if self.chroma == ChromaSampling::Yuv444 && !codecs.yuv444 {
             return Err(AnnounceError::Yuv444Disabled);

@@ -5,8 +5,8 @@
 //! exactly when its condition holds:
 //! - `a=x-ss-general.featureFlags`, `encryptionSupported`, `encryptionRequested` always;
 //! - `a=x-nv-video[0].refPicInvalidation:1` iff the encoder supports RFI;
-//! - `sprop-parameter-sets=AAAAAU` iff HEVC is enabled (the client's HEVC test);
-//! - `a=rtpmap:98 AV1/90000` iff AV1 is enabled (the client's AV1 test);
+//! - `sprop-parameter-sets=AAAAAU` iff some HEVC format is enabled (the client's HEVC test);
+//! - `a=rtpmap:98 AV1/90000` iff some AV1 format is enabled (the client's AV1 test);
 //! - `a=fmtp:97 surround-params=…`: a launch-supplied layout twice, then stereo, 5.1 and 7.1
 //!   normal followed by HQ (§A9, §A17).
 
@@ -82,11 +82,11 @@ pub fn describe_body(p: &DescribeParams) -> Vec<u8> {
     if p.rfi_supported {
         s.push_str("a=x-nv-video[0].refPicInvalidation:1\n");
     }
-    if p.codecs.hevc {
+    if p.codecs.any_hevc() {
         s.push_str(HEVC_MARKER);
         s.push('\n');
     }
-    if p.codecs.av1 {
+    if p.codecs.any_av1() {
         s.push_str(AV1_MARKER);
         s.push('\n');
     }

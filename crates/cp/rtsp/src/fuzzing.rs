@@ -99,9 +99,11 @@ pub fn fuzz_sdp(data: &[u8]) {
             }
         }
         let all = HostCodecs {
+            h264: true,
             hevc: true,
+            hevc_main10: true,
             av1: true,
-            ten_bit: true,
+            av1_main10: true,
             yuv444: true,
         };
         let _ = config.check_host(all, EncryptionFlags(0));

@@ -310,10 +310,10 @@ fn refresh_rate_kept_only_within_one_percent_of_fps() {
 
 #[test]
 fn codecs_the_host_did_not_enable_are_400() {
-    let none = HostCodecs::default();
+    let none = HostCodecs::NONE;
     let hevc_only = HostCodecs {
         hevc: true,
-        ..HostCodecs::default()
+        ..HostCodecs::NONE
     };
     let no_enc = EncryptionFlags(0);
     let with = |key, v| StreamConfig::parse(&appendix_a_with(key, v)).unwrap();
@@ -331,16 +331,18 @@ fn codecs_the_host_did_not_enable_are_400() {
     assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     let av1_on = HostCodecs {
         av1: true,
-        ..HostCodecs::default()
+        ..HostCodecs::NONE
     };
     assert_eq!(av1.check_host(av1_on, no_enc), Ok(()));
 
     // HDR needs the 10-bit capability and a codec other than H.264.
     let hdr_h264 = with(keys::DYNAMIC_RANGE, "1");
     let all = HostCodecs {
+        h264: true,
         hevc: true,
+        hevc_main10: true,
         av1: true,
-        ten_bit: true,
+        av1_main10: true,
         yuv444: true,
     };
     assert_eq!(
@@ -359,10 +361,55 @@ fn codecs_the_host_did_not_enable_are_400() {
 
     let yuv444 = with(keys::CHROMA, "1");
     assert_eq!(
-        yuv444.check_host(none, no_enc),
+        yuv444.check_host(HostCodecs::default(), no_enc),
         Err(AnnounceError::Yuv444Disabled)
     );
     assert_eq!(yuv444.check_host(all, no_enc), Ok(()));
+
+    // A 10-bit-only encoder (a Main10 clip): HDR HEVC is accepted, 8-bit HEVC and H.264 are
+    // refused with messages naming what was asked.
+    let main10_only = HostCodecs {
+        hevc_main10: true,
+        ..HostCodecs::NONE
+    };
+    assert_eq!(hdr_hevc.check_host(main10_only, no_enc), Ok(()));
+    let sdr_hevc = StreamConfig {
+        dynamic_range: DynamicRange::Sdr,
+        ..hdr_hevc
+    };
+    let err = sdr_hevc.check_host(main10_only, no_enc).unwrap_err();
+    assert_eq!(err, AnnounceError::EightBitUnavailable(VideoCodec::Hevc));
+    assert!(err.to_string().contains("only at 10 bits"), "{err}");
+    let err = appendix_a_config()
+        .check_host(main10_only, no_enc)
+        .unwrap_err();
+    assert_eq!(err, AnnounceError::CodecDisabled(VideoCodec::H264));
+    assert!(err.to_string().contains("H264 video"), "{err}");
+}
+
+#[test]
+fn scm_bits_follow_the_formats() {
+    assert_eq!(HostCodecs::default().scm(), 0x1);
+    assert_eq!(HostCodecs::NONE.scm(), 0x1, "never 0: clients refuse it");
+    let hdr = HostCodecs {
+        hevc_main10: true,
+        ..HostCodecs::NONE
+    };
+    assert_eq!(hdr.scm(), 0x200);
+    assert!(hdr.any_hevc() && !hdr.any_av1() && hdr.ten_bit());
+    let av1 = HostCodecs {
+        av1: true,
+        av1_main10: true,
+        ..HostCodecs::NONE
+    };
+    assert_eq!(av1.scm(), 0x30000);
+    let all444 = HostCodecs {
+        h264: true,
+        hevc: true,
+        yuv444: true,
+        ..HostCodecs::NONE
+    };
+    assert_eq!(all444.scm(), 0x1 | 0x100 | 0x40000 | 0x80000);
 }
 
 #[test]
