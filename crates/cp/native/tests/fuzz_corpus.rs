@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 
-use strahl_native::fuzzing::fuzz_control;
-use strahl_native::msg::{Message, REGISTRY, decode};
+use strahl_native::fuzzing::{fuzz_control, fuzz_host};
+use strahl_native::msg::{Message, REGISTRY, Reason, decode};
 
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz_corpus/control");
+fn corpus_of(dir: &str) -> Vec<(String, Vec<u8>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz_corpus")
+        .join(dir);
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .map(|e| {
@@ -20,6 +22,10 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    corpus_of("control")
 }
 
 #[test]
@@ -49,4 +55,33 @@ fn every_registered_message_has_a_decodable_seed() {
         assert_eq!(m.name(), *name);
         assert!(!matches!(m, Message::Unknown(_)));
     }
+}
+
+#[test]
+fn host_corpus_replays() {
+    let files = corpus_of("host");
+    assert!(
+        files.len() >= 6,
+        "seed corpus went missing: {}",
+        files.len()
+    );
+    for (name, data) in &files {
+        eprintln!("replaying host/{name}");
+        fuzz_host(data);
+    }
+    let run = |n: &str| fuzz_host(&files.iter().find(|(f, _)| f == n).expect(n).1);
+    // The seeds reach what their names say: a paired client's whole session, refusals with
+    // the right reasons.
+    let s = run("paired_stream.bin");
+    assert_eq!(
+        (s.sessions, s.session_messages, s.closed),
+        (1, 3, true),
+        "{s:?}"
+    );
+    assert_eq!(run("unpaired_hello.bin").refusals, [Reason::NotPaired]);
+    assert_eq!(run("pairing_unarmed.bin").refusals, [Reason::NotArmed]);
+    assert_eq!(
+        run("out_of_order.bin").refusals.first(),
+        Some(&Reason::UnexpectedMessage)
+    );
 }
