@@ -32,10 +32,10 @@ pub use kernel::Gf16Kernel;
 /// Most missing data shards the few-erasure path takes on a SIMD kernel; more go to
 /// `reed-solomon-simd`'s FFT decoder. The fast path's cost grows with `e * k`, the crate's is
 /// about flat in `e`: at 72+36 x 1428 B (`strahl-bench fec`, `crossover_100k_50pct`) ours on
-/// gfni512 was 0.26x the crate's time at 16 lost and still 0.87x at all 36 lost; avx2 at 46+10 was
-/// 0.10x at 4 lost (docs/measurements.md §fec few-erasure decode). 16 keeps a margin for slower
-/// kernels and larger frames (our cost scales with `k`, the crate's with `n log n`) while
-/// covering every loss a 20 % parity budget of a 720p frame can repair.
+/// gfni512 took 0.26x the crate's time at 16 lost and still 0.8-0.87x at all 36 lost; avx2 at
+/// 46+10 took 0.08-0.15x at 4 lost (docs/measurements.md §fec few-erasure decode). 16 keeps a
+/// margin for slower kernels and larger frames (our cost scales with `k`, the crate's with
+/// `n log n`) while covering every loss a 20 % parity budget of a 720p frame can repair.
 pub const FAST_MAX_ERASURES: usize = 16;
 
 /// The same limit when only the scalar kernel runs (no SSSE3, or not x86-64, where the crate
