@@ -9,7 +9,8 @@ Contract:
            half of --frames) arrived; steps input {rcs}, video {frames, first, last, distinct,
            lost, gap_count, gaps, idr, seconds, terminated, termination_error, t_first, t_last,
            arrivals (--frame-times), decoded, pixel_*, ...}, video_stats {stats, rtt_ms},
-           audio {...}; then cancel (with --cancel while streaming: ended, the host must end the
+           audio {..., rms, dominant_hz: per channel}; then cancel (with --cancel while
+           streaming: ended, the host must end the
            stream within --end-wait s) and serverinfo_free. Every wait is bounded by --timeout.
 Arrival times are time.monotonic(), the machine-wide CLOCK_MONOTONIC, so clients in different
 processes and network namespaces compare.
@@ -58,6 +59,8 @@ class AudioThread:
         self.decode_errors = 0
         self.indices = []
         self.config = None
+        # Decoded PCM (frames x channels) kept for the dominant-frequency estimate.
+        self.pcm = []
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
 
@@ -83,6 +86,7 @@ class AudioThread:
                 self.channels = int(arr.shape[1])
                 self.sum_sq += float((arr.astype("float64") ** 2).sum())
                 self.values += arr.size
+                self.pcm.append(arr)
         self.decode_errors = dec.decode_errors
 
     def finish(self, timeout):
@@ -97,7 +101,20 @@ class AudioThread:
         return {"packets": self.packets, "samples": self.samples, "channels": self.channels,
                 "rate": self.rate, "seconds": (self.samples / self.rate) if self.rate else 0.0,
                 "rms": rms, "decode_errors": self.decode_errors, "index_gaps": gaps,
-                "config": self.config, "loss": self.session.audio_loss_stats}
+                "config": self.config, "loss": self.session.audio_loss_stats,
+                "dominant_hz": self.dominant_hz()}
+
+    def dominant_hz(self):
+        """Per channel, the frequency (Hz) of the largest peak of the Hann-windowed spectrum of
+        everything decoded (resolution rate / samples: 0.67 Hz for 1.5 s); [] without audio."""
+        import numpy as np
+        if not self.pcm or not self.rate:
+            return []
+        x = np.concatenate(self.pcm).astype("float64")
+        x -= x.mean(axis=0)
+        spec = np.abs(np.fft.rfft(x * np.hanning(x.shape[0])[:, None], axis=0))
+        spec[0] = 0.0
+        return [round(float(k) * self.rate / x.shape[0], 1) for k in spec.argmax(axis=0)]
 
 
 def gaps_of(numbers):
