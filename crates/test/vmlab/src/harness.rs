@@ -3,14 +3,25 @@
 //! `SKIPPED` with the reason — or, under CI, as failed (the lab must run there).
 //!
 //! Contract: cases run in order on the main thread (each boots guests; TCG wants the CPUs);
-//! a panic is a failure. Command line as `cargo test` passes it: name filters (substring, or
-//! equality with `--exact`), `--skip NAME`, `--list`; `--ignored` runs nothing; libtest's output/thread options
-//! are accepted and ignored. Exit code 101 when a case failed, else 0.
+//! a panic is a failure; [`skip`] ends a case as not run. Command line as `cargo test` passes
+//! it: name filters (substring, or equality with `--exact`), `--skip NAME`, `--list`;
+//! `--ignored` runs nothing; libtest's output/thread options are accepted and ignored. Exit
+//! code 101 when a case failed, else 0.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::Lab;
+
+/// The payload of [`skip`]: recognised by [`run`], never a failure outside CI.
+struct Skipped(String);
+
+/// Ends the running case as not run (e.g. it needs root for a namespace): printed as
+/// `ignored, SKIPPED: why` — a failure under CI, where everything must run. Unwinds without the
+/// panic hook, so nothing is printed as a panic.
+pub fn skip(why: impl Into<String>) -> ! {
+    std::panic::resume_unwind(Box::new(Skipped(why.into())))
+}
 
 /// One case: a name and a function given the detected lab.
 pub struct Case {
@@ -81,12 +92,25 @@ pub fn run(cases: &[Case]) -> ExitCode {
             Ok(lab) => {
                 let r = std::panic::catch_unwind(|| (c.run)(lab));
                 let secs = started.elapsed().as_secs_f64();
-                if r.is_ok() {
-                    println!("test {} ... ok ({secs:.1} s)", c.name);
-                    passed += 1;
-                } else {
-                    println!("test {} ... FAILED ({secs:.1} s)", c.name);
-                    failed.push(c.name);
+                match r {
+                    Ok(()) => {
+                        println!("test {} ... ok ({secs:.1} s)", c.name);
+                        passed += 1;
+                    }
+                    Err(p) => match p.downcast::<Skipped>() {
+                        Ok(s) if !crate::in_ci() => {
+                            println!("test {} ... ignored, SKIPPED: {}", c.name, s.0);
+                            ignored += 1;
+                        }
+                        Ok(s) => {
+                            println!("test {} ... FAILED: {} (required under CI)", c.name, s.0);
+                            failed.push(c.name);
+                        }
+                        Err(_) => {
+                            println!("test {} ... FAILED ({secs:.1} s)", c.name);
+                            failed.push(c.name);
+                        }
+                    },
                 }
             }
         }
