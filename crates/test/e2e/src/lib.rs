@@ -31,11 +31,13 @@
 //!
 //! Files: [`error`] (the harness's errors), [`binaries`] (where the binaries come from),
 //! [`options`] (how to start one instance), [`instance`] (start, log, signals, `pin`, teardown),
-//! [`http`] (status server, metrics), [`pairing`] (pairing real clients), plus `driver`,
+//! [`http`] (status server, metrics), [`pairing`] (pairing real clients), [`clips`] (passthrough
+//! clips per codec, made with ffmpeg), plus `driver`,
 //! `ports`, [`harness`] and [`netns`]. This file declares them and re-exports their API.
 #![forbid(unsafe_code)]
 
 pub mod binaries;
+pub mod clips;
 mod driver;
 pub mod error;
 pub mod harness;

@@ -9,7 +9,7 @@ lines on stdout, fatal -> exit 2). A subcommand's module is imported only when i
   session   session.py        a short stream: IDR, input, frames for --frame-wait s, /cancel
   stream    stream.py         the e2e stream: decoded video, audio, input, stats, /cancel
   bench     bench.py          strahl-bench gamestream's measured window
-  check     video.py          decode an H.264 file (and read its frame numbers)
+  check     video.py          decode a video file (and read its frame numbers)
   control   control.py        RTSP + ENet control stream against a loopback host (strahl-enet)
   rtsp      rtsp.py           RTSP handshake against examples/loopback_rtsp_host (strahl-rtsp)
 """
@@ -17,6 +17,7 @@ lines on stdout, fatal -> exit 2). A subcommand's module is imported only when i
 import argparse
 import importlib
 
+from .codecs import CODECS
 from .out import run
 
 
@@ -36,6 +37,8 @@ def video_options():
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=int, default=60)
     p.add_argument("--bitrate", type=int, default=20000, help="kbit/s")
+    p.add_argument("--codec", default="h264", choices=sorted(CODECS),
+                   help="the formats the client supports (codecs.py); the host picks")
     return p
 
 
@@ -81,6 +84,8 @@ def parser():
     p.add_argument("--file", required=True)
     p.add_argument("--frame-numbers", action="store_true",
                    help="read every picture's frame number; exit 1 unless consecutive")
+    p.add_argument("--decoder", default="h264",
+                   help="PyAV decoder: h264, hevc, libdav1d (AV1)")
     p = command("control", "control:control_cmd")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True, help="RTSP port")

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import namedtuple
 
+from . import codecs
 from .core import SURROUND_AUDIO_INFO, new_keys, stream_config
 from .out import emit, err_obj, info_obj
 
@@ -166,7 +167,8 @@ def open_stream(a, keep_failed=False, busy_launch=False, **kw):
     apps = applist(http)
     if apps is None:
         return None
-    cfg = stream_config(a.width, a.height, a.fps, a.bitrate)
+    cfg = stream_config(a.width, a.height, a.fps, a.bitrate,
+                        formats=codecs.formats(getattr(a, "codec", "h264")))
     session = StreamingSession()
     t_launch = time.monotonic()
     ln = launch(http, session, app_id(apps, a.app), cfg, busy_launch=busy_launch)

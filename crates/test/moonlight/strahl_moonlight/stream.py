@@ -20,6 +20,7 @@ import os
 import threading
 import time
 
+from . import codecs
 from .core import rtt_ms, send_inputs, video_stats
 from .flows import end, open_stream
 from .out import emit
@@ -132,7 +133,7 @@ def stream_cmd(a):
     t0 = s.t_start
 
     audio = AudioThread(session, a.audio_seconds) if a.audio_seconds > 0 else None
-    dec = VideoDecodeThread(a.width, a.height) if a.decode else None
+    dec = VideoDecodeThread(a.width, a.height, codecs.decoder(a.codec)) if a.decode else None
     frames = []  # (frame_number, frame_type)
     arrivals = []  # time.monotonic() per pulled frame
     input_rc = None
@@ -194,10 +195,11 @@ def stream_cmd(a):
                       "pixel_read": len(px), "pixel_unreadable": dec.unreadable,
                       "pixel_first": px[0] if px else None, "pixel_last": px[-1] if px else None,
                       "pixel_non_increasing": non_inc, "pixel_gap_count": pcount,
-                      "pixel_gaps": pgaps,
+                      "pixel_gaps": pgaps, "pixel_formats": sorted(dec.formats),
                       "luma_mean_min": min(dec.luma_means) if dec.luma_means else None})
     emit(step="video", **video)
     emit(step="video_stats", stats=vstats, rtt_ms=rtt)
+    emit(step="hdr", codec=a.codec, **codecs.hdr_state())
     if audio is not None:
         audio.finish(max(2.0, min(a.audio_seconds + 10.0, deadline - time.monotonic())))
         emit(step="audio", **audio.result())

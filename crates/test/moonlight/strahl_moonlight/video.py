@@ -45,9 +45,13 @@ def read_frame_number(y, width, height):
 
 
 def luma(frame):
-    """A decoded picture's luma plane as a numpy (rows, width) uint8 view."""
+    """A decoded picture's luma plane as a numpy (rows, width) uint8 array (10-bit pictures,
+    FFmpeg's *p10le formats, scaled to 8 bits)."""
     import numpy as np
     plane = frame.planes[0]
+    if frame.format.name.endswith("10le"):
+        y = np.frombuffer(plane, dtype="<u2").reshape(plane.height, plane.line_size // 2)
+        return (y[:, :frame.width] >> 2).astype(np.uint8)
     y = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
     return y[:, :frame.width]
 
@@ -56,10 +60,10 @@ class VideoDecodeThread:
     """Decodes pulled access units off the pull thread (common-c's 15-deep decode-unit queue
     must never fill, or it flushes and asks for an IDR, which would look like loss)."""
 
-    def __init__(self, width, height):
+    def __init__(self, width, height, codec="h264"):
         import av
         self.av = av
-        self.ctx = av.CodecContext.create("h264", "r")
+        self.ctx = av.CodecContext.create(codec, "r")
         self.ctx.thread_type = "AUTO"
         self.width, self.height = width, height
         self.q = queue.Queue()
@@ -68,6 +72,7 @@ class VideoDecodeThread:
         self.decoded = 0
         self.errors = 0
         self.shapes = set()
+        self.formats = set()
         self.luma_means = []
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
@@ -83,6 +88,7 @@ class VideoDecodeThread:
     def on_picture(self, frame):
         self.decoded += 1
         self.shapes.add((frame.width, frame.height))
+        self.formats.add(frame.format.name)
         y = luma(frame)
         if len(self.luma_means) < 4096:
             self.luma_means.append(float(y.mean()))
@@ -114,7 +120,7 @@ class VideoDecodeThread:
 
 def check_cmd(a):
     import av
-    codec = av.CodecContext.create("h264", "r")
+    codec = av.CodecContext.create(a.decoder, "r")
     with open(a.file, "rb") as f:
         data = f.read()
     frames = keys = errors = 0
