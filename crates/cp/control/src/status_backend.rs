@@ -287,6 +287,7 @@ impl ControlBackend {
             packets_per_s: pps,
             packets_sent: sum_all(dp, Metric::PacketsSent),
             drops: dp.get(Metric::FramesRefused),
+            frames_skipped: dp.get(Metric::VideoFramesSkipped),
         }
     }
 }

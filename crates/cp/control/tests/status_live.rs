@@ -430,6 +430,8 @@ fn moonlight_pairs_through_the_api_pin_and_its_session_shows_in_status() {
     assert!(session["send_kbps"].is_u64(), "{session}");
     let (_, st) = req(&admin, "GET", "/api/v1/status", None);
     assert!(st["media"]["send_kbps"].is_u64(), "{st}");
+    // The data plane's skipped frame slots (a late encoder) are on the page's totals.
+    assert!(st["media"]["frames_skipped"].is_u64(), "{st}");
     cp.wait_for(&format!("SessionStart {}", session["id"]));
     let lines = streaming.finish();
     assert!(lines.iter().any(|l| l["step"] == "cancel"), "{lines:#?}");

@@ -80,6 +80,9 @@ pub struct MediaTotals {
     pub packets_per_s: u64,
     pub packets_sent: u64,
     pub drops: u64,
+    /// Frame slots the video encoders skipped because they were late (or the tx tile a full
+    /// ring behind): what sessions miss of the fps they asked for.
+    pub frames_skipped: u64,
 }
 
 /// A paired client (either protocol).

@@ -482,6 +482,9 @@ fn sessions_carry_their_own_transport_and_host_wide_figures_only_when_alone() {
         assert!(one[k].is_null() && two[k].is_null(), "{k}: {v}");
         assert!(v["media"][k].is_u64(), "media.{k}: {v}");
     }
+    // Skipped frame slots (late encoders) are a host-wide figure only.
+    assert!(v["media"]["frames_skipped"].is_u64(), "{v}");
+    assert!(one.get("frames_skipped").is_none(), "{one}");
     // …and the host-wide transport is the start-up choice.
     assert_eq!(v["transport"]["name"], "sendmmsg");
     // One session left: the figures are exactly its own again.
