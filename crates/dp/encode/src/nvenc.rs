@@ -22,6 +22,7 @@ pub mod api;
 pub mod cuda;
 pub mod fallback;
 pub mod ffi;
+pub mod kms;
 pub mod session;
 
 #[cfg(test)]
