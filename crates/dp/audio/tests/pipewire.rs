@@ -96,8 +96,18 @@ fn default_sink_monitor_to_opus_carries_the_played_tone() {
         "left {l} Hz, right {r} Hz; {}",
         ctx().lines().next().unwrap_or("")
     );
-    assert!((l - LEFT_HZ).abs() <= 2.0, "left {l} Hz: {}", ctx());
-    assert!((r - RIGHT_HZ).abs() <= 2.0, "right {r} Hz: {}", ctx());
+    // Within 1 %: an underrun on a loaded machine puts a gap of silence into the tone, which
+    // moves the spectrum's peak by a hertz or two (seen: 999 Hz with 2 underruns).
+    assert!(
+        (l - LEFT_HZ).abs() <= LEFT_HZ / 100.0,
+        "left {l} Hz: {}",
+        ctx()
+    );
+    assert!(
+        (r - RIGHT_HZ).abs() <= RIGHT_HZ / 100.0,
+        "right {r} Hz: {}",
+        ctx()
+    );
     assert_eq!(stats.restarts, 0, "{}", ctx());
     drop(sup);
     drop(pw);

@@ -100,6 +100,11 @@ impl PipeWire {
                 "DBUS_SESSION_BUS_ADDRESS".into(),
                 format!("unix:path={}", self.dir.join("bus").display()),
             ),
+            // WirePlumber keeps its state (default nodes, volumes) here, not in the user's home.
+            (
+                "XDG_STATE_HOME".into(),
+                self.dir.join("state").display().to_string(),
+            ),
         ]
     }
 
