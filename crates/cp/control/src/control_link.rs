@@ -99,6 +99,30 @@ impl ControlLink {
                     log::info!("control stream: terminating session {session} ({hresult:#010x})");
                     server.terminate(SessionId(session), hresult)
                 }
+                ControlAction::HdrMode { session, metadata } => {
+                    let m = strahl_enet::message::host::HdrMetadata {
+                        primaries: metadata.primaries,
+                        white_point: metadata.white_point,
+                        max_display_luminance: metadata.max_luminance,
+                        min_display_luminance: metadata.min_luminance,
+                        max_cll: metadata.max_cll,
+                        max_fall: metadata.max_fall,
+                        max_full_frame_luminance: 0,
+                    };
+                    log::info!(
+                        "control stream: session {session}: HDR on (mastering {:?}, {} / {} cd/m², MaxCLL {}, MaxFALL {})",
+                        metadata.primaries,
+                        metadata.max_luminance,
+                        f64::from(metadata.min_luminance) / 10_000.0,
+                        metadata.max_cll,
+                        metadata.max_fall
+                    );
+                    server.send_message(
+                        SessionId(session),
+                        strahl_enet::message::MSG_HDR_MODE,
+                        &strahl_enet::message::host::hdr_mode(true, &m),
+                    )
+                }
             };
             if let Err(e) = r {
                 log::warn!("control server: {a:?} failed: {e}");

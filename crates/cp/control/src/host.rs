@@ -72,6 +72,10 @@ fn describe(what: &str, req: &LaunchRequest) -> String {
 }
 
 impl SessionHost for ManagerHost {
+    fn video_support(&self) -> Option<strahl_gamestream::VideoSupport> {
+        Some(lock(&self.manager).video_support())
+    }
+
     fn launch(&self, req: LaunchRequest) -> Result<(), HostError> {
         let rand = launch_random()?;
         let r = lock(&self.manager).launch(&req, rand, Instant::now());

@@ -477,6 +477,9 @@ async fn connected(
                     let a = lock(&host.manager).session_ended(Some(*id));
                     host.control.execute(&a.control);
                 }
+                if let Message::Event(Event::VideoCaps(caps)) = &msg {
+                    lock(&host.manager).set_video_caps(caps);
+                }
                 if let Some(lost) = handle(msg, sessions, &mut snapshots, &host.live) {
                     return lost;
                 }
@@ -542,6 +545,8 @@ fn handle(
         Message::Event(Event::SessionError { id, detail }) => {
             log::warn!("data plane: session {id}: {detail}")
         }
+        // Applied to the session manager by the receive loop (it holds the manager).
+        Message::Event(Event::VideoCaps(_)) => {}
         Message::Event(Event::Unknown { tag }) => {
             log::debug!("ignoring event tag {tag} from a newer data plane")
         }

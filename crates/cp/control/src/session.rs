@@ -71,7 +71,7 @@ mod types;
 pub use manager::SessionManager;
 pub use types::{
     Actions, ClientKey, ControlAction, LaunchRandom, MAX_ENCRYPTED_FRAME, MAX_PLAIN_REQUEST,
-    ManagerConfig, PENDING_TIMEOUT, RtspMode, RtspStep, StreamView, Streaming,
+    ManagerConfig, PENDING_TIMEOUT, RtspMode, RtspStep, StreamFormat, StreamView, Streaming,
     TERMINATION_GRACEFUL, key_fingerprint,
 };
 

@@ -255,6 +255,12 @@ impl ControlBackend {
                     client_name,
                     protocol: m.protocol.into(),
                     mode: m.mode,
+                    video: own.map(|s| strahl_status::VideoInfo {
+                        codec: s.format.codec_name().into(),
+                        bit_depth: s.format.bit_depth,
+                        hdr: s.format.hdr,
+                        encrypted: s.format.encrypted_video,
+                    }),
                     bitrate_kbps: m.bitrate_kbps,
                     // Its adaptive controller's value while the manager streams it, else what
                     // the session started with.

@@ -43,6 +43,9 @@ pub struct SessionInfo {
     pub protocol: String,
     /// e.g. "1920x1080@60 h264".
     pub mode: String,
+    /// Codec, bit depth, HDR and whether the video is encrypted, as negotiated; `None` when the
+    /// backend does not know the session's negotiation.
+    pub video: Option<VideoInfo>,
     /// The encoder bitrate this session asked for.
     pub bitrate_kbps: u64,
     /// This session's FEC percentage (its adaptive controller's current value).
@@ -69,6 +72,17 @@ pub struct SessionInfo {
     pub transport: Option<String>,
     /// The data plane's words on that choice (e.g. why it fell back).
     pub transport_detail: Option<String>,
+}
+
+/// What a session's video is, as its client and the host negotiated it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VideoInfo {
+    /// "H.264", "HEVC", "AV1".
+    pub codec: String,
+    pub bit_depth: u8,
+    pub hdr: bool,
+    /// SS_ENC_VIDEO: the video shards are AES-GCM sealed on the wire.
+    pub encrypted: bool,
 }
 
 /// The data plane's send figures over all sessions (it does not measure them per session).

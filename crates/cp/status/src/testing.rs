@@ -169,6 +169,12 @@ impl StatusBackend for FakeBackend {
                         "1280x720@120 h264"
                     }
                     .into(),
+                    video: Some(VideoInfo {
+                        codec: if first { "HEVC" } else { "H.264" }.into(),
+                        bit_depth: if first { 10 } else { 8 },
+                        hdr: first,
+                        encrypted: first,
+                    }),
                     bitrate_kbps: if first { 20_000 + wobble * 500 } else { 50_000 },
                     fec_percent: if first { 20 } else { 35 },
                     fec_recovered: if first { ms / 700 } else { ms / 300 },

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use strahl_enet::{ControlEvent, DisconnectReason};
+use strahl_gamestream::VideoSupport;
 use strahl_gamestream::handlers::canonical_ip;
 use strahl_gamestream::{HostError, HostState, LaunchRequest};
-use strahl_ipc::{Message, SessionStop, SessionUpdate, StopReason};
+use strahl_ipc::{Codec, HdrMetadata, Message, SessionStop, SessionUpdate, StopReason, VideoCaps};
 use strahl_metrics::{GLOBAL, Metric, Registry};
-use strahl_rtsp::{LaunchContext, PingPayload, RtspSession};
+use strahl_rtsp::{HostCodecs, LaunchContext, PingPayload, RtspSession};
 use strahl_seal::gamestream::{Role, RtspCipher};
 
 use super::types::{
@@ -27,6 +28,8 @@ use crate::fec_adapt::ReportClass;
 /// See the module contract.
 pub struct SessionManager {
     pub(super) cfg: ManagerConfig,
+    /// What the data plane's encoder makes (H.264 only until its capabilities arrive).
+    pub(super) video: EncoderVideo,
     pub(super) clients: BTreeMap<ClientKey, ClientSlot>,
     pub(super) next_id: u64,
     pub(super) next_arm_seq: u64,
@@ -36,6 +39,7 @@ impl SessionManager {
     pub fn new(cfg: ManagerConfig) -> Self {
         SessionManager {
             cfg,
+            video: EncoderVideo::default(),
             clients: BTreeMap::new(),
             next_id: 1,
             next_arm_seq: 0,
@@ -44,6 +48,44 @@ impl SessionManager {
 
     pub fn config(&self) -> &ManagerConfig {
         &self.cfg
+    }
+
+    /// The data plane's encoder capabilities (its `VideoCaps` event): from now on DESCRIBE
+    /// advertises, ANNOUNCE accepts and /serverinfo reports exactly these formats.
+    pub fn set_video_caps(&mut self, caps: &VideoCaps) {
+        self.video = EncoderVideo::from_caps(caps);
+        log::info!(
+            "encoder {}: ServerCodecModeSupport {:#x}, HDR {}",
+            self.video.describe,
+            self.video.codecs.scm(),
+            if self.video.codecs.ten_bit() {
+                if self.video.hdr.is_some() {
+                    "yes (with mastering metadata)"
+                } else {
+                    "yes (no mastering metadata)"
+                }
+            } else {
+                "no"
+            }
+        );
+    }
+
+    /// What the encoder makes, as DESCRIBE/ANNOUNCE use it.
+    pub fn host_codecs(&self) -> HostCodecs {
+        self.video.codecs
+    }
+
+    /// /serverinfo's and /applist's view of the encoder.
+    pub fn video_support(&self) -> VideoSupport {
+        VideoSupport {
+            codec_mode_support: self.video.codecs.scm(),
+            hdr: self.video.codecs.ten_bit(),
+        }
+    }
+
+    /// The encoder's one-line description ("openh264: H.264 profile 66 8-bit", ...).
+    pub fn encoder_description(&self) -> &str {
+        &self.video.describe
     }
 
     fn max_sessions(&self) -> usize {
@@ -89,6 +131,7 @@ impl SessionManager {
                     id: s.id,
                     client: *k,
                     app: c.app,
+                    format: s.format,
                     fec_percent: s.fec.current(),
                     rtt: s.rtt,
                     fec_recovered: s.fec_recovered,
@@ -272,10 +315,19 @@ impl SessionManager {
                     a = stop_stream(slot, reason, false);
                 }
             }
-            ControlEvent::Connected { .. }
-            | ControlEvent::StartB
-            | ControlEvent::LtrAck { .. }
-            | ControlEvent::Input(_) => {}
+            // An HDR stream: tell the client now that its control stream is up (Sunshine sends
+            // it from the stream start as well; the client enables HDR on it).
+            ControlEvent::Connected { .. } => {
+                if let Some(stream) = slot.stream.as_ref()
+                    && stream.format.hdr
+                {
+                    a.control.push(ControlAction::HdrMode {
+                        session,
+                        metadata: self.video.hdr.unwrap_or_default(),
+                    });
+                }
+            }
+            ControlEvent::StartB | ControlEvent::LtrAck { .. } | ControlEvent::Input(_) => {}
         }
         a
     }
@@ -304,6 +356,7 @@ impl SessionManager {
         ctx.audio_port = self.cfg.audio_port;
         ctx.control_port = self.cfg.control_port;
         ctx.fec_percent = u32::from(self.cfg.fec_percent);
+        ctx.codecs = self.video.codecs;
         let p = &req.params;
         let armed_seq = self.next_arm_seq;
         self.next_arm_seq += 1;
@@ -318,6 +371,75 @@ impl SessionManager {
             rtsp: RtspSession::new(ctx),
             cipher: (p.corever >= 1).then(|| RtspCipher::new(&p.rikey, Role::Host)),
             negotiated: None,
+        }
+    }
+}
+
+/// The encoder as the negotiation sees it.
+#[derive(Debug, Clone)]
+pub(super) struct EncoderVideo {
+    pub(super) codecs: HostCodecs,
+    pub(super) hdr: Option<HdrMetadata>,
+    pub(super) describe: String,
+}
+
+impl Default for EncoderVideo {
+    /// Before the data plane's report: H.264 (what OpenH264, the default, makes).
+    fn default() -> Self {
+        EncoderVideo {
+            codecs: HostCodecs::default(),
+            hdr: None,
+            describe: "not reported yet (H.264 assumed)".into(),
+        }
+    }
+}
+
+impl EncoderVideo {
+    /// 4:2:0 formats at 8 and 10 bits set the codec flags; 4:4:4 is advertised only when every
+    /// advertised codec also has it (the SCM bits cannot say "4:4:4 for AV1 only" otherwise).
+    pub(super) fn from_caps(caps: &VideoCaps) -> Self {
+        let mut c = HostCodecs::NONE;
+        let has = |codec: Codec, depth: u8, yuv444: bool| {
+            caps.formats
+                .iter()
+                .any(|f| f.codec == codec && f.bit_depth == depth && f.yuv444 == yuv444)
+        };
+        c.h264 = has(Codec::H264, 8, false);
+        c.hevc = has(Codec::Hevc, 8, false);
+        c.hevc_main10 = has(Codec::Hevc, 10, false);
+        c.av1 = has(Codec::Av1, 8, false);
+        c.av1_main10 = has(Codec::Av1, 10, false);
+        let any = c.h264 || c.hevc || c.hevc_main10 || c.av1 || c.av1_main10;
+        c.yuv444 = any
+            && (!c.h264 || has(Codec::H264, 8, true))
+            && (!c.hevc || has(Codec::Hevc, 8, true))
+            && (!c.hevc_main10 || has(Codec::Hevc, 10, true))
+            && (!c.av1 || has(Codec::Av1, 8, true))
+            && (!c.av1_main10 || has(Codec::Av1, 10, true));
+        if !any {
+            log::error!(
+                "encoder {} reports no format a GameStream client can take; every stream will \
+                 be refused",
+                caps.encoder
+            );
+        }
+        let formats: Vec<String> = caps
+            .formats
+            .iter()
+            .map(|f| {
+                format!(
+                    "{:?} profile {} {}-bit{}",
+                    f.codec,
+                    f.profile,
+                    f.bit_depth,
+                    if f.yuv444 { " 4:4:4" } else { "" }
+                )
+            })
+            .collect();
+        EncoderVideo {
+            codecs: c,
+            hdr: caps.hdr,
+            describe: format!("{} ({})", caps.encoder, formats.join(", ")),
         }
     }
 }

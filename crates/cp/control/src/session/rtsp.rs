@@ -22,7 +22,7 @@ use strahl_seal::gamestream::{RtspCipher, RtspRead};
 use super::manager::{SessionManager, stop_stream};
 use super::types::{
     Actions, ClientKey, ControlAction, MAX_ENCRYPTED_FRAME, MAX_PLAIN_REQUEST, PENDING_TIMEOUT,
-    Pending, RTSPENC_FLAG, RtspMode, RtspStep, Stream,
+    Pending, RTSPENC_FLAG, RtspMode, RtspStep, Stream, StreamFormat,
 };
 use crate::fec_adapt::{FecBounds, FecController};
 
@@ -209,6 +209,19 @@ impl SessionManager {
         );
         if let Some(e) = &outcome.error {
             summary.push_str(&format!(" ({e})"));
+            // A format the encoder cannot make: say what it makes (issue 13).
+            if let strahl_rtsp::SessionError::Announce(
+                a @ (strahl_rtsp::AnnounceError::CodecDisabled(_)
+                | strahl_rtsp::AnnounceError::TenBitDisabled
+                | strahl_rtsp::AnnounceError::EightBitUnavailable(_)
+                | strahl_rtsp::AnnounceError::Yuv444Disabled),
+            ) = e
+            {
+                log::warn!(
+                    "{client:?} refused: {a}; the encoder makes only {}",
+                    self.video.describe
+                );
+            }
         }
         let mut a = Actions::default();
         match outcome.event {
@@ -242,11 +255,33 @@ impl SessionManager {
                     };
                     let fec = FecController::new(bounds, now);
                     GLOBAL.set(Metric::ControlFecPercent, u64::from(fec.current()));
+                    let format = StreamFormat {
+                        codec: s.video.codec,
+                        bit_depth: if s.stream.has(StreamOptions::TEN_BIT) {
+                            10
+                        } else {
+                            8
+                        },
+                        hdr: s.stream.has(StreamOptions::HDR),
+                        encrypted_video: s.stream.has(StreamOptions::ENCRYPT_VIDEO),
+                    };
+                    summary.push_str(&format!(
+                        " ({} {}-bit{}{})",
+                        format.codec_name(),
+                        format.bit_depth,
+                        if format.hdr { " HDR" } else { "" },
+                        if format.encrypted_video {
+                            ", video encrypted"
+                        } else {
+                            ", video in clear"
+                        }
+                    ));
                     if let Some(slot) = self.clients.get_mut(&client) {
                         // Resume stopped any earlier stream; this only guards the bookkeeping.
                         a.extend(stop_stream(slot, StopReason::Replaced, true));
                         slot.stream = Some(Stream {
                             id: s.id,
+                            format,
                             fec,
                             rtt: None,
                             fec_recovered: 0,
@@ -350,6 +385,13 @@ fn stream_options(c: &strahl_rtsp::StreamConfig, ping: PingPayload) -> StreamOpt
     }
     if c.ml_feature_flags & ML_FF_FEC_STATUS != 0 {
         flags |= StreamOptions::FEC_STATUS;
+    }
+    // ANNOUNCE accepted dynamicRangeMode 1 only for a 10-bit format the encoder makes.
+    if c.dynamic_range == strahl_rtsp::announce::DynamicRange::Hdr {
+        flags |= StreamOptions::TEN_BIT | StreamOptions::HDR;
+    }
+    if c.chroma == strahl_rtsp::announce::ChromaSampling::Yuv444 {
+        flags |= StreamOptions::YUV444;
     }
     StreamOptions {
         ping_payload: (c.ml_feature_flags & ML_FF_SESSION_ID_V1 != 0).then(|| *ping.as_bytes()),

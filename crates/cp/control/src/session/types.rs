@@ -86,6 +86,12 @@ pub enum ControlAction {
     /// Send the termination message with `hresult`, then disconnect (or forget a session that
     /// never connected).
     Terminate { session: u64, hresult: u32 },
+    /// Send the HDR mode message (0x010e): HDR on, with the source's mastering metadata
+    /// (zeros when the source has none).
+    HdrMode {
+        session: u64,
+        metadata: strahl_ipc::HdrMetadata,
+    },
 }
 
 /// The effects of one manager step: control-server actions first, then data-plane messages.
@@ -165,11 +171,34 @@ impl Pending {
 /// A streaming session's control-plane state.
 pub(super) struct Stream {
     pub(super) id: u64,
+    pub(super) format: StreamFormat,
     pub(super) fec: FecController,
     /// ENet's latest round-trip estimate for this session's control stream.
     pub(super) rtt: Option<Duration>,
     pub(super) fec_recovered: u64,
     pub(super) fec_lost: u64,
+}
+
+/// What a stream carries, as ANNOUNCE negotiated it (for the status page and the HDR message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamFormat {
+    pub codec: strahl_ipc::Codec,
+    pub bit_depth: u8,
+    /// `dynamicRangeMode` 1: the HDR message is sent when the control stream connects.
+    pub hdr: bool,
+    /// SS_ENC_VIDEO is on: the video shards are AES-GCM sealed.
+    pub encrypted_video: bool,
+}
+
+impl StreamFormat {
+    /// "H.264", "HEVC", "AV1".
+    pub fn codec_name(&self) -> &'static str {
+        match self.codec {
+            strahl_ipc::Codec::H264 => "H.264",
+            strahl_ipc::Codec::Hevc => "HEVC",
+            strahl_ipc::Codec::Av1 => "AV1",
+        }
+    }
 }
 
 /// One client with a running app.
@@ -191,6 +220,8 @@ pub struct StreamView {
     pub id: u64,
     pub client: ClientKey,
     pub app: u32,
+    /// Codec, bit depth, HDR and video encryption as negotiated.
+    pub format: StreamFormat,
     /// The adaptive FEC percentage now.
     pub fec_percent: u8,
     pub rtt: Option<Duration>,

@@ -120,7 +120,12 @@ function renderSessions(s) {
     tr.dataset.session = x.id;
     const who = el("td", x.client_name ? x.client_name + " (" + x.client + ")" : x.client);
     tr.append(who);
-    for (const v of [x.protocol, x.mode, fmtKbps(x.bitrate_kbps)]) tr.append(el("td", v));
+    for (const v of [x.protocol, x.mode]) tr.append(el("td", v));
+    const vt = el("td", x.video ? x.video.codec + " " + x.video.bit_depth + "-bit" + (x.video.hdr ? " HDR" : "") +
+      (x.video.encrypted ? ", encrypted" : ", clear") : "—");
+    vt.className = "video";
+    vt.title = x.video ? (x.video.encrypted ? "video shards AES-GCM sealed (SS_ENC_VIDEO)" : "video crosses the network unencrypted") : "";
+    tr.append(vt, el("td", fmtKbps(x.bitrate_kbps)));
     tr.append(hostWide(x.send_kbps, fmtKbps));
     for (const v of [x.fec_percent + " %", x.fec_recovered + " / " + x.fec_failed]) tr.append(el("td", v));
     tr.append(hostWide(x.pacing_rate_kbps, fmtKbps), hostWide(x.packets_per_s, id), hostWide(x.drops, id));
