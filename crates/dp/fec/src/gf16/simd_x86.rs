@@ -147,40 +147,16 @@ pub(crate) fn affine_tabs(f: &Field, coefs: &[u16], tabs: &mut [Tab]) {
 
 #[target_feature(enable = "gfni,avx2")]
 fn affine_tabs_gfni(f: &Field, coefs: &[u16], tabs: &mut [Tab]) {
-    // The 16 columns c * 2^b = exp(log c + log 2^b) by two 8-lane gathers, straight into a
-    // vector (scalar columns stored and reloaded stalled on store forwarding: 60 % of this loop).
-    let exp = f.exp_table();
-    let modulus = _mm256_set1_epi32(65535);
-    let low16 = _mm256_set1_epi32(0xFFFF);
-    // SAFETY: `log_bit` is 16 u32s: both 8-lane windows are in bounds.
-    let (lb0, lb1) = unsafe {
-        (
-            _mm256_loadu_si256(f.log_bit.as_ptr().cast()),
-            _mm256_loadu_si256(f.log_bit[8..].as_ptr().cast()),
-        )
-    };
+    // The 16 columns of each coefficient: XOR of one row per nibble of the 2 KiB `col_nib`
+    // (L1-resident, unlike exp-table gathers). Building them as scalars and reloading them as a
+    // vector stalled on store forwarding (60 % of this loop), so they are loaded as vectors.
     for (t, &c) in tabs.iter_mut().zip(coefs) {
-        if c == 0 {
-            *t = Tab::default(); // the zero map
-            continue;
+        let mut v = _mm256_setzero_si256();
+        for q in 0..4 {
+            let row = &f.col_nib[q][(c >> (4 * q)) as usize & 15];
+            // SAFETY: `row` is 16 u16s = 32 readable bytes; `loadu` needs no alignment.
+            v = _mm256_xor_si256(v, unsafe { _mm256_loadu_si256(row.as_ptr().cast()) });
         }
-        let lc = _mm256_set1_epi32(i32::from(f.log(c)));
-        // log sums are below 2 * 65535: reduce with one unsigned min(s, s - 65535).
-        let (s0, s1) = (_mm256_add_epi32(lc, lb0), _mm256_add_epi32(lc, lb1));
-        let i0 = _mm256_min_epu32(s0, _mm256_sub_epi32(s0, modulus));
-        let i1 = _mm256_min_epu32(s1, _mm256_sub_epi32(s1, modulus));
-        // SAFETY: every index is at most 65534, so each 4-byte read at byte 2 * index ends at
-        // or before byte 131072, the end of the 65536-entry u16 table.
-        let (g0, g1) = unsafe {
-            (
-                _mm256_i32gather_epi32::<2>(exp.as_ptr().cast(), i0),
-                _mm256_i32gather_epi32::<2>(exp.as_ptr().cast(), i1),
-            )
-        };
-        // Keep each entry's own 16 bits; pack per 128-bit lane gives columns (0-3, 8-11 | 4-7,
-        // 12-15); the qword permute restores 0..16.
-        let packed = _mm256_packus_epi32(_mm256_and_si256(g0, low16), _mm256_and_si256(g1, low16));
-        let v = _mm256_permute4x64_epi64::<0b11_01_10_00>(packed);
         affine_tab_from(v, t);
     }
 }
