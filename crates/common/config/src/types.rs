@@ -104,14 +104,30 @@ impl Network {
 pub struct Gamestream {
     /// Paired clients that may stream at once, each with its own session (1..=16).
     pub max_sessions: SessionLimit,
+    /// Video encryption (SS_ENC_VIDEO) policy; audio and control are always encrypted.
+    pub encryption: EncryptionMode,
 }
 
 impl Default for Gamestream {
     fn default() -> Self {
         Self {
             max_sessions: SessionLimit(2),
+            encryption: EncryptionMode::Preferred,
         }
     }
+}
+
+/// `[gamestream] encryption`: whether the video stream is encrypted (gamestream-host.md §A9,
+/// §A16). Audio and the control stream are encrypted with every client whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncryptionMode {
+    /// Every client that can encrypt video is asked to; a client that cannot still streams.
+    Preferred,
+    /// A client that does not encrypt video (and audio) is refused at ANNOUNCE (RTSP 403).
+    Required,
+    /// Video is neither advertised nor requested (Sunshine's LAN default): clear video.
+    Off,
 }
 
 /// How many GameStream sessions may run at once: 1..=[`SessionLimit::MAX`], checked while

@@ -64,7 +64,8 @@ fn max_sessions_defaults_to_two_and_is_bounded_at_parse_time() {
     assert_eq!(
         Config::default().gamestream,
         Gamestream {
-            max_sessions: SessionLimit(2)
+            max_sessions: SessionLimit(2),
+            encryption: EncryptionMode::Preferred,
         }
     );
     for n in [1u8, 16] {
@@ -86,6 +87,35 @@ fn max_sessions_defaults_to_two_and_is_bounded_at_parse_time() {
         2,
         "gamestream.max_session",
         "unknown field",
+    );
+}
+
+#[test]
+fn encryption_defaults_to_preferred_and_bad_values_name_the_key() {
+    assert_eq!(
+        Config::embedded().gamestream.encryption,
+        EncryptionMode::Preferred
+    );
+    for (text, want) in [
+        ("preferred", EncryptionMode::Preferred),
+        ("required", EncryptionMode::Required),
+        ("off", EncryptionMode::Off),
+    ] {
+        let c = Config::parse(&format!("[gamestream]\nencryption = \"{text}\"\n"), "t").unwrap();
+        assert_eq!(c.gamestream.encryption, want);
+    }
+    for bad in ["\"mandatory\"", "\"\"", "true", "1"] {
+        assert_err(
+            &format!("[gamestream]\n\nencryption = {bad}\n"),
+            3,
+            "gamestream.encryption",
+            "",
+        );
+    }
+    let e = err("[gamestream]\nencryption = \"always\"\n").to_string();
+    assert!(
+        e.contains("preferred") && e.contains("required") && e.contains("off"),
+        "{e}"
     );
 }
 

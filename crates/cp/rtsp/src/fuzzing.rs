@@ -131,7 +131,7 @@ pub fn fuzz_sdp(data: &[u8]) {
     let out = session.handle_message(&msg);
     check_outcome(&out);
     let ctx = context();
-    let expected = parsed.and_then(|c| c.check_host(ctx.codecs, ctx.encryption_requested));
+    let expected = parsed.and_then(|c| c.check_host(ctx.codecs, ctx.encryption_required));
     match (&out.event, expected) {
         (Some(Event::Configured(_)), Ok(())) => {}
         (None, Err(e)) => assert_eq!(out.error, Some(crate::session::SessionError::Announce(e))),

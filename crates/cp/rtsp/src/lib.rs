@@ -42,5 +42,5 @@ pub use request::{
 pub use response::{Response, StatusCode};
 pub use session::{
     Event, LaunchContext, NegotiatedStream, Outcome, PingPayload, RtspSession, SessionError,
-    SessionToken, StreamKind,
+    SessionToken, StreamKind, VideoEncryption,
 };

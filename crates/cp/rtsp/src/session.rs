@@ -102,9 +102,11 @@ pub struct LaunchContext {
     pub connect_data: u32,
     pub codecs: HostCodecs,
     pub encryption_supported: EncryptionFlags,
-    /// What DESCRIBE requests. Its VIDEO|AUDIO bits are enforced at ANNOUNCE (403), so set them
-    /// only in "mandatory" mode, as Sunshine does (§A9).
+    /// What DESCRIBE requests: the client turns on what the host requests and it supports.
     pub encryption_requested: EncryptionFlags,
+    /// The VIDEO|AUDIO bits a client must enable, or be refused at ANNOUNCE (403); non-zero
+    /// only in "required" mode ([`LaunchContext::set_video_encryption`]).
+    pub encryption_required: EncryptionFlags,
     /// `a=x-ss-general.featureFlags` (pen/touch, controller touch).
     pub host_feature_flags: u32,
     pub rfi_supported: bool,
@@ -130,11 +132,27 @@ impl LaunchContext {
                 EncryptionFlags::CONTROL_V2 | EncryptionFlags::AUDIO,
             ),
             encryption_requested: EncryptionFlags(EncryptionFlags::CONTROL_V2),
+            encryption_required: EncryptionFlags(0),
             host_feature_flags: 0,
             rfi_supported: false,
             launch_surround_params: None,
             fec_percent: u32::from(DEFAULT_FEC_PERCENT),
         }
+    }
+
+    /// Applies the host's video-encryption policy to what DESCRIBE advertises and requests and
+    /// what ANNOUNCE enforces. CONTROL_V2 and AUDIO are supported and requested in every mode.
+    pub fn set_video_encryption(&mut self, policy: VideoEncryption) {
+        const CONTROL: u32 = EncryptionFlags::CONTROL_V2;
+        const AV: u32 = EncryptionFlags::VIDEO | EncryptionFlags::AUDIO;
+        let (supported, requested, required) = match policy {
+            VideoEncryption::Off => (CONTROL | EncryptionFlags::AUDIO, CONTROL, 0),
+            VideoEncryption::Preferred => (CONTROL | AV, CONTROL | AV, 0),
+            VideoEncryption::Required => (CONTROL | AV, CONTROL | AV, AV),
+        };
+        self.encryption_supported = EncryptionFlags(supported);
+        self.encryption_requested = EncryptionFlags(requested);
+        self.encryption_required = EncryptionFlags(required);
     }
 
     fn describe_params(&self) -> DescribeParams {
@@ -147,6 +165,19 @@ impl LaunchContext {
             launch_surround_params: self.launch_surround_params.clone(),
         }
     }
+}
+
+/// The host's video-encryption policy (`[gamestream] encryption`, SS_ENC_VIDEO §A16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoEncryption {
+    /// Neither advertised nor requested: clear video (Sunshine's LAN "never").
+    Off,
+    /// Advertised and requested, so every client that can encrypts; one that does not (a
+    /// client predating SS_ENC) still streams.
+    Preferred,
+    /// Advertised and requested; a client that does not enable VIDEO and AUDIO is refused
+    /// at ANNOUNCE with 403.
+    Required,
 }
 
 /// The three streams a client sets up.
@@ -236,6 +267,9 @@ impl std::fmt::Display for SessionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SessionError::OutOfOrder(why) => write!(f, "RTSP request out of order: {why}"),
+            SessionError::Announce(e @ AnnounceError::EncryptionRequired { .. }) => {
+                write!(f, "RTSP request refused: {e}")
+            }
             other => write!(f, "RTSP request refused: {other:?}"),
         }
     }
@@ -261,8 +295,13 @@ impl Outcome {
     }
 
     fn refuse(cseq: u32, error: SessionError) -> Self {
+        let mut response = Response::new(error.status(), cseq);
+        if let SessionError::Announce(e @ AnnounceError::EncryptionRequired { .. }) = &error {
+            // The client only shows the status; the reason is for whoever reads the wire.
+            response = response.with_body(format!("{e}\r\n").into_bytes());
+        }
         Outcome {
-            response: Response::new(error.status(), cseq),
+            response,
             event: None,
             error: Some(error),
         }
@@ -401,7 +440,7 @@ impl RtspSession {
             return Outcome::refuse(cseq, SessionError::OutOfOrder(why));
         }
         let config = match StreamConfig::parse(req.body).and_then(|c| {
-            c.check_host(self.ctx.codecs, self.ctx.encryption_requested)
+            c.check_host(self.ctx.codecs, self.ctx.encryption_required)
                 .map(|()| c)
         }) {
             Ok(c) => c,

@@ -9,6 +9,7 @@ use strahl_rtsp::media::{STEREO, SURROUND_51_HQ, SURROUND_71};
 use strahl_rtsp::{
     AnnounceError, Event, LaunchContext, Outcome, PingPayload, RequestErrorKind, RtspSession,
     SessionError, SessionToken, StatusCode, StreamKind, SurroundParams, VideoCodec,
+    VideoEncryption,
 };
 
 fn ctx() -> LaunchContext {
@@ -225,8 +226,8 @@ fn refused_announce_leaves_the_handshake_open() {
 #[test]
 fn mandatory_encryption_is_enforced_with_403() {
     let mut c = ctx();
-    c.encryption_supported.0 = 7;
-    c.encryption_requested.0 = 7;
+    c.set_video_encryption(VideoEncryption::Required);
+    assert_eq!(c.encryption_supported.0, 7);
     let mut s = RtspSession::new(c);
     let d = s.handle_message(&req("DESCRIBE rtsp://h:48010", 2));
     let body = String::from_utf8(d.response.body).unwrap();
