@@ -424,3 +424,53 @@ fn depacketize_enc(packets: &[Vec<u8>], cipher: &VideoCipher, pp: usize) -> Vec<
     stream.drain(..8);
     stream
 }
+
+/// AV1 temporal units end in bytes the decoder must get exactly (zero bytes included): the
+/// client cuts the zero padding of the last shard by the frame header's lastPayloadLen, as
+/// `depacketize` does. HEVC/H.264 access units take the same path (the packetizer never looks
+/// inside an AU), so the one check covers every codec: sizes around the shard boundaries, a TU
+/// ending in zeros, one lost shard per block rebuilt by FEC, and an HEVC IDR whose parameter
+/// sets open the first shard (where the client looks for them).
+#[test]
+fn every_codec_comes_back_byte_exact_by_last_payload_len() {
+    let mut p = GsVideoPacketizer::new(GsVideoConfig::new(P), None).unwrap();
+    for len in [
+        1,
+        C - 8 - 1,
+        C - 8,
+        C - 8 + 1,
+        2 * C - 8,
+        2 * C - 7,
+        9_000,
+        300_001,
+    ] {
+        // An OBU stream ending in a tile group whose last bytes are zero.
+        let mut tu = vec![0x12, 0x00, 0x32, 0x80];
+        tu.extend(au(len as u32, len.saturating_sub(6)));
+        tu.truncate(len.max(1));
+        let n = tu.len();
+        if n > 2 {
+            tu[n - 2..].fill(0);
+        }
+        let pkts = packetize(&mut p, &tu, meta(FrameType::Idr, 1));
+        let got = depacketize(&pkts, &|_, x| x == 0, None);
+        assert_eq!(got, tu, "TU of {len} bytes");
+    }
+    // HEVC IDR: VPS, SPS, PPS, then the IDR slice, all starting in the first shard.
+    let mut hevc = Vec::new();
+    for (kind, body) in [(32u8, 24usize), (33, 44), (34, 9), (19, 5_000)] {
+        hevc.extend([0, 0, 0, 1, kind << 1, 1]);
+        hevc.extend(au(u32::from(kind), body));
+    }
+    let pkts = packetize(&mut p, &hevc, meta(FrameType::Idr, 2));
+    let first = &pkts[0][32..];
+    assert_eq!(first[0], 0x01, "frame header");
+    assert_eq!(first[3], 2, "IDR");
+    assert_eq!(&first[8..14], &[0, 0, 0, 1, 0x40, 1], "VPS first");
+    let slice_at = hevc
+        .windows(5)
+        .position(|w| w == [0, 0, 1, 19 << 1, 1])
+        .unwrap();
+    assert!(8 + slice_at < C, "the IDR slice starts in the first shard");
+    assert_eq!(depacketize(&pkts, &|_, x| x == 1, None), hevc);
+}
