@@ -323,7 +323,14 @@ impl NvencApi for RealNvenc {
         // SAFETY: `ctx` is a live CUcontext from CudaApi::open_context; `p` and `e` are
         // writable for the call; the driver stores the session handle into `e`.
         let st = unsafe { open(&raw mut p, &raw mut e) };
-        self.status(None, st, "nvEncOpenEncodeSessionEx")?;
+        if let Err(err) = self.status(None, st, "nvEncOpenEncodeSessionEx") {
+            // The API asks for the handle of a failed open to be destroyed too.
+            if let (false, Some(destroy)) = (e.is_null(), self.table.nvEncDestroyEncoder) {
+                // SAFETY: `e` is the handle the failed open returned, destroyed once.
+                let _ = unsafe { destroy(e) };
+            }
+            return Err(err);
+        }
         if e.is_null() {
             return Err(NvError::Call {
                 call: "nvEncOpenEncodeSessionEx",

@@ -48,13 +48,14 @@ fn sdk_headers() -> PathBuf {
         .join("src/sys/headers")
 }
 
-fn build_stub() -> PathBuf {
+fn build_stub(name: &str, defines: &[&str]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("strahl-nvenc-table-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let lib = dir.join("libnvenc-table-stub.so");
+    let lib = dir.join(format!("lib{name}.so"));
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nvenc_table_stub.c");
     let out = Command::new("cc")
         .args(["-shared", "-fPIC", "-O1", "-Wall"])
+        .args(defines)
         .arg("-I")
         .arg(sdk_headers())
         .arg("-o")
@@ -81,7 +82,7 @@ fn report(au: &[u8]) -> String {
 
 #[test]
 fn the_real_table_binding_marshals_what_the_header_defines() {
-    let lib = build_stub();
+    let lib = build_stub("nvenc-table-stub", &[]);
     let nv = RealNvenc::load_from(lib.to_str().unwrap()).unwrap();
     let gpu = FakeGpu::default();
     let mut enc =
@@ -142,5 +143,25 @@ fn the_real_table_binding_marshals_what_the_header_defines() {
     // Drop: the stub aborts the process if anything is still registered, mapped or locked.
     drop(enc);
     assert_eq!(gpu.live(), Vec::<String>::new());
+
+    // A GPU without an NVENC engine: the driver's refusal is the typed "not available" (what
+    // select::build turns into the openh264 fallback), and the CUDA context is released.
+    let lib = build_stub("nvenc-no-engine", &["-DNO_ENCODE_DEVICE"]);
+    // Held so the library (and the stub's state) stays loaded between the two opens.
+    let _loaded = RealNvenc::load_from(lib.to_str().unwrap()).unwrap();
+    let nv = RealNvenc::load_from(lib.to_str().unwrap()).unwrap();
+    let gpu = FakeGpu::default();
+    let err = NvencEncoder::open(nv, gpu.cuda(), NvencConfig::h264(320, 240, 60, 1_000_000))
+        .err()
+        .expect("no encode device");
+    assert!(
+        matches!(err, crate::EncodeError::NotAvailable(ref m) if m.contains("NV_ENC_ERR_NO_ENCODE_DEVICE")),
+        "{err}"
+    );
+    assert_eq!(gpu.live(), Vec::<String>::new());
+    // The failed open's handle was destroyed: the stub aborts a second open otherwise.
+    let nv = RealNvenc::load_from(lib.to_str().unwrap()).unwrap();
+    let again = NvencEncoder::open(nv, gpu.cuda(), NvencConfig::h264(320, 240, 60, 1_000_000));
+    assert!(matches!(again, Err(crate::EncodeError::NotAvailable(_))));
     std::fs::remove_dir_all(lib.parent().unwrap()).unwrap();
 }
