@@ -203,25 +203,23 @@ pub fn convert(
     }
     let (y_plane, chroma) = frame.planes_mut();
     let (u_plane, v_plane) = chroma.split_at_mut(w / 2 * (h / 2));
-    for row in 0..h {
-        let line = &src[row * pitch..row * pitch + w * 4];
-        let out = &mut y_plane[row * w..(row + 1) * w];
-        for (px, y) in line.chunks_exact(4).zip(out.iter_mut()) {
-            let (r, g, b) = (i32::from(px[o.r]), i32::from(px[o.g]), i32::from(px[o.b]));
-            *y = (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
-        }
-    }
     let cw = w / 2;
+    let luma = |r: i32, g: i32, b: i32| (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
+    // One pass over each pair of rows (each source byte read once: mappings of VRAM are slow
+    // to read): four lumas and the 2×2 block's mean colour for its chroma.
     for cy in 0..h / 2 {
-        let top = &src[2 * cy * pitch..];
-        let bottom = &src[(2 * cy + 1) * pitch..];
+        let top = &src[2 * cy * pitch..2 * cy * pitch + w * 4];
+        let bottom = &src[(2 * cy + 1) * pitch..(2 * cy + 1) * pitch + w * 4];
+        let (y_top, y_bottom) = y_plane[2 * cy * w..(2 * cy + 2) * w].split_at_mut(w);
         for cx in 0..cw {
             let (mut r, mut g, mut b) = (0i32, 0i32, 0i32);
-            for line in [top, bottom] {
-                for px in line[cx * 8..cx * 8 + 8].chunks_exact(4) {
-                    r += i32::from(px[o.r]);
-                    g += i32::from(px[o.g]);
-                    b += i32::from(px[o.b]);
+            for (line, out) in [(top, &mut *y_top), (bottom, &mut *y_bottom)] {
+                for (k, px) in line[cx * 8..cx * 8 + 8].chunks_exact(4).enumerate() {
+                    let (pr, pg, pb) = (i32::from(px[o.r]), i32::from(px[o.g]), i32::from(px[o.b]));
+                    out[2 * cx + k] = luma(pr, pg, pb);
+                    r += pr;
+                    g += pg;
+                    b += pb;
                 }
             }
             // Means of the 2×2 block, rounded.
