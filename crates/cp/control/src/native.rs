@@ -25,7 +25,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use strahl_gamestream::HostIdentity;
-use strahl_native::arm::ArmWindow;
 use strahl_native::host::{EpochChange, HostPolicy};
 use strahl_native::msg::{LossReport, Reason, StopReason, codec};
 use strahl_native::pairing::fingerprint;
@@ -71,12 +70,11 @@ impl NativeHost {
         let store = PairedStore::load(state_dir).map_err(|e| e.to_string())?;
         let identity = HostIdentity::load_or_create(state_dir).map_err(|e| e.to_string())?;
         let (cert, key) = identity.tls_cert_and_key();
-        let shared = Arc::new(HostShared {
-            arm: Mutex::new(ArmWindow::default()),
-            store: Mutex::new(store),
-            policy: opts.policy.clone(),
-            host_fp: fingerprint(&cert),
-        });
+        let shared = Arc::new(HostShared::new(
+            store,
+            opts.policy.clone(),
+            fingerprint(&cert),
+        ));
         let sessions = Arc::new(NativeSessions::default());
         let endpoint =
             match strahl_native::quic::server::bind(opts.addr, &cert, key.secret_pkcs8_der()) {

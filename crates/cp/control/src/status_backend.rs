@@ -24,7 +24,8 @@
 //! - Paired-client ids are [`client_id`]: the first 16 hex digits of SHA-256 over the client's
 //!   certificate PEM (stable across renames and restarts, and not secret). Native clients are
 //!   listed beside them with `n-` and 16 hex digits of their certificate fingerprint; unpair
-//!   removes them from the native store (atomic write), rename uses the same names overlay.
+//!   removes them from the native store (atomic write) and ends their running sessions, rename
+//!   uses the same names overlay.
 //! - The native pairing window is the native host's own ([`HostShared::arm`]): arming here is
 //!   what the QUIC endpoint's pairing path consumes (one guess per arm).
 
@@ -376,8 +377,10 @@ impl StatusBackend for ControlBackend {
 
     fn unpair(&self, id: &str) -> Result<(), BackendError> {
         if id.starts_with("n-") {
-            let gone = native_lock(&self.native.store)
-                .remove(id)
+            // Also ends the client's running sessions (revoked at once).
+            let gone = self
+                .native
+                .unpair(id)
                 .map_err(|e| BackendError::Unavailable(e.to_string()))?;
             let Some(c) = gone else {
                 return Err(BackendError::NotFound(format!("no paired client {id}")));

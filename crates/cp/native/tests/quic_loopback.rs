@@ -5,13 +5,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strahl_native::arm::ArmWindow;
 use strahl_native::host::{EpochChange, HostPolicy};
 use strahl_native::msg::{
     ALPN, Hello, LossReport, Message, Mode, Reason, Reconfigure, Stop, StopReason, VERSION_MAJOR,
     VERSION_MINOR, codec,
 };
-use strahl_native::pairing::{ClientPairError, fingerprint};
+use strahl_native::pairing::{ClientPairError, fingerprint, hex};
 use strahl_native::quic::client::{ClientError, Control, open_session, pair};
 use strahl_native::quic::server::{HostShared, NativeSession, SessionSink, lock, serve};
 use strahl_native::quic::tls::server_config;
@@ -72,18 +71,17 @@ fn host() -> Host {
     let id = ClientIdentity::generate("test host").unwrap();
     let cfg = server_config(&id.cert_der, &id.key_der).unwrap();
     let endpoint = quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let shared = Arc::new(HostShared {
-        arm: Mutex::new(ArmWindow::default()),
-        store: Mutex::new(PairedStore::load(dir.path()).unwrap()),
-        policy: HostPolicy {
+    let shared = Arc::new(HostShared::new(
+        PairedStore::load(dir.path()).unwrap(),
+        HostPolicy {
             codecs: codec::H264 | codec::PASSTHROUGH,
             max_bitrate_kbps: 3_000_000,
             max_shard_len: 1408,
             fec_percent: 20,
             fec_range: (5, 50),
         },
-        host_fp: fingerprint(&id.cert_der),
-    });
+        fingerprint(&id.cert_der),
+    ));
     let sink = Arc::new(Recorder::default());
     tokio::spawn(serve(endpoint.clone(), shared.clone(), sink.clone()));
     Host {
@@ -317,4 +315,41 @@ fn a_client_that_vanishes_mid_session_is_stopped_within_ten_seconds() {
     );
     drop(h);
     host_rt.shutdown_background();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpair_ends_a_running_session_and_locks_the_client_out() {
+    let h = host();
+    let me = ClientIdentity::generate("deck").unwrap();
+    h.arm("9753", Duration::from_secs(60));
+    let fp = pair(h.addr, "9753", "deck", &me).await.unwrap();
+    let mut s = open_session(h.addr, &me, fp, &hello()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.sink.started.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "session never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gone = h.shared.unpair(&hex(&me.fingerprint())).unwrap().unwrap();
+    assert_eq!(gone.name, "deck");
+    let m = s.control.next().await.unwrap();
+    assert_eq!(
+        m,
+        Message::Stop(Stop {
+            reason: StopReason::Unpaired
+        })
+    );
+    let want = format!(
+        "stop {} {}",
+        s.welcome.session_id,
+        StopReason::Unpaired.code()
+    );
+    assert!(
+        h.sink.events.lock().unwrap().contains(&want),
+        "{:?}",
+        h.sink.events.lock().unwrap()
+    );
+    s.control.close().await;
+    let e = open_session(h.addr, &me, fp, &hello()).await.err().unwrap();
+    assert_eq!(e.reason(), Some(Reason::NotPaired), "{e}");
+    assert!(h.shared.unpair(&hex(&me.fingerprint())).unwrap().is_none());
 }

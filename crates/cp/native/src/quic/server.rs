@@ -12,6 +12,8 @@
 //!   client is told `refused internal`, never `pair-ok`.
 //! - A refusal is sent as a `refused` message on the stream, then the stream is finished and
 //!   the host waits (bounded) for the client to close, so the reason is never lost to a reset.
+//! - Unpairing ([`HostShared::unpair`]) revokes at once: a running session of that client is
+//!   sent `stop unpaired`, stopped in the data plane and its connection closed.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,11 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::arm::ArmWindow;
 use crate::host::{Action, EpochChange, HostConn, HostPolicy, STEP_TIMEOUT, SessionPlan, refused};
-use crate::msg::{LossReport, Message, Reason, Reconfigured, StopReason};
+use crate::msg::{LossReport, Message, Reason, Reconfigured, Stop, StopReason};
 use crate::pairing::{Binding, Fingerprint};
 use crate::quic::tls::peer_fingerprint;
 use crate::quic::{StreamError, channel_binding, media_secrets, read_msg, send_msg};
-use crate::store::PairedStore;
+use crate::store::{PairedClient, PairedStore, StoreError};
 use crate::wire::FrameReader;
 
 /// Connections handled at once.
@@ -38,6 +40,30 @@ pub struct HostShared {
     pub policy: HostPolicy,
     /// Fingerprint of the certificate the endpoint presents.
     pub host_fp: Fingerprint,
+    /// Bumped by every unpair: running sessions recheck that their client is still paired.
+    revoked: tokio::sync::watch::Sender<u64>,
+}
+
+impl HostShared {
+    pub fn new(store: PairedStore, policy: HostPolicy, host_fp: Fingerprint) -> Self {
+        HostShared {
+            arm: Mutex::new(ArmWindow::default()),
+            store: Mutex::new(store),
+            policy,
+            host_fp,
+            revoked: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Removes a paired client (by `PairedClient::id` or fingerprint; atomic write) and ends
+    /// its running sessions; `Ok(None)` when there is no such client.
+    pub fn unpair(&self, id: &str) -> Result<Option<PairedClient>, StoreError> {
+        let gone = lock(&self.store).remove(id)?;
+        if gone.is_some() {
+            self.revoked.send_modify(|g| *g += 1);
+        }
+        Ok(gone)
+    }
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,6 +145,7 @@ async fn handle(
         .map_err(|_| "no control stream".to_string())?
         .map_err(|e| format!("control stream: {e}"))?;
     let mut reader = FrameReader::new();
+    let mut revoked = shared.revoked.subscribe();
     let mut running: Option<u64> = None;
     let mut outcome = Ok(());
     while !core.is_closed() {
@@ -143,6 +170,20 @@ async fn handle(
                 }
             },
             _ = tokio::time::sleep_until(deadline) => core.on_timeout(Instant::now()),
+            Ok(()) = revoked.changed(), if running.is_some() => {
+                match running {
+                    Some(id) if !lock(&shared.store).contains(&client_fp) => {
+                        tracing::info!("native: session {id} ends: its client was unpaired");
+                        core.close();
+                        // Stopped in the data plane first, then the client is told.
+                        vec![
+                            Action::Stop(id, StopReason::Unpaired),
+                            Action::Send(Message::Stop(Stop { reason: StopReason::Unpaired })),
+                        ]
+                    }
+                    _ => Vec::new(),
+                }
+            }
         };
         for a in actions {
             if let Err(e) = act(a, &conn, &mut send, shared, sink, &mut running, &mut core).await {
