@@ -3,8 +3,9 @@
 //! written to FILE as an Annex-B elementary stream (playable with `ffplay FILE`), and what was
 //! chosen for capture and encode and why, one line each, then a summary.
 //!
-//! - Capture: the synthetic test pattern. KMS is probed and the result reported, so the line
-//!   says whether a scan-out exists; capturing it is not wired into the self-check.
+//! - Capture: the scan-out from `strahl-kms-helper` when it answers at `STRAHL_KMS_SOCKET`
+//!   (default `/run/strahl/kms.sock`; read by the CPU into I420 at the requested size), else the
+//!   synthetic test pattern, with why.
 //! - Encode: [`strahl_encode::select::build`] with the requested preference — NVENC when the
 //!   driver is there and its session opens (with the software fallback on device loss), else
 //!   OpenH264; its one-line reason is printed as is.
@@ -19,6 +20,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use strahl_capture::kms_video::{DEFAULT_SOCKET, KmsVideoSource};
 use strahl_capture::synthetic::{SyntheticConfig, SyntheticSource};
 use strahl_capture::{Frame, PixelFormat, VideoSource};
 use strahl_encode::openh264_enc::OpenH264Config;
@@ -76,26 +78,37 @@ pub fn run(args: &SelftestArgs, log: &mut dyn Write) -> Result<Report, String> {
         let _ = writeln!(log, "{line}");
     };
 
-    let capture = match strahl_capture::kms::probe() {
-        Ok(t) => format!(
-            "synthetic — a KMS scan-out is active ({} {} {}x{}) but the self-check does not \
-             capture it; the pattern stands in",
-            t.device.display(),
-            t.driver,
-            t.mode.0,
-            t.mode.1
-        ),
-        Err(e) => format!("synthetic — no KMS scan-out to capture ({e})"),
-    };
+    let socket = std::env::var_os("STRAHL_KMS_SOCKET")
+        .map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
+    let (mut src, capture): (Box<dyn VideoSource>, String) =
+        match KmsVideoSource::connect(&socket, w, h, fps) {
+            Ok(kms) => (
+                Box::new(kms),
+                format!(
+                    "kms — strahl-kms-helper answers at {} (scan-out dmabufs, read by the CPU \
+                     into I420)",
+                    socket.display()
+                ),
+            ),
+            Err(e) => {
+                let synthetic = SyntheticSource::new(SyntheticConfig {
+                    width: w,
+                    height: h,
+                    fps,
+                    format: PixelFormat::I420,
+                    first_frame_number: 0,
+                })
+                .map_err(|e| format!("synthetic source {w}x{h}: {e}"))?;
+                (
+                    Box::new(synthetic),
+                    format!(
+                        "synthetic — no KMS capture ({e}; strahl-kms-helper, which holds \
+                         CAP_SYS_ADMIN, serves it)"
+                    ),
+                )
+            }
+        };
     say(log, format!("capture: {capture}"));
-    let mut src = SyntheticSource::new(SyntheticConfig {
-        width: w,
-        height: h,
-        fps,
-        format: PixelFormat::I420,
-        first_frame_number: 0,
-    })
-    .map_err(|e| format!("synthetic source {w}x{h}: {e}"))?;
     let mut frame = Frame::new(w, h, PixelFormat::I420).map_err(|e| format!("frame: {e}"))?;
 
     let cfg = OpenH264Config::new(w, h, fps, args.bitrate_kbps.saturating_mul(1000));

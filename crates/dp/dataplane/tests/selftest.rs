@@ -1,6 +1,7 @@
 //! `strahl-dataplane selftest --out FILE`, run as a user runs it: on a machine without an
-//! NVIDIA GPU it must choose the synthetic source and OpenH264, say why on one line each, and
-//! write a stream that decodes to the frames captured, in order.
+//! NVIDIA GPU and without the KMS capture helper it must choose the synthetic source and
+//! OpenH264, say why on one line each, and write a stream that decodes to the frames captured,
+//! in order.
 
 use std::process::Command;
 
@@ -30,6 +31,8 @@ fn selftest_without_a_gpu_picks_synthetic_and_openh264_and_writes_a_decodable_st
         ])
         .arg("--out")
         .arg(&out)
+        // No capture helper there: the synthetic pattern, and the line says why.
+        .env("STRAHL_KMS_SOCKET", dir.join("no-helper.sock"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -41,7 +44,8 @@ fn selftest_without_a_gpu_picks_synthetic_and_openh264_and_writes_a_decodable_st
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(
-        lines[0].starts_with("capture: synthetic — ") && lines[0].contains("KMS"),
+        lines[0].starts_with("capture: synthetic — no KMS capture")
+            && lines[0].contains("no-helper.sock"),
         "{stdout}"
     );
     assert!(
