@@ -11,10 +11,12 @@
 //! `CudaApi` = the CUDA calls) and is tested against a recording fake (`fake`, test-only):
 //! formats and modifiers passed through, IDR and reference invalidation on request, bitrate
 //! change, every buffer released on every path, device loss and a missing driver surfaced as
-//! typed errors. [`fallback`] swaps in the software encoder when the GPU is lost.
+//! typed errors. The real table binding is tested against a C stand-in for the driver built
+//! from the SDK header (`ffi_tests`). [`fallback`] swaps in the software encoder when the GPU
+//! is lost; [`kms`] describes a frame from the KMS capture link as the dmabuf input.
 //!
-//! **Not verified on hardware**: this machine has no NVIDIA GPU; the real table and CUDA
-//! bindings ran only as far as "library not found" here. On a machine with one, run
+//! **Not verified on hardware**: this machine has no NVIDIA GPU; the real CUDA binding ran
+//! only as far as "library not found" here. On a machine with one, run
 //! `strahl-dataplane selftest --out FILE`. Data-centre GPUs such as the H100 have no NVENC
 //! engine even with the driver present (opening a session reports it unsupported).
 
