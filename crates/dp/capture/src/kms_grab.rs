@@ -21,7 +21,9 @@
 //! - Cursor: the cursor plane on the CRTC (found with universal planes + atomic +
 //!   cursor-hotspot client caps, so virtualised drivers expose it) goes as metadata (position,
 //!   size) and its image as a second dmabuf; the consumer composites or forwards it.
-//! - Bounded: [`serve`] stops at its frame/time limits or a stop flag, and when the peer leaves.
+//! - Bounded: [`serve`] stops at its frame/time limits or a stop flag, and when the peer leaves
+//!   (checked every tick, so a static screen does not hide it). Each new peer first gets the
+//!   picture on screen now.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -440,6 +442,23 @@ fn monotonic_ns() -> u64 {
     (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
 }
 
+/// The peer hung up (or wrote to us: it never should, and the helper reads nothing).
+fn peer_gone(peer: std::os::fd::BorrowedFd<'_>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut pfd = [PollFd::new(&peer, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut pfd, Some(&zero)) {
+        Ok(0) => false,
+        Ok(_) => pfd[0]
+            .revents()
+            .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR),
+        Err(_) => true,
+    }
+}
+
 /// Bounds of one [`serve`] run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ServeLimits {
@@ -465,12 +484,20 @@ pub fn serve(
 ) -> Result<ServeStats, CaptureError> {
     let t0 = Instant::now();
     let mut st = ServeStats::default();
+    // A new peer gets the current picture at once, even on a static screen.
+    g.shown = None;
     while !stop.load(Ordering::Relaxed)
         && limits.max_frames.is_none_or(|m| st.frames < m)
         && limits.max_time.is_none_or(|m| t0.elapsed() < m)
     {
         g.wait()?;
         st.ticks += 1;
+        // Noticed each tick, not only at the next send: on a static screen nothing is sent,
+        // and a gone peer (the data plane's start-up probe) must not hold up the next one.
+        if peer_gone(peer.as_fd()) {
+            st.peer_left = true;
+            break;
+        }
         let Some(grab) = g.grab()? else { continue };
         match send_frame(
             peer.as_fd(),

@@ -379,7 +379,7 @@ fn guest() -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("helper: {e}"))?;
     let t0 = Instant::now();
-    let mut src = loop {
+    let src = loop {
         match KmsSource::connect(sock) {
             Ok(s) => break s,
             Err(_) if t0.elapsed() < Duration::from_secs(30) => {
@@ -391,6 +391,10 @@ fn guest() -> Result<(), String> {
             }
         }
     };
+    // Like the data plane's start-up probe: connect and leave. The helper must notice on the
+    // static screen and serve the next peer (below) the current picture.
+    drop(src);
+    let mut src = KmsSource::connect(sock).map_err(|e| format!("second connect: {e}"))?;
     // The first frame (the modeset's) before the game starts flipping.
     let mut seen = Vec::new();
     let mut resized = Vec::new();
