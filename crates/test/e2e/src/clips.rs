@@ -126,14 +126,15 @@ impl Clip {
             ])
             .collect(),
             // libaom in real-time mode (no lag, no hidden frames): what a streaming AV1
-            // encoder makes. (SVT-AV1 1.4's low-delay mode repeated pictures here.)
+            // encoder makes. (SVT-AV1 1.4's low-delay mode repeated pictures here; at
+            // cpu-used 8 one 8-bit picture's band came out grey where six bits flip at once.)
             Clip::Av1 | Clip::Av1TenBitHdr => [
                 "-c:v",
                 "libaom-av1",
                 "-usage",
                 "realtime",
                 "-cpu-used",
-                "8",
+                "6",
                 "-lag-in-frames",
                 "0",
                 "-g",
