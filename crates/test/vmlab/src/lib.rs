@@ -28,7 +28,9 @@
 //! `eth0` configured before the command); host-side peers run in the same namespace
 //! ([`NetNs::command`]). `.systemd()` boots systemd as PID 1 and runs the command as a unit once
 //! `multi-user.target` is reached; `.setup(file)` runs a bash script as root first (e.g. to
-//! install files into the guest's root).
+//! install files into the guest's root); `.kernel_arg(a)` adds to the kernel command line.
+//! `tests/appliance_boot.rs` uses all of these. Under systemd the guest's /tmp is its own
+//! tmpfs; otherwise the host's /tmp is visible read-only (writes stay in the guest).
 //!
 //! Contract:
 //! - [`Lab::detect`] checks what the runner needs (the lab installed by setup, its QEMU and
@@ -42,7 +44,8 @@
 //! - TCG is slow (a boot ≈ 5–10 s, Python start-up 1–6 s): group checks into few boots.
 //!
 //! The [`harness`] module runs `harness = false` test files whose cases need the lab, counting
-//! them as ignored (not passed) when it is missing.
+//! them as ignored (not passed) when it is missing; [`harness::skip`] does the same for a case
+//! that cannot run here for another reason (no root). Both are failures under CI.
 #![forbid(unsafe_code)]
 
 pub mod harness;
