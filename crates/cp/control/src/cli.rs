@@ -65,9 +65,15 @@ pub const CLIENTS_HELP: &str = "\
 strahl-control clients [--json] [COMMON]                 list paired clients
 strahl-control clients [COMMON] unpair NAME|ID           unpair one (by display name or id)
 strahl-control clients [COMMON] rename ID NAME           set a client's display name
+strahl-control clients [COMMON] perm NAME|ID PERMS       set a GameStream client's permissions
 
-Talks to the running `serve` with the admin token (unpair and rename always need it). A name
-that matches several clients is refused; use the id from the list.
+PERMS is `all`, `none` or a comma-separated list of: view (stream), list (app list), launch,
+keyboard, mouse, controller, touch, pen, clipboard-read, clipboard-set. The first client paired
+gets all; later ones view,list until granted more. A change applies to the client's requests at
+once and to its input from its next launch or resume.
+
+Talks to the running `serve` with the admin token (unpair, rename and perm always need it). A
+name that matches several clients is refused; use the id from the list.
 ";
 
 pub const PAIR_HELP: &str = "\
@@ -120,6 +126,7 @@ pub enum ClientsAction {
     List,
     Unpair(String),
     Rename { id: String, name: String },
+    Perm { who: String, permissions: String },
 }
 
 /// Default statistics poll period.
@@ -266,9 +273,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
                     id: id.to_string(),
                     name: name.to_string(),
                 },
+                ["perm", who, perms] => ClientsAction::Perm {
+                    who: who.to_string(),
+                    permissions: perms.to_string(),
+                },
                 _ => {
                     return Err(
-                        "usage: clients [unpair NAME|ID | rename ID NAME] (see --help)".into(),
+                        "usage: clients [unpair NAME|ID | rename ID NAME | perm NAME|ID \
+                                PERMS] (see --help)"
+                            .into(),
                     );
                 }
             };
@@ -418,6 +431,16 @@ mod tests {
             (Some("127.0.0.1:1"), "roth")
         );
         assert_eq!(
+            p(&["clients", "perm", "roth", "view,keyboard"]).map(|c| match c {
+                Cli::Clients(_, action) => Some(action),
+                _ => None,
+            }),
+            Ok(Some(ClientsAction::Perm {
+                who: "roth".into(),
+                permissions: "view,keyboard".into()
+            }))
+        );
+        assert_eq!(
             p(&["token", "--rotate", "--state-dir=/s"]),
             Ok(Cli::Token(
                 ClientArgs {
@@ -435,6 +458,7 @@ mod tests {
             &["pair", "--json"][..],
             &["token", "x"],
             &["clients", "unpair"],
+            &["clients", "perm", "roth"],
             &["status", "--rotate"],
             &["passwd", "pw"],
         ] {

@@ -318,7 +318,21 @@ fn client_list(t: &Target) -> Result<Vec<Value>, CmdError> {
         .unwrap_or_default())
 }
 
-/// `clients`: list, unpair or rename.
+/// The one client `who` names (its id, or its display name when that is unique).
+fn find_client<'a>(list: &'a [Value], who: &str, what: &str) -> Result<&'a Value, CmdError> {
+    let by_id: Vec<&Value> = list.iter().filter(|c| s(c, "id") == who).collect();
+    let by_name: Vec<&Value> = list.iter().filter(|c| s(c, "name") == who).collect();
+    match (by_id.as_slice(), by_name.as_slice()) {
+        ([c], _) | ([], [c]) => Ok(*c),
+        ([], []) => Err(fail(format!("no paired client named or with id {who:?}"))),
+        _ => Err(fail(format!(
+            "{} clients are named {who:?}; {what} by id (see `strahl-control clients`)",
+            by_name.len()
+        ))),
+    }
+}
+
+/// `clients`: list, unpair, rename or set permissions.
 pub fn clients(a: &ClientArgs, action: &ClientsAction) -> Result<String, CmdError> {
     let t = target(a)?;
     match action {
@@ -330,10 +344,22 @@ pub fn clients(a: &ClientArgs, action: &ClientsAction) -> Result<String, CmdErro
             if list.is_empty() {
                 return Ok("no paired clients\n".into());
             }
-            let mut out = format!("{:<18} {:<10} NAME\n", "ID", "PROTOCOL");
+            let mut out = format!(
+                "{:<18} {:<10} {:<24} PERMISSIONS\n",
+                "ID", "PROTOCOL", "NAME"
+            );
             for c in &list {
+                let perms = match c["permissions"].as_array() {
+                    Some(p) if p.is_empty() => "none".to_string(),
+                    Some(p) => p
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    None => "-".to_string(),
+                };
                 out.push_str(&format!(
-                    "{:<18} {:<10} {}\n",
+                    "{:<18} {:<10} {:<24} {perms}\n",
                     s(c, "id"),
                     s(c, "protocol"),
                     s(c, "name")
@@ -343,18 +369,7 @@ pub fn clients(a: &ClientArgs, action: &ClientsAction) -> Result<String, CmdErro
         }
         ClientsAction::Unpair(who) => {
             let list = client_list(&t)?;
-            let by_id: Vec<&Value> = list.iter().filter(|c| s(c, "id") == *who).collect();
-            let by_name: Vec<&Value> = list.iter().filter(|c| s(c, "name") == *who).collect();
-            let c = match (by_id.as_slice(), by_name.as_slice()) {
-                ([c], _) | ([], [c]) => *c,
-                ([], []) => return Err(fail(format!("no paired client named or with id {who:?}"))),
-                _ => {
-                    return Err(fail(format!(
-                        "{} clients are named {who:?}; unpair by id (see `strahl-control clients`)",
-                        by_name.len()
-                    )));
-                }
-            };
+            let c = find_client(&list, who, "unpair")?;
             let id = s(c, "id");
             call(
                 &t,
@@ -363,6 +378,32 @@ pub fn clients(a: &ClientArgs, action: &ClientsAction) -> Result<String, CmdErro
                 Some(&json!({ "id": id })),
             )?;
             Ok(format!("unpaired {} ({id})\n", s(c, "name")))
+        }
+        ClientsAction::Perm { who, permissions } => {
+            let list = client_list(&t)?;
+            let c = find_client(&list, who, "set permissions")?;
+            let id = s(c, "id");
+            call(
+                &t,
+                "POST",
+                "/api/v1/clients/permissions",
+                Some(&json!({ "id": id, "permissions": permissions })),
+            )?;
+            let now = client_list(&t)?;
+            let shown = now
+                .iter()
+                .find(|x| s(x, "id") == id)
+                .and_then(|x| x["permissions"].as_array())
+                .map(|p| {
+                    let v: Vec<&str> = p.iter().filter_map(Value::as_str).collect();
+                    if v.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.join(",")
+                    }
+                })
+                .unwrap_or_else(|| permissions.clone());
+            Ok(format!("permissions of {} ({id}): {shown}\n", s(c, "name")))
         }
         ClientsAction::Rename { id, name } => {
             call(

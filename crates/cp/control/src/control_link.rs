@@ -38,6 +38,8 @@ pub type ControlEvents = mpsc::UnboundedReceiver<(u64, ControlEvent)>;
 pub struct ControlLink {
     server: Mutex<Option<ControlServer>>,
     local_addr: SocketAddr,
+    /// Each registered session's permissions, read by the input sink.
+    permissions: crate::input_sink::PermissionTable,
 }
 
 impl ControlLink {
@@ -45,6 +47,7 @@ impl ControlLink {
     /// to the returned receiver (drain it with [`run_events`]).
     pub fn start(bind: SocketAddr, mut sink: CountedSink) -> io::Result<(Self, ControlEvents)> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let permissions = sink.permissions();
         let cfg = ControlConfig {
             bind,
             ..ControlConfig::default()
@@ -61,6 +64,7 @@ impl ControlLink {
             ControlLink {
                 server: Mutex::new(Some(server)),
                 local_addr,
+                permissions,
             },
             rx,
         ))
@@ -88,15 +92,24 @@ impl ControlLink {
                     session,
                     connect_data,
                     rikey,
+                    permissions,
                 } => {
                     log::info!(
-                        "control stream: expecting session {session} (connect data {connect_data:#010x}, key {})",
+                        "control stream: expecting session {session} (connect data {connect_data:#010x}, key {}, permissions {permissions})",
                         crate::session::key_fingerprint(&rikey)
                     );
+                    self.permissions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(session, permissions);
                     server.add_session(SessionId(session), connect_data, rikey)
                 }
                 ControlAction::Terminate { session, hresult } => {
                     log::info!("control stream: terminating session {session} ({hresult:#010x})");
+                    self.permissions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&session);
                     server.terminate(SessionId(session), hresult)
                 }
                 ControlAction::HdrMode { session, metadata } => {

@@ -13,14 +13,23 @@
 //! once no session holds anything the sink's own release-all runs too), and sink errors are
 //! logged (rate-limited) and counted — a failing sink never panics and never ends a stream.
 //! All sessions share the sink's devices: two clients' gamepad 0 are the same pad.
+//!
+//! Permissions: each session's input is filtered by its client's permission bits
+//! ([`strahl_gamestream::Permissions`], given with the session's registration through the
+//! table of [`CountedSink::permissions`]): an event of a kind the client may not send
+//! (keyboard, mouse, controller, touch, pen) never reaches the sink and is counted in
+//! `strahl_input_dropped_total{kind}`. A session without an entry sends nothing (fail closed:
+//! every session the control server accepts was registered with its permissions first).
 
 use std::path::{Path, PathBuf};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use strahl_config::{AutoPath, InputSinkPref};
 use strahl_enet::ControlEvent;
-use strahl_input::{HeldInput, InputSink, RecordingSink, SinkError};
+use strahl_gamestream::Permissions;
+use strahl_input::{HeldInput, InputEvent, InputSink, RecordingSink, SinkError};
 use strahl_metrics::{GLOBAL, Metric, Registry};
 
 /// File name of the recording sink inside the state directory (`record_path = "auto"`).
@@ -95,6 +104,31 @@ pub struct CountedSink {
     /// What each session's client holds (session id → held keys, buttons, pads). Bounded: an
     /// entry per connected session, each bounded by `HeldInput`.
     held: BTreeMap<u64, HeldInput>,
+    /// Session id → its client's permissions (written by the control link at registration).
+    perms: PermissionTable,
+}
+
+/// Session id → permissions, shared between the control link (which registers sessions) and
+/// the sink on the ENet thread. Bounded: an entry per registered session, removed when it ends.
+pub type PermissionTable = Arc<Mutex<HashMap<u64, Permissions>>>;
+
+/// The permission an input event needs and its label in `strahl_input_dropped_total`.
+pub fn input_permission(ev: &InputEvent) -> (u32, &'static str) {
+    match ev {
+        InputEvent::Key { .. } | InputEvent::Text { .. } => (Permissions::KEYBOARD, "keyboard"),
+        InputEvent::MouseMove { .. }
+        | InputEvent::MousePosition { .. }
+        | InputEvent::MouseButton { .. }
+        | InputEvent::Scroll { .. }
+        | InputEvent::HScroll { .. } => (Permissions::MOUSE, "mouse"),
+        InputEvent::Touch { .. } => (Permissions::TOUCH, "touch"),
+        InputEvent::Pen { .. } => (Permissions::PEN, "pen"),
+        InputEvent::Gamepad(_)
+        | InputEvent::ControllerArrival { .. }
+        | InputEvent::ControllerTouch { .. }
+        | InputEvent::ControllerMotion { .. }
+        | InputEvent::ControllerBattery { .. } => (Permissions::CONTROLLER, "controller"),
+    }
 }
 
 impl CountedSink {
@@ -108,7 +142,21 @@ impl CountedSink {
             metrics,
             errors: 0,
             held: BTreeMap::new(),
+            perms: PermissionTable::default(),
         }
+    }
+
+    /// The session → permissions table this sink filters by.
+    pub fn permissions(&self) -> PermissionTable {
+        self.perms.clone()
+    }
+
+    fn allowed(&self, session: u64, bits: u32) -> bool {
+        self.perms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&session)
+            .is_some_and(|p| p.allows(bits))
     }
 
     /// Session `session`'s input → applied; its disconnect → what it holds is released;
@@ -116,6 +164,13 @@ impl CountedSink {
     pub fn deliver(&mut self, session: u64, ev: &ControlEvent) -> bool {
         match ev {
             ControlEvent::Input(i) => {
+                let (bits, kind) = input_permission(i);
+                if !self.allowed(session, bits) {
+                    if let Some(at) = Registry::label_index(Metric::InputDropped, kind) {
+                        self.metrics.add_at(Metric::InputDropped, at, 1);
+                    }
+                    return true;
+                }
                 self.metrics.inc(Metric::InputEvents);
                 match self.inner.apply(i) {
                     Ok(()) => self.held.entry(session).or_default().observe(i),
@@ -124,6 +179,10 @@ impl CountedSink {
                 true
             }
             ControlEvent::Disconnected { .. } => {
+                self.perms
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&session);
                 let releases = self
                     .held
                     .remove(&session)
@@ -160,7 +219,7 @@ impl CountedSink {
 mod tests {
     use super::*;
     use strahl_enet::DisconnectReason;
-    use strahl_input::{InputEvent, MouseButton, read_json_lines};
+    use strahl_input::{MouseButton, read_json_lines};
 
     // This module's own registry, so other tests' input never counts here; static because
     // `CountedSink` keeps a `&'static Registry` (it lives on the ENet service thread).
@@ -172,6 +231,84 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    fn grant(s: &CountedSink, session: u64, p: Permissions) {
+        s.permissions().lock().unwrap().insert(session, p);
+    }
+
+    fn grant_all(s: &CountedSink, sessions: &[u64]) {
+        for &id in sessions {
+            grant(s, id, Permissions::ALL);
+        }
+    }
+
+    #[test]
+    fn a_view_only_clients_input_is_dropped_and_counted_never_reaching_the_sink() {
+        // This test's own registry; static because `CountedSink` keeps a `&'static Registry`.
+        static M: Registry = Registry::new();
+        let rec = RecordingSink::new();
+        let h = rec.handle();
+        let mut s = CountedSink::with_registry(Box::new(rec), &M);
+        // Session 1: a view-only client (view + list, what a later-paired client gets).
+        // Session 2: keyboard only. Session 9: never registered.
+        grant(&s, 1, Permissions::DEFAULT_LATER);
+        grant(
+            &s,
+            2,
+            Permissions(Permissions::VIEW | Permissions::KEYBOARD),
+        );
+        let key = InputEvent::Key {
+            down: true,
+            key_code: 0x41,
+            modifiers: 0,
+            flags: 0,
+        };
+        let text = InputEvent::Text { text: "x".into() };
+        let mv = InputEvent::MouseMove { dx: 3, dy: 4 };
+        for session in [1, 9] {
+            for ev in [&key, &text, &mv] {
+                assert!(s.deliver(session, &ControlEvent::Input(ev.clone())));
+            }
+        }
+        assert!(
+            h.events().is_empty(),
+            "dropped input reached the sink: {:?}",
+            h.events()
+        );
+        let dropped = |kind| {
+            M.get_at(
+                Metric::InputDropped,
+                Registry::label_index(Metric::InputDropped, kind).unwrap(),
+            )
+        };
+        assert_eq!((dropped("keyboard"), dropped("mouse")), (4, 2));
+        assert_eq!(M.get(Metric::InputEvents), 0);
+        // The keyboard client's key reaches the sink; its mouse move does not.
+        s.deliver(2, &ControlEvent::Input(key.clone()));
+        s.deliver(2, &ControlEvent::Input(mv.clone()));
+        assert_eq!(h.events(), std::slice::from_ref(&key));
+        assert_eq!((dropped("keyboard"), dropped("mouse")), (4, 3));
+        assert_eq!(M.get(Metric::InputEvents), 1);
+        // Its disconnect releases the key and forgets its permissions.
+        s.deliver(
+            2,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::PeerDisconnected,
+            },
+        );
+        assert!(s.permissions().lock().unwrap().get(&2).is_none());
+    }
+
+    #[test]
+    fn every_input_kind_needs_its_permission() {
+        let pad = InputEvent::Gamepad(strahl_input::GamepadState::default());
+        assert_eq!(
+            input_permission(&pad),
+            (Permissions::CONTROLLER, "controller")
+        );
+        let scroll = InputEvent::Scroll { amount: 120 };
+        assert_eq!(input_permission(&scroll), (Permissions::MOUSE, "mouse"));
     }
 
     #[test]
@@ -203,6 +340,7 @@ mod tests {
         let (sink, what) = open(&opts).unwrap();
         assert!(what.starts_with("recording to "), "{what}");
         let mut s = CountedSink::with_registry(sink, &METRICS);
+        grant_all(&s, &[1]);
         let before = METRICS.get(Metric::InputEvents);
         let down = InputEvent::MouseButton {
             down: true,
@@ -235,6 +373,7 @@ mod tests {
         let rec = RecordingSink::new();
         let h = rec.handle();
         let mut s = CountedSink::with_registry(Box::new(rec), &M);
+        grant_all(&s, &[1, 2, 3]);
         let key = |down, vk| InputEvent::Key {
             down,
             key_code: vk,
@@ -307,6 +446,7 @@ mod tests {
         // This test's own registry; static because `CountedSink` keeps a `&'static Registry`.
         static M: Registry = Registry::new();
         let mut s = CountedSink::with_registry(Box::new(Failing), &M);
+        grant_all(&s, &[1]);
         for _ in 0..3 {
             assert!(s.deliver(
                 1,

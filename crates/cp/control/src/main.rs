@@ -16,6 +16,7 @@ use strahl_control::commands;
 use strahl_control::serve::{self, HostOptions, Options};
 use strahl_control::session::ManagerConfig;
 use strahl_gamestream::{App, ServerConfig};
+use strahl_rtsp::VideoEncryption;
 use tokio::signal::unix::{SignalKind, signal};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -228,6 +229,11 @@ fn run_serve(args: ServeArgs) -> ExitCode {
                 fec_percent_max: cfg.video.fec_percent_max.0,
                 max_bitrate_kbps: cfg.video.max_bitrate_kbps,
                 max_sessions: cfg.gamestream.max_sessions.0,
+                video_encryption: match cfg.gamestream.encryption {
+                    strahl_config::EncryptionMode::Preferred => VideoEncryption::Preferred,
+                    strahl_config::EncryptionMode::Required => VideoEncryption::Required,
+                    strahl_config::EncryptionMode::Off => VideoEncryption::Off,
+                },
             },
             admin_socket,
             native: strahl_control::native::NativeOptions::new(

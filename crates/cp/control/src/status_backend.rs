@@ -167,11 +167,13 @@ impl ControlBackend {
             .into_iter()
             .map(|c| {
                 let id = client_id(&c.cert_pem);
+                let perms = c.perms();
                 let name = names.get(&id).cloned().unwrap_or(c.name);
                 PairedClientInfo {
                     id,
                     name,
                     protocol: "gamestream".into(),
+                    permissions: Some(perms.names().into_iter().map(String::from).collect()),
                 }
             })
             .chain(native_lock(&self.native.store).clients().iter().map(|c| {
@@ -180,6 +182,7 @@ impl ControlBackend {
                     name: names.get(&id).cloned().unwrap_or_else(|| c.name.clone()),
                     id,
                     protocol: "native".into(),
+                    permissions: None,
                 }
             }))
             .collect()
@@ -414,6 +417,26 @@ impl StatusBackend for ControlBackend {
             serde_json::to_vec_pretty(&names).map_err(|e| BackendError::Rejected(e.to_string()))?;
         strahl_status::write_atomic(&self.names_path(), &text, 0o600)
             .map_err(|e| BackendError::Unavailable(format!("{NAMES_FILE}: {e}")))?;
+        Ok(())
+    }
+
+    fn set_permissions(&self, id: &str, permissions: &str) -> Result<(), BackendError> {
+        let perms = strahl_gamestream::Permissions::parse(permissions)
+            .map_err(|e| BackendError::Rejected(e.to_string()))?;
+        let server = self.server()?;
+        let Some(c) = server
+            .paired_clients()
+            .into_iter()
+            .find(|c| client_id(&c.cert_pem) == id)
+        else {
+            return Err(BackendError::NotFound(format!(
+                "no GameStream client {id} (native clients have no permissions)"
+            )));
+        };
+        server
+            .set_permissions(&c.cert_pem, perms)
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        log::info!("permissions of client {id} ({}) set to {perms}", c.name);
         Ok(())
     }
 

@@ -397,6 +397,43 @@ fn moonlight_pairs_through_the_api_pin_and_its_session_shows_in_status() {
     assert_eq!(list.len(), 1, "{clients}");
     let id = list[0]["id"].as_str().unwrap().to_string();
 
+    // Permissions: the first client paired has every one. The operator takes its keyboard and
+    // mouse away (it keeps view, list, launch), so the stream below sends input that must be
+    // dropped and counted, never reaching the recording sink.
+    assert_eq!(
+        list[0]["permissions"],
+        json!([
+            "view",
+            "list",
+            "launch",
+            "keyboard",
+            "mouse",
+            "controller",
+            "touch",
+            "pen",
+            "clipboard-read",
+            "clipboard-set"
+        ]),
+        "{clients}"
+    );
+    let perms = |p: &str| {
+        req(
+            &admin,
+            "POST",
+            "/api/v1/clients/permissions",
+            Some(json!({ "id": id, "permissions": p })),
+        )
+    };
+    let (code, body) = perms("view,root");
+    assert!((400..500).contains(&code), "{code} {body}");
+    let (code, body) = perms("view,list,launch");
+    assert_eq!(code, 200, "{body}");
+    let (_, clients) = req(&admin, "GET", "/api/v1/clients", None);
+    assert_eq!(
+        clients["clients"][0]["permissions"],
+        json!(["view", "list", "launch"])
+    );
+
     // Stream: while Moonlight pulls frames, the session is in the status.
     let streaming = MlClient::spawn("session", base, &client_dir, "4321");
     let deadline = Instant::now() + CLIENT_TIMEOUT;
@@ -441,6 +478,27 @@ fn moonlight_pairs_through_the_api_pin_and_its_session_shows_in_status() {
             .as_array()
             .is_some_and(Vec::is_empty)
     });
+
+    // The session's keyboard and mouse input (the driver's LiSend* calls) was dropped and
+    // counted; none of it reached the recording sink.
+    let (_, text) = http(&admin, "GET", "/metrics", None).unwrap_or_else(|e| panic!("{}", e.msg));
+    let dropped = |kind: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("strahl_input_dropped_total{"))
+            .filter(|l| l.contains(&format!("kind=\"{kind}\"")) && l.contains("\"control\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        dropped("keyboard") >= 2.0,
+        "key down and up not counted:\n{text}"
+    );
+    assert!(dropped("mouse") >= 1.0, "mouse input not counted:\n{text}");
+    let recorded = std::fs::read_to_string(dir.0.join("state/input.jsonl")).unwrap_or_default();
+    assert!(
+        recorded.trim().is_empty(),
+        "input of a client without keyboard/mouse permission reached the sink:\n{recorded}"
+    );
 
     // Rename (overlay) then unpair through the API.
     let (code, _) = req(

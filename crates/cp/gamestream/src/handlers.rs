@@ -26,6 +26,7 @@ use crate::launch::{
 };
 use crate::paired::{PairedClient, PairedStore};
 use crate::pairing::{PairReply, PairStep, Pairing, PinPoll};
+use crate::perms::Permissions;
 use crate::query::{Query, encode_hex};
 use crate::xml::XmlReply;
 
@@ -121,6 +122,8 @@ pub(crate) struct Shared {
     /// Where each paired certificate's last authorised HTTPS request came from (what an HTTP
     /// /unpair is matched against). Bounded: only paired certificates are ever inserted.
     pub(crate) last_seen: Mutex<std::collections::HashMap<Vec<u8>, IpAddr>>,
+    /// The host's clipboard, shared by every client and the control streams.
+    pub(crate) clipboard: Arc<crate::clipboard::Clipboard>,
 }
 
 /// The transport a request arrived on.
@@ -146,6 +149,8 @@ pub struct RequestCtx {
 pub enum Reply {
     Xml(XmlReply),
     Png(&'static [u8]),
+    /// `text/plain; charset=utf-8` (the clipboard's text).
+    Text(String),
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4 (clients assume IPv4, §A4).
@@ -175,12 +180,25 @@ impl Shared {
         }
     }
 
-    /// Routes one request.
-    pub(crate) async fn route(&self, ctx: &RequestCtx, path: &str, query: &str) -> Reply {
+    /// The permissions of a paired client (none for anyone else).
+    pub(crate) fn permissions_of(&self, cert_der: &[u8]) -> Permissions {
+        let store = self.paired.read().unwrap_or_else(|p| p.into_inner());
+        store.permissions_of(cert_der).unwrap_or(Permissions::NONE)
+    }
+
+    /// Routes one request; `post_body` is the body of a POST (`None` for a GET).
+    pub(crate) async fn route(
+        &self,
+        ctx: &RequestCtx,
+        path: &str,
+        query: &str,
+        post_body: Option<&[u8]>,
+    ) -> Reply {
         let https = matches!(ctx.transport, Transport::Https { .. });
         let known = match path {
             "/serverinfo" | "/pair" | "/unpair" => true,
             "/applist" | "/appasset" | "/launch" | "/resume" | "/cancel" => https,
+            crate::clipboard::PATH => https,
             _ => false,
         };
         if !known {
@@ -194,6 +212,30 @@ impl Shared {
             Ok(q) => q,
             Err(e) => return Reply::Xml(XmlReply::error(400, &e.to_string())),
         };
+        if let Some(cert) = authorised.as_deref() {
+            let perms = self.permissions_of(cert);
+            let needed = match path {
+                "/applist" | "/appasset" => Permissions::LIST,
+                "/launch" => Permissions::VIEW | Permissions::LAUNCH,
+                "/resume" => Permissions::VIEW,
+                crate::clipboard::PATH if post_body.is_some() => Permissions::CLIPBOARD_SET,
+                crate::clipboard::PATH => Permissions::CLIPBOARD_READ,
+                _ => 0,
+            };
+            if !perms.allows(needed) {
+                let missing = Permissions(needed & !perms.0);
+                tracing::info!(path, %missing, "nvhttp: refused, the client lacks the permission");
+                return Reply::Xml(XmlReply::error(
+                    403,
+                    &format!(
+                        "Permission denied: this client may not {missing} (ask the host's operator)"
+                    ),
+                ));
+            }
+            if path == crate::clipboard::PATH {
+                return self.clipboard.handle(&q, post_body);
+            }
+        }
         Reply::Xml(match path {
             "/serverinfo" => self.serverinfo(ctx, authorised.as_deref()),
             "/pair" => self.pair(&q, https).await,
@@ -267,6 +309,10 @@ impl Shared {
             modes.push_raw_element("DisplayMode", &one);
         }
         x.push_raw_element("SupportedDisplayMode", &modes);
+        if let Some(cert) = client {
+            // Apollo's extension (Artemis shows what it may do); stock clients ignore it.
+            x = x.field("Permission", self.permissions_of(cert).0);
+        }
         x
     }
 
@@ -355,6 +401,8 @@ impl Shared {
                     name: c.device_name,
                     uniqueid: c.uniqueid,
                     cert_pem: c.cert_pem,
+                    // The store decides: everything for the first client, else view + list.
+                    permissions: None,
                 };
                 let name = client.name.clone();
                 // The atomic write (two fsyncs, a few ms) runs under the lock on purpose:
@@ -433,6 +481,7 @@ impl Shared {
         let corever = params.corever;
         let req = LaunchRequest {
             params,
+            permissions: self.permissions_of(&client_cert),
             client_cert_der: client_cert,
             client_ip: canonical_ip(ctx.peer_ip),
             local_ip: canonical_ip(ctx.local_ip),

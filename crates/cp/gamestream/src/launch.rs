@@ -125,6 +125,9 @@ pub struct LaunchRequest {
     /// points at the latter).
     pub client_ip: IpAddr,
     pub local_ip: IpAddr,
+    /// The client's permissions when it asked (its input is filtered by them for the whole
+    /// stream; an operator's change applies from its next launch or resume).
+    pub permissions: crate::perms::Permissions,
 }
 
 /// Why the session manager refused.

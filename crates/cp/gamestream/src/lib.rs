@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod atomic;
+pub mod clipboard;
 pub mod crypto;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -39,6 +40,7 @@ pub mod launch;
 pub mod mdns;
 pub mod paired;
 pub mod pairing;
+pub mod perms;
 pub mod query;
 pub mod server;
 pub mod tls;
@@ -51,4 +53,5 @@ pub use launch::{
     SessionHost, VideoSupport,
 };
 pub use pairing::{PendingPin, PinError};
+pub use perms::Permissions;
 pub use server::{ServerConfig, ServerHandle, StartError, start};

@@ -5,8 +5,13 @@
 //! never silently unpairs everyone. `add` writes the whole set atomically before it becomes
 //! visible in memory, so what the server authorises is always what is on disk.
 //! Authorisation is by exact DER equality of the TLS client certificate (§A3).
+//!
+//! Permissions ([`crate::perms`]) are stored with each client. A file written before they
+//! existed (no `permissions` field) still loads: its first client gets every permission, the
+//! others view + list — what pairing in that order would have given them. A newly paired
+//! client gets every permission when it is the only one, else view + list.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
 use crate::crypto::CertInfo;
+use crate::perms::Permissions;
 
 /// File name in the state directory.
 pub const PAIRED_FILE: &str = "paired-clients.json";
@@ -31,6 +37,19 @@ pub struct PairedClient {
     pub uniqueid: String,
     /// The client certificate, PEM.
     pub cert_pem: String,
+    /// Permission bits ([`Permissions`]); `None` only before the store assigned them (a
+    /// client being added, or a file from before permissions existed).
+    #[serde(default)]
+    pub permissions: Option<u32>,
+}
+
+impl PairedClient {
+    /// The client's permissions (view + list when unassigned).
+    pub fn perms(&self) -> Permissions {
+        self.permissions
+            .map_or(Permissions::DEFAULT_LATER, Permissions)
+            .known()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,7 +97,8 @@ impl std::error::Error for PairedStoreError {}
 pub struct PairedStore {
     path: PathBuf,
     clients: Vec<PairedClient>,
-    ders: HashSet<Vec<u8>>,
+    /// DER certificate → its client's permissions.
+    ders: HashMap<Vec<u8>, Permissions>,
 }
 
 impl PairedStore {
@@ -95,7 +115,7 @@ impl PairedStore {
                 return Ok(PairedStore {
                     path,
                     clients: Vec::new(),
-                    ders: HashSet::new(),
+                    ders: HashMap::new(),
                 });
             }
             Err(source) => return Err(PairedStoreError::Io { path, source }),
@@ -108,22 +128,57 @@ impl PairedStore {
         if file.clients.len() > MAX_PAIRED_CLIENTS {
             return Err(corrupt(format!("more than {MAX_PAIRED_CLIENTS} clients")));
         }
-        let mut ders = HashSet::new();
-        for (i, c) in file.clients.iter().enumerate() {
+        let mut clients = file.clients;
+        let mut ders = HashMap::new();
+        for (i, c) in clients.iter_mut().enumerate() {
             let info = CertInfo::from_pem(c.cert_pem.as_bytes())
                 .map_err(|e| corrupt(format!("client #{i}: {e}")))?;
-            ders.insert(info.der);
+            if c.permissions.is_none() {
+                let p = if i == 0 {
+                    Permissions::ALL
+                } else {
+                    Permissions::DEFAULT_LATER
+                };
+                c.permissions = Some(p.0);
+            }
+            ders.insert(info.der, c.perms());
         }
         Ok(PairedStore {
             path,
-            clients: file.clients,
+            clients,
             ders,
         })
     }
 
     /// Whether this DER certificate is paired (exact match).
     pub fn is_paired(&self, cert_der: &[u8]) -> bool {
-        self.ders.contains(cert_der)
+        self.ders.contains_key(cert_der)
+    }
+
+    /// The permissions of the client with this DER certificate; `None` when it is not paired.
+    pub fn permissions_of(&self, cert_der: &[u8]) -> Option<Permissions> {
+        self.ders.get(cert_der).copied()
+    }
+
+    /// Sets the permissions of the client whose certificate PEM is `cert_pem` and persists the
+    /// set; `Ok(false)` when no such client is paired. On error nothing changes in memory.
+    pub fn set_permissions(
+        &mut self,
+        cert_pem: &str,
+        perms: Permissions,
+    ) -> Result<bool, PairedStoreError> {
+        let perms = perms.known();
+        let mut next = self.clients.clone();
+        let Some(c) = next.iter_mut().find(|c| c.cert_pem == cert_pem) else {
+            return Ok(false);
+        };
+        c.permissions = Some(perms.0);
+        self.persist(&next)?;
+        self.clients = next;
+        if let Ok(info) = CertInfo::from_pem(cert_pem.as_bytes()) {
+            self.ders.insert(info.der, perms);
+        }
+        Ok(true)
     }
 
     /// The paired clients.
@@ -131,9 +186,14 @@ impl PairedStore {
         &self.clients
     }
 
-    /// Adds (or replaces, for the same certificate) a client and persists the set.
-    /// On error nothing changes in memory.
-    pub fn add(&mut self, client: PairedClient, cert_der: Vec<u8>) -> Result<(), PairedStoreError> {
+    /// Adds (or replaces, for the same certificate) a client and persists the set. Without
+    /// permissions of its own it gets every permission when it is the only client, else view
+    /// + list. On error nothing changes in memory.
+    pub fn add(
+        &mut self,
+        mut client: PairedClient,
+        cert_der: Vec<u8>,
+    ) -> Result<(), PairedStoreError> {
         let mut next: Vec<PairedClient> = self
             .clients
             .iter()
@@ -143,10 +203,19 @@ impl PairedStore {
         if next.len() >= MAX_PAIRED_CLIENTS {
             return Err(PairedStoreError::Full);
         }
+        if client.permissions.is_none() {
+            let p = if next.is_empty() {
+                Permissions::ALL
+            } else {
+                Permissions::DEFAULT_LATER
+            };
+            client.permissions = Some(p.0);
+        }
+        let perms = client.perms();
         next.push(client);
         self.persist(&next)?;
         self.clients = next;
-        self.ders.insert(cert_der);
+        self.ders.insert(cert_der, perms);
         Ok(())
     }
 
@@ -220,6 +289,7 @@ mod tests {
             name: name.into(),
             uniqueid: "u".into(),
             cert_pem: pem.into(),
+            permissions: None,
         };
         s.add(client("a", &pem_a), der_a.clone()).unwrap();
         s.add(client("b", &pem_b), der_b.clone()).unwrap();
@@ -232,6 +302,54 @@ mod tests {
         let r = PairedStore::load(dir.path()).unwrap();
         assert!(!r.is_paired(&der_a) && r.is_paired(&der_b));
         assert!(!s.is_paired(&der_a));
+    }
+
+    #[test]
+    fn permissions_first_gets_all_later_view_list_old_files_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pem_a, der_a) = cert();
+        let (pem_b, der_b) = cert();
+        let (pem_c, der_c) = cert();
+        // A file from before permissions: no field at all.
+        let old = serde_json::json!({"version": 1, "clients": [
+            {"name": "a", "uniqueid": "u", "cert_pem": pem_a},
+            {"name": "b", "uniqueid": "u", "cert_pem": pem_b},
+        ]});
+        std::fs::write(
+            dir.path().join(PAIRED_FILE),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        let mut s = PairedStore::load(dir.path()).unwrap();
+        assert_eq!(s.permissions_of(&der_a), Some(Permissions::ALL));
+        assert_eq!(s.permissions_of(&der_b), Some(Permissions::DEFAULT_LATER));
+        // A third pairs: view + list. The operator grants it the keyboard; it is on disk.
+        let c = PairedClient {
+            name: "c".into(),
+            uniqueid: "u".into(),
+            cert_pem: pem_c.clone(),
+            permissions: None,
+        };
+        s.add(c, der_c.clone()).unwrap();
+        assert_eq!(s.permissions_of(&der_c), Some(Permissions::DEFAULT_LATER));
+        let grant = Permissions(Permissions::DEFAULT_LATER.0 | Permissions::KEYBOARD);
+        assert!(s.set_permissions(&pem_c, grant).unwrap());
+        assert!(!s.set_permissions("not a cert", grant).unwrap());
+        let r = PairedStore::load(dir.path()).unwrap();
+        assert_eq!(r.permissions_of(&der_c), Some(grant));
+        assert_eq!(r.permissions_of(&der_a), Some(Permissions::ALL));
+        assert_eq!(r.permissions_of(&der_b), Some(Permissions::DEFAULT_LATER));
+        // The first client of an empty store gets everything.
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut s2 = PairedStore::load(dir2.path()).unwrap();
+        let first = PairedClient {
+            name: "first".into(),
+            uniqueid: "u".into(),
+            cert_pem: pem_a,
+            permissions: None,
+        };
+        s2.add(first, der_a.clone()).unwrap();
+        assert_eq!(s2.permissions_of(&der_a), Some(Permissions::ALL));
     }
 
     #[test]

@@ -211,6 +211,7 @@ pub async fn start(
         pin_submitted: watch::channel(0).0,
         pin_requested: watch::channel(0).0,
         last_seen: Mutex::new(std::collections::HashMap::new()),
+        clipboard: Arc::new(crate::clipboard::Clipboard::new()),
     });
     let (shutdown, _) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -340,8 +341,26 @@ where
         async move {
             let path = req.uri().path().to_owned();
             let query = req.uri().query().unwrap_or("").to_owned();
-            let reply = shared.route(&ctx, &path, &query).await;
-            tracing::debug!(path, status = ?match &reply { Reply::Xml(x) => x.status(), Reply::Png(_) => 200 }, "nvhttp");
+            let post = req.method() == hyper::Method::POST;
+            // Only a POST carries a body we read, bounded one byte past the clipboard's
+            // limit so an over-long text is refused by size rather than cut.
+            let body = if post {
+                let limited = http_body_util::Limited::new(
+                    req.into_body(),
+                    crate::clipboard::MAX_CLIPBOARD_BYTES + 1,
+                );
+                match http_body_util::BodyExt::collect(limited).await {
+                    Ok(c) => Some(c.to_bytes().to_vec()),
+                    Err(_) => {
+                        let x = crate::xml::XmlReply::error(413, "Request body too large");
+                        return Ok(render(Reply::Xml(x)));
+                    }
+                }
+            } else {
+                None
+            };
+            let reply = shared.route(&ctx, &path, &query, body.as_deref()).await;
+            tracing::debug!(path, status = ?match &reply { Reply::Xml(x) => x.status(), _ => 200 }, "nvhttp");
             Ok::<_, std::convert::Infallible>(render(reply))
         }
     });
@@ -361,6 +380,7 @@ fn render(reply: Reply) -> Response<Full<Bytes>> {
     let (ctype, body) = match reply {
         Reply::Xml(x) => ("application/xml", Bytes::from(x.render())),
         Reply::Png(p) => ("image/png", Bytes::from_static(p)),
+        Reply::Text(t) => ("text/plain; charset=utf-8", Bytes::from(t)),
     };
     let mut resp = Response::new(Full::new(body));
     resp.headers_mut()
@@ -453,6 +473,31 @@ impl ServerHandle {
             .unwrap_or_else(|p| p.into_inner())
             .clients()
             .to_vec()
+    }
+
+    /// The host clipboard (the control stream's set-clipboard message writes it too).
+    pub fn clipboard(&self) -> Arc<crate::clipboard::Clipboard> {
+        self.shared.clipboard.clone()
+    }
+
+    /// Sets the permissions of the paired client with this certificate PEM; `Ok(false)` when
+    /// it is not paired. Applies to its requests at once and to its input from its next
+    /// launch or resume.
+    pub fn set_permissions(
+        &self,
+        cert_pem: &str,
+        perms: crate::perms::Permissions,
+    ) -> Result<bool, PairedStoreError> {
+        let r = self
+            .shared
+            .paired
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_permissions(cert_pem, perms);
+        if let Ok(true) = r {
+            tracing::info!(%perms, "permissions of a paired client changed by the operator");
+        }
+        r
     }
 
     /// Unpairs a client by certificate PEM; returns how many entries were removed.

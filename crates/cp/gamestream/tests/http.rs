@@ -418,7 +418,8 @@ fn seed_paired_many(state: &std::path::Path, clients: &[&TestClient]) {
     let list: Vec<_> = clients
         .iter()
         .enumerate()
-        .map(|(i, c)| serde_json::json!({ "name": format!("c{i}"), "uniqueid": "0123456789ABCDEF", "cert_pem": c.cert_pem }))
+        // Every client may launch (permissions are `apollo.rs`'s subject).
+        .map(|(i, c)| serde_json::json!({ "name": format!("c{i}"), "uniqueid": "0123456789ABCDEF", "cert_pem": c.cert_pem, "permissions": strahl_gamestream::Permissions::ALL.0 }))
         .collect();
     let json = serde_json::json!({ "version": 1, "clients": list });
     std::fs::write(state.join(PAIRED_FILE), serde_json::to_vec(&json).unwrap()).unwrap();

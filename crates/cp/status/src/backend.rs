@@ -106,6 +106,10 @@ pub struct PairedClientInfo {
     pub id: String,
     pub name: String,
     pub protocol: String,
+    /// A GameStream client's permission names (`view`, `list`, `launch`, `keyboard`, …);
+    /// `None` for native clients, which have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
 }
 
 /// A Moonlight client waiting for its PIN.
@@ -185,6 +189,14 @@ pub trait StatusBackend: Send + Sync + 'static {
     fn arm_native_pairing(&self) -> Result<String, BackendError>;
     fn unpair(&self, id: &str) -> Result<(), BackendError>;
     fn rename(&self, id: &str, name: &str) -> Result<(), BackendError>;
+    /// Sets a GameStream client's permissions from the operator's names (`view,list,…`,
+    /// `all`, `none`); an unknown name is `Rejected`.
+    fn set_permissions(&self, id: &str, permissions: &str) -> Result<(), BackendError> {
+        let _ = (id, permissions);
+        Err(BackendError::Rejected(
+            "this host has no client permissions".into(),
+        ))
+    }
     fn stop_session(&self, id: u64) -> Result<(), BackendError>;
     fn request_keyframe(&self, id: u64) -> Result<(), BackendError>;
 }

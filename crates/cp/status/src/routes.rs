@@ -267,6 +267,13 @@ struct RenameBody {
     name: String,
 }
 
+#[derive(Deserialize)]
+struct PermissionsBody {
+    id: String,
+    /// Comma-separated names, `all` or `none`.
+    permissions: String,
+}
+
 pub(crate) async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: &Shared) -> Resp {
     with_common_headers(route(req, peer, shared).await)
 }
@@ -596,6 +603,25 @@ async fn mutate(req: Request<Incoming>, method: &Method, segs: &[&str], sh: &Sha
                 );
             }
             blocking(move || backend.rename(&b.id, &name).map(|()| json!({ "ok": true }))).await
+        }
+        (&Method::POST, ["api", "v1", "clients", "permissions"]) => {
+            let b: PermissionsBody = match read_json(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if b.permissions.len() > 256 || b.permissions.chars().any(char::is_control) {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "permissions must be a short list of names",
+                );
+            }
+            tracing::info!(id = %b.id, permissions = %b.permissions, "status: client permissions");
+            blocking(move || {
+                backend
+                    .set_permissions(&b.id, &b.permissions)
+                    .map(|()| json!({ "ok": true }))
+            })
+            .await
         }
         (_, ["api", "v1", "sessions", id, rest @ ..]) => {
             let Ok(id) = id.parse::<u64>() else {

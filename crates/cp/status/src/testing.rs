@@ -77,11 +77,13 @@ impl FakeBackend {
                         id: "a1b2c3".into(),
                         name: FAKE_CLIENT.into(),
                         protocol: "gamestream".into(),
+                        permissions: Some(vec!["view".into(), "list".into()]),
                     },
                     PairedClientInfo {
                         id: "d4e5f6".into(),
                         name: "Laptop".into(),
                         protocol: "native".into(),
+                        permissions: None,
                     },
                 ],
                 pin_pending: true,
@@ -268,6 +270,37 @@ impl StatusBackend for FakeBackend {
         };
         c.name = name.into();
         st.recorded.renamed.push((id.into(), name.into()));
+        Ok(())
+    }
+
+    fn set_permissions(&self, id: &str, permissions: &str) -> Result<(), BackendError> {
+        const KNOWN: [&str; 10] = [
+            "view",
+            "list",
+            "launch",
+            "keyboard",
+            "mouse",
+            "controller",
+            "touch",
+            "pen",
+            "clipboard-read",
+            "clipboard-set",
+        ];
+        let names: Vec<String> = match permissions.trim() {
+            "all" => KNOWN.iter().map(|n| n.to_string()).collect(),
+            "none" | "" => Vec::new(),
+            list => list.split(',').map(|n| n.trim().to_string()).collect(),
+        };
+        if let Some(bad) = names.iter().find(|n| !KNOWN.contains(&n.as_str())) {
+            return Err(BackendError::Rejected(format!(
+                "unknown permission {bad:?}"
+            )));
+        }
+        let mut st = self.lock();
+        let Some(c) = st.clients.iter_mut().find(|c| c.id == id) else {
+            return Err(BackendError::NotFound(format!("client {id}")));
+        };
+        c.permissions = Some(names);
         Ok(())
     }
 

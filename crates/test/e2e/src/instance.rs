@@ -332,6 +332,27 @@ impl Strahl {
         ))
     }
 
+    /// `strahl-control ARGS --config CONFIG` against this instance (the real CLI, inside the
+    /// instance's namespace when it has one): (exit code, stdout + stderr).
+    pub fn control_cli(&self, args: &[&str]) -> Result<(i32, String)> {
+        let out = self
+            .host_command(self.bin_dir.join("strahl-control"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Setup(format!("run strahl-control {args:?}: {e}")))?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    }
+
     /// `program` as a command that runs where this instance runs (its namespace, if any).
     pub fn host_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         match &self.netns {

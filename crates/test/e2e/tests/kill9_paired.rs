@@ -96,6 +96,7 @@ fn paired_writer_child() {
             name: format!("client {n}"),
             uniqueid: uniqueid(n),
             cert_pem: cert.pem(),
+            permissions: None,
         };
         match store.add(client, cert.der().to_vec()) {
             Ok(()) => {

@@ -12,7 +12,8 @@
 //!   the video packets the client received, with no media through another transport and no
 //!   fallback.
 //! - [`io_uring_when_af_xdp_is_refused`]: the same with the data plane run as `nobody` without
-//!   capabilities (AF_XDP refused) → `io_uring`.
+//!   capabilities (AF_XDP refused) → `io_uring`; with `[gamestream] encryption = "off"`, the
+//!   positive control of the wire check below.
 //! - [`sendmmsg_when_forced`]: the same with `[dataplane] transport = "sendmmsg"` → `sendmmsg`.
 //! - [`two_sessions_at_once`]: two clients — two namespaces on one bridge (two devices on a LAN,
 //!   each with its own address and paired identity, rather than two programs sharing one
@@ -34,6 +35,12 @@
 //! The transport checks of each streaming case are collected and reported together (after the
 //! stream checks), so one run shows every one that fails.
 //!
+//! Video encryption on the wire (issue 13 item 4): in each single-session case a sniffer on the
+//! client's veth counts the video datagrams and those carrying a clear H.264 NAL start
+//! (`driver/sniff.py --video-port`). With the default `encryption = "preferred"` the core
+//! negotiates encrypted video and not one datagram may carry one; with "off" (the io_uring
+//! case) most frames must show one, so a broken detector fails instead of passing.
+//!
 //! Needs root (namespaces, veth, AF_XDP); without it every case prints `SKIPPED` and counts as
 //! ignored, never as passed (this file runs under [`strahl_e2e::harness`]). As root, a test bed
 //! that cannot be built fails the case. Cases run one after another (two 720p60 encoders and a
@@ -47,6 +54,9 @@ use serde_json::Value;
 use strahl_e2e::harness::{self, Case, Outcome};
 use strahl_e2e::netns::{self, TestNet};
 use strahl_e2e::{Driver, DriverOutput, Options, Strahl};
+
+mod netns_support;
+use netns_support::{check_video_on_the_wire, grant_launch_to_later_clients};
 
 /// One streaming client: start-up (RTSP, ENet, first IDR) + 600 frames at 60 fps + audio +
 /// /cancel, with a wide margin for a loaded machine.
@@ -306,9 +316,24 @@ fn check_transport(
 
 /// One client in the namespace pair: pairs, streams 600 frames at 720p60 with audio, cancels;
 /// the stream checks are asserted, then every transport check against `expect`.
-fn single_session(net: &TestNet, opts: Options, expect: &str) {
+fn single_session(net: &TestNet, opts: Options, expect: &str, clear_video: bool) {
     let unprivileged = opts.dataplane_user.is_some();
     let s = ok(Strahl::start(opts.in_netns(net.host_placement())));
+    let sniff_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("driver/sniff.py");
+    let video_port = s.ports.video.to_string();
+    let mut sniffer = ok(Driver::spawn_script_in(
+        Some(net.client().ns.name()),
+        &sniff_script,
+        &[
+            "--iface",
+            &net.client().ifname,
+            "--seconds",
+            "240",
+            "--video-port",
+            &video_port,
+        ],
+    ));
+    ok(sniffer.wait_step("ready", Duration::from_secs(30)));
     if unprivileged {
         // The premise of the io_uring case: the data plane really holds no privilege.
         let pid = s.dataplane_pid().unwrap_or(0);
@@ -379,6 +404,8 @@ fn single_session(net: &TestNet, opts: Options, expect: &str) {
         .as_f64()
         .unwrap_or(0.0);
     assert!(packets >= FRAMES as f64, "{}", ctx());
+    check_video_on_the_wire(&sniffer, &s, clear_video, FRAMES);
+    drop(sniffer);
     let mut c = Checks::default();
     let series = check_transport(&mut c, &s, &obs, expect, 1, packets);
     c.assert_none(
@@ -395,7 +422,7 @@ fn af_xdp_on_the_veth() -> Outcome {
         return r;
     }
     let net = ok(TestNet::pair());
-    single_session(&net, Options::default(), "af_xdp");
+    single_session(&net, Options::default(), "af_xdp", false);
     Outcome::Passed
 }
 
@@ -407,8 +434,9 @@ fn io_uring_when_af_xdp_is_refused() -> Outcome {
     let opts = Options {
         dataplane_user: Some("nobody".into()),
         ..Options::default()
-    };
-    single_session(&net, opts, "io_uring");
+    }
+    .toml("[gamestream]\nencryption = \"off\"\n");
+    single_session(&net, opts, "io_uring", true);
     Outcome::Passed
 }
 
@@ -421,7 +449,7 @@ fn sendmmsg_when_forced() -> Outcome {
         transport: Some("sendmmsg".into()),
         ..Options::default()
     };
-    single_session(&net, opts, "sendmmsg");
+    single_session(&net, opts, "sendmmsg", false);
     Outcome::Passed
 }
 
@@ -437,6 +465,7 @@ fn two_sessions_at_once() -> Outcome {
     let (dir_a, dir_b) = (s.dir.join("client-a"), s.dir.join("client-b"));
     ok(s.pair_in(Some(ns_a), &dir_a));
     ok(s.pair_in(Some(ns_b), &dir_b));
+    grant_launch_to_later_clients(&s);
     // B streams until this file exists (after A's cancel + SURVIVE + margin).
     let until = s.dir.join("b-may-stop");
 

@@ -17,6 +17,7 @@ lines on stdout, fatal -> exit 2). A subcommand's module is imported only when i
 import argparse
 import importlib
 
+from .core import ENCRYPTION_FLAGS
 from .codecs import CODECS
 from .out import run
 
@@ -27,6 +28,9 @@ def host_options():
     p.add_argument("--port", type=int, required=True, help="HTTP (base) port")
     p.add_argument("--config", required=True, help="client identity directory")
     p.add_argument("--pin", default="0000")
+    p.add_argument("--client-encryption", default="all", choices=sorted(ENCRYPTION_FLAGS),
+                   help="the core's encryptionFlags: all (the package's fixed ENCFLG_ALL), or "
+                        "audio/none, as a client that does not encrypt video")
     return p
 
 

@@ -21,6 +21,10 @@ SURROUND_AUDIO_INFO = 196610
 # hosts): GFE 3.23's versions.
 APP_VERSION, GFE_VERSION = "7.1.431.-1", "3.23.0.74"
 
+# The core's encryptionFlags (Limelight.h ENCFLG_*) by --client-encryption name; the package
+# fixes ENCFLG_ALL, read from its module at each start (set_client_encryption patches it).
+ENCRYPTION_FLAGS = {"all": -1, "audio": 0x1, "none": 0x0}
+
 Server = namedtuple("Server", "app_version gfe_version server_codec_mode_support")
 
 STATS_FIELDS = ["packetCountVideo", "packetCountFec", "packetCountFecRecovered",
@@ -104,6 +108,12 @@ def rtt_ms():
 def new_keys(rikeyid=RIKEYID):
     """(rikey, iv): a random AES key, and an IV that starts with `rikeyid`."""
     return secrets.token_bytes(16), struct.pack(">i", rikeyid) + secrets.token_bytes(12)
+
+
+def set_client_encryption(name):
+    """The encryptionFlags the next StreamingSession.start hands the core."""
+    import moonlight_python.stream as stream
+    stream.ENCFLG_ALL = ENCRYPTION_FLAGS[name]
 
 
 def stream_config(width, height, fps, bitrate_kbps, formats=None, **kw):

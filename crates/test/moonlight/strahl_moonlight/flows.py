@@ -22,7 +22,7 @@ import time
 from collections import namedtuple
 
 from . import codecs
-from .core import SURROUND_AUDIO_INFO, new_keys, stream_config
+from .core import SURROUND_AUDIO_INFO, new_keys, set_client_encryption, stream_config
 from .out import emit, err_obj, info_obj
 
 # The longest `--pin-cmd` is retried (until a client is waiting) and the pairing then waited for.
@@ -172,6 +172,7 @@ def open_stream(a, keep_failed=False, busy_launch=False, **kw):
     session = StreamingSession()
     t_launch = time.monotonic()
     ln = launch(http, session, app_id(apps, a.app), cfg, busy_launch=busy_launch)
+    set_client_encryption(a.client_encryption)
     err, secs = start(session, a.host, info, ln.url, cfg, ln.key, ln.iv, **kw)
     if err is not None and not keep_failed:
         http.quit_app()

@@ -357,6 +357,7 @@ impl SessionManager {
         ctx.control_port = self.cfg.control_port;
         ctx.fec_percent = u32::from(self.cfg.fec_percent);
         ctx.codecs = self.video.codecs;
+        ctx.set_video_encryption(self.cfg.video_encryption);
         let p = &req.params;
         let armed_seq = self.next_arm_seq;
         self.next_arm_seq += 1;
@@ -371,6 +372,7 @@ impl SessionManager {
             rtsp: RtspSession::new(ctx),
             cipher: (p.corever >= 1).then(|| RtspCipher::new(&p.rikey, Role::Host)),
             negotiated: None,
+            permissions: req.permissions,
         }
     }
 }

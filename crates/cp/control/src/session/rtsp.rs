@@ -16,7 +16,9 @@ use strahl_ipc::{
     StreamOptions, VideoParams,
 };
 use strahl_metrics::{GLOBAL, Metric};
-use strahl_rtsp::{Event, Parsed, PingPayload, RtspSession, VideoCodec, parse_request};
+use strahl_rtsp::{
+    EncryptionFlags, Event, Parsed, PingPayload, RtspSession, VideoCodec, parse_request,
+};
 use strahl_seal::gamestream::{RtspCipher, RtspRead};
 
 use super::manager::{SessionManager, stop_stream};
@@ -209,6 +211,14 @@ impl SessionManager {
         );
         if let Some(e) = &outcome.error {
             summary.push_str(&format!(" ({e})"));
+            if matches!(
+                e,
+                strahl_rtsp::SessionError::Announce(
+                    strahl_rtsp::AnnounceError::EncryptionRequired { .. }
+                )
+            ) {
+                log::warn!("{client:?} refused: {e}");
+            }
             // A format the encoder cannot make: say what it makes (issue 13).
             if let strahl_rtsp::SessionError::Announce(
                 a @ (strahl_rtsp::AnnounceError::CodecDisabled(_)
@@ -235,9 +245,25 @@ impl SessionManager {
                     n.config.packet_size,
                     n.encoder_bitrate_kbps
                 ));
+                summary.push_str(
+                    if n.config.encryption_enabled.contains(EncryptionFlags::VIDEO) {
+                        ", video encrypted"
+                    } else {
+                        ", video in clear"
+                    },
+                );
+                if n.config.intra_refresh {
+                    // No encoder behind the data plane does intra refresh yet (openh264 here;
+                    // NVENC would): the client gets IDR frames as without it.
+                    log::info!(
+                        "{client:?} asked for intra refresh (x-ss-video[0].intraRefresh); \
+                         the encoder cannot, ignored"
+                    );
+                }
                 p.negotiated = Some(*n);
             }
             Some(Event::Play) => {
+                let permissions = p.permissions;
                 if let Some((s, connect_data, rikey)) = self.session_start(&client, peer.ip()) {
                     summary.push_str(&format!(
                         ": SessionStart {} sent to the data plane, control stream expected",
@@ -247,6 +273,7 @@ impl SessionManager {
                         session: s.id,
                         connect_data,
                         rikey,
+                        permissions,
                     });
                     let bounds = FecBounds {
                         min: self.cfg.fec_percent_min,
@@ -372,7 +399,6 @@ impl SessionManager {
 /// payload in its pings only with ML_FF_SESSION_ID_V1; audio is encrypted with SS_ENC_AUDIO or
 /// the legacy featureFlags bit 0x20.
 fn stream_options(c: &strahl_rtsp::StreamConfig, ping: PingPayload) -> StreamOptions {
-    use strahl_rtsp::EncryptionFlags;
     use strahl_rtsp::announce::{ML_FF_FEC_STATUS, ML_FF_SESSION_ID_V1, NV_FF_AUDIO_ENCRYPTION};
     let mut flags = 0;
     if c.encryption_enabled.contains(EncryptionFlags::VIDEO) {

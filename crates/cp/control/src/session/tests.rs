@@ -34,6 +34,7 @@ fn cfg() -> ManagerConfig {
         fec_percent_max: 50,
         max_bitrate_kbps: 1_000_000,
         max_sessions: 2,
+        video_encryption: strahl_rtsp::VideoEncryption::Preferred,
     }
 }
 
@@ -70,6 +71,7 @@ fn req_from(cert: &[u8], rikey: [u8; 16], ip: &str, app_id: u32, corever: u32) -
             corever,
         },
         client_cert_der: cert.to_vec(),
+        permissions: strahl_gamestream::Permissions::ALL,
         client_ip: ip.parse().unwrap(),
         local_ip: "10.0.0.1".parse().unwrap(),
     }

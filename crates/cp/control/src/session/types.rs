@@ -40,6 +40,8 @@ pub struct ManagerConfig {
     pub max_bitrate_kbps: u32,
     /// Clients with a running app at once (`[gamestream] max_sessions`; 0 is taken as 1).
     pub max_sessions: u8,
+    /// `[gamestream] encryption`: what DESCRIBE advertises and requests, what ANNOUNCE enforces.
+    pub video_encryption: strahl_rtsp::VideoEncryption,
 }
 
 /// The random values a launch needs, drawn by the caller.
@@ -82,6 +84,8 @@ pub enum ControlAction {
         session: u64,
         connect_data: u32,
         rikey: [u8; 16],
+        /// What the client's input may reach (the input sink drops and counts the rest).
+        permissions: strahl_gamestream::Permissions,
     },
     /// Send the termination message with `hresult`, then disconnect (or forget a session that
     /// never connected).
@@ -160,6 +164,8 @@ pub(super) struct Pending {
     /// Host side of `rtspenc` (corever ≥ 1).
     pub(super) cipher: Option<RtspCipher>,
     pub(super) negotiated: Option<NegotiatedStream>,
+    /// The client's permissions at /launch or /resume (its stream's input is filtered by them).
+    pub(super) permissions: strahl_gamestream::Permissions,
 }
 
 impl Pending {

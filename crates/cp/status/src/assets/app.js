@@ -154,12 +154,21 @@ function renderClients(s) {
   tb.replaceChildren();
   for (const c of s.paired_clients) {
     const tr = el("tr");
-    tr.append(el("td", c.name), el("td", c.protocol), el("td", c.id, "muted"));
+    const perms = c.permissions ? (c.permissions.length ? c.permissions.join(", ") : "none") : "—";
+    tr.append(el("td", c.name), el("td", c.protocol), el("td", c.id, "muted"), el("td", perms));
     const td = el("td");
     td.append(actionButton("Rename", async () => {
       const name = prompt("New name for " + c.name, c.name);
       if (name) { await api("POST", "/api/v1/clients/rename", { id: c.id, name }); poll(); }
-    }), " ", actionButton("Unpair", async () => {
+    }), " ");
+    if (c.permissions) {
+      td.append(actionButton("Permissions", async () => {
+        const p = prompt("Permissions of " + c.name + " (comma-separated: view, list, launch, keyboard, " +
+          "mouse, controller, touch, pen, clipboard-read, clipboard-set; or all / none)", c.permissions.join(","));
+        if (p !== null) { await api("POST", "/api/v1/clients/permissions", { id: c.id, permissions: p }); poll(); }
+      }), " ");
+    }
+    td.append(actionButton("Unpair", async () => {
       if (confirm("Unpair " + c.name + "?")) { await api("POST", "/api/v1/clients/unpair", { id: c.id }); poll(); }
     }));
     tr.append(td);

@@ -8,6 +8,7 @@
 
 use super::*;
 use std::time::Duration;
+use strahl_gamestream::Permissions;
 use strahl_gamestream::{HostError, HostState};
 use strahl_ipc::{KeyMaterial, Secret, SessionStart, SessionStop, StopReason};
 use strahl_metrics::Registry;
@@ -140,7 +141,8 @@ fn two_clients_interleave_launch_rtsp_play_control_and_cancel() {
         [ControlAction::Register {
             session: sa.id,
             connect_data: RAND.connect_data,
-            rikey: KEY
+            rikey: KEY,
+            permissions: Permissions::ALL
         }]
     );
     assert_eq!(
@@ -148,7 +150,8 @@ fn two_clients_interleave_launch_rtsp_play_control_and_cancel() {
         [ControlAction::Register {
             session: sb.id,
             connect_data: RAND_B.connect_data,
-            rikey: KEY_B
+            rikey: KEY_B,
+            permissions: Permissions::ALL
         }]
     );
     assert!(!m.rtsp_open(t0), "both handshakes are over");

@@ -8,6 +8,7 @@
 use super::*;
 use std::time::Duration;
 use strahl_enet::DisconnectReason;
+use strahl_gamestream::Permissions;
 use strahl_ipc::{SessionStop, StopReason};
 use strahl_metrics::{Metric, Registry};
 
@@ -134,7 +135,8 @@ fn control_disconnect_ends_the_stream_but_keeps_the_app_for_resume() {
             [ControlAction::Register {
                 session: s.id,
                 connect_data: 0x1234_5678,
-                rikey: KEY
+                rikey: KEY,
+                permissions: Permissions::ALL
             }]
         );
     }

@@ -8,6 +8,7 @@
 use super::*;
 use std::time::Duration;
 use strahl_gamestream::HostError;
+use strahl_gamestream::Permissions;
 use strahl_ipc::{Codec, KeyMaterial, Protocol, Secret, SessionStop, StopReason};
 use strahl_seal::gamestream::Role;
 
@@ -63,7 +64,8 @@ fn encrypted_launch_reaches_play_and_sends_the_session_start() {
         [ControlAction::Register {
             session: s.id,
             connect_data: 0x8BAD_F00D,
-            rikey: KEY
+            rikey: KEY,
+            permissions: Permissions::ALL
         }]
     );
     assert_eq!(m.fec_percent(s.id), Some(20));
