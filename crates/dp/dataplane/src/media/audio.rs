@@ -25,8 +25,15 @@ use strahl_audio::tone::ToneSource;
 use strahl_ipc::StopReason;
 use strahl_metrics::{Metric, Registry};
 
+use strahl_ipc::{SessionStart, StreamOptions};
+use strahl_pacer::PacerConfig;
+use strahl_packetize::gamestream::{GsAudioConfig, GsAudioPacketizer};
+use strahl_seal::gamestream::AudioCipher;
+
+use super::ping::PingMatcher;
 use super::ring::{Producer, UnitMeta};
-use super::{AUDIO, MediaError, Shared, WORKER_TICK};
+use super::tile::{StreamKind, StreamSetup};
+use super::{AUDIO, AUDIO_PACE_BPS, AUDIO_SLOTS, MediaError, Shared, WORKER_TICK};
 
 /// Packets sent back to back when late before the clock skips instead (4 = one FEC block).
 pub const MAX_CATCH_UP: u64 = 4;
@@ -104,6 +111,46 @@ impl AudioChoice {
             Self::PipeWire(_) => "pipewire",
         }
     }
+}
+
+/// A session's audio stream: the tx tile's setup (GameStream packetizer with the session's
+/// AES-CBC key when it asks for encrypted audio, its ring, pacing) and the encode thread's
+/// body; `None` when audio is off.
+pub fn build_stream(
+    s: &SessionStart,
+    choice: &AudioChoice,
+    (rikey, rikeyid): (&[u8; 16], u32),
+    tile_thread: &std::thread::Thread,
+    shared: &Arc<Shared>,
+    metrics: &'static Registry,
+) -> Result<Option<(StreamSetup, AudioProducer)>, MediaError> {
+    if *choice == AudioChoice::Off {
+        return Ok(None);
+    }
+    let a = &s.audio;
+    let ap = AudioPipeline::build(choice, a.channels, a.bitrate_kbps, a.packet_duration_ms)?;
+    let cipher = s
+        .stream
+        .has(StreamOptions::ENCRYPT_AUDIO)
+        .then(|| AudioCipher::new(rikey, rikeyid));
+    let config = GsAudioConfig {
+        packet_duration_ms: ap.duration.millis(),
+    };
+    let pk = GsAudioPacketizer::new(config, cipher)
+        .map_err(|e| MediaError::Session(format!("audio packetizer: {e}")))?;
+    let (prod, cons) = super::ring::ring(AUDIO_SLOTS, MAX_PACKET_BYTES, Some(tile_thread.clone()));
+    let setup = StreamSetup {
+        kind: StreamKind::Audio,
+        port: s.ports.audio_src,
+        packetizer: Box::new(super::stream::GsAudioStream::new(pk)),
+        units: cons,
+        pacer: PacerConfig::new(AUDIO_PACE_BPS),
+        unit_interval_ns: 0,
+        knob: super::knob::DropKnob::new(0.0, 0),
+        matcher: PingMatcher::new(s.stream.ping_payload, s.peer.ip()),
+    };
+    let producer = AudioProducer::new(s.id, ap, prod, shared.clone(), metrics);
+    Ok(Some((setup, producer)))
 }
 
 /// PCM for the encoder.

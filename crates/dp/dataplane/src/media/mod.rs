@@ -53,10 +53,8 @@ use strahl_net::mmsg::{MmsgConfig, MmsgTx};
 use strahl_net::uring::{UringConfig, UringTx};
 use strahl_net::{TransportKind, TxQueue};
 use strahl_pacer::{Mode, PacerConfig};
-use strahl_packetize::gamestream::{
-    GsAudioConfig, GsAudioPacketizer, GsVideoConfig, GsVideoPacketizer, max_access_unit_bytes,
-};
-use strahl_seal::gamestream::{AudioCipher, VideoCipher};
+use strahl_packetize::gamestream::{GsVideoConfig, GsVideoPacketizer, max_access_unit_bytes};
+use strahl_seal::gamestream::VideoCipher;
 
 use paths::{Paths, PortPath};
 use ping::PingMatcher;
@@ -518,48 +516,18 @@ impl Media {
             shared.clone(),
             self.metrics,
         );
-        let mut audio = None;
-        if self.settings.audio != audio::AudioChoice::Off {
-            let ap = audio::AudioPipeline::build(
-                &self.settings.audio,
-                s.audio.channels,
-                s.audio.bitrate_kbps,
-                s.audio.packet_duration_ms,
-            )?;
-            let acipher = s
-                .stream
-                .has(StreamOptions::ENCRYPT_AUDIO)
-                .then(|| AudioCipher::new(rikey, rikeyid));
-            let apk = GsAudioPacketizer::new(
-                GsAudioConfig {
-                    packet_duration_ms: ap.duration.millis(),
-                },
-                acipher,
-            )
-            .map_err(|e| MediaError::Session(format!("audio packetizer: {e}")))?;
-            let (aprod, acons) = ring::ring(
-                AUDIO_SLOTS,
-                strahl_audio::encoder::MAX_PACKET_BYTES,
-                Some(self.tile_thread.clone()),
-            );
-            streams.push(StreamSetup {
-                kind: StreamKind::Audio,
-                port: s.ports.audio_src,
-                packetizer: Box::new(stream::GsAudioStream::new(apk)),
-                units: acons,
-                pacer: PacerConfig::new(AUDIO_PACE_BPS),
-                unit_interval_ns: 0,
-                knob: knob::DropKnob::new(0.0, 0),
-                matcher: PingMatcher::new(s.stream.ping_payload, s.peer.ip()),
-            });
-            audio = Some(audio::AudioProducer::new(
-                s.id,
-                ap,
-                aprod,
-                shared.clone(),
-                self.metrics,
-            ));
-        }
+        let audio = audio::build_stream(
+            s,
+            &self.settings.audio,
+            (rikey, rikeyid),
+            &self.tile_thread,
+            shared,
+            self.metrics,
+        )?
+        .map(|(setup, producer)| {
+            streams.push(setup);
+            producer
+        });
         Ok(Built {
             setup: SessionSetup {
                 id: s.id,
