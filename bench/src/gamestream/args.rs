@@ -4,10 +4,14 @@
 use std::path::PathBuf;
 
 use super::MAX_60FPS_MBPS;
+use super::ffclip::Codec;
 
 const USAGE: &str = "usage: strahl-bench gamestream [--rates 150,500,1000] [--seconds S] [--warmup S]
                           [--runs N] [--size WxH] [--fps N] [--out DIR] [--cache DIR] [--bin-dir DIR]
                           [--netns [--transports af_xdp,io_uring,sendmmsg] [--link-mbps N]] [--quick]
+                          [--codec h264|hevc|av1]
+  --codec    the stream's codec (default h264, made with OpenH264); hevc and av1 streams are made
+             with ffmpeg (libx265, libaom) and replayed the same way
   --netns    across a veth between two network namespaces (root), once per transport
   --transports  with --netns: [dataplane] transport per pass (default af_xdp,io_uring,sendmmsg)
   --link-mbps   with --netns: the rate cap the receive-side schedule assumes (default 10000: the
@@ -38,6 +42,7 @@ pub(super) struct Args {
     pub(super) transports: Vec<String>,
     pub(super) link_mbps: u64,
     pub(super) quick: bool,
+    pub(super) codec: Codec,
 }
 
 /// The transports `--netns` measures by default, in the data plane's order of preference.
@@ -59,6 +64,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, String> {
         transports: TRANSPORTS.iter().map(|t| t.to_string()).collect(),
         link_mbps: 10_000,
         quick: false,
+        codec: Codec::H264,
     };
     // --quick sets defaults; any flag given explicitly overrides them, wherever it stands.
     if args.iter().any(|x| x == "--quick") {
@@ -113,6 +119,10 @@ pub(super) fn parse(args: &[String]) -> Result<Args, String> {
                 }
             }
             "--link-mbps" => a.link_mbps = val()?.parse().map_err(|e| bad(&e))?,
+            "--codec" => {
+                let v = val()?;
+                a.codec = Codec::parse(&v).ok_or_else(|| bad(&format!("unknown codec {v:?}")))?;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }

@@ -1,4 +1,5 @@
-//! `gamestream`: a high-rate H.264 stream through strahl to the real Moonlight core on loopback.
+//! `gamestream`: a high-rate H.264 stream (`--codec hevc|av1`: HEVC or AV1, [`ffclip`]) through
+//! strahl to the real Moonlight core on loopback.
 //!
 //! Per rate R (Mbit/s): a pre-encoded stream ([`stream`]: OpenH264, fixed QP, fresh noise per
 //! frame, mean AU = R / 8 / fps, an IDR every 60 AUs) is replayed by the data plane's
@@ -46,6 +47,7 @@
 //! window, one run per rate.
 
 mod args;
+mod ffclip;
 mod host;
 mod ipg;
 mod netbed;
@@ -197,6 +199,8 @@ fn one_run(
         fps.to_string(),
         "--bitrate".into(),
         (rate * 1000).to_string(),
+        "--codec".into(),
+        a.codec.name().into(),
         "--warmup".into(),
         a.warmup.to_string(),
         "--seconds".into(),
@@ -407,14 +411,26 @@ fn prepare(paths: &Paths, a: &Args) -> Result<Vec<Prepared>, String> {
             au_bytes: rate as usize * 1_000_000 / 8 / fps as usize,
             frames: STREAM_FRAMES,
         };
-        let file = stream::ensure(&recipe, &a.cache)?;
-        let analysis = stream::analyze(&file, PACKET_SIZE, FEC_PERCENT)?;
+        let (file, analysis) = if a.codec == ffclip::Codec::H264 {
+            let file = stream::ensure(&recipe, &a.cache)?;
+            let analysis = stream::analyze(&file, PACKET_SIZE, FEC_PERCENT)?;
+            (file, analysis)
+        } else {
+            let file = ffclip::ensure(a.codec, &recipe, &a.cache)?;
+            let analysis = ffclip::analyze(&file, PACKET_SIZE, FEC_PERCENT)?;
+            (file, analysis)
+        };
         // Independent validity check: FFmpeg's decoder must take every AU.
         let check = run_driver(
             paths,
             None,
             "check",
-            &["--file".to_string(), file.display().to_string()],
+            &[
+                "--file".to_string(),
+                file.display().to_string(),
+                "--decoder".to_string(),
+                a.codec.decoder().to_string(),
+            ],
             CHECK_TIMEOUT,
         )?;
         let check = step(&check, "check").cloned().unwrap_or(Value::Null);
@@ -566,6 +582,7 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
     }
     let doc = json!({
         "bench": "gamestream",
+        "codec": a.codec.name(),
         "client": "moonlight-python 0.3.0 (moonlight-common-c), pull without decoding",
         "loopback": true,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
