@@ -529,6 +529,10 @@ fn nvidia(sys: &dyn SystemView, inp: &Inputs) -> Vec<Finding> {
     ]
 }
 
+/// Where `strahl-kms-helper` listens (`strahl_capture::kms_video::DEFAULT_SOCKET`; a cp crate
+/// cannot name the dp constant).
+const KMS_HELPER_SOCKET: &str = "/run/strahl/kms.sock";
+
 fn drm(sys: &dyn SystemView, inp: &Inputs) -> Finding {
     const C: &str = "drm";
     let level = level_if(inp.source == VideoSource::Kms);
@@ -553,6 +557,23 @@ fn drm(sys: &dyn SystemView, inp: &Inputs) -> Finding {
         .filter(|n| !sys.can_read_write(&format!("/dev/dri/{n}")))
         .collect();
     if denied.is_empty() {
+        // The capture itself runs in strahl-kms-helper (strahl_capture::kms): only it may hold
+        // CAP_SYS_ADMIN, which GETFB2 needs to hand out buffer handles.
+        if inp.source == VideoSource::Kms && !sys.exists(KMS_HELPER_SOCKET) {
+            return finding(
+                C,
+                level,
+                Verdict::Fail,
+                format!(
+                    "{} accessible, but no KMS capture helper listens at {KMS_HELPER_SOCKET} \
+                     (the data plane streams the synthetic pattern instead)",
+                    nodes.join(", ")
+                ),
+                "run `strahl-kms-helper --socket /run/strahl/kms.sock` as root or with \
+                 CAP_SYS_ADMIN (GETFB2 gives buffer handles only to the DRM master or \
+                 CAP_SYS_ADMIN); the data plane only receives dmabufs from it",
+            );
+        }
         finding(
             C,
             level,

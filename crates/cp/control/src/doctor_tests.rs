@@ -498,6 +498,15 @@ fn drm_uinput_and_ports() {
     inp.source = VideoSource::Kms;
     let d = drm(&s, &inp);
     assert_eq!((d.verdict, d.level), (Verdict::Fail, Level::Required));
+    // Devices there, but the capture helper (the one CAP_SYS_ADMIN process) is not listening.
+    let d = drm(&good(), &inp);
+    assert_eq!((d.verdict, d.level), (Verdict::Fail, Level::Required));
+    assert!(
+        d.fix.contains("strahl-kms-helper") && d.fix.contains("CAP_SYS_ADMIN"),
+        "{d:?}"
+    );
+    let d = drm(&good().file("/run/strahl/kms.sock", ""), &inp);
+    assert_eq!(d.verdict, Verdict::Ok, "{d:?}");
     let mut s = good();
     s.rw.remove("/dev/dri/renderD128");
     let d = drm(&s, &inp);
