@@ -11,6 +11,7 @@
 
 pub mod event;
 pub mod held;
+pub mod rumble;
 pub mod sink;
 pub mod uinput;
 pub mod vk;
@@ -18,6 +19,7 @@ pub mod wire;
 
 pub use event::{GamepadState, InputEvent, MouseButton};
 pub use held::HeldInput;
+pub use rumble::Rumble;
 pub use sink::{InputSink, RecordingHandle, RecordingSink, SinkError, read_json_lines};
 
 /// uinput when available, else a recording sink (returned with the reason uinput failed).

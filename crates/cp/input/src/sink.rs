@@ -40,6 +40,11 @@ pub trait InputSink: Send {
     fn apply(&mut self, ev: &InputEvent) -> Result<(), SinkError>;
     /// Release every held key, button and gamepad input (session stop).
     fn release_all(&mut self) -> Result<(), SinkError>;
+    /// Rumble changes the games asked for since the last call (for the client's 0x010b
+    /// messages). Sinks without force feedback have none.
+    fn poll_rumble(&mut self) -> Result<Vec<crate::rumble::Rumble>, SinkError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Bound on stored events so a long session cannot grow memory without limit; past it the

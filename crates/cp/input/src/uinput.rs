@@ -12,16 +12,18 @@
 //! [`SinkError::NotAvailable`]; callers fall back to [`crate::RecordingSink`].
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::Path;
 
 use evdev::uinput::VirtualDevice;
 use evdev::{
-    AbsInfo, AbsoluteAxisCode, AttributeSet, BusType, EventType, InputId, KeyCode,
+    AbsInfo, AbsoluteAxisCode, AttributeSet, BusType, EventType, FFEffectCode, InputId, KeyCode,
     RelativeAxisCode, UinputAbsSetup,
 };
 
 use crate::event::{GamepadState, InputEvent, MouseButton, buttons};
 use crate::held::{HeldInput, MAX_GAMEPADS};
+use crate::rumble::{self, Rumble};
 use crate::sink::{InputSink, SinkError};
 use crate::vk::vk_to_linux;
 
@@ -80,6 +82,11 @@ pub struct UinputSink {
     kbd_mouse: VirtualDevice,
     abs_pointer: VirtualDevice,
     gamepads: BTreeMap<u16, (VirtualDevice, GamepadState)>,
+    /// Rumble effects per pad (only with rumble on).
+    effects: BTreeMap<u16, rumble::Effects>,
+    rumble: bool,
+    /// Stops owed to the client for rumbles cut by `release_all` (returned by the next poll).
+    pending_rumble: Vec<Rumble>,
     held: HeldInput,
     /// Sub-notch scroll remainders (hi-res wheels send less than 120 per event).
     wheel_rem: i32,
@@ -146,11 +153,21 @@ impl UinputSink {
             kbd_mouse,
             abs_pointer,
             gamepads: BTreeMap::new(),
+            effects: BTreeMap::new(),
+            rumble: false,
+            pending_rumble: Vec::new(),
             held: HeldInput::default(),
             wheel_rem: 0,
             hwheel_rem: 0,
             unmapped_keys: 0,
         })
+    }
+
+    /// Gamepads made from now on advertise rumble (FF_RUMBLE); the owner must then call
+    /// [`InputSink::poll_rumble`] regularly (every few ms to 100 ms), since a game's effect
+    /// upload waits for it (`crate::rumble`).
+    pub fn enable_rumble(&mut self) {
+        self.rumble = true;
     }
 
     fn gamepad(&mut self, number: u16) -> Result<&mut (VirtualDevice, GamepadState), SinkError> {
@@ -180,7 +197,19 @@ impl UinputSink {
             ] {
                 b = b.with_absolute_axis(&UinputAbsSetup::new(code, info))?;
             }
+            if self.rumble {
+                let mut ff = AttributeSet::<FFEffectCode>::new();
+                ff.insert(FFEffectCode::FF_RUMBLE);
+                b = b.with_ff(&ff)?.with_ff_effects_max(rumble::MAX_EFFECTS);
+            }
             let dev = b.build()?;
+            if self.rumble {
+                // Polled, never waited on: the event thread must not block on a quiet pad.
+                let fl = rustix::fs::fcntl_getfl(&dev).map_err(io::Error::from)?;
+                rustix::fs::fcntl_setfl(&dev, fl | rustix::fs::OFlags::NONBLOCK)
+                    .map_err(io::Error::from)?;
+                self.effects.insert(number, rumble::Effects::default());
+            }
             slot.insert((dev, GamepadState::default()));
         }
         self.gamepads
@@ -323,10 +352,26 @@ impl InputSink for UinputSink {
     }
 
     fn release_all(&mut self) -> Result<(), SinkError> {
+        // A session ending mid-rumble must not leave the client's motors running.
+        for (&pad, fx) in &mut self.effects {
+            if rumble::take_playing(fx) {
+                self.pending_rumble.push(rumble::stop(pad));
+            }
+        }
         for e in self.held.releases() {
             self.emit_event(&e)?;
         }
         Ok(())
+    }
+
+    fn poll_rumble(&mut self) -> Result<Vec<Rumble>, SinkError> {
+        let mut out = std::mem::take(&mut self.pending_rumble);
+        for (&pad, fx) in &mut self.effects {
+            if let Some((dev, _)) = self.gamepads.get_mut(&pad) {
+                rumble::poll_pad(pad, dev, fx, &mut out)?;
+            }
+        }
+        Ok(out)
     }
 }
 

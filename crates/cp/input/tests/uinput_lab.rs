@@ -14,7 +14,10 @@
 //! - session end with `release_all` then drop: held key, button and pad returned to rest
 //!   (the key-ups are read, the kernel's key state is empty) before the devices go, and then
 //!   every node is gone from `/dev/input` (reads end in ENODEV); a second session ended by
-//!   drop alone removes its devices too.
+//!   drop alone removes its devices too;
+//! - rumble (a third session, rumble on): a game thread's FF uploads/plays/stops/erases on the
+//!   pad's node come out of `poll_rumble` as motor changes, and `release_all` stops a rumble
+//!   left playing.
 //!
 //! The guest prints one `UINPUT-LAB` summary line the host repeats.
 
@@ -23,11 +26,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use evdev::{Device, EventType};
+use evdev::{Device, EventType, FFEffect, FFEffectData, FFEffectKind, FFReplay, FFTrigger};
 use strahl_input::event::buttons;
 use strahl_input::uinput::UinputSink;
 use strahl_input::wire::{self, encode};
-use strahl_input::{GamepadState, InputSink};
+use strahl_input::{GamepadState, InputSink, Rumble};
 use strahl_vmlab::harness::{Case, run};
 use strahl_vmlab::{GuestSpec, Lab};
 
@@ -393,17 +396,114 @@ fn guest() -> Result<String, String> {
     expect_gone("keyboard dropped", &mut kbd, &kbd_node)?;
     expect_gone("absolute pointer dropped", &mut abs, &abs_node)?;
     expect_gone("gamepad dropped", &mut gp, &pad_node)?;
+    let rumbles = rumble_session()?;
+
     let left: BTreeSet<PathBuf> = event_nodes().difference(&before).cloned().collect();
     if !left.is_empty() {
         return Err(format!("nodes left after both sessions: {left:?}"));
     }
     Ok(format!(
         "kernel={} keyboard+mouse 13 events, abs 6, gamepad 11, releases seen, nodes removed; \
-         first session {:.2} s, all {:.2} s",
+         rumble {rumbles} changes; first session {:.2} s, all {:.2} s",
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
         first.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     ))
+}
+
+fn rumble_effect(strong: u16, weak: u16) -> FFEffectData {
+    FFEffectData {
+        direction: 0,
+        trigger: FFTrigger::default(),
+        replay: FFReplay {
+            length: 1000,
+            delay: 0,
+        },
+        kind: FFEffectKind::Rumble {
+            strong_magnitude: strong,
+            weak_magnitude: weak,
+        },
+    }
+}
+
+/// A third session with rumble on: a game thread uploads, plays, stops, changes and erases
+/// rumble effects on the pad's evdev node (its ioctls wait for the sink to answer), while this
+/// thread polls the sink; then a rumble left playing is stopped by `release_all`.
+fn rumble_session() -> Result<usize, String> {
+    let mut sink = UinputSink::open().map_err(|e| format!("third UinputSink::open: {e}"))?;
+    sink.enable_rumble();
+    send(&mut sink, &encode::controller_arrival(0, 1, 0, 0xFFFF))?;
+    let (pad_node, game) = open_named(PAD)?;
+    let game_thread = std::thread::spawn(move || -> Result<(Device, FFEffect), String> {
+        let mut game = game;
+        let pause = || std::thread::sleep(Duration::from_millis(50));
+        let e = |what: &str, err: std::io::Error| format!("game: {what}: {err}");
+        let mut a = game
+            .upload_ff_effect(rumble_effect(0x8000, 0x4000))
+            .map_err(|err| e("upload", err))?;
+        a.play(1).map_err(|err| e("play", err))?;
+        pause();
+        a.stop().map_err(|err| e("stop", err))?;
+        pause();
+        let mut b = game
+            .upload_ff_effect(rumble_effect(0xffff, 0x1000))
+            .map_err(|err| e("upload 2", err))?;
+        b.play(1).map_err(|err| e("play 2", err))?;
+        pause();
+        drop(b); // erased while playing: a stop
+        drop(a);
+        let mut c = game
+            .upload_ff_effect(rumble_effect(0x7000, 0x7000))
+            .map_err(|err| e("upload 3", err))?;
+        c.play(1).map_err(|err| e("play 3", err))?;
+        Ok((game, c))
+    });
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    // Bounded: one poll per 5 ms for at most WAIT.
+    while Instant::now() < deadline && !(game_thread.is_finished() && got.len() >= 5) {
+        got.extend(
+            sink.poll_rumble()
+                .map_err(|e| format!("poll_rumble: {e}"))?,
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (game, playing) = game_thread
+        .join()
+        .map_err(|_| "game thread panicked".to_owned())??;
+    got.extend(
+        sink.poll_rumble()
+            .map_err(|e| format!("poll_rumble: {e}"))?,
+    );
+    let r = |low_freq, high_freq| Rumble {
+        pad: 0,
+        low_freq,
+        high_freq,
+    };
+    let want = [
+        r(0x8000, 0x4000),
+        r(0, 0),
+        r(0xffff, 0x1000),
+        r(0, 0),
+        r(0x7000, 0x7000),
+    ];
+    if got != want {
+        return Err(format!("rumble: sink reported {got:?}, expected {want:?}"));
+    }
+    sink.release_all()
+        .map_err(|e| format!("release_all: {e}"))?;
+    let stop = sink
+        .poll_rumble()
+        .map_err(|e| format!("poll_rumble: {e}"))?;
+    if stop != [r(0, 0)] {
+        return Err(format!("rumble at session end: {stop:?}, expected a stop"));
+    }
+    drop(sink);
+    // The device is gone: erasing the game's effect now fails, it does not hang.
+    drop(playing);
+    let mut game = game;
+    expect_gone("rumbling gamepad dropped", &mut game, &pad_node)?;
+    Ok(got.len() + stop.len())
 }
