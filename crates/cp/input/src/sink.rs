@@ -40,6 +40,11 @@ pub trait InputSink: Send {
     fn apply(&mut self, ev: &InputEvent) -> Result<(), SinkError>;
     /// Release every held key, button and gamepad input (session stop).
     fn release_all(&mut self) -> Result<(), SinkError>;
+    /// The last session ended: return everything to rest and, where the sink has devices,
+    /// remove them (the next input makes them again). Without devices: [`Self::release_all`].
+    fn end_session(&mut self) -> Result<(), SinkError> {
+        self.release_all()
+    }
     /// Rumble changes the games asked for since the last call (for the client's 0x010b
     /// messages). Sinks without force feedback have none.
     fn poll_rumble(&mut self) -> Result<Vec<crate::rumble::Rumble>, SinkError> {

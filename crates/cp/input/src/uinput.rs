@@ -78,9 +78,52 @@ fn ev(ty: EventType, code: u16, value: i32) -> evdev::InputEvent {
     evdev::InputEvent::new(ty.0, code, value)
 }
 
+fn build_kbd_mouse() -> io::Result<VirtualDevice> {
+    let mut keys = AttributeSet::<KeyCode>::new();
+    for vk in 0u16..=0xFF {
+        if let Some(code) = vk_to_linux(vk) {
+            keys.insert(KeyCode(code));
+        }
+    }
+    for code in [BTN_LEFT, BTN_RIGHT, BTN_MIDDLE, BTN_SIDE, BTN_EXTRA] {
+        keys.insert(KeyCode(code));
+    }
+    let mut rel = AttributeSet::<RelativeAxisCode>::new();
+    for a in [
+        RelativeAxisCode::REL_X,
+        RelativeAxisCode::REL_Y,
+        RelativeAxisCode::REL_WHEEL,
+        RelativeAxisCode::REL_HWHEEL,
+        RelativeAxisCode::REL_WHEEL_HI_RES,
+        RelativeAxisCode::REL_HWHEEL_HI_RES,
+    ] {
+        rel.insert(a);
+    }
+    VirtualDevice::builder()?
+        .name("strahl keyboard and mouse")
+        .with_keys(&keys)?
+        .with_relative_axes(&rel)?
+        .build()
+}
+
+fn build_abs_pointer() -> io::Result<VirtualDevice> {
+    let mut abs_keys = AttributeSet::<KeyCode>::new();
+    for code in [BTN_LEFT, BTN_RIGHT, BTN_MIDDLE] {
+        abs_keys.insert(KeyCode(code));
+    }
+    let info = AbsInfo::new(0, 0, ABS_POINTER_MAX, 0, 0, 0);
+    VirtualDevice::builder()?
+        .name("strahl absolute pointer")
+        .with_keys(&abs_keys)?
+        .with_absolute_axis(&UinputAbsSetup::new(AbsoluteAxisCode::ABS_X, info))?
+        .with_absolute_axis(&UinputAbsSetup::new(AbsoluteAxisCode::ABS_Y, info))?
+        .build()
+}
+
 pub struct UinputSink {
-    kbd_mouse: VirtualDevice,
-    abs_pointer: VirtualDevice,
+    /// None after [`InputSink::end_session`] until the next input needs it.
+    kbd_mouse: Option<VirtualDevice>,
+    abs_pointer: Option<VirtualDevice>,
     gamepads: BTreeMap<u16, (VirtualDevice, GamepadState)>,
     /// Rumble effects per pad (only with rumble on).
     effects: BTreeMap<u16, rumble::Effects>,
@@ -103,55 +146,13 @@ impl UinputSink {
             )));
         }
         let na = |e: std::io::Error| SinkError::NotAvailable(format!("{UINPUT_PATH}: {e}"));
-        let mut keys = AttributeSet::<KeyCode>::new();
-        for vk in 0u16..=0xFF {
-            if let Some(code) = vk_to_linux(vk) {
-                keys.insert(KeyCode(code));
-            }
-        }
-        for code in [BTN_LEFT, BTN_RIGHT, BTN_MIDDLE, BTN_SIDE, BTN_EXTRA] {
-            keys.insert(KeyCode(code));
-        }
-        let mut rel = AttributeSet::<RelativeAxisCode>::new();
-        for a in [
-            RelativeAxisCode::REL_X,
-            RelativeAxisCode::REL_Y,
-            RelativeAxisCode::REL_WHEEL,
-            RelativeAxisCode::REL_HWHEEL,
-            RelativeAxisCode::REL_WHEEL_HI_RES,
-            RelativeAxisCode::REL_HWHEEL_HI_RES,
-        ] {
-            rel.insert(a);
-        }
-        let kbd_mouse = VirtualDevice::builder()
-            .map_err(na)?
-            .name("strahl keyboard and mouse")
-            .with_keys(&keys)
-            .map_err(na)?
-            .with_relative_axes(&rel)
-            .map_err(na)?
-            .build()
-            .map_err(na)?;
-
-        let mut abs_keys = AttributeSet::<KeyCode>::new();
-        for code in [BTN_LEFT, BTN_RIGHT, BTN_MIDDLE] {
-            abs_keys.insert(KeyCode(code));
-        }
-        let info = AbsInfo::new(0, 0, ABS_POINTER_MAX, 0, 0, 0);
-        let abs_pointer = VirtualDevice::builder()
-            .map_err(na)?
-            .name("strahl absolute pointer")
-            .with_keys(&abs_keys)
-            .map_err(na)?
-            .with_absolute_axis(&UinputAbsSetup::new(AbsoluteAxisCode::ABS_X, info))
-            .map_err(na)?
-            .with_absolute_axis(&UinputAbsSetup::new(AbsoluteAxisCode::ABS_Y, info))
-            .map_err(na)?
-            .build()
-            .map_err(na)?;
+        // Made now, not at first input, so that a host without working uinput finds out at
+        // start (and falls back) rather than mid-session.
+        let kbd_mouse = build_kbd_mouse().map_err(na)?;
+        let abs_pointer = build_abs_pointer().map_err(na)?;
         Ok(UinputSink {
-            kbd_mouse,
-            abs_pointer,
+            kbd_mouse: Some(kbd_mouse),
+            abs_pointer: Some(abs_pointer),
             gamepads: BTreeMap::new(),
             effects: BTreeMap::new(),
             rumble: false,
@@ -168,6 +169,24 @@ impl UinputSink {
     /// upload waits for it (`crate::rumble`).
     pub fn enable_rumble(&mut self) {
         self.rumble = true;
+    }
+
+    fn kbd(&mut self) -> Result<&mut VirtualDevice, SinkError> {
+        if self.kbd_mouse.is_none() {
+            self.kbd_mouse = Some(build_kbd_mouse()?);
+        }
+        self.kbd_mouse
+            .as_mut()
+            .ok_or_else(|| SinkError::NotAvailable("keyboard vanished".into()))
+    }
+
+    fn abs(&mut self) -> Result<&mut VirtualDevice, SinkError> {
+        if self.abs_pointer.is_none() {
+            self.abs_pointer = Some(build_abs_pointer()?);
+        }
+        self.abs_pointer
+            .as_mut()
+            .ok_or_else(|| SinkError::NotAvailable("absolute pointer vanished".into()))
     }
 
     fn gamepad(&mut self, number: u16) -> Result<&mut (VirtualDevice, GamepadState), SinkError> {
@@ -275,11 +294,11 @@ impl UinputSink {
         match e {
             InputEvent::Key { down, key_code, .. } => match vk_to_linux(*key_code) {
                 Some(code) => self
-                    .kbd_mouse
+                    .kbd()?
                     .emit(&[ev(EventType::KEY, code, i32::from(*down))])?,
                 None => self.unmapped_keys += 1,
             },
-            InputEvent::MouseMove { dx, dy } => self.kbd_mouse.emit(&[
+            InputEvent::MouseMove { dx, dy } => self.kbd()?.emit(&[
                 ev(rel, RelativeAxisCode::REL_X.0, i32::from(*dx)),
                 ev(rel, RelativeAxisCode::REL_Y.0, i32::from(*dy)),
             ])?,
@@ -288,7 +307,7 @@ impl UinputSink {
                 y,
                 width,
                 height,
-            } => self.abs_pointer.emit(&[
+            } => self.abs()?.emit(&[
                 ev(
                     EventType::ABSOLUTE,
                     AbsoluteAxisCode::ABS_X.0,
@@ -300,7 +319,7 @@ impl UinputSink {
                     scale_abs(*y, *height),
                 ),
             ])?,
-            InputEvent::MouseButton { down, button } => self.kbd_mouse.emit(&[ev(
+            InputEvent::MouseButton { down, button } => self.kbd()?.emit(&[ev(
                 EventType::KEY,
                 mouse_button_code(*button),
                 i32::from(*down),
@@ -317,7 +336,7 @@ impl UinputSink {
                 if notches != 0 {
                     evs.push(ev(rel, RelativeAxisCode::REL_WHEEL.0, notches));
                 }
-                self.kbd_mouse.emit(&evs)?
+                self.kbd()?.emit(&evs)?
             }
             InputEvent::HScroll { amount } => {
                 self.hwheel_rem += i32::from(*amount);
@@ -331,7 +350,7 @@ impl UinputSink {
                 if notches != 0 {
                     evs.push(ev(rel, RelativeAxisCode::REL_HWHEEL.0, notches));
                 }
-                self.kbd_mouse.emit(&evs)?
+                self.kbd()?.emit(&evs)?
             }
             InputEvent::Gamepad(s) => self.emit_gamepad(s)?,
             InputEvent::ControllerArrival { number, .. } if u16::from(*number) < MAX_GAMEPADS => {
@@ -362,6 +381,19 @@ impl InputSink for UinputSink {
             self.emit_event(&e)?;
         }
         Ok(())
+    }
+
+    /// Releases what is held, then removes every device (their `/dev/input` nodes go); the
+    /// next input makes them again for the next session. Owed rumble stops stay queued.
+    fn end_session(&mut self) -> Result<(), SinkError> {
+        let released = self.release_all();
+        self.kbd_mouse = None;
+        self.abs_pointer = None;
+        self.gamepads.clear();
+        self.effects.clear();
+        self.wheel_rem = 0;
+        self.hwheel_rem = 0;
+        released
     }
 
     fn poll_rumble(&mut self) -> Result<Vec<Rumble>, SinkError> {

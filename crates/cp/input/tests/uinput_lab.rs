@@ -15,6 +15,8 @@
 //!   (the key-ups are read, the kernel's key state is empty) before the devices go, and then
 //!   every node is gone from `/dev/input` (reads end in ENODEV); a second session ended by
 //!   drop alone removes its devices too;
+//! - `end_session` (the control plane's "last session gone"): the devices go while the sink
+//!   lives, and the next session's input makes only the device it needs again;
 //! - rumble (a third session, rumble on): a game thread's FF uploads/plays/stops/erases on the
 //!   pad's node come out of `poll_rumble` as motor changes, and `release_all` stops a rumble
 //!   left playing.
@@ -397,6 +399,7 @@ fn guest() -> Result<String, String> {
     expect_gone("absolute pointer dropped", &mut abs, &abs_node)?;
     expect_gone("gamepad dropped", &mut gp, &pad_node)?;
     let rumbles = rumble_session()?;
+    end_session_then_again()?;
 
     let left: BTreeSet<PathBuf> = event_nodes().difference(&before).cloned().collect();
     if !left.is_empty() {
@@ -404,7 +407,7 @@ fn guest() -> Result<String, String> {
     }
     Ok(format!(
         "kernel={} keyboard+mouse 13 events, abs 6, gamepad 11, releases seen, nodes removed; \
-         rumble {rumbles} changes; first session {:.2} s, all {:.2} s",
+         rumble {rumbles} changes, end_session removes and input remakes; first session {:.2} s, all {:.2} s",
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
@@ -506,4 +509,32 @@ fn rumble_session() -> Result<usize, String> {
     let mut game = game;
     expect_gone("rumbling gamepad dropped", &mut game, &pad_node)?;
     Ok(got.len() + stop.len())
+}
+
+/// `end_session` removes the devices though the sink lives on; the next input makes the device
+/// it needs again (and only that one).
+fn end_session_then_again() -> Result<(), String> {
+    let mut sink = UinputSink::open().map_err(|e| format!("fourth UinputSink::open: {e}"))?;
+    let (kbd_node, mut kbd) = open_named(KBD)?;
+    let (abs_node, mut abs) = open_named(ABS)?;
+    send(&mut sink, &encode::key(true, 0x41, 0))?;
+    expect("before end_session", &mut kbd, &[(EV_KEY, KEY_A, 1)])?;
+    sink.end_session()
+        .map_err(|e| format!("end_session: {e}"))?;
+    expect_gone("keyboard after end_session", &mut kbd, &kbd_node)?;
+    expect_gone("absolute pointer after end_session", &mut abs, &abs_node)?;
+    // The next session: its first input makes the keyboard+mouse device again.
+    send(&mut sink, &encode::mouse_move(1, 2))?;
+    let (kbd_node, mut kbd) = open_named(KBD)?;
+    send(&mut sink, &encode::mouse_move(3, 4))?;
+    expect(
+        "keyboard and mouse made again",
+        &mut kbd,
+        &[(EV_REL, REL_X, 3), (EV_REL, REL_Y, 4)],
+    )?;
+    if evdev::enumerate().any(|(_, d)| d.name() == Some(ABS)) {
+        return Err("the absolute pointer came back without absolute input".into());
+    }
+    drop(sink);
+    expect_gone("keyboard made again, dropped", &mut kbd, &kbd_node)
 }
