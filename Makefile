@@ -44,6 +44,7 @@ bench: setup
 # Each target's seed corpus is where its owning crate's replay test reads it (TARGET=DIR).
 FUZZ_CORPORA := \
 	ipc_decode=crates/fuzz/corpus/ipc_decode \
+	video_clip=crates/fuzz/corpus/video_clip \
 	native_header=crates/fuzz/corpus/native_header \
 	reassembler=crates/fuzz/corpus/reassembler \
 	nvhttp_query=crates/cp/gamestream/fuzz_corpus/query \
