@@ -10,7 +10,8 @@
 //! [`CountedSink`] wraps the sink for the control server's event thread: input events are
 //! applied, a control disconnect releases what *that session's* client holds (§A13; several
 //! clients may stream into the one desktop, and one leaving must not lift another's keys —
-//! once no session holds anything the sink's own release-all runs too), and sink errors are
+//! once no session holds anything the sink's own release-all runs too; once no session is
+//! left the sink's `end_session` removes its devices), and sink errors are
 //! logged (rate-limited) and counted — a failing sink never panics and never ends a stream.
 //! All sessions share the sink's devices: two clients' gamepad 0 are the same pad.
 //!
@@ -193,11 +194,23 @@ impl CountedSink {
                         self.error(&e);
                     }
                 }
-                // Nobody holds anything now: let the sink return everything to rest as well
-                // (covers what it holds that our per-session view missed).
-                if self.held.values().all(HeldInput::is_empty)
-                    && let Err(e) = self.inner.release_all()
-                {
+                // No session left: the sink returns everything to rest and removes its
+                // devices (uinput: made again by the next session's input). Sessions left but
+                // nobody holding anything: return to rest only (covers what the sink holds
+                // that our per-session view missed).
+                let last = self
+                    .perms
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_empty();
+                let ended = if last {
+                    self.inner.end_session()
+                } else if self.held.values().all(HeldInput::is_empty) {
+                    self.inner.release_all()
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = ended {
                     self.error(&e);
                 }
                 true
@@ -419,6 +432,41 @@ mod tests {
             },
         );
         assert_eq!(h.events().len(), before);
+    }
+
+    /// Counts which session-end call the sink got.
+    struct Ends(Arc<Mutex<(u32, u32)>>);
+    impl InputSink for Ends {
+        fn apply(&mut self, _: &InputEvent) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn release_all(&mut self) -> Result<(), SinkError> {
+            self.0.lock().unwrap().0 += 1;
+            Ok(())
+        }
+        fn end_session(&mut self) -> Result<(), SinkError> {
+            self.0.lock().unwrap().1 += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_last_session_leaving_ends_the_sinks_session_earlier_ones_only_release() {
+        static M: Registry = Registry::new();
+        let calls = Arc::new(Mutex::new((0, 0)));
+        let mut s = CountedSink::with_registry(Box::new(Ends(calls.clone())), &M);
+        grant_all(&s, &[1, 2]);
+        let gone = ControlEvent::Disconnected {
+            reason: DisconnectReason::PeerDisconnected,
+        };
+        s.deliver(1, &gone);
+        assert_eq!(*calls.lock().unwrap(), (1, 0), "session 2 still streams");
+        s.deliver(2, &gone);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            (1, 1),
+            "no session left: devices go"
+        );
     }
 
     #[test]
