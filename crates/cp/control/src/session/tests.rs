@@ -7,6 +7,7 @@
 //! (ENet control events of a streaming session) and [`clients`] (several clients at once). Each
 //! imports this file with `use super::*`; this file imports only the module under test.
 
+mod caps;
 mod clients;
 mod control;
 mod rtsp;
