@@ -324,6 +324,15 @@ impl KmsGrabber {
             {
                 return Ok(None);
             }
+            Err(drm::control::GetPlanarFramebufferError::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::PermissionDenied) =>
+            {
+                return Err(CaptureError::NotAvailable(format!(
+                    "GETFB2 on {}: {e}: the capture helper needs CAP_SYS_ADMIN (or to be DRM \
+                     master)",
+                    self.device.display()
+                )));
+            }
             Err(e) => {
                 return Err(CaptureError::Io(std::io::Error::other(format!(
                     "GETFB2 of framebuffer {}: {e}",

@@ -12,9 +12,12 @@
 //!   converts to I420 and reads the frame number back with `synthetic::read_frame_number`.
 //!
 //! Checked: the numbers read are the drawn ones, strictly increasing, ≥ [`MIN_FRAMES`] in all
-//! and ≥ [`MIN_FRAMES_640`] at 640×480; the mode change is followed without restarting anything (one `Resized` to 800×600,
-//! ≥ [`MIN_FRAMES_800`] frames there, numbers continuing); the cursor's reported position is
-//! where the game put it. The guest prints one `KMS-LAB` summary line the host repeats.
+//! and ≥ [`MIN_FRAMES_640`] at 640×480; the mode change is followed without restarting
+//! anything (one `Resized` to 800×600, ≥ [`MIN_FRAMES_800`] frames there, numbers continuing); the cursor's reported position is
+//! where the game put it; the captured pictures through openh264 decode to the same numbers.
+//! And the privilege split holds on the real driver: the same helper as user nobody without
+//! capabilities gets no buffer from GETFB2 and exits naming CAP_SYS_ADMIN. The guest prints
+//! `KMS-LAB` summary lines the host repeats.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -328,6 +331,58 @@ fn game() -> Result<(), String> {
 
 // ---------------------------------------------------------------- the guest orchestrator
 
+/// The helper as user nobody without capabilities (the card opened read-write for it): it finds
+/// the CRTC, but GETFB2 hands it no buffer, so it must exit naming CAP_SYS_ADMIN.
+fn unprivileged_helper_refuses() -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(CARD, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("chmod {CARD}: {e}"))?;
+    let sock = Path::new("/tmp/strahl-kms-lab-nobody.sock");
+    let weak = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .args([
+            "--bounding-set=-all",
+            env!("CARGO_BIN_EXE_strahl-kms-helper"),
+        ])
+        .args([
+            "--socket",
+            "/tmp/strahl-kms-lab-nobody.sock",
+            "--device",
+            CARD,
+        ])
+        .args(["--max-seconds", "30"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("setpriv: {e}"))?;
+    let t0 = Instant::now();
+    let mut src = loop {
+        match KmsSource::connect(sock) {
+            Ok(s) => break Some(s),
+            Err(_) if t0.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(_) => break None,
+        }
+    };
+    // It must close the link without a frame.
+    let got = src.as_mut().map(|s| s.next(Duration::from_secs(20)));
+    let out = weak.wait_with_output().map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("unprivileged helper: {} — {}", out.status, stderr.trim());
+    match got {
+        Some(Err(_)) | None if !out.status.success() && stderr.contains("CAP_SYS_ADMIN") => Ok(()),
+        other => Err(format!(
+            "the helper without CAP_SYS_ADMIN: {}, link {other:?}, stderr {stderr}",
+            out.status
+        )),
+    }
+}
+
 /// One picture the consumer converted.
 #[derive(Clone, Copy, Debug)]
 struct Seen {
@@ -366,6 +421,7 @@ fn guest() -> Result<(), String> {
         let _ = game.kill();
         return Err(format!("game never got ready: {game_lines:?}"));
     }
+    unprivileged_helper_refuses()?;
     let sock = Path::new("/tmp/strahl-kms-lab.sock");
     let mut helper = Command::new(env!("CARGO_BIN_EXE_strahl-kms-helper"))
         .args([
