@@ -6,9 +6,9 @@
 //! Contract: [`PipeWire::start`] returns once the null sink is WirePlumber's default sink (or
 //! fails with the daemons' logs, bounded by [`START_BOUND`]); clients get the instance through
 //! [`PipeWire::env`]; [`PipeWire::play`] plays a WAV into the default sink. Drop kills the
-//! processes it started, by their handles. [`write_tone_wav`] and [`dominant_hz`] make and check
-//! the known tone. The programs come from `scripts/setup.sh` (pipewire, pipewire-bin,
-//! wireplumber, dbus-daemon); a missing one is an error, never a skip.
+//! processes it started, by their handles, and removes the directory. [`write_tone_wav`] and
+//! [`dominant_hz`] make and check the known tone. The programs come from `scripts/setup.sh`
+//! (pipewire, pipewire-bin, wireplumber, dbus-daemon); a missing one is an error, never a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -177,11 +177,14 @@ impl PipeWire {
 }
 
 impl Drop for PipeWire {
+    /// Kills the daemons, then removes the directory (a failing test has already formatted
+    /// the logs into its message by the time it unwinds).
     fn drop(&mut self) {
         for c in self.children.iter_mut().rev() {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
