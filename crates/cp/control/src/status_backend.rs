@@ -298,8 +298,16 @@ impl ControlBackend {
             packets_sent: sum_all(dp, Metric::PacketsSent),
             drops: dp.get(Metric::FramesRefused),
             frames_skipped: dp.get(Metric::VideoFramesSkipped),
+            audio_source: audio_source(dp),
         }
     }
+}
+
+/// The label value the data plane's `strahl_audio_source` gauge is 1 on.
+fn audio_source(dp: &Registry) -> Option<String> {
+    let label = strahl_metrics::TABLE[Metric::AudioSource as usize].label?;
+    let i = (0..label.values.len()).find(|&i| dp.get_at(Metric::AudioSource, i) == 1)?;
+    Some(label.values[i].to_owned())
 }
 
 fn pin_error(e: PinError) -> BackendError {

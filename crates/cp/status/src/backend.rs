@@ -97,6 +97,9 @@ pub struct MediaTotals {
     /// Frame slots the video encoders skipped because they were late (or the tx tile a full
     /// ring behind): what sessions miss of the fps they asked for.
     pub frames_skipped: u64,
+    /// Where the data plane's audio comes from ("pipewire", "tone" or "none"; the reason is in
+    /// its start-up line); `None` until its first statistics arrived.
+    pub audio_source: Option<String>,
 }
 
 /// A paired client (either protocol).

@@ -138,6 +138,7 @@ impl StatusBackend for FakeBackend {
             packets_sent: ms * FAKE_PACKETS_PER_S / 1000,
             drops: ms / 30_000,
             frames_skipped: ms / 10_000,
+            audio_source: Some("tone".into()),
         };
         // The data plane's send figures are host-wide: a row carries them only while it is the
         // only session (as the real backend does).

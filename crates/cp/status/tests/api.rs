@@ -484,6 +484,7 @@ fn sessions_carry_their_own_transport_and_host_wide_figures_only_when_alone() {
     }
     // Skipped frame slots (late encoders) are a host-wide figure only.
     assert!(v["media"]["frames_skipped"].is_u64(), "{v}");
+    assert_eq!(v["media"]["audio_source"], "tone", "{v}");
     assert!(one.get("frames_skipped").is_none(), "{one}");
     // …and the host-wide transport is the start-up choice.
     assert_eq!(v["transport"]["name"], "sendmmsg");

@@ -145,7 +145,7 @@ function renderSessions(s) {
   $("media-totals").textContent = s.sessions.length && m
     ? "All sessions together (the data plane measures these host-wide): sending " + fmtKbps(m.send_kbps) +
       ", latest frame paced at " + fmtKbps(m.pacing_rate_kbps) + ", " + m.packets_per_s + " packets/s, " +
-      m.drops + " frames refused, " + m.frames_skipped + " frame slots skipped (encoder late)."
+      m.drops + " frames refused, " + m.frames_skipped + " frame slots skipped (encoder late); audio: " + (m.audio_source || "—") + "."
     : "";
 }
 
