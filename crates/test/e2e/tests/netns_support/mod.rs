@@ -19,7 +19,9 @@ fn tail(text: &str, n: usize) -> String {
 /// A client paired after the first may view and list only (issue 13 item 5): the operator
 /// grants every later client everything with the real CLI (`clients perm ID all`).
 pub fn grant_launch_to_later_clients(s: &Strahl) {
-    let (code, text) = ok(s.control_cli(&["clients", "--json"]));
+    // The status server listens on the instance's address, not on the CLI's default 127.0.0.1.
+    let url = format!("{}:{}", s.addr(), s.ports.status);
+    let (code, text) = ok(s.control_cli(&["clients", "--json", "--url", &url]));
     assert_eq!(code, 0, "{text}");
     let list: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     let mut granted = 0;
@@ -29,7 +31,7 @@ pub fn grant_launch_to_later_clients(s: &Strahl) {
             .is_some_and(|p| p.iter().any(|x| x == "launch"));
         if c["protocol"] == "gamestream" && !may_launch {
             let id = c["id"].as_str().unwrap_or_default();
-            let (code, out) = ok(s.control_cli(&["clients", "perm", id, "all"]));
+            let (code, out) = ok(s.control_cli(&["clients", "--url", &url, "perm", id, "all"]));
             assert_eq!(code, 0, "{out}");
             assert!(out.contains("launch"), "{out}");
             granted += 1;
