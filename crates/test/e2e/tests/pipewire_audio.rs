@@ -2,10 +2,10 @@
 //! PipeWire (D-Bus, pipewire, WirePlumber, a null sink as the default sink —
 //! `strahl_testkit::pipewire`) plays a known stereo tone (1 kHz left, 1.5 kHz right); strahl,
 //! started as the README starts it with `[audio] source = "pipewire"` and that PipeWire in its
-//! environment, detects it (start-up line, `strahl_audio_source`), captures the default sink's
-//! monitor per session, encodes Opus and sends it with FEC and AES-CBC; the Moonlight core
-//! decodes ≥ 1 s of it and each channel's dominant frequency must be its tone's. A case without
-//! a reachable PipeWire falls back to the tone and says why.
+//! environment, detects it (start-up line, `strahl_audio_source`, the status JSON), captures
+//! the default sink's monitor per session, encodes Opus and sends it with FEC and AES-CBC; the
+//! Moonlight core decodes ≥ 1 s of it and each channel's dominant frequency must be its
+//! tone's. A case without a reachable PipeWire falls back to the tone and says why.
 //!
 //! Each case is one strahl instance and at most one short stream (60 frames at 720p): the
 //! audio is what is checked. Every wait is bounded (driver timeouts, log and metric waits).
@@ -126,6 +126,9 @@ fn pipewire_sound_reaches_moonlight_at_its_frequencies() {
         METRIC_WAIT,
     );
     assert_eq!(chosen, Some(1.0), "{}", ctx());
+    // …and on the status page's JSON.
+    let st = s.status().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(st["media"]["audio_source"], "pipewire", "{st}");
     let _ = player.kill();
     let _ = player.wait();
     drop(s);
@@ -152,4 +155,6 @@ fn without_pipewire_the_tone_stays_and_the_log_says_why() {
         METRIC_WAIT,
     );
     assert_eq!(tone, Some(1.0), "{}", s.log());
+    let st = s.status().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(st["media"]["audio_source"], "tone", "{st}");
 }
