@@ -309,8 +309,9 @@ pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Rece
     }))
 }
 
-/// A SEQPACKET listener at `path` (an existing socket file is replaced), mode 0660: the data
-/// plane's group connects.
+/// A SEQPACKET listener at `path` (an existing socket file is replaced), mode 0660 and the
+/// group of its directory (on the appliance `/run/strahl`, group `strahl`): the data plane's
+/// group connects, though the helper runs as root.
 pub fn listen(path: &Path) -> Result<OwnedFd, WireError> {
     let _ = std::fs::remove_file(path);
     let fd = rustix::net::socket_with(
@@ -324,6 +325,10 @@ pub fn listen(path: &Path) -> Result<OwnedFd, WireError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(WireError::Io)?;
+    if let Some(dir) = path.parent().and_then(|d| std::fs::metadata(d).ok()) {
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(path, None, Some(dir.gid())).map_err(WireError::Io)?;
+    }
     rustix::net::listen(&fd, 1)?;
     Ok(fd)
 }
@@ -491,7 +496,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("strahl-kms-wire-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("capture.sock");
+        // A directory of another group (as on the appliance); only root may set that up.
+        let other_group = std::os::unix::fs::chown(&dir, None, Some(65534)).is_ok();
         let l = listen(&path).unwrap();
+        {
+            use std::os::unix::fs::MetadataExt;
+            let (sock, dir_meta) = (
+                std::fs::metadata(&path).unwrap(),
+                std::fs::metadata(&dir).unwrap(),
+            );
+            assert_eq!(sock.mode() & 0o777, 0o660);
+            assert_eq!(sock.gid(), dir_meta.gid());
+            if other_group {
+                assert_eq!(sock.gid(), 65534);
+            }
+        }
         assert!(
             accept(l.as_fd(), Duration::from_millis(10))
                 .unwrap()
