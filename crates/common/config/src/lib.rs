@@ -21,7 +21,7 @@ pub use error::ConfigError;
 pub use paths::{
     Env, ResolvedPath, resolve_socket, resolve_state_dir, systemd_runtime_dir, why as paths_why,
 };
-pub use plan::{Plan, PlanError, RingSizes, Tile};
+pub use plan::{Plan, PlanError, RingSizes, Tile, parse_cpu_list, parse_cpu_list_last};
 pub use types::*;
 
 /// The compiled-in default configuration (the appliance's `strahl.toml`).

@@ -100,11 +100,53 @@ impl std::error::Error for PlanError {}
 const RESERVE_CORE0_FROM: usize = 4;
 
 impl Plan {
+    /// The plan for a machine with `online_cpus` CPUs and no kernel-isolated CPU.
     pub fn derive(cfg: &Config, online_cpus: usize) -> Result<Plan, PlanError> {
+        Self::derive_isolated(cfg, online_cpus, &[])
+    }
+
+    /// The plan when the kernel isolates `isolated` (`/sys/devices/system/cpu/isolated`, from
+    /// `isolcpus=`): with `cores = "auto"` the tx tile goes to the lowest isolated CPU and no
+    /// other tile goes to any isolated CPU. The kernel's isolation is the one source of truth
+    /// for "the quiet core" — the shipped profile (kernel-config/kargs.d) names CPU 1, because
+    /// `isolcpus` cannot name "the last CPU" (the kernel reads a leading "N" as a flag), and a
+    /// plan that guessed the core itself would pin the tile beside the isolated one. An
+    /// explicit `cores` list is the operator's and is taken as written.
+    pub fn derive_isolated(
+        cfg: &Config,
+        online_cpus: usize,
+        isolated: &[u16],
+    ) -> Result<Plan, PlanError> {
         let online = online_cpus.max(1);
+        let auto = |online: usize| -> Vec<u16> {
+            if online >= RESERVE_CORE0_FROM {
+                (1..online).map(|c| c as u16).collect()
+            } else {
+                (0..online).map(|c| c as u16).collect()
+            }
+        };
+        let quiet = isolated
+            .iter()
+            .copied()
+            .filter(|c| usize::from(*c) < online)
+            .min();
         let cores: Vec<u16> = match &cfg.dataplane.cores {
-            Cores::Auto if online >= RESERVE_CORE0_FROM => (1..online).map(|c| c as u16).collect(),
-            Cores::Auto => (0..online).map(|c| c as u16).collect(),
+            Cores::Auto => match quiet {
+                Some(tx) => {
+                    let mut v: Vec<u16> = auto(online)
+                        .into_iter()
+                        .filter(|c| !isolated.contains(c))
+                        .collect();
+                    if v.is_empty() {
+                        v = (0..online as u16)
+                            .filter(|c| !isolated.contains(c))
+                            .collect();
+                    }
+                    v.push(tx);
+                    v
+                }
+                None => auto(online),
+            },
             Cores::List(list) => {
                 if let Some(c) = list.iter().find(|c| usize::from(**c) >= online) {
                     return Err(PlanError {
@@ -117,8 +159,9 @@ impl Plan {
                 list.clone()
             }
         };
-        // The last core goes to tx (core 0 takes the interrupts and the OS on small machines);
-        // the other tiles cycle over the rest, or over the one core there is.
+        // The last core of the list goes to tx (core 0 takes the interrupts and the OS on small
+        // machines; an isolated core was put last above); the other tiles cycle over the rest,
+        // or over the one core there is.
         let tx_core = cores[cores.len() - 1];
         let rest = if cores.len() >= 2 {
             &cores[..cores.len() - 1]
@@ -176,4 +219,35 @@ impl Plan {
             .map(|(_, c)| *c)
             .unwrap_or(0)
     }
+}
+
+/// Parses a kernel CPU list ("0-3,6"). Bounded: ranges are capped at
+/// [`crate::MAX_CORE`]. The kernel's "N" (the last CPU) is not resolved here: see
+/// [`parse_cpu_list_last`].
+pub fn parse_cpu_list(s: &str) -> Vec<u16> {
+    parse_cpu_list_last(s, None)
+}
+
+/// [`parse_cpu_list`] with "N" standing for `last`, the numerically last CPU ("1-N", "N"), as
+/// the kernel reads lists on its command line.
+pub fn parse_cpu_list_last(s: &str, last: Option<u16>) -> Vec<u16> {
+    let num = |v: &str| match (v, last) {
+        ("N", Some(l)) => Ok(l),
+        _ => v.parse::<u16>(),
+    };
+    let mut out = Vec::new();
+    for part in s.trim().split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (num(a), num(b)),
+            None => (num(part), num(part)),
+        };
+        if let (Ok(a), Ok(b)) = (a, b) {
+            for c in a..=b.min(crate::MAX_CORE) {
+                out.push(c);
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }

@@ -347,6 +347,37 @@ fn plan_big_machine_keeps_core0_and_gives_tx_its_own() {
 }
 
 #[test]
+fn plan_puts_tx_on_the_kernels_isolated_cpu() {
+    let cfg = Config::default();
+    // The shipped profile isolates CPU 1: tx goes there, alone, on every machine size.
+    let p = Plan::derive_isolated(&cfg, 2, &[1]).unwrap();
+    assert_eq!(p.core_of(Tile::Tx), 1);
+    assert_eq!(p.worker_cores(), vec![0]);
+    assert!(p.tx_dedicated);
+    let p = Plan::derive_isolated(&cfg, 8, &[1]).unwrap();
+    assert_eq!(p.core_of(Tile::Tx), 1);
+    assert_eq!(p.worker_cores(), vec![2, 3, 4, 5, 6]);
+    assert!(p.placement.iter().all(|(_, c)| *c != 0));
+    // Several isolated: the lowest takes tx; no other tile on any isolated CPU.
+    let p = Plan::derive_isolated(&cfg, 8, &[5, 3]).unwrap();
+    assert_eq!(p.core_of(Tile::Tx), 3);
+    assert!(p.worker_cores().iter().all(|c| ![0, 3, 5].contains(c)));
+    // An isolated CPU this machine does not have changes nothing.
+    assert_eq!(
+        Plan::derive_isolated(&cfg, 2, &[9]).unwrap(),
+        Plan::derive(&cfg, 2).unwrap()
+    );
+    // An explicit list is the operator's, as written.
+    let c = Config::parse("[dataplane]\ncores = [2, 3]\n", "t").unwrap();
+    assert_eq!(
+        Plan::derive_isolated(&c, 4, &[1])
+            .unwrap()
+            .core_of(Tile::Tx),
+        3
+    );
+}
+
+#[test]
 fn plan_one_core_shares_it_with_tx() {
     let p = Plan::derive(&Config::default(), 1).unwrap();
     assert!(p.shared);

@@ -69,36 +69,54 @@ fn cmdline_arg<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The tx tile's core is isolated: the plan puts the tx tile alone on the last of its cores (the
+/// The tx tile's core is isolated: the plan puts the tx tile alone on one of its cores (the
 /// one thread pinned to a single core, waiting for µs-precise releases), so that core should be
 /// out of the scheduler's balancing (`isolcpus`, with the domain flag or none), tickless
 /// (`nohz_full`), free of RCU callbacks (`rcu_nocbs`) and of default IRQ affinity
-/// (`irqaffinity`). Lists may use the kernel's "N" for the last CPU, as the shipped profile does
-/// (kernel-config/kargs.d/50-strahl-dataplane.toml).
+/// (`irqaffinity`). The tx core is the plan's (the kernel's isolated core with `cores = "auto"`,
+/// CPU 1 in kernel-config/kargs.d/50-strahl-dataplane.toml); lists on the command line may use
+/// the kernel's "N" for the last CPU where the kernel accepts it (not in `isolcpus`).
 fn kernel_args(sys: &dyn SystemView, inp: &Inputs) -> Finding {
     const C: &str = "kernel_args";
     let online = sys
         .read("/sys/devices/system/cpu/online")
         .map(|s| parse_cpu_list(&s))
         .unwrap_or_default();
-    let cores: Vec<u16> = match &inp.cores {
-        Cores::List(l) => l.clone(),
-        // Same rule as the data plane: every online core but core 0 when there are ≥ 4.
-        Cores::Auto if online.len() >= 4 => online.iter().copied().filter(|c| *c != 0).collect(),
-        Cores::Auto => {
+    let isolated = sys
+        .read("/sys/devices/system/cpu/isolated")
+        .map(|s| parse_cpu_list(&s))
+        .unwrap_or_default();
+    if matches!(inp.cores, Cores::Auto) && online.len() < 4 && isolated.is_empty() {
+        return finding(
+            C,
+            Level::Recommended,
+            Verdict::Ok,
+            format!(
+                "{} online core(s): the data plane shares all cores (nothing to isolate)",
+                online.len()
+            ),
+            "",
+        );
+    }
+    // The data plane's own rule (Plan::derive_isolated): with `cores = "auto"` the tx tile goes
+    // to the kernel's isolated core when there is one.
+    let mut cfg = strahl_config::Config::default();
+    cfg.dataplane.cores = inp.cores.clone();
+    let online_count = online.last().map_or(1, |l| usize::from(*l) + 1);
+    let plan = match strahl_config::Plan::derive_isolated(&cfg, online_count, &isolated) {
+        Ok(p) => p,
+        Err(e) => {
             return finding(
                 C,
                 Level::Recommended,
-                Verdict::Ok,
-                format!(
-                    "{} online core(s): the data plane shares all cores (nothing to isolate)",
-                    online.len()
-                ),
-                "",
+                Verdict::Fail,
+                format!("the data-plane plan does not fit this machine: {e}"),
+                "fix [dataplane] cores in the configuration",
             );
         }
     };
-    let Some(&tx) = cores.last().filter(|_| cores.len() >= 2) else {
+    let tx = plan.core_of(strahl_config::Tile::Tx);
+    if !plan.tx_dedicated {
         return finding(
             C,
             Level::Recommended,
@@ -106,7 +124,7 @@ fn kernel_args(sys: &dyn SystemView, inp: &Inputs) -> Finding {
             "one data-plane core: the tx tile shares it (nothing to isolate)".into(),
             "",
         );
-    };
+    }
     let Some(cmdline) = sys.read("/proc/cmdline") else {
         return finding(
             C,
@@ -126,12 +144,8 @@ fn kernel_args(sys: &dyn SystemView, inp: &Inputs) -> Finding {
             (flags, parse_cpu_list_last(&list.join(","), last))
         })
     };
-    // Name the tx core as the shipped profile does when it is the last CPU.
-    let name = if Some(tx) == last {
-        "N".to_string()
-    } else {
-        tx.to_string()
-    };
+    // A number, never "N": isolcpus reads a leading letter as a flag and isolates nothing.
+    let name = tx.to_string();
     let mut missing = Vec::new();
     match list("isolcpus") {
         Some((flags, set))

@@ -443,33 +443,4 @@ pub fn sysctl(sys: &dyn SystemView) -> Finding {
     )
 }
 
-/// Parses a kernel CPU list ("0-3,6"). Bounded: ranges are capped at
-/// [`strahl_config::MAX_CORE`]. The kernel's "N" (the last CPU) is not resolved here: see
-/// [`parse_cpu_list_last`].
-pub fn parse_cpu_list(s: &str) -> Vec<u16> {
-    parse_cpu_list_last(s, None)
-}
-
-/// [`parse_cpu_list`] with "N" standing for `last`, the numerically last CPU ("1-N", "N"), as
-/// the kernel reads lists on its command line.
-pub fn parse_cpu_list_last(s: &str, last: Option<u16>) -> Vec<u16> {
-    let num = |v: &str| match (v, last) {
-        ("N", Some(l)) => Ok(l),
-        _ => v.parse::<u16>(),
-    };
-    let mut out = Vec::new();
-    for part in s.trim().split(',') {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (num(a), num(b)),
-            None => (num(part), num(part)),
-        };
-        if let (Ok(a), Ok(b)) = (a, b) {
-            for c in a..=b.min(strahl_config::MAX_CORE) {
-                out.push(c);
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
+pub use strahl_config::{parse_cpu_list, parse_cpu_list_last};

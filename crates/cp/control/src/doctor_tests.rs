@@ -181,29 +181,40 @@ fn kernel_args_missing_names_the_exact_arguments() {
     let f = run_checks(&s, &inputs());
     let k = get(&f, "kernel_args");
     assert_eq!((k.verdict, k.level), (Verdict::Fail, Level::Recommended));
-    // The tx tile's core is the last CPU: named "N" as the shipped profile does.
+    // The tx tile's core is the kernel's isolated one (CPU 1, as the shipped profile names it),
+    // always by number: isolcpus reads a leading "N" as a flag.
     for arg in [
-        "isolcpus=managed_irq,domain,N",
-        "nohz_full=N",
-        "rcu_nocbs=N",
+        "isolcpus=managed_irq,domain,1",
+        "nohz_full=1",
+        "rcu_nocbs=1",
         "irqaffinity=0",
     ] {
         assert!(k.fix.contains(arg), "{arg}: {}", k.fix);
     }
-    assert!(k.detail.contains("core 7"), "{}", k.detail);
+    assert!(k.detail.contains("core 1"), "{}", k.detail);
     assert!(!required_missing(&f), "recommended only");
-    // Explicit numbers work as well as "N"; only the tx core (the list's last) must be isolated.
-    let s = good().file(
-        "/proc/cmdline",
-        "isolcpus=7 nohz_full=4-7 rcu_nocbs=7 irqaffinity=0-3",
-    );
+    // Nothing isolated by the kernel: the plan's tx core is the last CPU, named by number.
+    let s = good()
+        .file("/proc/cmdline", "root=/dev/sda1 quiet\n")
+        .file("/sys/devices/system/cpu/isolated", "\n");
+    let k = kernel_args(&s, &inputs());
+    assert_eq!(k.verdict, Verdict::Fail);
+    assert!(k.fix.contains("isolcpus=managed_irq,domain,7"), "{}", k.fix);
+    assert!(k.detail.contains("core 7"), "{}", k.detail);
+    // Explicit numbers and "N" where the kernel takes it; only the tx core must be isolated.
+    let s = good()
+        .file(
+            "/proc/cmdline",
+            "isolcpus=7 nohz_full=4-N rcu_nocbs=7 irqaffinity=0-3",
+        )
+        .file("/sys/devices/system/cpu/isolated", "7\n");
     assert_eq!(kernel_args(&s, &inputs()).verdict, Verdict::Ok);
-    // An explicit core list is checked as given: its last core, not the machine's last CPU.
+    // An explicit core list is checked as given: its last core, not the isolated CPU.
     let mut inp = inputs();
     inp.cores = Cores::List(vec![2, 3]);
     let s = good().file(
         "/proc/cmdline",
-        "isolcpus=managed_irq,domain,N nohz_full=3 rcu_nocbs=2-3 irqaffinity=0-3",
+        "isolcpus=managed_irq,domain,1 nohz_full=3 rcu_nocbs=2-3 irqaffinity=0-3",
     );
     let k = kernel_args(&s, &inp);
     assert_eq!(k.verdict, Verdict::Fail);
@@ -214,14 +225,19 @@ fn kernel_args_missing_names_the_exact_arguments() {
             && !k.detail.contains("rcu_nocbs"),
         "{k:?}"
     );
-    // isolcpus without the domain flag (only nohz, say) leaves the scheduler balancing there.
-    let s = good().file(
-        "/proc/cmdline",
-        "isolcpus=nohz,N nohz_full=N rcu_nocbs=N irqaffinity=0",
-    );
+    // isolcpus without the domain flag (only nohz, say) leaves the scheduler balancing there
+    // (and the kernel then lists no isolated CPU).
+    let s = good()
+        .file(
+            "/proc/cmdline",
+            "isolcpus=nohz,1 nohz_full=1 rcu_nocbs=1 irqaffinity=0",
+        )
+        .file("/sys/devices/system/cpu/isolated", "\n");
     assert_eq!(kernel_args(&s, &inputs()).verdict, Verdict::Fail);
-    // Few cores: nothing to isolate.
-    let s = good().file("/sys/devices/system/cpu/online", "0-1");
+    // Few cores and nothing isolated: nothing to isolate.
+    let s = good()
+        .file("/sys/devices/system/cpu/online", "0-1")
+        .file("/sys/devices/system/cpu/isolated", "");
     assert_eq!(kernel_args(&s, &inputs()).verdict, Verdict::Ok);
     inp.cores = Cores::List(vec![3]);
     assert_eq!(kernel_args(&good(), &inp).verdict, Verdict::Ok);
@@ -269,7 +285,7 @@ fn an_image_reached_by_rpm_ostree_rebase_lacks_its_kargs_and_says_how_to_apply_t
     assert_eq!((d.verdict, d.level), (Verdict::Fail, Level::Recommended));
     assert!(d.detail.starts_with("6 of 6 kernel argument(s)"), "{d:?}");
     assert!(
-        d.fix.contains("bootc switch") && d.fix.contains("--append-if-missing=nohz_full=N"),
+        d.fix.contains("bootc switch") && d.fix.contains("--append-if-missing=nohz_full=1"),
         "{}",
         d.fix
     );

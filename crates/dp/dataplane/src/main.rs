@@ -61,8 +61,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = match Plan::derive(&cfg, online) {
+    let (online, isolated) = cpu_topology();
+    let plan = match Plan::derive_isolated(&cfg, online, &isolated) {
         Ok(p) => p,
         Err(e) => {
             log::error!("configuration error: {e}");
@@ -80,8 +80,9 @@ fn main() -> ExitCode {
         )
     );
     log::info!(
-        "plan: {} online CPUs, placement {:?}{}, shard payload {} B, rings {:?}, transport preference {:?}",
+        "plan: {} online CPUs (kernel-isolated: {:?}), placement {:?}{}, shard payload {} B, rings {:?}, transport preference {:?}",
         online,
+        isolated,
         plan.placement,
         if plan.shared {
             " (tiles share cores)"
@@ -275,4 +276,25 @@ fn prepare_shared_tmp_dir(socket: &strahl_config::ResolvedPath) -> std::io::Resu
         std::fs::DirBuilder::new().mode(0o700).create(dir)?;
     }
     strahl_ipc::socket::check_private_dir(dir)
+}
+
+/// Online CPUs and the kernel's isolated ones (`isolcpus=`), from sysfs. Not
+/// `available_parallelism`: it counts this process's affinity mask, which the kernel already
+/// stripped of the isolated CPUs — the very core the tx tile belongs on. Falls back to the
+/// affinity count with nothing isolated when sysfs cannot be read.
+fn cpu_topology() -> (usize, Vec<u16>) {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| strahl_config::parse_cpu_list(&s));
+    let online = read("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|l| l.last().map(|c| usize::from(*c) + 1));
+    match online {
+        Some(n) => (
+            n,
+            read("/sys/devices/system/cpu/isolated").unwrap_or_default(),
+        ),
+        None => (
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Vec::new(),
+        ),
+    }
 }

@@ -334,23 +334,25 @@ fn the_data_plane_profile_isolates_the_core_the_plan_gives_the_tx_tile() {
         .map(|v| v.as_str().unwrap())
         .collect();
     for want in [
-        "isolcpus=managed_irq,domain,N",
-        "nohz_full=N",
-        "rcu_nocbs=N",
+        "isolcpus=managed_irq,domain,1",
+        "nohz_full=1",
+        "rcu_nocbs=1",
         "irqaffinity=0",
     ] {
         assert!(kargs.contains(&want), "{want} not in {kargs:?}");
     }
-    // "N" is the last CPU; with the default `cores = "auto"` the plan puts the tx tile there
-    // (alone) and never there any other tile, on every machine size the profile is for.
+    // The kernel then lists CPU 1 in /sys/devices/system/cpu/isolated; with the default
+    // `cores = "auto"` the plan puts the tx tile there (alone) and never there any other tile,
+    // on every machine size the profile is for.
     let cfg = strahl_config::Config::default();
-    for cpus in [4usize, 8, 16, 64] {
-        let plan = strahl_config::Plan::derive(&cfg, cpus).unwrap();
-        let last = (cpus - 1) as u16;
-        assert_eq!(plan.core_of(strahl_config::Tile::Tx), last, "{cpus} CPUs");
+    for cpus in [2usize, 4, 8, 16, 64] {
+        let plan = strahl_config::Plan::derive_isolated(&cfg, cpus, &[1]).unwrap();
+        assert_eq!(plan.core_of(strahl_config::Tile::Tx), 1, "{cpus} CPUs");
         assert!(plan.tx_dedicated);
-        assert!(!plan.worker_cores().contains(&last), "{cpus} CPUs");
-        // irqaffinity=0 names a core the plan leaves to the OS.
-        assert!(plan.placement.iter().all(|(_, c)| *c != 0), "{cpus} CPUs");
+        assert!(!plan.worker_cores().contains(&1), "{cpus} CPUs");
+        // irqaffinity=0 names a core the plan leaves to the OS (from 4 CPUs up).
+        if cpus >= 4 {
+            assert!(plan.placement.iter().all(|(_, c)| *c != 0), "{cpus} CPUs");
+        }
     }
 }

@@ -7,8 +7,8 @@
 //!   plane with exactly its four capabilities in the bounding set and none left in any thread
 //!   after its self-drop (the journal says it dropped 4), the control plane with none at all;
 //! - every sysctl of `kernel-config/sysctl.d` applied; the kargs a VM can apply (nohz_full,
-//!   rcu_nocbs, hugepages; isolcpus see [`KNOWN_KARG_DEFECTS`]); `uinput` loaded by
-//!   modules-load.d;
+//!   rcu_nocbs, hugepages, isolcpus — and the data plane's plan puts its tx tile on the
+//!   isolated CPU); `uinput` loaded by modules-load.d;
 //! - the state directory, runtime directory and sockets where the units say, the config copied
 //!   to /etc by tmpfiles.d, the console snippet linked from /etc/issue.d showing the setup code
 //!   that the journal logged;
@@ -33,11 +33,10 @@ const GUEST: &str = "10.201.0.2";
 /// CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_IPC_LOCK (14), CAP_BPF (39): the unit's set.
 const DATAPLANE_CAPS: &str = "0000008000007000";
 const NO_CAPS: &str = "0000000000000000";
-/// Kernel arguments of kernel-config/kargs.d that do not take effect, found by this boot:
-/// `isolcpus=managed_irq,domain,N` — the kernel reads a leading letter as another flag
-/// ("isolcpus: Skipped unknown flag N"), so no CPU is isolated. Reported to the kernel-config
-/// owner; the test fails once it works, so this list is emptied then.
-const KNOWN_KARG_DEFECTS: &[&str] = &["isolcpus"];
+/// The CPU kernel-config/kargs.d isolates for the tx tile. (This boot found that the earlier
+/// `isolcpus=managed_irq,domain,N` isolated nothing: the kernel reads a leading letter there as
+/// another flag.)
+const TX_CPU: &str = "1";
 /// Small stream: TCG encodes slowly.
 const FRAMES: u32 = 60;
 
@@ -360,25 +359,15 @@ fn appliance_boots_under_systemd_and_streams_to_moonlight(lab: &Lab) {
             "karg {k} not passed: {ctx}"
         );
     }
-    let last_cpu = r["cpu.online"]
-        .rsplit(['-', ','])
-        .next()
-        .unwrap()
-        .to_owned();
-    let isolated_works = r["cpu.isolated"] == last_cpu;
-    if KNOWN_KARG_DEFECTS.contains(&"isolcpus") {
-        assert!(
-            !isolated_works,
-            "isolcpus now isolates CPU {last_cpu}: remove it from KNOWN_KARG_DEFECTS"
-        );
-        eprintln!(
-            "DEFECT (kernel-config): isolcpus=managed_irq,domain,N isolates nothing (isolated = {:?})",
-            r["cpu.isolated"]
-        );
-    } else {
-        assert!(isolated_works, "isolcpus: {ctx}");
-    }
-    assert_eq!(r["cpu.nohz_full"], last_cpu, "{ctx}");
+    assert_eq!(r["cpu.isolated"], TX_CPU, "isolcpus: {ctx}");
+    assert_eq!(r["cpu.nohz_full"], TX_CPU, "{ctx}");
+    // The data plane follows the kernel: its tx tile alone on the isolated CPU (its own
+    // affinity mask no longer contains that CPU, so it reads sysfs, not available_parallelism).
+    assert!(
+        journal.contains(&format!("kernel-isolated: [{TX_CPU}]"))
+            && journal.contains(&format!("(Tx, {TX_CPU})")),
+        "the plan does not put the tx tile on CPU {TX_CPU}: {ctx}"
+    );
     assert_eq!(r["hugepages"], "32", "{ctx}");
     assert_eq!(r["module.uinput"], "1", "{ctx}");
     // The control plane's sandbox (PrivateDevices= + BindPaths=-/dev/uinput) lets it open uinput.
