@@ -143,8 +143,8 @@ fn live_page_pairs_moonlight_with_a_typed_pin_and_shows_its_stream() {
     );
     // The live figures: the measured send rate and the pacer's rate (from the data plane's
     // statistics, polled every few seconds) and the ENet round-trip time (reported every
-    // second). Cells: client, protocol, mode, target, sending, FEC, recovered/failed, pacing,
-    // packets/s, drops, RTT. The waits also give the charts a line for the screenshot.
+    // second). Cells: client, protocol, mode, video, target, sending, FEC, recovered/failed,
+    // pacing, packets/s, drops, RTT. The waits also give the charts a line for the screenshot.
     let cell = |i: usize| {
         format!("document.querySelector('#sessions tr[data-session]').cells[{i}].textContent")
     };
@@ -152,15 +152,23 @@ fn live_page_pairs_moonlight_with_a_typed_pin_and_shows_its_stream() {
         "a measured send rate, pacing rate and RTT in the session row",
         &format!(
             "parseFloat({}) > 0 && parseFloat({}) > 0 && / ms$/.test({})",
-            cell(4),
-            cell(7),
-            cell(10)
+            cell(5),
+            cell(8),
+            cell(11)
         ),
         LIVE_FIGURES_TIMEOUT,
     );
     let row = cdp.eval("document.querySelector('#sessions tr[data-session]').innerText");
     let row = row.as_str().unwrap_or_default().to_string();
     assert!(row.contains("1280x720"), "session row: {row}");
+    // The negotiated video: the synthetic source's OpenH264 stream, encrypted (the core turns
+    // on SS_ENC_VIDEO, which the default "preferred" policy requests).
+    let video = cdp.eval(&cell(3));
+    assert_eq!(
+        video.as_str(),
+        Some("H.264 8-bit, encrypted"),
+        "video cell; session row: {row}"
+    );
     let png = cdp.screenshot_png();
     let path = screenshot_path();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
