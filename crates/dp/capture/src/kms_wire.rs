@@ -311,7 +311,8 @@ pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Rece
 
 /// A SEQPACKET listener at `path` (an existing socket file is replaced), mode 0660 and the
 /// group of its directory (on the appliance `/run/strahl`, group `strahl`): the data plane's
-/// group connects, though the helper runs as root.
+/// group connects, though the helper runs as root (a helper that may not change the group
+/// says so once and keeps its own).
 pub fn listen(path: &Path) -> Result<OwnedFd, WireError> {
     let _ = std::fs::remove_file(path);
     let fd = rustix::net::socket_with(
@@ -325,9 +326,21 @@ pub fn listen(path: &Path) -> Result<OwnedFd, WireError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(WireError::Io)?;
-    if let Some(dir) = path.parent().and_then(|d| std::fs::metadata(d).ok()) {
+    if let (Some(dir), Ok(sock)) = (
+        path.parent().and_then(|d| std::fs::metadata(d).ok()),
+        std::fs::metadata(path),
+    ) {
         use std::os::unix::fs::MetadataExt;
-        std::os::unix::fs::chown(path, None, Some(dir.gid())).map_err(WireError::Io)?;
+        if sock.gid() != dir.gid()
+            && let Err(e) = std::os::unix::fs::chown(path, None, Some(dir.gid()))
+        {
+            // Not root (a test, a helper run by hand): the socket keeps this user's group.
+            log::warn!(
+                "{}: keeps group {} ({e}); only that group's members can connect",
+                path.display(),
+                sock.gid()
+            );
+        }
     }
     rustix::net::listen(&fd, 1)?;
     Ok(fd)
