@@ -16,8 +16,8 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SerialNumber}
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
-use crate::atomic::write_atomic;
 use crate::crypto::CertInfo;
+use strahl_statefile::write_atomic;
 
 /// File name of the host certificate in the state directory.
 pub const CERT_FILE: &str = "host-cert.pem";

@@ -6,7 +6,7 @@
 //! - sans-IO cores: `query` (hostile-input query parser), `pairing` (the 5-stage state
 //!   machine), `launch` (parameter validation + the `SessionHost` seam), `xml`;
 //! - state: `identity` (self-signed RSA-2048 cert + key), `paired` (paired clients), both
-//!   written with `atomic::write_atomic`;
+//!   written with `strahl_statefile::write_atomic`;
 //! - I/O: `mdns` (a responder for `_nvstream._tcp` that answers queries and never announces;
 //!   its sans-IO core is `mdns::core`; switchable), `server` (hyper 1 + tokio + tokio-rustls;
 //!   `tls` accepts any client cert at the TLS layer and `handlers` authorises by exact match
@@ -29,7 +29,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod atomic;
 pub mod clipboard;
 pub mod crypto;
 #[cfg(feature = "fuzzing")]

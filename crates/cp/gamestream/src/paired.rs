@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
 use crate::crypto::CertInfo;
 use crate::perms::Permissions;
+use strahl_statefile::write_atomic;
 
 /// File name in the state directory.
 pub const PAIRED_FILE: &str = "paired-clients.json";

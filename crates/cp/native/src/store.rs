@@ -8,10 +8,9 @@
 //!   naming it (paired identities are never silently dropped).
 //! - Fingerprints are SHA-256 of the certificate DER, stored as lower-case hex.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,42 +24,8 @@ pub const CLIENT_KEY_FILE: &str = "client-key.der";
 /// The hosts the client has paired with (address → host fingerprint).
 pub const HOSTS_FILE: &str = "hosts.json";
 
-/// Distinguishes temp files of concurrent writers in one process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Atomically replaces `path` with `bytes` (see the module contract); `mode` = permission bits.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}.{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let r = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    r
-}
+/// Atomic replacement (the module contract): the one implementation every plane uses.
+pub use strahl_statefile::write_atomic;
 
 /// Why a state file could not be used.
 #[derive(Debug)]

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use crate::atomic::write_atomic;
 use crate::setup::{SETUP_CODE_FILE, SetupCode};
+use strahl_statefile::write_atomic;
 
 /// File holding the argon2id hash of the web password.
 pub const PASSWORD_FILE: &str = "status-password";

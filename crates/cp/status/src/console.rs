@@ -13,9 +13,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::atomic::write_atomic;
 use crate::auth::SECRET_FILE_MODE;
 use crate::setup::SetupCode;
+use strahl_statefile::write_atomic;
 
 /// The snippet's file name in the runtime directory.
 pub const CONSOLE_ISSUE_FILE: &str = "console.issue";

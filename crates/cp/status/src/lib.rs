@@ -12,7 +12,6 @@
 //! in `routes.rs`; secrets and rate limits in [`auth`].
 #![forbid(unsafe_code)]
 
-mod atomic;
 pub mod auth;
 mod backend;
 pub mod console;
@@ -23,7 +22,6 @@ pub mod setup;
 mod shared;
 pub mod testing;
 
-pub use atomic::write_atomic;
 pub use backend::*;
 pub use merge::{PROCESS_LABEL, render_merged};
 pub use routes::{CSRF_HEADER, MAX_BODY_BYTES, MAX_CLIENT_NAME, SESSION_COOKIE};
@@ -32,3 +30,4 @@ pub use server::{
     StatusServer,
 };
 pub use shared::StatusConfig;
+pub use strahl_statefile::write_atomic;

@@ -79,6 +79,7 @@ const ROLES: &[(&str, Role)] = &[
     ("strahl-config", Role::Common),
     ("strahl-metrics", Role::Common),
     ("strahl-seal", Role::Common),
+    ("strahl-statefile", Role::Common),
     ("strahl-fec", Role::Dp),
     ("strahl-packetize", Role::Dp),
     ("strahl-pacer", Role::Dp),

@@ -1,9 +1,14 @@
-//! Atomic file replacement for the state directory.
+//! Atomic file replacement for the state directory: paired clients, host identity, the web
+//! password hash, the admin token, the setup code, native pairings. One implementation for
+//! every crate that writes state, so the crash guarantee is stated and tested once.
 //!
-//! Contract: after `write_atomic(path, bytes)` returns `Ok`, a crash at any point leaves either
-//! the complete old file or the complete new file at `path`, never a torn mix. Steps: write a
-//! unique temp file in the same directory, fsync it, rename it over `path` (atomic within one
-//! file system), then fsync the directory so the rename itself is durable.
+//! Contract: after `write_atomic(path, bytes, mode)` returns `Ok`, a crash at any point leaves
+//! either the complete old file or the complete new file at `path`, never a torn mix. Steps:
+//! write a unique temp file in the same directory, created with the final `mode` (a secret is
+//! never world-readable, not even briefly), fsync it, rename it over `path` (atomic within one
+//! file system), then fsync the directory so the rename itself is durable. On failure the temp
+//! file is removed and the old file is untouched.
+#![forbid(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
