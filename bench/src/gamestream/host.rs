@@ -169,12 +169,16 @@ impl Host {
             .transport
             .map(|t| format!("transport = \"{t}\"\n"))
             .unwrap_or_default();
+        // Video in clear: the receiver-side pacing capture reads each packet's frame, block and
+        // shard from the GameStream video header, which SS_ENC_VIDEO (on by default) encrypts.
+        // The cost of sealing is measured on its own (`strahl-bench seal`).
         let toml = format!(
             "[host]\nname = \"strahl-bench\"\nstate_dir = \"{state}\"\n\
              [network]\naddresses = [\"{addr}\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
              [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}\
              [video]\nsource = \"passthrough\"\npassthrough_file = \"{file}\"\n\
              fec_percent_min = {fec}\nfec_percent_default = {fec}\nfec_percent_max = {fec}\n\
+             [gamestream]\nencryption = \"off\"\n\
              [status]\nopen_reads = true\n{extra}\n",
             state = state.display(),
             sock = dir.join("run/dataplane.sock").display(),

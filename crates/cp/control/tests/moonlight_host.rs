@@ -356,7 +356,9 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
         .lines()
         .find(|l| l.contains("session 1 started"))
         .unwrap();
-    assert!(line.contains("packet 1392 B"), "{line}");
+    // 1392 asked; SS_ENC_VIDEO (on by default, [gamestream] encryption = "preferred") takes
+    // 32 B of each packet for its header and tag.
+    assert!(line.contains("packet 1360 B"), "{line}");
     assert!(line.contains("audio 2 ch @ 48000 Hz"), "{line}");
     // ...with the client's key (the control plane logs a fingerprint, never the key).
     cp.wait_for(&format!(
@@ -388,6 +390,47 @@ fn pair_client(dir: &Scratch, cp: &Proc, http: u16, name: &str, pin: &str, n: us
     client_dir
 }
 
+/// A later-paired client may only view and list until the operator grants more (issue 13):
+/// grants it everything with the real CLI (`clients perm ID all`), checking it needed it.
+fn grant_launch_to_the_second_client(cfg: &std::path::Path) {
+    let cli = |args: &[&str]| {
+        let out = Command::new(control_bin())
+            .args(["clients", "--config"])
+            .arg(cfg)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run strahl-control clients");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let list: Value = serde_json::from_str(cli(&["--json"]).trim()).unwrap();
+    let later: Vec<&str> = list["clients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["protocol"] == "gamestream"
+                && !c["permissions"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|x| x == "launch"))
+        })
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(
+        later.len(),
+        1,
+        "the second client should need the grant: {list}"
+    );
+    let out = cli(&["perm", later[0], "all"]);
+    assert!(out.contains("launch"), "{out}");
+}
+
 /// Two paired Moonlight cores stream at once (default `max_sessions` 2): each gets its own
 /// session (own RTSP handshake matched by its key, own ping payload, own ENet registration),
 /// frames arrive for both, and the first client's /cancel ends its session only — the second
@@ -409,6 +452,7 @@ fn two_moonlight_clients_stream_at_once_and_cancel_alone() {
     cp.wait_for("connected to dataplane");
     let a_dir = pair_client(&dir, &cp, http, "ml-a", "4711", 1);
     let b_dir = pair_client(&dir, &cp, http, "ml-b", "4712", 2);
+    grant_launch_to_the_second_client(&cfg_path);
 
     // A pulls frames for 4 s, B for 9 s: A's /cancel lands while B streams.
     let a = MlClient::spawn_with("session", http, &a_dir, "4711", &["--frame-wait", "4"]);
