@@ -380,6 +380,11 @@ fn garbage_datagrams_do_not_crash_the_dataplane() {
         recv(&p).unwrap().message,
         Message::Event(Event::TransportChosen { .. })
     ));
+    // ...and what its encoder makes (IPC minor 2), after every handshake.
+    assert!(matches!(
+        recv(&p).unwrap().message,
+        Message::Event(Event::VideoCaps(_))
+    ));
 
     // A second control plane meanwhile is refused as busy.
     let extra = raw_connect(&sock);

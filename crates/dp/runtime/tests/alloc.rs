@@ -1,6 +1,8 @@
 //! The tile's steady state does not allocate: a run of 20 000 packets makes exactly as many
-//! allocations as a run of 2 000 (only set-up allocates). Counting allocator, one test in this
-//! binary so no other thread allocates meanwhile. Loopback only; no privileges needed.
+//! allocations as a run of 2 000 (only set-up allocates). Counting allocator, counting the
+//! allocations of the thread the tile runs on (the test's own): the harness's threads allocate
+//! when they please (seen in CI under load: 4 stray allocations in one window), the tile's thread
+//! is what the claim is about. Loopback only; no privileges needed.
 
 use std::net::{SocketAddr, UdpSocket};
 
@@ -8,7 +10,7 @@ use strahl_net::mmsg::{MmsgConfig, MmsgTx};
 use strahl_pacer::{Backlog, PacerConfig};
 use strahl_runtime::tile::{self, Clock, Shared, Source, TileConfig};
 
-use strahl_testkit::{CountingAlloc, global_allocs};
+use strahl_testkit::{CountingAlloc, counted};
 
 #[global_allocator]
 static A: CountingAlloc = CountingAlloc;
@@ -45,11 +47,9 @@ fn allocs_for(n: u64, q: &mut MmsgTx, dest: SocketAddr) -> u64 {
     let shared = Shared::default();
     let clock = Clock::new();
     let mut src = Src { left: n, dest };
-    let before = global_allocs();
-    let c = tile::run(q, &mut src, &cfg, &shared, &clock).unwrap();
-    let after = global_allocs();
+    let (c, allocs) = counted(|| tile::run(q, &mut src, &cfg, &shared, &clock).unwrap());
     assert_eq!(c.packets, n);
-    after - before
+    allocs
 }
 
 #[test]
