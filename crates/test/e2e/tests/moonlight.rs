@@ -11,7 +11,8 @@
 //!   48 kHz stereo audio decodes and is not silent; keyboard and mouse events sent with LiSend*
 //!   arrive at the recording sink; /cancel ends the stream and `/serverinfo` is free again.
 //! - [`fec_recovers_dropped_video_packets`]: 3 % of video packets dropped by the data plane's
-//!   seeded test knob, 20 % FEC, 600 frames: no frame is lost (contiguous frame numbers, all
+//!   seeded test knob (never more of an FEC block than its parity: what is dropped is always
+//!   recoverable, so any lost frame is our defect), 20 % FEC, 600 frames: no frame is lost (contiguous frame numbers, all
 //!   600 decode, the pixel counter increases), the knob's host-side drop counter is ≥ 1 % of the
 //!   packets, and the client's own SS_FRAME_FEC_STATUS reports say "recovered" > 0 and
 //!   "lost" = 0 — our parity is byte-exact nanors. LiGetRTPVideoStats is read and printed, but

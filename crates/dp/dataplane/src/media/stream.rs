@@ -65,6 +65,20 @@ pub trait StreamPacketizer: Send {
     -> Result<Option<usize>, PacketizeError>;
     /// Apply a new FEC percentage from the next unit on (streams without adaptive FEC ignore it).
     fn set_fec_percent(&mut self, _pct: u8) {}
+    /// The FEC block the next packet of the current unit belongs to, for the test knob (it
+    /// never drops more of a block than its parity restores); `None` for streams without
+    /// per-block FEC or when no unit is in progress.
+    fn next_fec_block(&self) -> Option<FecBlock> {
+        None
+    }
+}
+
+/// One FEC block of the unit in progress: `index` tells blocks of one unit apart, `parity` is how
+/// many of its packets a receiver may lose and still rebuild it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FecBlock {
+    pub index: u32,
+    pub parity: u32,
 }
 
 /// GameStream video (gamestream-host.md §A14–A16).
@@ -122,6 +136,14 @@ impl StreamPacketizer for GsVideoStream {
 
     fn set_fec_percent(&mut self, pct: u8) {
         self.pk.set_fec_percent(pct);
+    }
+
+    fn next_fec_block(&self) -> Option<FecBlock> {
+        let (index, parity) = self.cursor.as_ref()?.next_block()?;
+        Some(FecBlock {
+            index: index as u32,
+            parity: parity as u32,
+        })
     }
 }
 
@@ -222,7 +244,8 @@ mod tests {
             let au: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
             let mut want = Vec::new();
             let mut f = reference.frame(&au, meta).unwrap();
-            let blocks = f.plan().blocks;
+            let plan = *f.plan();
+            let blocks = plan.blocks;
             while let Some(n) = f.next_packet(&mut buf).unwrap() {
                 want.push(buf[..n].to_vec());
             }
@@ -231,9 +254,26 @@ mod tests {
             let cost = s.begin(&unit).unwrap();
             assert_eq!(cost.packets, want.len() as u64);
             let mut got = Vec::new();
-            while let Some(n) = s.next_packet(&unit, &mut buf).unwrap() {
+            let mut spots = Vec::new();
+            while let Some(spot) = s.next_fec_block() {
+                let n = s.next_packet(&unit, &mut buf).unwrap().unwrap();
                 got.push(buf[..n].to_vec());
+                spots.push(spot);
             }
+            // The knob's view: every packet names its block and that block's parity.
+            let want_spots: Vec<FecBlock> = (0..blocks)
+                .flat_map(|k| {
+                    let b = plan.block[k];
+                    std::iter::repeat_n(
+                        FecBlock {
+                            index: k as u32,
+                            parity: b.parity as u32,
+                        },
+                        b.data + b.parity,
+                    )
+                })
+                .collect();
+            assert_eq!(spots, want_spots, "AU of {len} B");
             assert_eq!(
                 got, want,
                 "byte-identical packets, parity included ({len} B)"

@@ -293,6 +293,7 @@ impl TxTile {
                     f.left = cost.backlog();
                     self.local.lowered += u64::from(cost.parity_lowered);
                     f.begun = true;
+                    f.knob.begin_unit();
                     any = true;
                     f.current = Some(slot);
                 }
@@ -384,13 +385,14 @@ impl TxTile {
                 q.abandon(frame);
                 break;
             };
+            let block = f.pk.next_fec_block();
             match f.pk.next_packet(unit, q.payload_mut(&frame)) {
                 Ok(Some(len)) => {
                     f.left.packets = f.left.packets.saturating_sub(1);
                     let w = len as u64 + WIRE_OVERHEAD;
                     f.left.bytes = f.left.bytes.saturating_sub(w);
                     wire += w;
-                    if f.knob.drop_next() {
+                    if f.knob.drop_next(block) {
                         q.abandon(frame);
                         local.knob_drops += 1;
                     } else if q.submit(frame, len, dest).is_ok() {

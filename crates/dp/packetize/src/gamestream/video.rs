@@ -287,6 +287,13 @@ impl GsCursor {
         self.frame_index
     }
 
+    /// The FEC block the next packet belongs to — `(index in the frame, parity shards)` — or
+    /// `None` after the frame's last packet. A block loses nothing while at most `parity` of its
+    /// packets go missing.
+    pub fn next_block(&self) -> Option<(usize, usize)> {
+        (self.block < self.plan.blocks).then(|| (self.block, self.plan.block[self.block].parity))
+    }
+
     /// Packets not yet written.
     pub fn remaining(&self) -> usize {
         let done: usize = self.plan.block[..self.block.min(self.plan.blocks)]
