@@ -7,6 +7,12 @@
 //! frame, after the data packets: either all at once straight into the caller's m parity buffers
 //! with `f.parity_into(bufs)` (no extra copy), or, for strictly one-buffer-at-a-time callers, into
 //! a reused scratch area that `next_packet` copies into each parity packet.
+//!
+//! Callers that cannot hold a borrow of the access unit between packets (the data plane's tx
+//! tile hands the unit back on every call) use the owned cursor instead: `let mut c =
+//! packetizer.begin(au, meta)?;` computes the parity at once into the scratch, then
+//! `packetizer.write_next(&mut c, au, buf)` writes one datagram per call. Both APIs produce the
+//! same bytes for the same frames (a test checks it).
 
 use strahl_fec::gf16::Gf16Encoder;
 use strahl_ipc::DEFAULT_FEC_PERCENT;
@@ -166,7 +172,61 @@ impl NativePacketizer {
         au: &'a [u8],
         meta: FrameMeta,
     ) -> Result<NativeFrame<'a>, PacketizeError> {
-        let (shape, lowered) = match shape_for(&self.cfg, au.len()) {
+        let (shape, header) = self.start_frame(au.len(), meta)?;
+        Ok(NativeFrame {
+            p: self,
+            au,
+            shape,
+            header,
+            next: 0,
+            parity_ready: false,
+        })
+    }
+
+    /// Start one access unit as an owned [`NativeCursor`] (see the module header): the frame's
+    /// parity is computed here, into the reused scratch, so every later
+    /// [`Self::write_next`] costs one copy and one seal — a pacer releasing the frame's packets
+    /// never waits for FEC in the middle of a frame. The frame id is consumed even if the caller
+    /// stops early.
+    pub fn begin(&mut self, au: &[u8], meta: FrameMeta) -> Result<NativeCursor, PacketizeError> {
+        let (shape, header) = self.start_frame(au.len(), meta)?;
+        self.compute_parity(au, &shape)?;
+        Ok(NativeCursor {
+            shape,
+            header,
+            next: 0,
+        })
+    }
+
+    /// Write the next datagram of the frame `c` was begun with into `buf` — `au` must be the
+    /// same access unit (its length is checked: [`PacketizeError::OutOfOrder`] otherwise).
+    /// Returns its length, or `None` after the last one.
+    pub fn write_next(
+        &mut self,
+        c: &mut NativeCursor,
+        au: &[u8],
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, PacketizeError> {
+        let idx = c.next;
+        if idx >= c.shape.packets() {
+            return Ok(None);
+        }
+        if au.len() != c.header.frame_len as usize {
+            return Err(PacketizeError::OutOfOrder);
+        }
+        let total = self.copy_shard(&c.shape, &c.header, idx, au, buf)?;
+        self.seal_packet(&c.shape, &c.header, idx, buf)?;
+        c.next += 1;
+        Ok(Some(total))
+    }
+
+    /// Frame id, counters and the header template of a frame of `au_len` bytes.
+    fn start_frame(
+        &mut self,
+        au_len: usize,
+        meta: FrameMeta,
+    ) -> Result<(FrameShape, ShardHeader), PacketizeError> {
+        let (shape, lowered) = match shape_for(&self.cfg, au_len) {
             Ok(s) => s,
             Err(e) => {
                 self.stats.refused += 1;
@@ -184,19 +244,85 @@ impl NativePacketizer {
             data_shards: shape.data_shards as u16,
             parity_shards: shape.parity_shards as u16,
             shard_len: shape.shard_len as u16,
-            frame_len: au.len() as u32,
+            frame_len: au_len as u32,
             flags: if meta.keyframe { FLAG_KEYFRAME } else { 0 },
             pts_us: meta.pts_us & MAX_PTS_US,
         };
         debug_assert_eq!(header.validate(), Ok(()));
-        Ok(NativeFrame {
-            p: self,
-            au,
-            shape,
-            header,
-            next: 0,
-            parity_ready: false,
-        })
+        Ok((shape, header))
+    }
+
+    /// Copy shard `idx` (data from `au`, parity from the scratch, which must hold this frame's
+    /// parity) into its place in `buf`; returns the datagram's length.
+    fn copy_shard(
+        &self,
+        shape: &FrameShape,
+        header: &ShardHeader,
+        idx: usize,
+        au: &[u8],
+        buf: &mut [u8],
+    ) -> Result<usize, PacketizeError> {
+        let (k, s) = (shape.data_shards, shape.shard_len);
+        let len = ShardHeader {
+            shard_index: idx as u16,
+            ..*header
+        }
+        .wire_shard_len();
+        let total = OVERHEAD + len;
+        if buf.len() < total {
+            return Err(PacketizeError::BufferTooSmall {
+                needed: total,
+                got: buf.len(),
+            });
+        }
+        let body = &mut buf[PREFIX_LEN + HEADER_LEN..PREFIX_LEN + HEADER_LEN + len];
+        if idx < k {
+            body.copy_from_slice(&au[idx * s..idx * s + len]);
+        } else {
+            let j = idx - k;
+            body.copy_from_slice(&self.parity[j * s..(j + 1) * s]);
+        }
+        Ok(total)
+    }
+
+    /// Write prefix and header of shard `idx` around the shard bytes already in `buf`, seal in
+    /// place, append the tag, count it.
+    fn seal_packet(
+        &mut self,
+        shape: &FrameShape,
+        header: &ShardHeader,
+        idx: usize,
+        buf: &mut [u8],
+    ) -> Result<(), PacketizeError> {
+        let header = ShardHeader {
+            shard_index: idx as u16,
+            ..*header
+        };
+        let len = header.wire_shard_len();
+        let total = OVERHEAD + len;
+        let pn = self.sealer.next_packet_number();
+        let mut prefix = [0u8; PREFIX_LEN];
+        Prefix::new(self.cfg.stream, pn).encode(&mut prefix);
+        buf[..PREFIX_LEN].copy_from_slice(&prefix);
+        let mut hdr = [0u8; HEADER_LEN];
+        header.encode(&mut hdr);
+        buf[PREFIX_LEN..PREFIX_LEN + HEADER_LEN].copy_from_slice(&hdr);
+        let (aad, rest) = buf.split_at_mut(PREFIX_LEN);
+        let (used_pn, tag) = self.sealer.seal(aad, &mut rest[..HEADER_LEN + len])?;
+        debug_assert_eq!(
+            used_pn, pn,
+            "the prefix must carry the packet number the sealer used"
+        );
+        buf[total - strahl_seal::TAG_LEN..total].copy_from_slice(&tag);
+        let st = &mut self.stats;
+        st.packets += 1;
+        st.bytes += total as u64;
+        if idx < shape.data_shards {
+            st.data_packets += 1;
+        } else {
+            st.parity_packets += 1;
+        }
+        Ok(())
     }
 
     /// Compute the frame's parity into `self.parity` (m · S scratch).
@@ -290,33 +416,27 @@ impl NativeFrame<'_> {
     /// Write the next datagram into `buf`; returns its length, or `None` after the last one.
     pub fn next_packet(&mut self, buf: &mut [u8]) -> Result<Option<usize>, PacketizeError> {
         let idx = self.next;
-        let (k, s) = (self.shape.data_shards, self.shape.shard_len);
         if idx >= self.shape.packets() {
             return Ok(None);
         }
-        let header = ShardHeader {
+        let len = ShardHeader {
             shard_index: idx as u16,
             ..self.header
-        };
-        let len = header.wire_shard_len();
-        let total = OVERHEAD + len;
-        if buf.len() < total {
+        }
+        .wire_shard_len();
+        if buf.len() < OVERHEAD + len {
             return Err(PacketizeError::BufferTooSmall {
-                needed: total,
+                needed: OVERHEAD + len,
                 got: buf.len(),
             });
         }
-        if idx >= k && !self.parity_ready {
+        if idx >= self.shape.data_shards && !self.parity_ready {
             self.p.compute_parity(self.au, &self.shape)?;
             self.parity_ready = true;
         }
-        let body = &mut buf[PREFIX_LEN + HEADER_LEN..PREFIX_LEN + HEADER_LEN + len];
-        if idx < k {
-            body.copy_from_slice(&self.au[idx * s..idx * s + len]);
-        } else {
-            let j = idx - k;
-            body.copy_from_slice(&self.p.parity[j * s..(j + 1) * s]);
-        }
+        let total = self
+            .p
+            .copy_shard(&self.shape, &self.header, idx, self.au, buf)?;
         self.seal_packet(idx, buf)?;
         Ok(Some(total))
     }
@@ -360,39 +480,35 @@ impl NativeFrame<'_> {
         Ok(m)
     }
 
-    /// Write prefix and header of shard `idx` around the shard bytes already in `buf`, seal in
-    /// place, append the tag, count it.
+    /// Seal shard `idx` (already copied into `buf`) and count it.
     fn seal_packet(&mut self, idx: usize, buf: &mut [u8]) -> Result<(), PacketizeError> {
-        let header = ShardHeader {
-            shard_index: idx as u16,
-            ..self.header
-        };
-        let len = header.wire_shard_len();
-        let total = OVERHEAD + len;
-        let pn = self.p.sealer.next_packet_number();
-        let mut prefix = [0u8; PREFIX_LEN];
-        Prefix::new(self.p.cfg.stream, pn).encode(&mut prefix);
-        buf[..PREFIX_LEN].copy_from_slice(&prefix);
-        let mut hdr = [0u8; HEADER_LEN];
-        header.encode(&mut hdr);
-        buf[PREFIX_LEN..PREFIX_LEN + HEADER_LEN].copy_from_slice(&hdr);
-        let (aad, rest) = buf.split_at_mut(PREFIX_LEN);
-        let (used_pn, tag) = self.p.sealer.seal(aad, &mut rest[..HEADER_LEN + len])?;
-        debug_assert_eq!(
-            used_pn, pn,
-            "the prefix must carry the packet number the sealer used"
-        );
-        buf[total - strahl_seal::TAG_LEN..total].copy_from_slice(&tag);
+        self.p.seal_packet(&self.shape, &self.header, idx, buf)?;
         self.next += 1;
-        let st = &mut self.p.stats;
-        st.packets += 1;
-        st.bytes += total as u64;
-        if idx < self.shape.data_shards {
-            st.data_packets += 1;
-        } else {
-            st.parity_packets += 1;
-        }
         Ok(())
+    }
+}
+
+/// One frame begun with [`NativePacketizer::begin`]: owned (no borrow of the access unit or the
+/// packetizer), so it can live in a struct between packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeCursor {
+    shape: FrameShape,
+    header: ShardHeader,
+    next: usize,
+}
+
+impl NativeCursor {
+    pub fn shape(&self) -> FrameShape {
+        self.shape
+    }
+
+    pub fn frame_id(&self) -> u32 {
+        self.header.frame_id
+    }
+
+    /// Packets not yet written.
+    pub fn remaining(&self) -> usize {
+        self.shape.packets() - self.next
     }
 }
 
@@ -421,6 +537,47 @@ mod tests {
             shape_for(&cfg, 32769 * 1408),
             Err(PacketizeError::FrameTooLarge { max, .. }) if max == 32768 * 1408
         ));
+    }
+
+    #[test]
+    fn the_cursor_writes_exactly_what_the_frame_api_writes() {
+        use strahl_seal::aead::Backend;
+        use strahl_seal::native::Direction;
+        let new = || {
+            let mut cfg = NativeConfig::new(1408);
+            cfg.fec_percent = 30;
+            let tx = TxSealer::new(&[3; 32], Direction::HostToClient, Backend::DEFAULT);
+            NativePacketizer::new(cfg, tx).unwrap()
+        };
+        let (mut a, mut b) = (new(), new());
+        let mut buf = vec![0u8; 1408 + OVERHEAD];
+        for (i, len) in [1usize, 1408, 50_000, 140_801].into_iter().enumerate() {
+            let au: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+            let meta = FrameMeta {
+                pts_us: i as u64 * 8333,
+                keyframe: i == 0,
+            };
+            let mut want = Vec::new();
+            let mut f = a.frame(&au, meta).unwrap();
+            while let Some(n) = f.next_packet(&mut buf).unwrap() {
+                want.push(buf[..n].to_vec());
+            }
+            let mut c = b.begin(&au, meta).unwrap();
+            assert_eq!(c.remaining(), want.len());
+            let mut got = Vec::new();
+            while let Some(n) = b.write_next(&mut c, &au, &mut buf).unwrap() {
+                got.push(buf[..n].to_vec());
+            }
+            assert_eq!(got, want, "AU of {len} B");
+            assert_eq!(c.remaining(), 0);
+        }
+        assert_eq!(a.stats(), b.stats());
+        // Another AU than the one begun is refused, not packetized.
+        let mut c = b.begin(&[1; 100], FrameMeta::default()).unwrap();
+        assert_eq!(
+            b.write_next(&mut c, &[1; 99], &mut buf),
+            Err(PacketizeError::OutOfOrder)
+        );
     }
 
     #[test]
