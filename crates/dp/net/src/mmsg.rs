@@ -8,6 +8,10 @@
 //! - The kernel copies the payload during the syscall, so frames complete as soon as it returns;
 //!   `reclaim` reports them.
 //! - All `mmsghdr`/`iovec`/address/cmsg scratch is allocated at construction.
+//! - [`MmsgRx::enable_gro`] turns on UDP GRO: the kernel may hand one message holding several
+//!   datagrams of one size from one source; the segment size comes in a `UDP_GRO` cmsg and is
+//!   recorded per slot ([`RxBatch::segment_size`]). The caller's slots must then hold 64 KiB, or
+//!   coalesced messages are truncated (and counted).
 #![allow(unsafe_code)]
 
 use crate::NetError;
@@ -268,6 +272,7 @@ impl TxQueue for MmsgTx {
 pub struct MmsgRx {
     sock: UdpSocket,
     scratch: Scratch,
+    gro: bool,
     counters: RxCounters,
 }
 
@@ -283,12 +288,26 @@ impl MmsgRx {
         Ok(Self {
             sock,
             scratch: Scratch::new(max_batch, max_batch),
+            gro: false,
             counters: RxCounters::default(),
         })
     }
 
     pub fn socket(&self) -> &UdpSocket {
         &self.sock
+    }
+
+    /// Asks the kernel for UDP GRO (see the module contract). An error (a kernel without
+    /// `UDP_GRO`) leaves the queue receiving one datagram per slot, as before.
+    pub fn enable_gro(&mut self) -> std::io::Result<()> {
+        sys::set_udp_gro(&self.sock, true)?;
+        self.gro = true;
+        Ok(())
+    }
+
+    /// Whether [`Self::enable_gro`] succeeded.
+    pub fn gro(&self) -> bool {
+        self.gro
     }
 }
 
@@ -317,12 +336,18 @@ impl RxQueue for MmsgRx {
             hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_iov = &mut s.iovs[i];
             hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
+            if self.gro {
+                hdr.msg_control = s.cmsgs[i].as_mut_ptr() as *mut libc::c_void;
+                hdr.msg_controllen = GSO_CMSG_SPACE as _;
+            } else {
+                hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_controllen = 0;
+            }
             hdr.msg_flags = 0;
         }
-        // SAFETY: hdrs[..n] point at live scratch addresses and at n disjoint slots of the
-        // caller's batch buffer (each `slot` bytes, inside `buf`), borrowed mutably for the call.
+        // SAFETY: hdrs[..n] point at live scratch addresses, at n disjoint slots of the
+        // caller's batch buffer (each `slot` bytes, inside `buf`), borrowed mutably for the call,
+        // and (GRO) at n live cmsg buffers of GSO_CMSG_SPACE bytes each.
         let rc = unsafe {
             libc::recvmmsg(
                 fd,
@@ -360,7 +385,18 @@ impl RxQueue for MmsgRx {
             srcs[i] = sys::read_sockaddr(&s.addrs[i]).unwrap_or(srcs[i]);
             self.counters.received_bytes += len as u64;
         }
-        self.counters.received_packets += got as u64;
+        let mut datagrams = got;
+        if self.gro {
+            for i in 0..got {
+                let seg = sys::read_gro_cmsg(&s.hdrs[i].msg_hdr).unwrap_or(0);
+                let len = s.hdrs[i].msg_len as usize;
+                if seg > 0 && seg < len {
+                    batch.set_segment(i, seg);
+                    datagrams += len.div_ceil(seg) - 1;
+                }
+            }
+        }
+        self.counters.received_packets += datagrams as u64;
         batch.set_filled(got);
         Ok(got)
     }

@@ -3,6 +3,9 @@
 //! Contract: the batch is allocated once by the caller (`slots` × `slot_size` bytes plus metadata);
 //! a receive call overwrites it with up to `slots` datagrams, never allocates, and waits at most the
 //! timeout it is given. Truncation (datagram longer than a slot) is counted, not an error.
+//! A queue that coalesces (UDP GRO, [`crate::mmsg::MmsgRx::enable_gro`]) may fill one slot with
+//! several datagrams of one size back to back (the last may be shorter); [`RxBatch::segment_size`]
+//! says so, and [`RxBatch::datagrams_mut`] splits a slot back into its datagrams.
 
 use crate::NetError;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,6 +18,8 @@ pub struct RxBatch {
     lens: Box<[usize]>,
     srcs: Box<[SocketAddr]>,
     truncated: Box<[bool]>,
+    /// Per slot: the size of each coalesced datagram, 0 when the slot holds one datagram.
+    segs: Box<[usize]>,
     filled: usize,
 }
 
@@ -28,6 +33,7 @@ impl RxBatch {
             lens: vec![0; slots].into_boxed_slice(),
             srcs: vec![unspecified; slots].into_boxed_slice(),
             truncated: vec![false; slots].into_boxed_slice(),
+            segs: vec![0; slots].into_boxed_slice(),
             filled: 0,
         }
     }
@@ -60,6 +66,31 @@ impl RxBatch {
         Some((&self.buf[start..start + len], self.srcs[i]))
     }
 
+    /// Slot `i` of the last receive, writable (a receiver that decrypts in place), and its source.
+    pub fn get_mut(&mut self, i: usize) -> Option<(&mut [u8], SocketAddr)> {
+        if i >= self.filled {
+            return None;
+        }
+        let start = i * self.slot_size;
+        let len = self.lens[i].min(self.slot_size);
+        Some((&mut self.buf[start..start + len], self.srcs[i]))
+    }
+
+    /// Size of each datagram coalesced into slot `i` (UDP GRO), or `None` when the slot holds a
+    /// single datagram.
+    pub fn segment_size(&self, i: usize) -> Option<usize> {
+        (i < self.filled && self.segs[i] > 0).then(|| self.segs[i])
+    }
+
+    /// The datagrams of slot `i`, writable: one, or the coalesced ones split at
+    /// [`Self::segment_size`] (the last may be shorter). Empty past the last receive.
+    pub fn datagrams_mut(&mut self, i: usize) -> std::slice::ChunksMut<'_, u8> {
+        let seg = self.segment_size(i);
+        let slot = self.get_mut(i).map_or(&mut [][..], |(b, _)| b);
+        let n = seg.unwrap_or(slot.len()).max(1);
+        slot.chunks_mut(n)
+    }
+
     /// Whether datagram `i` was longer than a slot.
     pub fn truncated(&self, i: usize) -> bool {
         i < self.filled && self.truncated[i]
@@ -88,8 +119,18 @@ impl RxBatch {
         )
     }
 
+    /// Records that slot `i` holds datagrams of `size` bytes coalesced (0: one datagram).
+    pub(crate) fn set_segment(&mut self, i: usize, size: usize) {
+        self.segs[i] = size;
+    }
+
     pub(crate) fn set_filled(&mut self, n: usize) {
         debug_assert!(n <= self.capacity());
+        if n == 0 {
+            // Every transport starts a receive with 0: a slot never keeps an earlier
+            // receive's segment size.
+            self.segs.fill(0);
+        }
         self.filled = n;
     }
 }
