@@ -52,7 +52,8 @@ pub const MAGIC: [u8; 4] = *b"STRL";
 pub const MAJOR: u16 = 1;
 /// Protocol minor version spoken by this build. 1: SessionStart carries `StreamOptions`.
 /// 2: the `VideoCaps` event (the data plane's encoder capabilities, after every handshake).
-pub const MINOR: u16 = 2;
+/// 3: native sessions stream; `StreamOptions::CHECKABLE` asks for the pattern source.
+pub const MINOR: u16 = 3;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 14;
 /// Largest datagram either side sends or accepts (header included). 64 KiB holds a stats

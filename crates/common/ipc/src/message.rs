@@ -216,6 +216,13 @@ impl StreamOptions {
     pub const HDR: u32 = 0x10;
     /// The client asked for 4:4:4 chroma (`chromaSamplingType` 1).
     pub const YUV444: u32 = 0x20;
+    /// Minor 3: the video units are checkable frames (`strahl_packetize::native::check`), made
+    /// by the data plane's pattern source at the session's bitrate and fps instead of by the
+    /// configured source and encoder — a native session whose client chose the passthrough
+    /// codec (`strahl/1` codec bit 8), for pushing the network path at any rate. Only native
+    /// sessions set it; a data plane before minor 3 refuses native sessions altogether, so it
+    /// never streams something else in its place.
+    pub const CHECKABLE: u32 = 0x40;
 
     pub fn has(&self, bit: u32) -> bool {
         self.flags & bit == bit

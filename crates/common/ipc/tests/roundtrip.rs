@@ -290,3 +290,25 @@ fn minor_zero_session_start_decodes_with_default_stream_options() {
         "minor 1 appends the stream options"
     );
 }
+
+/// Minor 3: a native session asking for checkable frames keeps its flag through the wire, next
+/// to the other stream options.
+#[test]
+fn a_checkable_native_session_start_round_trips() {
+    let mut s = common::session_start();
+    s.protocol = Protocol::Native;
+    s.keys = KeyMaterial::Native {
+        secret: Secret([0x33; 32]),
+    };
+    s.stream.flags = StreamOptions::CHECKABLE;
+    let m = Message::SessionStart(Box::new(s));
+    let bytes = common::encode_vec(&m);
+    let d = decode(&bytes).unwrap();
+    assert_eq!(d.header.minor, 3);
+    let Message::SessionStart(back) = &d.message else {
+        panic!("{:?}", d.message)
+    };
+    assert!(back.stream.has(StreamOptions::CHECKABLE));
+    assert!(!back.stream.has(StreamOptions::ENCRYPT_VIDEO));
+    assert_eq!(d.message, m);
+}
