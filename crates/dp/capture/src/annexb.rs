@@ -233,93 +233,16 @@ pub fn unescape_into(nal: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The [`StreamFormat`] of an H.264 SPS NAL (header byte included): profile, bit depth,
-/// chroma and the cropped picture size. `None` when truncated or malformed.
+/// chroma and the cropped picture size. `None` when truncated or malformed
+/// ([`crate::h264_sps`] reads it).
 pub fn sps_format(nal: &[u8]) -> Option<StreamFormat> {
-    if nal.first()? & 0x1f != nal_type::SPS {
-        return None;
-    }
-    let mut rbsp = Vec::with_capacity(nal.len());
-    unescape_into(&nal[1..], &mut rbsp);
-    let mut r = BitReader::new(&rbsp);
-    let profile = r.bits(8)? as u8;
-    r.bits(16)?; // constraint flags, level
-    r.ue()?; // sps id
-    let (mut chroma_format_idc, mut bit_depth) = (1, 8);
-    if matches!(
-        profile,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    ) {
-        chroma_format_idc = r.ue()?;
-        if chroma_format_idc == 3 {
-            r.bit()?;
-        }
-        bit_depth = r.ue()?.checked_add(8)?;
-        r.ue()?; // chroma bit depth
-        r.bit()?; // qpprime_y_zero_transform_bypass
-        if r.bit()? == 1 {
-            for i in 0..if chroma_format_idc == 3 { 12 } else { 8 } {
-                if r.bit()? == 1 {
-                    let size = if i < 6 { 16 } else { 64 };
-                    let (mut last, mut next) = (8i32, 8i32);
-                    for _ in 0..size {
-                        if next != 0 {
-                            next = (last + r.se()? + 256).rem_euclid(256);
-                        }
-                        if next != 0 {
-                            last = next;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    r.ue()?; // log2_max_frame_num_minus4
-    match r.ue()? {
-        0 => {
-            r.ue()?;
-        }
-        1 => {
-            r.bit()?;
-            r.se()?;
-            r.se()?;
-            let n = r.ue()?;
-            if n > 255 {
-                return None;
-            }
-            for _ in 0..n {
-                r.se()?;
-            }
-        }
-        _ => {}
-    }
-    r.ue()?; // max_num_ref_frames
-    r.bit()?;
-    let width_mbs = r.ue()?.checked_add(1)?;
-    let height_units = r.ue()?.checked_add(1)?;
-    let frame_mbs_only = r.bit()?;
-    if frame_mbs_only == 0 {
-        r.bit()?;
-    }
-    r.bit()?;
-    let (sub_w, sub_h) = match chroma_format_idc {
-        1 => (2, 2),
-        2 => (2, 1),
-        _ => (1, 1),
-    };
-    let crop = if r.bit()? == 1 {
-        [r.ue()?, r.ue()?, r.ue()?, r.ue()?]
-    } else {
-        [0; 4]
-    };
-    let h_mul = 2 - frame_mbs_only;
-    let width = (width_mbs * 16).checked_sub(sub_w * (crop[0].checked_add(crop[1])?))?;
-    let height =
-        (height_units * 16 * h_mul).checked_sub(sub_h * h_mul * (crop[2].checked_add(crop[3])?))?;
+    let sps = crate::h264_sps::parse_h264_sps(nal)?;
+    let (width, height) = sps.cropped_size()?;
     Some(StreamFormat {
         codec: CodecKind::H264,
-        profile,
-        bit_depth: u8::try_from(bit_depth).ok()?,
-        chroma: match chroma_format_idc {
+        profile: sps.profile_idc,
+        bit_depth: u8::try_from(sps.bit_depth).ok()?,
+        chroma: match sps.chroma_format_idc {
             0 => Chroma::Mono,
             1 => Chroma::Yuv420,
             2 => Chroma::Yuv422,

@@ -26,6 +26,7 @@ pub mod annexb;
 pub mod av1;
 pub mod format;
 pub mod fuzzing;
+pub mod h264_sps;
 pub mod hevc;
 pub mod kms;
 pub mod kms_grab;
