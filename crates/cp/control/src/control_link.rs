@@ -13,14 +13,21 @@
 //!   so a disconnect releases only what that session's client held.
 //! - [`ControlLink::execute`] is also what the nvhttp and RTSP shells call with the manager's
 //!   actions (register at PLAY, terminate at /cancel or a replacing /resume).
+//! - Apollo's set-clipboard (0x3001, frontier.md §1) is handled on the service thread too,
+//!   by [`ClipboardLink`]: the text goes into the host clipboard that `/actions/clipboard`
+//!   serves, only for a session whose client holds `clipboard-set` (looked up in the same
+//!   permission table as input, so it fails closed), and only within the clipboard's size and
+//!   UTF-8 rules. It never reaches the manager.
 //! - A command to a stopped server is logged, never a panic.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use strahl_enet::{ControlConfig, ControlEvent, ControlServer, DisconnectReason, SessionId};
+use strahl_gamestream::Permissions;
+use strahl_gamestream::clipboard::{Clipboard, ClipboardError};
 use strahl_metrics::{Metric, Registry};
 use tokio::sync::{mpsc, watch};
 
@@ -40,6 +47,96 @@ pub struct ControlLink {
     local_addr: SocketAddr,
     /// Each registered session's permissions, read by the input sink.
     permissions: crate::input_sink::PermissionTable,
+    clipboard: Arc<ClipboardLink>,
+}
+
+/// Refusals logged individually; past this only every [`REFUSAL_LOG_EVERY`]-th is, so a client
+/// repeating a refused message cannot flood the journal.
+const REFUSAL_LOG_FIRST: u64 = 10;
+const REFUSAL_LOG_EVERY: u64 = 1000;
+
+/// Why a control-stream clipboard text was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClipboardRefusal {
+    /// The session's client lacks `clipboard-set` (or the session is not registered).
+    NoPermission,
+    /// Over the size limit or not UTF-8 (the clipboard's own rules, as over HTTPS).
+    Invalid(ClipboardError),
+    /// The GameStream host (which owns the clipboard) is not up yet.
+    NoClipboard,
+}
+
+impl std::fmt::Display for ClipboardRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClipboardRefusal::NoPermission => f.write_str("the client lacks clipboard-set"),
+            ClipboardRefusal::Invalid(e) => e.fmt(f),
+            ClipboardRefusal::NoClipboard => f.write_str("the host clipboard is not ready"),
+        }
+    }
+}
+
+impl std::error::Error for ClipboardRefusal {}
+
+/// The control stream's set-clipboard: the session's permission, then the host clipboard.
+pub struct ClipboardLink {
+    permissions: crate::input_sink::PermissionTable,
+    /// Attached once the GameStream host (its owner) is up; the control server starts first.
+    clipboard: OnceLock<Arc<Clipboard>>,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl ClipboardLink {
+    pub fn new(permissions: crate::input_sink::PermissionTable) -> Self {
+        ClipboardLink {
+            permissions,
+            clipboard: OnceLock::new(),
+            refused: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The host clipboard from now on (a second call keeps the first).
+    pub fn attach(&self, clipboard: Arc<Clipboard>) {
+        let _ = self.clipboard.set(clipboard);
+    }
+
+    /// Session `session`'s 0x3001 with `text`: set, or refused (logged, rate-limited).
+    pub fn on_set(&self, session: u64, text: &[u8]) -> Result<(), ClipboardRefusal> {
+        let r = self.try_set(session, text);
+        match &r {
+            Ok(()) => log::info!(
+                "clipboard set by session {session} over the control stream ({} bytes)",
+                text.len()
+            ),
+            Err(e) => {
+                let n = self
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                if n <= REFUSAL_LOG_FIRST || n.is_multiple_of(REFUSAL_LOG_EVERY) {
+                    log::warn!(
+                        "clipboard from session {session} refused (#{n}, {} bytes): {e}",
+                        text.len()
+                    );
+                }
+            }
+        }
+        r
+    }
+
+    fn try_set(&self, session: u64, text: &[u8]) -> Result<(), ClipboardRefusal> {
+        let allowed = self
+            .permissions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&session)
+            .is_some_and(|p| p.allows(Permissions::CLIPBOARD_SET));
+        if !allowed {
+            return Err(ClipboardRefusal::NoPermission);
+        }
+        let clipboard = self.clipboard.get().ok_or(ClipboardRefusal::NoClipboard)?;
+        clipboard.set(text).map_err(ClipboardRefusal::Invalid)
+    }
 }
 
 impl ControlLink {
@@ -48,11 +145,18 @@ impl ControlLink {
     pub fn start(bind: SocketAddr, mut sink: CountedSink) -> io::Result<(Self, ControlEvents)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let permissions = sink.permissions();
+        let clipboard = Arc::new(ClipboardLink::new(permissions.clone()));
+        let clip = clipboard.clone();
         let cfg = ControlConfig {
             bind,
             ..ControlConfig::default()
         };
         let server = ControlServer::start(cfg, move |id: SessionId, ev: ControlEvent| {
+            if let ControlEvent::SetClipboard { text } = &ev {
+                // Refusals are logged by `on_set`; the session goes on either way.
+                let _ = clip.on_set(id.0, text);
+                return;
+            }
             sink.deliver(id.0, &ev);
             if !matches!(ev, ControlEvent::Input(_)) {
                 // The receiver lives until the host stops; after that nobody needs events.
@@ -65,6 +169,7 @@ impl ControlLink {
                 server: Mutex::new(Some(server)),
                 local_addr,
                 permissions,
+                clipboard,
             },
             rx,
         ))
@@ -72,6 +177,12 @@ impl ControlLink {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The host clipboard that set-clipboard messages write (the GameStream host's, so that
+    /// `/actions/clipboard` reads what a control stream set). Until then they are refused.
+    pub fn attach_clipboard(&self, clipboard: Arc<Clipboard>) {
+        self.clipboard.attach(clipboard);
     }
 
     /// Executes the manager's control actions in order.
@@ -246,5 +357,70 @@ fn publish_gauges(manager: &SharedManager, metrics: &Registry) {
     );
     if let Some(fec) = streams.iter().map(|s| s.fec_percent).max() {
         metrics.set(Metric::ControlFecPercent, u64::from(fec));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strahl_gamestream::clipboard::MAX_CLIPBOARD_BYTES;
+
+    fn link(grants: &[(u64, u32)]) -> (ClipboardLink, Arc<Clipboard>) {
+        let table = crate::input_sink::PermissionTable::default();
+        for &(session, bits) in grants {
+            table.lock().unwrap().insert(session, Permissions(bits));
+        }
+        let l = ClipboardLink::new(table);
+        let c = Arc::new(Clipboard::new());
+        l.attach(c.clone());
+        (l, c)
+    }
+
+    #[test]
+    fn set_clipboard_needs_clipboard_set_and_the_clipboards_rules() {
+        // 1: clipboard-set; 2: everything a later-paired client gets plus clipboard-read
+        // (reading is not setting); 9: never registered.
+        let (l, c) = link(&[
+            (1, Permissions::VIEW | Permissions::CLIPBOARD_SET),
+            (
+                2,
+                Permissions::DEFAULT_LATER.0 | Permissions::CLIPBOARD_READ,
+            ),
+        ]);
+        assert_eq!(l.on_set(1, "grüß".as_bytes()), Ok(()));
+        assert_eq!(c.get().as_deref(), Some("grüß"));
+        for session in [2, 9] {
+            assert_eq!(
+                l.on_set(session, b"nope"),
+                Err(ClipboardRefusal::NoPermission)
+            );
+        }
+        assert_eq!(
+            l.on_set(1, &vec![b'x'; MAX_CLIPBOARD_BYTES + 1]),
+            Err(ClipboardRefusal::Invalid(ClipboardError::TooLong {
+                len: MAX_CLIPBOARD_BYTES + 1
+            }))
+        );
+        assert_eq!(
+            l.on_set(1, &[0xc3, 0x28]),
+            Err(ClipboardRefusal::Invalid(ClipboardError::NotUtf8))
+        );
+        // Refusals leave the text as it was.
+        assert_eq!(c.get().as_deref(), Some("grüß"));
+    }
+
+    #[test]
+    fn before_the_host_is_up_and_after_a_session_ends_nothing_is_set() {
+        let table = crate::input_sink::PermissionTable::default();
+        table.lock().unwrap().insert(1, Permissions::ALL);
+        let l = ClipboardLink::new(table.clone());
+        assert_eq!(l.on_set(1, b"early"), Err(ClipboardRefusal::NoClipboard));
+        let c = Arc::new(Clipboard::new());
+        l.attach(c.clone());
+        assert_eq!(l.on_set(1, b"now"), Ok(()));
+        // The session's disconnect removes its entry (CountedSink): fail closed from then on.
+        table.lock().unwrap().remove(&1);
+        assert_eq!(l.on_set(1, b"late"), Err(ClipboardRefusal::NoPermission));
+        assert_eq!(c.get().as_deref(), Some("now"));
     }
 }

@@ -135,6 +135,8 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
             return Err(ServeError::Host(format!("GameStream host: {e}")));
         }
     };
+    // The control stream's set-clipboard writes the clipboard `/actions/clipboard` serves.
+    control.attach_clipboard(server.clipboard());
     let native = match crate::native::NativeHost::start(&opts.native, &state_dir) {
         Ok(n) => n,
         Err(e) => {

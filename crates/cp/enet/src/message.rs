@@ -14,6 +14,10 @@ pub const MSG_IDR_REQUEST: u16 = 0x0302;
 pub const MSG_START_B: u16 = 0x0307;
 pub const MSG_LTR_ACK: u16 = 0x0350;
 pub const MSG_FEC_STATUS: u16 = 0x5502;
+/// Apollo's set-clipboard (frontier.md §1, used by Artemis). The reference names the type and
+/// nothing else; strahl takes the whole V2 payload as the clipboard's UTF-8 text (the control
+/// plane checks size, UTF-8 and the client's `clipboard-set` permission).
+pub const MSG_SET_CLIPBOARD: u16 = 0x3001;
 
 // Host → client.
 pub const MSG_TERMINATION: u16 = 0x0109;
@@ -107,6 +111,8 @@ pub enum ClientMessage {
     },
     FecStatus(FecStatus),
     Input(InputEvent),
+    /// 0x3001: the clipboard text as received (unchecked: see [`MSG_SET_CLIPBOARD`]).
+    SetClipboard(Vec<u8>),
     /// Legacy loss stats (never sent to Sunshine-type hosts); accepted and ignored.
     LossStats,
     Unknown(u16),
@@ -166,6 +172,7 @@ pub fn decode_client(msg_type: u16, p: &[u8]) -> Result<ClientMessage, MessageEr
         }
         MSG_INPUT => ClientMessage::Input(wire::decode(p).map_err(MessageError::Input)?),
         MSG_LOSS_STATS => ClientMessage::LossStats,
+        MSG_SET_CLIPBOARD => ClientMessage::SetClipboard(p.to_vec()),
         other => ClientMessage::Unknown(other),
     })
 }
@@ -323,6 +330,16 @@ mod tests {
             decode_client(MSG_INPUT, &[1, 2]),
             Err(MessageError::Input(_))
         ));
+        // The whole payload is the text, empty included (clears nothing: the control plane
+        // stores an empty text as set).
+        assert_eq!(
+            decode_client(MSG_SET_CLIPBOARD, "grüß".as_bytes()),
+            Ok(ClientMessage::SetClipboard("grüß".as_bytes().to_vec()))
+        );
+        assert_eq!(
+            decode_client(MSG_SET_CLIPBOARD, &[]),
+            Ok(ClientMessage::SetClipboard(Vec::new()))
+        );
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub enum ControlEvent {
     },
     FecStatus(FecStatus),
     Input(InputEvent),
+    /// Apollo's set-clipboard (0x3001): the text as the client sent it. Unchecked here: the
+    /// control plane applies its size and UTF-8 rules and the client's permission.
+    SetClipboard {
+        text: Vec<u8>,
+    },
     /// ENet's smoothed round-trip estimate to the client, sampled every
     /// [`crate::server::RTT_REPORT_INTERVAL`] while the session is up (for the operator's view).
     RoundTrip {
@@ -85,7 +90,8 @@ pub struct ControlSession {
     pub stats: SessionStats,
 }
 
-/// The largest V2 plaintext we expect from a client; the scratch buffer is sized once.
+/// The largest V2 plaintext we expect from a client but for a clipboard text, which grows the
+/// scratch buffer (once, to at most the framing's 64 KiB).
 const SCRATCH: usize = 2048;
 
 impl ControlSession {
@@ -141,6 +147,7 @@ impl ControlSession {
             Ok(ClientMessage::LtrAck { frame_index }) => Some(ControlEvent::LtrAck { frame_index }),
             Ok(ClientMessage::FecStatus(s)) => Some(ControlEvent::FecStatus(s)),
             Ok(ClientMessage::Input(ev)) => Some(ControlEvent::Input(ev)),
+            Ok(ClientMessage::SetClipboard(text)) => Some(ControlEvent::SetClipboard { text }),
             Ok(ClientMessage::Ping) => {
                 self.stats.pings += 1;
                 None
@@ -209,6 +216,28 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert_eq!(s.on_packet(&bad, t1), Err(SessionEnd::DecryptFailed));
+    }
+
+    #[test]
+    fn a_sealed_set_clipboard_becomes_its_event() {
+        let t0 = Instant::now();
+        let mut s = ControlSession::new(&KEY, t0);
+        let mut client = ControlCipher::new(&KEY, Role::Client);
+        let p = client_packet(&mut client, MSG_SET_CLIPBOARD, "héllo".as_bytes());
+        assert_eq!(
+            s.on_packet(&p, t0),
+            Ok(Some(ControlEvent::SetClipboard {
+                text: "héllo".as_bytes().to_vec()
+            }))
+        );
+        // The largest text the V2 framing can carry still arrives whole.
+        let max = ControlCipher::MAX_PLAINTEXT_LEN - ControlCipher::V2_HEADER_LEN;
+        let big = vec![b'a'; max];
+        let p = client_packet(&mut client, MSG_SET_CLIPBOARD, &big);
+        assert_eq!(
+            s.on_packet(&p, t0),
+            Ok(Some(ControlEvent::SetClipboard { text: big }))
+        );
     }
 
     #[test]

@@ -311,6 +311,41 @@ fn connect_messages_and_termination() {
     srv.shutdown();
 }
 
+/// Apollo's set-clipboard (0x3001) crosses real ENet whole, also at the largest size the V2
+/// framing carries (ENet fragments it), and the session goes on afterwards.
+#[test]
+fn set_clipboard_arrives_whole() {
+    let (srv, rx) = server();
+    let id = SessionId(5);
+    srv.add_session(id, CONNECT_DATA, KEY).unwrap();
+    let mut c = Client::new(srv.local_addr(), CONNECT_DATA);
+    c.wait_connected();
+    assert!(matches!(
+        c.next_event(&rx).1,
+        ControlEvent::Connected { .. }
+    ));
+    c.send(0, message::MSG_SET_CLIPBOARD, "grüß dich".as_bytes(), true);
+    assert_eq!(
+        c.next_event(&rx),
+        (
+            id,
+            ControlEvent::SetClipboard {
+                text: "grüß dich".as_bytes().to_vec()
+            }
+        )
+    );
+    let max = ControlCipher::MAX_PLAINTEXT_LEN - ControlCipher::V2_HEADER_LEN;
+    let big: Vec<u8> = (0..max).map(|i| b'a' + (i % 26) as u8).collect();
+    c.send(0, message::MSG_SET_CLIPBOARD, &big, true);
+    assert_eq!(
+        c.next_event(&rx),
+        (id, ControlEvent::SetClipboard { text: big })
+    );
+    c.send(1, message::MSG_IDR_REQUEST, &[0, 0], true);
+    assert_eq!(c.next_event(&rx), (id, ControlEvent::IdrRequested));
+    srv.shutdown();
+}
+
 #[test]
 fn unknown_connect_data_is_refused() {
     let (srv, rx) = server();

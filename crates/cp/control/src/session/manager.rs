@@ -327,7 +327,12 @@ impl SessionManager {
                     });
                 }
             }
-            ControlEvent::StartB | ControlEvent::LtrAck { .. } | ControlEvent::Input(_) => {}
+            // Input and the clipboard are handled on the control server's thread
+            // (`control_link`), never here.
+            ControlEvent::StartB
+            | ControlEvent::LtrAck { .. }
+            | ControlEvent::Input(_)
+            | ControlEvent::SetClipboard { .. } => {}
         }
         a
     }
