@@ -10,6 +10,8 @@
 //! - The client's own certificate lives in its state directory (created on first use).
 #![forbid(unsafe_code)]
 
+pub mod recv;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
