@@ -4,13 +4,16 @@
 //! - [`parse`] turns the arguments into a [`Command`] or a usage error (no I/O).
 //! - [`run`] carries a command out against a host: `pair HOST PIN` runs the SPAKE2 ceremony and
 //!   stores the host's fingerprint (atomic write) for pinned TLS later; `check HOST` connects
-//!   with that pin, says hello and stops — proof that a paired client gets in.
+//!   with that pin, says hello and stops — proof that a paired client gets in; `stream HOST`
+//!   runs a session for a while, receiving, reassembling and verifying every frame
+//!   (`stream.rs`, the sans-IO receiver in `recv.rs`), and prints a JSON summary.
 //! - Every failure is an [`Exit`] with a sentence for the person and a distinct exit code per
-//!   kind (usage, refused, unreachable, version mismatch, local state).
+//!   kind (usage, refused, unreachable, version mismatch, local state, media failed).
 //! - The client's own certificate lives in its state directory (created on first use).
 #![forbid(unsafe_code)]
 
 pub mod recv;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,24 +23,34 @@ use strahl_native::pairing::hex;
 use strahl_native::quic::client::{ClientError, open_session, pair};
 use strahl_native::store::{ClientIdentity, KnownHosts};
 
+pub use stream::StreamOptions;
+
 /// The host's default native port (`[network] native_port`).
 pub const DEFAULT_PORT: u16 = 47900;
 
 pub const USAGE: &str = "\
 usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
        strahl-client [--state-dir DIR] check HOST
+       strahl-client [--state-dir DIR] stream HOST [--seconds N] [--json FILE]
+                     [--codec passthrough|h264|any] [--bitrate KBPS] [--mode WxH@FPS]
+                     [--mtu BYTES] [--media-port PORT]
 
   pair HOST PIN   pair with a strahl host: on the host, `strahl-control pair` (or the status
                   page's button) shows a 4-digit PIN valid for a while; one try per PIN
   check HOST      connect to a paired host with pinned TLS, say hello, and stop
+  stream HOST     run a session for N seconds (10): receive, reassemble (FEC when shards are
+                  missing), open and verify every frame; a progress line on stderr, then a
+                  JSON summary on stdout or in FILE. Defaults: any codec (the host picks),
+                  20000 kbit/s, 1280x720@60, MTU 1500, any free media port
 
 HOST is NAME[:PORT] or an address (port 47900 unless given). State (this client's certificate
 and the hosts it paired with): --state-dir, else $XDG_CONFIG_HOME/strahl-client, else
 ~/.config/strahl-client.
 exit codes: 0 ok, 1 refused by the host or pairing failed, 2 usage, 3 host unreachable,
-4 protocol version mismatch, 5 local state unusable";
+4 protocol version mismatch, 5 local state unusable, 6 streamed but no frame arrived or a
+frame failed verification";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Help,
     Pair {
@@ -48,9 +61,10 @@ pub enum Command {
     Check {
         host: String,
     },
+    Stream(StreamOptions),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Args {
     pub state_dir: Option<PathBuf>,
     pub command: Command,
@@ -73,6 +87,7 @@ fn usage(msg: &str) -> Exit {
 pub fn parse(args: &[String]) -> Result<Args, Exit> {
     let mut state_dir = None;
     let mut name = None;
+    let mut stream_opts: Vec<(String, String)> = Vec::new();
     let mut words = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -96,6 +111,13 @@ pub fn parse(args: &[String]) -> Result<Args, Exit> {
                         .clone(),
                 )
             }
+            o @ ("--seconds" | "--json" | "--codec" | "--bitrate" | "--mode" | "--mtu"
+            | "--media-port") => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| usage(&format!("{o} needs a value")))?;
+                stream_opts.push((o.to_owned(), v.clone()));
+            }
             s if s.starts_with('-') => return Err(usage(&format!("unknown option {s}"))),
             _ => words.push(a.clone()),
         }
@@ -112,9 +134,19 @@ pub fn parse(args: &[String]) -> Result<Args, Exit> {
             }
         }
         [c, host] if c == "check" => Command::Check { host: host.clone() },
+        [c, host] if c == "stream" => {
+            let mut o = StreamOptions::new(host.clone());
+            for (k, v) in stream_opts.drain(..) {
+                o.set(&k, &v).map_err(|e| usage(&e))?;
+            }
+            Command::Stream(o)
+        }
         [] => return Err(usage("no command")),
         _ => return Err(usage(&format!("cannot read {:?}", words.join(" ")))),
     };
+    if let Some((k, _)) = stream_opts.first() {
+        return Err(usage(&format!("{k} is an option of `stream`")));
+    }
     Ok(Args { state_dir, command })
 }
 
@@ -128,7 +160,7 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 /// `HOST` with the default port when none is given (an IPv6 literal needs brackets to carry one).
-async fn resolve(host: &str) -> Result<SocketAddr, Exit> {
+pub(crate) async fn resolve(host: &str) -> Result<SocketAddr, Exit> {
     let with_port = if host.parse::<SocketAddr>().is_ok() {
         host.to_owned()
     } else if let Ok(ip) = host.parse::<std::net::IpAddr>() {
@@ -149,7 +181,7 @@ async fn resolve(host: &str) -> Result<SocketAddr, Exit> {
         .ok_or_else(|| unreachable("no address".into()))
 }
 
-fn client_exit(e: ClientError) -> Exit {
+pub(crate) fn client_exit(e: ClientError) -> Exit {
     let code = match &e {
         ClientError::Unreachable(_) => 3,
         ClientError::VersionMismatch(_) => 4,
@@ -167,7 +199,7 @@ fn client_exit(e: ClientError) -> Exit {
     }
 }
 
-fn state_exit(e: impl std::fmt::Display) -> Exit {
+pub(crate) fn state_exit(e: impl std::fmt::Display) -> Exit {
     Exit {
         code: 5,
         message: e.to_string(),
@@ -179,6 +211,7 @@ pub async fn run(args: Args) -> Result<String, Exit> {
     let dir = args.state_dir.unwrap_or_else(default_state_dir);
     match args.command {
         Command::Help => Ok(USAGE.to_owned()),
+        Command::Stream(o) => stream::run(dir, o).await,
         Command::Pair { host, pin, name } => {
             let addr = resolve(&host).await?;
             let id = ClientIdentity::load_or_create(&dir).map_err(state_exit)?;
@@ -270,9 +303,31 @@ mod tests {
             &["pair"],
             &[],
             &["-x"],
+            &["check", "h", "--seconds", "3"],
+            &["stream", "h", "--seconds"],
+            &["stream", "h", "--codec", "vp8"],
         ] {
             assert_eq!(p(bad).unwrap_err().code, 2, "{bad:?}");
         }
+        let mut want = StreamOptions::new("h:5".into());
+        want.seconds = 3.0;
+        want.json = Some(PathBuf::from("/tmp/s.json"));
+        want.codecs = strahl_native::msg::codec::PASSTHROUGH;
+        assert_eq!(
+            p(&[
+                "stream",
+                "h:5",
+                "--seconds",
+                "3",
+                "--json",
+                "/tmp/s.json",
+                "--codec",
+                "passthrough"
+            ])
+            .unwrap()
+            .command,
+            Command::Stream(want)
+        );
     }
 
     #[tokio::test]

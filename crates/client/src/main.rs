@@ -24,7 +24,10 @@ fn main() -> ExitCode {
     };
     match rt.block_on(strahl_client::run(parsed)) {
         Ok(out) => {
-            println!("{out}");
+            // `stream --json FILE` has written its summary there: nothing to print.
+            if !out.is_empty() {
+                println!("{out}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

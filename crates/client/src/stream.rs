@@ -1,0 +1,688 @@
+//! `strahl-client stream HOST`: one native session, received and verified for a while.
+//!
+//! Contract:
+//! - The media socket is bound before `hello` (its port goes in it), so nothing the host sends
+//!   after `start` is refused by the kernel; it is read with `recvmmsg`, with UDP GRO when the
+//!   kernel allows it (else one datagram per slot), on a thread of its own that owns the sans-IO
+//!   [`Receiver`]. The media keys are the QUIC TLS exporter's (`media_secrets`, the welcome's
+//!   key context): the same host → client secret the host hands its data plane.
+//! - The async side owns the control connection: it sends the receiver's loss reports and
+//!   keyframe requests, passes `reconfigured` to the receiver, and ends the session with `stop`
+//!   after `--seconds`, or when the host stops it.
+//! - A progress line goes to stderr at most 4 times a second (once a second when stderr is not a
+//!   terminal); the summary ([`Summary::to_json`]) goes to stdout or `--json FILE`, also when the
+//!   stream failed.
+//! - Exit codes follow `lib.rs` (refused 1, unreachable 3, version mismatch 4, local 5), plus
+//!   [`EXIT_MEDIA`] when the session ran but no frame arrived or a frame failed verification.
+
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use strahl_native::msg::{
+    Hello, Message, Mode, Reconfigured, Stop, StopReason, VERSION_MAJOR, VERSION_MINOR, codec,
+};
+use strahl_native::quic::client::{ClientError, open_session};
+use strahl_native::store::{ClientIdentity, KnownHosts};
+use strahl_net::mmsg::{DEFAULT_SOCKET_BUFFER, MMSG_BATCH, MmsgRx};
+use strahl_net::{RxBatch, RxQueue};
+use strahl_packetize::native::{Reassembler, ReassemblerConfig, shard_len_for_mtu};
+use strahl_seal::aead::Backend;
+use strahl_seal::native::{Direction, RxOpener};
+
+use crate::recv::{Counters, Latency, Output, Receiver, RecvConfig};
+use crate::{Exit, client_exit, resolve, state_exit};
+
+/// The session ran, but no frame arrived or a frame failed verification.
+pub const EXIT_MEDIA: u8 = 6;
+/// Slots of 64 KiB: a GRO message holds up to 64 KiB of datagrams.
+const SLOT: usize = 65_536;
+
+/// `stream`'s options (defaults in [`StreamOptions::new`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamOptions {
+    pub host: String,
+    pub seconds: f64,
+    pub json: Option<PathBuf>,
+    /// Set of codec bits offered in `hello`.
+    pub codecs: u64,
+    pub bitrate_kbps: u64,
+    pub mode: Mode,
+    /// Path MTU: sets the largest shard offered.
+    pub mtu: usize,
+    /// 0: any free port.
+    pub media_port: u16,
+}
+
+impl StreamOptions {
+    pub fn new(host: String) -> Self {
+        StreamOptions {
+            host,
+            seconds: 10.0,
+            json: None,
+            codecs: codec::H264 | codec::PASSTHROUGH,
+            bitrate_kbps: 20_000,
+            mode: Mode {
+                width: 1280,
+                height: 720,
+                fps: 60,
+            },
+            mtu: 1500,
+            media_port: 0,
+        }
+    }
+
+    /// Applies one `--option VALUE`; `Ok(false)` when the option is not `stream`'s.
+    pub fn set(&mut self, opt: &str, value: &str) -> Result<bool, String> {
+        let num = |what: &str| -> Result<u64, String> {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{what} needs a whole number, not {value:?}"))
+        };
+        match opt {
+            "--seconds" => {
+                self.seconds = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+                    .ok_or_else(|| format!("--seconds needs 0 < N ≤ 86400, not {value:?}"))?;
+            }
+            "--json" => self.json = Some(PathBuf::from(value)),
+            "--codec" => {
+                self.codecs = match value {
+                    "passthrough" => codec::PASSTHROUGH,
+                    "h264" => codec::H264,
+                    "any" => codec::H264 | codec::PASSTHROUGH,
+                    _ => {
+                        return Err(format!(
+                            "--codec is passthrough, h264 or any, not {value:?}"
+                        ));
+                    }
+                }
+            }
+            "--bitrate" => {
+                self.bitrate_kbps = num("--bitrate")?;
+                if !(1..=100_000_000).contains(&self.bitrate_kbps) {
+                    return Err("--bitrate is 1..=100000000 kbit/s".into());
+                }
+            }
+            "--mode" => self.mode = parse_mode(value)?,
+            "--mtu" => {
+                self.mtu = num("--mtu")? as usize;
+                if !(576..=65_535).contains(&self.mtu) {
+                    return Err("--mtu is 576..=65535".into());
+                }
+            }
+            "--media-port" => {
+                self.media_port = u16::try_from(num("--media-port")?)
+                    .map_err(|_| "--media-port is 0..=65535".to_string())?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `WxH@FPS`, e.g. `1280x720@120`.
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    let bad = || format!("--mode is WxH@FPS (e.g. 1280x720@60), not {s:?}");
+    let (wh, fps) = s.split_once('@').ok_or_else(bad)?;
+    let (w, h) = wh.split_once('x').ok_or_else(bad)?;
+    let n = |x: &str, max: u32| {
+        x.parse::<u32>()
+            .ok()
+            .filter(|v| (1..=max).contains(v))
+            .ok_or_else(bad)
+    };
+    Ok(Mode {
+        width: n(w, 16384)?,
+        height: n(h, 16384)?,
+        fps: n(fps, 1000)?,
+    })
+}
+
+/// The JSON summary of one run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub host: String,
+    pub session_id: u64,
+    pub codec: u64,
+    pub mode: Mode,
+    pub bitrate_kbps: u64,
+    pub fec_percent: u8,
+    pub shard_len: u16,
+    pub gro: bool,
+    /// Seconds from the first datagram to the end (0 when none arrived).
+    pub seconds: f64,
+    pub counters: Counters,
+    pub latency: Option<Latency>,
+    pub in_flight_at_end: usize,
+    pub first_failure: Option<String>,
+    /// How the session ended.
+    pub end: String,
+}
+
+fn codec_name(c: u64) -> &'static str {
+    match c {
+        codec::H264 => "h264",
+        codec::HEVC => "hevc",
+        codec::AV1 => "av1",
+        codec::PASSTHROUGH => "passthrough",
+        _ => "unknown",
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+impl Summary {
+    pub fn goodput_mbps(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.counters.bytes as f64 * 8.0 / self.seconds / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let c = &self.counters;
+        let latency = match self.latency {
+            Some(l) => format!(
+                "{{\"what\": \"first shard to frame reassembled\", \"samples\": {}, \
+                 \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
+                l.samples, l.p50_us, l.p99_us, l.max_us
+            ),
+            None => "null".into(),
+        };
+        let fields: Vec<(&str, String)> = vec![
+            ("host", json_str(&self.host)),
+            ("session_id", self.session_id.to_string()),
+            ("codec", json_str(codec_name(self.codec))),
+            (
+                "mode",
+                json_str(&format!(
+                    "{}x{}@{}",
+                    self.mode.width, self.mode.height, self.mode.fps
+                )),
+            ),
+            ("bitrate_kbps", self.bitrate_kbps.to_string()),
+            ("fec_percent", self.fec_percent.to_string()),
+            ("shard_len", self.shard_len.to_string()),
+            ("gro", self.gro.to_string()),
+            ("seconds", format!("{:.3}", self.seconds)),
+            ("frames", c.frames.to_string()),
+            ("bytes", c.bytes.to_string()),
+            ("goodput_mbps", format!("{:.3}", self.goodput_mbps())),
+            ("keyframes", c.keyframes.to_string()),
+            ("recovered", c.recovered.to_string()),
+            ("shards_recovered", c.shards_recovered.to_string()),
+            ("lost", c.lost.to_string()),
+            ("verify_failures", c.verify_failures.to_string()),
+            ("seq_out_of_order", c.seq_out_of_order.to_string()),
+            ("datagrams", c.datagrams.to_string()),
+            ("bad_tag", c.bad_tag.to_string()),
+            ("replayed", c.replayed.to_string()),
+            ("old_epoch", c.old_epoch.to_string()),
+            ("late", c.late.to_string()),
+            ("duplicate", c.duplicate.to_string()),
+            ("malformed", c.malformed.to_string()),
+            ("over_budget", c.over_budget.to_string()),
+            ("keyframe_requests", c.keyframe_requests.to_string()),
+            ("loss_reports", c.loss_reports.to_string()),
+            ("in_flight_at_end", self.in_flight_at_end.to_string()),
+            ("latency", latency),
+            (
+                "first_failure",
+                self.first_failure
+                    .as_deref()
+                    .map_or("null".into(), json_str),
+            ),
+            ("end", json_str(&self.end)),
+        ];
+        let body: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("  \"{k}\": {v}"))
+            .collect();
+        format!("{{\n{}\n}}", body.join(",\n"))
+    }
+}
+
+/// From the control side to the media thread.
+enum ToMedia {
+    Reconfigured(Reconfigured),
+    Stop,
+}
+
+/// What the media thread hands back when it ends.
+struct MediaEnd {
+    counters: Counters,
+    latency: Option<Latency>,
+    in_flight: usize,
+    first_failure: Option<String>,
+    first_datagram: Option<Instant>,
+    ended: Instant,
+    error: Option<String>,
+}
+
+/// The live progress line (see the module contract).
+struct Progress {
+    tty: bool,
+    every: Duration,
+    start: Instant,
+    last: Instant,
+    last_bytes: u64,
+    printed: bool,
+}
+
+impl Progress {
+    fn new(now: Instant) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        Progress {
+            tty,
+            every: if tty {
+                Duration::from_millis(250)
+            } else {
+                Duration::from_secs(1)
+            },
+            start: now,
+            last: now,
+            last_bytes: 0,
+            printed: false,
+        }
+    }
+
+    fn tick(&mut self, now: Instant, c: &Counters) {
+        let dt = now.duration_since(self.last);
+        if dt < self.every {
+            return;
+        }
+        let rate = (c.bytes - self.last_bytes) as f64 * 8.0 / dt.as_secs_f64() / 1e6;
+        let line = format!(
+            "{:7.1} s {:9.1} Mbit/s  frames {}  recovered {}  lost {}{}",
+            now.duration_since(self.start).as_secs_f64(),
+            rate,
+            c.frames,
+            c.recovered,
+            c.lost,
+            if c.verify_failures > 0 {
+                format!("  VERIFY FAILED {}", c.verify_failures)
+            } else {
+                String::new()
+            }
+        );
+        let mut err = std::io::stderr().lock();
+        // A progress line that cannot be written is not worth stopping the stream for.
+        let _ = if self.tty {
+            write!(err, "\r{line}\x1b[K")
+        } else {
+            writeln!(err, "{line}")
+        };
+        self.printed = true;
+        self.last = now;
+        self.last_bytes = c.bytes;
+    }
+
+    fn finish(&self) {
+        if self.tty && self.printed {
+            eprintln!();
+        }
+    }
+}
+
+/// The media thread: receive, feed the core, send what it says to the control side.
+fn media_loop(
+    mut rx: MmsgRx,
+    mut core: Receiver,
+    start: Instant,
+    to_media: std_mpsc::Receiver<ToMedia>,
+    outputs: tokio::sync::mpsc::UnboundedSender<Output>,
+) -> MediaEnd {
+    let mut batch = RxBatch::new(MMSG_BATCH, SLOT);
+    let mut out = Vec::new();
+    let mut progress = Progress::new(start);
+    let mut first_datagram = None;
+    let mut error = None;
+    'run: loop {
+        loop {
+            match to_media.try_recv() {
+                Ok(ToMedia::Reconfigured(r)) => core.on_reconfigured(&r),
+                Ok(ToMedia::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => break 'run,
+                Err(std_mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        // Wake for the core's next deadline, and often enough to see a stop.
+        let elapsed = start.elapsed();
+        let wait = core
+            .next_deadline()
+            .saturating_sub(elapsed)
+            .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        let n = match rx.recv(&mut batch, wait) {
+            Ok(n) => n,
+            Err(e) => {
+                error = Some(format!("media socket: {e}"));
+                break;
+            }
+        };
+        let now = Instant::now();
+        if n > 0 && first_datagram.is_none() {
+            first_datagram = Some(now);
+        }
+        let t = now.duration_since(start);
+        for i in 0..n {
+            for d in batch.datagrams_mut(i) {
+                core.on_datagram(d, t);
+            }
+        }
+        core.poll(t, &mut out);
+        for o in out.drain(..) {
+            if outputs.send(o).is_err() {
+                break 'run; // the control side is gone
+            }
+        }
+        progress.tick(now, core.counters());
+    }
+    progress.finish();
+    MediaEnd {
+        counters: core.counters().clone(),
+        latency: core.latency(),
+        in_flight: core.frames_in_flight(),
+        first_failure: core.first_failure().map(str::to_owned),
+        first_datagram,
+        ended: Instant::now(),
+        error,
+    }
+}
+
+/// How the control side saw the session end.
+enum End {
+    Time,
+    HostStopped(StopReason),
+    Lost(ClientError),
+    MediaFailed,
+}
+
+/// Runs `stream`; returns what to print (the summary, or nothing when it went to a file).
+pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
+    let addr = resolve(&o.host).await?;
+    let id = ClientIdentity::load_or_create(&dir).map_err(state_exit)?;
+    let known = KnownHosts::load(&dir).map_err(state_exit)?;
+    let host_fp = known.get(&o.host).ok_or_else(|| Exit {
+        code: 1,
+        message: format!(
+            "not paired with {}: run `strahl-client pair {} PIN`",
+            o.host, o.host
+        ),
+    })?;
+    let local = |what: &str, e: &dyn std::fmt::Display| Exit {
+        code: 5,
+        message: format!("{what}: {e}"),
+    };
+    let any: IpAddr = if addr.is_ipv6() {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
+    let sock = UdpSocket::bind(SocketAddr::new(any, o.media_port))
+        .map_err(|e| local(&format!("media port {}", o.media_port), &e))?;
+    let media_port = sock
+        .local_addr()
+        .map_err(|e| local("media socket", &e))?
+        .port();
+    let mut rx = MmsgRx::new(sock, MMSG_BATCH, DEFAULT_SOCKET_BUFFER)
+        .map_err(|e| local("media socket", &e))?;
+    // Without GRO (an old kernel) every datagram takes a slot of its own: slower, same result.
+    let gro = rx.enable_gro().is_ok();
+    let shard = shard_len_for_mtu(o.mtu, addr.is_ipv6()).clamp(64, 65_534) & !1;
+    let hello = Hello {
+        version_major: VERSION_MAJOR,
+        version_minor: VERSION_MINOR,
+        mode: o.mode,
+        codecs: o.codecs,
+        bitrate_kbps: o.bitrate_kbps,
+        max_shard_payload: shard as u16,
+        media_port,
+        capabilities: 0,
+    };
+    let mut s = open_session(addr, &id, host_fp, &hello)
+        .await
+        .map_err(client_exit)?;
+    let w = s.welcome.clone();
+    let opener = RxOpener::new(&s.h2c, Direction::HostToClient, Backend::DEFAULT);
+    let reasm = Reassembler::new(ReassemblerConfig::default(), opener)
+        .map_err(|e| local("reassembler", &e.0))?;
+    let start = Instant::now();
+    let core = Receiver::new(RecvConfig::new(w.codec, w.epoch), reasm, Duration::ZERO);
+    let (to_media, media_rx) = std_mpsc::channel();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let media = std::thread::Builder::new()
+        .name("strahl-client media".into())
+        .spawn(move || media_loop(rx, core, start, media_rx, out_tx))
+        .map_err(|e| local("media thread", &e))?;
+
+    let deadline = tokio::time::sleep(Duration::from_secs_f64(o.seconds));
+    tokio::pin!(deadline);
+    enum Ev {
+        Time,
+        Out(Option<Output>),
+        Ctl(Result<Message, ClientError>),
+    }
+    let end = loop {
+        let ev = tokio::select! {
+            _ = &mut deadline => Ev::Time,
+            x = out_rx.recv() => Ev::Out(x),
+            m = s.control.next() => Ev::Ctl(m),
+        };
+        let sent = match ev {
+            Ev::Time => break End::Time,
+            Ev::Out(None) => break End::MediaFailed,
+            Ev::Out(Some(Output::Loss(r))) => s.control.send(&Message::LossReport(r)).await,
+            Ev::Out(Some(Output::Keyframe(k))) => {
+                s.control.send(&Message::KeyframeRequest(k)).await
+            }
+            Ev::Ctl(Ok(Message::Reconfigured(r))) => {
+                // The media thread ends only after this loop: the send cannot fail.
+                let _ = to_media.send(ToMedia::Reconfigured(r));
+                Ok(())
+            }
+            Ev::Ctl(Ok(Message::Stop(st))) => break End::HostStopped(st.reason),
+            // Anything else (a newer host's messages included) does not concern a receiver.
+            Ev::Ctl(Ok(_)) => Ok(()),
+            Ev::Ctl(Err(e)) => break End::Lost(e),
+        };
+        if let Err(e) = sent {
+            break End::Lost(e);
+        }
+    };
+    // The thread sees the stop within its 20 ms receive wait.
+    let _ = to_media.send(ToMedia::Stop);
+    let m = media
+        .join()
+        .map_err(|_| local("media thread", &"panicked"))?;
+    if matches!(end, End::Time) {
+        let _ = s
+            .control
+            .send(&Message::Stop(Stop {
+                reason: StopReason::ClientQuit,
+            }))
+            .await;
+    }
+    s.control.close().await;
+
+    let seconds = m
+        .first_datagram
+        .map_or(0.0, |t| m.ended.duration_since(t).as_secs_f64());
+    let end_text = match &end {
+        End::Time => format!("{} s done", o.seconds),
+        End::HostStopped(r) => format!("host stopped the session (reason {})", r.code()),
+        End::Lost(e) => e.to_string(),
+        End::MediaFailed => m
+            .error
+            .clone()
+            .unwrap_or_else(|| "media thread ended".into()),
+    };
+    let summary = Summary {
+        host: o.host.clone(),
+        session_id: w.session_id,
+        codec: w.codec,
+        mode: w.mode,
+        bitrate_kbps: w.bitrate_kbps,
+        fec_percent: w.fec_percent,
+        shard_len: w.shard_len,
+        gro,
+        seconds,
+        counters: m.counters,
+        latency: m.latency,
+        in_flight_at_end: m.in_flight,
+        first_failure: m.first_failure,
+        end: end_text.clone(),
+    };
+    let json = summary.to_json();
+    let printed = match &o.json {
+        Some(path) => {
+            std::fs::write(path, format!("{json}\n"))
+                .map_err(|e| local(&format!("--json {}", path.display()), &e))?;
+            String::new()
+        }
+        None => json,
+    };
+    let c = &summary.counters;
+    let fail = |code: u8, message: String| {
+        // The summary is the record of the run: print it even though the run failed.
+        if !printed.is_empty() {
+            println!("{printed}");
+        }
+        Err(Exit { code, message })
+    };
+    match end {
+        End::Lost(e) => return fail(client_exit(e).code, format!("stream ended: {end_text}")),
+        End::HostStopped(StopReason::Unpaired) => {
+            return fail(1, format!("{end_text}: this client was unpaired"));
+        }
+        End::MediaFailed => return fail(EXIT_MEDIA, end_text),
+        End::Time | End::HostStopped(_) => {}
+    }
+    if c.frames == 0 {
+        return fail(
+            EXIT_MEDIA,
+            format!(
+                "no frame arrived in {} s ({} datagrams, {} with a bad tag)",
+                o.seconds, c.datagrams, c.bad_tag
+            ),
+        );
+    }
+    if c.verify_failures > 0 {
+        return fail(
+            EXIT_MEDIA,
+            format!(
+                "{} of {} frames failed verification; first: {}",
+                c.verify_failures,
+                c.frames,
+                summary.first_failure.as_deref().unwrap_or("?")
+            ),
+        );
+    }
+    Ok(printed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_refuse_nonsense() {
+        let mut o = StreamOptions::new("h".into());
+        assert_eq!(o.set("--seconds", "2.5"), Ok(true));
+        assert_eq!(o.seconds, 2.5);
+        assert_eq!(o.set("--mode", "1920x1080@120"), Ok(true));
+        assert_eq!(
+            o.mode,
+            Mode {
+                width: 1920,
+                height: 1080,
+                fps: 120
+            }
+        );
+        assert_eq!(o.set("--codec", "passthrough"), Ok(true));
+        assert_eq!(o.codecs, codec::PASSTHROUGH);
+        assert_eq!(o.set("--bitrate", "1000000"), Ok(true));
+        assert_eq!(o.set("--name", "x"), Ok(false));
+        for (k, v) in [
+            ("--seconds", "0"),
+            ("--seconds", "nan"),
+            ("--mode", "1920x1080"),
+            ("--mode", "0x1@1"),
+            ("--codec", "vp9"),
+            ("--bitrate", "0"),
+            ("--mtu", "100"),
+            ("--media-port", "70000"),
+        ] {
+            assert!(o.set(k, v).is_err(), "{k} {v}");
+        }
+    }
+
+    #[test]
+    fn the_summary_is_json_with_every_counter() {
+        let s = Summary {
+            host: "a\"b".into(),
+            session_id: 3,
+            codec: codec::PASSTHROUGH,
+            mode: Mode {
+                width: 1280,
+                height: 720,
+                fps: 60,
+            },
+            bitrate_kbps: 1000,
+            fec_percent: 20,
+            shard_len: 1428,
+            gro: true,
+            seconds: 2.0,
+            counters: Counters {
+                frames: 120,
+                bytes: 250_000,
+                ..Counters::default()
+            },
+            latency: Some(Latency {
+                samples: 120,
+                p50_us: 80,
+                p99_us: 300,
+                max_us: 900,
+            }),
+            in_flight_at_end: 1,
+            first_failure: None,
+            end: "2 s done".into(),
+        };
+        let j = s.to_json();
+        for key in [
+            "\"frames\": 120",
+            "\"bytes\": 250000",
+            "\"goodput_mbps\": 1.000",
+            "\"recovered\": 0",
+            "\"lost\": 0",
+            "\"bad_tag\": 0",
+            "\"replayed\": 0",
+            "\"old_epoch\": 0",
+            "\"verify_failures\": 0",
+            "\"p99_us\": 300",
+            "\"host\": \"a\\\"b\"",
+            "\"codec\": \"passthrough\"",
+            "\"first_failure\": null",
+        ] {
+            assert!(j.contains(key), "{key} missing in {j}");
+        }
+        assert!(j.starts_with('{') && j.ends_with('}'));
+    }
+}
