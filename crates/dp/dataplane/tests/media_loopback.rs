@@ -362,8 +362,9 @@ fn a_client_that_never_pings_ends_the_session_with_a_timeout() {
 }
 
 #[test]
-fn native_and_non_h264_sessions_are_refused_with_a_reason() {
+fn mismatched_keys_and_non_h264_sessions_are_refused_with_a_reason() {
     let mut media = media(settings(0.0, Duration::from_secs(1)), registry());
+    // Native sessions stream (tests/media_native.rs), but not with GameStream keys.
     let mut s = session(3, free_port(), free_port());
     s.protocol = Protocol::Native;
     assert!(
@@ -371,7 +372,7 @@ fn native_and_non_h264_sessions_are_refused_with_a_reason() {
             .start(&s)
             .unwrap_err()
             .to_string()
-            .contains("GameStream only")
+            .contains("another protocol's keys")
     );
     // The default source and encoder (synthetic + openh264) make H.264 only: a HEVC session is
     // refused with what was asked and what the encoder makes.

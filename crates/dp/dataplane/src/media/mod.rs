@@ -19,19 +19,29 @@
 //!   threads within [`STOP_BOUND`] and removes the streams from the tile.
 //! - Every session shares the stream ports (GameStream video 47998, audio 48000 by default):
 //!   the tile tells their pings apart by each session's ping payload ([`ping`]).
+//! - Both protocols take this one path. A GameStream session streams video (nanors FEC,
+//!   optional SS_ENC_VIDEO) and audio to the addresses its pings teach the tile. A native
+//!   `strahl/1` session streams video only ([`native_stream`]: one GF(2¹⁶) block per frame,
+//!   AES-GCM with the IPC's host→client secret) from the video port to the client's media
+//!   address in the SessionStart (`peer`'s address, `ports.video_dst`), paced like GameStream
+//!   video; its source is the configured one (H.264), or the pattern source's checkable frames
+//!   when the session asks for them (`StreamOptions::CHECKABLE`, [`pattern`]).
 //! - A session that fails (no ping within the timeout, encoder error) records why in its
 //!   [`Shared`]; [`MediaHost::poll_failures`] reports it once and the server ends the session.
 //!   Transport decisions come back through [`MediaHost::poll_events`] as `TransportChosen`.
 //! - Session policy (bitrate, FEC %) is the control plane's: the data plane applies what the IPC
 //!   says and guards only its own invariants (no frame without FEC, the AU cap that bounds
 //!   memory, packets that fit a transport frame).
-//! - [`ring`] links the tiles; [`stream`] is the protocol seam the tx tile packetizes through;
+//! - [`ring`] links the tiles; [`stream`] is the protocol seam the tx tile packetizes through
+//!   ([`native_stream`] its `strahl/1` implementation);
 //!   [`paths`] holds the transports and the per-destination routing; [`tile`] is the tx tile.
 
 pub mod audio;
 pub mod clock;
 pub mod knob;
+pub mod native_stream;
 pub mod paths;
+pub mod pattern;
 pub mod ping;
 pub mod ring;
 pub mod stream;
@@ -39,7 +49,7 @@ pub mod tile;
 pub mod video;
 
 use std::collections::BTreeMap;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -55,6 +65,7 @@ use strahl_net::{TransportKind, TxQueue};
 use strahl_pacer::{Mode, PacerConfig};
 use strahl_packetize::gamestream::{GsVideoConfig, GsVideoPacketizer, max_access_unit_bytes};
 use strahl_seal::gamestream::VideoCipher;
+use stream::StreamPacketizer;
 
 use paths::{Paths, PortPath};
 use ping::PingMatcher;
@@ -109,6 +120,9 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// Unit slots between a session's video encoder and the tile: the frame being sent, the next
 /// one ready, and one being encoded.
 const VIDEO_SLOTS: usize = 3;
+/// Unit buffer reserved per slot for encoded video: the encoder's AU cap can be far larger (a
+/// native frame carries up to 32768 shards), and a buffer grows once to the largest AU it held.
+const ENCODED_SLOT_BYTES: usize = 4 << 20;
 /// Audio: 8 packets = 40 ms at 5 ms.
 const AUDIO_SLOTS: usize = 8;
 /// The first stream index of [`Shared::ready`].
@@ -454,7 +468,119 @@ impl Media {
     }
 
     fn build(&mut self, s: &SessionStart, shared: &Arc<Shared>) -> Result<Built, MediaError> {
-        let (rikey, rikeyid) = check_session(s)?;
+        match check_session(s)? {
+            SessionKeys::GameStream { rikey, rikeyid } => {
+                self.build_gamestream(s, shared, rikey, rikeyid)
+            }
+            SessionKeys::Native { secret } => self.build_native(s, shared, secret),
+        }
+    }
+
+    /// A native `strahl/1` session: video only, to the client's media address (see the module
+    /// contract).
+    fn build_native(
+        &mut self,
+        s: &SessionStart,
+        shared: &Arc<Shared>,
+        secret: &[u8; 32],
+    ) -> Result<Built, MediaError> {
+        let checkable = s.stream.has(StreamOptions::CHECKABLE);
+        if !checkable {
+            video::check_format(s, &self.caps)?;
+        }
+        let fec = s.video.fec_percent;
+        let bitrate_kbps = s.video.bitrate_kbps.max(1);
+        self.metrics.set(Metric::VideoFecPercent, u64::from(fec));
+        let vpk =
+            native_stream::NativeVideoStream::new(secret, usize::from(s.video.packet_size), fec)?;
+        if vpk.max_packet_len() > self.settings.max_payload {
+            return Err(MediaError::Session(format!(
+                "strahl/1 shards of {} B make {} B datagrams, over the {} B one carries at this MTU",
+                s.video.packet_size,
+                vpk.max_packet_len(),
+                self.settings.max_payload
+            )));
+        }
+        let au_cap = vpk.max_unit_bytes();
+        let (pipeline, slot_bytes) = if checkable {
+            let bytes = pattern::frame_bytes(bitrate_kbps, s.video.fps);
+            if bytes > au_cap {
+                return Err(MediaError::Session(format!(
+                    "checkable frames of {bytes} B ({bitrate_kbps} kbit/s at {} fps) exceed the \
+                     {au_cap} B one strahl/1 frame carries in {} B shards",
+                    s.video.fps, s.video.packet_size
+                )));
+            }
+            (
+                video::VideoPipeline::pattern(bitrate_kbps, s.video.fps, au_cap)?,
+                bytes,
+            )
+        } else {
+            let threads = video::encoder_threads(&self.worker_cores);
+            (
+                video::VideoPipeline::build(s, &self.settings, bitrate_kbps, au_cap, threads)?,
+                au_cap.min(ENCODED_SLOT_BYTES),
+            )
+        };
+        let mut dest: SocketAddr = s.peer;
+        dest.set_port(s.ports.video_dst);
+        log::info!(
+            "session {}: native strahl/1 video → {dest} from port {}: {}x{}@{}, {} B shards, \
+             FEC {fec} %, {}",
+            s.id,
+            s.ports.video_src,
+            s.video.width,
+            s.video.height,
+            s.video.fps,
+            s.video.packet_size,
+            if checkable {
+                format!(
+                    "checkable frames of {} B ({bitrate_kbps} kbit/s)",
+                    pattern::frame_bytes(bitrate_kbps, s.video.fps)
+                )
+            } else {
+                format!("H.264 at {bitrate_kbps} kbit/s")
+            }
+        );
+        let (vprod, vcons) = ring::ring(VIDEO_SLOTS, slot_bytes, Some(self.tile_thread.clone()));
+        let streams = vec![StreamSetup {
+            kind: StreamKind::Video,
+            port: s.ports.video_src,
+            packetizer: Box::new(vpk),
+            units: vcons,
+            pacer: video_pacer(bitrate_kbps),
+            unit_interval_ns: 1_000_000_000 / u64::from(s.video.fps.max(1)),
+            knob: knob::DropKnob::new(self.settings.drop_fraction, self.settings.drop_seed),
+            matcher: PingMatcher::fixed(dest),
+        }];
+        let video = video::VideoProducer::new(
+            s.id,
+            u32::from(s.video.fps),
+            pipeline,
+            vprod,
+            shared.clone(),
+            self.metrics,
+        );
+        Ok(Built {
+            setup: SessionSetup {
+                id: s.id,
+                shared: shared.clone(),
+                streams,
+                ping_timeout: self.settings.ping_timeout,
+            },
+            video,
+            audio: None,
+        })
+    }
+
+    /// A GameStream session: video and audio, each to the address its pings teach the tile.
+    fn build_gamestream(
+        &mut self,
+        s: &SessionStart,
+        shared: &Arc<Shared>,
+        rikey: &[u8; 16],
+        rikeyid: u32,
+    ) -> Result<Built, MediaError> {
         video::check_format(s, &self.caps)?;
         // Policy (FEC bounds, the bitrate cap) is the control plane's; the packetizer refuses
         // 0 % itself (no frame without FEC) and the AU cap bounds memory.
@@ -486,16 +612,10 @@ impl Media {
         let pipeline =
             video::VideoPipeline::build(s, &self.settings, bitrate_kbps, au_cap, threads)?;
         let interval_ns = 1_000_000_000 / u64::from(s.video.fps.max(1));
-        let mut vpace = PacerConfig::new(PACER_LINK_BPS.max(u64::from(bitrate_kbps) * 4000));
-        vpace.mode = Mode::Spread {
-            permille: SPREAD_PERMILLE,
-        };
-        vpace.burst_ns = VIDEO_BURST_NS;
-        vpace.catch_up_ns = VIDEO_CATCH_UP_NS;
-        vpace.min_release_interval_ns = VIDEO_RELEASE_NS;
+        let vpace = video_pacer(bitrate_kbps);
         let (vprod, vcons) = ring::ring(
             VIDEO_SLOTS,
-            au_cap.min(4 << 20),
+            au_cap.min(ENCODED_SLOT_BYTES),
             Some(self.tile_thread.clone()),
         );
         let mut streams = vec![StreamSetup {
@@ -539,6 +659,20 @@ impl Media {
             audio,
         })
     }
+}
+
+/// How a video stream of `bitrate_kbps` is paced (both protocols): each frame spread over
+/// [`SPREAD_PERMILLE`] of its interval, under a per-stream cap of 4 × the bitrate or
+/// [`PACER_LINK_BPS`], whichever is more.
+fn video_pacer(bitrate_kbps: u32) -> PacerConfig {
+    let mut vpace = PacerConfig::new(PACER_LINK_BPS.max(u64::from(bitrate_kbps) * 4000));
+    vpace.mode = Mode::Spread {
+        permille: SPREAD_PERMILLE,
+    };
+    vpace.burst_ns = VIDEO_BURST_NS;
+    vpace.catch_up_ns = VIDEO_CATCH_UP_NS;
+    vpace.min_release_interval_ns = VIDEO_RELEASE_NS;
+    vpace
 }
 
 /// A session's parts, built before anything starts.
@@ -599,23 +733,46 @@ fn open_port(port: u16, kind: TransportKind, max_payload: usize) -> Result<PortP
     })
 }
 
+/// The keys a session streams with, by protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKeys<'a> {
+    GameStream {
+        rikey: &'a [u8; 16],
+        rikeyid: u32,
+    },
+    /// The host→client direction secret of `strahl/1` sealing.
+    Native {
+        secret: &'a [u8; 32],
+    },
+}
+
 /// Why a session cannot be streamed (checked before any thread starts).
-pub fn check_session(s: &SessionStart) -> Result<(&[u8; 16], u32), MediaError> {
-    if s.protocol != Protocol::GameStream {
-        return Err(MediaError::Session(format!(
-            "{:?} sessions have no media pipeline yet (GameStream only)",
-            s.protocol
-        )));
-    }
-    let KeyMaterial::GameStream { rikey, rikeyid } = &s.keys else {
-        return Err(MediaError::Session(
-            "GameStream session without GameStream keys".into(),
-        ));
+pub fn check_session(s: &SessionStart) -> Result<SessionKeys<'_>, MediaError> {
+    let keys = match (&s.protocol, &s.keys) {
+        (Protocol::GameStream, KeyMaterial::GameStream { rikey, rikeyid }) => {
+            SessionKeys::GameStream {
+                rikey: &rikey.0,
+                rikeyid: *rikeyid,
+            }
+        }
+        (Protocol::Native, KeyMaterial::Native { secret }) => {
+            if s.ports.video_src == 0 || s.ports.video_dst == 0 {
+                return Err(MediaError::Session(
+                    "native session without a video source port or client media port".into(),
+                ));
+            }
+            SessionKeys::Native { secret: &secret.0 }
+        }
+        (p, _) => {
+            return Err(MediaError::Session(format!(
+                "{p:?} session with another protocol's keys"
+            )));
+        }
     };
     if s.video.fps == 0 || s.video.width == 0 || s.video.height == 0 {
         return Err(MediaError::Session("video geometry or fps is zero".into()));
     }
-    Ok((&rikey.0, *rikeyid))
+    Ok(keys)
 }
 
 impl MediaHost for Media {

@@ -7,6 +7,9 @@
 //! secret), or — for legacy clients without a payload — the 4 bytes "PING" from the peer's IP.
 //! Everything else is ignored (counted by the caller). The destination follows the latest
 //! matching ping, so a client whose NAT or socket changes port is followed.
+//!
+//! A native `strahl/1` session sends no pings: its destination is the client's media address
+//! from the control plane ([`PingMatcher::fixed`]), and every datagram is ignored.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,6 +29,8 @@ pub struct PingMatcher {
     payload: Option<[u8; 16]>,
     peer_ip: IpAddr,
     dest: Option<SocketAddr>,
+    /// The destination was given, not learned: pings never move it.
+    fixed: bool,
 }
 
 /// Legacy ping body.
@@ -41,6 +46,18 @@ impl PingMatcher {
             payload,
             peer_ip: peer_ip.to_canonical(),
             dest: None,
+            fixed: false,
+        }
+    }
+
+    /// A destination known from the start (native sessions): [`Self::dest`] is `dest` at once
+    /// and no datagram matches.
+    pub fn fixed(dest: SocketAddr) -> Self {
+        Self {
+            payload: None,
+            peer_ip: dest.ip().to_canonical(),
+            dest: Some(canonical(dest)),
+            fixed: true,
         }
     }
 
@@ -50,6 +67,9 @@ impl PingMatcher {
     }
 
     pub fn on_datagram(&mut self, src: SocketAddr, data: &[u8]) -> PingOutcome {
+        if self.fixed {
+            return PingOutcome::Ignored;
+        }
         let src = canonical(src);
         let matched = match &self.payload {
             Some(p) => data.len() >= p.len() && data[..p.len()] == p[..],
@@ -102,6 +122,17 @@ mod tests {
             PingOutcome::Learned(a("10.0.0.9:4001"))
         );
         assert_eq!(m.dest(), Some(a("10.0.0.9:4001")));
+    }
+
+    #[test]
+    fn a_fixed_destination_is_known_at_once_and_never_moved() {
+        let mut m = PingMatcher::fixed(a("10.0.0.2:47901"));
+        assert_eq!(m.dest(), Some(a("10.0.0.2:47901")));
+        assert_eq!(
+            m.on_datagram(a("10.0.0.2:5"), b"PING"),
+            PingOutcome::Ignored
+        );
+        assert_eq!(m.dest(), Some(a("10.0.0.2:47901")));
     }
 
     #[test]

@@ -512,8 +512,8 @@ impl TxTile {
                 pacer: Pacer::new(st.pacer, now),
                 unit_interval_ns: st.unit_interval_ns,
                 knob: st.knob,
+                dest: st.matcher.dest(),
                 matcher: st.matcher,
-                dest: None,
                 path: Path::Unrouted,
                 route_detail: String::new(),
                 neighbour_retry_until: None,
@@ -523,6 +523,15 @@ impl TxTile {
                 blocked: false,
                 shared: s.shared.clone(),
             });
+            // A destination known from the start (native: the client's media address from
+            // the control plane) needs no ping: route it now.
+            let i = self.flows.len() - 1;
+            if let Some(a) = self.flows[i].dest {
+                let f = &self.flows[i];
+                log::info!("session {}: {} destination {a}", f.session, f.kind.name());
+                f.shared.ready[f.kind.index()].store(true, Ordering::Release);
+                self.reroute(i, now);
+            }
         }
     }
 

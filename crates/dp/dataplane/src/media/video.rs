@@ -35,7 +35,8 @@ use super::clock::{FrameClock, LateWarning, Tick};
 use super::ring::{Producer, Slot, UnitMeta};
 use super::{MediaError, MediaSettings, Shared, VideoSourceKind, WORKER_TICK};
 
-/// Geometry of the dummy frame handed to the passthrough encoder (it ignores the pixels).
+/// Geometry of the dummy frame handed to the passthrough and pattern encoders (they ignore the
+/// pixels).
 const PASSTHROUGH_FRAME: u32 = 16;
 
 /// Threads (and slices) of a session's software encoder: the cores the plan gives encode
@@ -212,6 +213,24 @@ impl VideoPipeline {
         enc.set_max_access_unit_bytes(Some(au_cap));
         Ok(Self {
             source,
+            frame,
+            enc,
+            bitrate_kbps,
+        })
+    }
+}
+
+impl VideoPipeline {
+    /// The pattern source of a native passthrough session ([`super::pattern`]): checkable
+    /// frames of `bitrate_kbps / 8 / fps` bytes, no capture, no encoder.
+    pub fn pattern(bitrate_kbps: u32, fps: u16, au_cap: usize) -> Result<Self, MediaError> {
+        let frame = Frame::new(PASSTHROUGH_FRAME, PASSTHROUGH_FRAME, PixelFormat::I420)
+            .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
+        let mut enc: Box<dyn Encoder + Send> =
+            Box::new(super::pattern::PatternEncoder::new(bitrate_kbps, fps));
+        enc.set_max_access_unit_bytes(Some(au_cap));
+        Ok(Self {
+            source: None,
             frame,
             enc,
             bitrate_kbps,

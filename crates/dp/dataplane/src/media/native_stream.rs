@@ -1,0 +1,192 @@
+//! Native `strahl/1` video through the tx tile: [`NativeVideoStream`] is the
+//! [`StreamPacketizer`] of a native session's video, wrapping
+//! [`strahl_packetize::native::NativePacketizer`].
+//!
+//! Contract:
+//! - One unit (an access unit or a checkable pattern frame) is one `strahl/1` frame: one GF(2¹⁶)
+//!   block of k data + m parity shards, every datagram AES-128-GCM sealed with the session's
+//!   host→client secret (`KeyMaterial::Native`, `docs/strahl1-wire.md` §Sealing). The frame id
+//!   runs +1 per unit the tile begins, from 0.
+//! - `begin` computes the whole frame's parity into the packetizer's reused scratch (before the
+//!   tile schedules the frame, so pacing never waits for FEC mid-frame); `next_packet` copies one
+//!   shard straight from the unit into the transport frame and seals it there. Nothing
+//!   allocates per packet or per unit once the scratch has grown to the largest frame.
+//! - FEC % changes ([`StreamPacketizer::set_fec_percent`]) apply from the next frame; every
+//!   frame carries its own k and m, so a receiver needs no notice. m never falls below
+//!   [`strahl_packetize::native::packetizer::DEFAULT_MIN_PARITY`] (no frame without FEC).
+//! - The presentation time is the unit's capture time in µs; the keyframe flag is the unit's.
+
+use strahl_packetize::PacketizeError;
+use strahl_packetize::native::packetizer::NativeCursor;
+use strahl_packetize::native::{FrameMeta, NativeConfig, NativePacketizer, OVERHEAD};
+use strahl_seal::aead::Backend;
+use strahl_seal::native::{Direction, TxSealer};
+
+use super::MediaError;
+use super::ring::Slot;
+use super::stream::{FecBlock, StreamPacketizer, UnitCost, WIRE_OVERHEAD};
+
+/// The video stream of one native session (see the module contract).
+pub struct NativeVideoStream {
+    pk: NativePacketizer,
+    cursor: Option<NativeCursor>,
+}
+
+impl NativeVideoStream {
+    /// A stream sealing with `secret` (the host→client direction secret) in shards of
+    /// `shard_len` bytes (the welcome's shard size) and `fec_percent` parity.
+    pub fn new(secret: &[u8; 32], shard_len: usize, fec_percent: u8) -> Result<Self, MediaError> {
+        let mut cfg = NativeConfig::new(shard_len);
+        cfg.fec_percent = u32::from(fec_percent);
+        let sealer = TxSealer::new(secret, Direction::HostToClient, Backend::DEFAULT);
+        let pk = NativePacketizer::new(cfg, sealer)
+            .map_err(|e| MediaError::Session(format!("strahl/1 packetizer: {e}")))?;
+        Ok(Self { pk, cursor: None })
+    }
+
+    /// Largest unit one frame carries (k ≤ 32768 shards at the floor parity).
+    pub fn max_unit_bytes(&self) -> usize {
+        self.pk.config().max_access_unit_bytes()
+    }
+
+    /// The packetizer's counters (frames, packets, parity lowered, refused).
+    pub fn stats(&self) -> &strahl_packetize::stats::NativeTxStats {
+        self.pk.stats()
+    }
+}
+
+impl StreamPacketizer for NativeVideoStream {
+    fn max_packet_len(&self) -> usize {
+        self.pk.config().shard_len + OVERHEAD
+    }
+
+    fn begin(&mut self, unit: &Slot) -> Result<UnitCost, PacketizeError> {
+        let lowered_before = self.pk.stats().parity_lowered;
+        let meta = FrameMeta {
+            pts_us: unit.meta.capture_ns / 1000,
+            keyframe: unit.meta.keyframe,
+        };
+        let c = self.pk.begin(unit.unit(), meta)?;
+        let shape = c.shape();
+        let packets = shape.packets() as u64;
+        // Every datagram is S + 44 bytes except the last data shard, which carries only the
+        // frame's remaining bytes (the padding up to S is implied, not sent).
+        let full = (shape.shard_len + OVERHEAD) as u64;
+        let last =
+            (unit.unit().len() - (shape.data_shards - 1) * shape.shard_len + OVERHEAD) as u64;
+        let wire_bytes = (packets - 1) * full + last + packets * WIRE_OVERHEAD;
+        self.cursor = Some(c);
+        Ok(UnitCost {
+            packets,
+            wire_bytes,
+            parity_lowered: self.pk.stats().parity_lowered > lowered_before,
+        })
+    }
+
+    fn next_packet(
+        &mut self,
+        unit: &Slot,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, PacketizeError> {
+        let Some(c) = self.cursor.as_mut() else {
+            return Ok(None);
+        };
+        let r = self.pk.write_next(c, unit.unit(), buf);
+        if !matches!(r, Ok(Some(_))) {
+            self.cursor = None;
+        }
+        r
+    }
+
+    fn set_fec_percent(&mut self, pct: u8) {
+        self.pk.set_fec_percent(u32::from(pct));
+    }
+
+    fn next_fec_block(&self) -> Option<FecBlock> {
+        let c = self.cursor.as_ref()?;
+        if c.remaining() == 0 {
+            return None;
+        }
+        // One block per frame: the knob may drop up to m of its packets.
+        Some(FecBlock {
+            index: 0,
+            parity: u32::try_from(c.shape().parity_shards).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::ring::UnitMeta;
+    use std::time::Duration;
+    use strahl_packetize::native::{Reassembler, ReassemblerConfig};
+    use strahl_seal::native::RxOpener;
+
+    const SECRET: [u8; 32] = [0x42; 32];
+
+    fn slot(bytes: Vec<u8>, keyframe: bool, capture_ns: u64) -> Slot {
+        Slot {
+            meta: UnitMeta {
+                len: bytes.len(),
+                keyframe,
+                capture_ns,
+                host_latency_tenth_ms: 0,
+            },
+            bytes,
+        }
+    }
+
+    /// Units of several sizes (one shard, a short last shard, many shards) come out of a
+    /// reassembler with the matching opener byte for byte, the cost announced at `begin` is what
+    /// was written, and a FEC change applies from the next frame.
+    #[test]
+    fn units_arrive_through_the_reassembler_and_cost_what_begin_said() {
+        let mut s = NativeVideoStream::new(&SECRET, 1408, 20).unwrap();
+        let mut rx = Reassembler::new(
+            ReassemblerConfig::default(),
+            RxOpener::new(&SECRET, Direction::HostToClient, Backend::DEFAULT),
+        )
+        .unwrap();
+        let mut buf = vec![0u8; s.max_packet_len()];
+        for (i, len) in [1usize, 1408, 3000, 200_000].into_iter().enumerate() {
+            if i == 2 {
+                s.set_fec_percent(50);
+            }
+            let au: Vec<u8> = (0..len).map(|j| (j * 13 + i) as u8).collect();
+            let unit = slot(au.clone(), i == 0, i as u64 * 8_333_333);
+            let cost = s.begin(&unit).unwrap();
+            let (mut n, mut wire) = (0u64, 0u64);
+            let mut parity = None;
+            while let Some(b) = s.next_fec_block() {
+                parity = Some(b.parity);
+                let len = s.next_packet(&unit, &mut buf).unwrap().unwrap();
+                n += 1;
+                wire += len as u64 + WIRE_OVERHEAD;
+                rx.push(&mut buf[..len], Duration::ZERO).unwrap();
+            }
+            assert_eq!(s.next_packet(&unit, &mut buf).unwrap(), None);
+            assert_eq!((cost.packets, cost.wire_bytes), (n, wire), "AU of {len} B");
+            let k = len.div_ceil(1408) as u32;
+            let want_m = (k * if i >= 2 { 50 } else { 20 }).div_ceil(100).max(2);
+            assert_eq!(parity, Some(want_m), "AU of {len} B");
+            let f = rx.poll(Duration::ZERO).expect("complete frame");
+            // Expanded ids start 2³² above the wire's 0 (the reassembler's base).
+            assert_eq!(f.id - (1 << 32), i as u64);
+            assert_eq!(f.data, &au[..]);
+            assert_eq!(f.keyframe, i == 0);
+            assert_eq!(f.pts_us, i as u64 * 8_333);
+        }
+    }
+
+    #[test]
+    fn an_empty_unit_is_refused_and_a_bad_shard_size_refuses_the_session() {
+        let mut s = NativeVideoStream::new(&SECRET, 1408, 20).unwrap();
+        assert_eq!(
+            s.begin(&slot(Vec::new(), false, 0)),
+            Err(PacketizeError::EmptyAccessUnit)
+        );
+        assert!(s.next_fec_block().is_none());
+        assert!(NativeVideoStream::new(&SECRET, 1407, 20).is_err());
+    }
+}
