@@ -323,3 +323,49 @@ fn packet_numbers_expand_across_the_24_bit_wrap() {
     assert_eq!(expand_pn(w - 3, w + 2), w - 3);
     assert_eq!(expand_pn(7, 3 * w + 5), 3 * w + 7);
 }
+
+/// The receive core's own cost (open + reassemble + verify, one thread, no socket), for the
+/// record: `cargo test -p strahl-client --lib -- --ignored --nocapture core_throughput`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn core_throughput() {
+    let mut cfg = NativeConfig::new(1408);
+    cfg.fec_percent = 20;
+    let mut tx = NativePacketizer::new(
+        cfg,
+        TxSealer::new(&SECRET, Direction::HostToClient, Backend::DEFAULT),
+    )
+    .unwrap();
+    let reasm = Reassembler::new(
+        ReassemblerConfig::default(),
+        RxOpener::new(&SECRET, Direction::HostToClient, Backend::DEFAULT),
+    )
+    .unwrap();
+    let mut rx = Receiver::new(RecvConfig::new(codec::PASSTHROUGH, 0), reasm, ms(0));
+    // 1 Gbit/s at 120 fps: frames of ~1 MB; one data shard of each lost (FEC on every frame).
+    let len = 1_041_666;
+    let frames: Vec<Vec<Vec<u8>>> = (0..200)
+        .map(|seq| {
+            let mut d = datagrams(&mut tx, seq, len, seq == 0);
+            d.remove(5);
+            d
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let mut out = Vec::new();
+    for (i, f) in frames.into_iter().enumerate() {
+        for mut d in f {
+            rx.on_datagram(&mut d, ms(i as u64));
+        }
+        rx.poll(ms(i as u64), &mut out);
+    }
+    let dt = t.elapsed().as_secs_f64();
+    let c = rx.counters();
+    assert_eq!((c.frames, c.recovered, c.verify_failures), (200, 200, 0));
+    eprintln!(
+        "receiver core: {:.2} Gbit/s of verified frames ({} frames of {len} B, FEC on each, {:.1} ms)",
+        c.bytes as f64 * 8.0 / dt / 1e9,
+        c.frames,
+        dt * 1e3
+    );
+}
