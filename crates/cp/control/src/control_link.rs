@@ -4,7 +4,9 @@
 //! - [`ControlLink::start`] starts `strahl_enet::ControlServer` with an event sink that runs on
 //!   its service thread: input events (and the release-all on a disconnect) go straight to the
 //!   input sink there, in order and without a hop; every other event is forwarded on an
-//!   unbounded channel (human/100 ms-rate: IDR, RFI, FEC status, connect, disconnect).
+//!   unbounded channel (human/100 ms-rate: IDR, RFI, FEC status, connect, disconnect). Every
+//!   service turn the input sink is polled for the games' rumble, sent back as 0x010b to the
+//!   sessions that drove the pad (`CountedSink::poll_rumble`).
 //! - [`run_events`] (a tokio task) feeds those events and a periodic tick (FEC decay) to the
 //!   manager and executes what it returns: [`ControlAction`]s on the server first, then the
 //!   IPC messages on the outbox. Every event carries the id of the session whose control stream
@@ -25,7 +27,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use strahl_enet::{ControlConfig, ControlEvent, ControlServer, DisconnectReason, SessionId};
+use strahl_enet::input_bridge::rumble_message;
+use strahl_enet::{
+    ControlConfig, ControlEvent, ControlEventSink, ControlServer, DisconnectReason, Outgoing,
+    SessionId,
+};
 use strahl_gamestream::Permissions;
 use strahl_gamestream::clipboard::{Clipboard, ClipboardError};
 use strahl_metrics::{Metric, Registry};
@@ -40,6 +46,36 @@ use crate::shared::{Outbox, SharedManager, lock};
 pub const TICK_INTERVAL: Duration = Duration::from_millis(250);
 
 pub type ControlEvents = mpsc::UnboundedReceiver<(u64, ControlEvent)>;
+
+/// What the control server's thread runs: the clipboard and input there (in order, no hop),
+/// every other event on to the manager; and back out, the games' rumble for the sessions that
+/// drove each pad (polled every service turn: a game's effect upload waits for it).
+struct LinkSink {
+    sink: CountedSink,
+    clipboard: Arc<ClipboardLink>,
+    tx: mpsc::UnboundedSender<(u64, ControlEvent)>,
+}
+
+impl ControlEventSink for LinkSink {
+    fn event(&mut self, id: SessionId, ev: ControlEvent) {
+        if let ControlEvent::SetClipboard { text } = &ev {
+            // Refusals are logged by `on_set`; the session goes on either way.
+            let _ = self.clipboard.on_set(id.0, text);
+            return;
+        }
+        self.sink.deliver(id.0, &ev);
+        if !matches!(ev, ControlEvent::Input(_)) {
+            // The receiver lives until the host stops; after that nobody needs events.
+            let _ = self.tx.send((id.0, ev));
+        }
+    }
+
+    fn outgoing(&mut self, out: &mut Vec<Outgoing>) {
+        for (session, r) in self.sink.poll_rumble() {
+            out.push(rumble_message(SessionId(session), &r));
+        }
+    }
+}
 
 /// The running control server, shared by the shells.
 pub struct ControlLink {
@@ -142,27 +178,22 @@ impl ClipboardLink {
 impl ControlLink {
     /// Binds UDP `bind` and starts the service thread. Input goes to `sink`; everything else
     /// to the returned receiver (drain it with [`run_events`]).
-    pub fn start(bind: SocketAddr, mut sink: CountedSink) -> io::Result<(Self, ControlEvents)> {
+    pub fn start(bind: SocketAddr, sink: CountedSink) -> io::Result<(Self, ControlEvents)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let permissions = sink.permissions();
         let clipboard = Arc::new(ClipboardLink::new(permissions.clone()));
-        let clip = clipboard.clone();
         let cfg = ControlConfig {
             bind,
             ..ControlConfig::default()
         };
-        let server = ControlServer::start(cfg, move |id: SessionId, ev: ControlEvent| {
-            if let ControlEvent::SetClipboard { text } = &ev {
-                // Refusals are logged by `on_set`; the session goes on either way.
-                let _ = clip.on_set(id.0, text);
-                return;
-            }
-            sink.deliver(id.0, &ev);
-            if !matches!(ev, ControlEvent::Input(_)) {
-                // The receiver lives until the host stops; after that nobody needs events.
-                let _ = tx.send((id.0, ev));
-            }
-        })?;
+        let server = ControlServer::start(
+            cfg,
+            LinkSink {
+                sink,
+                clipboard: clipboard.clone(),
+                tx,
+            },
+        )?;
         let local_addr = server.local_addr();
         Ok((
             ControlLink {
@@ -407,6 +438,64 @@ mod tests {
         );
         // Refusals leave the text as it was.
         assert_eq!(c.get().as_deref(), Some("grüß"));
+    }
+
+    /// A sink whose games rumble pad 0 once.
+    struct Rumbles(Vec<strahl_input::Rumble>);
+    impl strahl_input::InputSink for Rumbles {
+        fn apply(&mut self, _: &strahl_input::InputEvent) -> Result<(), strahl_input::SinkError> {
+            Ok(())
+        }
+        fn release_all(&mut self) -> Result<(), strahl_input::SinkError> {
+            Ok(())
+        }
+        fn poll_rumble(&mut self) -> Result<Vec<strahl_input::Rumble>, strahl_input::SinkError> {
+            Ok(std::mem::take(&mut self.0))
+        }
+    }
+
+    #[test]
+    fn the_games_rumble_goes_out_as_0x010b_to_the_session_that_drove_the_pad() {
+        static M: Registry = Registry::new();
+        let r = strahl_input::Rumble {
+            pad: 0,
+            low_freq: 0x1234,
+            high_freq: 0x5678,
+        };
+        let sink = CountedSink::with_registry(Box::new(Rumbles(vec![r])), &M);
+        sink.permissions()
+            .lock()
+            .unwrap()
+            .insert(6, Permissions::ALL);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut link = LinkSink {
+            clipboard: Arc::new(ClipboardLink::new(sink.permissions())),
+            sink,
+            tx,
+        };
+        let pad0 = strahl_input::InputEvent::Gamepad(strahl_input::GamepadState::default());
+        link.event(SessionId(6), ControlEvent::Input(pad0));
+        assert!(rx.try_recv().is_err(), "input is not forwarded");
+        let mut out = Vec::new();
+        link.outgoing(&mut out);
+        assert_eq!(
+            out,
+            [Outgoing {
+                session: SessionId(6),
+                msg_type: strahl_enet::message::MSG_RUMBLE,
+                payload: vec![0xEE, 0xFF, 0xC0, 0, 0, 0, 0x34, 0x12, 0x78, 0x56],
+            }]
+        );
+        // The clipboard stays on this thread too.
+        link.event(
+            SessionId(6),
+            ControlEvent::SetClipboard {
+                text: b"x".to_vec(),
+            },
+        );
+        assert!(rx.try_recv().is_err(), "the clipboard is not forwarded");
+        link.event(SessionId(6), ControlEvent::IdrRequested);
+        assert_eq!(rx.try_recv().unwrap(), (6, ControlEvent::IdrRequested));
     }
 
     #[test]

@@ -15,6 +15,12 @@
 //! logged (rate-limited) and counted — a failing sink never panics and never ends a stream.
 //! All sessions share the sink's devices: two clients' gamepad 0 are the same pad.
 //!
+//! Rumble: with uinput the sink's gamepads advertise force feedback ([`open`] turns it on), and
+//! [`CountedSink::poll_rumble`] — called by the control server's thread every turn, since a
+//! game's effect upload waits for it — returns the games' motor changes addressed to every
+//! session that drove that pad (sent its input or its arrival, with the controller
+//! permission); a pad nobody drives gets none.
+//!
 //! Permissions: each session's input is filtered by its client's permission bits
 //! ([`strahl_gamestream::Permissions`], given with the session's registration through the
 //! table of [`CountedSink::permissions`]): an event of a kind the client may not send
@@ -30,7 +36,8 @@ use std::sync::{Arc, Mutex};
 use strahl_config::{AutoPath, InputSinkPref};
 use strahl_enet::ControlEvent;
 use strahl_gamestream::Permissions;
-use strahl_input::{HeldInput, InputEvent, InputSink, RecordingSink, SinkError};
+use strahl_input::held::MAX_GAMEPADS;
+use strahl_input::{HeldInput, InputEvent, InputSink, RecordingSink, Rumble, SinkError};
 use strahl_metrics::{GLOBAL, Metric, Registry};
 
 /// File name of the recording sink inside the state directory (`record_path = "auto"`).
@@ -85,13 +92,21 @@ pub fn open(opts: &InputOptions) -> Result<(Box<dyn InputSink>, String), String>
             format!("recording to {}{why}", opts.record_path.display()),
         ))
     };
+    // Rumble on: the control server's thread polls the sink every turn (CountedSink).
+    let uinput = || {
+        strahl_input::uinput::UinputSink::open().map(|mut s| {
+            s.enable_rumble();
+            (
+                Box::new(s) as Box<dyn InputSink>,
+                "uinput (gamepads with rumble)".to_owned(),
+            )
+        })
+    };
     match opts.sink {
         InputSinkPref::Record => record(""),
-        InputSinkPref::Uinput => strahl_input::uinput::UinputSink::open()
-            .map(|s| (Box::new(s) as Box<dyn InputSink>, "uinput".to_owned()))
-            .map_err(|e| format!("input sink \"uinput\": {e}")),
-        InputSinkPref::Auto => match strahl_input::uinput::UinputSink::open() {
-            Ok(s) => Ok((Box::new(s), "uinput".to_owned())),
+        InputSinkPref::Uinput => uinput().map_err(|e| format!("input sink \"uinput\": {e}")),
+        InputSinkPref::Auto => match uinput() {
+            Ok(s) => Ok(s),
             Err(e) => record(&format!(" (uinput unavailable: {e})")),
         },
     }
@@ -107,6 +122,9 @@ pub struct CountedSink {
     held: BTreeMap<u64, HeldInput>,
     /// Session id → its client's permissions (written by the control link at registration).
     perms: PermissionTable,
+    /// Session id → the pads it drove (bit n = controller n), the addressees of their rumble.
+    /// Bounded like `held`.
+    pads: BTreeMap<u64, u16>,
 }
 
 /// Session id → permissions, shared between the control link (which registers sessions) and
@@ -144,6 +162,7 @@ impl CountedSink {
             errors: 0,
             held: BTreeMap::new(),
             perms: PermissionTable::default(),
+            pads: BTreeMap::new(),
         }
     }
 
@@ -173,6 +192,14 @@ impl CountedSink {
                     return true;
                 }
                 self.metrics.inc(Metric::InputEvents);
+                let pad = match i {
+                    InputEvent::Gamepad(g) => Some(g.number),
+                    InputEvent::ControllerArrival { number, .. } => Some(u16::from(*number)),
+                    _ => None,
+                };
+                if let Some(n) = pad.filter(|n| *n < MAX_GAMEPADS) {
+                    *self.pads.entry(session).or_default() |= 1 << n;
+                }
                 match self.inner.apply(i) {
                     Ok(()) => self.held.entry(session).or_default().observe(i),
                     Err(e) => self.error(&e),
@@ -184,6 +211,7 @@ impl CountedSink {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&session);
+                self.pads.remove(&session);
                 let releases = self
                     .held
                     .remove(&session)
@@ -217,6 +245,31 @@ impl CountedSink {
             }
             _ => false,
         }
+    }
+
+    /// The games' motor changes since the last call, each addressed to every session that
+    /// drove its pad (for their 0x010b messages). A sink error is counted and logged like an
+    /// input error, and yields nothing this time.
+    pub fn poll_rumble(&mut self) -> Vec<(u64, Rumble)> {
+        let rumbles = match self.inner.poll_rumble() {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(&e);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for r in rumbles {
+            if r.pad >= MAX_GAMEPADS {
+                continue;
+            }
+            for (&session, &mask) in &self.pads {
+                if mask & (1 << r.pad) != 0 {
+                    out.push((session, r));
+                }
+            }
+        }
+        out
     }
 
     fn error(&mut self, e: &SinkError) {
@@ -467,6 +520,69 @@ mod tests {
             (1, 1),
             "no session left: devices go"
         );
+    }
+
+    /// A sink whose games rumble what the test queues; counts polls.
+    struct Games(Arc<Mutex<Vec<Rumble>>>);
+    impl InputSink for Games {
+        fn apply(&mut self, _: &InputEvent) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn release_all(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn poll_rumble(&mut self) -> Result<Vec<Rumble>, SinkError> {
+            Ok(std::mem::take(&mut *self.0.lock().unwrap()))
+        }
+    }
+
+    #[test]
+    fn rumble_goes_to_the_sessions_that_drove_the_pad() {
+        static M: Registry = Registry::new();
+        let games = Arc::new(Mutex::new(Vec::new()));
+        let mut s = CountedSink::with_registry(Box::new(Games(games.clone())), &M);
+        // 1 drives pad 0, 2 announces pad 1 and drives pad 0 too, 3 may not use controllers.
+        grant_all(&s, &[1, 2]);
+        grant(&s, 3, Permissions::DEFAULT_LATER);
+        let pad = |number| {
+            InputEvent::Gamepad(strahl_input::GamepadState {
+                number,
+                ..Default::default()
+            })
+        };
+        s.deliver(1, &ControlEvent::Input(pad(0)));
+        s.deliver(2, &ControlEvent::Input(pad(0)));
+        s.deliver(
+            2,
+            &ControlEvent::Input(InputEvent::ControllerArrival {
+                number: 1,
+                controller_type: 1,
+                capabilities: 0,
+                supported_buttons: 0,
+            }),
+        );
+        s.deliver(3, &ControlEvent::Input(pad(2)));
+        let r = |pad, low_freq, high_freq| Rumble {
+            pad,
+            low_freq,
+            high_freq,
+        };
+        *games.lock().unwrap() = vec![r(0, 9, 8), r(1, 7, 6), r(2, 5, 4), r(40, 1, 1)];
+        assert_eq!(
+            s.poll_rumble(),
+            [(1, r(0, 9, 8)), (2, r(0, 9, 8)), (2, r(1, 7, 6))],
+            "pad 2 was only touched by a client without the controller permission"
+        );
+        assert!(s.poll_rumble().is_empty());
+        // Session 2 leaves: its pads' rumble goes to nobody but session 1.
+        s.deliver(
+            2,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::PeerDisconnected,
+            },
+        );
+        *games.lock().unwrap() = vec![r(0, 0, 0), r(1, 0, 0)];
+        assert_eq!(s.poll_rumble(), [(1, r(0, 0, 0))]);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Host {
     _audio: UdpSocket,
     _video: UdpSocket,
     pub rtsp_port: u16,
+    /// Rumble messages (controller, low, high) sent once the control stream is up.
+    pub rumble_on_connect: Vec<(u16, u16, u16)>,
 }
 
 impl Host {
@@ -64,6 +66,7 @@ impl Host {
             rx,
             _audio: audio,
             _video: video,
+            rumble_on_connect: Vec::new(),
         })
     }
 
@@ -91,6 +94,13 @@ impl Host {
                 let end = matches!(ev, ControlEvent::Disconnected { .. });
                 if matches!(ev, ControlEvent::Connected { .. }) {
                     connected_at = Some(Instant::now());
+                    for &(id, low, high) in &self.rumble_on_connect {
+                        let _ = self.server.send_message(
+                            SessionId(1),
+                            strahl_enet::message::MSG_RUMBLE,
+                            &strahl_enet::message::host::rumble(id, low, high),
+                        );
+                    }
                 }
                 log.control.push(ev);
                 if end {

@@ -9,7 +9,8 @@
 //! - `fuzzing` (feature `fuzzing`, off in shipped builds) — entry points for cargo-fuzz and the
 //!   corpus replay test.
 //! - [`input_bridge::route_to_sink`] — input events into a `strahl_input::InputSink`, with
-//!   release of held input on any disconnect.
+//!   release of held input on any disconnect; [`input_bridge::rumble_message`] — the sink's
+//!   rumble as the 0x010b message a [`ControlEventSink`] hands back through `outgoing`.
 //!
 //! Input payloads (0x0206) are decoded by `strahl_input::wire` and surface as
 //! [`ControlEvent::Input`].
@@ -24,8 +25,8 @@ pub mod session;
 
 pub use message::FecStatus;
 pub use server::{
-    ControlConfig, ControlEventSink, ControlServer, DEFAULT_CONTROL_PORT, RTT_REPORT_INTERVAL,
-    SessionId,
+    ControlConfig, ControlEventSink, ControlServer, DEFAULT_CONTROL_PORT, Outgoing,
+    RTT_REPORT_INTERVAL, SessionId,
 };
 pub use session::{CONTROL_TIMEOUT, ControlEvent, ControlSession, DisconnectReason};
 pub use strahl_input::InputEvent;

@@ -69,9 +69,24 @@ impl Default for ControlConfig {
     }
 }
 
+/// A host → client message a [`ControlEventSink`] gives the service thread to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub session: SessionId,
+    pub msg_type: u16,
+    pub payload: Vec<u8>,
+}
+
 /// Receives control events; called on the service thread, so keep it short.
 pub trait ControlEventSink: Send + 'static {
     fn event(&mut self, session: SessionId, ev: ControlEvent);
+
+    /// Called on the service thread every turn (at most [`POLL_INTERVAL`] apart, more often
+    /// under traffic): messages the sink has for sessions, sent reliably on channel 0 like
+    /// [`ControlServer::send_message`]'s (the games' rumble: the input sink lives on this
+    /// thread, and the games' force-feedback uploads wait for it to be polled). A message for a
+    /// session without a connected peer is dropped. Default: none.
+    fn outgoing(&mut self, _out: &mut Vec<Outgoing>) {}
 }
 
 impl<F: FnMut(SessionId, ControlEvent) + Send + 'static> ControlEventSink for F {
@@ -257,6 +272,8 @@ struct Service<S: ControlEventSink> {
     pending: HashMap<u32, (SessionId, [u8; 16])>,
     active: HashMap<enet::PeerID, Active>,
     out: Vec<u8>,
+    /// The sink's messages of this turn (kept for its capacity).
+    outgoing: Vec<Outgoing>,
     timeout: Duration,
     next_rtt_report: Instant,
 }
@@ -269,6 +286,7 @@ impl<S: ControlEventSink> Service<S> {
             pending: HashMap::new(),
             active: HashMap::new(),
             out: Vec::with_capacity(256),
+            outgoing: Vec::new(),
             timeout,
             next_rtt_report: Instant::now() + RTT_REPORT_INTERVAL,
         }
@@ -287,6 +305,7 @@ impl<S: ControlEventSink> Service<S> {
                 }
             }
             self.service();
+            self.send_outgoing();
             let now = Instant::now();
             self.check_timeouts(now);
             self.report_rtt(now);
@@ -334,6 +353,17 @@ impl<S: ControlEventSink> Service<S> {
             }
             Command::Shutdown => {}
         }
+    }
+
+    fn send_outgoing(&mut self) {
+        let mut msgs = std::mem::take(&mut self.outgoing);
+        self.sink.outgoing(&mut msgs);
+        for m in msgs.drain(..) {
+            if let Some(peer) = self.peer_of(m.session) {
+                self.send_sealed(peer, m.msg_type, &m.payload);
+            }
+        }
+        self.outgoing = msgs;
     }
 
     fn send_sealed(&mut self, peer: enet::PeerID, msg_type: u16, payload: &[u8]) {

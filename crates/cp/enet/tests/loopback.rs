@@ -346,6 +346,83 @@ fn set_clipboard_arrives_whole() {
     srv.shutdown();
 }
 
+/// A sink whose `outgoing` hands the service thread a rumble for its session once connected
+/// (as the control plane's input sink does with the games' force feedback); events go on to
+/// the test's channel.
+struct RumblingSink {
+    tx: mpsc::Sender<(SessionId, ControlEvent)>,
+    connected: Option<SessionId>,
+    sent: bool,
+}
+
+impl strahl_enet::ControlEventSink for RumblingSink {
+    fn event(&mut self, session: SessionId, ev: ControlEvent) {
+        if matches!(ev, ControlEvent::Connected { .. }) {
+            self.connected = Some(session);
+        }
+        let _ = self.tx.send((session, ev));
+    }
+
+    fn outgoing(&mut self, out: &mut Vec<strahl_enet::Outgoing>) {
+        if let (Some(s), false) = (self.connected, self.sent) {
+            self.sent = true;
+            let r = strahl_input::Rumble {
+                pad: 1,
+                low_freq: 0x8000,
+                high_freq: 0x4000,
+            };
+            out.push(strahl_enet::input_bridge::rumble_message(s, &r));
+            // A session nobody is connected for: dropped, never sent to another peer.
+            out.push(strahl_enet::input_bridge::rumble_message(
+                SessionId(999),
+                &r,
+            ));
+        }
+    }
+}
+
+#[test]
+fn a_sinks_outgoing_rumble_reaches_its_client_sealed() {
+    let (tx, rx) = mpsc::channel();
+    let cfg = ControlConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let sink = RumblingSink {
+        tx,
+        connected: None,
+        sent: false,
+    };
+    let srv = ControlServer::start(cfg, sink).unwrap();
+    let id = SessionId(3);
+    srv.add_session(id, CONNECT_DATA, KEY).unwrap();
+    let mut c = Client::new(srv.local_addr(), CONNECT_DATA);
+    c.wait_connected();
+    assert!(matches!(
+        c.next_event(&rx),
+        (s, ControlEvent::Connected { .. }) if s == id
+    ));
+    let deadline = Instant::now() + WAIT;
+    let mut got = Vec::new();
+    while let Some(e) = c.poll(deadline) {
+        if let ClientEvent::Packet(p) = e {
+            let mut pt = Vec::new();
+            c.cipher.open(&p, &mut pt).unwrap();
+            let (ty, payload) = ControlCipher::parse_v2(&pt).unwrap();
+            got.push((ty, payload.to_vec()));
+            break;
+        }
+    }
+    assert_eq!(
+        got,
+        [(
+            message::MSG_RUMBLE,
+            vec![0xEE, 0xFF, 0xC0, 0, 1, 0, 0x00, 0x80, 0x00, 0x40]
+        )]
+    );
+    srv.shutdown();
+}
+
 #[test]
 fn unknown_connect_data_is_refused() {
     let (srv, rx) = server();

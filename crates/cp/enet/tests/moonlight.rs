@@ -27,8 +27,14 @@ fn python() -> PathBuf {
 
 /// Run one case: returns the client's `result` step and the host's log.
 fn run_case(mode: &str) -> (serde_json::Value, host::HostLog) {
+    run_case_with(mode, Vec::new())
+}
+
+/// As [`run_case`], the host sending `rumbles` (controller, low, high) once connected.
+fn run_case_with(mode: &str, rumbles: Vec<(u16, u16, u16)>) -> (serde_json::Value, host::HostLog) {
     let terminate = mode == "terminate";
-    let h = host::Host::bind(RIKEY).unwrap();
+    let mut h = host::Host::bind(RIKEY).unwrap();
+    h.rumble_on_connect = rumbles;
     let port = h.rtsp_port;
     let key_hex: String = RIKEY.iter().map(|b| format!("{b:02x}")).collect();
     let script = strahl_testkit::python::moonlight_driver();
@@ -143,6 +149,26 @@ fn real_client_receives_the_graceful_termination() {
     assert_eq!(result["terminated"], true);
     // 0x80030023 before any video frame → -102 in the client (§B9).
     assert_eq!(result["term_error"], -102);
+}
+
+/// The rumble message (0x010b) as strahl encodes it, decoded by moonlight-common-c itself: its
+/// rumble callback gets each controller number and both motors, in order (a stop included).
+#[test]
+fn real_client_decodes_the_rumble_message() {
+    let sent = vec![(0, 0x8000, 0x4000), (3, 0xffff, 0x0101), (0, 0, 0)];
+    let (result, log) = run_case_with("rumble", sent.clone());
+    eprintln!("client: {result}");
+    assert_started_and_decoded(&result, &log);
+    let got: Vec<(u16, u16, u16)> = result["rumbles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rumbles in {result}"))
+        .iter()
+        .map(|r| {
+            let n = |i: usize| r[i].as_u64().unwrap() as u16;
+            (n(0), n(1), n(2))
+        })
+        .collect();
+    assert_eq!(got, sent);
 }
 
 /// Every LiSend* input call the real client accepts, decoded by our side in order: this checks

@@ -120,6 +120,49 @@ fn build_abs_pointer() -> io::Result<VirtualDevice> {
         .build()
 }
 
+/// One Xbox-style pad; `with_rumble`, it advertises FF_RUMBLE and its fd is non-blocking (the
+/// owner polls it for the games' force-feedback requests, `crate::rumble`).
+fn build_gamepad(with_rumble: bool) -> io::Result<VirtualDevice> {
+    let mut keys = AttributeSet::<KeyCode>::new();
+    for (_, code) in GAMEPAD_BUTTONS {
+        keys.insert(KeyCode(code));
+    }
+    let stick = AbsInfo::new(0, -32768, 32767, 16, 128, 0);
+    let trigger = AbsInfo::new(0, 0, 255, 0, 0, 0);
+    let hat = AbsInfo::new(0, -1, 1, 0, 0, 0);
+    // An Xbox 360 pad's identity (USB 045e:028e, as xpad registers it) so that SDL and Steam
+    // Input pick their Xbox mapping instead of treating it as unknown.
+    let mut b = VirtualDevice::builder()?
+        .name("strahl gamepad")
+        .input_id(InputId::new(BusType::BUS_USB, 0x045e, 0x028e, 0x0110))
+        .with_keys(&keys)?;
+    for (code, info) in [
+        (AbsoluteAxisCode::ABS_X, stick),
+        (AbsoluteAxisCode::ABS_Y, stick),
+        (AbsoluteAxisCode::ABS_RX, stick),
+        (AbsoluteAxisCode::ABS_RY, stick),
+        (AbsoluteAxisCode::ABS_Z, trigger),
+        (AbsoluteAxisCode::ABS_RZ, trigger),
+        (AbsoluteAxisCode::ABS_HAT0X, hat),
+        (AbsoluteAxisCode::ABS_HAT0Y, hat),
+    ] {
+        b = b.with_absolute_axis(&UinputAbsSetup::new(code, info))?;
+    }
+    if with_rumble {
+        let mut ff = AttributeSet::<FFEffectCode>::new();
+        ff.insert(FFEffectCode::FF_RUMBLE);
+        b = b.with_ff(&ff)?.with_ff_effects_max(rumble::MAX_EFFECTS);
+    }
+    let dev = b.build()?;
+    if with_rumble {
+        // Polled, never waited on: the event thread must not block on a quiet pad.
+        let fl = rustix::fs::fcntl_getfl(&dev).map_err(io::Error::from)?;
+        rustix::fs::fcntl_setfl(&dev, fl | rustix::fs::OFlags::NONBLOCK)
+            .map_err(io::Error::from)?;
+    }
+    Ok(dev)
+}
+
 pub struct UinputSink {
     /// None after [`InputSink::end_session`] until the next input needs it.
     kbd_mouse: Option<VirtualDevice>,
@@ -166,7 +209,8 @@ impl UinputSink {
 
     /// Gamepads made from now on advertise rumble (FF_RUMBLE); the owner must then call
     /// [`InputSink::poll_rumble`] regularly (every few ms to 100 ms), since a game's effect
-    /// upload waits for it (`crate::rumble`).
+    /// upload waits for it (`crate::rumble`). Where uinput refuses force feedback, pads are made
+    /// without it (logged once).
     pub fn enable_rumble(&mut self) {
         self.rumble = true;
     }
@@ -191,44 +235,30 @@ impl UinputSink {
 
     fn gamepad(&mut self, number: u16) -> Result<&mut (VirtualDevice, GamepadState), SinkError> {
         if let std::collections::btree_map::Entry::Vacant(slot) = self.gamepads.entry(number) {
-            let mut keys = AttributeSet::<KeyCode>::new();
-            for (_, code) in GAMEPAD_BUTTONS {
-                keys.insert(KeyCode(code));
-            }
-            let stick = AbsInfo::new(0, -32768, 32767, 16, 128, 0);
-            let trigger = AbsInfo::new(0, 0, 255, 0, 0, 0);
-            let hat = AbsInfo::new(0, -1, 1, 0, 0, 0);
-            // An Xbox 360 pad's identity (USB 045e:028e, as xpad registers it) so that SDL
-            // and Steam Input pick their Xbox mapping instead of treating it as unknown.
-            let mut b = VirtualDevice::builder()?
-                .name("strahl gamepad")
-                .input_id(InputId::new(BusType::BUS_USB, 0x045e, 0x028e, 0x0110))
-                .with_keys(&keys)?;
-            for (code, info) in [
-                (AbsoluteAxisCode::ABS_X, stick),
-                (AbsoluteAxisCode::ABS_Y, stick),
-                (AbsoluteAxisCode::ABS_RX, stick),
-                (AbsoluteAxisCode::ABS_RY, stick),
-                (AbsoluteAxisCode::ABS_Z, trigger),
-                (AbsoluteAxisCode::ABS_RZ, trigger),
-                (AbsoluteAxisCode::ABS_HAT0X, hat),
-                (AbsoluteAxisCode::ABS_HAT0Y, hat),
-            ] {
-                b = b.with_absolute_axis(&UinputAbsSetup::new(code, info))?;
-            }
-            if self.rumble {
-                let mut ff = AttributeSet::<FFEffectCode>::new();
-                ff.insert(FFEffectCode::FF_RUMBLE);
-                b = b.with_ff(&ff)?.with_ff_effects_max(rumble::MAX_EFFECTS);
-            }
-            let dev = b.build()?;
-            if self.rumble {
-                // Polled, never waited on: the event thread must not block on a quiet pad.
-                let fl = rustix::fs::fcntl_getfl(&dev).map_err(io::Error::from)?;
-                rustix::fs::fcntl_setfl(&dev, fl | rustix::fs::OFlags::NONBLOCK)
-                    .map_err(io::Error::from)?;
-                self.effects.insert(number, rumble::Effects::default());
-            }
+            let dev = if self.rumble {
+                match build_gamepad(true) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        // Runtime detection: a uinput without force feedback still gets pads,
+                        // only without rumble (logged once; later pads skip the attempt).
+                        log::warn!(
+                            "uinput gamepad with rumble (FF_RUMBLE) refused: {e}; \
+                             gamepads go on without rumble"
+                        );
+                        self.rumble = false;
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let dev = match dev {
+                Some(d) => {
+                    self.effects.insert(number, rumble::Effects::default());
+                    d
+                }
+                None => build_gamepad(false)?,
+            };
             slot.insert((dev, GamepadState::default()));
         }
         self.gamepads
@@ -398,9 +428,10 @@ impl InputSink for UinputSink {
 
     fn poll_rumble(&mut self) -> Result<Vec<Rumble>, SinkError> {
         let mut out = std::mem::take(&mut self.pending_rumble);
+        let now = std::time::Instant::now();
         for (&pad, fx) in &mut self.effects {
             if let Some((dev, _)) = self.gamepads.get_mut(&pad) {
-                rumble::poll_pad(pad, dev, fx, &mut out)?;
+                rumble::poll_pad(pad, dev, fx, now, &mut out)?;
             }
         }
         Ok(out)

@@ -416,14 +416,11 @@ fn guest() -> Result<String, String> {
     ))
 }
 
-fn rumble_effect(strong: u16, weak: u16) -> FFEffectData {
+fn rumble_effect(strong: u16, weak: u16, length: u16) -> FFEffectData {
     FFEffectData {
         direction: 0,
         trigger: FFTrigger::default(),
-        replay: FFReplay {
-            length: 1000,
-            delay: 0,
-        },
+        replay: FFReplay { length, delay: 0 },
         kind: FFEffectKind::Rumble {
             strong_magnitude: strong,
             weak_magnitude: weak,
@@ -444,21 +441,23 @@ fn rumble_session() -> Result<usize, String> {
         let pause = || std::thread::sleep(Duration::from_millis(50));
         let e = |what: &str, err: std::io::Error| format!("game: {what}: {err}");
         let mut a = game
-            .upload_ff_effect(rumble_effect(0x8000, 0x4000))
+            .upload_ff_effect(rumble_effect(0x8000, 0x4000, 1000))
             .map_err(|err| e("upload", err))?;
         a.play(1).map_err(|err| e("play", err))?;
         pause();
         a.stop().map_err(|err| e("stop", err))?;
         pause();
         let mut b = game
-            .upload_ff_effect(rumble_effect(0xffff, 0x1000))
+            .upload_ff_effect(rumble_effect(0xffff, 0x1000, 1000))
             .map_err(|err| e("upload 2", err))?;
         b.play(1).map_err(|err| e("play 2", err))?;
         pause();
         drop(b); // erased while playing: a stop
         drop(a);
+        // Length 0: plays until stopped, so `release_all` below is what stops it (an effect's
+        // own time running out is unit-tested in `rumble.rs`).
         let mut c = game
-            .upload_ff_effect(rumble_effect(0x7000, 0x7000))
+            .upload_ff_effect(rumble_effect(0x7000, 0x7000, 0))
             .map_err(|err| e("upload 3", err))?;
         c.play(1).map_err(|err| e("play 3", err))?;
         Ok((game, c))

@@ -94,7 +94,8 @@ def parser():
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True, help="RTSP port")
     p.add_argument("--rikey", required=True, help="AES key, hex")
-    p.add_argument("action", nargs="?", default="hold", choices=["hold", "terminate", "input"])
+    p.add_argument("action", nargs="?", default="hold",
+                   choices=["hold", "terminate", "input", "rumble"])
     p = command("rtsp", "rtsp:rtsp_cmd")
     p.add_argument("--host-binary", required=True)
     p.add_argument("--case", required=True, choices=["h264_hq", "hevc_lq", "av1_51"])

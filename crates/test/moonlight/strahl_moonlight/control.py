@@ -3,11 +3,13 @@ connects to a plain-RTSP + ENet host at rtsp://--host:--port (tests/moonlight.rs
 examples/moonlight_control_host.rs), runs through all start stages, streams nothing, and stops.
 
 Contract:
-  control  --port RTSP_PORT --rikey HEX [hold|terminate|input]: stream_start, then result
-           {started, stage, code, start_s, terminated, term_error, input_rc?}. hold: stay
-           connected HOLD_S (the client pings every 100 ms and wiggles the mouse at start);
-           terminate: wait up to TERMINATE_WAIT_S for the host's termination; input: send INPUT
-           (one of each LiSend* call; the names match tests/moonlight.rs) and hold.
+  control  --port RTSP_PORT --rikey HEX [hold|terminate|input|rumble]: stream_start, then
+           result {started, stage, code, start_s, terminated, term_error, input_rc?, rumbles?}.
+           hold: stay connected HOLD_S (the client pings every 100 ms and wiggles the mouse at
+           start); terminate: wait up to TERMINATE_WAIT_S for the host's termination; input:
+           send INPUT (one of each LiSend* call; the names match tests/moonlight.rs) and hold;
+           rumble: hold, recording every call of the core's rumble callback as
+           [controller, low, high] in `rumbles`.
 """
 
 import time
@@ -40,12 +42,35 @@ INPUT = [
 ]
 
 
+def rumble_session():
+    """A StreamingSession whose connection callbacks also record the core's rumble calls."""
+    from moonlight_python.stream import StreamingSession
+
+    class RumbleSession(StreamingSession):
+        def __init__(self):
+            super().__init__()
+            self.rumbles = []
+
+        def _make_connection_callbacks(self):
+            cl = super()._make_connection_callbacks()
+
+            @self._ffi.callback("void(unsigned short, unsigned short, unsigned short)")
+            def rumble(controller, low, high):
+                self.rumbles.append([controller, low, high])
+
+            self._callbacks.append(rumble)
+            cl.rumble = rumble
+            return cl
+
+    return RumbleSession()
+
+
 def control_cmd(a):
     from moonlight_python.stream import StreamingSession
 
     terminate = a.action == "terminate"
     cfg = stream_config(1280, 720, 60, 20000)
-    session = StreamingSession()
+    session = rumble_session() if a.action == "rumble" else StreamingSession()
     out = {"started": False, "stage": None, "code": None, "terminated": None, "term_error": None}
     err, secs = start(session, a.host, Server(APP_VERSION, GFE_VERSION, 0x1),
                       f"rtsp://{a.host}:{a.port}", cfg, bytes.fromhex(a.rikey), bytes(16))
@@ -60,6 +85,8 @@ def control_cmd(a):
     deadline = time.monotonic() + (TERMINATE_WAIT_S if terminate else HOLD_S)
     while time.monotonic() < deadline and not (terminate and session.is_terminated):
         time.sleep(0.02)
+    if a.action == "rumble":
+        out["rumbles"] = list(session.rumbles)
     out["terminated"] = session.is_terminated
     out["term_error"] = session.termination_error if session.is_terminated else None
     session.stop()
