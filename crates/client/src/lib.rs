@@ -14,6 +14,7 @@
 
 pub mod recv;
 pub mod stream;
+pub mod summary;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 //! Contract:
 //! - The media socket is bound before `hello` (its port goes in it), so nothing the host sends
 //!   after `start` is refused by the kernel; it is read with `recvmmsg`, with UDP GRO when the
-//!   kernel allows it (else one datagram per slot), on a thread of its own that owns the sans-IO
-//!   [`Receiver`]. The media keys are the QUIC TLS exporter's (`media_secrets`, the welcome's
+//!   kernel allows it (else one datagram per slot; plain `recv` where `recvmmsg` fails), on a
+//!   thread of its own that owns the sans-IO [`Receiver`]. The media keys are the QUIC TLS exporter's (`media_secrets`, the welcome's
 //!   key context): the same host → client secret the host hands its data plane.
 //! - The async side owns the control connection: it sends the receiver's loss reports and
 //!   keyframe requests, passes `reconfigured` to the receiver, and ends the session with `stop`
@@ -33,6 +33,7 @@ use strahl_seal::aead::Backend;
 use strahl_seal::native::{Direction, RxOpener};
 
 use crate::recv::{Counters, Latency, Output, Receiver, RecvConfig};
+use crate::summary::Summary;
 use crate::{Exit, client_exit, resolve, state_exit};
 
 /// The session ran, but no frame arrived or a frame failed verification.
@@ -143,124 +144,6 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
     })
 }
 
-/// The JSON summary of one run.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub host: String,
-    pub session_id: u64,
-    pub codec: u64,
-    pub mode: Mode,
-    pub bitrate_kbps: u64,
-    pub fec_percent: u8,
-    pub shard_len: u16,
-    pub gro: bool,
-    /// Seconds from the first datagram to the end (0 when none arrived).
-    pub seconds: f64,
-    pub counters: Counters,
-    pub latency: Option<Latency>,
-    pub in_flight_at_end: usize,
-    pub first_failure: Option<String>,
-    /// How the session ended.
-    pub end: String,
-}
-
-fn codec_name(c: u64) -> &'static str {
-    match c {
-        codec::H264 => "h264",
-        codec::HEVC => "hevc",
-        codec::AV1 => "av1",
-        codec::PASSTHROUGH => "passthrough",
-        _ => "unknown",
-    }
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-impl Summary {
-    pub fn goodput_mbps(&self) -> f64 {
-        if self.seconds > 0.0 {
-            self.counters.bytes as f64 * 8.0 / self.seconds / 1e6
-        } else {
-            0.0
-        }
-    }
-
-    pub fn to_json(&self) -> String {
-        let c = &self.counters;
-        let latency = match self.latency {
-            Some(l) => format!(
-                "{{\"what\": \"first shard to frame reassembled\", \"samples\": {}, \
-                 \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
-                l.samples, l.p50_us, l.p99_us, l.max_us
-            ),
-            None => "null".into(),
-        };
-        let fields: Vec<(&str, String)> = vec![
-            ("host", json_str(&self.host)),
-            ("session_id", self.session_id.to_string()),
-            ("codec", json_str(codec_name(self.codec))),
-            (
-                "mode",
-                json_str(&format!(
-                    "{}x{}@{}",
-                    self.mode.width, self.mode.height, self.mode.fps
-                )),
-            ),
-            ("bitrate_kbps", self.bitrate_kbps.to_string()),
-            ("fec_percent", self.fec_percent.to_string()),
-            ("shard_len", self.shard_len.to_string()),
-            ("gro", self.gro.to_string()),
-            ("seconds", format!("{:.3}", self.seconds)),
-            ("frames", c.frames.to_string()),
-            ("bytes", c.bytes.to_string()),
-            ("goodput_mbps", format!("{:.3}", self.goodput_mbps())),
-            ("keyframes", c.keyframes.to_string()),
-            ("recovered", c.recovered.to_string()),
-            ("shards_recovered", c.shards_recovered.to_string()),
-            ("lost", c.lost.to_string()),
-            ("verify_failures", c.verify_failures.to_string()),
-            ("seq_out_of_order", c.seq_out_of_order.to_string()),
-            ("datagrams", c.datagrams.to_string()),
-            ("bad_tag", c.bad_tag.to_string()),
-            ("replayed", c.replayed.to_string()),
-            ("old_epoch", c.old_epoch.to_string()),
-            ("late", c.late.to_string()),
-            ("duplicate", c.duplicate.to_string()),
-            ("malformed", c.malformed.to_string()),
-            ("over_budget", c.over_budget.to_string()),
-            ("keyframe_requests", c.keyframe_requests.to_string()),
-            ("loss_reports", c.loss_reports.to_string()),
-            ("in_flight_at_end", self.in_flight_at_end.to_string()),
-            ("latency", latency),
-            (
-                "first_failure",
-                self.first_failure
-                    .as_deref()
-                    .map_or("null".into(), json_str),
-            ),
-            ("end", json_str(&self.end)),
-        ];
-        let body: Vec<String> = fields
-            .into_iter()
-            .map(|(k, v)| format!("  \"{k}\": {v}"))
-            .collect();
-        format!("{{\n{}\n}}", body.join(",\n"))
-    }
-}
-
 /// From the control side to the media thread.
 enum ToMedia {
     Reconfigured(Reconfigured),
@@ -343,15 +226,66 @@ impl Progress {
     }
 }
 
+/// How the media thread reads: `recvmmsg` (with GRO when the kernel allows it), or one
+/// `recv` a call where `recvmmsg` itself fails (a sandbox without it).
+enum RxPath {
+    Mmsg(Box<MmsgRx>, RxBatch),
+    Plain(UdpSocket, Vec<u8>),
+}
+
+impl RxPath {
+    /// Waits at most `wait`, then hands every datagram received to `each`.
+    fn recv(&mut self, wait: Duration, mut each: impl FnMut(&mut [u8])) -> Result<usize, String> {
+        match self {
+            RxPath::Mmsg(rx, batch) => {
+                let n = rx.recv(batch, wait).map_err(|e| e.to_string())?;
+                for i in 0..n {
+                    batch.datagrams_mut(i).for_each(&mut each);
+                }
+                Ok(n)
+            }
+            RxPath::Plain(sock, buf) => {
+                sock.set_read_timeout(Some(wait))
+                    .map_err(|e| e.to_string())?;
+                match sock.recv(buf) {
+                    Ok(n) => {
+                        each(&mut buf[..n]);
+                        Ok(1)
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        Ok(0)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// The plain path over the same socket, GRO off (plain `recv` cannot split what it
+    /// coalesces); `None` when even that cannot be set up.
+    fn plain(&self) -> Option<RxPath> {
+        let RxPath::Mmsg(rx, _) = self else {
+            return None;
+        };
+        let sock = rx.socket().try_clone().ok()?;
+        strahl_net::sys::set_udp_gro(&sock, false).ok()?;
+        Some(RxPath::Plain(sock, vec![0; SLOT]))
+    }
+}
+
 /// The media thread: receive, feed the core, send what it says to the control side.
 fn media_loop(
-    mut rx: MmsgRx,
+    mut path: RxPath,
     mut core: Receiver,
     start: Instant,
     to_media: std_mpsc::Receiver<ToMedia>,
     outputs: tokio::sync::mpsc::UnboundedSender<Output>,
 ) -> MediaEnd {
-    let mut batch = RxBatch::new(MMSG_BATCH, SLOT);
     let mut out = Vec::new();
     let mut progress = Progress::new(start);
     let mut first_datagram = None;
@@ -365,29 +299,34 @@ fn media_loop(
             }
         }
         // Wake for the core's next deadline, and often enough to see a stop.
-        let elapsed = start.elapsed();
         let wait = core
             .next_deadline()
-            .saturating_sub(elapsed)
+            .saturating_sub(start.elapsed())
             .clamp(Duration::from_millis(1), Duration::from_millis(20));
-        let n = match rx.recv(&mut batch, wait) {
-            Ok(n) => n,
-            Err(e) => {
-                error = Some(format!("media socket: {e}"));
-                break;
-            }
-        };
+        // Datagrams are stamped with the time the receive returned: one batch, one `now`.
+        let mut stamp = None;
+        let got = path.recv(wait, |d| {
+            let t = *stamp.get_or_insert_with(|| start.elapsed());
+            core.on_datagram(d, t);
+        });
+        match got {
+            Ok(n) if n > 0 && first_datagram.is_none() => first_datagram = Some(Instant::now()),
+            Ok(_) => {}
+            Err(e) => match path.plain() {
+                Some(plain) => {
+                    eprintln!(
+                        "strahl-client: recvmmsg failed ({e}): receiving one datagram a call"
+                    );
+                    path = plain;
+                }
+                None => {
+                    error = Some(format!("media socket: {e}"));
+                    break;
+                }
+            },
+        }
         let now = Instant::now();
-        if n > 0 && first_datagram.is_none() {
-            first_datagram = Some(now);
-        }
-        let t = now.duration_since(start);
-        for i in 0..n {
-            for d in batch.datagrams_mut(i) {
-                core.on_datagram(d, t);
-            }
-        }
-        core.poll(t, &mut out);
+        core.poll(now.duration_since(start), &mut out);
         for o in out.drain(..) {
             if outputs.send(o).is_err() {
                 break 'run; // the control side is gone
@@ -470,7 +409,10 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
     let media = std::thread::Builder::new()
         .name("strahl-client media".into())
-        .spawn(move || media_loop(rx, core, start, media_rx, out_tx))
+        .spawn(move || {
+            let path = RxPath::Mmsg(Box::new(rx), RxBatch::new(MMSG_BATCH, SLOT));
+            media_loop(path, core, start, media_rx, out_tx)
+        })
         .map_err(|e| local("media thread", &e))?;
 
     let deadline = tokio::time::sleep(Duration::from_secs_f64(o.seconds));
@@ -635,54 +577,25 @@ mod tests {
     }
 
     #[test]
-    fn the_summary_is_json_with_every_counter() {
-        let s = Summary {
-            host: "a\"b".into(),
-            session_id: 3,
-            codec: codec::PASSTHROUGH,
-            mode: Mode {
-                width: 1280,
-                height: 720,
-                fps: 60,
-            },
-            bitrate_kbps: 1000,
-            fec_percent: 20,
-            shard_len: 1428,
-            gro: true,
-            seconds: 2.0,
-            counters: Counters {
-                frames: 120,
-                bytes: 250_000,
-                ..Counters::default()
-            },
-            latency: Some(Latency {
-                samples: 120,
-                p50_us: 80,
-                p99_us: 300,
-                max_us: 900,
-            }),
-            in_flight_at_end: 1,
-            first_failure: None,
-            end: "2 s done".into(),
-        };
-        let j = s.to_json();
-        for key in [
-            "\"frames\": 120",
-            "\"bytes\": 250000",
-            "\"goodput_mbps\": 1.000",
-            "\"recovered\": 0",
-            "\"lost\": 0",
-            "\"bad_tag\": 0",
-            "\"replayed\": 0",
-            "\"old_epoch\": 0",
-            "\"verify_failures\": 0",
-            "\"p99_us\": 300",
-            "\"host\": \"a\\\"b\"",
-            "\"codec\": \"passthrough\"",
-            "\"first_failure\": null",
-        ] {
-            assert!(j.contains(key), "{key} missing in {j}");
+    fn both_receive_paths_deliver_every_datagram() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = sock.local_addr().unwrap();
+        let mut rx = MmsgRx::new(sock, MMSG_BATCH, 1 << 20).unwrap();
+        let _ = rx.enable_gro();
+        let path = RxPath::Mmsg(Box::new(rx), RxBatch::new(MMSG_BATCH, SLOT));
+        let plain = path.plain().expect("the plain path over the same socket");
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for mut p in [path, plain] {
+            for i in 0..3u8 {
+                tx.send_to(&[i; 100], to).unwrap();
+            }
+            let mut seen = Vec::new();
+            let t = Instant::now();
+            while seen.len() < 3 && t.elapsed() < Duration::from_secs(5) {
+                p.recv(Duration::from_millis(50), |d| seen.push((d[0], d.len())))
+                    .unwrap();
+            }
+            assert_eq!(seen, vec![(0, 100), (1, 100), (2, 100)]);
         }
-        assert!(j.starts_with('{') && j.ends_with('}'));
     }
 }

@@ -1,0 +1,185 @@
+//! The summary `strahl-client stream` prints at the end (stdout or `--json FILE`).
+//!
+//! Contract: [`Summary::to_json`] writes one JSON object with every counter of
+//! [`crate::recv::Counters`] under a stable name, the session's resolved parameters, the
+//! latency (first shard → frame reassembled, `null` when no frame arrived) and how the session
+//! ended; goodput is frame bytes over the time from the first datagram to the end.
+
+use strahl_native::msg::{Mode, codec};
+
+use crate::recv::{Counters, Latency};
+
+/// The JSON summary of one run.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub host: String,
+    pub session_id: u64,
+    pub codec: u64,
+    pub mode: Mode,
+    pub bitrate_kbps: u64,
+    pub fec_percent: u8,
+    pub shard_len: u16,
+    pub gro: bool,
+    /// Seconds from the first datagram to the end (0 when none arrived).
+    pub seconds: f64,
+    pub counters: Counters,
+    pub latency: Option<Latency>,
+    pub in_flight_at_end: usize,
+    pub first_failure: Option<String>,
+    /// How the session ended.
+    pub end: String,
+}
+
+fn codec_name(c: u64) -> &'static str {
+    match c {
+        codec::H264 => "h264",
+        codec::HEVC => "hevc",
+        codec::AV1 => "av1",
+        codec::PASSTHROUGH => "passthrough",
+        _ => "unknown",
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+impl Summary {
+    pub fn goodput_mbps(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.counters.bytes as f64 * 8.0 / self.seconds / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let c = &self.counters;
+        let latency = match self.latency {
+            Some(l) => format!(
+                "{{\"what\": \"first shard to frame reassembled\", \"samples\": {}, \
+                 \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
+                l.samples, l.p50_us, l.p99_us, l.max_us
+            ),
+            None => "null".into(),
+        };
+        let fields: Vec<(&str, String)> = vec![
+            ("host", json_str(&self.host)),
+            ("session_id", self.session_id.to_string()),
+            ("codec", json_str(codec_name(self.codec))),
+            (
+                "mode",
+                json_str(&format!(
+                    "{}x{}@{}",
+                    self.mode.width, self.mode.height, self.mode.fps
+                )),
+            ),
+            ("bitrate_kbps", self.bitrate_kbps.to_string()),
+            ("fec_percent", self.fec_percent.to_string()),
+            ("shard_len", self.shard_len.to_string()),
+            ("gro", self.gro.to_string()),
+            ("seconds", format!("{:.3}", self.seconds)),
+            ("frames", c.frames.to_string()),
+            ("bytes", c.bytes.to_string()),
+            ("goodput_mbps", format!("{:.3}", self.goodput_mbps())),
+            ("keyframes", c.keyframes.to_string()),
+            ("recovered", c.recovered.to_string()),
+            ("shards_recovered", c.shards_recovered.to_string()),
+            ("lost", c.lost.to_string()),
+            ("verify_failures", c.verify_failures.to_string()),
+            ("seq_out_of_order", c.seq_out_of_order.to_string()),
+            ("datagrams", c.datagrams.to_string()),
+            ("bad_tag", c.bad_tag.to_string()),
+            ("replayed", c.replayed.to_string()),
+            ("old_epoch", c.old_epoch.to_string()),
+            ("late", c.late.to_string()),
+            ("duplicate", c.duplicate.to_string()),
+            ("malformed", c.malformed.to_string()),
+            ("over_budget", c.over_budget.to_string()),
+            ("keyframe_requests", c.keyframe_requests.to_string()),
+            ("loss_reports", c.loss_reports.to_string()),
+            ("in_flight_at_end", self.in_flight_at_end.to_string()),
+            ("latency", latency),
+            (
+                "first_failure",
+                self.first_failure
+                    .as_deref()
+                    .map_or("null".into(), json_str),
+            ),
+            ("end", json_str(&self.end)),
+        ];
+        let body: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("  \"{k}\": {v}"))
+            .collect();
+        format!("{{\n{}\n}}", body.join(",\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_json_with_every_counter() {
+        let s = Summary {
+            host: "a\"b".into(),
+            session_id: 3,
+            codec: codec::PASSTHROUGH,
+            mode: Mode {
+                width: 1280,
+                height: 720,
+                fps: 60,
+            },
+            bitrate_kbps: 1000,
+            fec_percent: 20,
+            shard_len: 1428,
+            gro: true,
+            seconds: 2.0,
+            counters: Counters {
+                frames: 120,
+                bytes: 250_000,
+                ..Counters::default()
+            },
+            latency: Some(Latency {
+                samples: 120,
+                p50_us: 80,
+                p99_us: 300,
+                max_us: 900,
+            }),
+            in_flight_at_end: 1,
+            first_failure: None,
+            end: "2 s done".into(),
+        };
+        let j = s.to_json();
+        for key in [
+            "\"frames\": 120",
+            "\"bytes\": 250000",
+            "\"goodput_mbps\": 1.000",
+            "\"recovered\": 0",
+            "\"lost\": 0",
+            "\"bad_tag\": 0",
+            "\"replayed\": 0",
+            "\"old_epoch\": 0",
+            "\"verify_failures\": 0",
+            "\"p99_us\": 300",
+            "\"host\": \"a\\\"b\"",
+            "\"codec\": \"passthrough\"",
+            "\"first_failure\": null",
+        ] {
+            assert!(j.contains(key), "{key} missing in {j}");
+        }
+        assert!(j.starts_with('{') && j.ends_with('}'));
+    }
+}
