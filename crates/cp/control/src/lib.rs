@@ -9,7 +9,8 @@
 //! - [`shared`]: what those shells share: the locked manager and the bounded outbox.
 //! - [`live`]: what the IPC loop learns from the data plane, owned by `serve`, read by the
 //!   status backend.
-//! - [`fec_adapt`]: the sans-IO adaptive FEC controller fed by SS_FRAME_FEC_STATUS.
+//! - [`fec_adapt`]: the sans-IO adaptive FEC controller fed by SS_FRAME_FEC_STATUS;
+//!   [`native_fec`]: its `strahl/1` counterpart fed by native loss reports.
 //! - [`control_link`]: the ENet control server wired to the manager (actions out, events in).
 //! - [`input_sink`]: the configured input sink (uinput / JSON-lines recording), counted.
 //! - [`admin`]: the local admin socket (`strahl-control pin`).
@@ -30,6 +31,7 @@ pub mod input_sink;
 pub mod ipc;
 pub mod live;
 pub mod native;
+pub mod native_fec;
 pub mod serve;
 pub mod session;
 pub mod shared;

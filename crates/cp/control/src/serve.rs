@@ -137,7 +137,13 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
     };
     // The control stream's set-clipboard writes the clipboard `/actions/clipboard` serves.
     control.attach_clipboard(server.clipboard());
-    let native = match crate::native::NativeHost::start(&opts.native, &state_dir) {
+    let video_port = lock(&manager).config().video_port;
+    let native = match crate::native::NativeHost::start(
+        &opts.native,
+        &state_dir,
+        outbox.clone(),
+        video_port,
+    ) {
         Ok(n) => n,
         Err(e) => {
             let _ = std::fs::remove_file(&opts.admin_socket);
@@ -475,7 +481,9 @@ async fn connected(
                     Ok(Ok(d)) => d.message,
                 };
                 host.metrics.inc(Metric::IpcMessagesReceived);
-                if let Message::Event(Event::SessionEnded { id, .. }) = &msg {
+                if let Message::Event(Event::SessionEnded { id, .. }) = &msg
+                    && !host.native.sessions.ended(*id)
+                {
                     let a = lock(&host.manager).session_ended(Some(*id));
                     host.control.execute(&a.control);
                 }
