@@ -404,9 +404,24 @@ impl<'r> Server<'r> {
             });
         }
         let v = &s.video;
+        // A GameStream client's pings name its destinations; a native session's is given.
+        let rest = match s.protocol {
+            strahl_ipc::Protocol::GameStream => format!(
+                "audio {} ch @ {} Hz; until the client's pings arrive nothing will be sent",
+                s.audio.channels, s.audio.sample_rate_hz
+            ),
+            strahl_ipc::Protocol::Native => format!(
+                "{}, no audio; sending to port {} of the peer",
+                if s.stream.has(strahl_ipc::StreamOptions::CHECKABLE) {
+                    "checkable frames"
+                } else {
+                    "the configured source"
+                },
+                s.ports.video_dst
+            ),
+        };
         log::info!(
-            "session {id} started: {:?} peer {} video {}x{}@{} {:?} {} kbit/s packet {} B fec {} %, audio {} ch @ {} Hz; \
-             until the client's pings arrive nothing will be sent",
+            "session {id} started: {:?} peer {} video {}x{}@{} {:?} {} kbit/s packet {} B fec {} %, {rest}",
             s.protocol,
             s.peer,
             v.width,
@@ -416,8 +431,6 @@ impl<'r> Server<'r> {
             v.bitrate_kbps,
             v.packet_size,
             v.fec_percent,
-            s.audio.channels,
-            s.audio.sample_rate_hz
         );
         self.metrics.add(Metric::SessionsActive, 1);
         self.metrics.inc(Metric::SessionsStarted);
