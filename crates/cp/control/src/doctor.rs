@@ -583,8 +583,10 @@ fn drm(sys: &dyn SystemView, inp: &Inputs) -> Finding {
                      (the data plane streams the synthetic pattern instead)",
                     nodes.join(", ")
                 ),
-                "run `strahl-kms-helper --socket /run/strahl/kms.sock` as root or with \
-                 CAP_SYS_ADMIN (GETFB2 gives buffer handles only to the DRM master or \
+                "start the capture helper: `systemctl enable --now strahl-kms-helper.service`, \
+                 then restart strahl-dataplane (by hand: `strahl-kms-helper --socket \
+                 /run/strahl/kms.sock --peer-user <the data plane's user>` as root or with \
+                 CAP_SYS_ADMIN — GETFB2 gives buffer handles only to the DRM master or \
                  CAP_SYS_ADMIN); the data plane only receives dmabufs from it",
             );
         }

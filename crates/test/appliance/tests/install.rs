@@ -54,7 +54,7 @@ fn install_manifest_covers_appliance_and_kernel_config_and_every_source_exists()
         );
         if let Some(b) = x.source.strip_prefix("@bin/") {
             assert!(
-                ["strahl-dataplane", "strahl-control"].contains(&b),
+                ["strahl-dataplane", "strahl-control", "strahl-kms-helper"].contains(&b),
                 "line {}",
                 x.line
             );
@@ -113,7 +113,7 @@ fn install(profiles: &str) -> (Scratch, String) {
     let tmp = Scratch::new(&format!("install-{}", profiles.replace(',', "-")));
     let bin = tmp.0.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    for b in ["strahl-dataplane", "strahl-control"] {
+    for b in ["strahl-dataplane", "strahl-control", "strahl-kms-helper"] {
         std::fs::write(bin.join(b), "#!/bin/sh\n").unwrap();
     }
     let root = tmp.0.join("root");
@@ -154,6 +154,16 @@ fn install_sh_installs_the_manifest_and_the_preset_enables_the_appliance() {
             "{link} → {target:?}"
         );
     }
+    // The KMS capture helper (CAP_SYS_ADMIN) is installed but off until the operator enables it.
+    assert!(
+        root.join("usr/lib/systemd/system/strahl-kms-helper.service")
+            .is_file()
+    );
+    assert!(
+        std::fs::symlink_metadata(wants.join("strahl.target.wants/strahl-kms-helper.service"))
+            .is_err(),
+        "the KMS helper is enabled by the preset"
+    );
     // Nothing but the preset's symlinks outside /usr.
     let top: BTreeSet<String> = std::fs::read_dir(&root)
         .unwrap()

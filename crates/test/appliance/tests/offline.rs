@@ -3,7 +3,9 @@
 //! - every shell script passes shellcheck; the Containerfile passes hadolint;
 //! - every TOML file in the repository parses, and the kargs.d files hold only what bootc reads;
 //! - `systemd-analyze verify` prints nothing for every unit; `systemd-analyze security
-//!   --offline` stays within the thresholds (control ≤ 2.0, data plane ≤ 6.0, NIC tuning ≤ 3.0);
+//!   --offline` stays within the thresholds (control ≤ 2.0, data plane ≤ 6.0, NIC tuning ≤ 3.0,
+//!   KMS capture helper ≤ 2.0), and the helper's unit holds CAP_SYS_ADMIN and nothing else, has
+//!   no network and hands frames only to the data plane's user;
 //! - sysusers.d and tmpfiles.d do what they say when applied to a scratch root; the udev rules'
 //!   syntax; the firewalld services open exactly the default configuration's ports;
 //! - the install manifest, install.sh, the scripts' `--help`, NIC tuning and the kernel profile:
@@ -164,6 +166,7 @@ fn every_toml_file_parses_and_kargs_files_hold_only_what_bootc_reads() {
 const UNITS: &[(&str, Option<f32>)] = &[
     ("appliance/strahl-dataplane.service", Some(6.0)),
     ("appliance/strahl-control.service", Some(2.0)),
+    ("appliance/strahl-kms-helper.service", Some(2.0)),
     ("appliance/strahl.target", None),
     ("kernel-config/nic/strahl-nic-tune.service", Some(3.0)),
 ];
@@ -179,6 +182,7 @@ fn staged_units(dir: &Path) -> Vec<PathBuf> {
         for prog in [
             "/usr/bin/strahl-dataplane",
             "/usr/bin/strahl-control",
+            "/usr/bin/strahl-kms-helper",
             "/usr/libexec/strahl/strahl-nic-tune",
         ] {
             let stub = stub_dir.join(Path::new(prog).file_name().unwrap());
@@ -248,6 +252,72 @@ fn unit_hardening_scores_stay_within_the_thresholds() {
     }
 }
 
+/// `key=value` settings of a unit (every occurrence, in order).
+fn unit_settings(rel: &str, key: &str) -> Vec<String> {
+    read(rel)
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_kms_helper_holds_cap_sys_admin_alone_without_network_for_the_data_plane_only() {
+    const U: &str = "appliance/strahl-kms-helper.service";
+    let one = |key: &str| {
+        let v = unit_settings(U, key);
+        assert_eq!(v.len(), 1, "{key}= in {U}: {v:?}");
+        v[0].clone()
+    };
+    assert_eq!(one("CapabilityBoundingSet"), "CAP_SYS_ADMIN");
+    assert_eq!(one("AmbientCapabilities"), "CAP_SYS_ADMIN");
+    assert_eq!(one("PrivateNetwork"), "yes");
+    assert_eq!(one("RestrictAddressFamilies"), "AF_UNIX");
+    assert_eq!(one("NoNewPrivileges"), "yes");
+    assert_eq!(one("DevicePolicy"), "closed");
+    assert_eq!(unit_settings(U, "DeviceAllow"), ["char-drm rw"]);
+    assert_eq!(
+        one("Type"),
+        "notify",
+        "the data plane must find the socket at its start"
+    );
+    assert_eq!(one("Before"), "strahl-dataplane.service");
+    // Its own user, in the planes' group for /run/strahl (the socket's directory, same mode).
+    assert_eq!(one("User"), "strahl-capture");
+    assert_eq!(one("Group"), "strahl");
+    for key in ["RuntimeDirectory", "RuntimeDirectoryMode"] {
+        assert_eq!(
+            one(key),
+            unit_settings("appliance/strahl-dataplane.service", key)[0],
+            "{key}"
+        );
+    }
+    // It listens where the data plane looks by default (strahl_capture::kms_video::
+    // DEFAULT_SOCKET, written out: this crate does not build the capture crate), for the data
+    // plane's user only.
+    let exec = one("ExecStart");
+    let args: Vec<&str> = exec.split_whitespace().collect();
+    let arg = |flag: &str| {
+        args.windows(2)
+            .find(|w| w[0] == flag)
+            .map(|w| w[1])
+            .unwrap_or_else(|| panic!("{flag} not in {exec}"))
+    };
+    assert_eq!(arg("--socket"), "/run/strahl/kms.sock");
+    assert_eq!(
+        arg("--peer-user"),
+        unit_settings("appliance/strahl-dataplane.service", "User")[0]
+    );
+    // The data plane itself still holds no CAP_SYS_ADMIN.
+    assert!(
+        !unit_settings(
+            "appliance/strahl-dataplane.service",
+            "CapabilityBoundingSet"
+        )[0]
+        .contains("CAP_SYS_ADMIN")
+    );
+}
+
 #[test]
 fn sysusers_creates_both_users_in_the_shared_group_with_their_device_groups() {
     let tmp = Scratch::new("sysusers");
@@ -288,7 +358,7 @@ fn sysusers_creates_both_users_in_the_shared_group_with_their_device_groups() {
             })
             .unwrap_or_default()
     };
-    for user in ["strahl-dataplane", "strahl-control"] {
+    for user in ["strahl-dataplane", "strahl-control", "strahl-capture"] {
         let line = passwd
             .lines()
             .find(|l| l.starts_with(&format!("{user}:")))
@@ -301,7 +371,9 @@ fn sysusers_creates_both_users_in_the_shared_group_with_their_device_groups() {
         assert!(line.ends_with("nologin"), "{line}");
     }
     assert_eq!(members("strahl-input"), ["strahl-control"]);
-    assert_eq!(members("video"), ["strahl-dataplane"]);
+    let mut video = members("video");
+    video.sort();
+    assert_eq!(video, ["strahl-capture", "strahl-dataplane"]);
     assert_eq!(members("render"), ["strahl-dataplane"]);
 }
 

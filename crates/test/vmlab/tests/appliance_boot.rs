@@ -47,9 +47,9 @@ fn main() -> std::process::ExitCode {
     }])
 }
 
-/// strahl's binaries: `$STRAHL_BIN_DIR` (as the e2e suite reads it), else built with this test's
-/// cargo and profile (the test profile has already built them for their own tests, so CI
-/// compiles nothing twice).
+/// strahl's binaries (the install manifest's `@bin/`s): `$STRAHL_BIN_DIR` (as the e2e suite
+/// reads it), else built with this test's cargo and profile (the test profile has already built
+/// them for their own tests, so CI compiles nothing twice).
 fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("STRAHL_BIN_DIR") {
         return PathBuf::from(d);
@@ -67,8 +67,12 @@ fn bin_dir() -> PathBuf {
             "strahl-dataplane",
             "-p",
             "strahl-control",
+            "-p",
+            "strahl-capture",
         ])
         .args(["--bin", "strahl-dataplane", "--bin", "strahl-control"])
+        // install.sh installs every @bin/ of the manifest, the (disabled) KMS helper too.
+        .args(["--bin", "strahl-kms-helper"])
         .arg("--target-dir")
         .arg(target)
         .stdout(Stdio::null());
