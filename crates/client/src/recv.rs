@@ -30,6 +30,8 @@ use strahl_packetize::native::{Accepted, Anomaly, Reassembler, verify_checkable}
 
 /// Latency samples kept (one per frame): 1000 fps for ~17 minutes.
 pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
+/// Losses described one by one (the summary's `loss_events`); later ones are only counted.
+pub const MAX_LOSS_EVENTS: usize = 16;
 /// Frames whose first-shard time is remembered (more than the reassembler keeps in flight).
 const TIMING_RING: usize = 256;
 
@@ -139,6 +141,11 @@ pub struct Receiver {
     broken: bool,
     /// The last frame delivered while the decode chain was whole.
     last_good_frame: Option<u64>,
+    /// The last frame delivered (wire id).
+    last_delivered: Option<u32>,
+    /// Losses counted so far, per [`LOSS_CAUSES`].
+    loss_causes: [u64; 6],
+    loss_events: Vec<String>,
     last_seq: Option<u64>,
     /// (wire frame id, first shard's arrival) by `frame id % TIMING_RING`.
     first_seen: Vec<Option<(u32, Duration)>>,
@@ -168,6 +175,9 @@ impl Receiver {
             keyframe_wait: None,
             broken: false,
             last_good_frame: None,
+            last_delivered: None,
+            loss_causes: [0; 6],
+            loss_events: Vec::new(),
             last_seq: None,
             first_seen: vec![None; TIMING_RING],
             latency_us: Vec::new(),
@@ -186,6 +196,11 @@ impl Receiver {
     /// Frames open in the reassembler (cut short if the stream ends now; not counted as lost).
     pub fn frames_in_flight(&self) -> usize {
         self.reasm.frames_in_flight()
+    }
+
+    /// When and why frames were lost (the first [`MAX_LOSS_EVENTS`] losses).
+    pub fn loss_events(&self) -> &[String] {
+        &self.loss_events
     }
 
     /// What the first failed verification said (for the person reading the summary).
@@ -307,10 +322,11 @@ impl Receiver {
             if !keyframe {
                 self.count_losses(now, out);
             } else {
-                self.c.lost = lost_frames(self.reasm.stats());
+                self.note_losses(now);
                 self.broken = false;
                 self.keyframe_wait = None;
             }
+            self.last_delivered = Some(wire_id);
             if !self.broken {
                 self.last_good_frame = Some(u64::from(wire_id));
             }
@@ -325,11 +341,9 @@ impl Receiver {
 
     /// A new loss breaks the decode chain until a keyframe: ask for one (see the contract).
     fn count_losses(&mut self, now: Duration, out: &mut Vec<Output>) {
-        let lost = lost_frames(self.reasm.stats());
-        if lost <= self.c.lost {
+        if !self.note_losses(now) {
             return;
         }
-        self.c.lost = lost;
         self.broken = true;
         let due = self
             .keyframe_wait
@@ -342,6 +356,36 @@ impl Receiver {
                 last_good_frame: self.last_good_frame,
             }));
         }
+    }
+
+    /// Counts frames lost since the last call and records why (the first
+    /// [`MAX_LOSS_EVENTS`]); whether there were any.
+    fn note_losses(&mut self, now: Duration) -> bool {
+        let causes = loss_causes(self.reasm.stats());
+        let lost: u64 = causes.iter().sum();
+        if lost <= self.c.lost {
+            return false;
+        }
+        self.c.lost = lost;
+        if self.loss_events.len() < MAX_LOSS_EVENTS {
+            let what: Vec<String> = causes
+                .iter()
+                .zip(self.loss_causes)
+                .zip(LOSS_CAUSES)
+                .filter(|((now, before), _)| *now > before)
+                .map(|((now, before), name)| format!("{} {name}", now - before))
+                .collect();
+            let after = self
+                .last_delivered
+                .map_or("the start".to_string(), |id| format!("frame {id}"));
+            self.loss_events.push(format!(
+                "{:.3} s, after {after}: {}",
+                now.as_secs_f64(),
+                what.join(", ")
+            ));
+        }
+        self.loss_causes = causes;
+        true
     }
 
     /// The loss report of the interval since the last one (and starts the next interval).
@@ -378,14 +422,26 @@ impl Receiver {
     }
 }
 
-/// Frames the reassembler gave up (any reason) or never saw before a newer one.
-fn lost_frames(st: &strahl_packetize::stats::ReassemblerStats) -> u64 {
-    st.frames_abandoned_timeout
-        + st.frames_abandoned_superseded
-        + st.frames_abandoned_window
-        + st.frames_abandoned_memory
-        + st.frames_skipped
-        + st.decode_failed
+/// Why frames are lost, in [`loss_causes`]' order.
+const LOSS_CAUSES: [&str; 6] = [
+    "timed out incomplete",
+    "incomplete when a newer frame was done",
+    "pushed out of the window",
+    "evicted for memory",
+    "never seen",
+    "failed to decode",
+];
+
+/// Frames the reassembler gave up, per reason, and those it never saw before a newer one.
+fn loss_causes(st: &strahl_packetize::stats::ReassemblerStats) -> [u64; 6] {
+    [
+        st.frames_abandoned_timeout,
+        st.frames_abandoned_superseded,
+        st.frames_abandoned_window,
+        st.frames_abandoned_memory,
+        st.frames_skipped,
+        st.decode_failed,
+    ]
 }
 
 /// Checks one delivered frame for `codec`: `Ok(Some(seq))` for a checkable frame.

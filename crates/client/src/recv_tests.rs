@@ -133,6 +133,10 @@ fn loss_past_the_parity_loses_the_frame_and_asks_for_a_keyframe_once_per_retry()
     assert_eq!(rx.counters().lost, 1);
     assert_eq!(rx.counters().frames, 2);
     assert_eq!(
+        rx.loss_events(),
+        ["0.010 s, after frame 0: 1 incomplete when a newer frame was done"]
+    );
+    assert_eq!(
         out.iter().find(|o| matches!(o, Output::Keyframe(_))),
         Some(&Output::Keyframe(KeyframeRequest {
             epoch: 0,
@@ -159,6 +163,12 @@ fn loss_past_the_parity_loses_the_frame_and_asks_for_a_keyframe_once_per_retry()
     let out = poll(&mut rx, ms(510));
     assert_eq!(keyframe_requests(&out), 1);
     assert_eq!(rx.counters().keyframe_requests, 3);
+    assert_eq!(rx.loss_events().len(), 4);
+    assert_eq!(rx.loss_events()[1], "0.030 s, after frame 2: 1 never seen");
+    assert_eq!(
+        rx.loss_events()[2],
+        "0.450 s, after frame 4: 1 timed out incomplete"
+    );
     assert_eq!(rx.counters().verify_failures, 0);
 }
 

@@ -156,6 +156,7 @@ struct MediaEnd {
     latency: Option<Latency>,
     in_flight: usize,
     first_failure: Option<String>,
+    loss_events: Vec<String>,
     first_datagram: Option<Instant>,
     ended: Instant,
     error: Option<String>,
@@ -340,6 +341,7 @@ fn media_loop(
         latency: core.latency(),
         in_flight: core.frames_in_flight(),
         first_failure: core.first_failure().map(str::to_owned),
+        loss_events: core.loss_events().to_vec(),
         first_datagram,
         ended: Instant::now(),
         error,
@@ -490,6 +492,7 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         latency: m.latency,
         in_flight_at_end: m.in_flight,
         first_failure: m.first_failure,
+        loss_events: m.loss_events,
         end: end_text.clone(),
     };
     let json = summary.to_json();

@@ -26,6 +26,8 @@ pub struct Summary {
     pub latency: Option<Latency>,
     pub in_flight_at_end: usize,
     pub first_failure: Option<String>,
+    /// When and why frames were lost (the receiver's first few).
+    pub loss_events: Vec<String>,
     /// How the session ended.
     pub end: String,
 }
@@ -117,6 +119,17 @@ impl Summary {
                     .as_deref()
                     .map_or("null".into(), json_str),
             ),
+            (
+                "loss_events",
+                format!(
+                    "[{}]",
+                    self.loss_events
+                        .iter()
+                        .map(|e| json_str(e))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
             ("end", json_str(&self.end)),
         ];
         let body: Vec<String> = fields
@@ -160,6 +173,7 @@ mod tests {
             }),
             in_flight_at_end: 1,
             first_failure: None,
+            loss_events: vec!["0.5 s, after frame 3: 1 never seen".into()],
             end: "2 s done".into(),
         };
         let j = s.to_json();
@@ -177,6 +191,7 @@ mod tests {
             "\"host\": \"a\\\"b\"",
             "\"codec\": \"passthrough\"",
             "\"first_failure\": null",
+            "\"loss_events\": [\"0.5 s, after frame 3: 1 never seen\"]",
         ] {
             assert!(j.contains(key), "{key} missing in {j}");
         }
