@@ -18,6 +18,11 @@
 //! And the privilege split holds on the real driver: the same helper as user nobody without
 //! capabilities gets no buffer from GETFB2 and exits naming CAP_SYS_ADMIN. The guest prints
 //! `KMS-LAB` summary lines the host repeats.
+//!
+//! The same boot then runs strahl on the same driver and streams to the real Moonlight core on
+//! the host side of the guest's tap (`kms_lab/stream.rs`, issue 11's proof: ≥ 150 numbered
+//! frames decoded in order across a mode change). That half needs root on the host (network
+//! namespace); without it the case ends as not run after the KMS half has passed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -41,8 +46,11 @@ use strahl_capture::synthetic::{
 use strahl_capture::{Frame, PixelFormat};
 use strahl_encode::Encoder;
 use strahl_encode::openh264_enc::{OpenH264Config, OpenH264Encoder};
-use strahl_vmlab::harness::{Case, run};
+use strahl_vmlab::harness::{Case, run, skip};
 use strahl_vmlab::{Gpu, GuestSpec, Lab};
+
+#[path = "kms_lab/stream.rs"]
+mod stream;
 
 const ROLE: &str = "STRAHL_KMS_LAB_ROLE";
 /// The driver's name, for the guest's summary line.
@@ -90,14 +98,22 @@ fn host_case(lab: &Lab) {
         Ok("bochs") => (Gpu::Bochs, "bochs-drm"),
         _ => (Gpu::Virtio, "virtio-gpu"),
     };
-    let out = lab
-        .run(
-            &GuestSpec::new([exe])
-                .env(ROLE, "guest")
-                .env(GPU_NAME, name)
-                .gpu(gpu)
-                .timeout_secs(300),
-        )
+    // The Moonlight half shares the boot when this machine can give the guest a NIC (root).
+    let host = stream::Host::prepare();
+    let mut spec = GuestSpec::new([exe])
+        .env(ROLE, "guest")
+        .env(GPU_NAME, name)
+        .gpu(gpu)
+        .timeout_secs(if host.is_ok() { 900 } else { 300 });
+    if let Ok(h) = &host {
+        spec = h.guest_spec(spec);
+    }
+    let lab2 = lab.clone();
+    let guest = std::thread::spawn(move || lab2.run(&spec));
+    let drive = host.as_ref().ok().map(|h| h.drive(&guest));
+    let out = guest
+        .join()
+        .expect("guest thread")
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "guest: {:.1} s\n{}\n{}",
@@ -106,12 +122,17 @@ fn host_case(lab: &Lab) {
         out.stderr
     );
     out.assert_success();
-    let summary = out
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("KMS-LAB "))
-        .expect("summary line");
-    println!("{summary}");
+    for summary in out.stdout.lines().filter(|l| l.starts_with("KMS-LAB ")) {
+        println!("{summary}");
+    }
+    match &host {
+        Ok(h) => h.check(
+            &drive
+                .expect("driven whenever the host half is prepared")
+                .unwrap_or_else(|e| panic!("Moonlight half: {e}")),
+        ),
+        Err(why) => skip(format!("the KMS half passed; {why}")),
+    }
 }
 
 // ---------------------------------------------------------------- the game (DRM master)
@@ -130,14 +151,71 @@ fn cursor_pos(n: u32) -> (i32, i32) {
     (100 + 2 * (n % 100) as i32, 200)
 }
 
+/// How the game plays: the check above by default; the Moonlight stream (`stream.rs`) sets
+/// each through the environment of the game's process.
+struct GameParams {
+    /// Frames flipped at 640×480, then at 800×600 (`STRAHL_KMS_LAB_FRAMES=a,b`).
+    frames: [u32; 2],
+    /// The first frame's number (`STRAHL_KMS_LAB_FIRST`).
+    first: u32,
+    /// Draw the number band as laid out for this size, scaled to the screen
+    /// (`STRAHL_KMS_LAB_BAND=WxH`): what the stream's reader expects once the data plane has
+    /// scaled the screen to the stream's size. Default: the screen's own layout.
+    band_ref: Option<(u32, u32)>,
+    /// Buffers flipped through (`STRAHL_KMS_LAB_BUFFERS`): a buffer is redrawn `buffers`
+    /// flips after it was shown, so a consumer that lags less than that reads whole pictures.
+    buffers: usize,
+    /// Cued by the orchestrator (`STRAHL_KMS_LAB_CUED=1`): a phase also ends early on a
+    /// `NEXT` line on stdin (`frames` are then upper bounds) and prints `LAST <number>`; after
+    /// the last flip `DONE`, and the picture stays up until a line on stdin (bounded), so a
+    /// stream running past the game still sees the game.
+    cued: bool,
+}
+
+impl GameParams {
+    fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).ok();
+        let num = |s: &str| s.trim().parse::<u32>().map_err(|e| format!("{s:?}: {e}"));
+        let frames = match var("STRAHL_KMS_LAB_FRAMES") {
+            Some(v) => {
+                let (a, b) = v.split_once(',').ok_or("STRAHL_KMS_LAB_FRAMES=a,b")?;
+                [num(a)?, num(b)?]
+            }
+            None => [FRAMES_640, FRAMES_800],
+        };
+        let band_ref = match var("STRAHL_KMS_LAB_BAND") {
+            Some(v) => {
+                let (w, h) = v.split_once('x').ok_or("STRAHL_KMS_LAB_BAND=WxH")?;
+                Some((num(w)?, num(h)?))
+            }
+            None => None,
+        };
+        Ok(Self {
+            frames,
+            first: var("STRAHL_KMS_LAB_FIRST").map_or(Ok(0), |v| num(&v))?,
+            band_ref,
+            buffers: var("STRAHL_KMS_LAB_BUFFERS").map_or(Ok(BUFFERS as u32), |v| num(&v))?
+                as usize,
+            cued: var("STRAHL_KMS_LAB_CUED").is_some_and(|v| v == "1"),
+        })
+    }
+}
+
 struct Screen {
     bufs: Vec<(DumbBuffer, drm::control::framebuffer::Handle)>,
     layout: BandLayout,
+    /// The band's block edge on this screen (`layout.block` unless scaled from a reference).
+    block: u32,
 }
 
 impl Screen {
     /// Buffers holding the full synthetic picture (drawn once); frames then rewrite the band.
-    fn new(card: &Card, (w, h): (u32, u32)) -> Result<Self, String> {
+    fn new(
+        card: &Card,
+        (w, h): (u32, u32),
+        band_ref: Option<(u32, u32)>,
+        buffers: usize,
+    ) -> Result<Self, String> {
         let src = SyntheticSource::new(SyntheticConfig {
             width: w,
             height: h,
@@ -148,8 +226,20 @@ impl Screen {
         .map_err(|e| e.to_string())?;
         let mut pic = Frame::new(w, h, PixelFormat::I420).map_err(|e| e.to_string())?;
         src.draw(0, &mut pic).map_err(|e| e.to_string())?;
+        // The band of the reference size, scaled by an exact factor (nearest-neighbour scaling
+        // back to the reference then lands every block where the reader looks).
+        let (layout, block) = match band_ref {
+            None => (src.layout(), src.layout().block),
+            Some((rw, rh)) => {
+                let l = BandLayout::for_size(rw, rh).ok_or("no band layout for the reference")?;
+                if w * rh != h * rw || (l.block * w) % rw != 0 {
+                    return Err(format!("{w}x{h} is no exact scale of {rw}x{rh}"));
+                }
+                (l, l.block * w / rw)
+            }
+        };
         let mut bufs = Vec::new();
-        for _ in 0..BUFFERS {
+        for _ in 0..buffers {
             let mut db = card
                 .create_dumb_buffer((w, h), DrmFourcc::Xrgb8888, 32)
                 .map_err(|e| format!("dumb buffer: {e}"))?;
@@ -167,16 +257,18 @@ impl Screen {
         }
         Ok(Self {
             bufs,
-            layout: src.layout(),
+            layout,
+            block,
         })
     }
 
-    /// Writes frame `n`'s number band into buffer `n % BUFFERS`; returns its framebuffer.
+    /// Writes frame `n`'s number band into buffer `n % buffers`; returns its framebuffer.
     fn draw(&mut self, card: &Card, n: u32) -> Result<drm::control::framebuffer::Handle, String> {
-        let (db, fb) = &mut self.bufs[n as usize % BUFFERS];
+        let count = self.bufs.len();
+        let (db, fb) = &mut self.bufs[n as usize % count];
         let pitch = db.pitch() as usize;
         let mut map = card.map_dumb_buffer(db).map_err(|e| format!("map: {e}"))?;
-        let b = self.layout.block as usize;
+        let b = self.block as usize;
         for i in 0..FRAME_NUMBER_BITS {
             // Y 235 / 16 with neutral chroma is RGB white / black.
             let v = if (n >> (FRAME_NUMBER_BITS - 1 - i)) & 1 == 1 {
@@ -184,7 +276,10 @@ impl Screen {
             } else {
                 0
             };
-            let (ox, oy) = self.layout.origin(i);
+            let (ox, oy) = (
+                (i % self.layout.cols) * self.block,
+                (i / self.layout.cols) * self.block,
+            );
             for y in oy as usize..oy as usize + b {
                 let row = &mut map[y * pitch + ox as usize * 4..y * pitch + (ox as usize + b) * 4];
                 for px in row.chunks_exact_mut(4) {
@@ -242,6 +337,7 @@ fn wait_flip(card: &Card) -> Result<(), String> {
 }
 
 fn game() -> Result<(), String> {
+    let params = GameParams::from_env()?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -257,17 +353,25 @@ fn game() -> Result<(), String> {
         .map(|i| (i.handle(), i.modes().to_vec()))
         .ok_or("no connected connector")?;
     let crtc: crtc::Handle = *res.crtcs().first().ok_or("no CRTC")?;
-    let mut n = 0u32;
+    let mut n = params.first;
     // Drivers without a cursor plane (bochs) refuse the cursor: then it is not moved.
     let mut cursor_on = false;
     let mut report = Vec::new();
     let stdin = std::io::stdin();
-    for (phase, (size, frames)) in [((640u16, 480u16), FRAMES_640), ((800, 600), FRAMES_800)]
+    // The orchestrator's cues after GO (lines), read off the flip loop.
+    let (cue_tx, cues) = mpsc::channel::<String>();
+    for (phase, (size, frames)) in [(640u16, 480u16), (800, 600)]
         .into_iter()
+        .zip(params.frames)
         .enumerate()
     {
         let mode = mode_of(&modes, size)?;
-        let mut screen = Screen::new(&card, (u32::from(size.0), u32::from(size.1)))?;
+        let mut screen = Screen::new(
+            &card,
+            (u32::from(size.0), u32::from(size.1)),
+            params.band_ref,
+            params.buffers,
+        )?;
         let fb = screen.draw(&card, n)?;
         if cursor_on {
             move_cursor(&card, crtc, cursor_pos(n))?;
@@ -299,9 +403,22 @@ fn game() -> Result<(), String> {
                 .lock()
                 .read_line(&mut line)
                 .map_err(|e| e.to_string())?;
+            if params.cued {
+                let tx = cue_tx.clone();
+                std::thread::spawn(move || {
+                    for l in std::io::stdin().lock().lines().map_while(Result::ok) {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
         }
         let t0 = Instant::now();
         for k in 1..frames {
+            if params.cued && cues.try_recv().is_ok_and(|l| l == "NEXT") {
+                break;
+            }
             n += 1;
             let due = FLIP_INTERVAL * k;
             if let Some(d) = due.checked_sub(t0.elapsed()) {
@@ -321,11 +438,21 @@ fn game() -> Result<(), String> {
             size.1,
             t0.elapsed().as_secs_f64()
         ));
+        if params.cued {
+            println!("LAST {n}");
+            std::io::stdout().flush().ok();
+        }
         n += 1; // the next phase's modeset shows the next number
     }
     // Keep the last picture up while the capture reads it, then exit (the CRTC goes away).
     std::thread::sleep(Duration::from_millis(500));
     println!("GAME {}", report.join(", "));
+    if params.cued {
+        println!("DONE");
+        std::io::stdout().flush().ok();
+        // Until the orchestrator says so (or goes away: EOF), bounded.
+        let _ = cues.recv_timeout(Duration::from_secs(600));
+    }
     Ok(())
 }
 
@@ -551,7 +678,11 @@ fn guest() -> Result<(), String> {
         raw.len(),
         coded.encoders
     );
-    Ok(())
+    // The same boot goes on with strahl and the Moonlight core when the host set it up.
+    match std::env::var_os(stream::STREAM_DIR) {
+        Some(dir) => stream::guest(Path::new(&dir), &exe),
+        None => Ok(()),
+    }
 }
 
 struct Coded {

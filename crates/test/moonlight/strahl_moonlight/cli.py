@@ -80,6 +80,9 @@ def parser():
                         "--timeout)")
     p.add_argument("--frame-times", action="store_true",
                    help="list every frame's arrival time (monotonic) in the video step")
+    p.add_argument("--pixel-numbers", action="store_true",
+                   help="list every decoded picture's frame number (null: unreadable), in "
+                        "decode order, in the video step")
     p = command("bench", "bench:bench_cmd", host, video)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--seconds", type=float, default=10.0)

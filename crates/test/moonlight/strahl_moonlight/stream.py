@@ -8,7 +8,8 @@ Contract:
            --audio-seconds of Opus and decodes it, sends INPUT (--input) once 30 frames (or
            half of --frames) arrived; steps input {rcs}, video {frames, first, last, distinct,
            lost, gap_count, gaps, idr, seconds, terminated, termination_error, t_first, t_last,
-           arrivals (--frame-times), decoded, pixel_*, ...}, video_stats {stats, rtt_ms},
+           arrivals (--frame-times), decoded, pixel_*, pixel_numbers (--pixel-numbers:
+           every picture's number in decode order, null where unreadable), ...}, video_stats {stats, rtt_ms},
            audio {..., rms, dominant_hz: per channel}; then cancel (with --cancel while
            streaming: ended, the host must end the
            stream within --end-wait s) and serverinfo_free. Every wait is bounded by --timeout.
@@ -197,6 +198,8 @@ def stream_cmd(a):
                       "pixel_non_increasing": non_inc, "pixel_gap_count": pcount,
                       "pixel_gaps": pgaps, "pixel_formats": sorted(dec.formats),
                       "luma_mean_min": min(dec.luma_means) if dec.luma_means else None})
+        if a.pixel_numbers:
+            video["pixel_numbers"] = dec.picture_numbers
     emit(step="video", **video)
     emit(step="video_stats", stats=vstats, rtt_ms=rtt)
     emit(step="hdr", codec=a.codec, **codecs.hdr_state())

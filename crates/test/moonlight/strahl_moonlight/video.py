@@ -68,6 +68,7 @@ class VideoDecodeThread:
         self.width, self.height = width, height
         self.q = queue.Queue()
         self.pixel_numbers = []
+        self.picture_numbers = []  # every picture's, None where unreadable
         self.unreadable = 0
         self.decoded = 0
         self.errors = 0
@@ -93,6 +94,7 @@ class VideoDecodeThread:
         if len(self.luma_means) < 4096:
             self.luma_means.append(float(y.mean()))
         n = read_frame_number(y, frame.width, frame.height)
+        self.picture_numbers.append(n)
         if n is None:
             self.unreadable += 1
         else:
