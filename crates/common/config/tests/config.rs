@@ -195,6 +195,19 @@ fn bad_values_name_file_line_and_key() {
     );
 }
 
+/// The bitrate cap reaches 20 Gbit/s (native passthrough sessions at any rate), not beyond.
+#[test]
+fn the_bitrate_cap_goes_up_to_20_gbits() {
+    let c = Config::parse("[video]\nmax_bitrate_kbps = 20000000\n", "test.toml").unwrap();
+    assert_eq!(c.video.max_bitrate_kbps, 20_000_000);
+    assert_err(
+        "[video]\nmax_bitrate_kbps = 20000001\n",
+        2,
+        "video.max_bitrate_kbps",
+        "outside 500..=20000000",
+    );
+}
+
 #[test]
 fn cross_field_rules_name_the_key_line() {
     assert_err(
