@@ -34,7 +34,7 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
        strahl-client [--state-dir DIR] check HOST
        strahl-client [--state-dir DIR] stream HOST [--seconds N] [--json FILE]
                      [--codec passthrough|h264|any] [--bitrate KBPS] [--mode WxH@FPS]
-                     [--mtu BYTES] [--media-port PORT]
+                     [--mtu BYTES] [--media-port PORT] [--frame-timeout MS]
 
   pair HOST PIN   pair with a strahl host: on the host, `strahl-control pair` (or the status
                   page's button) shows a 4-digit PIN valid for a while; one try per PIN
@@ -42,7 +42,8 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
   stream HOST     run a session for N seconds (10): receive, reassemble (FEC when shards are
                   missing), open and verify every frame; a progress line on stderr, then a
                   JSON summary on stdout or in FILE. Defaults: any codec (the host picks),
-                  20000 kbit/s, 1280x720@60, MTU 1500, any free media port
+                  20000 kbit/s, 1280x720@60, MTU 1500, any free media port, and a frame
+                  missing shards for 100 ms counts as lost
 
 HOST is NAME[:PORT] or an address (port 47900 unless given). State (this client's certificate
 and the hosts it paired with): --state-dir, else $XDG_CONFIG_HOME/strahl-client, else
@@ -113,7 +114,7 @@ pub fn parse(args: &[String]) -> Result<Args, Exit> {
                 )
             }
             o @ ("--seconds" | "--json" | "--codec" | "--bitrate" | "--mode" | "--mtu"
-            | "--media-port") => {
+            | "--media-port" | "--frame-timeout") => {
                 let v = it
                     .next()
                     .ok_or_else(|| usage(&format!("{o} needs a value")))?;

@@ -40,6 +40,8 @@ use crate::{Exit, client_exit, resolve, state_exit};
 pub const EXIT_MEDIA: u8 = 6;
 /// Slots of 64 KiB: a GRO message holds up to 64 KiB of datagrams.
 const SLOT: usize = 65_536;
+/// Full batches read in a row at one time stamp before time moves on (4096 messages).
+const MAX_DRAIN_BATCHES: u32 = 64;
 
 /// `stream`'s options (defaults in [`StreamOptions::new`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,8 @@ pub struct StreamOptions {
     pub mtu: usize,
     /// 0: any free port.
     pub media_port: u16,
+    /// How long an incomplete frame may wait for its shards before it counts as lost.
+    pub frame_timeout: Duration,
 }
 
 impl StreamOptions {
@@ -72,6 +76,7 @@ impl StreamOptions {
             },
             mtu: 1500,
             media_port: 0,
+            frame_timeout: strahl_packetize::native::reassembler::DEFAULT_FRAME_TIMEOUT,
         }
     }
 
@@ -115,6 +120,13 @@ impl StreamOptions {
                 if !(576..=65_535).contains(&self.mtu) {
                     return Err("--mtu is 576..=65535".into());
                 }
+            }
+            "--frame-timeout" => {
+                let ms = num("--frame-timeout")?;
+                if !(1..=10_000).contains(&ms) {
+                    return Err("--frame-timeout is 1..=10000 ms".into());
+                }
+                self.frame_timeout = Duration::from_millis(ms);
             }
             "--media-port" => {
                 self.media_port = u16::try_from(num("--media-port")?)
@@ -267,6 +279,14 @@ impl RxPath {
         }
     }
 
+    /// Messages one receive can return (the plain path is never "full": it polls after each).
+    fn batch(&self) -> usize {
+        match self {
+            RxPath::Mmsg(_, batch) => batch.capacity().min(MMSG_BATCH),
+            RxPath::Plain(..) => usize::MAX,
+        }
+    }
+
     /// The plain path over the same socket, GRO off (plain `recv` cannot split what it
     /// coalesces); `None` when even that cannot be set up.
     fn plain(&self) -> Option<RxPath> {
@@ -291,6 +311,9 @@ fn media_loop(
     let mut progress = Progress::new(start);
     let mut first_datagram = None;
     let mut error = None;
+    // While reading a backlog: the time its reading began, and how many full batches so far.
+    let mut drain_since: Option<Duration> = None;
+    let mut drained = 0;
     'run: loop {
         loop {
             match to_media.try_recv() {
@@ -299,17 +322,26 @@ fn media_loop(
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
-        // Wake for the core's next deadline, and often enough to see a stop.
-        let wait = core
-            .next_deadline()
-            .saturating_sub(start.elapsed())
-            .clamp(Duration::from_millis(1), Duration::from_millis(20));
-        // Datagrams are stamped with the time the receive returned: one batch, one `now`.
-        let mut stamp = None;
+        // Wake for the core's next deadline, and often enough to see a stop; while draining a
+        // backlog, do not wait at all.
+        let wait = if drain_since.is_some() {
+            Duration::ZERO
+        } else {
+            core.next_deadline()
+                .saturating_sub(start.elapsed())
+                .clamp(Duration::from_millis(1), Duration::from_millis(20))
+        };
+        // Datagrams are stamped with the time the receive returned (one batch, one time), and
+        // a backlog read in full batches with the time its reading began: the core's timers
+        // must not judge a frame incomplete while the rest of it still waits in the socket —
+        // this thread's own lateness (descheduled on a busy machine) is not the network's.
+        // Bounded, so time moves on under a flood.
+        let mut stamp = drain_since;
         let got = path.recv(wait, |d| {
             let t = *stamp.get_or_insert_with(|| start.elapsed());
             core.on_datagram(d, t);
         });
+        let full = matches!(got, Ok(n) if n >= path.batch());
         match got {
             Ok(n) if n > 0 && first_datagram.is_none() => first_datagram = Some(Instant::now()),
             Ok(_) => {}
@@ -326,14 +358,21 @@ fn media_loop(
                 }
             },
         }
-        let now = Instant::now();
-        core.poll(now.duration_since(start), &mut out);
+        let t = stamp.unwrap_or_else(|| start.elapsed());
+        core.poll(t, &mut out);
+        if full && drained < MAX_DRAIN_BATCHES {
+            drain_since = Some(t);
+            drained += 1;
+        } else {
+            drain_since = None;
+            drained = 0;
+        }
         for o in out.drain(..) {
             if outputs.send(o).is_err() {
                 break 'run; // the control side is gone
             }
         }
-        progress.tick(now, core.counters());
+        progress.tick(Instant::now(), core.counters());
     }
     progress.finish();
     MediaEnd {
@@ -403,8 +442,11 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         .map_err(client_exit)?;
     let w = s.welcome.clone();
     let opener = RxOpener::new(&s.h2c, Direction::HostToClient, Backend::DEFAULT);
-    let reasm = Reassembler::new(ReassemblerConfig::default(), opener)
-        .map_err(|e| local("reassembler", &e.0))?;
+    let cfg = ReassemblerConfig {
+        frame_timeout: o.frame_timeout,
+        ..ReassemblerConfig::default()
+    };
+    let reasm = Reassembler::new(cfg, opener).map_err(|e| local("reassembler", &e.0))?;
     let start = Instant::now();
     let core = Receiver::new(RecvConfig::new(w.codec, w.epoch), reasm, Duration::ZERO);
     let (to_media, media_rx) = std_mpsc::channel();
@@ -487,6 +529,7 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         fec_percent: w.fec_percent,
         shard_len: w.shard_len,
         gro,
+        frame_timeout_ms: u64::try_from(o.frame_timeout.as_millis()).unwrap_or(u64::MAX),
         seconds,
         counters: m.counters,
         latency: m.latency,
@@ -574,6 +617,7 @@ mod tests {
             ("--bitrate", "0"),
             ("--mtu", "100"),
             ("--media-port", "70000"),
+            ("--frame-timeout", "0"),
         ] {
             assert!(o.set(k, v).is_err(), "{k} {v}");
         }

@@ -20,6 +20,8 @@ pub struct Summary {
     pub fec_percent: u8,
     pub shard_len: u16,
     pub gro: bool,
+    /// How long an incomplete frame waited before it counted as lost.
+    pub frame_timeout_ms: u64,
     /// Seconds from the first datagram to the end (0 when none arrived).
     pub seconds: f64,
     pub counters: Counters,
@@ -91,6 +93,7 @@ impl Summary {
             ("fec_percent", self.fec_percent.to_string()),
             ("shard_len", self.shard_len.to_string()),
             ("gro", self.gro.to_string()),
+            ("frame_timeout_ms", self.frame_timeout_ms.to_string()),
             ("seconds", format!("{:.3}", self.seconds)),
             ("frames", c.frames.to_string()),
             ("bytes", c.bytes.to_string()),
@@ -159,6 +162,7 @@ mod tests {
             fec_percent: 20,
             shard_len: 1428,
             gro: true,
+            frame_timeout_ms: 100,
             seconds: 2.0,
             counters: Counters {
                 frames: 120,
