@@ -11,6 +11,9 @@
 //!   seconds with the passthrough codec: the data plane's pattern source sends checkable
 //!   `strahl/1` frames across the veth, sealed with the QUIC exporter's secret; every frame
 //!   arrives complete and verified byte for byte, none lost, no packet refused by the seal.
+//! - [`stream_recovers_dropped_shards_across_namespaces`]: the same with the data plane's drop
+//!   knob losing 5 % of the packets (within each block's parity): FEC rebuilds them on the
+//!   client, no frame is lost.
 //!
 //! Needs root (namespaces, veth); without it the case prints `SKIPPED` and counts as ignored
 //! (this file runs under [`strahl_e2e::harness`]). Every wait is bounded (each command by the
@@ -96,13 +99,13 @@ fn pairing_across_namespaces() -> Outcome {
     Outcome::Passed
 }
 
-fn stream_across_namespaces() -> Outcome {
-    if let Some(why) = netns::root_or_skip_reason() {
-        return Outcome::Skipped(why);
-    }
+/// Starts strahl in a host namespace (with `toml` appended), pairs a client in a client
+/// namespace, runs `strahl-client stream HOST ARGS… --codec passthrough --json FILE` there and
+/// returns its exit code and summary; the summary is printed for the record.
+fn stream_across(toml: &str, args: &[&str]) -> (i32, serde_json::Value, Strahl) {
     let net = ok(TestNet::pair());
     let s = ok(Strahl::start(
-        Options::default().in_netns(net.host_placement()),
+        Options::default().toml(toml).in_netns(net.host_placement()),
     ));
     ok(s.wait_log(
         "native strahl/1 host listening on UDP",
@@ -120,41 +123,107 @@ fn stream_across_namespaces() -> Outcome {
     let (code, text) = client(&["pair", &host, &pin, "--name", "netns-stream"]);
     assert_eq!(code, 0, "{text}\n{}", s.log());
 
-    // 3 s of 720p60 at 100 Mbit/s: frames of ~208 kB, ~150 shards each.
     let json = s.dir.join("stream.json");
     let json_arg = json.to_string_lossy().into_owned();
-    let (code, text) = client(&[
+    // A frame counts as lost when its shards stop coming for a second, not after the default
+    // 100 ms: on a loaded two-core machine the host's tile can be off its core that long
+    // mid-frame, and this test is about every frame arriving intact, not about latency.
+    let mut argv = vec![
         "stream",
         &host,
-        "--seconds",
-        "3",
         "--codec",
         "passthrough",
-        "--bitrate",
-        "100000",
-        "--mode",
-        "1280x720@60",
+        "--frame-timeout",
+        "1000",
         "--json",
         &json_arg,
-    ]);
+    ];
+    argv.extend_from_slice(args);
+    let (code, text) = client(&argv);
     let summary = std::fs::read_to_string(&json).unwrap_or_default();
-    eprintln!("strahl-client stream summary: {summary}");
-    assert_eq!(code, 0, "{text}\n{summary}\n{}", s.log());
-    let v: serde_json::Value =
-        serde_json::from_str(&summary).unwrap_or_else(|e| panic!("{e}: {summary}"));
-    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    eprintln!("strahl-client {}: {summary}", args.join(" "));
+    let v: serde_json::Value = serde_json::from_str(&summary)
+        .unwrap_or_else(|e| panic!("{e}: {summary}\n{text}\n{}", s.log()));
     assert_eq!(v["codec"], "passthrough", "{v}");
-    // 3 s at 60 fps, counted from the first datagram: most of 180 frames.
-    assert!(n("frames") >= 120, "{v}\n{}", s.log());
-    assert_eq!(n("verify_failures"), 0, "{v}");
-    assert_eq!(n("seq_out_of_order"), 0, "{v}");
-    assert_eq!(n("lost"), 0, "{v}\n{}", s.log());
+    assert_eq!(v["frame_timeout_ms"], 1000, "{v}");
+    if code != 0 {
+        eprintln!("{text}");
+    }
+    (code, v, s)
+}
+
+fn count(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+/// What every stream must show: frames verified byte for byte, nothing refused by the seal.
+fn assert_clean(code: i32, v: &serde_json::Value, s: &Strahl, min_frames: u64) {
+    assert_eq!(code, 0, "{v}\n{}", s.log());
+    assert!(count(v, "frames") >= min_frames, "{v}\n{}", s.log());
+    assert_eq!(count(v, "verify_failures"), 0, "{v}");
+    assert_eq!(count(v, "seq_out_of_order"), 0, "{v}");
+    assert_eq!(count(v, "lost"), 0, "{v}\n{}", s.log());
     assert_eq!(
-        (n("bad_tag"), n("replayed"), n("old_epoch")),
+        (
+            count(v, "bad_tag"),
+            count(v, "replayed"),
+            count(v, "old_epoch")
+        ),
         (0, 0, 0),
         "{v}"
     );
-    assert!(n("bytes") >= n("frames") * 200_000, "{v}");
+}
+
+fn stream_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    // 3 s of 720p60 at 100 Mbit/s: frames of ~208 kB, ~150 shards each.
+    let (code, v, s) = stream_across(
+        "",
+        &[
+            "--seconds",
+            "3",
+            "--bitrate",
+            "100000",
+            "--mode",
+            "1280x720@60",
+        ],
+    );
+    // 3 s at 60 fps: 180 frames on an idle machine; a loaded one makes fewer (the source's
+    // clock skips what the host had no time for), never none.
+    assert_clean(code, &v, &s, 60);
+    assert!(count(&v, "bytes") >= count(&v, "frames") * 200_000, "{v}");
+    Outcome::Passed
+}
+
+/// The data plane's drop knob loses 5 % of the video packets, never more of a block than its
+/// parity (20 % FEC): FEC rebuilds every frame on the client, none is lost.
+fn stream_recovers_dropped_shards_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let (code, v, s) = stream_across(
+        "[testing]\nvideo_drop_fraction = 0.05\n",
+        &[
+            "--seconds",
+            "3",
+            "--bitrate",
+            "50000",
+            "--mode",
+            "1280x720@60",
+        ],
+    );
+    assert_clean(code, &v, &s, 60);
+    // Frames of ~73 data + 15 parity shards: nearly every one loses some at 5 %.
+    assert!(
+        count(&v, "recovered") >= count(&v, "frames") / 2,
+        "most frames needed FEC: {v}"
+    );
+    assert!(
+        count(&v, "shards_recovered") >= count(&v, "recovered"),
+        "{v}"
+    );
     Outcome::Passed
 }
 
@@ -167,6 +236,10 @@ fn main() -> ExitCode {
         Case {
             name: "stream_across_namespaces",
             run: stream_across_namespaces,
+        },
+        Case {
+            name: "stream_recovers_dropped_shards_across_namespaces",
+            run: stream_recovers_dropped_shards_across_namespaces,
         },
     ])
 }
