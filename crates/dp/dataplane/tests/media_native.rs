@@ -5,8 +5,9 @@
 //! pattern source's checkable frames verify byte for byte with sequence = frame id; a FEC change
 //! mid-stream changes the parity of the following frames and loses nothing; a keyframe request
 //! is answered; with the drop knob discarding 3 % of packets FEC restores every frame; H.264
-//! from the synthetic source decodes with the frame numbers in order. Sessions the data plane
-//! cannot carry are refused with a reason.
+//! from the synthetic source decodes with the frame numbers in order; a GameStream session and
+//! a native one share the tile and the video port. Sessions the data plane cannot carry are
+//! refused with a reason.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -325,4 +326,64 @@ fn native_sessions_the_data_plane_cannot_carry_are_refused_with_a_reason() {
         rikeyid: 0,
     };
     assert!(why(&mut media, &s).contains("another protocol's keys"));
+}
+
+/// A GameStream session (pinging its own client) and a native one stream through the one tile
+/// at once, each to its own client, and stopping one leaves the other streaming.
+#[test]
+fn a_gamestream_and_a_native_session_share_the_tile() {
+    let reg = registry();
+    let mut media = media(
+        common::settings(0.0, Duration::from_secs(5)),
+        reg,
+        TransportKind::SendMmsg,
+    );
+    let payload = *b"GSNATIVE01234567";
+    let gs_video = UdpSocket::bind("127.0.0.1:0").unwrap();
+    gs_video.set_nonblocking(true).unwrap();
+    let gs_audio = UdpSocket::bind("127.0.0.1:0").unwrap();
+    gs_audio.set_nonblocking(true).unwrap();
+    let (vport, aport) = (free_port(), free_port());
+    let gs = common::session(
+        41,
+        gs_video.local_addr().unwrap(),
+        Some(payload),
+        (vport, aport),
+    );
+    media.start(&gs).unwrap();
+    let mut client = Client::new();
+    let mut s = native(42, client.addr(), 20_000, true);
+    // The native session sends from the GameStream video port: the port is shared.
+    s.ports.video_src = vport;
+    media.start(&s).unwrap();
+    let mut gs_pkts = 0usize;
+    let mut buf = [0u8; 2048];
+    let mut ping = payload.to_vec();
+    ping.extend_from_slice(&1u32.to_be_bytes());
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        let _ = gs_video.send_to(&ping, ("127.0.0.1", vport));
+        let _ = gs_audio.send_to(&ping, ("127.0.0.1", aport));
+        client.pump(Duration::from_millis(20));
+        while gs_video.recv(&mut buf).is_ok() {
+            gs_pkts += 1;
+        }
+        while gs_audio.recv(&mut buf).is_ok() {}
+    }
+    media.stop(41);
+    let before = client.got.len();
+    client.pump(Duration::from_millis(500));
+    assert!(
+        client.got.len() > before + 100,
+        "the native session streams on after the GameStream one stopped"
+    );
+    media.stop(42);
+    assert!(media.poll_failures().is_empty());
+    let (frames, _) = reassemble(&client.got);
+    assert!(frames.len() >= 80, "{} native frames", frames.len());
+    for (n, f) in frames.iter().enumerate() {
+        assert_eq!(f.id, n as u64);
+        assert_eq!(verify_checkable(&f.data), Ok(f.id));
+    }
+    assert!(gs_pkts >= 60, "{gs_pkts} GameStream video datagrams");
 }
