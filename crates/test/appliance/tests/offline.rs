@@ -282,6 +282,7 @@ fn the_kms_helper_holds_cap_sys_admin_alone_without_network_for_the_data_plane_o
         "the data plane must find the socket at its start"
     );
     assert_eq!(one("Before"), "strahl-dataplane.service");
+    assert_eq!(one("After"), "systemd-udev-trigger.service");
     // Its own user, in the planes' group for /run/strahl (the socket's directory, same mode).
     assert_eq!(one("User"), "strahl-capture");
     assert_eq!(one("Group"), "strahl");
@@ -307,6 +308,16 @@ fn the_kms_helper_holds_cap_sys_admin_alone_without_network_for_the_data_plane_o
     assert_eq!(
         arg("--peer-user"),
         unit_settings("appliance/strahl-dataplane.service", "User")[0]
+    );
+    // Its wait for a capturable display ends before systemd's start timeout does.
+    let wait: u64 = arg("--wait").parse().unwrap();
+    let timeout: u64 = one("TimeoutStartSec")
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(
+        wait + 5 <= timeout,
+        "--wait {wait} vs TimeoutStartSec={timeout}s"
     );
     // The data plane itself still holds no CAP_SYS_ADMIN.
     assert!(

@@ -15,6 +15,26 @@ up() {
 }
 for _ in $(seq 1 180); do up && break; sleep 1; done
 
+# What a peer of the KMS capture helper gets when it connects as user $1: the number of
+# messages (at most one: a new peer gets the current picture at once) and of fds passed.
+kms_peer() {
+  runuser -u "$1" -- timeout 30 /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect("/run/strahl/kms.sock")
+s.settimeout(20)
+msgs = fds = 0
+try:
+    m, anc, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(4 * 8))
+    if m or anc:
+        msgs = 1
+    fds = sum(len(d) // 4 for lvl, typ, d in anc if typ == socket.SCM_RIGHTS)
+except OSError as e:
+    print("error", e)
+print("msgs=%d fds=%d" % (msgs, fds))
+' 2>&1 | tail -1
+}
+
 caps() { # unit prefix
   local pid
   pid=$(systemctl show -P MainPID "$1")
@@ -38,6 +58,9 @@ caps() { # unit prefix
   echo "enabled=$(systemctl is-enabled strahl.target strahl-dataplane.service strahl-control.service | paste -sd, -)"
   caps strahl-dataplane.service dataplane
   caps strahl-control.service control
+  caps strahl-kms-helper.service kms
+  echo "kms.peer.strahl-control=$(kms_peer strahl-control)"
+  echo "kms.peer.strahl-dataplane=$(kms_peer strahl-dataplane)"
   for f in /usr/lib/sysctl.d/60-strahl.conf /usr/lib/sysctl.d/61-strahl-busy-poll.conf; do
     sed -n 's/^-\{0,1\}\([a-z0-9_.]*\) *= *.*/\1/p' "$f" | while read -r k; do
       echo "sysctl.$k=$(sysctl -n "$k" 2>/dev/null || echo MISSING)"
@@ -50,14 +73,15 @@ caps() { # unit prefix
   echo "hugepages=$(cat /proc/sys/vm/nr_hugepages)"
   echo "module.uinput=$(grep -c '^uinput ' /proc/modules)"
   for p in /var/lib/strahl /run/strahl /run/strahl/dataplane.sock /run/strahl/control.sock \
-    /run/strahl/console.issue /etc/strahl/strahl.toml; do
+    /run/strahl/kms.sock /run/strahl/console.issue /etc/strahl/strahl.toml; do
     echo "path.$p=$(stat -c '%U:%G %a %F' "$p" 2>&1)"
   done
   echo "path./etc/issue.d/strahl.issue=$(readlink /etc/issue.d/strahl.issue)"
   echo "state_files=$(find /var/lib/strahl -maxdepth 1 -type f -printf '%f ' | tr ' ' '\n' | sort | paste -sd, -)"
 } >"$dir/report.tmp" 2>&1
 cp /run/strahl/console.issue "$dir/console.issue" 2>/dev/null
-journalctl -b -u strahl-nic-tune -u strahl-dataplane -u strahl-control -o cat --no-pager >"$dir/journal.txt" 2>&1
+journalctl -b -u strahl-nic-tune -u strahl-kms-helper -u strahl-dataplane -u strahl-control -o cat \
+  --no-pager >"$dir/journal.txt" 2>&1
 cp /var/lib/strahl/status-token "$dir/state/" 2>/dev/null
 mv "$dir/report.tmp" "$dir/report.txt"
 

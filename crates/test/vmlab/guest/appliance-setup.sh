@@ -9,6 +9,8 @@ repo=$1
 bin=$2
 
 "$repo/image/install.sh" --root / --src "$repo" --bin "$bin" --preset
+# The operator's step for [video] source = "kms": the KMS capture helper, off by the preset.
+systemctl --root=/ enable strahl-kms-helper.service
 
 # The guest root is this machine's own; units an appliance does not run (and that would only
 # slow a TCG boot) are masked. strahl's units and everything systemd itself brings stay.

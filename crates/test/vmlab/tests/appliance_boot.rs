@@ -6,6 +6,10 @@
 //! - both services active as their own users (created by systemd-sysusers at boot), the data
 //!   plane with exactly its four capabilities in the bounding set and none left in any thread
 //!   after its self-drop (the journal says it dropped 4), the control plane with none at all;
+//! - the KMS capture helper's unit (enabled as an operator would; the guest has a virtio-gpu
+//!   whose console framebuffer it captures): active as its own user with CAP_SYS_ADMIN as its
+//!   only capability, its socket in /run/strahl; a peer running as the control plane's user is
+//!   refused without a frame, one running as the data plane's user gets the picture's dmabuf;
 //! - every sysctl of `kernel-config/sysctl.d` applied; the kargs a VM can apply (nohz_full,
 //!   rcu_nocbs, hugepages, isolcpus — and the data plane's plan puts its tx tile on the
 //!   isolated CPU); `uinput` loaded by modules-load.d;
@@ -25,7 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use strahl_vmlab::harness::{Case, run};
-use strahl_vmlab::{GuestNet, GuestSpec, Lab, NetNs, repo_root};
+use strahl_vmlab::{Gpu, GuestNet, GuestSpec, Lab, NetNs, repo_root};
 
 const HOST_CIDR: &str = "10.201.0.1/24";
 const GUEST_CIDR: &str = "10.201.0.2/24";
@@ -33,6 +37,8 @@ const GUEST: &str = "10.201.0.2";
 /// CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_IPC_LOCK (14), CAP_BPF (39): the unit's set.
 const DATAPLANE_CAPS: &str = "0000008000007000";
 const NO_CAPS: &str = "0000000000000000";
+/// CAP_SYS_ADMIN (21): the KMS capture helper's one capability.
+const KMS_HELPER_CAPS: &str = "0000000000200000";
 /// The CPU kernel-config/kargs.d isolates for the tx tile. (This boot found that the earlier
 /// `isolcpus=managed_irq,domain,N` isolated nothing: the kernel reads a leading letter there as
 /// another flag.)
@@ -213,6 +219,8 @@ fn appliance_boots_under_systemd_and_streams_to_moonlight(lab: &Lab) {
     .systemd()
     .setup(&setup)
     .net(GuestNet::new(ns.name(), HOST_CIDR, GUEST_CIDR))
+    // A display for the KMS capture helper (its console framebuffer is the picture).
+    .gpu(Gpu::Virtio)
     .keep(dir.join("job"))
     .timeout_secs(900);
     for k in &kargs {
@@ -351,6 +359,41 @@ fn appliance_boots_under_systemd_and_streams_to_moonlight(lab: &Lab) {
     assert_eq!(r["control.active"], "active", "{ctx}");
     assert_eq!(r["control.user"], "strahl-control", "{ctx}");
     assert_eq!(r["control.CapBnd"], NO_CAPS, "{ctx}");
+    // The KMS capture helper: its own user, CAP_SYS_ADMIN alone (ambient, so held as a
+    // non-root user), its socket for the planes' group; frames for the data plane's user only.
+    assert_eq!(r["kms.active"], "active", "{ctx}");
+    assert_eq!(r["kms.user"], "strahl-capture", "{ctx}");
+    for set in ["CapBnd", "CapEff", "CapPrm", "CapAmb"] {
+        assert_eq!(r[&format!("kms.{set}")], KMS_HELPER_CAPS, "{set}: {ctx}");
+    }
+    // The owner is whichever unit sharing RuntimeDirectory=strahl systemd set up last (it
+    // re-owns the directory's tree to that unit's user); access goes by group and mode.
+    assert!(
+        r["path./run/strahl/kms.sock"].ends_with(":strahl 660 socket"),
+        "{ctx}"
+    );
+    assert_eq!(r["kms.peer.strahl-control"], "msgs=0 fds=0", "{ctx}");
+    let dp_peer = &r["kms.peer.strahl-dataplane"];
+    assert!(
+        dp_peer.starts_with("msgs=1 fds=") && !dp_peer.ends_with("fds=0"),
+        "the data plane's user got no frame: {ctx}"
+    );
+    assert!(journal.contains("refused a peer running as uid"), "{ctx}");
+    // It got ready once, without failing first (udev's late permissions on the card are
+    // waited out), and before the data plane started (Type=notify + Before=).
+    assert!(
+        !journal.contains("Failed to start strahl-kms-helper"),
+        "{ctx}"
+    );
+    let at = |needle: &str| {
+        journal
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in the journal: {ctx}"))
+    };
+    assert!(
+        at("strahl-kms-helper: INFO: capturing ") < at("Started strahl-dataplane.service"),
+        "the data plane started before the helper was ready: {ctx}"
+    );
 
     // kernel-config: every sysctl; the kargs this VM can apply; uinput from modules-load.d.
     for (k, v) in appliance_sysctls() {

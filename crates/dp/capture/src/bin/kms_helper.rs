@@ -11,7 +11,8 @@
 //! plane) can neither see the screen nor hold the helper's one peer slot. A name is looked up
 //! in `/etc/passwd` (where systemd-sysusers puts the appliance's users) at start.
 //! Under systemd (`$NOTIFY_SOCKET`, `Type=notify`) it says READY=1 once the socket listens, so
-//! a data plane ordered after it finds the socket at its own start.
+//! a data plane ordered after it finds the socket at its own start; `--wait SECONDS` first
+//! retries a display that cannot be captured yet (at boot: the card before udev's permissions).
 //! Exit status: 0 at the time limit, 1 when capture is not possible (reason on stderr), 2 for
 //! bad arguments or an unknown `--peer-user`.
 
@@ -25,7 +26,8 @@ use strahl_capture::kms_grab::{KmsGrabber, ServeLimits, serve};
 use strahl_capture::{kms, kms_wire};
 
 const USAGE: &str = "usage: strahl-kms-helper --socket PATH [--device /dev/dri/cardN] \
-                     [--connector NAME] [--max-seconds N] [--peer-user NAME|UID]";
+                     [--connector NAME] [--max-seconds N] [--peer-user NAME|UID] \
+                     [--wait SECONDS]";
 
 /// Where `--peer-user` names are looked up.
 const PASSWD: &str = "/etc/passwd";
@@ -53,6 +55,8 @@ struct Args {
     max_time: Option<Duration>,
     /// `--peer-user` as given (resolved to a uid in `main`).
     peer_user: Option<String>,
+    /// `--wait`: how long a display that cannot be captured yet is tried again (default 0).
+    wait: Duration,
 }
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -62,6 +66,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         connector: None,
         max_time: None,
         peer_user: None,
+        wait: Duration::ZERO,
     };
     let mut it = args.into_iter();
     while let Some(k) = it.next() {
@@ -74,6 +79,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--device" => a.device = Some(PathBuf::from(v()?)),
             "--connector" => a.connector = Some(v()?),
             "--peer-user" => a.peer_user = Some(v()?),
+            "--wait" => {
+                let s: u64 = v()?.parse().map_err(|e| format!("--wait: {e}"))?;
+                a.wait = Duration::from_secs(s);
+            }
             "--max-seconds" => {
                 let s: u64 = v()?.parse().map_err(|e| format!("--max-seconds: {e}"))?;
                 a.max_time = Some(Duration::from_secs(s));
@@ -169,13 +178,48 @@ fn notify(path: &std::ffi::OsStr, msg: &[u8]) -> rustix::io::Result<usize> {
     rustix::net::sendto(&fd, msg, rustix::net::SendFlags::empty(), &addr)
 }
 
+/// How often a display that is not capturable yet is tried again during `--wait`.
+const WAIT_RETRY: Duration = Duration::from_millis(500);
+
+/// The card's grabber, tried again for up to `--wait` while it fails: at boot the card node may
+/// exist before udev has given it its group (the lab's booted appliance saw EACCES for ~10 s),
+/// and a helper that gave up at once would leave the data plane, ordered after it, on the
+/// synthetic source.
+fn open_when_ready(args: &Args) -> Result<KmsGrabber, String> {
+    let deadline = Instant::now() + args.wait;
+    let mut waiting = false;
+    loop {
+        let device = match &args.device {
+            Some(d) => Ok(d.clone()),
+            None => kms::probe().map(|t| t.device).map_err(|e| e.to_string()),
+        };
+        let opened = device.and_then(|d| {
+            KmsGrabber::open(&d, args.connector.as_deref()).map_err(|e| e.to_string())
+        });
+        match opened {
+            Ok(g) => {
+                if waiting {
+                    log::info!("the display is capturable now");
+                }
+                return Ok(g);
+            }
+            Err(e) if Instant::now() + WAIT_RETRY <= deadline => {
+                if !waiting {
+                    log::info!(
+                        "waiting up to {} s for a capturable display: {e}",
+                        args.wait.as_secs()
+                    );
+                    waiting = true;
+                }
+                std::thread::sleep(WAIT_RETRY);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn run(args: &Args, peer_uid: Option<u32>) -> Result<(), String> {
-    let device = match &args.device {
-        Some(d) => d.clone(),
-        None => kms::probe().map_err(|e| e.to_string())?.device,
-    };
-    let mut grabber =
-        KmsGrabber::open(&device, args.connector.as_deref()).map_err(|e| e.to_string())?;
+    let mut grabber = open_when_ready(args)?;
     let listener = kms_wire::listen(&args.socket).map_err(|e| e.to_string())?;
     log::info!(
         "capturing {} for peers on {}{}",
@@ -242,6 +286,14 @@ mod tests {
         .unwrap();
         assert_eq!(a.socket, PathBuf::from("/run/strahl/kms.sock"));
         assert_eq!(a.peer_user.as_deref(), Some("strahl-dataplane"));
+        assert_eq!(a.wait, Duration::ZERO, "no waiting unless asked");
+        let a = args(&["--socket", "s", "--wait", "25"]).unwrap();
+        assert_eq!(a.wait, Duration::from_secs(25));
+        assert!(
+            args(&["--socket", "s", "--wait", "x"])
+                .unwrap_err()
+                .contains("--wait")
+        );
         assert!(
             args(&["--peer-user", "x"])
                 .unwrap_err()
