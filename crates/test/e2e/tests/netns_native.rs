@@ -15,6 +15,10 @@
 //! - [`stream_recovers_dropped_shards_across_namespaces`]: the same with the data plane's drop
 //!   knob losing 5 % of the packets (within each block's parity): FEC rebuilds them on the
 //!   client, no frame is lost.
+//! - [`stream_through_random_loss_across_namespaces`]: the XDP loss program drops 5 % of the
+//!   media packets on the client's veth: FEC rebuilds every frame.
+//! - [`stream_recovers_from_burst_loss_across_namespaces`]: bursts past the parity lose frames;
+//!   the client reports them, asks for a keyframe, gets one, and goes on.
 //!
 //! Needs root (namespaces, veth); without it the case prints `SKIPPED` and counts as ignored
 //! (this file runs under [`strahl_e2e::harness`]). Every wait is bounded (each command by the
@@ -25,6 +29,8 @@ use std::process::ExitCode;
 use strahl_e2e::harness::{self, Case, Outcome};
 use strahl_e2e::netns::{self, TestNet};
 use strahl_e2e::{Options, Strahl};
+use strahl_net::bpf::{LossConfig, LossProgram, LossStats};
+use strahl_net::testbed;
 
 fn ok<T>(r: strahl_e2e::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -104,10 +110,34 @@ fn pairing_across_namespaces() -> Outcome {
 /// namespace, runs `strahl-client stream HOST ARGS… --codec passthrough --json FILE` there and
 /// returns its exit code and summary; the summary is printed for the record.
 fn stream_across(toml: &str, args: &[&str]) -> (i32, serde_json::Value, Strahl) {
+    let (code, v, s, _) = stream_with_loss(toml, args, None);
+    (code, v, s)
+}
+
+/// [`stream_across`], with `loss` (when given) applied by the XDP loss program on the client's
+/// veth to UDP port [`LOSSY_MEDIA_PORT`] (the client's media port then); returns its counters.
+fn stream_with_loss(
+    toml: &str,
+    args: &[&str],
+    loss: Option<LossConfig>,
+) -> (i32, serde_json::Value, Strahl, Option<LossStats>) {
     let net = ok(TestNet::pair());
     let s = ok(Strahl::start(
         Options::default().toml(toml).in_netns(net.host_placement()),
     ));
+    // Kept until the stream has ended: dropping it detaches the program.
+    let program = loss.map(|cfg| {
+        let ifname = net.client().ifname.clone();
+        testbed::in_netns(net.client().ns.name(), move || {
+            let mut p = LossProgram::load().unwrap_or_else(|e| panic!("load loss program: {e}"));
+            p.configure(&cfg).unwrap();
+            let ifindex = testbed::ifindex(&ifname).unwrap();
+            p.attach(ifindex)
+                .unwrap_or_else(|e| panic!("attach the loss program to {ifname}: {e}"));
+            p
+        })
+        .unwrap_or_else(|e| panic!("enter the client namespace: {e}"))
+    });
     ok(s.wait_log(
         "native strahl/1 host listening on UDP",
         std::time::Duration::from_secs(10),
@@ -139,6 +169,10 @@ fn stream_across(toml: &str, args: &[&str]) -> (i32, serde_json::Value, Strahl) 
         "--json",
         &json_arg,
     ];
+    let port = LOSSY_MEDIA_PORT.to_string();
+    if program.is_some() {
+        argv.extend_from_slice(&["--media-port", &port]);
+    }
     argv.extend_from_slice(args);
     let (code, text) = client(&argv);
     let summary = std::fs::read_to_string(&json).unwrap_or_default();
@@ -150,8 +184,15 @@ fn stream_across(toml: &str, args: &[&str]) -> (i32, serde_json::Value, Strahl) 
     if code != 0 {
         eprintln!("{text}");
     }
-    (code, v, s)
+    let stats = program.map(|p| p.stats().unwrap());
+    if let Some(st) = &stats {
+        eprintln!("XDP loss program: {st:?}");
+    }
+    (code, v, s, stats)
 }
+
+/// The client's media port when the XDP loss program picks the media packets out.
+const LOSSY_MEDIA_PORT: u16 = 45_000;
 
 fn count(v: &serde_json::Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
@@ -251,6 +292,82 @@ fn stream_at_one_gigabit_across_namespaces() -> Outcome {
     Outcome::Passed
 }
 
+/// 5 % of the media packets dropped at random by the XDP loss program on the client's veth,
+/// 20 % FEC (issue 10 item 6): every frame is rebuilt, none lost.
+fn stream_through_random_loss_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let loss = LossConfig {
+        probability: 0.05,
+        udp_port: LOSSY_MEDIA_PORT,
+        ..LossConfig::default()
+    };
+    let (code, v, s, st) = stream_with_loss(
+        "",
+        &[
+            "--seconds",
+            "3",
+            "--bitrate",
+            "50000",
+            "--mode",
+            "1280x720@60",
+        ],
+        Some(loss),
+    );
+    let st = st.expect("loss counters");
+    assert!(st.dropped_random > 100, "{st:?}");
+    assert_clean(code, &v, &s, 60);
+    assert!(count(&v, "recovered") >= count(&v, "frames") / 2, "{v}");
+    Outcome::Passed
+}
+
+/// Bursts of 100 media packets dropped every 3000 (a frame here is ~88 packets with 15 parity):
+/// each burst loses a frame past its parity. The client reports it, asks for a keyframe, the
+/// host answers with one, and the stream goes on verified (issue 10 item 6).
+fn stream_recovers_from_burst_loss_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let loss = LossConfig {
+        burst_period: 3000,
+        burst_offset: 1000,
+        burst_len: 100,
+        udp_port: LOSSY_MEDIA_PORT,
+        ..LossConfig::default()
+    };
+    let (code, v, s, st) = stream_with_loss(
+        "",
+        &[
+            "--seconds",
+            "4",
+            "--bitrate",
+            "50000",
+            "--mode",
+            "1280x720@60",
+        ],
+        Some(loss),
+    );
+    let st = st.expect("loss counters");
+    assert!(st.dropped_burst >= 100, "{st:?}");
+    assert_eq!(code, 0, "{v}\n{}", s.log());
+    assert_eq!(count(&v, "verify_failures"), 0, "{v}");
+    assert!(
+        count(&v, "lost") >= 1,
+        "a burst past the parity loses a frame: {v}"
+    );
+    assert!(count(&v, "keyframe_requests") >= 1, "{v}");
+    // The first frame is a keyframe; a second one is the host's answer to the request.
+    assert!(
+        count(&v, "keyframes") >= 2,
+        "the host answered no request: {v}\n{}",
+        s.log()
+    );
+    // Frames kept arriving after the loss (the first burst starts at packet 1000 of ~12 000).
+    assert!(count(&v, "frames") >= 60, "{v}");
+    Outcome::Passed
+}
+
 fn main() -> ExitCode {
     harness::run(&[
         Case {
@@ -268,6 +385,14 @@ fn main() -> ExitCode {
         Case {
             name: "stream_recovers_dropped_shards_across_namespaces",
             run: stream_recovers_dropped_shards_across_namespaces,
+        },
+        Case {
+            name: "stream_through_random_loss_across_namespaces",
+            run: stream_through_random_loss_across_namespaces,
+        },
+        Case {
+            name: "stream_recovers_from_burst_loss_across_namespaces",
+            run: stream_recovers_from_burst_loss_across_namespaces,
         },
     ])
 }
