@@ -244,6 +244,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
                     cfg.video.fec_percent_max.0,
                 ),
                 u64::from(cfg.video.max_bitrate_kbps),
+                cfg.dataplane.mtu,
             ),
             status: Some(serve::StatusOptions {
                 addr: SocketAddr::new(ip, cfg.network.status_port.0),

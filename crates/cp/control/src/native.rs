@@ -31,8 +31,10 @@
 //!   frame is answered as 0 (the data plane does not report frame ids: bitrate and FEC need no
 //!   boundary on the wire, every shard carries its frame's k, m and S), and a mode change is not
 //!   applied (the session's resolution is fixed at its start; logged).
-//! - A session the data plane ends by itself (its media failed) is forgotten here
-//!   ([`NativeSessions::ended`]); its QUIC connection stays until the client leaves.
+//! - A session the data plane ends by itself (refused at start, its media failed: IPC
+//!   `SessionError` / `SessionEnded` for a running native id) is forgotten here and its
+//!   connection sends the client `stop error` and closes ([`NativeHost::ended`]), so the client
+//!   does not wait for media that will not come.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -58,17 +60,33 @@ pub struct NativeOptions {
     pub policy: HostPolicy,
 }
 
+/// Bytes of a `strahl/1` datagram that are not shard: prefix 4 + sealed header 24 + GCM tag 16
+/// (`docs/strahl1-wire.md` §Layout; `strahl_packetize::native::OVERHEAD`, which a cp crate may
+/// not depend on).
+pub const STRAHL1_OVERHEAD: u16 = 4 + 24 + 16;
+/// IPv4 + UDP headers: the data plane sizes its transport frames for IPv4 (`mtu − 28`).
+const IPV4_UDP: u16 = 28;
+/// The largest shard a jumbo (9000 B) frame carries.
+pub const MAX_SHARD_LEN: u16 = 8908;
+
+/// The largest (even) shard whose datagram fits the data plane's `[dataplane] mtu`: a client
+/// asking for more (its own MTU, a jumbo path) gets this in its welcome, so the data plane never
+/// refuses the session for a datagram it cannot send.
+pub fn max_shard_len_for_mtu(mtu: u16) -> u16 {
+    (mtu.saturating_sub(IPV4_UDP + STRAHL1_OVERHEAD) & !1).clamp(64, MAX_SHARD_LEN)
+}
+
 impl NativeOptions {
-    /// The policy from the video settings (FEC bounds and default, bitrate cap), shards up to
-    /// a jumbo frame's.
-    pub fn new(addr: SocketAddr, fec: (u8, u8, u8), max_bitrate_kbps: u64) -> Self {
+    /// The policy from the video settings (FEC bounds and default, bitrate cap) and the data
+    /// plane's MTU (the largest shard).
+    pub fn new(addr: SocketAddr, fec: (u8, u8, u8), max_bitrate_kbps: u64, mtu: u16) -> Self {
         let (min, default, max) = fec;
         NativeOptions {
             addr,
             policy: HostPolicy {
                 codecs: codec::H264 | codec::PASSTHROUGH,
                 max_bitrate_kbps,
-                max_shard_len: 8908,
+                max_shard_len: max_shard_len_for_mtu(mtu),
                 fec_percent: default,
                 fec_range: (min, max),
             },
@@ -132,6 +150,16 @@ impl NativeHost {
             sessions,
             endpoint,
         })
+    }
+
+    /// The data plane ended session `id` (see the module contract); whether it was a running
+    /// native session (else it is GameStream's, or already stopped).
+    pub fn ended(&self, id: u64) -> bool {
+        let ours = self.sessions.ended(id);
+        if ours {
+            self.shared.end_session(id);
+        }
+        ours
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -540,6 +568,22 @@ mod tests {
             ns.start(&native_session(3, codec::H264)),
             Err(Reason::Internal)
         );
+    }
+
+    #[test]
+    fn shards_fit_the_data_planes_mtu() {
+        // 1500: 1472 B of UDP payload less 44 B of overhead.
+        assert_eq!(max_shard_len_for_mtu(1500), 1428);
+        assert_eq!(max_shard_len_for_mtu(9000), 8908);
+        assert_eq!(
+            max_shard_len_for_mtu(9216),
+            8908,
+            "capped at a jumbo frame's"
+        );
+        assert_eq!(max_shard_len_for_mtu(577), 504, "even");
+        assert_eq!(max_shard_len_for_mtu(0), 64);
+        let o = NativeOptions::new("127.0.0.1:47900".parse().unwrap(), (5, 20, 50), 1000, 1500);
+        assert_eq!(o.policy.max_shard_len, 1428);
     }
 
     #[test]

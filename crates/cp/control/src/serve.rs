@@ -482,10 +482,14 @@ async fn connected(
                 };
                 host.metrics.inc(Metric::IpcMessagesReceived);
                 if let Message::Event(Event::SessionEnded { id, .. }) = &msg
-                    && !host.native.sessions.ended(*id)
+                    && !host.native.ended(*id)
                 {
                     let a = lock(&host.manager).session_ended(Some(*id));
                     host.control.execute(&a.control);
+                }
+                // A native session the data plane refused or lost: its client is told.
+                if let Message::Event(Event::SessionError { id, .. }) = &msg {
+                    host.native.ended(*id);
                 }
                 if let Message::Event(Event::VideoCaps(caps)) = &msg {
                     lock(&host.manager).set_video_caps(caps);

@@ -353,3 +353,40 @@ async fn unpair_ends_a_running_session_and_locks_the_client_out() {
     assert_eq!(e.reason(), Some(Reason::NotPaired), "{e}");
     assert!(h.shared.unpair(&hex(&me.fingerprint())).unwrap().is_none());
 }
+
+/// The data plane ended a session's media (refused at start, failed): the client is told
+/// `stop error` instead of waiting for media, the sink hears the stop, and the client stays
+/// paired (its next session starts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_media_ended_is_stopped_with_an_error() {
+    let h = host();
+    let me = ClientIdentity::generate("deck").unwrap();
+    h.arm("2468", Duration::from_secs(60));
+    let fp = pair(h.addr, "2468", "deck", &me).await.unwrap();
+    let mut s = open_session(h.addr, &me, fp, &hello()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.sink.started.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "session never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another id first: nobody's session, nothing happens to this one.
+    h.shared.end_session(s.welcome.session_id ^ 1);
+    h.shared.end_session(s.welcome.session_id);
+    let m = s.control.next().await.unwrap();
+    assert_eq!(
+        m,
+        Message::Stop(Stop {
+            reason: StopReason::Error
+        })
+    );
+    let want = format!("stop {} {}", s.welcome.session_id, StopReason::Error.code());
+    assert!(
+        h.sink.events.lock().unwrap().contains(&want),
+        "{:?}",
+        h.sink.events.lock().unwrap()
+    );
+    s.control.close().await;
+    let again = open_session(h.addr, &me, fp, &hello()).await.unwrap();
+    assert_ne!(again.welcome.session_id, s.welcome.session_id);
+    again.control.close().await;
+}

@@ -14,7 +14,11 @@
 //!   the host waits (bounded) for the client to close, so the reason is never lost to a reset.
 //! - Unpairing ([`HostShared::unpair`]) revokes at once: a running session of that client is
 //!   sent `stop unpaired`, stopped in the data plane and its connection closed.
+//! - A session whose media the data plane ended by itself (refused at start, failed) is ended
+//!   here too ([`HostShared::end_session`]): the client is sent `stop error` and the connection
+//!   closes, so it does not wait for media that will not come.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,8 +44,11 @@ pub struct HostShared {
     pub policy: HostPolicy,
     /// Fingerprint of the certificate the endpoint presents.
     pub host_fp: Fingerprint,
-    /// Bumped by every unpair: running sessions recheck that their client is still paired.
+    /// Bumped by every unpair and [`Self::end_session`]: running sessions recheck that their
+    /// client is still paired and that their media still runs.
     revoked: tokio::sync::watch::Sender<u64>,
+    /// Running sessions the data plane ended, until their connection has seen it.
+    ending: Mutex<BTreeSet<u64>>,
 }
 
 impl HostShared {
@@ -52,7 +59,15 @@ impl HostShared {
             policy,
             host_fp,
             revoked: tokio::sync::watch::Sender::new(0),
+            ending: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// The data plane ended session `id`'s media: its connection sends `stop error` and closes
+    /// (see the module contract). The session is not stopped in the data plane again.
+    pub fn end_session(&self, id: u64) {
+        lock(&self.ending).insert(id);
+        self.revoked.send_modify(|g| *g += 1);
     }
 
     /// Removes a paired client (by `PairedClient::id` or fingerprint; atomic write) and ends
@@ -147,6 +162,8 @@ async fn handle(
     let mut reader = FrameReader::new();
     let mut revoked = shared.revoked.subscribe();
     let mut running: Option<u64> = None;
+    // The session this connection started, if any (one per connection).
+    let mut ran: Option<u64> = None;
     let mut outcome = Ok(());
     while !core.is_closed() {
         let deadline = core
@@ -172,6 +189,14 @@ async fn handle(
             _ = tokio::time::sleep_until(deadline) => core.on_timeout(Instant::now()),
             Ok(()) = revoked.changed(), if running.is_some() => {
                 match running {
+                    Some(id) if lock(&shared.ending).remove(&id) => {
+                        tracing::info!("native: session {id} ends: the host's media stopped");
+                        core.close();
+                        vec![
+                            Action::Stop(id, StopReason::Error),
+                            Action::Send(Message::Stop(Stop { reason: StopReason::Error })),
+                        ]
+                    }
                     Some(id) if !lock(&shared.store).contains(&client_fp) => {
                         tracing::info!("native: session {id} ends: its client was unpaired");
                         core.close();
@@ -191,6 +216,7 @@ async fn handle(
                 break;
             }
         }
+        ran = ran.or(running);
         if outcome.is_err() {
             break;
         }
@@ -198,6 +224,10 @@ async fn handle(
     if let Some(id) = running {
         // The connection ended without a stop: the client vanished or the host closed.
         sink.stop(id, StopReason::Timeout);
+    }
+    if let Some(id) = ran {
+        // An end the data plane reported after this connection stopped looking.
+        lock(&shared.ending).remove(&id);
     }
     let _ = send.finish();
     let _ = tokio::time::timeout(LINGER, conn.closed()).await;
