@@ -15,6 +15,8 @@
 //! - [`stream_recovers_dropped_shards_across_namespaces`]: the same with the data plane's drop
 //!   knob losing 5 % of the packets (within each block's parity): FEC rebuilds them on the
 //!   client, no frame is lost.
+//! - [`stream_h264_across_namespaces`]: the H.264 codec (openh264): every access unit starts
+//!   with an Annex-B start code, none lost.
 //! - [`stream_through_random_loss_across_namespaces`]: the XDP loss program drops 5 % of the
 //!   media packets on the client's veth: FEC rebuilds every frame.
 //! - [`stream_recovers_from_burst_loss_across_namespaces`]: bursts past the parity lose frames;
@@ -107,7 +109,7 @@ fn pairing_across_namespaces() -> Outcome {
 }
 
 /// Starts strahl in a host namespace (with `toml` appended), pairs a client in a client
-/// namespace, runs `strahl-client stream HOST ARGS… --codec passthrough --json FILE` there and
+/// namespace, runs `strahl-client stream HOST --codec passthrough … ARGS` there and
 /// returns its exit code and summary; the summary is printed for the record.
 fn stream_across(toml: &str, args: &[&str]) -> (i32, serde_json::Value, Strahl) {
     let (code, v, s, _) = stream_with_loss(toml, args, None);
@@ -179,7 +181,13 @@ fn stream_with_loss(
     eprintln!("strahl-client {}: {summary}", args.join(" "));
     let v: serde_json::Value = serde_json::from_str(&summary)
         .unwrap_or_else(|e| panic!("{e}: {summary}\n{text}\n{}", s.log()));
-    assert_eq!(v["codec"], "passthrough", "{v}");
+    // `--codec` in `args` comes later on the command line and wins.
+    let codec = if args.contains(&"h264") {
+        "h264"
+    } else {
+        "passthrough"
+    };
+    assert_eq!(v["codec"], codec, "{v}");
     assert_eq!(v["frame_timeout_ms"], 1000, "{v}");
     if code != 0 {
         eprintln!("{text}");
@@ -369,6 +377,29 @@ fn stream_recovers_from_burst_loss_across_namespaces() -> Outcome {
     Outcome::Passed
 }
 
+/// The H.264 codec: the host's configured source through openh264, each access unit checked
+/// for its Annex-B start code, none lost.
+fn stream_h264_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let (code, v, s) = stream_across(
+        "",
+        &[
+            "--seconds",
+            "3",
+            "--bitrate",
+            "10000",
+            "--mode",
+            "1280x720@30",
+            "--codec",
+            "h264",
+        ],
+    );
+    assert_clean(code, &v, &s, 30);
+    Outcome::Passed
+}
+
 fn main() -> ExitCode {
     harness::run(&[
         Case {
@@ -386,6 +417,10 @@ fn main() -> ExitCode {
         Case {
             name: "stream_recovers_dropped_shards_across_namespaces",
             run: stream_recovers_dropped_shards_across_namespaces,
+        },
+        Case {
+            name: "stream_h264_across_namespaces",
+            run: stream_h264_across_namespaces,
         },
         Case {
             name: "stream_through_random_loss_across_namespaces",
