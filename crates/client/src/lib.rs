@@ -35,6 +35,7 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
        strahl-client [--state-dir DIR] stream HOST [--seconds N] [--json FILE]
                      [--codec passthrough|h264|any] [--bitrate KBPS] [--mode WxH@FPS]
                      [--mtu BYTES] [--media-port PORT] [--frame-timeout MS]
+                     [--reconfigure SECONDS,BITRATE_KBPS,FEC_PERCENT]
 
   pair HOST PIN   pair with a strahl host: on the host, `strahl-control pair` (or the status
                   page's button) shows a 4-digit PIN valid for a while; one try per PIN
@@ -43,7 +44,8 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
                   missing), open and verify every frame; a progress line on stderr, then a
                   JSON summary on stdout or in FILE. Defaults: any codec (the host picks),
                   20000 kbit/s, 1280x720@60, MTU 1500, any free media port, and a frame
-                  missing shards for 100 ms counts as lost
+                  missing shards for 100 ms counts as lost. --reconfigure asks the host for a
+                  new bitrate and/or FEC % that far into the stream (either may be empty)
 
 HOST is NAME[:PORT] or an address (port 47900 unless given). State (this client's certificate
 and the hosts it paired with): --state-dir, else $XDG_CONFIG_HOME/strahl-client, else
@@ -114,7 +116,7 @@ pub fn parse(args: &[String]) -> Result<Args, Exit> {
                 )
             }
             o @ ("--seconds" | "--json" | "--codec" | "--bitrate" | "--mode" | "--mtu"
-            | "--media-port" | "--frame-timeout") => {
+            | "--media-port" | "--frame-timeout" | "--reconfigure") => {
                 let v = it
                     .next()
                     .ok_or_else(|| usage(&format!("{o} needs a value")))?;
@@ -330,6 +332,25 @@ mod tests {
             .command,
             Command::Stream(want)
         );
+    }
+
+    #[test]
+    fn each_failure_kind_has_its_exit_code() {
+        use strahl_native::msg::Reason;
+        let code = |e| client_exit(e).code;
+        assert_eq!(code(ClientError::Unreachable("x".into())), 3);
+        assert_eq!(code(ClientError::VersionMismatch("alpn".into())), 4);
+        let refused = |reason| ClientError::Refused {
+            reason,
+            detail: String::new(),
+        };
+        assert_eq!(code(refused(Reason::VersionMismatch)), 4);
+        assert_eq!(code(refused(Reason::NotPaired)), 1);
+        assert_eq!(code(refused(Reason::Busy)), 1);
+        assert_eq!(code(ClientError::HostChanged), 1);
+        assert_eq!(code(ClientError::Local("x".into())), 5);
+        let e = client_exit(refused(Reason::NotPaired));
+        assert!(e.message.contains("not paired"), "{}", e.message);
     }
 
     #[tokio::test]

@@ -22,7 +22,8 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use strahl_native::msg::{
-    Hello, Message, Mode, Reconfigured, Stop, StopReason, VERSION_MAJOR, VERSION_MINOR, codec,
+    Hello, Message, Mode, Reconfigure, Reconfigured, Stop, StopReason, VERSION_MAJOR,
+    VERSION_MINOR, codec,
 };
 use strahl_native::quic::client::{ClientError, open_session};
 use strahl_native::store::{ClientIdentity, KnownHosts};
@@ -59,6 +60,8 @@ pub struct StreamOptions {
     pub media_port: u16,
     /// How long an incomplete frame may wait for its shards before it counts as lost.
     pub frame_timeout: Duration,
+    /// Ask the host for a new configuration this long into the stream (a test of epochs).
+    pub reconfigure: Option<(Duration, Reconfigure)>,
 }
 
 impl StreamOptions {
@@ -77,6 +80,7 @@ impl StreamOptions {
             mtu: 1500,
             media_port: 0,
             frame_timeout: strahl_packetize::native::reassembler::DEFAULT_FRAME_TIMEOUT,
+            reconfigure: None,
         }
     }
 
@@ -128,6 +132,7 @@ impl StreamOptions {
                 }
                 self.frame_timeout = Duration::from_millis(ms);
             }
+            "--reconfigure" => self.reconfigure = Some(parse_reconfigure(value)?),
             "--media-port" => {
                 self.media_port = u16::try_from(num("--media-port")?)
                     .map_err(|_| "--media-port is 0..=65535".to_string())?;
@@ -136,6 +141,41 @@ impl StreamOptions {
         }
         Ok(true)
     }
+}
+
+/// `SECONDS,BITRATE_KBPS,FEC_PERCENT`, either of the last two may be empty (unchanged), e.g.
+/// `2,200000,30` or `1.5,,35`.
+fn parse_reconfigure(s: &str) -> Result<(Duration, Reconfigure), String> {
+    let bad =
+        || format!("--reconfigure is SECONDS,BITRATE_KBPS,FEC_PERCENT (e.g. 2,,30), not {s:?}");
+    let parts: Vec<&str> = s.split(',').collect();
+    let [at, bitrate, fec] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let at = at
+        .parse::<f64>()
+        .ok()
+        .filter(|t| t.is_finite() && *t >= 0.0 && *t <= 86_400.0)
+        .ok_or_else(bad)?;
+    let opt = |x: &str, max: u64| -> Result<Option<u64>, String> {
+        if x.is_empty() {
+            return Ok(None);
+        }
+        x.parse::<u64>()
+            .ok()
+            .filter(|v| *v <= max)
+            .map(Some)
+            .ok_or_else(bad)
+    };
+    let r = Reconfigure {
+        bitrate_kbps: opt(bitrate, 100_000_000)?.filter(|b| *b > 0),
+        fec_percent: opt(fec, 100)?.map(|f| f as u8),
+        mode: None,
+    };
+    if r.bitrate_kbps.is_none() && r.fec_percent.is_none() {
+        return Err(bad());
+    }
+    Ok((Duration::from_secs_f64(at), r))
 }
 
 /// `WxH@FPS`, e.g. `1280x720@120`.
@@ -461,25 +501,36 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
 
     let deadline = tokio::time::sleep(Duration::from_secs_f64(o.seconds));
     tokio::pin!(deadline);
+    let mut reconfigure = o.reconfigure.clone();
+    let reconfigure_at = tokio::time::sleep(reconfigure.as_ref().map_or(Duration::ZERO, |r| r.0));
+    tokio::pin!(reconfigure_at);
+    let mut reconfigured = Vec::new();
     enum Ev {
         Time,
+        Reconfigure,
         Out(Option<Output>),
         Ctl(Result<Message, ClientError>),
     }
     let end = loop {
         let ev = tokio::select! {
             _ = &mut deadline => Ev::Time,
+            _ = &mut reconfigure_at, if reconfigure.is_some() => Ev::Reconfigure,
             x = out_rx.recv() => Ev::Out(x),
             m = s.control.next() => Ev::Ctl(m),
         };
         let sent = match ev {
             Ev::Time => break End::Time,
+            Ev::Reconfigure => match reconfigure.take() {
+                Some((_, r)) => s.control.send(&Message::Reconfigure(r)).await,
+                None => Ok(()),
+            },
             Ev::Out(None) => break End::MediaFailed,
             Ev::Out(Some(Output::Loss(r))) => s.control.send(&Message::LossReport(r)).await,
             Ev::Out(Some(Output::Keyframe(k))) => {
                 s.control.send(&Message::KeyframeRequest(k)).await
             }
             Ev::Ctl(Ok(Message::Reconfigured(r))) => {
+                reconfigured.push(r.clone());
                 // The media thread ends only after this loop: the send cannot fail.
                 let _ = to_media.send(ToMedia::Reconfigured(r));
                 Ok(())
@@ -536,6 +587,7 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         in_flight_at_end: m.in_flight,
         first_failure: m.first_failure,
         loss_events: m.loss_events,
+        reconfigured,
         end: end_text.clone(),
     };
     let json = summary.to_json();
@@ -608,6 +660,18 @@ mod tests {
         assert_eq!(o.codecs, codec::PASSTHROUGH);
         assert_eq!(o.set("--bitrate", "1000000"), Ok(true));
         assert_eq!(o.set("--name", "x"), Ok(false));
+        assert_eq!(o.set("--reconfigure", "1.5,,35"), Ok(true));
+        assert_eq!(
+            o.reconfigure,
+            Some((
+                Duration::from_millis(1500),
+                Reconfigure {
+                    bitrate_kbps: None,
+                    fec_percent: Some(35),
+                    mode: None
+                }
+            ))
+        );
         for (k, v) in [
             ("--seconds", "0"),
             ("--seconds", "nan"),
@@ -618,6 +682,10 @@ mod tests {
             ("--mtu", "100"),
             ("--media-port", "70000"),
             ("--frame-timeout", "0"),
+            ("--reconfigure", "2"),
+            ("--reconfigure", "2,,"),
+            ("--reconfigure", "x,1,2"),
+            ("--reconfigure", "1,,101"),
         ] {
             assert!(o.set(k, v).is_err(), "{k} {v}");
         }

@@ -5,7 +5,7 @@
 //! latency (first shard → frame reassembled, `null` when no frame arrived) and how the session
 //! ended; goodput is frame bytes over the time from the first datagram to the end.
 
-use strahl_native::msg::{Mode, codec};
+use strahl_native::msg::{Mode, Reconfigured, codec};
 
 use crate::recv::{Counters, Latency};
 
@@ -30,6 +30,8 @@ pub struct Summary {
     pub first_failure: Option<String>,
     /// When and why frames were lost (the receiver's first few).
     pub loss_events: Vec<String>,
+    /// The epochs the host opened (answers to `--reconfigure`).
+    pub reconfigured: Vec<Reconfigured>,
     /// How the session ended.
     pub end: String,
 }
@@ -133,6 +135,21 @@ impl Summary {
                         .join(", ")
                 ),
             ),
+            (
+                "reconfigured",
+                format!(
+                    "[{}]",
+                    self.reconfigured
+                        .iter()
+                        .map(|r| format!(
+                            "{{\"epoch\": {}, \"first_frame\": {}, \"bitrate_kbps\": {}, \
+                             \"fec_percent\": {}}}",
+                            r.epoch, r.first_frame, r.bitrate_kbps, r.fec_percent
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
             ("end", json_str(&self.end)),
         ];
         let body: Vec<String> = fields
@@ -178,6 +195,18 @@ mod tests {
             in_flight_at_end: 1,
             first_failure: None,
             loss_events: vec!["0.5 s, after frame 3: 1 never seen".into()],
+            reconfigured: vec![Reconfigured {
+                epoch: 1,
+                first_frame: 9,
+                bitrate_kbps: 2000,
+                fec_percent: 30,
+                mode: Mode {
+                    width: 1280,
+                    height: 720,
+                    fps: 60,
+                },
+                shard_len: 1428,
+            }],
             end: "2 s done".into(),
         };
         let j = s.to_json();
@@ -195,6 +224,7 @@ mod tests {
             "\"host\": \"a\\\"b\"",
             "\"codec\": \"passthrough\"",
             "\"first_failure\": null",
+            "\"reconfigured\": [{\"epoch\": 1, \"first_frame\": 9, \"bitrate_kbps\": 2000, \"fec_percent\": 30}]",
             "\"loss_events\": [\"0.5 s, after frame 3: 1 never seen\"]",
         ] {
             assert!(j.contains(key), "{key} missing in {j}");

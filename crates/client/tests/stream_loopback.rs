@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use strahl_client::{Args, Command, StreamOptions};
 use strahl_native::host::{EpochChange, HostPolicy};
-use strahl_native::msg::{LossReport, Reason, StopReason, codec};
+use strahl_native::msg::{LossReport, Reason, Reconfigure, StopReason, codec};
 use strahl_native::pairing::fingerprint;
 use strahl_native::quic::quinn;
 use strahl_native::quic::server::{HostShared, NativeSession, SessionSink, lock, serve};
@@ -53,7 +53,11 @@ impl SessionSink for PatternSink {
         self.keyframe.store(true, Ordering::Relaxed);
         self.events.lock().unwrap().push("keyframe".into());
     }
-    fn reconfigure(&self, _: &EpochChange) -> u64 {
+    fn reconfigure(&self, e: &EpochChange) -> u64 {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("epoch {} fec {}", e.epoch, e.fec_percent));
         0
     }
     fn stop(&self, _: u64, why: StopReason) {
@@ -203,7 +207,18 @@ async fn a_paired_client_streams_verified_frames_recovers_and_reports_a_loss() {
     let dir = tempfile::tempdir().unwrap();
     let host = paired(&h, dir.path()).await;
     let json = dir.path().join("summary.json");
-    let out = cli(dir.path(), stream(&host, 2.0, &json))
+    let mut command = stream(&host, 2.0, &json);
+    if let Command::Stream(o) = &mut command {
+        o.reconfigure = Some((
+            Duration::from_secs(1),
+            Reconfigure {
+                bitrate_kbps: None,
+                fec_percent: Some(35),
+                mode: None,
+            },
+        ));
+    }
+    let out = cli(dir.path(), command)
         .await
         .unwrap_or_else(|e| panic!("stream: {}", e.message));
     assert_eq!(out, "", "the summary went to the file");
@@ -223,12 +238,15 @@ async fn a_paired_client_streams_verified_frames_recovers_and_reports_a_loss() {
     assert_eq!(s["codec"], "passthrough");
     assert!(s["goodput_mbps"].as_f64().unwrap() > 10.0, "{s}");
     assert!(s["latency"]["p50_us"].as_u64().is_some(), "{s}");
+    assert_eq!(s["reconfigured"][0]["epoch"], 1, "{s}");
+    assert_eq!(s["reconfigured"][0]["fec_percent"], 35, "{s}");
     // The host heard the keyframe request, the loss in a report, and the client's stop.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let ev = h.sink.events.lock().unwrap().clone();
         let heard = ev.contains(&"keyframe".to_string())
             && ev.iter().any(|e| e.starts_with("loss lost=1"))
+            && ev.contains(&"epoch 1 fec 35".to_string())
             && ev.contains(&format!("stop {}", StopReason::ClientQuit.code()));
         if heard {
             break;
