@@ -15,6 +15,8 @@
 //! - [`stream_recovers_dropped_shards_across_namespaces`]: the same with the data plane's drop
 //!   knob losing 5 % of the packets (within each block's parity): FEC rebuilds them on the
 //!   client, no frame is lost.
+//! - [`stream_reconfigured_mid_stream_across_namespaces`]: `reconfigure` mid-stream (bitrate
+//!   and FEC): epoch 1 opens, the frames follow the new bitrate, none is lost.
 //! - [`stream_h264_across_namespaces`]: the H.264 codec (openh264): every access unit starts
 //!   with an Annex-B start code, none lost.
 //! - [`stream_through_random_loss_across_namespaces`]: the XDP loss program drops 5 % of the
@@ -400,6 +402,39 @@ fn stream_h264_across_namespaces() -> Outcome {
     Outcome::Passed
 }
 
+/// A reconfigure 2 s into the stream doubles the bitrate and raises FEC to 35 % (issue 10
+/// item 6): the host opens epoch 1, the frames grow with the bitrate, none is lost.
+fn stream_reconfigured_mid_stream_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let (code, v, s) = stream_across(
+        "",
+        &[
+            "--seconds",
+            "4",
+            "--bitrate",
+            "50000",
+            "--mode",
+            "1280x720@60",
+            "--reconfigure",
+            "2,100000,35",
+        ],
+    );
+    assert_clean(code, &v, &s, 60);
+    let r = &v["reconfigured"][0];
+    assert_eq!(r["epoch"], 1, "{v}");
+    assert_eq!(r["bitrate_kbps"], 100_000, "{v}");
+    assert_eq!(r["fec_percent"], 35, "{v}");
+    // Frames of 104 kB before, 208 kB after: the average lies between.
+    let per_frame = count(&v, "bytes") / count(&v, "frames");
+    assert!(
+        per_frame > 110_000 && per_frame < 208_334,
+        "{per_frame} B a frame: {v}"
+    );
+    Outcome::Passed
+}
+
 fn main() -> ExitCode {
     harness::run(&[
         Case {
@@ -417,6 +452,10 @@ fn main() -> ExitCode {
         Case {
             name: "stream_recovers_dropped_shards_across_namespaces",
             run: stream_recovers_dropped_shards_across_namespaces,
+        },
+        Case {
+            name: "stream_reconfigured_mid_stream_across_namespaces",
+            run: stream_reconfigured_mid_stream_across_namespaces,
         },
         Case {
             name: "stream_h264_across_namespaces",
