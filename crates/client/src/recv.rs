@@ -32,7 +32,8 @@ use strahl_packetize::native::{Accepted, Anomaly, Reassembler, verify_checkable}
 pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
 /// Losses described one by one (the summary's `loss_events`); later ones are only counted.
 pub const MAX_LOSS_EVENTS: usize = 16;
-/// Frames whose first-shard time is remembered (more than the reassembler keeps in flight).
+/// Frames whose first-shard time and delivery are remembered (more than the reassembler keeps
+/// in flight).
 const TIMING_RING: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +95,10 @@ pub struct Counters {
     pub replayed: u64,
     /// Shards of a frame before the current epoch's first frame, after that frame was reached.
     pub old_epoch: u64,
-    /// Other shards of frames already delivered or given up.
+    /// Shards a frame no longer needed: parity after its data was complete (normal: the host
+    /// sends every parity shard).
+    pub surplus: u64,
+    /// Shards of frames already given up.
     pub late: u64,
     pub duplicate: u64,
     /// Short, bad prefix or header, wrong length or stream, inconsistent with its frame.
@@ -149,6 +153,8 @@ pub struct Receiver {
     last_seq: Option<u64>,
     /// (wire frame id, first shard's arrival) by `frame id % TIMING_RING`.
     first_seen: Vec<Option<(u32, Duration)>>,
+    /// Wire ids of delivered frames, by `frame id % TIMING_RING`.
+    delivered: Vec<Option<u32>>,
     latency_us: Vec<u32>,
     first_failure: Option<String>,
 }
@@ -180,6 +186,7 @@ impl Receiver {
             loss_events: Vec::new(),
             last_seq: None,
             first_seen: vec![None; TIMING_RING],
+            delivered: vec![None; TIMING_RING],
             latency_us: Vec::new(),
             first_failure: None,
         }
@@ -268,14 +275,19 @@ impl Receiver {
                     }
                 }
             }
-            Ok(Accepted::Surplus) => {}
+            Ok(Accepted::Surplus) => self.c.surplus += 1,
             Err(Anomaly::Late) => {
                 let old = match (hdr, self.epoch_first_frame) {
                     (Some(h), Some(first)) => (first.wrapping_sub(h.frame_id) as i32) > 0,
                     _ => false,
                 };
+                let delivered = hdr.is_some_and(|h| {
+                    self.delivered[h.frame_id as usize % TIMING_RING] == Some(h.frame_id)
+                });
                 if old {
                     self.c.old_epoch += 1;
+                } else if delivered {
+                    self.c.surplus += 1;
                 } else {
                     self.c.late += 1;
                 }
@@ -291,6 +303,7 @@ impl Receiver {
     pub fn poll(&mut self, now: Duration, out: &mut Vec<Output>) {
         while let Some(f) = self.reasm.poll(now) {
             let (wire_id, keyframe) = (f.id as u32, f.keyframe);
+            self.delivered[wire_id as usize % TIMING_RING] = Some(wire_id);
             let c = &mut self.c;
             c.frames += 1;
             c.bytes += f.data.len() as u64;

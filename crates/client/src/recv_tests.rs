@@ -94,6 +94,8 @@ fn clean_frames_arrive_verified_without_fec() {
     assert_eq!(c.keyframes, 1);
     // Parity shards after the last data shard are surplus, not anomalies.
     assert_eq!(c.authenticated, c.datagrams);
+    assert_eq!(c.surplus, 20 * 2, "every frame's parity (2 shards each)");
+    assert_eq!(c.late, 0);
     assert_eq!(rx.latency().unwrap().samples, 20);
 }
 
@@ -258,13 +260,21 @@ fn shards_of_an_earlier_epoch_after_its_end_are_counted_as_old_epoch() {
         shard_len: 512,
     });
     assert_eq!(rx.epoch(), 1);
-    // Frame 3's shard is of the old epoch; frame 6's is of this one: late, not old.
+    // Frame 3's shard is of the old epoch; frame 6's is of this one, and its frame was
+    // delivered: surplus, not old.
+    let surplus = rx.counters().surplus;
     feed(&mut rx, &held, ms(9));
+    assert_eq!(rx.counters().surplus, surplus + 1);
+    // Frame 9 loses too much and is given up when frame 10 is done: its late shard is late.
     let d = datagrams(&mut tx, 8, 3000, false);
     feed(&mut rx, &d[..d.len() - 1], ms(10));
-    poll(&mut rx, ms(10));
+    let d9 = datagrams(&mut tx, 9, 3000, false);
+    feed(&mut rx, &d9[..3], ms(10));
+    feed(&mut rx, &datagrams(&mut tx, 10, 3000, true), ms(11));
+    poll(&mut rx, ms(20));
+    feed(&mut rx, &d9[3..4], ms(21));
     let c = rx.counters();
-    assert_eq!((c.old_epoch, c.late, c.frames), (1, 1, 9));
+    assert_eq!((c.old_epoch, c.late, c.frames, c.lost), (1, 1, 10, 1));
     let out = poll(&mut rx, ms(300));
     let Some(Output::Loss(r)) = out.last() else {
         panic!("a loss report is due: {out:?}")

@@ -110,6 +110,7 @@ impl Summary {
             ("bad_tag", c.bad_tag.to_string()),
             ("replayed", c.replayed.to_string()),
             ("old_epoch", c.old_epoch.to_string()),
+            ("surplus", c.surplus.to_string()),
             ("late", c.late.to_string()),
             ("duplicate", c.duplicate.to_string()),
             ("malformed", c.malformed.to_string()),
