@@ -462,7 +462,20 @@ fn prepare_xdp(_cfg: &SelfTestConfig) -> Result<((), String), Refusal> {
 fn xdp_mode_detail(q: &crate::xdp::XdpTx) -> String {
     use crate::xdp::BindMode;
     match q.bind_mode() {
-        BindMode::ZeroCopy => "zero-copy".to_string(),
+        // The kernel's report, not only the accepted bind flag: what the status line says is
+        // what the driver runs.
+        BindMode::ZeroCopy => match q.kernel_zero_copy() {
+            Ok(true) => match q.native_xdp() {
+                Some(Ok(_)) => "zero-copy, native XDP".to_string(),
+                Some(Err(e)) => format!(
+                    "zero-copy; native XDP not attached ({e}): the stack may lose this queue's \
+                     receive traffic"
+                ),
+                None => "zero-copy".to_string(),
+            },
+            Ok(false) => "copy mode; bound with XDP_ZEROCOPY, yet the kernel reports copy".into(),
+            Err(e) => format!("zero-copy (XDP_OPTIONS unreadable: {e})"),
+        },
         BindMode::Copy { zero_copy_errno: 0 } => "copy mode".to_string(),
         BindMode::Copy { zero_copy_errno: e } => {
             format!(

@@ -140,6 +140,15 @@ fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
     }
 }
 
+/// Whether the kernel runs AF_XDP socket `fd` in zero-copy mode: `getsockopt(SOL_XDP,
+/// XDP_OPTIONS)` and `XDP_OPTIONS_ZEROCOPY` — the kernel's own report of the bound mode, not what
+/// bind asked for.
+pub fn xdp_zero_copy(fd: RawFd) -> io::Result<bool> {
+    // struct xdp_options is one __u32 of flags: the size of the int read here.
+    let flags = getsockopt_int(fd, libc::SOL_XDP, libc::XDP_OPTIONS)? as u32;
+    Ok(flags & libc::XDP_OPTIONS_ZEROCOPY != 0)
+}
+
 /// Socket buffer size: tries the privileged `*BUFFORCE` (past `net.core.[rw]mem_max`) first, then
 /// the plain option. Returns the size the kernel reports afterwards.
 pub fn set_buffer(sock: &UdpSocket, send: bool, bytes: usize) -> io::Result<usize> {

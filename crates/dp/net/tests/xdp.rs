@@ -85,6 +85,8 @@ fn af_xdp_tx_delivers_to_kernel_socket() {
             zero_copy_errno: libc::EOPNOTSUPP
         }
     );
+    // The kernel says the same (XDP_OPTIONS has no zero-copy flag).
+    assert!(!tx.kernel_zero_copy().unwrap());
     let out = transfer(&mut tx, rx, SocketAddr::from((ADDR_B, PORT)), N);
     eprintln!(
         "{test}: counters {:?} mode {:?}",

@@ -19,7 +19,9 @@
 //!   only); we never reuse them: each slot's descriptor lives in our table and its length is set
 //!   at `submit`, so a recycled frame always goes out with its own length.
 //! - Bind mode: zero-copy is tried first when asked for, then copy; the outcome is reported by
-//!   [`XdpTx::bind_mode`] (veth refuses zero-copy with EOPNOTSUPP).
+//!   [`XdpTx::bind_mode`] (veth refuses zero-copy with EOPNOTSUPP) and, as the kernel sees it,
+//!   by [`XdpTx::kernel_zero_copy`]. A zero-copy socket owns its queue's receive path too: its
+//!   fill ring gets [`ZC_IDLE_FILL`] frames once, so the stack keeps receiving on that queue.
 //! - Duplex: with `XdpPlan::rx_frames > 0` the same socket also receives (extra UMEM frames on
 //!   the fill ring, never handed out as TX frames); [`XdpTx::receiver`] borrows the receive side
 //!   and [`XdpTx::fd`] goes into the redirect program's XSKMAP. Without shared UMEM, one socket per
@@ -33,6 +35,7 @@ use super::headers::{DEFAULT_TTL, Family, HDR_LEN, HDR6_LEN, HeaderTemplate, Ipv
 use super::neigh::{self, NeighError};
 use super::rx::{RxRing, setup_err};
 use crate::NetError;
+use crate::bpf::RedirectProgram;
 use crate::frame::{FrameArena, TxFrame};
 use crate::rx::{RxBatch, RxCounters, RxQueue};
 use crate::staging::{Staging, staged_tx_glue};
@@ -57,6 +60,14 @@ const XDP_HEADROOM: usize = 256;
 pub const MAX_DESTINATIONS: usize = 32;
 /// How long `add_destination` waits for ARP / NDP.
 pub const NEIGH_TIMEOUT: Duration = Duration::from_secs(2);
+/// UMEM frames a transmit-only socket bound in zero-copy puts on its fill ring, once. In
+/// zero-copy the driver receives *every* packet of the bound queue into the socket's UMEM (the
+/// fill ring is that queue's only source of receive buffers); what no XDP program redirects to
+/// the socket is copied into an skb for the stack and its buffer goes back to the driver's pool,
+/// so one fill keeps the queue receiving. With an empty fill ring the queue drops everything —
+/// found in the VM lab on virtio-net: the client's pings hashed to that queue never arrived.
+/// 256: virtio-net's default receive ring.
+pub const ZC_IDLE_FILL: u32 = 256;
 
 /// UMEM and ring sizes for one AF_XDP transmit queue.
 #[derive(Debug, Clone)]
@@ -180,8 +191,9 @@ pub enum BindMode {
 
 enum RxHalf {
     Active(RxRing),
-    /// Transmit-only socket: the rings exist (libxdp creates them) but carry nothing; held only
-    /// so their handles live as long as the socket.
+    /// Transmit-only socket: the rings exist (libxdp creates them); nothing arrives on the RX
+    /// ring (no program redirects to the socket), and in zero-copy the fill ring holds the
+    /// bound queue's receive buffers ([`ZC_IDLE_FILL`]); held so they live as long as the socket.
     #[allow(dead_code)]
     Idle(xsk_rs::RxQueue, FillQueue),
 }
@@ -204,6 +216,9 @@ pub struct XdpTx {
     src_ip: Ipv4Addr,
     plan: XdpPlan,
     bind_mode: BindMode,
+    /// Zero-copy only: strahl's XDP program attached to the interface in native (driver) mode,
+    /// or why not. Declared after the rings, so the socket goes before the program detaches.
+    native_xdp: Option<Result<RedirectProgram, String>>,
     ip_id: u16,
     on_ring: usize,
     unreclaimed: usize,
@@ -221,6 +236,20 @@ fn neigh_err(what: &'static str, e: NeighError) -> NetError {
     }
 }
 
+/// strahl's redirect program (`bpf/redirect.bpf.c`), attached with a bpf_link to `ifname`:
+/// native (driver) mode where the driver has XDP. With no port registered it passes every
+/// packet to the stack and counts it. Attached when a socket binds in zero-copy: virtio-net
+/// (VM lab, 7.3) drops every packet of the zero-copy queue meant for the stack as an
+/// `rx_frame_errors` while the host offloads receive checksums; a native XDP program makes the
+/// driver turn those guest offloads off (as it must for XDP), and the queue delivers again.
+fn attach_native(ifname: &str) -> Result<RedirectProgram, NetError> {
+    let ifindex =
+        crate::netlink::ifindex(ifname).map_err(|e| NetError::setup("interface index", e))?;
+    let mut p = RedirectProgram::load()?;
+    p.attach(ifindex)?;
+    Ok(p)
+}
+
 fn errno_of(e: &xsk_rs::socket::SocketCreateError) -> i32 {
     use std::error::Error;
     e.source()
@@ -233,14 +262,20 @@ type Rings = (xsk_rs::TxQueue, xsk_rs::RxQueue, FillQueue, CompQueue);
 
 fn open(plan: &XdpPlan, zero_copy: bool) -> Result<(Umem, Vec<FrameDesc>, Rings), (i32, NetError)> {
     let q = |n: u32| QueueSize::new(n).map_err(|e| (0, setup_err("ring size", e)));
+    // Receive frames: the duplex plan's, or in zero-copy the idle fill (see ZC_IDLE_FILL).
+    let rx_frames = if zero_copy && plan.rx_frames == 0 {
+        ZC_IDLE_FILL
+    } else {
+        plan.rx_frames
+    };
     let umem_cfg = UmemConfig::builder()
         .frame_size(FrameSize::new(plan.frame_size).map_err(|e| (0, setup_err("frame size", e)))?)
         // Completion ring holds every frame: it can never overflow (contract).
         .comp_queue_size(q(plan.frames.next_power_of_two())?)
-        .fill_queue_size(q(plan.rx_frames.max(64).next_power_of_two())?)
+        .fill_queue_size(q(rx_frames.max(64).next_power_of_two())?)
         .build()
         .map_err(|e| (0, setup_err("UMEM config", e)))?;
-    let total = plan.frames.checked_add(plan.rx_frames);
+    let total = plan.frames.checked_add(rx_frames);
     let frames = total
         .and_then(NonZeroU32::new)
         .ok_or((0, NetError::Config("0 < frames + rx_frames < 2^32")))?;
@@ -289,7 +324,7 @@ impl XdpTx {
         } else {
             None
         };
-        let (bind_mode, (umem, mut descs, (tx_q, rx_q, fill_q, comp_q))) = match opened {
+        let (bind_mode, (umem, mut descs, (tx_q, rx_q, mut fill_q, comp_q))) = match opened {
             Some(o) => (BindMode::ZeroCopy, o),
             None => (
                 BindMode::Copy {
@@ -297,6 +332,11 @@ impl XdpTx {
                 },
                 open(&plan, false).map_err(|(_, e)| e)?,
             ),
+        };
+        // Zero-copy: the driver runs strahl's XDP program natively (see `native_xdp`).
+        let native_xdp = match bind_mode {
+            BindMode::ZeroCopy => Some(attach_native(&plan.ifname).map_err(|e| e.to_string())),
+            BindMode::Copy { .. } => None,
         };
         let src_mac =
             neigh::interface_mac(&plan.ifname).map_err(|e| neigh_err("interface MAC", e))?;
@@ -335,12 +375,27 @@ impl XdpTx {
                 .enumerate()
                 .all(|(i, d)| d.addr() == i * plan.frame_size as usize + XDP_HEADROOM)
         );
-        // Frames [0, frames) are the TX arena; [frames, frames + rx_frames) belong to the fill
-        // ring from here on (the arena never hands them out: its slot count is `frames`).
+        // Frames [0, frames) are the TX arena; the rest (`rx_frames`, or the zero-copy idle
+        // fill) belong to the fill ring from here on (the arena never hands them out: its slot
+        // count is `frames`).
         let rx_descs = descs.split_off(plan.frames as usize);
         let rx = if plan.rx_frames > 0 {
             RxHalf::Active(RxRing::new(rx_q, fill_q, &rx_descs)?)
         } else {
+            // Zero-copy: the bound queue's receive buffers, given once (ZC_IDLE_FILL); copy
+            // mode: none (the driver receives into its own buffers). XDP_USE_NEED_WAKEUP: a driver
+            // that found the fill ring empty at bind may wait for a wake-up before it looks again,
+            // so the fill is followed by one (a poll, as the AF_XDP protocol has it).
+            let mut rx_q = rx_q;
+            // SAFETY: fresh frames of this UMEM beyond the TX arena, used by nothing else; each
+            // goes on the fill ring once and user space never touches it again.
+            let filled = unsafe { fill_q.produce_and_wakeup(&rx_descs, rx_q.fd_mut(), 0) }
+                .map_err(|e| NetError::setup("AF_XDP fill-ring wake-up", e))?;
+            if filled != rx_descs.len() {
+                return Err(NetError::Config(
+                    "fill ring smaller than the zero-copy idle fill",
+                ));
+            }
             RxHalf::Idle(rx_q, fill_q)
         };
         Ok(Self {
@@ -358,6 +413,7 @@ impl XdpTx {
             src_mac,
             src_ip,
             bind_mode,
+            native_xdp,
             ip_id: 0,
             on_ring: 0,
             unreclaimed: 0,
@@ -366,8 +422,22 @@ impl XdpTx {
         })
     }
 
+    /// Zero-copy: whether strahl's XDP program runs natively on the interface (`Err`: why
+    /// not); `None` in copy mode, where none is attached.
+    pub fn native_xdp(&self) -> Option<Result<&RedirectProgram, &str>> {
+        self.native_xdp
+            .as_ref()
+            .map(|r| r.as_ref().map_err(String::as_str))
+    }
+
     pub fn bind_mode(&self) -> BindMode {
         self.bind_mode
+    }
+
+    /// Whether the kernel reports this socket in zero-copy mode (`XDP_OPTIONS`); what
+    /// [`XdpTx::bind_mode`] says was asked for and accepted, this is what the driver runs.
+    pub fn kernel_zero_copy(&self) -> std::io::Result<bool> {
+        crate::sys::xdp_zero_copy(self.fd())
     }
 
     /// The socket fd, for the redirect program's XSKMAP (duplex use).
