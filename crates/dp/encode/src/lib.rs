@@ -187,6 +187,12 @@ pub trait Encoder {
     }
     /// Changes the target bitrate (bits per second) from the next frame on.
     fn set_bitrate(&mut self, bps: u32) -> Result<(), EncodeError>;
+    /// The same in kbit/s, for rates a `u32` of bits per second cannot hold (4.29 Gbit/s and
+    /// up: the data plane's pattern source). Encoders never get near them: by default the rate
+    /// is passed on saturated.
+    fn set_bitrate_kbps(&mut self, kbps: u32) -> Result<(), EncodeError> {
+        self.set_bitrate(kbps.saturating_mul(1000))
+    }
     /// Sets or clears the AU size cap in bytes.
     fn set_max_access_unit_bytes(&mut self, cap: Option<usize>);
     /// Counters since creation.

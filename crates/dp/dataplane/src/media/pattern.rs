@@ -96,14 +96,12 @@ impl Encoder for PatternEncoder {
     }
 
     fn set_bitrate(&mut self, bps: u32) -> Result<(), EncodeError> {
-        // The encode tile passes kbit/s × 1000 saturated to u32: a saturated value means
-        // "≥ 4.29 Gbit/s", which says no size — keep the one from the session start.
-        if bps == u32::MAX {
-            return Err(EncodeError::Unsupported(
-                "rates from 4.29 Gbit/s up are set at session start",
-            ));
-        }
-        self.bytes = frame_bytes(bps / 1000, self.fps);
+        self.set_bitrate_kbps(bps / 1000)
+    }
+
+    /// The encode tile's path: kbit/s, so rates past 4.29 Gbit/s change the size too.
+    fn set_bitrate_kbps(&mut self, kbps: u32) -> Result<(), EncodeError> {
+        self.bytes = frame_bytes(kbps, self.fps);
         Ok(())
     }
 
@@ -143,8 +141,11 @@ mod tests {
         // A bitrate change sizes the next frame; the sequence runs on.
         e.set_bitrate(24_000_000).unwrap();
         let info = e.encode(&f, &mut out).unwrap();
-        assert_eq!((info.len, verify_checkable(&out),), (25_000, Ok(5)));
-        assert!(e.set_bitrate(u32::MAX).is_err());
+        assert_eq!((info.len, verify_checkable(&out)), (25_000, Ok(5)));
+        // Past what a u32 of bit/s holds: 6 Gbit/s at 120 fps is 6.25 MB a frame.
+        e.set_bitrate_kbps(6_000_000).unwrap();
+        assert_eq!(e.frame_bytes(), 6_250_000);
+        e.set_bitrate(24_000_000).unwrap();
         // Over the AU cap: refused, nothing consumed.
         e.set_max_access_unit_bytes(Some(1000));
         assert!(matches!(

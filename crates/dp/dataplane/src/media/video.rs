@@ -375,7 +375,7 @@ impl VideoProducer {
         let p = &mut self.pipeline;
         let b = self.shared.bitrate_kbps.load(Ordering::Relaxed);
         if b != p.bitrate_kbps {
-            match p.enc.set_bitrate(b.saturating_mul(1000)) {
+            match p.enc.set_bitrate_kbps(b) {
                 Ok(()) => log::info!("session {}: bitrate now {b} kbit/s", self.id),
                 Err(e) => log::info!("session {}: bitrate {b} kbit/s not applied: {e}", self.id),
             }
