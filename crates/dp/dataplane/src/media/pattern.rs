@@ -99,9 +99,20 @@ impl Encoder for PatternEncoder {
         self.set_bitrate_kbps(bps / 1000)
     }
 
-    /// The encode tile's path: kbit/s, so rates past 4.29 Gbit/s change the size too.
+    /// The encode tile's path: kbit/s, so rates past 4.29 Gbit/s change the size too. A size
+    /// over the AU cap is refused and the old one kept: the stream goes on at its old rate
+    /// rather than every frame being dropped.
     fn set_bitrate_kbps(&mut self, kbps: u32) -> Result<(), EncodeError> {
-        self.bytes = frame_bytes(kbps, self.fps);
+        let n = frame_bytes(kbps, self.fps);
+        if let Some(cap) = self.cap
+            && n > cap
+        {
+            return Err(EncodeError::Config(format!(
+                "{n} B frames exceed the {cap} B one frame carries; staying at {} B",
+                self.bytes
+            )));
+        }
+        self.bytes = n;
         Ok(())
     }
 
@@ -146,6 +157,10 @@ mod tests {
         e.set_bitrate_kbps(6_000_000).unwrap();
         assert_eq!(e.frame_bytes(), 6_250_000);
         e.set_bitrate(24_000_000).unwrap();
+        // A rate whose frames exceed the cap is refused; the size stays.
+        e.set_max_access_unit_bytes(Some(1_000_000));
+        assert!(e.set_bitrate_kbps(6_000_000).is_err());
+        assert_eq!(e.frame_bytes(), 25_000);
         // Over the AU cap: refused, nothing consumed.
         e.set_max_access_unit_bytes(Some(1000));
         assert!(matches!(
