@@ -4,11 +4,14 @@
 //! - The media socket is bound before `hello` (its port goes in it), so nothing the host sends
 //!   after `start` is refused by the kernel; it is read with `recvmmsg`, with UDP GRO when the
 //!   kernel allows it (else one datagram per slot; plain `recv` where `recvmmsg` fails), on a
-//!   thread of its own that owns the sans-IO [`Receiver`]. The media keys are the QUIC TLS exporter's (`media_secrets`, the welcome's
-//!   key context): the same host → client secret the host hands its data plane.
+//!   thread of its own that owns the sans-IO [`Receiver`]. The media keys are the QUIC TLS
+//!   exporter's (`media_secrets`, the welcome's key context): the same host → client secret the
+//!   host hands its data plane.
+//! - Datagrams are stamped with the time their receive returned; a backlog read in full batches
+//!   keeps the time its reading began, so this thread's own lateness never times a frame out.
 //! - The async side owns the control connection: it sends the receiver's loss reports and
-//!   keyframe requests, passes `reconfigured` to the receiver, and ends the session with `stop`
-//!   after `--seconds`, or when the host stops it.
+//!   keyframe requests (and `--reconfigure`'s request), passes `reconfigured` to the receiver,
+//!   and ends the session with `stop` after `--seconds`, or when the host stops it.
 //! - A progress line goes to stderr at most 4 times a second (once a second when stderr is not a
 //!   terminal); the summary ([`Summary::to_json`]) goes to stdout or `--json FILE`, also when the
 //!   stream failed.
@@ -512,6 +515,9 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         Ctl(Result<Message, ClientError>),
     }
     let end = loop {
+        // `next` bounds its wait (the client's answer timeout); the receiver's loss reports,
+        // every 250 ms, end each wait long before, and a new one starts here. Cancelling it is
+        // safe: a partly read message stays in the control stream's reader.
         let ev = tokio::select! {
             _ = &mut deadline => Ev::Time,
             _ = &mut reconfigure_at, if reconfigure.is_some() => Ev::Reconfigure,
