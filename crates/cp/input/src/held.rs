@@ -1,17 +1,24 @@
 //! What the client is holding right now, so that a session stop can release it (§A13,
 //! "On session stop: release all held input"). Sinks feed every applied event through
 //! [`HeldInput::observe`] and, on stop, apply the events from [`HeldInput::releases`].
+//! Touch contacts are released with an up per pointer id, a pen in range with a hover-leave
+//! (which lifts its tip and buttons too, `crate::touch`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::event::{GamepadState, InputEvent, MouseButton};
+use crate::touch::{self, event_type};
 
-/// Bounded: at most 256 keys (VK low byte), 5 mouse buttons, 16 gamepads.
+/// Bounded: at most 256 keys (VK low byte), 5 mouse buttons, 16 gamepads,
+/// [`touch::TOUCH_SLOTS`] touch pointers (more cannot be down on the touchscreen either) and
+/// one pen.
 #[derive(Debug, Default, Clone)]
 pub struct HeldInput {
     keys: BTreeSet<u16>,
     buttons: BTreeSet<MouseButtonKey>,
     gamepads: BTreeMap<u16, GamepadState>,
+    touches: BTreeSet<u32>,
+    pen_in_range: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,12 +69,41 @@ impl HeldInput {
                     self.gamepads.insert(s.number, *s);
                 }
             }
+            InputEvent::Touch {
+                event_type: ty,
+                pointer_id,
+                ..
+            } => match *ty {
+                event_type::DOWN if self.touches.len() < touch::TOUCH_SLOTS => {
+                    self.touches.insert(*pointer_id);
+                }
+                event_type::UP | event_type::CANCEL => {
+                    self.touches.remove(pointer_id);
+                }
+                event_type::CANCEL_ALL => self.touches.clear(),
+                _ => {}
+            },
+            InputEvent::Pen { event_type: ty, .. } => match *ty {
+                event_type::HOVER_LEAVE | event_type::CANCEL | event_type::CANCEL_ALL => {
+                    self.pen_in_range = false
+                }
+                event_type::HOVER
+                | event_type::DOWN
+                | event_type::MOVE
+                | event_type::UP
+                | event_type::BUTTON_ONLY => self.pen_in_range = true,
+                _ => {}
+            },
             _ => {}
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.buttons.is_empty() && self.gamepads.is_empty()
+        self.keys.is_empty()
+            && self.buttons.is_empty()
+            && self.gamepads.is_empty()
+            && self.touches.is_empty()
+            && !self.pen_in_range
     }
 
     /// The events that return everything to rest, and forget the held state.
@@ -95,6 +131,32 @@ impl HeldInput {
                 active_mask: s.active_mask,
                 ..GamepadState::default()
             }));
+        }
+        for pointer_id in std::mem::take(&mut self.touches) {
+            out.push(InputEvent::Touch {
+                event_type: event_type::UP,
+                rotation: touch::ROT_UNKNOWN,
+                pointer_id,
+                x: 0.0,
+                y: 0.0,
+                pressure: 0.0,
+                contact_major: 0.0,
+                contact_minor: 0.0,
+            });
+        }
+        if std::mem::take(&mut self.pen_in_range) {
+            out.push(InputEvent::Pen {
+                event_type: event_type::HOVER_LEAVE,
+                tool: touch::tool::UNKNOWN,
+                buttons: 0,
+                x: 0.0,
+                y: 0.0,
+                pressure: 0.0,
+                rotation: touch::ROT_UNKNOWN,
+                tilt: touch::TILT_UNKNOWN,
+                contact_major: 0.0,
+                contact_minor: 0.0,
+            });
         }
         out
     }

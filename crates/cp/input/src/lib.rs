@@ -6,6 +6,8 @@
 //! - [`InputSink`] is the seam; [`RecordingSink`] stores events (tests, hosts without uinput);
 //!   [`uinput::UinputSink`] creates virtual devices through `/dev/uinput` with the `evdev`
 //!   crate — verified on the real uinput/evdev drivers in the VM lab (`tests/uinput_lab.rs`).
+//! - [`touch`] translates touch and pen packets into the evdev events of a multitouch
+//!   touchscreen and a pen tablet (pure; the uinput sink writes them).
 //! - [`open_default_sink`] tries uinput and falls back to recording.
 #![forbid(unsafe_code)]
 
@@ -13,6 +15,7 @@ pub mod event;
 pub mod held;
 pub mod rumble;
 pub mod sink;
+pub mod touch;
 pub mod uinput;
 pub mod vk;
 pub mod wire;

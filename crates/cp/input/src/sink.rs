@@ -40,6 +40,11 @@ pub trait InputSink: Send {
     fn apply(&mut self, ev: &InputEvent) -> Result<(), SinkError>;
     /// Release every held key, button and gamepad input (session stop).
     fn release_all(&mut self) -> Result<(), SinkError>;
+    /// A session starts: a sink with devices makes the ones every session uses, so that the
+    /// desktop's readers have them open before the first input. Without devices: nothing.
+    fn begin_session(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// The last session ended: return everything to rest and, where the sink has devices,
     /// remove them (the next input makes them again). Without devices: [`Self::release_all`].
     fn end_session(&mut self) -> Result<(), SinkError> {

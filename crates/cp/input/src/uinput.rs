@@ -1,6 +1,17 @@
 //! Replays client input on Linux through `/dev/uinput` (virtual keyboard + relative mouse,
-//! an absolute pointer, and up to 16 Xbox-style gamepads created on first use), built with the
-//! `evdev` crate, which wraps the uinput ioctls.
+//! an absolute pointer, a multitouch touchscreen, a pen tablet and up to 16 Xbox-style
+//! gamepads), built with the `evdev` crate, which wraps the uinput ioctls.
+//!
+//! Device lifetime (one sink's "session" = from [`InputSink::begin_session`] or the first input
+//! to [`InputSink::end_session`] or drop): [`UinputSink::open`] only checks that `/dev/uinput`
+//! opens read-write and makes no device; `begin_session` makes the keyboard+mouse and the
+//! absolute pointer (so a reader such as libinput has them open before the first key); the
+//! touchscreen, the pen tablet and each gamepad are made by the first input that needs them
+//! (touch, pen, controller arrival or state — clients that never send them never get the
+//! devices); any input after `end_session` makes what it needs again. `end_session` and drop
+//! release everything held (keys, buttons, pads, touch contacts, the pen) and then remove every
+//! device: no node outlives its session. The touch and pen translation is [`crate::touch`]'s;
+//! its state is made and dropped with the device it mirrors.
 //!
 //! Verified on the real `uinput` + `evdev` drivers (Debian 6.12 in the VM lab,
 //! `tests/uinput_lab.rs`): the codes and values a reader of `/dev/input/event*` gets for keys,
@@ -18,13 +29,14 @@ use std::path::Path;
 use evdev::uinput::VirtualDevice;
 use evdev::{
     AbsInfo, AbsoluteAxisCode, AttributeSet, BusType, EventType, FFEffectCode, InputId, KeyCode,
-    RelativeAxisCode, UinputAbsSetup,
+    PropType, RelativeAxisCode, UinputAbsSetup,
 };
 
 use crate::event::{GamepadState, InputEvent, MouseButton, buttons};
 use crate::held::{HeldInput, MAX_GAMEPADS};
 use crate::rumble::{self, Rumble};
 use crate::sink::{InputSink, SinkError};
+use crate::touch::{self, PenInput, PenTablet, TouchScreen};
 use crate::vk::vk_to_linux;
 
 pub const UINPUT_PATH: &str = "/dev/uinput";
@@ -76,6 +88,96 @@ pub fn scale_abs(v: i16, extent: i32) -> i32 {
 
 fn ev(ty: EventType, code: u16, value: i32) -> evdev::InputEvent {
     evdev::InputEvent::new(ty.0, code, value)
+}
+
+/// Writes a translation's events as one frame (nothing when it is empty: no bare SYN_REPORT).
+fn emit_evs(dev: &mut VirtualDevice, evs: &[touch::Ev]) -> io::Result<()> {
+    if evs.is_empty() {
+        return Ok(());
+    }
+    let evs: Vec<evdev::InputEvent> = evs
+        .iter()
+        .map(|&(ty, code, value)| evdev::InputEvent::new(ty, code, value))
+        .collect();
+    dev.emit(&evs)
+}
+
+/// INPUT_PROP_DIRECT: the surface is the screen (touchscreen, screen tablet), so readers map
+/// positions onto the display instead of moving a cursor relatively.
+fn direct() -> AttributeSet<PropType> {
+    let mut p = AttributeSet::<PropType>::new();
+    p.insert(PropType::DIRECT);
+    p
+}
+
+/// A protocol-B multitouch touchscreen with [`touch::TOUCH_SLOTS`] slots and single-touch
+/// emulation (`BTN_TOUCH`, `ABS_X`/`ABS_Y`). uinput initialises the kernel's MT slots from
+/// `ABS_MT_SLOT`'s maximum.
+fn build_touchscreen() -> io::Result<VirtualDevice> {
+    let mut keys = AttributeSet::<KeyCode>::new();
+    keys.insert(KeyCode(touch::codes::BTN_TOUCH));
+    let pos = AbsInfo::new(0, 0, touch::AXIS_MAX, 0, 0, 0);
+    let mut b = VirtualDevice::builder()?
+        .name("strahl touchscreen")
+        .with_properties(&direct())?
+        .with_keys(&keys)?;
+    for (code, info) in [
+        (AbsoluteAxisCode::ABS_X, pos),
+        (AbsoluteAxisCode::ABS_Y, pos),
+        (
+            AbsoluteAxisCode::ABS_MT_SLOT,
+            AbsInfo::new(0, 0, touch::TOUCH_SLOTS as i32 - 1, 0, 0, 0),
+        ),
+        (
+            AbsoluteAxisCode::ABS_MT_TRACKING_ID,
+            AbsInfo::new(0, 0, touch::TRACKING_ID_MAX, 0, 0, 0),
+        ),
+        (AbsoluteAxisCode::ABS_MT_POSITION_X, pos),
+        (AbsoluteAxisCode::ABS_MT_POSITION_Y, pos),
+        (
+            AbsoluteAxisCode::ABS_MT_PRESSURE,
+            AbsInfo::new(0, 0, touch::PRESSURE_MAX, 0, 0, 0),
+        ),
+    ] {
+        b = b.with_absolute_axis(&UinputAbsSetup::new(code, info))?;
+    }
+    b.build()
+}
+
+/// A screen pen tablet: pen and eraser tools, tip, three barrel buttons, position, pressure
+/// and tilt (degrees; resolution 57 units per radian, as the kernel documents tilt).
+fn build_pen() -> io::Result<VirtualDevice> {
+    use touch::codes::*;
+    let mut keys = AttributeSet::<KeyCode>::new();
+    for code in [
+        BTN_TOOL_PEN,
+        BTN_TOOL_RUBBER,
+        BTN_TOUCH,
+        BTN_STYLUS,
+        BTN_STYLUS2,
+        BTN_STYLUS3,
+    ] {
+        keys.insert(KeyCode(code));
+    }
+    let pos = AbsInfo::new(0, 0, touch::AXIS_MAX, 0, 0, 0);
+    let tilt = AbsInfo::new(0, -touch::TILT_MAX, touch::TILT_MAX, 0, 0, 57);
+    let mut b = VirtualDevice::builder()?
+        .name("strahl pen")
+        .with_properties(&direct())?
+        .with_keys(&keys)?;
+    for (code, info) in [
+        (AbsoluteAxisCode::ABS_X, pos),
+        (AbsoluteAxisCode::ABS_Y, pos),
+        (
+            AbsoluteAxisCode::ABS_PRESSURE,
+            AbsInfo::new(0, 0, touch::PRESSURE_MAX, 0, 0, 0),
+        ),
+        (AbsoluteAxisCode::ABS_TILT_X, tilt),
+        (AbsoluteAxisCode::ABS_TILT_Y, tilt),
+    ] {
+        b = b.with_absolute_axis(&UinputAbsSetup::new(code, info))?;
+    }
+    b.build()
 }
 
 fn build_kbd_mouse() -> io::Result<VirtualDevice> {
@@ -167,6 +269,9 @@ pub struct UinputSink {
     /// None after [`InputSink::end_session`] until the next input needs it.
     kbd_mouse: Option<VirtualDevice>,
     abs_pointer: Option<VirtualDevice>,
+    /// Each with the translator that mirrors its kernel state (made and dropped together).
+    touchscreen: Option<(VirtualDevice, TouchScreen)>,
+    pen: Option<(VirtualDevice, PenTablet)>,
     gamepads: BTreeMap<u16, (VirtualDevice, GamepadState)>,
     /// Rumble effects per pad (only with rumble on).
     effects: BTreeMap<u16, rumble::Effects>,
@@ -179,6 +284,8 @@ pub struct UinputSink {
     hwheel_rem: i32,
     /// Key events whose VK has no Linux mapping (dropped).
     pub unmapped_keys: u64,
+    /// Touch events dropped: downs past the last free slot, moves/ups of pointers without one.
+    pub dropped_touches: u64,
 }
 
 impl UinputSink {
@@ -188,14 +295,17 @@ impl UinputSink {
                 "{UINPUT_PATH} does not exist"
             )));
         }
-        let na = |e: std::io::Error| SinkError::NotAvailable(format!("{UINPUT_PATH}: {e}"));
-        // Made now, not at first input, so that a host without working uinput finds out at
-        // start (and falls back) rather than mid-session.
-        let kbd_mouse = build_kbd_mouse().map_err(na)?;
-        let abs_pointer = build_abs_pointer().map_err(na)?;
+        // Opened now (and closed: no device is made before a session) so that a host whose
+        // uinput is missing or not writable finds out at start and falls back, not mid-session.
+        drop(
+            VirtualDevice::builder()
+                .map_err(|e| SinkError::NotAvailable(format!("{UINPUT_PATH}: {e}")))?,
+        );
         Ok(UinputSink {
-            kbd_mouse: Some(kbd_mouse),
-            abs_pointer: Some(abs_pointer),
+            kbd_mouse: None,
+            abs_pointer: None,
+            touchscreen: None,
+            pen: None,
             gamepads: BTreeMap::new(),
             effects: BTreeMap::new(),
             rumble: false,
@@ -204,6 +314,7 @@ impl UinputSink {
             wheel_rem: 0,
             hwheel_rem: 0,
             unmapped_keys: 0,
+            dropped_touches: 0,
         })
     }
 
@@ -231,6 +342,24 @@ impl UinputSink {
         self.abs_pointer
             .as_mut()
             .ok_or_else(|| SinkError::NotAvailable("absolute pointer vanished".into()))
+    }
+
+    fn touchscreen(&mut self) -> Result<&mut (VirtualDevice, TouchScreen), SinkError> {
+        if self.touchscreen.is_none() {
+            self.touchscreen = Some((build_touchscreen()?, TouchScreen::default()));
+        }
+        self.touchscreen
+            .as_mut()
+            .ok_or_else(|| SinkError::NotAvailable("touchscreen vanished".into()))
+    }
+
+    fn pen(&mut self) -> Result<&mut (VirtualDevice, PenTablet), SinkError> {
+        if self.pen.is_none() {
+            self.pen = Some((build_pen()?, PenTablet::default()));
+        }
+        self.pen
+            .as_mut()
+            .ok_or_else(|| SinkError::NotAvailable("pen tablet vanished".into()))
     }
 
     fn gamepad(&mut self, number: u16) -> Result<&mut (VirtualDevice, GamepadState), SinkError> {
@@ -386,8 +515,49 @@ impl UinputSink {
             InputEvent::ControllerArrival { number, .. } if u16::from(*number) < MAX_GAMEPADS => {
                 self.gamepad(u16::from(*number))?;
             }
-            // Text, touch, pen and controller motion/touch/battery need an input method or
-            // extra virtual devices; they are decoded but not replayed yet.
+            InputEvent::Touch {
+                event_type,
+                pointer_id,
+                x,
+                y,
+                pressure,
+                ..
+            } => {
+                let (dev, state) = self.touchscreen()?;
+                let before = state.stats;
+                let evs = state.apply(*event_type, *pointer_id, *x, *y, *pressure);
+                let after = state.stats;
+                emit_evs(dev, &evs)?;
+                self.dropped_touches += (after.no_slot - before.no_slot)
+                    + (after.unknown_pointer - before.unknown_pointer);
+            }
+            InputEvent::Pen {
+                event_type,
+                tool,
+                buttons,
+                x,
+                y,
+                pressure,
+                rotation,
+                tilt,
+                ..
+            } => {
+                let p = PenInput {
+                    event_type: *event_type,
+                    tool: *tool,
+                    buttons: *buttons,
+                    x: *x,
+                    y: *y,
+                    pressure: *pressure,
+                    rotation: *rotation,
+                    tilt: *tilt,
+                };
+                let (dev, state) = self.pen()?;
+                let evs = state.apply(&p);
+                emit_evs(dev, &evs)?;
+            }
+            // Text and controller motion/touch/battery need an input method or a
+            // motion/touchpad-capable pad; they are decoded but not replayed yet.
             _ => {}
         }
         Ok(())
@@ -410,6 +580,21 @@ impl InputSink for UinputSink {
         for e in self.held.releases() {
             self.emit_event(&e)?;
         }
+        // Whatever the per-pointer view missed (a cancel-all mid-way, say) is lifted here.
+        if let Some((dev, state)) = &mut self.touchscreen {
+            emit_evs(dev, &state.release_all())?;
+        }
+        if let Some((dev, state)) = &mut self.pen {
+            emit_evs(dev, &state.release_all())?;
+        }
+        Ok(())
+    }
+
+    /// Makes the keyboard+mouse and the absolute pointer now, before the session's first
+    /// input, so that readers have opened them when it comes.
+    fn begin_session(&mut self) -> Result<(), SinkError> {
+        self.kbd()?;
+        self.abs()?;
         Ok(())
     }
 
@@ -419,6 +604,8 @@ impl InputSink for UinputSink {
         let released = self.release_all();
         self.kbd_mouse = None;
         self.abs_pointer = None;
+        self.touchscreen = None;
+        self.pen = None;
         self.gamepads.clear();
         self.effects.clear();
         self.wheel_rem = 0;

@@ -422,4 +422,18 @@ pub mod encode {
         }
         frame(MAGIC_TOUCH, &b)
     }
+
+    /// Pen: `f` = x, y, pressure, contact major, contact minor.
+    pub fn pen(ev: u8, tool: u8, buttons: u8, f: [f32; 5], rotation: u16, tilt: u8) -> Vec<u8> {
+        let mut b = vec![ev, tool, buttons, 0];
+        for v in &f[..3] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&rotation.to_le_bytes());
+        b.extend_from_slice(&[tilt, 0]);
+        for v in &f[3..] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        frame(MAGIC_PEN, &b)
+    }
 }

@@ -296,3 +296,210 @@ fn abs_scaling_hits_both_ends() {
     assert_eq!(scale_abs(-3, 1920), 0);
     assert_eq!(scale_abs(7, 0), 0);
 }
+
+/// Decodes client packets and runs them through the touch and pen translators, as the uinput
+/// sink does, returning each packet's evdev events.
+fn translate(packets: &[Vec<u8>]) -> Vec<Vec<(u16, u16, i32)>> {
+    use strahl_input::touch::{PenInput, PenTablet, TouchScreen};
+    let (mut ts, mut pen) = (TouchScreen::default(), PenTablet::default());
+    packets
+        .iter()
+        .map(|p| match wire::decode(p).unwrap() {
+            InputEvent::Touch {
+                event_type,
+                pointer_id,
+                x,
+                y,
+                pressure,
+                ..
+            } => ts.apply(event_type, pointer_id, x, y, pressure),
+            InputEvent::Pen {
+                event_type,
+                tool,
+                buttons,
+                x,
+                y,
+                pressure,
+                rotation,
+                tilt,
+                ..
+            } => pen.apply(&PenInput {
+                event_type,
+                tool,
+                buttons,
+                x,
+                y,
+                pressure,
+                rotation,
+                tilt,
+            }),
+            other => panic!("not touch or pen: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn gamestream_touch_packets_become_protocol_b_multitouch() {
+    // Codes written out from linux/input-event-codes.h, not taken from the crate.
+    const KEY: u16 = 1;
+    const ABS: u16 = 3;
+    const BTN_TOUCH: u16 = 0x14a;
+    let (slot, x, y, id, p): (u16, u16, u16, u16, u16) = (0x2f, 0x35, 0x36, 0x39, 0x3a);
+    let rot = strahl_input::touch::ROT_UNKNOWN;
+    // Two fingers (pointer ids as Android sends them): down, down, move both, up, up.
+    let got = translate(&[
+        encode::touch(1, rot, 0, [0.25, 0.5, 0.5, 0.0, 0.0]),
+        encode::touch(1, rot, 1, [0.75, 0.5, 0.0, 0.0, 0.0]),
+        encode::touch(3, rot, 1, [0.75, 0.75, 0.0, 0.0, 0.0]),
+        encode::touch(3, rot, 0, [0.5, 0.5, 1.0, 0.0, 0.0]),
+        encode::touch(2, rot, 0, [0.5, 0.5, 0.0, 0.0, 0.0]),
+        encode::touch(2, rot, 1, [0.75, 0.75, 0.0, 0.0, 0.0]),
+    ]);
+    assert_eq!(
+        got,
+        [
+            vec![
+                (ABS, id, 0),
+                (ABS, x, 16384),
+                (ABS, y, 32768),
+                (ABS, p, 512),
+                (KEY, BTN_TOUCH, 1),
+                (ABS, 0, 16384),
+                (ABS, 1, 32768),
+            ],
+            vec![
+                (ABS, slot, 1),
+                (ABS, id, 1),
+                (ABS, x, 49151),
+                (ABS, y, 32768)
+            ],
+            vec![(ABS, y, 49151)],
+            vec![
+                (ABS, slot, 0),
+                (ABS, x, 32768),
+                (ABS, p, 1023),
+                (ABS, 0, 32768)
+            ],
+            // The first finger lifts: the emulated pointer moves to the second.
+            vec![(ABS, id, -1), (ABS, 0, 49151), (ABS, 1, 49151)],
+            vec![(ABS, slot, 1), (ABS, id, -1), (KEY, BTN_TOUCH, 0)],
+        ]
+    );
+}
+
+#[test]
+fn gamestream_pen_packets_become_tablet_events() {
+    const KEY: u16 = 1;
+    const ABS: u16 = 3;
+    let (tool_pen, tool_rubber, touch, stylus): (u16, u16, u16, u16) = (0x140, 0x141, 0x14a, 0x14b);
+    let (x, y, pressure, tilt_x, tilt_y): (u16, u16, u16, u16, u16) = (0, 1, 0x18, 0x1a, 0x1b);
+    let f = |x, y, p| [x, y, p, 0.0, 0.0];
+    let got = translate(&[
+        // Hover in, leaning right 30° (rotation 90), touch down with pressure, press the
+        // barrel button, lift, leave; then the eraser end comes down and the session ends.
+        encode::pen(0, 1, 0, f(0.5, 0.5, 0.0), 90, 30),
+        encode::pen(1, 1, 0, f(0.5, 0.5, 0.25), 90, 30),
+        encode::pen(5, 1, 1, f(0.5, 0.5, 0.25), 90, 30),
+        encode::pen(2, 1, 0, f(0.5, 0.5, 0.0), 0xFFFF, 0xFF),
+        encode::pen(6, 1, 0, f(0.5, 0.5, 0.0), 0xFFFF, 0xFF),
+        encode::pen(1, 2, 0, f(0.0, 1.0, 0.0), 180, 45),
+    ]);
+    assert_eq!(
+        got,
+        [
+            vec![
+                (KEY, tool_pen, 1),
+                (ABS, x, 32768),
+                (ABS, y, 32768),
+                (ABS, tilt_x, 30),
+            ],
+            vec![(ABS, pressure, 256), (KEY, touch, 1)],
+            vec![(KEY, stylus, 1)],
+            vec![(ABS, pressure, 0), (KEY, touch, 0), (KEY, stylus, 0)],
+            vec![(KEY, tool_pen, 0)],
+            vec![
+                (KEY, tool_rubber, 1),
+                (ABS, x, 0),
+                (ABS, y, 65535),
+                // Unknown pressure while touching: half (libinput's tip threshold).
+                (ABS, pressure, 511),
+                (ABS, tilt_x, 0),
+                (ABS, tilt_y, 45),
+                (KEY, touch, 1),
+            ],
+        ]
+    );
+}
+
+#[test]
+fn held_touches_and_pen_are_released_at_session_end() {
+    let mut sink = RecordingSink::new();
+    let h = sink.handle();
+    let rot = strahl_input::touch::ROT_UNKNOWN;
+    for p in [
+        encode::touch(1, rot, 4, [0.1, 0.1, 0.0, 0.0, 0.0]),
+        encode::touch(1, rot, 9, [0.2, 0.2, 0.0, 0.0, 0.0]),
+        encode::touch(2, rot, 4, [0.1, 0.1, 0.0, 0.0, 0.0]),
+        encode::pen(1, 1, 2, [0.3, 0.3, 0.5, 0.0, 0.0], 0xFFFF, 0xFF),
+    ] {
+        sink.apply(&wire::decode(&p).unwrap()).unwrap();
+    }
+    let n = h.events().len();
+    sink.release_all().unwrap();
+    let released: Vec<(u8, u8)> = h.events()[n..]
+        .iter()
+        .map(|e| match e {
+            InputEvent::Touch {
+                event_type,
+                pointer_id,
+                ..
+            } => (*event_type, *pointer_id as u8),
+            InputEvent::Pen { event_type, .. } => (*event_type, 0xEE),
+            other => panic!("unexpected release {other:?}"),
+        })
+        .collect();
+    // Pointer 9 comes up (4 already did); the pen leaves (which lifts tip and buttons).
+    assert_eq!(released, [(2, 9), (6, 0xEE)]);
+    // Run through the translators, those releases leave nothing down.
+    use strahl_input::touch::{PenInput, PenTablet, TouchScreen};
+    let (mut ts, mut pen) = (TouchScreen::default(), PenTablet::default());
+    for e in h.events() {
+        match e {
+            InputEvent::Touch {
+                event_type,
+                pointer_id,
+                x,
+                y,
+                pressure,
+                ..
+            } => {
+                ts.apply(event_type, pointer_id, x, y, pressure);
+            }
+            InputEvent::Pen {
+                event_type,
+                tool,
+                buttons,
+                x,
+                y,
+                pressure,
+                rotation,
+                tilt,
+                ..
+            } => {
+                pen.apply(&PenInput {
+                    event_type,
+                    tool,
+                    buttons,
+                    x,
+                    y,
+                    pressure,
+                    rotation,
+                    tilt,
+                });
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((ts.contacts(), pen.in_range()), (0, false));
+    assert!(ts.release_all().is_empty() && pen.release_all().is_empty());
+}

@@ -19,7 +19,15 @@
 //!   lives, and the next session's input makes only the device it needs again;
 //! - rumble (a third session, rumble on): a game thread's FF uploads/plays/stops/erases on the
 //!   pad's node come out of `poll_rumble` as motor changes, and `release_all` stops a rumble
-//!   left playing.
+//!   left playing;
+//! - no device before a session: `open` makes no node; `begin_session` makes the keyboard+mouse
+//!   and the absolute pointer;
+//! - touch and pen (a session that sends only those, so only those two devices appear): the
+//!   touchscreen's and the pen tablet's properties and capabilities as a reader sees them
+//!   (INPUT_PROP_DIRECT, protocol-B MT axes with 10 slots, pen/eraser tools, stylus buttons,
+//!   pressure, tilt), two fingers and a pen stroke with tilt as the exact evdev events, held
+//!   contacts, pen tip and barrel button released by `release_all`, both nodes gone after
+//!   `end_session`.
 //!
 //! The guest prints one `UINPUT-LAB` summary line the host repeats.
 
@@ -43,6 +51,8 @@ const WAIT: Duration = Duration::from_secs(5);
 const KBD: &str = "strahl keyboard and mouse";
 const ABS: &str = "strahl absolute pointer";
 const PAD: &str = "strahl gamepad";
+const TOUCH: &str = "strahl touchscreen";
+const PEN: &str = "strahl pen";
 
 // Linux codes, written out from linux/input-event-codes.h (not from the sink's tables, so a
 // wrong table entry fails here).
@@ -71,6 +81,21 @@ const ABS_RX: u16 = 3;
 const ABS_RY: u16 = 4;
 const ABS_RZ: u16 = 5;
 const ABS_HAT0Y: u16 = 0x11;
+const ABS_PRESSURE: u16 = 0x18;
+const ABS_TILT_X: u16 = 0x1a;
+const ABS_TILT_Y: u16 = 0x1b;
+const ABS_MT_SLOT: u16 = 0x2f;
+const ABS_MT_POSITION_X: u16 = 0x35;
+const ABS_MT_POSITION_Y: u16 = 0x36;
+const ABS_MT_TRACKING_ID: u16 = 0x39;
+const ABS_MT_PRESSURE: u16 = 0x3a;
+const BTN_TOOL_PEN: u16 = 0x140;
+const BTN_TOOL_RUBBER: u16 = 0x141;
+const BTN_STYLUS3: u16 = 0x149;
+const BTN_TOUCH: u16 = 0x14a;
+const BTN_STYLUS: u16 = 0x14b;
+const BTN_STYLUS2: u16 = 0x14c;
+const INPUT_PROP_DIRECT: u16 = 0x01;
 
 type Ev = (u16, u16, i32);
 
@@ -249,6 +274,16 @@ fn guest() -> Result<String, String> {
     let t0 = Instant::now();
     let before = event_nodes();
     let mut sink = UinputSink::open().map_err(|e| format!("UinputSink::open: {e}"))?;
+    // No session yet: no device. (Bounded pause: a node would appear within milliseconds.)
+    std::thread::sleep(Duration::from_millis(200));
+    if event_nodes() != before {
+        return Err(format!(
+            "open made devices before a session: {:?}",
+            event_nodes().difference(&before).collect::<Vec<_>>()
+        ));
+    }
+    sink.begin_session()
+        .map_err(|e| format!("begin_session: {e}"))?;
     let (kbd_node, mut kbd) = open_named(KBD)?;
     let (abs_node, mut abs) = open_named(ABS)?;
 
@@ -382,6 +417,8 @@ fn guest() -> Result<String, String> {
     // A second session ended by drop alone (a control thread unwinding, say): its devices go
     // too. (The sink's Drop releases first; unread events die with the device, see above.)
     let mut sink = UinputSink::open().map_err(|e| format!("second UinputSink::open: {e}"))?;
+    sink.begin_session()
+        .map_err(|e| format!("begin_session: {e}"))?;
     let (kbd_node, mut kbd) = open_named(KBD)?;
     let (abs_node, mut abs) = open_named(ABS)?;
     send(&mut sink, &encode::key(true, 0x57, 0))?;
@@ -400,6 +437,7 @@ fn guest() -> Result<String, String> {
     expect_gone("gamepad dropped", &mut gp, &pad_node)?;
     let rumbles = rumble_session()?;
     end_session_then_again()?;
+    let touch_pen = touch_and_pen_session()?;
 
     let left: BTreeSet<PathBuf> = event_nodes().difference(&before).cloned().collect();
     if !left.is_empty() {
@@ -407,7 +445,8 @@ fn guest() -> Result<String, String> {
     }
     Ok(format!(
         "kernel={} keyboard+mouse 13 events, abs 6, gamepad 11, releases seen, nodes removed; \
-         rumble {rumbles} changes, end_session removes and input remakes; first session {:.2} s, all {:.2} s",
+         rumble {rumbles} changes, end_session removes and input remakes; {touch_pen}; \
+         first session {:.2} s, all {:.2} s",
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
             .trim(),
@@ -514,6 +553,8 @@ fn rumble_session() -> Result<usize, String> {
 /// it needs again (and only that one).
 fn end_session_then_again() -> Result<(), String> {
     let mut sink = UinputSink::open().map_err(|e| format!("fourth UinputSink::open: {e}"))?;
+    sink.begin_session()
+        .map_err(|e| format!("begin_session: {e}"))?;
     let (kbd_node, mut kbd) = open_named(KBD)?;
     let (abs_node, mut abs) = open_named(ABS)?;
     send(&mut sink, &encode::key(true, 0x41, 0))?;
@@ -536,4 +577,193 @@ fn end_session_then_again() -> Result<(), String> {
     }
     drop(sink);
     expect_gone("keyboard made again, dropped", &mut kbd, &kbd_node)
+}
+
+/// (properties, keys, absolute axes as (code, min, max)) the kernel reports for `dev`.
+type Caps = (Vec<u16>, Vec<u16>, Vec<(u16, i32, i32)>);
+
+fn caps(what: &str, dev: &Device) -> Result<Caps, String> {
+    let props = dev.properties().iter().map(|p| p.0).collect();
+    let keys = dev
+        .supported_keys()
+        .map(|k| k.iter().map(|k| k.0).collect())
+        .unwrap_or_default();
+    let abs = dev
+        .get_absinfo()
+        .map_err(|e| format!("{what}: EVIOCGABS: {e}"))?
+        .map(|(code, info)| (code.0, info.minimum(), info.maximum()))
+        .collect();
+    Ok((props, keys, abs))
+}
+
+/// A session that sends only touch and pen: only the touchscreen and the pen tablet appear,
+/// with the properties and codes a reader (libinput) needs; two fingers and a pen stroke come
+/// out as exact evdev events; what is held is released; both devices go at `end_session`.
+fn touch_and_pen_session() -> Result<String, String> {
+    let before = event_nodes();
+    let mut sink = UinputSink::open().map_err(|e| format!("fifth UinputSink::open: {e}"))?;
+    let rot = 0xFFFF;
+    let no_tilt = (0xFFFF, 0xFF);
+    // A touch hover and a pen hover-leave change nothing on the devices but make them, so the
+    // readers below are open before the first contact.
+    send(&mut sink, &encode::touch(0, rot, 0, [0.0; 5]))?;
+    send(
+        &mut sink,
+        &encode::pen(6, 1, 0, [0.0; 5], no_tilt.0, no_tilt.1),
+    )?;
+    let (touch_node, mut ts) = open_named(TOUCH)?;
+    let (pen_node, mut pen) = open_named(PEN)?;
+    let new: BTreeSet<PathBuf> = event_nodes().difference(&before).cloned().collect();
+    let made: BTreeSet<PathBuf> = [touch_node.clone(), pen_node.clone()].into();
+    if new != made {
+        return Err(format!("touch/pen session made {new:?}, expected {made:?}"));
+    }
+    let (max, pmax) = (65535, 1023);
+    let want_touch: Caps = (
+        vec![INPUT_PROP_DIRECT],
+        vec![BTN_TOUCH],
+        vec![
+            (ABS_X, 0, max),
+            (ABS_Y, 0, max),
+            (ABS_MT_SLOT, 0, 9),
+            (ABS_MT_POSITION_X, 0, max),
+            (ABS_MT_POSITION_Y, 0, max),
+            (ABS_MT_TRACKING_ID, 0, 65535),
+            (ABS_MT_PRESSURE, 0, pmax),
+        ],
+    );
+    let got = caps("touchscreen", &ts)?;
+    if got != want_touch {
+        return Err(format!(
+            "touchscreen capabilities {got:?}, expected {want_touch:?}"
+        ));
+    }
+    let want_pen: Caps = (
+        vec![INPUT_PROP_DIRECT],
+        vec![
+            BTN_TOOL_PEN,
+            BTN_TOOL_RUBBER,
+            BTN_STYLUS3,
+            BTN_TOUCH,
+            BTN_STYLUS,
+            BTN_STYLUS2,
+        ],
+        vec![
+            (ABS_X, 0, max),
+            (ABS_Y, 0, max),
+            (ABS_PRESSURE, 0, pmax),
+            (ABS_TILT_X, -90, 90),
+            (ABS_TILT_Y, -90, 90),
+        ],
+    );
+    let got = caps("pen", &pen)?;
+    if got != want_pen {
+        return Err(format!("pen capabilities {got:?}, expected {want_pen:?}"));
+    }
+
+    // Two fingers: down, down, the second moves, the first moves with full pressure; both
+    // stay down for the session end.
+    for (ev, id, f) in [
+        (1, 0, [0.25, 0.5, 0.5]),
+        (1, 1, [0.75, 0.5, 0.0]),
+        (3, 1, [0.75, 0.75, 0.0]),
+        (3, 0, [0.5, 0.5, 1.0]),
+    ] {
+        send(
+            &mut sink,
+            &encode::touch(ev, rot, id, [f[0], f[1], f[2], 0.0, 0.0]),
+        )?;
+    }
+    // Protocol B as the kernel passes it on (the slot only when it changes, unchanged values
+    // left out), with the single-touch emulation following slot 0.
+    expect(
+        "touchscreen",
+        &mut ts,
+        &[
+            (EV_ABS, ABS_MT_TRACKING_ID, 0),
+            (EV_ABS, ABS_MT_POSITION_X, 16384),
+            (EV_ABS, ABS_MT_POSITION_Y, 32768),
+            (EV_ABS, ABS_MT_PRESSURE, 512),
+            (EV_KEY, BTN_TOUCH, 1),
+            (EV_ABS, ABS_X, 16384),
+            (EV_ABS, ABS_Y, 32768),
+            (EV_ABS, ABS_MT_SLOT, 1),
+            (EV_ABS, ABS_MT_TRACKING_ID, 1),
+            (EV_ABS, ABS_MT_POSITION_X, 49151),
+            (EV_ABS, ABS_MT_POSITION_Y, 32768),
+            (EV_ABS, ABS_MT_POSITION_Y, 49151),
+            (EV_ABS, ABS_MT_SLOT, 0),
+            (EV_ABS, ABS_MT_POSITION_X, 32768),
+            (EV_ABS, ABS_MT_PRESSURE, 1023),
+            (EV_ABS, ABS_X, 32768),
+        ],
+    )?;
+    // A pen hovers in leaning right 30°, touches down at quarter pressure and presses its
+    // barrel button; it stays down for the session end.
+    send(
+        &mut sink,
+        &encode::pen(0, 1, 0, [0.5, 0.5, 0.0, 0.0, 0.0], 90, 30),
+    )?;
+    send(
+        &mut sink,
+        &encode::pen(1, 1, 0, [0.5, 0.5, 0.25, 0.0, 0.0], 90, 30),
+    )?;
+    send(
+        &mut sink,
+        &encode::pen(5, 1, 1, [0.5, 0.5, 0.25, 0.0, 0.0], 90, 30),
+    )?;
+    expect(
+        "pen",
+        &mut pen,
+        &[
+            (EV_KEY, BTN_TOOL_PEN, 1),
+            (EV_ABS, ABS_X, 32768),
+            (EV_ABS, ABS_Y, 32768),
+            (EV_ABS, ABS_TILT_X, 30),
+            (EV_ABS, ABS_PRESSURE, 256),
+            (EV_KEY, BTN_TOUCH, 1),
+            (EV_KEY, BTN_STYLUS, 1),
+        ],
+    )?;
+    if keys_down("pen", &pen)? != [BTN_TOOL_PEN, BTN_TOUCH, BTN_STYLUS] {
+        return Err(format!("pen held: {:?}", keys_down("pen", &pen)?));
+    }
+
+    // Session end: contacts lifted (the emulated pointer moves to the survivor first), the pen's
+    // tip, button and tool released; nothing down in the kernel; then both devices go.
+    sink.release_all()
+        .map_err(|e| format!("release_all: {e}"))?;
+    expect(
+        "touchscreen released",
+        &mut ts,
+        &[
+            (EV_ABS, ABS_MT_TRACKING_ID, -1),
+            (EV_ABS, ABS_X, 49151),
+            (EV_ABS, ABS_Y, 49151),
+            (EV_ABS, ABS_MT_SLOT, 1),
+            (EV_ABS, ABS_MT_TRACKING_ID, -1),
+            (EV_KEY, BTN_TOUCH, 0),
+        ],
+    )?;
+    expect(
+        "pen released",
+        &mut pen,
+        &[
+            (EV_ABS, ABS_PRESSURE, 0),
+            (EV_KEY, BTN_TOUCH, 0),
+            (EV_KEY, BTN_STYLUS, 0),
+            (EV_KEY, BTN_TOOL_PEN, 0),
+        ],
+    )?;
+    for (what, dev) in [("touchscreen", &ts), ("pen", &pen)] {
+        let down = keys_down(what, dev)?;
+        if !down.is_empty() {
+            return Err(format!("{what}: still down after release_all: {down:?}"));
+        }
+    }
+    sink.end_session()
+        .map_err(|e| format!("end_session: {e}"))?;
+    expect_gone("touchscreen after end_session", &mut ts, &touch_node)?;
+    expect_gone("pen after end_session", &mut pen, &pen_node)?;
+    Ok("touch 16 events + 6 released, pen 7 + 4, both devices gone at end_session".into())
 }
