@@ -23,16 +23,24 @@
 //!   media packets on the client's veth: FEC rebuilds every frame.
 //! - [`stream_recovers_from_burst_loss_across_namespaces`]: bursts past the parity lose frames;
 //!   the client reports them, asks for a keyframe, gets one, and goes on.
+//! - [`vanished_client_is_cleaned_up_across_namespaces`]: kill -9 of a streaming client; within
+//!   10 s the host's log, its data plane, `/api/v1/status` and the client's link all show the
+//!   session over, and the same client streams again.
+//! - [`gamestream_and_native_at_once_across_namespaces`]: the real Moonlight core and
+//!   `strahl-client` stream from one host at once, from two namespaces; each gets every frame.
 //!
 //! Needs root (namespaces, veth); without it the case prints `SKIPPED` and counts as ignored
 //! (this file runs under [`strahl_e2e::harness`]). Every wait is bounded (each command by the
 //! client's own connect/answer timeouts, strahl's start by the harness).
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use strahl_e2e::harness::{self, Case, Outcome};
-use strahl_e2e::netns::{self, TestNet};
-use strahl_e2e::{Options, Strahl};
+use strahl_e2e::netns::{self, Endpoint, TestNet};
+use strahl_e2e::{Driver, Options, Strahl};
 use strahl_net::bpf::{LossConfig, LossProgram, LossStats};
 use strahl_net::testbed;
 
@@ -118,6 +126,105 @@ fn stream_across(toml: &str, args: &[&str]) -> (i32, serde_json::Value, Strahl) 
     (code, v, s)
 }
 
+/// strahl (with `toml` appended) started in `net`'s host namespace, its native host listening,
+/// and a `strahl-client` in `client`'s namespace paired with it as `name`: the instance, the
+/// client's HOST argument and its state directory.
+fn start_paired(
+    net: &TestNet,
+    client: &Endpoint,
+    toml: &str,
+    name: &str,
+) -> (Strahl, String, PathBuf) {
+    let s = ok(Strahl::start(
+        Options::default().toml(toml).in_netns(net.host_placement()),
+    ));
+    ok(s.wait_log(
+        "native strahl/1 host listening on UDP",
+        std::time::Duration::from_secs(10),
+    ));
+    let host = format!("{}:{}", net.host.addr, s.ports.native);
+    let status = format!("{}:{}", net.host.addr, s.ports.status);
+    let state = s.dir.join(format!("client-{name}"));
+    let pin = arm(&s, &status);
+    let (code, text) = run(client_command(
+        &s,
+        client,
+        &state,
+        &["pair", &host, &pin, "--name", name],
+    ));
+    assert_eq!(code, 0, "{text}\n{}", s.log());
+    (s, host, state)
+}
+
+/// `strahl-client --state-dir STATE ARGS` in `client`'s namespace.
+fn client_command(s: &Strahl, client: &Endpoint, state: &Path, args: &[&str]) -> Command {
+    let mut cmd = client.ns.command(s.bin_dir.join("strahl-client"));
+    cmd.arg("--state-dir").arg(state).args(args);
+    cmd
+}
+
+/// The `strahl-client stream` arguments every case shares: passthrough, a summary in `json`,
+/// and a frame lost only when its shards stop coming for a second, not after the default
+/// 100 ms: on a loaded two-core machine the host's tile can be off its core that long
+/// mid-frame, and these cases are about every frame arriving intact, not about latency.
+fn stream_argv<'a>(host: &'a str, json: &'a str) -> Vec<&'a str> {
+    vec![
+        "stream",
+        host,
+        "--codec",
+        "passthrough",
+        "--frame-timeout",
+        "1000",
+        "--json",
+        json,
+    ]
+}
+
+/// The summary `strahl-client stream` wrote to `json` (printed for the record), checked for
+/// the codec (`h264` when `args` asks for it, else passthrough) and the frame timeout.
+fn read_summary(json: &Path, args: &[&str], text: &str, s: &Strahl) -> serde_json::Value {
+    let summary = std::fs::read_to_string(json).unwrap_or_default();
+    eprintln!("strahl-client {}: {summary}", args.join(" "));
+    let v: serde_json::Value = serde_json::from_str(&summary)
+        .unwrap_or_else(|e| panic!("{e}: {summary}\n{text}\n{}", s.log()));
+    // `--codec` in `args` comes later on the command line and wins.
+    let codec = if args.contains(&"h264") {
+        "h264"
+    } else {
+        "passthrough"
+    };
+    assert_eq!(v["codec"], codec, "{v}");
+    assert_eq!(v["frame_timeout_ms"], 1000, "{v}");
+    v
+}
+
+/// Runs `strahl-client stream HOST --codec passthrough … ARGS` in `client`'s namespace (media
+/// on [`LOSSY_MEDIA_PORT`] with `lossy`): its exit code and summary.
+fn stream_once(
+    s: &Strahl,
+    client: &Endpoint,
+    state: &Path,
+    host: &str,
+    args: &[&str],
+    lossy: bool,
+) -> (i32, serde_json::Value) {
+    let json = s.dir.join("stream.json");
+    let _ = std::fs::remove_file(&json);
+    let json_arg = json.to_string_lossy().into_owned();
+    let mut argv = stream_argv(host, &json_arg);
+    let port = LOSSY_MEDIA_PORT.to_string();
+    if lossy {
+        argv.extend_from_slice(&["--media-port", &port]);
+    }
+    argv.extend_from_slice(args);
+    let (code, text) = run(client_command(s, client, state, &argv));
+    let v = read_summary(&json, args, &text, s);
+    if code != 0 {
+        eprintln!("{text}");
+    }
+    (code, v)
+}
+
 /// [`stream_across`], with `loss` (when given) applied by the XDP loss program on the client's
 /// veth to UDP port [`LOSSY_MEDIA_PORT`] (the client's media port then); returns its counters.
 fn stream_with_loss(
@@ -126,9 +233,7 @@ fn stream_with_loss(
     loss: Option<LossConfig>,
 ) -> (i32, serde_json::Value, Strahl, Option<LossStats>) {
     let net = ok(TestNet::pair());
-    let s = ok(Strahl::start(
-        Options::default().toml(toml).in_netns(net.host_placement()),
-    ));
+    let (s, host, state) = start_paired(&net, net.client(), toml, "netns-stream");
     // Kept until the stream has ended: dropping it detaches the program.
     let program = loss.map(|cfg| {
         let ifname = net.client().ifname.clone();
@@ -142,58 +247,7 @@ fn stream_with_loss(
         })
         .unwrap_or_else(|e| panic!("enter the client namespace: {e}"))
     });
-    ok(s.wait_log(
-        "native strahl/1 host listening on UDP",
-        std::time::Duration::from_secs(10),
-    ));
-    let host = format!("{}:{}", net.host.addr, s.ports.native);
-    let status = format!("{}:{}", net.host.addr, s.ports.status);
-    let state = s.dir.join("client");
-    let client = |args: &[&str]| {
-        let mut cmd = net.client().ns.command(s.bin_dir.join("strahl-client"));
-        cmd.arg("--state-dir").arg(&state).args(args);
-        run(cmd)
-    };
-    let pin = arm(&s, &status);
-    let (code, text) = client(&["pair", &host, &pin, "--name", "netns-stream"]);
-    assert_eq!(code, 0, "{text}\n{}", s.log());
-
-    let json = s.dir.join("stream.json");
-    let json_arg = json.to_string_lossy().into_owned();
-    // A frame counts as lost when its shards stop coming for a second, not after the default
-    // 100 ms: on a loaded two-core machine the host's tile can be off its core that long
-    // mid-frame, and this test is about every frame arriving intact, not about latency.
-    let mut argv = vec![
-        "stream",
-        &host,
-        "--codec",
-        "passthrough",
-        "--frame-timeout",
-        "1000",
-        "--json",
-        &json_arg,
-    ];
-    let port = LOSSY_MEDIA_PORT.to_string();
-    if program.is_some() {
-        argv.extend_from_slice(&["--media-port", &port]);
-    }
-    argv.extend_from_slice(args);
-    let (code, text) = client(&argv);
-    let summary = std::fs::read_to_string(&json).unwrap_or_default();
-    eprintln!("strahl-client {}: {summary}", args.join(" "));
-    let v: serde_json::Value = serde_json::from_str(&summary)
-        .unwrap_or_else(|e| panic!("{e}: {summary}\n{text}\n{}", s.log()));
-    // `--codec` in `args` comes later on the command line and wins.
-    let codec = if args.contains(&"h264") {
-        "h264"
-    } else {
-        "passthrough"
-    };
-    assert_eq!(v["codec"], codec, "{v}");
-    assert_eq!(v["frame_timeout_ms"], 1000, "{v}");
-    if code != 0 {
-        eprintln!("{text}");
-    }
+    let (code, v) = stream_once(&s, net.client(), &state, &host, args, program.is_some());
     let stats = program.map(|p| p.stats().unwrap());
     if let Some(st) = &stats {
         eprintln!("XDP loss program: {st:?}");
@@ -435,6 +489,306 @@ fn stream_reconfigured_mid_stream_across_namespaces() -> Outcome {
     Outcome::Passed
 }
 
+/// Packets `ifname` received, from `/proc/net/dev` as `ns` sees it.
+fn rx_packets(ns: &netns::Netns, ifname: &str) -> u64 {
+    let (code, text) = run({
+        let mut c = ns.command("cat");
+        c.arg("/proc/net/dev");
+        c
+    });
+    assert_eq!(code, 0, "{text}");
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(&format!("{ifname}:")))
+        .and_then(|rest| rest.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {ifname} in /proc/net/dev:\n{text}"))
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing case leaves none.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Media packets a window of [`WINDOW`] may bring to a link the host no longer streams to: the
+/// QUIC connection's last probes and close, ARP — never a frame's worth.
+const QUIET_PACKETS: u64 = 3;
+const WINDOW: Duration = Duration::from_millis(250);
+/// Issue 10 item 6: a client that vanishes is cleaned up by the host within this.
+const CLEANUP_BOUND: Duration = Duration::from_secs(10);
+
+/// kill -9 of a streaming `strahl-client` (issue 10 item 6). Nothing tells the host; QUIC's
+/// idle timeout (`strahl_native::quic::tls::IDLE_TIMEOUT`, 6 s, plus up to one 2 s keep-alive)
+/// notices the silence and the host stops the session. Within 10 s of the kill: the control plane's log says the session
+/// ended (reason 3, timeout), the data plane acknowledged the stop, `/api/v1/status` lists no
+/// session, and the media stopped reaching the client's link. The same client then streams
+/// again, complete.
+fn vanished_client_is_cleaned_up_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let net = ok(TestNet::pair());
+    let client = net.client();
+    let (s, host, state) = start_paired(&net, client, "", "netns-vanish");
+    let err_path = s.dir.join("vanish.stderr");
+    let err = std::fs::File::create(&err_path).unwrap();
+    // 720p30 at 20 Mbit/s: ~60 shards a frame, ~2000 packets a second.
+    let mut cmd = client_command(
+        &s,
+        client,
+        &state,
+        &[
+            "stream",
+            &host,
+            "--codec",
+            "passthrough",
+            "--seconds",
+            "60",
+            "--bitrate",
+            "20000",
+            "--mode",
+            "1280x720@30",
+        ],
+    );
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+    let mut child = Reaped(cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")));
+    let ctx = |s: &Strahl| {
+        format!(
+            "client: {}\n--- strahl log ---\n{}",
+            std::fs::read_to_string(&err_path).unwrap_or_default(),
+            s.log()
+        )
+    };
+
+    // Media flowing: the session started, and a window brings the link a stream's packets.
+    let t0 = Instant::now();
+    let id = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no media reached the client: {}",
+            ctx(&s)
+        );
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "the client exited before the kill: {}",
+            ctx(&s)
+        );
+        let id = s.log_lines().iter().find_map(|l| {
+            let rest = &l[l.find("native session ")? + "native session ".len()..];
+            rest.contains("starting media")
+                .then(|| rest.split_whitespace().next()?.parse::<u64>().ok())?
+        });
+        let before = rx_packets(&client.ns, &client.ifname);
+        std::thread::sleep(WINDOW);
+        let got = rx_packets(&client.ns, &client.ifname) - before;
+        if let Some(id) = id
+            && got >= 100
+        {
+            eprintln!("streaming: {got} packets in {WINDOW:?} before the kill");
+            break id;
+        }
+    };
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let killed = Instant::now();
+
+    // Each sign of the end, as time after the kill.
+    let ended_line = format!("native session {id} ended (reason 3)");
+    let dp_line = format!("data plane ended session {id}");
+    let (mut ended, mut dp_ended, mut status_clear, mut quiet) = (None, None, None, None);
+    while killed.elapsed() < CLEANUP_BOUND + Duration::from_secs(5) {
+        let start = killed.elapsed();
+        let before = rx_packets(&client.ns, &client.ifname);
+        std::thread::sleep(WINDOW);
+        let got = rx_packets(&client.ns, &client.ifname) - before;
+        let log = s.log();
+        let at = killed.elapsed();
+        if got <= QUIET_PACKETS {
+            quiet = quiet.or(Some(start));
+        } else {
+            // Packets again after a quiet window: the stream was only stalled.
+            quiet = None;
+        }
+        if log.contains(&ended_line) {
+            ended = ended.or(Some(at));
+        }
+        if log.contains(&dp_line) {
+            dp_ended = dp_ended.or(Some(at));
+        }
+        if status_clear.is_none()
+            && let Ok(st) = s.status()
+            && st["sessions"]
+                .as_array()
+                .is_some_and(|l| l.iter().all(|x| x["id"].as_u64() != Some(id)))
+        {
+            status_clear = Some(at);
+        }
+        // Done once every sign is in and the link has stayed quiet for a second.
+        if ended.is_some()
+            && dp_ended.is_some()
+            && status_clear.is_some()
+            && quiet.is_some_and(|q| at >= q + Duration::from_secs(1))
+        {
+            break;
+        }
+    }
+    eprintln!(
+        "after the kill: log {ended:?}, data plane {dp_ended:?}, status {status_clear:?}, link \
+         quiet from {quiet:?}"
+    );
+    let within = |t: Option<Duration>| t.is_some_and(|t| t <= CLEANUP_BOUND);
+    assert!(within(ended), "no `{ended_line}` within 10 s: {}", ctx(&s));
+    assert!(within(dp_ended), "no `{dp_line}` within 10 s: {}", ctx(&s));
+    assert!(
+        within(status_clear),
+        "/api/v1/status still lists session {id}: {}",
+        ctx(&s)
+    );
+    assert!(
+        within(quiet),
+        "media still reaches the vanished client's link: {}",
+        ctx(&s)
+    );
+
+    // The same client (identity, address) streams again.
+    let (code, v) = stream_once(
+        &s,
+        client,
+        &state,
+        &host,
+        &[
+            "--seconds",
+            "2",
+            "--bitrate",
+            "20000",
+            "--mode",
+            "1280x720@30",
+        ],
+        false,
+    );
+    assert_clean(code, &v, &s, 20);
+    Outcome::Passed
+}
+
+/// A GameStream session and a native one at the same time from one host (issue 10 item 6): the
+/// real Moonlight core in one client namespace (720p30 H.264, decoded), `strahl-client` in
+/// another (passthrough, checkable frames), both on one bridge. The host lists both sessions at
+/// once; Moonlight gets contiguous frame numbers, every one decoded; the native client every
+/// frame verified, none lost.
+fn gamestream_and_native_at_once_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let net = ok(TestNet::lan(2));
+    let (moon, native) = (&net.clients[0], &net.clients[1]);
+    let (s, host, state) = start_paired(&net, native, "", "netns-native");
+    let dir = s.dir.join("moonlight");
+    ok(s.pair_in(Some(moon.ns.name()), &dir));
+    let until = s.dir.join("moonlight-may-stop");
+    let mut args: Vec<String> = vec!["stream".into()];
+    args.extend(s.client_args());
+    args.extend(["--config".into(), dir.display().to_string()]);
+    args.extend(
+        [
+            "--fps",
+            "30",
+            "--bitrate",
+            "5000",
+            "--frames",
+            "60",
+            "--until-file",
+            &until.display().to_string(),
+            "--cancel",
+            "--timeout",
+            "90",
+        ]
+        .map(String::from),
+    );
+    let mut d = ok(Driver::spawn_in(Some(moon.ns.name()), &args));
+    let started = d
+        .wait_step("stream_start", Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("Moonlight: {e}\n--- strahl log ---\n{}", s.log()));
+    assert_eq!(started["ok"], true, "{started}\n{}", s.log());
+
+    // The native stream while Moonlight's runs; the status API polled meanwhile.
+    let json = s.dir.join("native.json");
+    let json_arg = json.to_string_lossy().into_owned();
+    let extra = [
+        "--seconds",
+        "3",
+        "--bitrate",
+        "20000",
+        "--mode",
+        "1280x720@30",
+    ];
+    let mut argv = stream_argv(&host, &json_arg);
+    argv.extend_from_slice(&extra);
+    let out_path = s.dir.join("native.out");
+    let mut cmd = client_command(&s, native, &state, &argv);
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null());
+    let mut child = Reaped(cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")));
+    let t0 = Instant::now();
+    let mut both: Option<Value> = None;
+    let code = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st.code().unwrap_or(-1);
+        }
+        // The client's own bounds (connect, 3 s, summary) end it far sooner.
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "strahl-client hangs"
+        );
+        if both.is_none()
+            && let Ok(st) = s.status()
+        {
+            let protocols: Vec<&str> = st["sessions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["protocol"].as_str())
+                .collect();
+            if protocols.contains(&"gamestream") && protocols.contains(&"native") {
+                both = Some(st["sessions"].clone());
+            }
+        }
+        std::thread::sleep(WINDOW);
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    std::fs::write(&until, b"native stream done").unwrap();
+    let out = d
+        .finish(Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("Moonlight: {e}\n--- strahl log ---\n{}", s.log()));
+
+    let v = read_summary(&json, &extra, &text, &s);
+    assert_clean(code, &v, &s, 30);
+    assert_eq!(out.code, Some(0), "Moonlight:\n{out}\n{}", s.log());
+    let video = out
+        .step("video")
+        .unwrap_or_else(|| panic!("no video step:\n{out}"));
+    eprintln!("Moonlight video: {video}");
+    assert!(video["frames"].as_u64() >= Some(60), "{out}");
+    assert_eq!(video["gap_count"], 0, "frame numbers with gaps: {out}");
+    assert_eq!(video["lost"], 0, "{out}");
+    assert_eq!(video["decode_finished"], true, "{out}");
+    assert_eq!(video["decode_errors"], 0, "{out}");
+    assert_eq!(
+        video["decoded"], video["frames"],
+        "every frame decodes: {out}"
+    );
+    assert!(
+        both.is_some(),
+        "/api/v1/status never listed a GameStream and a native session at once\n{}",
+        s.log()
+    );
+    eprintln!("sessions at once: {}", both.unwrap_or_default());
+    Outcome::Passed
+}
+
 fn main() -> ExitCode {
     harness::run(&[
         Case {
@@ -468,6 +822,14 @@ fn main() -> ExitCode {
         Case {
             name: "stream_recovers_from_burst_loss_across_namespaces",
             run: stream_recovers_from_burst_loss_across_namespaces,
+        },
+        Case {
+            name: "vanished_client_is_cleaned_up_across_namespaces",
+            run: vanished_client_is_cleaned_up_across_namespaces,
+        },
+        Case {
+            name: "gamestream_and_native_at_once_across_namespaces",
+            run: gamestream_and_native_at_once_across_namespaces,
         },
     ])
 }

@@ -7,7 +7,8 @@
 //!   level before any TLS work.
 //! - Every wait is bounded: the handshake and each step by [`STEP_TIMEOUT`] (through the core's
 //!   deadline), a streaming session by QUIC's idle timeout (`tls.rs`): a client that vanishes
-//!   mid-session has its session stopped ([`StopReason::Timeout`]) within that time.
+//!   mid-session has its session stopped ([`StopReason::Timeout`]) within that time plus one
+//!   keep-alive interval (8 s).
 //! - A paired client is stored (atomically) before `pair-ok` is sent; if storing fails the
 //!   client is told `refused internal`, never `pair-ok`.
 //! - A refusal is sent as a `refused` message on the stream, then the stream is finished and
