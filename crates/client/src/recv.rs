@@ -21,6 +21,9 @@
 //! - [`Receiver::next_deadline`] says when `poll` must run next without a datagram.
 //! - Memory is bounded by the reassembler's budget plus a fixed frame-timing ring and at most
 //!   [`MAX_LATENCY_SAMPLES`] latency samples.
+//! - Each delivered frame's `pts_us` waits for the shell in [`Receiver::drain_delivered_pts`]
+//!   (at most [`MAX_PENDING_PTS`]; the shell drains after every `poll`): the shell reads the
+//!   wall clock there, which this sans-IO core never does.
 
 use std::time::Duration;
 
@@ -30,6 +33,8 @@ use strahl_packetize::native::{Accepted, Anomaly, Reassembler, verify_checkable}
 
 /// Latency samples kept (one per frame): 1000 fps for ~17 minutes.
 pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
+/// Delivered frames' pts kept until the shell drains them (more are not kept).
+pub const MAX_PENDING_PTS: usize = 4096;
 /// Losses described one by one (the summary's `loss_events`); later ones are only counted.
 pub const MAX_LOSS_EVENTS: usize = 16;
 /// Frames whose first-shard time and delivery are remembered (more than the reassembler keeps
@@ -109,13 +114,31 @@ pub struct Counters {
     pub loss_reports: u64,
 }
 
-/// Latency from a frame's first shard to its delivery, over the run.
+/// Latency percentiles over a run (first shard → delivered, or capture → delivered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Latency {
     pub samples: usize,
     pub p50_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+}
+
+impl Latency {
+    /// Percentiles of `samples` (µs); `None` when there are none.
+    pub fn of(samples: &[u32]) -> Option<Latency> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut v = samples.to_vec();
+        v.sort_unstable();
+        let at = |q: f64| u64::from(v[((v.len() - 1) as f64 * q).round() as usize]);
+        Some(Latency {
+            samples: v.len(),
+            p50_us: at(0.5),
+            p99_us: at(0.99),
+            max_us: u64::from(v[v.len() - 1]),
+        })
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -156,6 +179,8 @@ pub struct Receiver {
     /// Wire ids of delivered frames, by `frame id % TIMING_RING`.
     delivered: Vec<Option<u32>>,
     latency_us: Vec<u32>,
+    /// `pts_us` of frames delivered since the last [`Receiver::drain_delivered_pts`].
+    delivered_pts: Vec<u64>,
     first_failure: Option<String>,
 }
 
@@ -188,6 +213,7 @@ impl Receiver {
             first_seen: vec![None; TIMING_RING],
             delivered: vec![None; TIMING_RING],
             latency_us: Vec::new(),
+            delivered_pts: Vec::new(),
             first_failure: None,
         }
     }
@@ -217,18 +243,12 @@ impl Receiver {
 
     /// First shard → delivered, over every delivered frame whose first shard was seen.
     pub fn latency(&self) -> Option<Latency> {
-        if self.latency_us.is_empty() {
-            return None;
-        }
-        let mut v = self.latency_us.clone();
-        v.sort_unstable();
-        let at = |q: f64| u64::from(v[((v.len() - 1) as f64 * q).round() as usize]);
-        Some(Latency {
-            samples: v.len(),
-            p50_us: at(0.5),
-            p99_us: at(0.99),
-            max_us: u64::from(v[v.len() - 1]),
-        })
+        Latency::of(&self.latency_us)
+    }
+
+    /// Hands `f` the `pts_us` of every frame delivered since the last call, in order.
+    pub fn drain_delivered_pts(&mut self, f: impl FnMut(u64)) {
+        self.delivered_pts.drain(..).for_each(f);
     }
 
     /// The host opened epoch `r.epoch` at frame `r.first_frame`.
@@ -309,6 +329,9 @@ impl Receiver {
             c.bytes += f.data.len() as u64;
             c.keyframes += u64::from(f.keyframe);
             c.recovered += u64::from(f.recovered);
+            if self.delivered_pts.len() < MAX_PENDING_PTS {
+                self.delivered_pts.push(f.pts_us);
+            }
             if let Some((id, t)) = self.first_seen[wire_id as usize % TIMING_RING]
                 && id == wire_id
                 && self.latency_us.len() < MAX_LATENCY_SAMPLES

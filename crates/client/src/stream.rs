@@ -209,6 +209,7 @@ enum ToMedia {
 struct MediaEnd {
     counters: Counters,
     latency: Option<Latency>,
+    capture_latency: Option<Latency>,
     in_flight: usize,
     first_failure: Option<String>,
     loss_events: Vec<String>,
@@ -357,6 +358,7 @@ fn media_loop(
     // While reading a backlog: the time its reading began, and how many full batches so far.
     let mut drain_since: Option<Duration> = None;
     let mut drained = 0;
+    let mut capture_latency_us: Vec<u32> = Vec::new();
     'run: loop {
         loop {
             match to_media.try_recv() {
@@ -403,6 +405,16 @@ fn media_loop(
         }
         let t = stamp.unwrap_or_else(|| start.elapsed());
         core.poll(t, &mut out);
+        // Capture → reassembled: the host's pts is its capture time on CLOCK_MONOTONIC (the
+        // data plane's media clock); read here, after the frame was rebuilt and verified, so
+        // FEC decode and this thread's lateness count. Meaningful only on the host's machine.
+        let now_us = mono_us();
+        core.drain_delivered_pts(|pts| {
+            if capture_latency_us.len() < crate::recv::MAX_LATENCY_SAMPLES {
+                let us = now_us.saturating_sub(pts);
+                capture_latency_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+            }
+        });
         if full && drained < MAX_DRAIN_BATCHES {
             drain_since = Some(t);
             drained += 1;
@@ -421,6 +433,7 @@ fn media_loop(
     MediaEnd {
         counters: core.counters().clone(),
         latency: core.latency(),
+        capture_latency: Latency::of(&capture_latency_us),
         in_flight: core.frames_in_flight(),
         first_failure: core.first_failure().map(str::to_owned),
         loss_events: core.loss_events().to_vec(),
@@ -428,6 +441,12 @@ fn media_loop(
         ended: Instant::now(),
         error,
     }
+}
+
+/// The host-shared CLOCK_MONOTONIC now, µs (network namespaces do not change it).
+fn mono_us() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0) / 1000
 }
 
 /// How the control side saw the session end.
@@ -590,6 +609,7 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         seconds,
         counters: m.counters,
         latency: m.latency,
+        capture_latency: m.capture_latency,
         in_flight_at_end: m.in_flight,
         first_failure: m.first_failure,
         loss_events: m.loss_events,

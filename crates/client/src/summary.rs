@@ -2,8 +2,10 @@
 //!
 //! Contract: [`Summary::to_json`] writes one JSON object with every counter of
 //! [`crate::recv::Counters`] under a stable name, the session's resolved parameters, the
-//! latency (first shard → frame reassembled, `null` when no frame arrived) and how the session
-//! ended; goodput is frame bytes over the time from the first datagram to the end.
+//! latency (first shard → frame reassembled, `null` when no frame arrived), the capture →
+//! reassembled latency (the host's pts on CLOCK_MONOTONIC against the client's clock after
+//! rebuild and verify: meaningful only when host and client share a machine) and how the
+//! session ended; goodput is frame bytes over the time from the first datagram to the end.
 
 use strahl_native::msg::{Mode, Reconfigured, codec};
 
@@ -26,6 +28,8 @@ pub struct Summary {
     pub seconds: f64,
     pub counters: Counters,
     pub latency: Option<Latency>,
+    /// The host's capture time (pts) → frame rebuilt and verified, same-machine clock.
+    pub capture_latency: Option<Latency>,
     pub in_flight_at_end: usize,
     pub first_failure: Option<String>,
     /// When and why frames were lost (the receiver's first few).
@@ -72,14 +76,19 @@ impl Summary {
 
     pub fn to_json(&self) -> String {
         let c = &self.counters;
-        let latency = match self.latency {
+        let lat = |what: &str, l: Option<Latency>| match l {
             Some(l) => format!(
-                "{{\"what\": \"first shard to frame reassembled\", \"samples\": {}, \
+                "{{\"what\": \"{what}\", \"samples\": {}, \
                  \"p50_us\": {}, \"p99_us\": {}, \"max_us\": {}}}",
                 l.samples, l.p50_us, l.p99_us, l.max_us
             ),
             None => "null".into(),
         };
+        let latency = lat("first shard to frame reassembled", self.latency);
+        let capture_latency = lat(
+            "host capture (pts, CLOCK_MONOTONIC) to frame reassembled and verified",
+            self.capture_latency,
+        );
         let fields: Vec<(&str, String)> = vec![
             ("host", json_str(&self.host)),
             ("session_id", self.session_id.to_string()),
@@ -119,6 +128,7 @@ impl Summary {
             ("loss_reports", c.loss_reports.to_string()),
             ("in_flight_at_end", self.in_flight_at_end.to_string()),
             ("latency", latency),
+            ("capture_latency", capture_latency),
             (
                 "first_failure",
                 self.first_failure
@@ -193,6 +203,7 @@ mod tests {
                 p99_us: 300,
                 max_us: 900,
             }),
+            capture_latency: None,
             in_flight_at_end: 1,
             first_failure: None,
             loss_events: vec!["0.5 s, after frame 3: 1 never seen".into()],
@@ -225,6 +236,7 @@ mod tests {
             "\"host\": \"a\\\"b\"",
             "\"codec\": \"passthrough\"",
             "\"first_failure\": null",
+            "\"capture_latency\": null",
             "\"reconfigured\": [{\"epoch\": 1, \"first_frame\": 9, \"bitrate_kbps\": 2000, \"fec_percent\": 30}]",
             "\"loss_events\": [\"0.5 s, after frame 3: 1 never seen\"]",
         ] {

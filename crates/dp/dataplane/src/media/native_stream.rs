@@ -14,7 +14,8 @@
 //! - FEC % changes ([`StreamPacketizer::set_fec_percent`]) apply from the next frame; every
 //!   frame carries its own k and m, so a receiver needs no notice. m never falls below
 //!   [`strahl_packetize::native::packetizer::DEFAULT_MIN_PARITY`] (no frame without FEC).
-//! - The presentation time is the unit's capture time in µs; the keyframe flag is the unit's.
+//! - The presentation time is the unit's capture time in µs (host CLOCK_MONOTONIC); the keyframe
+//!   flag is the unit's.
 
 use strahl_packetize::PacketizeError;
 use strahl_packetize::native::packetizer::NativeCursor;

@@ -29,7 +29,8 @@ pub struct UnitMeta {
     pub len: usize,
     /// An IDR / keyframe.
     pub keyframe: bool,
-    /// Capture time since the stream's clock origin, ns (RTP timestamps derive from it).
+    /// Capture time, ns: video on the host's CLOCK_MONOTONIC (RTP timestamps and native pts
+    /// derive from it), audio since its stream's start.
     pub capture_ns: u64,
     /// Host processing latency in 0.1 ms (GameStream frame header).
     pub host_latency_tenth_ms: u16,

@@ -8,7 +8,8 @@
 //!   arithmetic, no drift). A late encoder skips the missed slots instead of bursting them;
 //!   they are counted (`strahl_video_frames_skipped_total`, on the status page) and said in a
 //!   rate-limited warning with the delivered frame rate and the mean encode time. Frame numbers
-//!   stay dense (the pixels count frames encoded, not slots), the capture time is the slot's.
+//!   stay dense (the pixels count frames encoded, not slots), the capture time is the slot's,
+//!   on the host's CLOCK_MONOTONIC (the media clock's origin is its zero).
 //! - No free unit slot (the tx tile is a full ring behind) → the slot is skipped before capture,
 //!   so the encoder never references a frame the client will not get (counted as skipped).
 //! - The AU cap is `max_access_unit_bytes(packet_size)`: what 4 FEC blocks carry at the lowest
@@ -238,6 +239,12 @@ impl VideoPipeline {
     }
 }
 
+/// The host's CLOCK_MONOTONIC now, ns.
+fn mono_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
 /// The thread body of one session's video encode tile.
 pub struct VideoProducer {
     id: u64,
@@ -287,6 +294,11 @@ impl VideoProducer {
         }
         let mut clock = FrameClock::new(self.fps);
         let mut late = LateWarning::default();
+        // The media clock's origin is the host's CLOCK_MONOTONIC zero (`Instant` reads the same
+        // clock): capture times, and so native `pts_us`, are comparable with any process on
+        // this machine — across network namespaces too — which is how `strahl-bench native`
+        // times capture → reassembled without a clock of its own on the wire.
+        let origin_ns = mono_ns();
         let t0 = Instant::now();
         let elapsed = || u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut frames: u32 = 0;
@@ -316,7 +328,7 @@ impl VideoProducer {
                     .map_err(|e| MediaError::Source(format!("capture: {e}")))?,
                 None => {
                     p.frame.frame_number = frames;
-                    p.frame.pts_us = capture_ns / 1000;
+                    p.frame.pts_us = (origin_ns + capture_ns) / 1000;
                 }
             }
             self.metrics.inc(Metric::VideoFramesCaptured);
@@ -347,7 +359,7 @@ impl VideoProducer {
             slot.meta = UnitMeta {
                 len: info.len.min(slot.bytes.len()),
                 keyframe: info.idr,
-                capture_ns,
+                capture_ns: origin_ns + capture_ns,
                 host_latency_tenth_ms: u16::try_from(took.as_micros() / 100).unwrap_or(u16::MAX),
             };
             if !self.units.publish(slot) {
