@@ -7,13 +7,23 @@
 //!   process can read what the client sent; failing to create the file is a start-up error.
 //! - `auto`: uinput where it opens, else `record` (logged once, with uinput's reason).
 //!
-//! [`CountedSink`] wraps the sink for the control server's event thread: input events are
-//! applied, a control disconnect releases what *that session's* client holds (§A13; several
-//! clients may stream into the one desktop, and one leaving must not lift another's keys —
-//! once no session holds anything the sink's own release-all runs too; once no session is
-//! left the sink's `end_session` removes its devices), and sink errors are
-//! logged (rate-limited) and counted — a failing sink never panics and never ends a stream.
-//! All sessions share the sink's devices: two clients' gamepad 0 are the same pad.
+//! [`CountedSink`] wraps the sink for the control server's event thread: a control connect
+//! begins the sink's session (uinput: the keyboard+mouse and absolute pointer appear before the
+//! first input, so the desktop's readers have them open), input events are applied, a control
+//! disconnect releases what *that session's* client holds (§A13; several clients may stream
+//! into the one desktop, and one leaving must not lift another's keys, touches or pen — once no
+//! session holds anything the sink's own release-all runs too; once no session is left the
+//! sink's `end_session` removes its devices), and sink errors are logged (rate-limited) and
+//! counted — a failing sink never panics and never ends a stream.
+//!
+//! Devices are shared, not per session: the sessions stream one desktop (one seat) and the
+//! desktop merges every keyboard, pointer and touchscreen anyway, so separate devices per client
+//! would change nothing a game sees except gamepad numbering. So two clients' gamepad 0 are the
+//! same pad, and touch contacts are keyed by the client's pointer id (two clients touching at
+//! once with the same id share a contact; a client's cancel-all lifts every contact). State is
+//! kept apart where it matters, at a session's end: each session's held keys, buttons, pads,
+//! touch contacts and pen are tracked here per session and only those are released when it
+//! leaves; the devices exist from the first session's start to the last session's end.
 //!
 //! Rumble: with uinput the sink's gamepads advertise force feedback ([`open`] turns it on), and
 //! [`CountedSink::poll_rumble`] — called by the control server's thread every turn, since a
@@ -179,10 +189,18 @@ impl CountedSink {
             .is_some_and(|p| p.allows(bits))
     }
 
-    /// Session `session`'s input → applied; its disconnect → what it holds is released;
-    /// anything else is not the sink's business. Returns whether `ev` concerned the sink.
+    /// Session `session`'s connect → the sink's session begins (its devices are made); its
+    /// input → applied; its disconnect → what it holds is released; anything else is not the
+    /// sink's business. Returns whether `ev` was input or a disconnect.
     pub fn deliver(&mut self, session: u64, ev: &ControlEvent) -> bool {
         match ev {
+            ControlEvent::Connected { .. } => {
+                // Idempotent: devices already made stay as they are.
+                if let Err(e) = self.inner.begin_session() {
+                    self.error(&e);
+                }
+                false
+            }
             ControlEvent::Input(i) => {
                 let (bits, kind) = input_permission(i);
                 if !self.allowed(session, bits) {
@@ -487,6 +505,73 @@ mod tests {
         assert_eq!(h.events().len(), before);
     }
 
+    #[test]
+    fn touch_and_pen_need_their_own_permissions() {
+        static M: Registry = Registry::new();
+        let rec = RecordingSink::new();
+        let h = rec.handle();
+        let mut s = CountedSink::with_registry(Box::new(rec), &M);
+        // Session 1 may touch but not use a pen; session 2 the other way round.
+        let base = Permissions::VIEW | Permissions::KEYBOARD | Permissions::MOUSE;
+        grant(&s, 1, Permissions(base | Permissions::TOUCH));
+        grant(&s, 2, Permissions(base | Permissions::PEN));
+        let touch = strahl_input::wire::decode(&strahl_input::wire::encode::touch(
+            1,
+            0xFFFF,
+            3,
+            [0.5, 0.5, 0.0, 0.0, 0.0],
+        ))
+        .unwrap();
+        let pen = strahl_input::wire::decode(&strahl_input::wire::encode::pen(
+            1,
+            1,
+            0,
+            [0.5, 0.5, 0.5, 0.0, 0.0],
+            0xFFFF,
+            0xFF,
+        ))
+        .unwrap();
+        assert_eq!(input_permission(&touch), (Permissions::TOUCH, "touch"));
+        assert_eq!(input_permission(&pen), (Permissions::PEN, "pen"));
+        for session in [1, 2] {
+            for ev in [&touch, &pen] {
+                s.deliver(session, &ControlEvent::Input(ev.clone()));
+            }
+        }
+        assert_eq!(h.events(), [touch.clone(), pen.clone()]);
+        let dropped = |kind| {
+            M.get_at(
+                Metric::InputDropped,
+                Registry::label_index(Metric::InputDropped, kind).unwrap(),
+            )
+        };
+        assert_eq!((dropped("touch"), dropped("pen")), (1, 1));
+        // Session 1 leaving lifts its finger only; session 2's pen stays in range until it
+        // leaves too.
+        let gone = ControlEvent::Disconnected {
+            reason: DisconnectReason::PeerDisconnected,
+        };
+        s.deliver(1, &gone);
+        let released = &h.events()[2..];
+        assert!(
+            matches!(
+                released,
+                [InputEvent::Touch {
+                    event_type: 2,
+                    pointer_id: 3,
+                    ..
+                }]
+            ),
+            "{released:?}"
+        );
+        s.deliver(2, &gone);
+        assert!(
+            matches!(&h.events()[3..], [InputEvent::Pen { event_type: 6, .. }]),
+            "{:?}",
+            h.events()
+        );
+    }
+
     /// Counts which session-end call the sink got.
     struct Ends(Arc<Mutex<(u32, u32)>>);
     impl InputSink for Ends {
@@ -501,6 +586,32 @@ mod tests {
             self.0.lock().unwrap().1 += 1;
             Ok(())
         }
+    }
+
+    /// Counts session begins.
+    struct Begins(Arc<Mutex<u32>>);
+    impl InputSink for Begins {
+        fn apply(&mut self, _: &InputEvent) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn release_all(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn begin_session(&mut self) -> Result<(), SinkError> {
+            *self.0.lock().unwrap() += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_control_connect_begins_the_sinks_session() {
+        static M: Registry = Registry::new();
+        let begins = Arc::new(Mutex::new(0));
+        let mut s = CountedSink::with_registry(Box::new(Begins(begins.clone())), &M);
+        grant_all(&s, &[1]);
+        let peer = "192.0.2.1:5000".parse().unwrap();
+        assert!(!s.deliver(1, &ControlEvent::Connected { peer }));
+        assert_eq!(*begins.lock().unwrap(), 1);
     }
 
     #[test]

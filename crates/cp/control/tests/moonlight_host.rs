@@ -232,7 +232,7 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
 
     // (c) launch, RTSP up to PLAY, the ENet control stream, all 11 stages; (d) /cancel sends the
     // termination message and frees the host.
-    let lines = MlClient::spawn("session", http, &client_dir, &pin).finish();
+    let lines = MlClient::spawn_with("session", http, &client_dir, &pin, &["--touch-pen"]).finish();
     assert_eq!(step(&lines, "applist")["ok"], true, "{lines:#?}");
     let keys = step(&lines, "keys");
     assert_eq!(keys["rikeyid"], RIKEYID);
@@ -303,6 +303,54 @@ fn moonlight_pairs_streams_and_is_terminated_by_cancel() {
     assert!(
         want.peek().is_none(),
         "recorded input {events:?} lacks {expected:?} in order"
+    );
+    // Touch and pen (--touch-pen): the first paired client may use both, so the host
+    // advertised pen/touch (featureFlags 0x01) and the real core sent them (their rcs are 0
+    // above); they arrive decoded, with the values the client passed.
+    // (event type, pointer id, tool, buttons, x, y, pressure, rotation, tilt).
+    type TouchPen = (u8, u32, u8, u8, f32, f32, f32, u16, u8);
+    let touch_pen: Vec<TouchPen> = events
+        .iter()
+        .filter_map(|e| match *e {
+            InputEvent::Touch {
+                event_type,
+                pointer_id,
+                x,
+                y,
+                pressure,
+                ..
+            } => Some((event_type, pointer_id, 0, 0, x, y, pressure, 0, 0)),
+            InputEvent::Pen {
+                event_type,
+                tool,
+                buttons,
+                x,
+                y,
+                pressure,
+                rotation,
+                tilt,
+                ..
+            } => Some((event_type, 0, tool, buttons, x, y, pressure, rotation, tilt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        &touch_pen[..touch_pen.len().min(4)],
+        [
+            (1, 7, 0, 0, 0.25, 0.5, 0.5, 0, 0),
+            (2, 7, 0, 0, 0.25, 0.5, 0.0, 0, 0),
+            (1, 0, 1, 1, 0.75, 0.25, 0.5, 90, 30),
+            (2, 0, 1, 0, 0.75, 0.25, 0.0, 90, 30),
+        ],
+        "{events:?}"
+    );
+    // After the pen's up it still hovers in range; once the session's disconnect is processed
+    // the host releases it (a hover-leave), and nothing else.
+    assert!(
+        touch_pen[4..]
+            .iter()
+            .all(|e| *e == (6, 0, 0, 0, 0.0, 0.0, 0.0, 0xFFFF, 0xFF)),
+        "{touch_pen:?}"
     );
     // Frames: the data plane's media pipeline streams to the address learned from the pings;
     // the client reassembles and hands over consecutive frames while connected.

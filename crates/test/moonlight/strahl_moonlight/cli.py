@@ -65,6 +65,8 @@ def parser():
     p.add_argument("--frame-wait", type=float, default=4.0,
                    help="seconds of frame pulling before /cancel (short of the client's own "
                         "~10 s no-video timeout, so the termination seen is the host's)")
+    p.add_argument("--touch-pen", action="store_true",
+                   help="also send a touch tap and a pen stroke (session.TOUCH_PEN)")
     p = command("stream", "stream:stream_cmd", host, video)
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--no-decode", dest="decode", action="store_false")

@@ -61,6 +61,9 @@ int LiSendControllerMotionEvent(uint8_t controllerNumber, uint8_t motionType, fl
     float z);
 int LiSendTouchEvent(uint8_t eventType, uint32_t pointerId, float x, float y,
     float pressureOrDistance, float contactAreaMajor, float contactAreaMinor, uint16_t rotation);
+int LiSendPenEvent(uint8_t eventType, uint8_t toolType, uint8_t penButtons, float x, float y,
+    float pressureOrDistance, float contactAreaMajor, float contactAreaMinor, uint16_t rotation,
+    uint8_t tilt);
 """
 
 _native = None

@@ -6,7 +6,8 @@ Contract:
            rikeyid} (/resume with fresh keys, rikeyid RESUME_RIKEYID), cancel, serverinfo_free.
   session  (paired --config) serverinfo, applist, keys, launch, serverinfo_busy, stream_start
            (all 11 start stages); while connected an IDR request, input {rcs} (INPUT through
-           LiSend*) and frames {count, first, last, gaps, terminated_early, early_error}
+           LiSend*, then TOUCH_PEN with --touch-pen) and frames {count, first, last, gaps,
+           terminated_early, early_error}
            (frames pulled for --frame-wait s, not decoded); then cancel and ended (the host's
            termination as the client saw it, within TERMINATE_WAIT_S), serverinfo_free.
 """
@@ -29,6 +30,17 @@ INPUT = [
     ("button_down", lambda lib: lib.LiSendMouseButtonEvent(0x07, 1)),
     ("button_up", lambda lib: lib.LiSendMouseButtonEvent(0x08, 1)),
     ("move", lambda lib: lib.LiSendMouseMoveEvent(17, -9)),
+]
+# `--touch-pen`: a one-finger tap (pointer 7) and a pen stroke with its barrel button held,
+# leaning 30° towards rotation 90. The core sends them only to a host that advertises pen/touch
+# (featureFlags 0x01), else it answers LI_ERR_UNSUPPORTED.
+TOUCH_PEN = [
+    ("touch_down", lambda lib: lib.LiSendTouchEvent(0x01, 7, 0.25, 0.5, 0.5, 0.0, 0.0, 0xFFFF)),
+    ("touch_up", lambda lib: lib.LiSendTouchEvent(0x02, 7, 0.25, 0.5, 0.0, 0.0, 0.0, 0xFFFF)),
+    ("pen_down",
+     lambda lib: lib.LiSendPenEvent(0x01, 0x01, 0x01, 0.75, 0.25, 0.5, 0.0, 0.0, 90, 30)),
+    ("pen_up",
+     lambda lib: lib.LiSendPenEvent(0x02, 0x01, 0x00, 0.75, 0.25, 0.0, 0.0, 0.0, 90, 30)),
 ]
 
 
@@ -69,7 +81,8 @@ def session_cmd(a):
     session = s.session
     if s.started:
         session.request_idr()
-        emit(step="input", rcs=send_inputs(INPUT, gap=0.02))
+        calls = INPUT + (TOUCH_PEN if a.touch_pen else [])
+        emit(step="input", rcs=send_inputs(calls, gap=0.02))
         frames = pull_frames(session, a.frame_wait)
         emit(step="frames", count=len(frames), first=frames[:1], last=frames[-1:],
              gaps=sum(1 for x, y in zip(frames, frames[1:]) if y != x + 1),

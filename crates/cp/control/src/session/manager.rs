@@ -13,7 +13,7 @@ use std::time::Instant;
 use strahl_enet::{ControlEvent, DisconnectReason};
 use strahl_gamestream::VideoSupport;
 use strahl_gamestream::handlers::canonical_ip;
-use strahl_gamestream::{HostError, HostState, LaunchRequest};
+use strahl_gamestream::{HostError, HostState, LaunchRequest, Permissions};
 use strahl_ipc::{Codec, HdrMetadata, Message, SessionStop, SessionUpdate, StopReason, VideoCaps};
 use strahl_metrics::{GLOBAL, Metric, Registry};
 use strahl_rtsp::{HostCodecs, LaunchContext, PingPayload, RtspSession};
@@ -24,6 +24,9 @@ use super::types::{
     StreamView, Streaming, TERMINATION_GRACEFUL,
 };
 use crate::fec_adapt::ReportClass;
+
+/// `a=x-ss-general.featureFlags` bit SS_FF_PEN_TOUCH_EVENTS (gamestream-host.md §A8).
+const HOST_FF_PEN_TOUCH: u32 = 0x01;
 
 /// See the module contract.
 pub struct SessionManager {
@@ -363,6 +366,13 @@ impl SessionManager {
         ctx.fec_percent = u32::from(self.cfg.fec_percent);
         ctx.codecs = self.video.codecs;
         ctx.set_video_encryption(self.cfg.video_encryption);
+        // Pen/touch events (featureFlags 0x01) are advertised to a client allowed either:
+        // Moonlight then sends them as such (the uinput touchscreen and pen tablet replay them).
+        // A client allowed neither is not told, so it falls back to driving the mouse with
+        // touch instead of sending events the host would drop.
+        if req.permissions.allows(Permissions::TOUCH) || req.permissions.allows(Permissions::PEN) {
+            ctx.host_feature_flags |= HOST_FF_PEN_TOUCH;
+        }
         let p = &req.params;
         let armed_seq = self.next_arm_seq;
         self.next_arm_seq += 1;

@@ -94,6 +94,31 @@ fn encrypted_launch_reaches_play_and_sends_the_session_start() {
 }
 
 #[test]
+fn pen_and_touch_are_advertised_to_clients_allowed_either() {
+    let all = Permissions::ALL.0;
+    for (perms, flags) in [
+        (all, 1),
+        (all & !Permissions::PEN, 1),
+        (all & !Permissions::TOUCH, 1),
+        (all & !(Permissions::TOUCH | Permissions::PEN), 0),
+    ] {
+        let t0 = Instant::now();
+        let mut m = SessionManager::new(cfg());
+        let mut r = req(1, 1);
+        r.permissions = Permissions(perms);
+        m.launch(&r, RAND, t0).unwrap();
+        let mut client = RtspCipher::new(&KEY, Role::Client);
+        let (replies, _, _) = run_all(&mut m, Some(&mut client), t0 + Duration::from_secs(1));
+        let want = format!("a=x-ss-general.featureFlags:{flags}\n");
+        assert!(
+            replies[1].contains(&want),
+            "permissions {perms:#x}: want {want:?} in DESCRIBE {}",
+            replies[1]
+        );
+    }
+}
+
+#[test]
 fn plain_launch_works_and_pending_launch_expires() {
     let t0 = Instant::now();
     let mut m = SessionManager::new(cfg());
