@@ -10,6 +10,7 @@ mod emit;
 mod fec;
 mod gamestream;
 mod loss;
+mod native;
 mod pacing;
 mod pipeline;
 mod seal;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: strahl-bench <fec|seal|pipeline|loss|emit|pacing> [--quick] [--plot FILE.svg]
        strahl-bench gamestream [--rates 150,500,1000] [--seconds S] [--out DIR] (--help for more)
+       strahl-bench native [--rates 1000,2000,3000,4000] [--seconds S] [--out DIR] (--help for more)
 
   fec       GF(2^16) (raw reed-solomon-simd vs our wrapper), GF(2^8) nanors (scalar, SIMD),
             reed-solomon-erasure; frames of 64 KiB..4 MiB at 10/20/50 % parity
@@ -34,6 +36,10 @@ const USAGE: &str =
             lost, FEC-protected oversize frames, FEC-recovered packets, CPU per Gbit; JSON + SVG;
             --netns: across a veth between namespaces, per transport (af_xdp, io_uring,
             sendmmsg), plus the inter-packet gap error at the receiver (root)
+  native    native strahl/1 host -> strahl-client across a veth, per transport: verified goodput
+            at rising offered rates (20 % FEC), frames lost, host and client CPU per Gbit;
+            capture -> reassembled p50/p99 at 720p120 (passthrough clean and with 5 % random
+            loss, synthetic + openh264); JSON + SVG (root)
   --quick   fewer iterations (used by the test suite to check the bench runs)";
 
 /// Options every subcommand understands.
@@ -51,6 +57,10 @@ fn main() -> ExitCode {
     if cmd == "gamestream" {
         let rest: Vec<String> = args.collect();
         return finish(&cmd, gamestream::run(&rest));
+    }
+    if cmd == "native" {
+        let rest: Vec<String> = args.collect();
+        return finish(&cmd, native::run(&rest));
     }
     let mut opts = Options {
         quick: false,

@@ -40,10 +40,35 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// [`Paths::discover`] without the Moonlight core: for benches whose client is
+    /// `strahl-client` (its binary must be in `bin_dir` too); `python` is left empty.
+    pub fn discover_native(bin_dir: Option<PathBuf>) -> Result<Paths, String> {
+        let (repo, bin_dir) = Self::binaries(
+            bin_dir,
+            &["strahl-dataplane", "strahl-control", "strahl-client"],
+        )?;
+        Ok(Paths {
+            repo,
+            bin_dir,
+            python: PathBuf::new(),
+        })
+    }
+
     /// The repository is found from this executable's build location (…/<target>/release/) or
     /// the source tree this bench was compiled from; binaries default to this executable's
     /// directory (the bench is built next to strahl-dataplane and strahl-control).
     pub fn discover(bin_dir: Option<PathBuf>) -> Result<Paths, String> {
+        let (repo, bin_dir) = Self::binaries(bin_dir, &["strahl-dataplane", "strahl-control"])?;
+        let python = strahl_testkit::python::moonlight_python()?;
+        Ok(Paths {
+            repo,
+            bin_dir,
+            python,
+        })
+    }
+
+    /// The repository and the binaries' directory, checking `bins` are there.
+    fn binaries(bin_dir: Option<PathBuf>, bins: &[&str]) -> Result<(PathBuf, PathBuf), String> {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .map(Path::to_path_buf)
@@ -56,21 +81,17 @@ impl Paths {
                 .map(Path::to_path_buf)
                 .ok_or("no executable directory")?,
         };
-        for b in ["strahl-dataplane", "strahl-control"] {
+        for b in bins {
             if !bin_dir.join(b).exists() {
                 return Err(format!(
-                    "{} missing: build with `cargo build --release -p strahl-dataplane -p strahl-control` \
-                     into the same target dir, or pass --bin-dir",
-                    bin_dir.join(b).display()
+                    "{} missing: build with `cargo build --release -p {}` into the same target \
+                     dir, or pass --bin-dir",
+                    bin_dir.join(b).display(),
+                    bins.join(" -p ")
                 ));
             }
         }
-        let python = strahl_testkit::python::moonlight_python()?;
-        Ok(Paths {
-            repo,
-            bin_dir,
-            python,
-        })
+        Ok((repo, bin_dir))
     }
 }
 
@@ -106,7 +127,11 @@ pub struct NetPlace {
 
 /// What one strahl instance is configured with.
 pub struct HostConfig<'a> {
-    pub stream_file: &'a Path,
+    /// The passthrough source's stream; `None`: the synthetic source (openh264), as for a
+    /// native session (whose passthrough codec brings the data plane's own pattern source).
+    pub stream_file: Option<&'a Path>,
+    /// `[video] max_bitrate_kbps`; `None` keeps the default (1 Gbit/s).
+    pub max_bitrate_kbps: Option<u32>,
     pub fec_percent: u8,
     /// Extra TOML appended verbatim (sections the bench does not know about).
     pub extra_toml: &'a str,
@@ -172,17 +197,27 @@ impl Host {
         // Video in clear: the receiver-side pacing capture reads each packet's frame, block and
         // shard from the GameStream video header, which SS_ENC_VIDEO (on by default) encrypts.
         // The cost of sealing is measured on its own (`strahl-bench seal`).
+        let source = match cfg.stream_file {
+            Some(f) => format!(
+                "source = \"passthrough\"\npassthrough_file = \"{}\"\n",
+                f.display()
+            ),
+            None => "source = \"synthetic\"\n".into(),
+        };
+        let max_bitrate = cfg
+            .max_bitrate_kbps
+            .map(|k| format!("max_bitrate_kbps = {k}\n"))
+            .unwrap_or_default();
         let toml = format!(
             "[host]\nname = \"strahl-bench\"\nstate_dir = \"{state}\"\n\
              [network]\naddresses = [\"{addr}\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
              [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}\
-             [video]\nsource = \"passthrough\"\npassthrough_file = \"{file}\"\n\
+             [video]\n{source}{max_bitrate}\
              fec_percent_min = {fec}\nfec_percent_default = {fec}\nfec_percent_max = {fec}\n\
              [gamestream]\nencryption = \"off\"\n\
              [status]\nopen_reads = true\n{extra}\n",
             state = state.display(),
             sock = dir.join("run/dataplane.sock").display(),
-            file = cfg.stream_file.display(),
             extra = cfg.extra_toml,
         );
         let config = dir.join("strahl.toml");

@@ -48,9 +48,9 @@
 
 mod args;
 mod ffclip;
-mod host;
+pub(crate) mod host;
 mod ipg;
-mod netbed;
+pub(crate) mod netbed;
 mod rxstamp;
 mod stream;
 
@@ -550,7 +550,8 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
         let host = Host::start(
             &paths,
             &HostConfig {
-                stream_file: &p.file,
+                stream_file: Some(&p.file),
+                max_bitrate_kbps: None,
                 fec_percent: FEC_PERCENT,
                 extra_toml: "",
                 transport: None,

@@ -27,7 +27,7 @@ use super::{
 use crate::report::Plot;
 
 /// Scratch directory (shared state, client identity) removed on drop.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -60,7 +60,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 /// release; on a LAN that work happens on another machine. Receive timestamps are unchanged:
 /// the kernel stamps a packet before it queues it to another CPU (`netdev_tstamp_prequeue`).
 /// On one CPU there is nowhere else to go and nothing is written.
-fn steer_client_receive(bed: &VethPair) -> Result<Option<String>, String> {
+pub(crate) fn steer_client_receive(bed: &VethPair) -> Result<Option<String>, String> {
     let cpus = super::host::client_cpus();
     if cpus.is_empty() {
         return Ok(None);
@@ -95,7 +95,7 @@ fn steer_client_receive(bed: &VethPair) -> Result<Option<String>, String> {
 }
 
 /// Default routes both ways and IPv6 off on both veths.
-fn configure(bed: &VethPair) -> Result<(), String> {
+pub(crate) fn configure(bed: &VethPair) -> Result<(), String> {
     for (ns, ifname) in [(&bed.ns_a, &bed.if_a), (&bed.ns_b, &bed.if_b)] {
         ip(&[
             "netns",
@@ -147,7 +147,7 @@ fn med_at(runs: &[Value], path: &[&str]) -> Value {
     }
 }
 
-pub fn run(a: &Args) -> Result<Value, String> {
+pub(super) fn run(a: &Args) -> Result<Value, String> {
     if let Err(why) = testbed::check_privileges() {
         // Reported, not failed: the loopback bench needs no root, this one does.
         return Ok(json!({
@@ -184,7 +184,8 @@ pub fn run(a: &Args) -> Result<Value, String> {
             let host = Host::start(
                 &paths,
                 &HostConfig {
-                    stream_file: &p.file,
+                    stream_file: Some(&p.file),
+                    max_bitrate_kbps: None,
                     fec_percent: FEC_PERCENT,
                     extra_toml: "",
                     transport: Some(transport),
