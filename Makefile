@@ -55,7 +55,8 @@ FUZZ_CORPORA := \
 	enet_input=crates/cp/enet/fuzz_corpus/input \
 	enet_control=crates/cp/enet/fuzz_corpus/control \
 	native_control=crates/cp/native/fuzz_corpus/control \
-	native_host=crates/cp/native/fuzz_corpus/host
+	native_host=crates/cp/native/fuzz_corpus/host \
+	client_media=crates/client/fuzz_corpus/media
 fuzz:
 	for tc in $(FUZZ_CORPORA); do t=$${tc%%=*}; c=$${tc#*=}; \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir crates/fuzz $$t $$c -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \

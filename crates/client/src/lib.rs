@@ -12,6 +12,8 @@
 //! - The client's own certificate lives in its state directory (created on first use).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod recv;
 pub mod stream;
 pub mod summary;
