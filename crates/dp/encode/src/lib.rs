@@ -21,7 +21,7 @@
 //! Backends: [`openh264_enc::OpenH264Encoder`] (software, always available),
 //! [`passthrough::PassthroughEncoder`] (replays a pre-encoded file), and NVENC
 //! ([`nvenc`], run-time `dlopen` of the driver and CUDA, no link-time NVIDIA dependency).
-//! [`select::choose`] picks one. `unsafe` lives only in [`sys`] and NVENC's two driver
+//! [`select`] picks one at start and builds each session's encoder from that choice. `unsafe` lives only in [`sys`] and NVENC's two driver
 //! bindings (`nvenc::ffi`, `nvenc::cuda`), with SAFETY notes.
 #![deny(unsafe_code)]
 
@@ -197,4 +197,9 @@ pub trait Encoder {
     fn set_max_access_unit_bytes(&mut self, cap: Option<usize>);
     /// Counters since creation.
     fn stats(&self) -> EncoderStats;
+    /// Why this encoder now runs on another backend than it started on (a GPU lost
+    /// mid-stream, [`nvenc::fallback`]); `None` while it has not switched.
+    fn fell_back(&self) -> Option<&str> {
+        None
+    }
 }

@@ -8,7 +8,8 @@
 //! function table — the same first steps FFmpeg takes.
 //!
 //! The session logic is generic over the seam in [`api`] (`NvencApi` = the function table,
-//! `CudaApi` = the CUDA calls) and is tested against a recording fake (`fake`, test-only):
+//! `CudaApi` = the CUDA calls) and is tested against a recording fake (`fake`: this crate's
+//! tests, and the data plane's session-path tests through the `fake-gpu` feature):
 //! formats and modifiers passed through, IDR and reference invalidation on request, bitrate
 //! change, every buffer released on every path, device loss and a missing driver surfaced as
 //! typed errors. The real table binding is tested against a C stand-in for the driver built
@@ -27,8 +28,8 @@ pub mod ffi;
 pub mod kms;
 pub mod session;
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "fake-gpu"))]
+pub mod fake;
 #[cfg(test)]
 mod ffi_tests;
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Test-only fakes of the NVENC function table and CUDA ([`super::api`]).
+//! Fakes of the NVENC function table and CUDA ([`super::api`]), for tests only: built for this
+//! crate's tests and, with the `fake-gpu` feature, for the data plane's (never in a release
+//! binary — only dev-dependencies turn the feature on).
 //!
 //! Both share one [`FakeGpu`] state that:
 //! - records every call in order ([`Call`]), with the parameters that matter (formats,
@@ -562,5 +564,30 @@ impl NvencApi for FakeNvenc {
         if left > 0 {
             st.violation(format!("session destroyed with {left} buffers live"));
         }
+    }
+}
+
+/// The fake GPU as the selection seam sees it: a driver that is present (API 12.2), whose
+/// sessions are [`super::session::NvencEncoder`]s over this fake — so a caller that builds its
+/// encoders through [`crate::select::Selection`] runs the real session logic against it.
+impl crate::select::NvencOpen for FakeGpu {
+    fn detect(&self) -> Result<super::NvencInfo, crate::EncodeError> {
+        Ok(super::NvencInfo {
+            driver_api: (12, 2),
+            functions: 40,
+        })
+    }
+
+    fn open(
+        &self,
+        cfg: super::session::NvencConfig,
+    ) -> Result<Box<dyn crate::Encoder + Send>, crate::EncodeError> {
+        let enc = super::session::NvencEncoder::open(self.nvenc(), self.cuda(), cfg)?;
+        Ok(Box::new(enc))
+    }
+
+    fn capability(&self) -> Result<crate::Capability, crate::EncodeError> {
+        let cfg = super::session::NvencConfig::h264(640, 480, 60, 1_000_000);
+        Ok(super::session::NvencEncoder::open(self.nvenc(), self.cuda(), cfg)?.capability())
     }
 }

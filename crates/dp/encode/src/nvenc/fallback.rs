@@ -4,8 +4,8 @@
 //! — its first AU is an IDR, so the client recovers without a new session. Any other error is
 //! returned as is.
 //!
-//! The switch is not logged here (no logger in this crate): [`FallbackEncoder::fell_back`]
-//! says why, for the caller's log and status page. Counters are carried over: [`Encoder::stats`] is the sum of both encoders' counters.
+//! The switch is not logged here (no logger in this crate): [`Encoder::fell_back`] says why,
+//! for the caller's log and status page. Counters are carried over: [`Encoder::stats`] is the sum of both encoders' counters.
 
 use strahl_capture::Frame;
 
@@ -36,11 +36,6 @@ impl FallbackEncoder {
             carried: EncoderStats::default(),
             fell_back: None,
         }
-    }
-
-    /// Why the encoder switched to software, once it did.
-    pub fn fell_back(&self) -> Option<&str> {
-        self.fell_back.as_deref()
     }
 
     fn switch(&mut self, why: &EncodeError) -> Result<(), EncodeError> {
@@ -113,6 +108,10 @@ impl Encoder for FallbackEncoder {
     fn set_max_access_unit_bytes(&mut self, cap: Option<usize>) {
         self.cap = cap;
         self.current.set_max_access_unit_bytes(cap);
+    }
+
+    fn fell_back(&self) -> Option<&str> {
+        self.fell_back.as_deref()
     }
 
     fn stats(&self) -> EncoderStats {
