@@ -19,11 +19,12 @@
 //! Devices are shared, not per session: the sessions stream one desktop (one seat) and the
 //! desktop merges every keyboard, pointer and touchscreen anyway, so separate devices per client
 //! would change nothing a game sees except gamepad numbering. So two clients' gamepad 0 are the
-//! same pad, and touch contacts are keyed by the client's pointer id (two clients touching at
-//! once with the same id share a contact; a client's cancel-all lifts every contact). State is
-//! kept apart where it matters, at a session's end: each session's held keys, buttons, pads,
-//! touch contacts and pen are tracked here per session and only those are released when it
-//! leaves; the devices exist from the first session's start to the last session's end.
+//! same pad, and two clients' pens are the one pen tool. State is kept apart where it matters:
+//! each session's touch pointers get ids of their own on the shared touchscreen and its
+//! cancel-all lifts only its own contacts ([`strahl_input::touch::TouchIds`]), and each
+//! session's held keys, buttons, pads, touch contacts and pen are tracked here per session and
+//! only those are released when it leaves; the devices exist from the first session's start to
+//! the last session's end.
 //!
 //! Rumble: with uinput the sink's gamepads advertise force feedback ([`open`] turns it on), and
 //! [`CountedSink::poll_rumble`] — called by the control server's thread every turn, since a
@@ -47,6 +48,7 @@ use strahl_config::{AutoPath, InputSinkPref};
 use strahl_enet::ControlEvent;
 use strahl_gamestream::Permissions;
 use strahl_input::held::MAX_GAMEPADS;
+use strahl_input::touch::TouchIds;
 use strahl_input::{HeldInput, InputEvent, InputSink, RecordingSink, Rumble, SinkError};
 use strahl_metrics::{GLOBAL, Metric, Registry};
 
@@ -135,6 +137,9 @@ pub struct CountedSink {
     /// Session id → the pads it drove (bit n = controller n), the addressees of their rumble.
     /// Bounded like `held`.
     pads: BTreeMap<u64, u16>,
+    /// Each session's touch pointers → their ids on the shared touchscreen (bounded per session,
+    /// forgotten at its disconnect).
+    touch_ids: TouchIds,
 }
 
 /// Session id → permissions, shared between the control link (which registers sessions) and
@@ -173,6 +178,7 @@ impl CountedSink {
             held: BTreeMap::new(),
             perms: PermissionTable::default(),
             pads: BTreeMap::new(),
+            touch_ids: TouchIds::default(),
         }
     }
 
@@ -218,9 +224,18 @@ impl CountedSink {
                 if let Some(n) = pad.filter(|n| *n < MAX_GAMEPADS) {
                     *self.pads.entry(session).or_default() |= 1 << n;
                 }
-                match self.inner.apply(i) {
-                    Ok(()) => self.held.entry(session).or_default().observe(i),
-                    Err(e) => self.error(&e),
+                let scoped;
+                let evs = if matches!(i, InputEvent::Touch { .. }) {
+                    scoped = self.touch_ids.scope(session, i);
+                    scoped.as_slice()
+                } else {
+                    std::slice::from_ref(i)
+                };
+                for e in evs {
+                    match self.inner.apply(e) {
+                        Ok(()) => self.held.entry(session).or_default().observe(e),
+                        Err(err) => self.error(&err),
+                    }
                 }
                 true
             }
@@ -230,6 +245,8 @@ impl CountedSink {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&session);
                 self.pads.remove(&session);
+                // Its held touches are released under their scoped ids; then those are free.
+                self.touch_ids.forget(session);
                 let releases = self
                     .held
                     .remove(&session)
@@ -546,13 +563,40 @@ mod tests {
             )
         };
         assert_eq!((dropped("touch"), dropped("pen")), (1, 1));
+        // Session 3 puts its finger 3 down too: on the shared touchscreen it gets an id of
+        // its own, and its cancel-all lifts only that one.
+        grant(&s, 3, Permissions::ALL);
+        s.deliver(3, &ControlEvent::Input(touch.clone()));
+        let cancel_all =
+            strahl_input::wire::decode(&strahl_input::wire::encode::touch(7, 0xFFFF, 0, [0.0; 5]))
+                .unwrap();
+        s.deliver(3, &ControlEvent::Input(cancel_all));
+        let ids: Vec<(u8, u32)> = h.events()[2..]
+            .iter()
+            .map(|e| match e {
+                InputEvent::Touch {
+                    event_type,
+                    pointer_id,
+                    ..
+                } => (*event_type, *pointer_id),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, [(1, 4), (4, 4)]);
+        s.deliver(
+            3,
+            &ControlEvent::Disconnected {
+                reason: DisconnectReason::PeerDisconnected,
+            },
+        );
+        let n = h.events().len();
         // Session 1 leaving lifts its finger only; session 2's pen stays in range until it
         // leaves too.
         let gone = ControlEvent::Disconnected {
             reason: DisconnectReason::PeerDisconnected,
         };
         s.deliver(1, &gone);
-        let released = &h.events()[2..];
+        let released = &h.events()[n..];
         assert!(
             matches!(
                 released,
@@ -566,7 +610,10 @@ mod tests {
         );
         s.deliver(2, &gone);
         assert!(
-            matches!(&h.events()[3..], [InputEvent::Pen { event_type: 6, .. }]),
+            matches!(
+                &h.events()[n + 1..],
+                [InputEvent::Pen { event_type: 6, .. }]
+            ),
             "{:?}",
             h.events()
         );

@@ -37,6 +37,8 @@
 //!   `ABS_TILT_X = atan2(sin θ·sin φ, cos θ)` and `ABS_TILT_Y = −atan2(sin θ·cos φ, cos θ)`
 //!   (positive X to the right, positive Y towards the user). Without both tilt and rotation no
 //!   tilt is reported.
+//! - Sessions sharing one touchscreen ([`TouchIds`]): each session's pointers get ids of their
+//!   own and its cancel-all lifts only its own contacts.
 
 /// One evdev event: (type, code, value).
 pub type Ev = (u16, u16, i32);
@@ -289,6 +291,104 @@ impl TouchScreen {
             }
             self.abs = (x, y);
         }
+    }
+}
+
+/// Touch pointer ids per session on one shared touchscreen. Clients number their fingers from
+/// 0, so two sessions touching at once would otherwise drive the same contact; this gives each
+/// (session, client pointer id) a pointer id of its own — the client's own id when no other
+/// session uses it (so a lone client's ids pass unchanged), else the next free one — and turns
+/// a session's cancel-all into a cancel per pointer of *that* session. Moves, ups and cancels
+/// of pointers the session has not put down are dropped. Bounded: at most [`TOUCH_SLOTS`]
+/// pointers per session (the touchscreen cannot hold more; further downs are dropped), and
+/// [`TouchIds::forget`] removes a session's entries when it ends.
+#[derive(Debug, Default, Clone)]
+pub struct TouchIds {
+    ids: std::collections::BTreeMap<(u64, u32), u32>,
+}
+
+impl TouchIds {
+    /// The events the shared sink gets for `session`'s event `ev` (anything but touch passes
+    /// unchanged).
+    pub fn scope(&mut self, session: u64, ev: &crate::InputEvent) -> Vec<crate::InputEvent> {
+        let crate::InputEvent::Touch {
+            event_type: ty,
+            pointer_id: client_id,
+            ..
+        } = *ev
+        else {
+            return vec![ev.clone()];
+        };
+        let with = |ty: u8, id: u32| {
+            let mut e = ev.clone();
+            if let crate::InputEvent::Touch {
+                event_type,
+                pointer_id,
+                ..
+            } = &mut e
+            {
+                *event_type = ty;
+                *pointer_id = id;
+            }
+            e
+        };
+        let key = (session, client_id);
+        match ty {
+            event_type::DOWN => match self.ids.get(&key) {
+                Some(&id) => vec![with(ty, id)],
+                None if self.of(session).count() >= TOUCH_SLOTS => Vec::new(),
+                None => {
+                    let id = self.free_id(client_id);
+                    self.ids.insert(key, id);
+                    vec![with(ty, id)]
+                }
+            },
+            event_type::MOVE => self
+                .ids
+                .get(&key)
+                .map(|&id| with(ty, id))
+                .into_iter()
+                .collect(),
+            event_type::UP | event_type::CANCEL => self
+                .ids
+                .remove(&key)
+                .map(|id| with(ty, id))
+                .into_iter()
+                .collect(),
+            event_type::CANCEL_ALL => {
+                let mine: Vec<((u64, u32), u32)> = self.of(session).collect();
+                mine.into_iter()
+                    .map(|(k, id)| {
+                        self.ids.remove(&k);
+                        with(event_type::CANCEL, id)
+                    })
+                    .collect()
+            }
+            // Hover and the like: no contact, nothing to scope (the touchscreen ignores them).
+            _ => vec![ev.clone()],
+        }
+    }
+
+    /// `session` ended: its pointers' ids are free again (its contacts were released through
+    /// the scoped ids it held).
+    pub fn forget(&mut self, session: u64) {
+        self.ids.retain(|&(s, _), _| s != session);
+    }
+
+    fn of(&self, session: u64) -> impl Iterator<Item = ((u64, u32), u32)> + '_ {
+        self.ids
+            .range((session, 0)..=(session, u32::MAX))
+            .map(|(&k, &v)| (k, v))
+    }
+
+    fn free_id(&self, wanted: u32) -> u32 {
+        let used: std::collections::BTreeSet<u32> = self.ids.values().copied().collect();
+        let mut id = wanted;
+        // Terminates: fewer ids are in use (sessions × TOUCH_SLOTS) than there are u32s.
+        while used.contains(&id) {
+            id = id.wrapping_add(1);
+        }
+        id
     }
 }
 
@@ -598,6 +698,78 @@ mod tests {
         }
         assert_eq!(t.stats.ignored, 4);
         assert!(t.release_all().is_empty());
+    }
+
+    fn touch_ev(event_type: u8, pointer_id: u32) -> crate::InputEvent {
+        crate::InputEvent::Touch {
+            event_type,
+            rotation: ROT_UNKNOWN,
+            pointer_id,
+            x: 0.5,
+            y: 0.5,
+            pressure: 0.0,
+            contact_major: 0.0,
+            contact_minor: 0.0,
+        }
+    }
+
+    #[test]
+    fn two_sessions_fingers_get_ids_of_their_own_and_cancel_all_stays_in_its_session() {
+        let mut ids = TouchIds::default();
+        let scoped = |ids: &mut TouchIds, s: u64, ty: u8, id: u32| -> Vec<(u8, u32)> {
+            ids.scope(s, &touch_ev(ty, id))
+                .into_iter()
+                .map(|e| match e {
+                    crate::InputEvent::Touch {
+                        event_type,
+                        pointer_id,
+                        ..
+                    } => (event_type, pointer_id),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        // A lone session's ids pass unchanged; session 2's finger 0 collides with session 1's
+        // and gets 1, so its finger 1 gets the next free id, 2.
+        assert_eq!(scoped(&mut ids, 1, DOWN, 0), [(DOWN, 0)]);
+        assert_eq!(scoped(&mut ids, 2, DOWN, 0), [(DOWN, 1)]);
+        assert_eq!(scoped(&mut ids, 2, DOWN, 1), [(DOWN, 2)]);
+        assert_eq!(scoped(&mut ids, 2, MOVE, 0), [(MOVE, 1)]);
+        // Unknown pointers' moves and ups go nowhere.
+        assert!(scoped(&mut ids, 1, MOVE, 5).is_empty());
+        assert!(scoped(&mut ids, 1, UP, 1).is_empty());
+        // Session 2's cancel-all lifts its two fingers only.
+        assert_eq!(
+            scoped(&mut ids, 2, CANCEL_ALL, 0),
+            [(CANCEL, 1), (CANCEL, 2)]
+        );
+        assert_eq!(scoped(&mut ids, 1, MOVE, 0), [(MOVE, 0)]);
+        assert_eq!(scoped(&mut ids, 1, UP, 0), [(UP, 0)]);
+        // Hover passes as is; non-touch input too.
+        assert_eq!(scoped(&mut ids, 1, HOVER, 9), [(HOVER, 9)]);
+        let key = crate::InputEvent::Text { text: "x".into() };
+        assert_eq!(ids.scope(1, &key), [key]);
+    }
+
+    #[test]
+    fn a_session_holds_at_most_the_slots_and_forget_frees_its_ids() {
+        let mut ids = TouchIds::default();
+        for id in 0..100 {
+            ids.scope(7, &touch_ev(DOWN, id));
+        }
+        assert_eq!(ids.ids.len(), TOUCH_SLOTS);
+        assert!(ids.scope(7, &touch_ev(DOWN, 500)).is_empty());
+        // Another session still gets its own (ids 0..10 are taken: 10).
+        assert!(matches!(
+            ids.scope(8, &touch_ev(DOWN, 0))[..],
+            [crate::InputEvent::Touch { pointer_id: 10, .. }]
+        ));
+        ids.forget(7);
+        assert_eq!(ids.ids.len(), 1);
+        assert!(matches!(
+            ids.scope(9, &touch_ev(DOWN, 3))[..],
+            [crate::InputEvent::Touch { pointer_id: 3, .. }]
+        ));
     }
 
     fn pen(event_type: u8, tool: u8, buttons: u8, x: f32, y: f32, pressure: f32) -> PenInput {

@@ -11,13 +11,16 @@
 //! devices); any input after `end_session` makes what it needs again. `end_session` and drop
 //! release everything held (keys, buttons, pads, touch contacts, the pen) and then remove every
 //! device: no node outlives its session. The touch and pen translation is [`crate::touch`]'s;
-//! its state is made and dropped with the device it mirrors.
+//! its state is made and dropped with the device it mirrors. A reader that opens the
+//! touchscreen after the contact that made it went down still sees that contact: the kernel
+//! keeps the slot state and libevdev reads it at open.
 //!
 //! Verified on the real `uinput` + `evdev` drivers (Debian 6.12 in the VM lab,
 //! `tests/uinput_lab.rs`): the codes and values a reader of `/dev/input/event*` gets for keys,
-//! relative motion, buttons, wheels, the absolute pointer and gamepad buttons/hat/sticks/
-//! triggers; `release_all` returning everything to rest; the nodes gone once the sink is
-//! dropped. Events still unread when a device is destroyed are lost to its readers (evdev
+//! relative motion, buttons, wheels, the absolute pointer, gamepad buttons/hat/sticks/
+//! triggers, touchscreen contacts and the pen, and the touchscreen's and pen's properties;
+//! `release_all` returning everything to rest; no node before `begin_session`; the nodes gone
+//! once the sink is dropped or its session ended. Events still unread when a device is destroyed are lost to its readers (evdev
 //! answers ENODEV at once), so a session end releases first and drops after.
 //! [`UinputSink::open`] checks for the device node first and returns
 //! [`SinkError::NotAvailable`]; callers fall back to [`crate::RecordingSink`].
