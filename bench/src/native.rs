@@ -41,11 +41,13 @@ use crate::report::Plot;
 
 const USAGE: &str = "usage: strahl-bench native [--rates 1000,2000,3000,4000] [--seconds S]
                           [--transports af_xdp,io_uring,sendmmsg] [--latency-mbps N]
-                          [--h264-mbps N] [--out DIR] [--bin-dir DIR] [--quick]
+                          [--h264-mbps N] [--mtu N] [--out DIR] [--bin-dir DIR] [--quick]
   --rates        offered payload Mbit/s of the passthrough sweep (default 1000,2000,3000,4000)
   --seconds      each client run (default 5)
   --latency-mbps passthrough rate of the latency runs (default 100: 104 kB frames at 120 fps)
   --h264-mbps    openh264 rate of the latency run (default 20)
+  --mtu          the veth's MTU, the data plane's and the client's (default 1500; 9000 is a
+                 jumbo-frame LAN: shards of 8928 B instead of 1428)
   --out          writes native.json, native.svg and native-cost.svg there
   --bin-dir      strahl-dataplane / strahl-control / strahl-client (default: next to this binary)
   --quick        smoke run: 200 Mbit/s, 2 s, sendmmsg only";
@@ -65,6 +67,7 @@ struct Args {
     transports: Vec<String>,
     latency_mbps: u32,
     h264_mbps: u32,
+    mtu: u16,
     out: Option<PathBuf>,
     bin_dir: Option<PathBuf>,
 }
@@ -76,6 +79,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         transports: TRANSPORTS.iter().map(|t| (*t).to_string()).collect(),
         latency_mbps: 100,
         h264_mbps: 20,
+        mtu: 1500,
         out: None,
         bin_dir: None,
     };
@@ -118,6 +122,13 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--latency-mbps" => a.latency_mbps = num(val()?)?,
             "--h264-mbps" => a.h264_mbps = num(val()?)?,
+            "--mtu" => {
+                a.mtu = val()?
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|m| (1280..=9000).contains(m))
+                    .ok_or("--mtu: 1280..=9000")?;
+            }
             "--out" => a.out = Some(val()?.into()),
             "--bin-dir" => a.bin_dir = Some(val()?.into()),
             "--quick" => {
@@ -224,6 +235,7 @@ fn client_run(
     place: &NetPlace,
     state: &Path,
     spec: &RunSpec<'_>,
+    mtu: u16,
     tck: f64,
 ) -> Result<Value, String> {
     let json_path = state.join("stream.json");
@@ -253,6 +265,7 @@ fn client_run(
     let hostport = format!("{}:{NATIVE_PORT}", host.addr);
     let mut cmd = client_cmd(paths, place, state);
     cmd.args(["stream", &hostport, "--codec", spec.codec, "--mode", MODE])
+        .args(["--mtu", &mtu.to_string()])
         .args(["--bitrate", &(u64::from(spec.mbps) * 1000).to_string()])
         .args(["--seconds", &spec.seconds.to_string()])
         .arg("--json")
@@ -337,6 +350,24 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let bed = VethPair::create("nvb").map_err(|e| format!("namespace test bed: {e}"))?;
     configure(&bed)?;
     let steering = steer_client_receive(&bed)?;
+    for (ns, ifname) in [(&bed.ns_a, &bed.if_a), (&bed.ns_b, &bed.if_b)] {
+        let st = Command::new("ip")
+            .args([
+                "-n",
+                ns,
+                "link",
+                "set",
+                "dev",
+                ifname,
+                "mtu",
+                &a.mtu.to_string(),
+            ])
+            .status()
+            .map_err(|e| format!("ip link set mtu: {e}"))?;
+        if !st.success() {
+            return Err(format!("ip link set {ifname} mtu {} failed", a.mtu));
+        }
+    }
     let place = NetPlace {
         host_ns: bed.ns_a.clone(),
         host_addr: ADDR_A,
@@ -365,6 +396,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             &HostConfig {
                 stream_file: None,
                 max_bitrate_kbps: Some(20_000_000),
+                mtu: Some(a.mtu),
                 fec_percent: FEC_PERCENT,
                 extra_toml: "",
                 transport: Some(transport),
@@ -430,7 +462,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             },
         ));
         for (kind, spec) in &specs {
-            let mut v = client_run(&paths, &host, &place, &client_state, spec, tck)?;
+            let mut v = client_run(&paths, &host, &place, &client_state, spec, a.mtu, tck)?;
             v["bench"]["kind"] = json!(kind);
             v["bench"]["transport"] = json!(transport);
             eprintln!(
@@ -464,6 +496,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
     let doc = json!({
         "bench": "native",
         "mode": MODE,
+        "mtu": a.mtu,
         "fec_percent": FEC_PERCENT,
         "seconds": a.seconds,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

@@ -132,6 +132,8 @@ pub struct HostConfig<'a> {
     pub stream_file: Option<&'a Path>,
     /// `[video] max_bitrate_kbps`; `None` keeps the default (1 Gbit/s).
     pub max_bitrate_kbps: Option<u32>,
+    /// `[dataplane] mtu` (the link's, set on the veth by the caller); `None` keeps 1500.
+    pub mtu: Option<u16>,
     pub fec_percent: u8,
     /// Extra TOML appended verbatim (sections the bench does not know about).
     pub extra_toml: &'a str,
@@ -204,6 +206,7 @@ impl Host {
             ),
             None => "source = \"synthetic\"\n".into(),
         };
+        let mtu = cfg.mtu.map(|m| format!("mtu = {m}\n")).unwrap_or_default();
         let max_bitrate = cfg
             .max_bitrate_kbps
             .map(|k| format!("max_bitrate_kbps = {k}\n"))
@@ -211,7 +214,7 @@ impl Host {
         let toml = format!(
             "[host]\nname = \"strahl-bench\"\nstate_dir = \"{state}\"\n\
              [network]\naddresses = [\"{addr}\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
-             [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}\
+             [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}{mtu}\
              [video]\n{source}{max_bitrate}\
              fec_percent_min = {fec}\nfec_percent_default = {fec}\nfec_percent_max = {fec}\n\
              [gamestream]\nencryption = \"off\"\n\

@@ -552,6 +552,7 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
             &HostConfig {
                 stream_file: Some(&p.file),
                 max_bitrate_kbps: None,
+                mtu: None,
                 fec_percent: FEC_PERCENT,
                 extra_toml: "",
                 transport: None,

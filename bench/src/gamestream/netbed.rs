@@ -186,6 +186,7 @@ pub(super) fn run(a: &Args) -> Result<Value, String> {
                 &HostConfig {
                     stream_file: Some(&p.file),
                     max_bitrate_kbps: None,
+                    mtu: None,
                     fec_percent: FEC_PERCENT,
                     extra_toml: "",
                     transport: Some(transport),
