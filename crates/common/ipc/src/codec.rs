@@ -19,7 +19,8 @@
 //!   3 SessionEnded {id u64, reason u8} | 4 TransportChosen {id u64, transport u8, detail str(1024)} |
 //!   5 SessionError {id u64, detail str(1024)} | 6 VideoCaps {encoder str(256), count u16 (≤ 32),
 //!   count × {codec u8, profile u8, bit_depth u8, yuv444 bool}, hdr `Option<13 × u16>`
-//!   (primaries R, G, B x/y, white x/y, max/min luminance, MaxCLL, MaxFALL, 0)} (minor 2);
+//!   (primaries R, G, B x/y, white x/y, max/min luminance, MaxCLL, MaxFALL, 0)} (minor 2) |
+//!   7 Detected {subsystem u8, choice str(256), reason str(1024)} (minor 4);
 //!   other tags decode to `Event::Unknown`
 //! - Error: code u16, in_reply_to u16, detail str(1024)
 
@@ -231,6 +232,12 @@ fn encode_event(w: &mut Writer<'_>, e: &Event) {
                     w.u16(v);
                 }
             }
+        }
+        Event::Detected(d) => {
+            w.u8(7);
+            w.u8(d.subsystem.code());
+            w.str("choice", &d.choice, MAX_NAME_LEN);
+            w.str("reason", &d.reason, MAX_TEXT_LEN);
         }
         Event::Unknown { tag } => w.u8(*tag),
     }
@@ -553,6 +560,11 @@ fn decode_event(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
             detail: r.str("detail", MAX_TEXT_LEN)?,
         },
         6 => Event::VideoCaps(decode_video_caps(r)?),
+        7 => Event::Detected(Detected {
+            subsystem: Subsystem::from_code(r.u8("subsystem")?),
+            choice: r.str("choice", MAX_NAME_LEN)?,
+            reason: r.str("reason", MAX_TEXT_LEN)?,
+        }),
         tag => Event::Unknown { tag },
     })
 }

@@ -53,7 +53,8 @@ pub const MAJOR: u16 = 1;
 /// Protocol minor version spoken by this build. 1: SessionStart carries `StreamOptions`.
 /// 2: the `VideoCaps` event (the data plane's encoder capabilities, after every handshake).
 /// 3: native sessions stream; `StreamOptions::CHECKABLE` asks for the pattern source.
-pub const MINOR: u16 = 3;
+/// 4: the `Detected` event (the data plane's start-up choices for capture, encode and audio).
+pub const MINOR: u16 = 4;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 14;
 /// Largest datagram either side sends or accepts (header included). 64 KiB holds a stats

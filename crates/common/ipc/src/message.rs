@@ -349,6 +349,55 @@ impl Transport {
     }
 }
 
+/// The subsystems a start-up choice is about. Unknown codes are kept as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subsystem {
+    Capture,
+    Encode,
+    Audio,
+    Input,
+    Other(u8),
+}
+
+impl Subsystem {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Capture => 1,
+            Self::Encode => 2,
+            Self::Audio => 3,
+            Self::Input => 4,
+            Self::Other(c) => c,
+        }
+    }
+    pub fn from_code(c: u8) -> Self {
+        match c {
+            1 => Self::Capture,
+            2 => Self::Encode,
+            3 => Self::Audio,
+            4 => Self::Input,
+            c => Self::Other(c),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Capture => "capture",
+            Self::Encode => "encode",
+            Self::Audio => "audio",
+            Self::Input => "input",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+/// One start-up choice: `choice` is short ("openh264", "synthetic", "pipewire"; at most
+/// [`crate::MAX_NAME_LEN`] bytes), `reason` says why (at most [`crate::MAX_TEXT_LEN`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    pub subsystem: Subsystem,
+    pub choice: String,
+    pub reason: String,
+}
+
 /// Data plane → control notifications. An event tag from a newer minor decodes to `Unknown`
 /// (its body skipped) so the receiver can log and ignore it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,6 +424,9 @@ pub enum Event {
     },
     /// Process-wide (since minor 2): what the encoder can produce.
     VideoCaps(VideoCaps),
+    /// Process-wide (since minor 4): what the data plane chose at start for one subsystem, and
+    /// why. Sent after every handshake, one per subsystem it decides.
+    Detected(Detected),
     Unknown {
         tag: u8,
     },

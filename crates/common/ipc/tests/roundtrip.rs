@@ -152,7 +152,14 @@ fn event() -> impl Strategy<Value = Event> {
                     max_fall: v[11],
                 }),
             })),
-        (7u8..=255).prop_map(|tag| Event::Unknown { tag }),
+        (any::<u8>(), text(MAX_NAME_LEN), text(MAX_TEXT_LEN)).prop_map(|(c, choice, reason)| {
+            Event::Detected(Detected {
+                subsystem: Subsystem::from_code(c),
+                choice,
+                reason,
+            })
+        }),
+        (8u8..=255).prop_map(|tag| Event::Unknown { tag }),
     ]
 }
 
@@ -304,11 +311,41 @@ fn a_checkable_native_session_start_round_trips() {
     let m = Message::SessionStart(Box::new(s));
     let bytes = common::encode_vec(&m);
     let d = decode(&bytes).unwrap();
-    assert_eq!(d.header.minor, 3);
+    assert!(d.header.minor >= 3);
     let Message::SessionStart(back) = &d.message else {
         panic!("{:?}", d.message)
     };
     assert!(back.stream.has(StreamOptions::CHECKABLE));
     assert!(!back.stream.has(StreamOptions::ENCRYPT_VIDEO));
     assert_eq!(d.message, m);
+}
+
+/// Minor 4: the data plane's start-up choices travel as `Detected` events, one per subsystem;
+/// a subsystem code from a newer build is kept, and a body cut short is refused.
+#[test]
+fn detected_events_round_trip() {
+    assert_eq!(MINOR, 4);
+    for (code, subsystem) in [
+        (1, Subsystem::Capture),
+        (2, Subsystem::Encode),
+        (3, Subsystem::Audio),
+        (4, Subsystem::Input),
+        (9, Subsystem::Other(9)),
+    ] {
+        assert_eq!(Subsystem::from_code(code), subsystem);
+        assert_eq!(subsystem.code(), code);
+        let m = Message::Event(Event::Detected(Detected {
+            subsystem,
+            choice: "openh264".into(),
+            reason: "libnvidia-encode.so.1 not found — ü".into(),
+        }));
+        let bytes = common::encode_vec(&m);
+        let d = decode(&bytes).unwrap();
+        assert_eq!(d.header.minor, 4);
+        assert_eq!(d.message, m);
+        let mut cut = bytes[..bytes.len() - 1].to_vec();
+        let body = u32::try_from(cut.len() - HEADER_LEN).unwrap();
+        cut[10..14].copy_from_slice(&body.to_le_bytes());
+        assert!(decode(&cut).is_err());
+    }
 }

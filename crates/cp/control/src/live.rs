@@ -6,7 +6,8 @@
 //! - [`Live::metrics`] is the data plane's metrics as of its last stats snapshot (the status
 //!   endpoint exports it beside our own).
 //! - The rest is the data plane's start-up transport choice (its `TransportChosen` event with
-//!   id 0), the sessions we asked it to start (from the `SessionStart` we sent, until its
+//!   id 0), its start-up choices for capture, encode and audio (its `Detected` events, gone
+//!   with the data plane) beside our own input sink's (kept: it is this process's), the sessions we asked it to start (from the `SessionStart` we sent, until its
 //!   `SessionEnded` or its loss) with the transport it reported for each (`TransportChosen`
 //!   with the session's id, again on a fallback), and the send rates computed between two
 //!   stats snapshots.
@@ -21,7 +22,7 @@ use std::time::Instant;
 
 use strahl_ipc::{Protocol, SessionStart};
 use strahl_metrics::{Metric, Registry};
-use strahl_status::TransportInfo;
+use strahl_status::{DetectedInfo, TransportInfo};
 
 /// A session the data plane was asked to run (from our `SessionStart`).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,8 @@ pub(crate) struct SessionMeta {
 #[derive(Debug, Default)]
 struct LiveInner {
     transport: Option<TransportInfo>,
+    /// The data plane's `Detected` events, one per subsystem (the latest wins).
+    detected: Vec<DetectedInfo>,
     sessions: BTreeMap<u64, SessionMeta>,
     /// (when, packets, bytes) of the previous snapshot.
     last_sample: Option<(Instant, u64, u64)>,
@@ -50,6 +53,8 @@ struct LiveInner {
 pub struct Live {
     metrics: Registry,
     inner: Mutex<LiveInner>,
+    /// The input sink chosen at start (this process's own choice).
+    input: Mutex<Option<DetectedInfo>>,
 }
 
 impl Live {
@@ -80,6 +85,36 @@ impl Live {
             name: name.to_string(),
             reason: reason.to_string(),
         });
+    }
+
+    /// A data plane `Detected` event: its start-up choice for `subsystem`.
+    pub fn detected(&self, subsystem: &str, choice: &str, reason: &str) {
+        let d = DetectedInfo {
+            subsystem: subsystem.to_string(),
+            choice: choice.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut l = self.lock();
+        match l.detected.iter_mut().find(|x| x.subsystem == subsystem) {
+            Some(x) => *x = d,
+            None => l.detected.push(d),
+        }
+    }
+
+    /// The input sink chosen at start.
+    pub fn input_chosen(&self, choice: &str, reason: &str) {
+        *self.input.lock().unwrap_or_else(|p| p.into_inner()) = Some(DetectedInfo {
+            subsystem: "input".into(),
+            choice: choice.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Every start-up choice known: the data plane's in the order it sent them, then input.
+    pub fn detections(&self) -> Vec<DetectedInfo> {
+        let mut v = self.lock().detected.clone();
+        v.extend(self.input.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        v
     }
 
     /// A `SessionStart` was sent to the data plane.
@@ -269,5 +304,32 @@ mod tests {
         assert_eq!(kbps, 10_000);
         live.dataplane_lost();
         assert_eq!(live.rates().0, 0);
+    }
+
+    #[test]
+    fn start_up_choices_come_from_the_data_plane_and_input_stays_ours() {
+        let live = Live::new();
+        live.input_chosen("record", "uinput unavailable");
+        live.detected("capture", "synthetic", "[video] source = \"synthetic\"");
+        live.detected("encode", "nvenc", "driver API 12.2 detected");
+        // A reconnected data plane reports again: the latest choice wins, no duplicate.
+        live.detected("encode", "openh264", "libnvidia-encode.so.1 not found");
+        let d = live.detections();
+        let names: Vec<(&str, &str)> = d
+            .iter()
+            .map(|d| (d.subsystem.as_str(), d.choice.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("capture", "synthetic"),
+                ("encode", "openh264"),
+                ("input", "record")
+            ]
+        );
+        live.dataplane_lost();
+        let d = live.detections();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].subsystem, "input");
     }
 }

@@ -104,10 +104,17 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
     // `GLOBAL` directly; handed down from here rather than named in each file.
     let metrics: &'static Registry = &GLOBAL;
     // First: a later failure drops the link, which stops its thread.
-    let (control, control_events) = start_control(&opts, metrics)?;
+    let (control, control_events, input) = start_control(&opts, metrics)?;
     let manager: SharedManager = Arc::new(Mutex::new(SessionManager::new(opts.manager)));
     let (outbox, outbox_rx) = outbox(OUTBOX_CAPACITY, metrics);
     let live = Arc::new(Live::new());
+    // The input sink's description names the sink first ("uinput (…)", "recording to …").
+    let input_choice = if input.starts_with("uinput") {
+        "uinput"
+    } else {
+        "record"
+    };
+    live.input_chosen(input_choice, &input);
     let rtsp = tokio::net::TcpListener::bind(opts.rtsp_addr)
         .await
         .map_err(|e| ServeError::Host(format!("cannot bind RTSP {}: {e}", opts.rtsp_addr)))?;
@@ -252,7 +259,8 @@ pub async fn start_host(opts: HostOptions) -> Result<Host, ServeError> {
     })
 }
 
-/// The input sink and the ENet control server on UDP `control_port` (same address as RTSP).
+/// The input sink and the ENet control server on UDP `control_port` (same address as RTSP);
+/// with the sink's description (which sink, and why).
 fn start_control(
     opts: &HostOptions,
     metrics: &'static Registry,
@@ -260,6 +268,7 @@ fn start_control(
     (
         Arc<crate::control_link::ControlLink>,
         crate::control_link::ControlEvents,
+        String,
     ),
     ServeError,
 > {
@@ -274,7 +283,7 @@ fn start_control(
         "ENet control on UDP {}; input sink: {what}",
         link.local_addr()
     );
-    Ok((Arc::new(link), events))
+    Ok((Arc::new(link), events, what))
 }
 
 impl Host {
@@ -561,6 +570,16 @@ fn handle(
         }
         // Applied to the session manager by the receive loop (it holds the manager).
         Message::Event(Event::VideoCaps(_)) => {}
+        // The data plane's start-up choice for capture, encode or audio: the status page.
+        Message::Event(Event::Detected(d)) => {
+            log::info!(
+                "data plane {}: {} ({})",
+                d.subsystem.name(),
+                d.choice,
+                d.reason
+            );
+            live.detected(d.subsystem.name(), &d.choice, &d.reason);
+        }
         Message::Event(Event::Unknown { tag }) => {
             log::debug!("ignoring event tag {tag} from a newer data plane")
         }

@@ -326,16 +326,25 @@ impl StatusBackend for ControlBackend {
                     pin: Some(pin.to_owned()),
                     expires_in_s: left.as_secs(),
                 });
+        let detected = self.live.detections();
+        // What runs, once the data plane said; the configured preference until then.
+        let chosen = |subsystem: &str, configured: &str| {
+            detected
+                .iter()
+                .find(|d| d.subsystem == subsystem)
+                .map_or_else(|| configured.to_owned(), |d| d.choice.clone())
+        };
         StatusSnapshot {
             host: HostInfo {
                 name: self.facts.name.clone(),
                 version: self.facts.version.clone(),
                 uptime_s: now.saturating_duration_since(self.started).as_secs(),
-                encoder: self.facts.encoder.clone(),
-                capture: self.facts.capture.clone(),
+                encoder: chosen("encode", &self.facts.encoder),
+                capture: chosen("capture", &self.facts.capture),
             },
             dataplane_connected: self.metrics.get(Metric::DataplaneConnected) == 1,
             transport: self.live.transport(),
+            detected,
             sessions: self.session_infos(&media, &names),
             media,
             paired_clients: self.paired_with(&names),

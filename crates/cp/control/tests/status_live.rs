@@ -169,6 +169,16 @@ fn every_mutation_needs_auth_and_health_follows_the_dataplane() {
     assert_eq!(code, 503, "{h}");
     assert_eq!(st["dataplane_connected"], false);
     assert_eq!(st["host"]["version"], env!("CARGO_PKG_VERSION"));
+    // Before the data plane: only our own start-up choice (input) is known.
+    let subsystems = |st: &Value| -> Vec<String> {
+        st["detected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["subsystem"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(subsystems(&st), ["input"], "{st}");
 
     // The data plane arrives: healthy, transport known (its self-test's TransportChosen).
     let dp = start_dataplane(&dir.socket());
@@ -188,6 +198,32 @@ fn every_mutation_needs_auth_and_health_follows_the_dataplane() {
     );
     assert!(!tr["reason"].as_str().unwrap().is_empty());
     assert!(st["dataplane_metrics"].is_array(), "{st}");
+    // ...and what it chose for capture, encode and audio, each with why (IPC `Detected`).
+    wait_until("start-up choices in status", || {
+        subsystems(&req(&anon, "GET", "/api/v1/status", None).1).len() == 4
+    });
+    let (_, st) = req(&anon, "GET", "/api/v1/status", None);
+    assert_eq!(
+        subsystems(&st),
+        ["capture", "encode", "audio", "input"],
+        "{st}"
+    );
+    for d in st["detected"].as_array().unwrap() {
+        assert!(!d["reason"].as_str().unwrap().is_empty(), "{d}");
+    }
+    assert_eq!(st["detected"][0]["choice"], "synthetic", "{st}");
+    if nvenc_library_absent() {
+        // No GPU here: the data plane picked openh264 and said why; the host line shows it.
+        assert_eq!(st["detected"][1]["choice"], "openh264", "{st}");
+        assert!(
+            st["detected"][1]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("libnvidia-encode.so.1"),
+            "{st}"
+        );
+        assert_eq!(st["host"]["encoder"], "openh264", "{st}");
+    }
 
     // The data plane goes away: unhealthy again, transport forgotten.
     drop(dp);
@@ -196,6 +232,7 @@ fn every_mutation_needs_auth_and_health_follows_the_dataplane() {
     });
     let (_, st) = req(&anon, "GET", "/api/v1/status", None);
     assert!(st["transport"].is_null(), "{st}");
+    assert_eq!(subsystems(&st), ["input"], "its choices went with it: {st}");
     cp.signal("TERM");
     let (status, _) = cp.wait_exit(STEP);
     assert!(status.success(), "{}", cp.log());
@@ -209,6 +246,13 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
     for s in fam.samples:
         print(f"{s.name}\t{json.dumps(s.labels, sort_keys=True)}\t{s.value}")
 "##;
+
+/// Whether this machine lacks the NVIDIA encode library (the data plane then picks openh264).
+fn nvenc_library_absent() -> bool {
+    !["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
+        .iter()
+        .any(|d| Path::new(d).join("libnvidia-encode.so.1").exists())
+}
 
 fn python_with(module: &str) -> PathBuf {
     strahl_testkit::python::python_with(module).unwrap_or_else(|e| panic!("{e}"))

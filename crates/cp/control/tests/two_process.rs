@@ -385,6 +385,14 @@ fn garbage_datagrams_do_not_crash_the_dataplane() {
         recv(&p).unwrap().message,
         Message::Event(Event::VideoCaps(_))
     ));
+    // ...and what it chose at start for capture, encode and audio, and why (IPC minor 4).
+    for subsystem in [Subsystem::Capture, Subsystem::Encode, Subsystem::Audio] {
+        let Message::Event(Event::Detected(d)) = recv(&p).unwrap().message else {
+            panic!("Detected({subsystem:?}) expected")
+        };
+        assert_eq!(d.subsystem, subsystem);
+        assert!(!d.choice.is_empty() && !d.reason.is_empty(), "{d:?}");
+    }
 
     // A second control plane meanwhile is refused as busy.
     let extra = raw_connect(&sock);

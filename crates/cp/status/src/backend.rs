@@ -27,6 +27,16 @@ pub struct TransportInfo {
     pub reason: String,
 }
 
+/// What was chosen at start for one subsystem ("capture", "encode", "audio" — the data plane's
+/// — and "input" — the control plane's), and why; `doctor` says how to enable what is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DetectedInfo {
+    pub subsystem: String,
+    /// e.g. "synthetic", "nvenc", "openh264", "pipewire", "tone", "uinput", "record".
+    pub choice: String,
+    pub reason: String,
+}
+
 /// One streaming session (GameStream or native). Several may run at once; every figure here is
 /// this session's own, except the data plane's send figures, which it measures host-wide: they
 /// are `Some` only while this is the only session (then they are exactly its figures) and
@@ -143,6 +153,9 @@ pub struct StatusSnapshot {
     pub dataplane_connected: bool,
     /// The start-up choice (host-wide).
     pub transport: Option<TransportInfo>,
+    /// The start-up choices for capture, encode, audio (reported by the data plane once
+    /// connected) and input, in that order.
+    pub detected: Vec<DetectedInfo>,
     pub sessions: Vec<SessionInfo>,
     /// Host-wide send figures (all sessions together).
     pub media: MediaTotals,

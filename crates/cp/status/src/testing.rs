@@ -18,6 +18,25 @@ pub const FAKE_SESSION_ID: u64 = 1;
 pub const FAKE_CLIENT: &str = "Living-room TV";
 /// The fake session's transport, as the data plane reported it for that session.
 pub const FAKE_TRANSPORT: &str = "af_xdp";
+/// The fake host's start-up choices: (subsystem, choice, reason).
+pub const FAKE_DETECTED: [(&str, &str, &str); 4] = [
+    (
+        "capture",
+        "synthetic",
+        "kms requested, but no capture helper (fake backend)",
+    ),
+    (
+        "encode",
+        "openh264",
+        "libnvidia-encode.so.1 not found (fake backend)",
+    ),
+    (
+        "audio",
+        "tone",
+        "test tone: PipeWire unavailable (fake backend)",
+    ),
+    ("input", "record", "uinput unavailable (fake backend)"),
+];
 /// The second fake session (its transport is not reported yet).
 pub const FAKE_SECOND_SESSION_ID: u64 = 2;
 pub const FAKE_SECOND_CLIENT: &str = "Laptop";
@@ -207,6 +226,14 @@ impl StatusBackend for FakeBackend {
                 name: "sendmmsg".into(),
                 reason: "AF_XDP unavailable (fake backend); io_uring self-test skipped".into(),
             }),
+            detected: FAKE_DETECTED
+                .iter()
+                .map(|(subsystem, choice, reason)| DetectedInfo {
+                    subsystem: (*subsystem).into(),
+                    choice: (*choice).into(),
+                    reason: (*reason).into(),
+                })
+                .collect(),
             sessions,
             media,
             paired_clients: st.clients.clone(),

@@ -488,6 +488,20 @@ fn sessions_carry_their_own_transport_and_host_wide_figures_only_when_alone() {
     assert!(one.get("frames_skipped").is_none(), "{one}");
     // …and the host-wide transport is the start-up choice.
     assert_eq!(v["transport"]["name"], "sendmmsg");
+    // The start-up choices, in order, each with why.
+    let detected = v["detected"].as_array().unwrap();
+    let subsystems: Vec<&str> = detected
+        .iter()
+        .map(|d| d["subsystem"].as_str().unwrap())
+        .collect();
+    assert_eq!(subsystems, ["capture", "encode", "audio", "input"]);
+    assert_eq!(detected[1]["choice"], "openh264");
+    assert!(
+        detected[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("libnvidia-encode.so.1")
+    );
     // One session left: the figures are exactly its own again.
     let r = h.req(
         "POST",

@@ -200,6 +200,14 @@ fn page_in_headless_chromium_logs_in_shows_the_session_and_submits_a_pin() {
         "{host}"
     );
     assert!(!host.contains("media sessions send"), "{host}");
+    // The start-up choices for capture, encode, audio and input, each with why.
+    for (subsystem, choice, reason) in strahl_status::testing::FAKE_DETECTED {
+        let shown = cdp.eval(&format!(
+            "document.querySelector('#host dd[data-detected=\"{subsystem}\"]').innerText"
+        ));
+        let shown = shown.as_str().unwrap_or_default();
+        assert_eq!(shown, format!("{choice} — {reason}"), "{subsystem}: {host}");
+    }
     cdp.wait_for(
         "Steam Deck waiting for a PIN",
         "document.getElementById('pending').innerText.includes('Steam Deck')",

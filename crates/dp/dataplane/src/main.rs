@@ -93,6 +93,15 @@ fn main() -> ExitCode {
         plan.rings,
         plan.transport
     );
+    // Sources and the encoder are decided before anything is bound: `[video] encoder = "nvenc"`
+    // without a usable NVENC fails here, with why.
+    let settings = match media::MediaSettings::from_config(&cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("media plane: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // Privileged start-up: bind AF_XDP and check io_uring now (nothing is sent).
     let iface = args
         .interface
@@ -216,18 +225,20 @@ fn main() -> ExitCode {
         format!("strahl-dataplane {VERSION}"),
     );
     let link_bps = transports.link_rate_bps;
-    let media =
-        match media::Media::new(media::MediaSettings::from_config(&cfg), transports, &GLOBAL) {
-            Ok(m) => m,
-            Err(e) => {
-                log::error!("media plane: {e}");
-                return ExitCode::from(1);
-            }
-        };
+    let media = match media::Media::new(settings, transports, &GLOBAL) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!("media plane: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let caps = media.capability();
+    // The one line naming what was chosen for capture, encode and audio, and why (input is
+    // the control plane's: its "input sink" line). The same goes to the status page.
+    let detected = media.settings().detected(caps);
     log::info!(
-        "media: video {:?}, audio {}, every session through the tx tile (link cap {} Mbit/s){}",
-        media.settings().video_source,
-        media.settings().audio.describe(),
+        "media: {}; every session through the tx tile (link cap {} Mbit/s){}",
+        media::describe_detected(&detected),
         link_bps / 1_000_000,
         if media.settings().drop_fraction > 0.0 {
             format!(
@@ -239,12 +250,12 @@ fn main() -> ExitCode {
             String::new()
         }
     );
-    let caps = media.capability();
     if caps.formats.is_empty() {
         log::error!("video: {} — every stream will be refused", caps.describe());
     } else {
         log::info!("video: encoder {}", caps.describe());
     }
+    server.set_detected(detected);
     server.set_video_caps(media::video::ipc_caps(caps));
     server.set_media(Box::new(media));
     server.set_transport(transport::ipc_transport(prepared.chosen), prepared.summary);

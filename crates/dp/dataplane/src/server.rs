@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use strahl_ipc::{
-    DecodeError, ErrorCode, ErrorMsg, Event, Hello, MAJOR, MINOR, Message, Refuse, Role,
+    DecodeError, Detected, ErrorCode, ErrorMsg, Event, Hello, MAJOR, MINOR, Message, Refuse, Role,
     SessionStart, StatsSnapshot, StopReason, Transport, VideoCaps,
 };
 use strahl_metrics::{Metric, Registry};
@@ -53,6 +53,20 @@ pub struct Session {
     pub keyframes_requested: u64,
 }
 
+/// `text` cut to `max` bytes at a character boundary, ending in "..." when cut (the encoder
+/// refuses longer text, which would drop the connection).
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut at = max - 3;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+        text.push_str("...");
+    }
+    text
+}
+
 pub struct Server<'r> {
     metrics: &'r Registry,
     media: Box<dyn MediaHost + 'r>,
@@ -67,6 +81,8 @@ pub struct Server<'r> {
     /// What the encoder makes, sent after every handshake (`None`: nothing to report, as in
     /// the IPC unit tests without media).
     video_caps: Option<VideoCaps>,
+    /// The start-up choices for capture, encode and audio, sent after every handshake.
+    detected: Vec<Detected>,
 }
 
 impl<'r> Server<'r> {
@@ -82,6 +98,7 @@ impl<'r> Server<'r> {
             transport: Transport::None,
             transport_detail: "transport self-test not run".to_owned(),
             video_caps: None,
+            detected: Vec::new(),
         }
     }
 
@@ -90,21 +107,25 @@ impl<'r> Server<'r> {
         self.video_caps = Some(caps);
     }
 
+    /// Record the start-up choices (sent as `Detected` events on each handshake). Each text is
+    /// cut to its IPC limit at a character boundary, as the transport's detail is.
+    pub fn set_detected(&mut self, detected: Vec<Detected>) {
+        self.detected = detected
+            .into_iter()
+            .map(|d| Detected {
+                subsystem: d.subsystem,
+                choice: cut(d.choice, strahl_ipc::MAX_NAME_LEN),
+                reason: cut(d.reason, strahl_ipc::MAX_TEXT_LEN),
+            })
+            .collect();
+    }
+
     /// Record the start-up transport choice (sent as a `TransportChosen` event on each handshake).
     /// The detail is cut to the IPC text limit at a character boundary (the encoder refuses
     /// longer text, which would drop the connection).
     pub fn set_transport(&mut self, transport: Transport, detail: impl Into<String>) {
-        let mut d = detail.into();
-        if d.len() > strahl_ipc::MAX_TEXT_LEN {
-            let mut cut = strahl_ipc::MAX_TEXT_LEN - 3;
-            while !d.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            d.truncate(cut);
-            d.push_str("...");
-        }
         self.transport = transport;
-        self.transport_detail = d;
+        self.transport_detail = cut(detail.into(), strahl_ipc::MAX_TEXT_LEN);
     }
 
     /// Use `media` for every session from now on.
@@ -381,6 +402,10 @@ impl<'r> Server<'r> {
         if let Some(c) = &self.video_caps {
             replies.push(Message::Event(Event::VideoCaps(c.clone())));
         }
+        // What was chosen at start for capture, encode and audio, and why (the status page).
+        for d in &self.detected {
+            replies.push(Message::Event(Event::Detected(d.clone())));
+        }
         Outcome {
             replies,
             close: false,
@@ -598,10 +623,30 @@ mod tests {
             (strahl_ipc::Codec::H264, 8)
         );
         s.set_video_caps(caps.clone());
+        // The start-up choices follow, cut to what the IPC carries (a long reason must not
+        // drop the connection).
+        let choice = |subsystem, reason: String| Detected {
+            subsystem,
+            choice: "x".repeat(300),
+            reason,
+        };
+        s.set_detected(vec![
+            choice(strahl_ipc::Subsystem::Capture, "synthetic".into()),
+            choice(strahl_ipc::Subsystem::Encode, "ü".repeat(2000)),
+        ]);
+        let mut buf = vec![0u8; strahl_ipc::MAX_MESSAGE_LEN];
         for _ in 0..2 {
             s.on_connect();
             let o = s.on_datagram(&hello(MAJOR), Duration::ZERO);
             assert_eq!(o.replies[2], Message::Event(Event::VideoCaps(caps.clone())));
+            assert_eq!(o.replies.len(), 5);
+            for r in &o.replies[3..] {
+                let Message::Event(Event::Detected(d)) = r else {
+                    panic!("{r:?}")
+                };
+                assert!(d.choice.len() <= strahl_ipc::MAX_NAME_LEN);
+                assert!(strahl_ipc::encode(r, &mut buf).is_ok());
+            }
             s.on_disconnect();
         }
     }

@@ -278,8 +278,14 @@ fn kms_without_a_helper_falls_back_to_the_pattern() {
     }
     let mut cfg = strahl_config::Config::default();
     cfg.video.source = strahl_config::VideoSource::Kms;
-    assert_eq!(
-        MediaSettings::from_config(&cfg).video_source,
-        VideoSourceKind::Synthetic
+    let settings = MediaSettings::from_config(&cfg).unwrap();
+    assert_eq!(settings.video_source, VideoSourceKind::Synthetic);
+    // Why, for the start-up line and the status page: what to start.
+    assert!(
+        settings
+            .video_source_why
+            .contains("start strahl-kms-helper"),
+        "{}",
+        settings.video_source_why
     );
 }

@@ -1,6 +1,8 @@
 //! Start-up transport self-test of the real binary.
 //! - As user `nobody` (via `setpriv`), with `auto`, the data plane still comes up on io_uring or
-//!   sendmmsg and its one log line says why AF_XDP was refused (no privilege).
+//!   sendmmsg and its one log line says why AF_XDP was refused (no privilege); its media line
+//!   names the capture, encoder and audio chosen and why (no GPU here: openh264).
+//! - `[video] encoder = "nvenc"` on a machine without NVENC refuses to start, saying why.
 //! - As `nobody` with `transport = "af_xdp"` it refuses to start (no silent fallback).
 //! - As root in a namespace, on a veth, it picks AF_XDP and sends nothing while starting (the
 //!   peer's receive counter does not move).
@@ -127,7 +129,7 @@ fn unprivileged_data_plane_comes_up_on_a_kernel_transport_and_says_why_not_af_xd
         return skip("unprivileged_data_plane_comes_up", &why);
     }
     let dir = Dir::new("nobody");
-    let (lines, code) = run_as_nobody(&dir, None, "listening for the control plane");
+    let (lines, code) = run_as_nobody(&dir, None, "video: encoder");
     let all = lines.join("\n");
     assert_eq!(code, None, "still running when it listened:\n{all}");
     assert!(all.contains("listening for the control plane"), "{all}");
@@ -141,6 +143,41 @@ fn unprivileged_data_plane_comes_up_on_a_kernel_transport_and_says_why_not_af_xd
     );
     assert!(line.contains("af_xdp — no privilege"), "{line}");
     assert!(all.contains("no capabilities held"), "{all}");
+    // One line: what was chosen for capture, encode and audio, and why.
+    let media = lines
+        .iter()
+        .find(|l| l.contains("media: video source: "))
+        .unwrap_or_else(|| panic!("no media line:\n{all}"));
+    assert!(media.contains("video source: synthetic ("), "{media}");
+    assert!(media.contains("; audio test tone"), "{media}");
+    if strahl_encode::nvenc::detect().is_err() {
+        assert!(media.contains("; encoder openh264 ("), "{media}");
+        assert!(media.contains(strahl_encode::nvenc::LIBRARY), "{media}");
+    }
+}
+
+#[test]
+fn nvenc_asked_for_without_nvenc_is_fatal() {
+    if strahl_encode::nvenc::detect().is_ok() {
+        return skip(
+            "nvenc_asked_for_without_nvenc_is_fatal",
+            "this machine has NVENC",
+        );
+    }
+    if let Err(why) = can_setpriv() {
+        return skip("nvenc_asked_for_without_nvenc_is_fatal", &why);
+    }
+    let dir = Dir::new("nvenc");
+    let (lines, code) = run_as_nobody(
+        &dir,
+        Some("[video]\nencoder = \"nvenc\"\n"),
+        "listening for the control plane",
+    );
+    let all = lines.join("\n");
+    assert_eq!(code, Some(1), "must exit 1:\n{all}");
+    assert!(all.contains("[video] encoder = \"nvenc\", but"), "{all}");
+    assert!(all.contains(strahl_encode::nvenc::LIBRARY), "{all}");
+    assert!(!all.contains("listening for the control plane"), "{all}");
 }
 
 #[test]

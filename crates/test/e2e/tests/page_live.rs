@@ -169,6 +169,18 @@ fn live_page_pairs_moonlight_with_a_typed_pin_and_shows_its_stream() {
         Some("H.264 8-bit, encrypted"),
         "video cell; session row: {row}"
     );
+    // The host block: what the appliance chose at start for capture, encode, audio and input,
+    // each with why (the data plane's `Detected` events and the control plane's input sink).
+    for sub in ["capture", "encode", "audio", "input"] {
+        let shown = cdp.eval(&format!(
+            "document.querySelector('#host dd[data-detected=\"{sub}\"]').textContent"
+        ));
+        let shown = shown.as_str().unwrap_or_default();
+        assert!(
+            shown.contains(" — ") && !shown.contains("not reported"),
+            "{sub}: {shown}"
+        );
+    }
     let png = cdp.screenshot_png();
     let path = screenshot_path();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

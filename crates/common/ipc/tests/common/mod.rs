@@ -151,6 +151,14 @@ pub fn samples() -> Vec<(&'static str, Message)> {
             })),
         ),
         (
+            "event_detected",
+            Message::Event(Event::Detected(Detected {
+                subsystem: Subsystem::Encode,
+                choice: "openh264".into(),
+                reason: "libnvidia-encode.so.1 not found".into(),
+            })),
+        ),
+        (
             "error",
             Message::Error(ErrorMsg {
                 code: ErrorCode::UnknownKind,

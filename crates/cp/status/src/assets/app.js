@@ -83,9 +83,20 @@ function renderHost(s) {
       ? s.transport.name + " (the data plane's start-up choice; each session's transport is in its row)"
       : "—"],
     ["Why", s.transport ? s.transport.reason : "—"],
-    ["Encoder", s.host.encoder], ["Capture", s.host.capture],
   ];
   for (const [k, v] of rows) { dl.append(el("dt", k), el("dd", v)); }
+  // What each subsystem runs on and why (the start-up choices): capture, encode and audio
+  // come from the data plane once it is connected; until then the configured preference.
+  const detected = new Map((s.detected || []).map((d) => [d.subsystem, d]));
+  const configured = { capture: s.host.capture, encode: s.host.encoder };
+  for (const sub of ["capture", "encode", "audio", "input"]) {
+    const d = detected.get(sub);
+    const dd = d
+      ? el("dd", d.choice + " — " + d.reason)
+      : el("dd", configured[sub] ? configured[sub] + " (configured; not reported yet)" : "—", "muted");
+    dd.dataset.detected = sub;
+    dl.append(el("dt", sub[0].toUpperCase() + sub.slice(1)), dd);
+  }
   const h = $("health");
   h.textContent = s.dataplane_connected ? "healthy" : "data plane disconnected";
   h.className = "pill " + (s.dataplane_connected ? "ok" : "bad");

@@ -10,6 +10,11 @@
 //! ```
 //!
 //! Contract:
+//! - The video source and the encoder are decided once at start
+//!   ([`MediaSettings::from_config`]: `[video] encoder` through `strahl_encode::select`, NVENC
+//!   when detected under `auto`, an error under `nvenc` without it); every session's encoder
+//!   is built from that choice, and what it makes is what the control plane advertises.
+//!   [`MediaSettings::detected`] says what was chosen for capture, encode and audio, and why.
 //! - [`MediaHost`] is the seam the sans-IO [`crate::server::Server`] drives. [`Media::start`]
 //!   validates the session, builds its source, encoders and packetizers and opens the stream
 //!   ports' kernel sockets on this thread (a bad file, an encoder error or a busy port refuses
@@ -57,7 +62,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use strahl_ipc::{Event, KeyMaterial, Protocol, SessionStart, StopReason, StreamOptions};
+use strahl_encode::select::{DriverNvenc, NvencOpen, Preference, Selection};
+use strahl_ipc::{
+    Detected, Event, KeyMaterial, Protocol, SessionStart, StopReason, StreamOptions, Subsystem,
+};
 use strahl_metrics::{Metric, Registry};
 use strahl_net::mmsg::{MmsgConfig, MmsgTx};
 use strahl_net::uring::{UringConfig, UringTx};
@@ -169,28 +177,28 @@ pub enum VideoSourceKind {
 
 /// `[video] source = "kms"`: the capture helper's socket (`STRAHL_KMS_SOCKET`, else
 /// [`strahl_capture::kms_video::DEFAULT_SOCKET`]) when it answers at start, else the
-/// synthetic pattern with one log line saying why.
-fn kms_or_synthetic() -> VideoSourceKind {
+/// synthetic pattern; with why (the start-up line says it).
+fn kms_or_synthetic() -> (VideoSourceKind, String) {
     let socket = std::env::var_os("STRAHL_KMS_SOCKET").map_or_else(
         || PathBuf::from(strahl_capture::kms_video::DEFAULT_SOCKET),
         PathBuf::from,
     );
     match strahl_capture::kms_source::KmsSource::connect(&socket) {
-        Ok(_) => {
-            log::info!(
-                "video source: kms — strahl-kms-helper answers at {} (dmabufs over SCM_RIGHTS; \
-                 this process holds no CAP_SYS_ADMIN)",
+        Ok(_) => (
+            VideoSourceKind::Kms(socket.clone()),
+            format!(
+                "strahl-kms-helper answers at {} (dmabufs over SCM_RIGHTS; this process holds \
+                 no CAP_SYS_ADMIN)",
                 socket.display()
-            );
-            VideoSourceKind::Kms(socket)
-        }
-        Err(e) => {
-            log::warn!(
-                "video source: kms requested, but {e} — start strahl-kms-helper (it needs \
-                 CAP_SYS_ADMIN); the synthetic pattern stands in"
-            );
-            VideoSourceKind::Synthetic
-        }
+            ),
+        ),
+        Err(e) => (
+            VideoSourceKind::Synthetic,
+            format!(
+                "kms requested, but {e} — start strahl-kms-helper (it needs CAP_SYS_ADMIN); the \
+                 synthetic pattern stands in"
+            ),
+        ),
     }
 }
 
@@ -198,6 +206,11 @@ fn kms_or_synthetic() -> VideoSourceKind {
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
     pub video_source: VideoSourceKind,
+    /// Why that source (the start-up line and the status page).
+    pub video_source_why: String,
+    /// The encoder of raw-frame sources, chosen at start ([`strahl_encode::select`]): every
+    /// session's encoder is built from it, and the formats advertised are its.
+    pub encoder: Selection,
     /// PipeWire, the test tone or nothing ([`audio::AudioChoice::from_config`]).
     pub audio: audio::AudioChoice,
     pub drop_fraction: f64,
@@ -209,16 +222,52 @@ pub struct MediaSettings {
 }
 
 impl MediaSettings {
-    pub fn from_config(cfg: &strahl_config::Config) -> Self {
+    /// Decides the sources and the encoder with the NVIDIA driver as it is on this machine.
+    /// Fails only when `[video] encoder = "nvenc"` and NVENC is not usable.
+    pub fn from_config(cfg: &strahl_config::Config) -> Result<Self, MediaError> {
+        Self::from_config_with(cfg, Arc::new(DriverNvenc))
+    }
+
+    /// [`MediaSettings::from_config`] with NVENC reached through `gpu` (the tests' fake).
+    pub fn from_config_with(
+        cfg: &strahl_config::Config,
+        gpu: Arc<dyn NvencOpen>,
+    ) -> Result<Self, MediaError> {
         let v = &cfg.video;
-        Self {
-            video_source: match v.source {
-                strahl_config::VideoSource::Passthrough => {
-                    VideoSourceKind::Passthrough(PathBuf::from(&v.passthrough_file))
-                }
-                strahl_config::VideoSource::Kms => kms_or_synthetic(),
-                strahl_config::VideoSource::Synthetic => VideoSourceKind::Synthetic,
-            },
+        let (video_source, video_source_why) = match v.source {
+            strahl_config::VideoSource::Passthrough => (
+                VideoSourceKind::Passthrough(PathBuf::from(&v.passthrough_file)),
+                "[video] source = \"passthrough\": the clip is replayed as encoded".to_owned(),
+            ),
+            strahl_config::VideoSource::Kms => kms_or_synthetic(),
+            strahl_config::VideoSource::Synthetic => (
+                VideoSourceKind::Synthetic,
+                "[video] source = \"synthetic\": the test pattern".to_owned(),
+            ),
+        };
+        let encoder = match &video_source {
+            // The clip is already encoded: no encoder is opened, none is probed.
+            VideoSourceKind::Passthrough(_) => {
+                Selection::openh264("unused: the passthrough clip is sent as encoded")
+            }
+            _ => {
+                let pref = match v.encoder {
+                    strahl_config::EncoderPref::Auto => Preference::Auto,
+                    strahl_config::EncoderPref::Nvenc => Preference::Nvenc,
+                    strahl_config::EncoderPref::Openh264 => Preference::Software,
+                };
+                Selection::select(pref, gpu).map_err(|e| {
+                    MediaError::Encoder(format!(
+                        "[video] encoder = \"nvenc\", but {e} (set encoder = \"auto\" to fall \
+                         back to openh264; `strahl-control doctor` checks the driver)"
+                    ))
+                })?
+            }
+        };
+        Ok(Self {
+            video_source,
+            video_source_why,
+            encoder,
             audio: audio::AudioChoice::from_config(
                 cfg.audio.source,
                 &strahl_audio::pipewire::Env::from_process(),
@@ -227,8 +276,56 @@ impl MediaSettings {
             drop_seed: cfg.testing.video_drop_seed,
             ping_timeout: PING_TIMEOUT,
             max_payload: max_payload_for_mtu(cfg.dataplane.mtu),
-        }
+        })
     }
+
+    /// What was chosen at start for capture, encode and audio, and why: the start-up line
+    /// ([`describe_detected`]) and the IPC's `Detected` events (the status page).
+    pub fn detected(&self, caps: &strahl_encode::Capability) -> Vec<Detected> {
+        let chosen = &self.encoder.choice;
+        let name = chosen.backend.name();
+        // The selection's reason starts with the backend's name: said once, as the choice.
+        let why = chosen
+            .reason
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix(": "))
+            .unwrap_or(&chosen.reason)
+            .to_owned();
+        let (capture, encode, encode_why) = match &self.video_source {
+            VideoSourceKind::Synthetic => ("synthetic", name, why),
+            VideoSourceKind::Kms(_) => ("kms", name, why),
+            VideoSourceKind::Passthrough(_) => ("passthrough", "passthrough", caps.describe()),
+        };
+        let (audio, audio_why) = (self.audio.label(), self.audio.describe());
+        [
+            (Subsystem::Capture, capture, self.video_source_why.clone()),
+            (Subsystem::Encode, encode, encode_why),
+            (Subsystem::Audio, audio, audio_why),
+        ]
+        .into_iter()
+        .map(|(subsystem, choice, reason)| Detected {
+            subsystem,
+            choice: choice.to_owned(),
+            reason,
+        })
+        .collect()
+    }
+}
+
+/// The start-up line's words for [`MediaSettings::detected`]: "video source: synthetic (why);
+/// encoder openh264 (why); audio test tone (…)".
+pub fn describe_detected(detected: &[Detected]) -> String {
+    detected
+        .iter()
+        .map(|d| match d.subsystem {
+            Subsystem::Capture => format!("video source: {} ({})", d.choice, d.reason),
+            Subsystem::Encode => format!("encoder {} ({})", d.choice, d.reason),
+            // The audio description names the source itself.
+            Subsystem::Audio => format!("audio {}", d.reason),
+            other => format!("{} {} ({})", other.name(), d.choice, d.reason),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// UDP payload bytes one datagram of `mtu` carries over IPv4 (start-up sizes frames with it).
@@ -416,7 +513,7 @@ impl Media {
             })
             .map_err(|e| MediaError::Environment(format!("cannot start the tx tile: {e}")))?;
         Ok(Self {
-            caps: video::capability(&settings.video_source),
+            caps: video::capability(&settings.video_source, &settings.encoder),
             settings,
             metrics,
             kernel: transports.kernel,

@@ -24,8 +24,9 @@ use strahl_capture::format::{Chroma, CodecKind};
 use strahl_capture::kms_video::KmsVideoSource;
 use strahl_capture::synthetic::{SyntheticConfig, SyntheticSource};
 use strahl_capture::{Frame, PixelFormat, VideoSource};
-use strahl_encode::openh264_enc::{OpenH264Config, OpenH264Encoder};
+use strahl_encode::openh264_enc::OpenH264Config;
 use strahl_encode::passthrough::PassthroughEncoder;
+use strahl_encode::select::Selection;
 use strahl_encode::{Capability, EncodeError, Encoder};
 use strahl_ipc::{
     Codec, HdrMetadata, SessionStart, StopReason, StreamOptions, VideoCaps, VideoFormat,
@@ -57,13 +58,12 @@ pub fn encoder_threads(worker_cores: &[usize]) -> u16 {
 }
 
 /// What the configured source and encoder produce (read once at start: the passthrough clip is
-/// parsed; OpenH264 makes H.264 only). A passthrough file that cannot be read makes nothing —
+/// parsed; a raw-frame source makes what the encoder chosen at start makes — OpenH264 H.264
+/// only, NVENC what the GPU reported). A passthrough file that cannot be read makes nothing —
 /// the control plane then refuses every stream with that reason in its log.
-pub fn capability(source: &VideoSourceKind) -> Capability {
+pub fn capability(source: &VideoSourceKind, encoder: &Selection) -> Capability {
     match source {
-        VideoSourceKind::Synthetic | VideoSourceKind::Kms(_) => {
-            strahl_encode::openh264_enc::capability()
-        }
+        VideoSourceKind::Synthetic | VideoSourceKind::Kms(_) => encoder.capability.clone(),
         VideoSourceKind::Passthrough(path) => {
             match strahl_capture::passthrough::PassthroughSource::open(path) {
                 Ok(src) => {
@@ -124,14 +124,18 @@ fn ipc_codec(c: CodecKind) -> Codec {
     }
 }
 
-/// A session may ask only for a format the encoder makes (the control plane advertised exactly
-/// those; this guards against a control plane of another build or a changed clip).
-pub fn check_format(s: &SessionStart, caps: &Capability) -> Result<(), MediaError> {
-    let codec = match s.video.codec {
+fn codec_kind(c: Codec) -> CodecKind {
+    match c {
         Codec::H264 => CodecKind::H264,
         Codec::Hevc => CodecKind::Hevc,
         Codec::Av1 => CodecKind::Av1,
-    };
+    }
+}
+
+/// A session may ask only for a format the encoder makes (the control plane advertised exactly
+/// those; this guards against a control plane of another build or a changed clip).
+pub fn check_format(s: &SessionStart, caps: &Capability) -> Result<(), MediaError> {
+    let codec = codec_kind(s.video.codec);
     let depth = if s.stream.has(StreamOptions::TEN_BIT) {
         10
     } else {
@@ -175,15 +179,25 @@ impl VideoPipeline {
             u32::from(s.video.height),
             u32::from(s.video.fps),
         );
+        let (codec, ten_bit) = (
+            codec_kind(s.video.codec),
+            s.stream.has(StreamOptions::TEN_BIT),
+        );
+        // Raw frames go to the encoder chosen at start (NVENC with its software fallback, or
+        // OpenH264); a session NVENC refuses is said here, once.
         let raw = |src: Box<dyn VideoSource + Send>| -> Result<_, MediaError> {
             let frame = Frame::new(w, h, PixelFormat::I420)
                 .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
-            let enc = OpenH264Encoder::new(OpenH264Config {
+            let cfg = OpenH264Config {
                 threads,
                 ..OpenH264Config::new(w, h, fps, bitrate_kbps.saturating_mul(1000))
-            })
-            .map_err(|e| MediaError::Encoder(format!("openh264: {e}")))?;
-            let enc: Box<dyn Encoder + Send> = Box::new(enc);
+            };
+            let (enc, choice) = settings.encoder.build(cfg, codec, ten_bit).map_err(|e| {
+                MediaError::Encoder(format!("{}: {e}", settings.encoder.choice.backend.name()))
+            })?;
+            if choice != settings.encoder.choice {
+                log::warn!("session {}: video encoder {}", s.id, choice.reason);
+            }
             Ok((Some(src), frame, enc))
         };
         let (source, frame, mut enc): (_, _, Box<dyn Encoder + Send>) =
@@ -255,6 +269,8 @@ pub struct VideoProducer {
     spare: Option<Box<Slot>>,
     shared: Arc<Shared>,
     metrics: &'static Registry,
+    /// The encoder's switch to software (a GPU lost mid-stream) was logged.
+    said_fallback: bool,
 }
 
 impl VideoProducer {
@@ -274,6 +290,7 @@ impl VideoProducer {
             spare: None,
             shared,
             metrics,
+            said_fallback: false,
         }
     }
 
@@ -333,7 +350,15 @@ impl VideoProducer {
             }
             self.metrics.inc(Metric::VideoFramesCaptured);
             let started = Instant::now();
-            let info = match p.enc.encode(&p.frame, &mut slot.bytes) {
+            let encoded = p.enc.encode(&p.frame, &mut slot.bytes);
+            if !self.said_fallback
+                && let Some(why) = p.enc.fell_back()
+            {
+                // The same frame was encoded again in software, as an IDR: the stream goes on.
+                log::warn!("session {}: video encoder switched: {why}", self.id);
+                self.said_fallback = true;
+            }
+            let info = match encoded {
                 Ok(i) => i,
                 Err(EncodeError::AccessUnitTooLarge { len, cap }) => {
                     // The encoder already made the next AU an IDR; the slot is reused.
@@ -398,3 +423,7 @@ impl VideoProducer {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "video_tests.rs"]
+mod tests;

@@ -64,6 +64,8 @@ pub fn session(
 pub fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
     MediaSettings {
         video_source: VideoSourceKind::Synthetic,
+        video_source_why: "the tests' synthetic pattern".into(),
+        encoder: strahl_encode::select::Selection::openh264("the tests' software encoder"),
         audio: strahl_dataplane::media::audio::AudioChoice::Tone { fallback: None },
         drop_fraction: drop,
         drop_seed: 1,
