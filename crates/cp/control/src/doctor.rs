@@ -20,7 +20,7 @@
 //! XDP, io_uring/AF_XDP under `transport = "auto"`, NVENC under `encoder = "auto"`,
 //! `/dev/uinput` — the input sink falls back to recording —, an open firewall, time sync).
 
-use strahl_config::{Cores, EncoderPref, TransportPref, VideoSource};
+use strahl_config::{AudioSource, Cores, EncoderPref, TransportPref, VideoSource};
 
 #[path = "doctor_model.rs"]
 mod model;
@@ -39,6 +39,7 @@ pub fn run_checks(sys: &dyn SystemView, inp: &Inputs) -> Vec<Finding> {
     out.extend(nvidia(sys, inp));
     out.push(drm(sys, inp));
     out.push(uinput(sys));
+    out.push(audio(sys, inp));
     out.extend(ports(sys, inp));
     out.push(firewall(sys, inp));
     out.push(time_sync(sys));
@@ -645,6 +646,58 @@ fn uinput(sys: &dyn SystemView) -> Finding {
             "/dev/uinput read-write".into(),
             "",
         )
+    }
+}
+
+/// The box's sound: `[audio] source = "pipewire"` needs `pw-record` on PATH and a PipeWire the
+/// data plane's environment names (`PIPEWIRE_RUNTIME_DIR` or `XDG_RUNTIME_DIR`) — that part
+/// only the data plane can see: its start-up line and the status page say whether it reached
+/// it. Without either it streams the test tone, so this is never required.
+fn audio(sys: &dyn SystemView, inp: &Inputs) -> Finding {
+    const C: &str = "audio";
+    let pw_record = sys
+        .run(&["pw-record", "--version"])
+        .is_some_and(|o| o.status == 0);
+    match (inp.audio, pw_record) {
+        (AudioSource::Pipewire, false) => finding(
+            C,
+            Level::Recommended,
+            Verdict::Fail,
+            "[audio] source = \"pipewire\", but pw-record is not on PATH: the data plane \
+             streams the test tone"
+                .into(),
+            "install pw-record (Debian: pipewire-bin; Fedora: pipewire-utils) and run the data \
+             plane where the desktop's PipeWire is reachable (PIPEWIRE_RUNTIME_DIR or \
+             XDG_RUNTIME_DIR of its user)",
+        ),
+        (AudioSource::Pipewire, true) => finding(
+            C,
+            Level::Recommended,
+            Verdict::Ok,
+            "pw-record found; whether the data plane reached PipeWire is in its start-up line \
+             and on the status page"
+                .into(),
+            "",
+        ),
+        (other, _) => finding(
+            C,
+            Level::Recommended,
+            Verdict::Ok,
+            format!(
+                "[audio] source = \"{}\": the box's sound is not streamed (set source = \
+                 \"pipewire\" for it{})",
+                match other {
+                    AudioSource::None => "none",
+                    _ => "tone",
+                },
+                if pw_record {
+                    ""
+                } else {
+                    "; pw-record from pipewire-bin is needed then"
+                }
+            ),
+            "",
+        ),
     }
 }
 

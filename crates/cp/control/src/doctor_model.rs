@@ -4,7 +4,7 @@
 //! importing each other; the contract is in `doctor.rs`'s header.
 
 use serde::Serialize;
-use strahl_config::{Config, Cores, EncoderPref, TransportPref, VideoSource};
+use strahl_config::{AudioSource, Config, Cores, EncoderPref, TransportPref, VideoSource};
 
 /// How much a finding matters; see the module contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,6 +92,7 @@ pub struct Inputs {
     pub transport: TransportPref,
     pub source: VideoSource,
     pub encoder: EncoderPref,
+    pub audio: AudioSource,
     /// (what, protocol, port) for every port strahl listens on.
     pub ports: Vec<(String, Proto, u16)>,
 }
@@ -119,6 +120,7 @@ impl Inputs {
             transport: cfg.dataplane.transport,
             source: cfg.video.source,
             encoder: cfg.video.encoder,
+            audio: cfg.audio.source,
             ports,
         }
     }

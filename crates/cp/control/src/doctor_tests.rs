@@ -607,3 +607,21 @@ fn human_output_lists_fixes_and_counts() {
     assert!(out.contains("fix: find it with `ss -lpn"));
     assert!(out.contains("1 required missing"));
 }
+
+#[test]
+fn audio_says_how_to_stream_the_box_sound() {
+    let mut inp = inputs();
+    // The default tone: nothing missing, but the detail says how to get the box's sound.
+    let a = audio(&good(), &inp);
+    assert_eq!(a.verdict, Verdict::Ok);
+    assert!(a.detail.contains("source = \"pipewire\""), "{a:?}");
+    inp.audio = strahl_config::AudioSource::Pipewire;
+    let a = audio(&good(), &inp);
+    assert_eq!((a.verdict, a.level), (Verdict::Fail, Level::Recommended));
+    assert!(a.fix.contains("pipewire-bin"), "{a:?}");
+    let a = audio(
+        &good().cmd("pw-record --version", 0, "pw-record 0.3.65\n"),
+        &inp,
+    );
+    assert_eq!(a.verdict, Verdict::Ok, "{a:?}");
+}

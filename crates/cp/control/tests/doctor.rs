@@ -23,6 +23,7 @@ const CHECKS: &[&str] = &[
     "cuda",
     "drm",
     "uinput",
+    "audio",
     "firewall",
     "time_sync",
 ];
