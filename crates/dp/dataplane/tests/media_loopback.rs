@@ -192,6 +192,7 @@ fn recover_frame(shards: &[Vec<u8>], dec: &mut Gf8Decoder) -> Option<(u8, Vec<u8
 
 #[test]
 fn a_pinging_client_gets_recoverable_decodable_video_and_audio_and_stop_is_prompt() {
+    let _streaming = common::stream_lock();
     let reg = registry();
     let (vport, aport) = (free_port(), free_port());
     let mut media = media_with(
@@ -393,6 +394,7 @@ const CLOCK_SHARE: f64 = 0.9;
 /// video: frames sent per second of stream, and the encoder's mean time per frame.
 #[test]
 fn hd_720p60_at_20_mbits_runs_in_real_time() {
+    let _streaming = common::stream_lock();
     let reg = registry();
     let (vport, aport) = (free_port(), free_port());
     let mut media = media(settings(0.0, Duration::from_secs(5)), reg);
@@ -470,6 +472,7 @@ fn frame_indices(pkts: &[Vec<u8>]) -> Vec<u32> {
 /// stopping one session leaves the other streaming.
 #[test]
 fn two_sessions_share_the_ports_and_the_tile_and_stop_independently() {
+    let _streaming = common::stream_lock();
     let reg = registry();
     let (vport, aport) = (free_port(), free_port());
     let mut media = media(settings(0.0, Duration::from_secs(5)), reg);

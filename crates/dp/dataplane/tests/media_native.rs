@@ -166,6 +166,7 @@ fn parity_counts(got: &[(Duration, Vec<u8>)], k: usize) -> Vec<usize> {
 
 #[test]
 fn checkable_frames_arrive_verified_and_a_fec_change_and_a_keyframe_request_lose_nothing() {
+    let _streaming = common::stream_lock();
     let reg = registry();
     let mut media = media(
         common::settings(0.0, Duration::from_secs(5)),
@@ -232,6 +233,7 @@ fn checkable_frames_arrive_verified_and_a_fec_change_and_a_keyframe_request_lose
 
 #[test]
 fn fec_restores_every_frame_the_drop_knob_cuts() {
+    let _streaming = common::stream_lock();
     let reg = registry();
     let mut media = media(
         common::settings(0.03, Duration::from_secs(5)),
@@ -262,6 +264,7 @@ fn fec_restores_every_frame_the_drop_knob_cuts() {
 
 #[test]
 fn h264_from_the_synthetic_source_decodes_in_order() {
+    let _streaming = common::stream_lock();
     let reg = registry();
     let mut media = media(
         common::settings(0.0, Duration::from_secs(5)),
@@ -295,6 +298,7 @@ fn h264_from_the_synthetic_source_decodes_in_order() {
 
 #[test]
 fn native_sessions_the_data_plane_cannot_carry_are_refused_with_a_reason() {
+    let _streaming = common::stream_lock();
     let mut media = media(
         common::settings(0.0, Duration::from_secs(1)),
         registry(),
@@ -332,6 +336,7 @@ fn native_sessions_the_data_plane_cannot_carry_are_refused_with_a_reason() {
 /// at once, each to its own client, and stopping one leaves the other streaming.
 #[test]
 fn a_gamestream_and_a_native_session_share_the_tile() {
+    let _streaming = common::stream_lock();
     let reg = registry();
     let mut media = media(
         common::settings(0.0, Duration::from_secs(5)),

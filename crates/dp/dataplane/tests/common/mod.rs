@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use strahl_dataplane::media::{MediaSettings, VideoSourceKind};
@@ -80,4 +81,14 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+static STREAM_LOCK: Mutex<()> = Mutex::new(());
+
+/// Held by every test of a binary that streams real-time video and asserts on gaps or rates:
+/// two such tests at once on a 2-core machine (each with an encoder thread, the tx tile spinning
+/// and a receiver) turn CPU starvation into "loss" (seen: media_loopback failing only with
+/// its tests in parallel on a loaded machine).
+pub fn stream_lock() -> MutexGuard<'static, ()> {
+    STREAM_LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
