@@ -443,10 +443,20 @@ fn prepare(paths: &Paths, a: &Args) -> Result<Vec<Prepared>, String> {
             ));
         }
         eprintln!(
-            "gamestream: {rate} Mbit/s at {fps} fps: {} (mean AU {} B)",
+            "gamestream: {rate} Mbit/s at {fps} fps: {} (mean AU {} B, largest {} B)",
             file.display(),
-            analysis.mean_au_bytes
+            analysis.mean_au_bytes,
+            analysis.max_au_bytes
         );
+        if analysis.over_capacity > 0 {
+            // The data plane refuses such AUs (a key AU refused stalls a passthrough stream):
+            // say so before the run, not only as frames missing after it.
+            eprintln!(
+                "gamestream: WARNING {} of {} AUs exceed GameStream's {} B per frame: the data \
+                 plane will refuse them",
+                analysis.over_capacity, analysis.access_units, analysis.max_au_capacity_bytes
+            );
+        }
         out.push(Prepared {
             rate,
             fps,
