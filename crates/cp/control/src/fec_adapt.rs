@@ -99,22 +99,41 @@ pub fn classify(r: &FecStatus) -> (ReportClass, u32) {
     (class, lost)
 }
 
+/// The percentage that covers `lost` of `total` shards: parity/data ≥ ρ/(1−ρ) =
+/// lost/(total−lost), as a percentage rounded up, times [`LOSS_MARGIN`]. Both protocols'
+/// controllers measure loss this way (GameStream in packets of a block, native in parts per
+/// million); every shard lost is unbounded parity (the caller's range caps it).
+pub fn parity_percent(lost: u64, total: u64) -> u32 {
+    if lost == 0 || total == 0 {
+        return 0;
+    }
+    let lost = lost.min(total);
+    let kept = (total - lost).max(1);
+    let pct = (lost * 100 * u64::from(LOSS_MARGIN)).div_ceil(kept);
+    u32::try_from(pct).unwrap_or(u32::MAX)
+}
+
+/// The raise/decay state both protocols' controllers share (see the module contract): a
+/// lossy observation raises at once ([`FecCore::raise`]), a clean link decays
+/// ([`FecCore::decay`]); every change is returned once.
 #[derive(Debug, Clone)]
-pub struct FecController {
-    bounds: FecBounds,
+pub struct FecCore {
+    min: u8,
+    max: u8,
     current: u8,
-    /// Last report with any loss (decay waits [`CLEAN_HOLD`] after it).
+    /// Last observation with any loss (decay waits [`CLEAN_HOLD`] after it).
     last_loss: Option<Instant>,
     last_lost_raise: Option<Instant>,
     last_decay: Instant,
 }
 
-impl FecController {
-    pub fn new(bounds: FecBounds, now: Instant) -> Self {
-        let bounds = bounds.sane();
-        FecController {
-            bounds,
-            current: bounds.default,
+impl FecCore {
+    /// Starts at `start`, clamped into `min..=max` (the caller orders them).
+    pub fn new(start: u8, min: u8, max: u8, now: Instant) -> Self {
+        FecCore {
+            min,
+            max,
+            current: start.clamp(min, max),
             last_loss: None,
             last_lost_raise: None,
             last_decay: now,
@@ -123,6 +142,77 @@ impl FecController {
 
     pub fn current(&self) -> u8 {
         self.current
+    }
+
+    /// A lossy observation: the percentage becomes at least `target` (bounded), and at least
+    /// [`LOST_BLOCK_STEP`] more when `lost_frame` (once per [`LOST_BLOCK_HOLDOFF`]).
+    pub fn raise(&mut self, target: u32, lost_frame: bool, now: Instant) -> Option<u8> {
+        self.last_loss = Some(now);
+        let mut target = u32::from(self.current).max(target);
+        if lost_frame
+            && self
+                .last_lost_raise
+                .is_none_or(|t| now.saturating_duration_since(t) >= LOST_BLOCK_HOLDOFF)
+        {
+            self.last_lost_raise = Some(now);
+            target = target.max(u32::from(self.current) + u32::from(LOST_BLOCK_STEP));
+        }
+        let new = u8::try_from(target.min(u32::from(self.max)))
+            .unwrap_or(self.max)
+            .max(self.min);
+        self.change(new, now)
+    }
+
+    /// An explicit choice (bounded); holds off the decay like a loss does.
+    pub fn set(&mut self, pct: u8, now: Instant) -> Option<u8> {
+        self.last_loss = Some(now);
+        self.change(pct.clamp(self.min, self.max), now)
+    }
+
+    /// One step down on a clean link: not before [`CLEAN_HOLD`] after the last loss, at most
+    /// once per [`DECAY_INTERVAL`], never below the minimum.
+    pub fn decay(&mut self, now: Instant) -> Option<u8> {
+        let clean_since = self.last_loss.unwrap_or(self.last_decay);
+        if now.saturating_duration_since(clean_since) < CLEAN_HOLD
+            || now.saturating_duration_since(self.last_decay) < DECAY_INTERVAL
+            || self.current <= self.min
+        {
+            return None;
+        }
+        let new = self.current.saturating_sub(DECAY_STEP).max(self.min);
+        self.change(new, now)
+    }
+
+    fn change(&mut self, new: u8, now: Instant) -> Option<u8> {
+        // Any change restarts the decay clock: a raise must hold for CLEAN_HOLD, a decay step
+        // for DECAY_INTERVAL.
+        self.last_decay = now;
+        if new == self.current {
+            return None;
+        }
+        self.current = new;
+        Some(new)
+    }
+}
+
+/// The controller of one GameStream session.
+#[derive(Debug, Clone)]
+pub struct FecController {
+    bounds: FecBounds,
+    core: FecCore,
+}
+
+impl FecController {
+    pub fn new(bounds: FecBounds, now: Instant) -> Self {
+        let bounds = bounds.sane();
+        FecController {
+            bounds,
+            core: FecCore::new(bounds.default, bounds.min, bounds.max, now),
+        }
+    }
+
+    pub fn current(&self) -> u8 {
+        self.core.current()
     }
 
     pub fn bounds(&self) -> FecBounds {
@@ -135,51 +225,15 @@ impl FecController {
         if class == ReportClass::Clean {
             return (class, None);
         }
-        self.last_loss = Some(now);
-        let total = u32::from(r.total_data) + u32::from(r.total_parity);
-        let mut target = u32::from(self.current);
-        if total > 0 && lost > 0 {
-            // parity/data ≥ ρ/(1−ρ) = lost/(total−lost); percentage, rounded up, with margin.
-            let kept = total.saturating_sub(lost).max(1);
-            let needed = (lost * 100 * LOSS_MARGIN).div_ceil(kept);
-            target = target.max(needed);
-        }
-        if class == ReportClass::Lost
-            && self
-                .last_lost_raise
-                .is_none_or(|t| now.saturating_duration_since(t) >= LOST_BLOCK_HOLDOFF)
-        {
-            self.last_lost_raise = Some(now);
-            target = target.max(u32::from(self.current) + u32::from(LOST_BLOCK_STEP));
-        }
-        let new = u8::try_from(target.min(u32::from(self.bounds.max)))
-            .unwrap_or(self.bounds.max)
-            .max(self.bounds.min);
-        (class, self.set(new, now))
+        let total = u64::from(r.total_data) + u64::from(r.total_parity);
+        let target = parity_percent(u64::from(lost), total);
+        let change = self.core.raise(target, class == ReportClass::Lost, now);
+        (class, change)
     }
 
     /// Decay on a clean link; call at least every [`DECAY_INTERVAL`].
     pub fn tick(&mut self, now: Instant) -> Option<u8> {
-        let clean_since = self.last_loss.unwrap_or(self.last_decay);
-        if now.saturating_duration_since(clean_since) < CLEAN_HOLD
-            || now.saturating_duration_since(self.last_decay) < DECAY_INTERVAL
-            || self.current <= self.bounds.min
-        {
-            return None;
-        }
-        let new = self.current.saturating_sub(DECAY_STEP).max(self.bounds.min);
-        self.set(new, now)
-    }
-
-    fn set(&mut self, new: u8, now: Instant) -> Option<u8> {
-        // Any change restarts the decay clock: a raise must hold for CLEAN_HOLD, a decay step
-        // for DECAY_INTERVAL.
-        self.last_decay = now;
-        if new == self.current {
-            return None;
-        }
-        self.current = new;
-        Some(new)
+        self.core.decay(now)
     }
 }
 

@@ -23,7 +23,8 @@
 //!   frame's k and m), so a report from just before an epoch change is still a measure of the
 //!   link.
 //!
-//! The tunables are GameStream's ([`crate::fec_adapt`]): the same link, the same first choices.
+//! The tunables and the raise/decay state are GameStream's ([`crate::fec_adapt::FecCore`]):
+//! the same link, the same first choices; only how a report measures loss differs.
 
 use std::time::Instant;
 
@@ -32,30 +33,20 @@ use strahl_native::msg::LossReport;
 pub use crate::fec_adapt::{
     CLEAN_HOLD, DECAY_INTERVAL, DECAY_STEP, LOSS_MARGIN, LOST_BLOCK_HOLDOFF, LOST_BLOCK_STEP,
 };
+use crate::fec_adapt::{FecCore, parity_percent};
 
 /// One part per million: the unit of `shard_loss_ppm`.
 const PPM: u64 = 1_000_000;
 
 /// The FEC % a loss of `ppm` shards per million needs (with [`LOSS_MARGIN`]), rounded up.
 pub fn needed_percent(ppm: u32) -> u32 {
-    let ppm = u64::from(ppm).min(PPM);
-    if ppm == 0 {
-        return 0;
-    }
-    // parity/data ≥ ρ/(1−ρ) = ppm/(10⁶−ppm); every shard lost is unbounded parity.
-    let kept = (PPM - ppm).max(1);
-    let pct = (ppm * 100 * u64::from(LOSS_MARGIN)).div_ceil(kept);
-    u32::try_from(pct).unwrap_or(u32::MAX)
+    parity_percent(u64::from(ppm), PPM)
 }
 
 /// The controller of one session (see the module contract).
 #[derive(Debug, Clone)]
 pub struct NativeFec {
-    range: (u8, u8),
-    current: u8,
-    last_loss: Option<Instant>,
-    last_lost_raise: Option<Instant>,
-    last_decay: Instant,
+    core: FecCore,
 }
 
 impl NativeFec {
@@ -63,71 +54,31 @@ impl NativeFec {
     pub fn new(start: u8, range: (u8, u8), now: Instant) -> Self {
         let (lo, hi) = (range.0.min(range.1), range.0.max(range.1));
         NativeFec {
-            range: (lo, hi),
-            current: start.clamp(lo, hi),
-            last_loss: None,
-            last_lost_raise: None,
-            last_decay: now,
+            core: FecCore::new(start, lo, hi, now),
         }
     }
 
     pub fn current(&self) -> u8 {
-        self.current
+        self.core.current()
     }
 
     /// One loss report; `Some(new %)` when the percentage changed.
     pub fn on_report(&mut self, r: &LossReport, now: Instant) -> Option<u8> {
         let lossy = r.shard_loss_ppm > 0 || r.frames_lost > 0 || r.frames_recovered > 0;
         if !lossy {
-            return self.decay(now);
+            return self.core.decay(now);
         }
-        self.last_loss = Some(now);
-        let mut target = u32::from(self.current).max(needed_percent(r.shard_loss_ppm));
+        let mut target = needed_percent(r.shard_loss_ppm);
         if r.shard_loss_ppm == 0 && r.frames_recovered > 0 {
-            target = target.max(u32::from(self.current) + 1);
+            // Parity is being used though the loss rounds to 0 ppm: one point more.
+            target = target.max(u32::from(self.core.current()) + 1);
         }
-        if r.frames_lost > 0
-            && self
-                .last_lost_raise
-                .is_none_or(|t| now.saturating_duration_since(t) >= LOST_BLOCK_HOLDOFF)
-        {
-            self.last_lost_raise = Some(now);
-            target = target.max(u32::from(self.current) + u32::from(LOST_BLOCK_STEP));
-        }
-        let new = u8::try_from(target.min(u32::from(self.range.1)))
-            .unwrap_or(self.range.1)
-            .max(self.range.0);
-        self.change(new, now)
+        self.core.raise(target, r.frames_lost > 0, now)
     }
 
     /// The client asked for `pct` (reconfigure): taken, bounded; `Some` when it changed.
     pub fn set(&mut self, pct: u8, now: Instant) -> Option<u8> {
-        let new = pct.clamp(self.range.0, self.range.1);
-        self.last_loss = Some(now);
-        self.change(new, now)
-    }
-
-    fn decay(&mut self, now: Instant) -> Option<u8> {
-        let clean_since = self.last_loss.unwrap_or(self.last_decay);
-        if now.saturating_duration_since(clean_since) < CLEAN_HOLD
-            || now.saturating_duration_since(self.last_decay) < DECAY_INTERVAL
-            || self.current <= self.range.0
-        {
-            return None;
-        }
-        let new = self.current.saturating_sub(DECAY_STEP).max(self.range.0);
-        self.change(new, now)
-    }
-
-    fn change(&mut self, new: u8, now: Instant) -> Option<u8> {
-        // Any change restarts the decay clock: a raise holds for CLEAN_HOLD, a step for
-        // DECAY_INTERVAL.
-        self.last_decay = now;
-        if new == self.current {
-            return None;
-        }
-        self.current = new;
-        Some(new)
+        self.core.set(pct, now)
     }
 }
 
