@@ -28,9 +28,10 @@
 //!   optional SS_ENC_VIDEO) and audio to the addresses its pings teach the tile. A native
 //!   `strahl/1` session streams video only ([`native_stream`]: one GF(2¹⁶) block per frame,
 //!   AES-GCM with the IPC's host→client secret) from the video port to the client's media
-//!   address in the SessionStart (`peer`'s address, `ports.video_dst`), paced like GameStream
-//!   video; its source is the configured one (H.264), or the pattern source's checkable frames
-//!   when the session asks for them (`StreamOptions::CHECKABLE`, [`pattern`]).
+//!   address in the SessionStart (`peer`'s address, `ports.video_dst`), paced at the link rate
+//!   ([`native_stream::native_pacer`]: a native frame is not spread over its interval); its
+//!   source is the configured one (H.264), or the pattern source's checkable frames when the
+//!   session asks for them (`StreamOptions::CHECKABLE`, [`pattern`]).
 //! - A session that fails (no ping within the timeout, encoder error) records why in its
 //!   [`Shared`]; [`MediaHost::poll_failures`] reports it once and the server ends the session.
 //!   Transport decisions come back through [`MediaHost::poll_events`] as `TransportChosen`.
@@ -460,6 +461,8 @@ pub struct Media {
     metrics: &'static Registry,
     kernel: TransportKind,
     worker_cores: Vec<usize>,
+    /// The bottleneck link's rate: each native session's pacing rate.
+    link_rate_bps: u64,
     sessions: BTreeMap<u64, Running>,
     /// Open stream ports and how many sessions use each.
     ports: BTreeMap<u16, usize>,
@@ -518,6 +521,7 @@ impl Media {
             metrics,
             kernel: transports.kernel,
             worker_cores,
+            link_rate_bps: transports.link_rate_bps,
             sessions: BTreeMap::new(),
             ports: BTreeMap::new(),
             commands: cmd_tx,
@@ -645,7 +649,7 @@ impl Media {
             port: s.ports.video_src,
             packetizer: Box::new(vpk),
             units: vcons,
-            pacer: video_pacer(bitrate_kbps),
+            pacer: native_stream::native_pacer(self.link_rate_bps),
             unit_interval_ns: 1_000_000_000 / u64::from(s.video.fps.max(1)),
             knob: knob::DropKnob::new(self.settings.drop_fraction, self.settings.drop_seed),
             matcher: PingMatcher::fixed(dest),
@@ -758,10 +762,10 @@ impl Media {
     }
 }
 
-/// How a video stream of `bitrate_kbps` is paced (both protocols): each frame spread over
+/// How a GameStream video stream of `bitrate_kbps` is paced: each frame spread over
 /// [`SPREAD_PERMILLE`] of its interval, under a per-stream cap of 4 × the bitrate or
 /// [`PACER_LINK_BPS`], whichever is more.
-fn video_pacer(bitrate_kbps: u32) -> PacerConfig {
+pub fn video_pacer(bitrate_kbps: u32) -> PacerConfig {
     let mut vpace = PacerConfig::new(PACER_LINK_BPS.max(u64::from(bitrate_kbps) * 4000));
     vpace.mode = Mode::Spread {
         permille: SPREAD_PERMILLE,

@@ -16,7 +16,16 @@
 //!   [`strahl_packetize::native::packetizer::DEFAULT_MIN_PARITY`] (no frame without FEC).
 //! - The presentation time is the unit's capture time in µs (host CLOCK_MONOTONIC); the keyframe
 //!   flag is the unit's.
+//! - Pacing ([`native_pacer`]): a native frame leaves at the session's bottleneck rate, not
+//!   spread over its frame interval as GameStream video is (Moonlight's small receive buffers
+//!   need the spread; a native client drains its socket on its own thread and reassembles whole
+//!   frames, so spreading only adds up to half a frame interval of latency). The rate is the
+//!   one link rate the data plane knows — the egress interface's speed, else
+//!   [`super::DEFAULT_LINK_BPS`] — because `strahl/1`'s hello carries no receive capacity; each
+//!   session gets its own pacer at that rate and the tile's link pacer caps their sum. Bursts
+//!   stay at [`NATIVE_BURST_NS`] of link time.
 
+use strahl_pacer::{Mode, PacerConfig};
 use strahl_packetize::PacketizeError;
 use strahl_packetize::native::packetizer::NativeCursor;
 use strahl_packetize::native::{FrameMeta, NativeConfig, NativePacketizer, OVERHEAD};
@@ -26,6 +35,27 @@ use strahl_seal::native::{Direction, TxSealer};
 use super::MediaError;
 use super::ring::Slot;
 use super::stream::{FecBlock, StreamPacketizer, UnitCost, WIRE_OVERHEAD};
+
+/// Token-bucket depth of a native video stream, as link time: the most that leaves back to back
+/// at a frame's start (the bucket refills between frames) and the batch one kick carries. 30 µs
+/// is the release granule GameStream video measured best on the 2-core VM (one copy-mode AF_XDP
+/// kick costs ~10 µs, so smaller batches spend the tile in kicks; [`super::VIDEO_RELEASE_NS`],
+/// docs/measurements.md §media path); at 10 Gbit/s it is 37.5 kB — ~25 datagrams at 1500 B MTU,
+/// 11 at 3500 — far below a NIC ring or a veth's 1000-packet queue, so a frame never floods it.
+pub const NATIVE_BURST_NS: u64 = 30_000;
+
+/// How a native session's video is paced (see the module contract): [`Mode::Rate`] at
+/// `rate_bps` (the session's bottleneck rate), bursts and kicks of [`NATIVE_BURST_NS`], no
+/// catch-up credit — at link rate a tile that woke late has nothing to catch up on that the
+/// link could have carried, and a catch-up burst is exactly the flood the small bucket avoids.
+pub fn native_pacer(rate_bps: u64) -> PacerConfig {
+    let mut p = PacerConfig::new(rate_bps);
+    p.mode = Mode::Rate;
+    p.burst_ns = NATIVE_BURST_NS;
+    p.min_release_interval_ns = NATIVE_BURST_NS;
+    p.catch_up_ns = 0;
+    p
+}
 
 /// The video stream of one native session (see the module contract).
 pub struct NativeVideoStream {

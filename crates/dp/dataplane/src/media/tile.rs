@@ -12,8 +12,9 @@
 //!   hands it to the NIC or kernel. The unit's slot returns to its encoder when the unit's last
 //!   packet is written. This is why there is no separate frame thread: UMEM frames belong to the
 //!   socket's owner, and one owner means no locks between packetizing and sending.
-//! - Pacing: every stream has its own [`Pacer`] (video: spread mode over half the frame
-//!   interval; audio: a small rate) and one link pacer caps the sum. Each turn the stream whose
+//! - Pacing: every stream has its own [`Pacer`] (GameStream video: spread mode over half the
+//!   frame interval; native video: the link rate; audio: a small rate) and one link pacer caps
+//!   the sum. Each turn the stream whose
 //!   next release is earliest goes, gated by the link pacer; the wait is
 //!   [`strahl_runtime::sched::wait_plan`] (spin short gaps, park for long ones, waking early for
 //!   new units). Kicks are coalesced by [`strahl_runtime::sched::should_kick`].
