@@ -267,6 +267,52 @@ pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     }
 }
 
+/// Most descriptors [`poll_readable_any`] waits on (the redirect program's XSKMAP size).
+pub const POLL_ANY_MAX: usize = 64;
+
+/// Wait until any of `fds` is readable or `timeout` passes; marks `ready[i]` for each readable
+/// `fds[i]` and returns how many are. At most [`POLL_ANY_MAX`] descriptors (the pollfd array
+/// lives on the stack: a receive loop over several AF_XDP sockets calls this per wake-up and
+/// must not allocate). An invalid descriptor is reported by the kernel (`POLLNVAL`), counted as
+/// readable so the caller's own receive call surfaces the error.
+pub fn poll_readable_any(
+    fds: &[RawFd],
+    ready: &mut [bool],
+    timeout: Duration,
+) -> io::Result<usize> {
+    let n = fds.len();
+    if n > POLL_ANY_MAX || ready.len() < n {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; POLL_ANY_MAX];
+    for (p, &fd) in pfds.iter_mut().zip(fds) {
+        p.fd = fd;
+        p.events = libc::POLLIN;
+    }
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `pfds` is a live array of POLL_ANY_MAX pollfds and we pass n ≤ POLL_ANY_MAX.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EINTR) {
+            ready[..n].fill(false);
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    let mut count = 0;
+    for (r, p) in ready.iter_mut().zip(&pfds[..n]) {
+        *r = p.revents != 0;
+        count += usize::from(*r);
+    }
+    Ok(count)
+}
+
 /// Space for one `UDP_SEGMENT` control message (a u16 payload).
 pub const GSO_CMSG_SPACE: usize = 24; // CMSG_SPACE(sizeof(u16)) on 64-bit Linux: 16 + 8
 
@@ -311,4 +357,25 @@ pub fn read_gro_cmsg(hdr: &libc::msghdr) -> Option<usize> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_readable_any_marks_only_the_readable_sockets() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fds = [a.as_raw_fd(), b.as_raw_fd()];
+        let mut ready = [true; 2];
+        let n = poll_readable_any(&fds, &mut ready, Duration::from_millis(1)).unwrap();
+        assert_eq!((n, ready), (0, [false, false]));
+        a.send_to(b"x", b.local_addr().unwrap()).unwrap();
+        let n = poll_readable_any(&fds, &mut ready, Duration::from_secs(5)).unwrap();
+        assert_eq!((n, ready), (1, [false, true]));
+        let too_many = [a.as_raw_fd(); POLL_ANY_MAX + 1];
+        let mut r = [false; POLL_ANY_MAX + 1];
+        assert!(poll_readable_any(&too_many, &mut r, Duration::ZERO).is_err());
+    }
 }
