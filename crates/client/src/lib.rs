@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod recv;
 pub mod stream;
 pub mod summary;
+pub mod xdp_rx;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
                      [--codec passthrough|h264|any] [--bitrate KBPS] [--mode WxH@FPS]
                      [--mtu BYTES] [--media-port PORT] [--frame-timeout MS]
                      [--reconfigure SECONDS,BITRATE_KBPS,FEC_PERCENT]
+                     [--xdp IFACE] [--rx recvmmsg|af_xdp|auto]
 
   pair HOST PIN   pair with a strahl host: on the host, `strahl-control pair` (or the status
                   page's button) shows a 4-digit PIN valid for a while; one try per PIN
@@ -48,6 +50,16 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
                   20000 kbit/s, 1280x720@60, MTU 1500, any free media port, and a frame
                   missing shards for 100 ms counts as lost. --reconfigure asks the host for a
                   new bitrate and/or FEC % that far into the stream (either may be empty)
+  --xdp IFACE     receive the media with AF_XDP on IFACE (the interface the host's packets
+                  arrive on) instead of recvmmsg + UDP GRO: loads strahl's XDP redirect
+                  program, which steers only UDP to the media port into one AF_XDP socket per
+                  receive queue of IFACE (copy mode; a NIC's RSS may put the flow on any
+                  queue) — everything else, the QUIC control connection included, goes on to
+                  the kernel. Needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (or root), no other
+                  XDP program on IFACE, at most 64 receive queues and --mtu <= 1778. A refusal
+                  names what is missing (exit 5); nothing falls back unless --rx auto, which
+                  uses recvmmsg after one line saying why. --rx recvmmsg is the default; the
+                  summary's rx field names the path used
 
 HOST is NAME[:PORT] or an address (port 47900 unless given). State (this client's certificate
 and the hosts it paired with): --state-dir, else $XDG_CONFIG_HOME/strahl-client, else
@@ -118,7 +130,7 @@ pub fn parse(args: &[String]) -> Result<Args, Exit> {
                 )
             }
             o @ ("--seconds" | "--json" | "--codec" | "--bitrate" | "--mode" | "--mtu"
-            | "--media-port" | "--frame-timeout" | "--reconfigure") => {
+            | "--media-port" | "--frame-timeout" | "--reconfigure" | "--rx" | "--xdp") => {
                 let v = it
                     .next()
                     .ok_or_else(|| usage(&format!("{o} needs a value")))?;
@@ -145,6 +157,7 @@ pub fn parse(args: &[String]) -> Result<Args, Exit> {
             for (k, v) in stream_opts.drain(..) {
                 o.set(&k, &v).map_err(|e| usage(&e))?;
             }
+            o.finish().map_err(|e| usage(&e))?;
             Command::Stream(o)
         }
         [] => return Err(usage("no command")),

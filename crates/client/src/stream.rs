@@ -4,7 +4,9 @@
 //! - The media socket is bound before `hello` (its port goes in it), so nothing the host sends
 //!   after `start` is refused by the kernel; it is read with `recvmmsg`, with UDP GRO when the
 //!   kernel allows it (else one datagram per slot; plain `recv` where `recvmmsg` fails), on a
-//!   thread of its own that owns the sans-IO [`Receiver`]. The media keys are the QUIC TLS
+//!   thread of its own that owns the sans-IO [`Receiver`]. With `--xdp IFACE` the same receiver
+//!   reads from AF_XDP sockets instead (`xdp_rx.rs`: set up before `hello`, refused with exit 5
+//!   unless `--rx auto`, which falls back to recvmmsg with one line). The media keys are the QUIC TLS
 //!   exporter's (`media_secrets`, the welcome's key context): the same host → client secret the
 //!   host hands its data plane.
 //! - Datagrams are stamped with the time their receive returned; a backlog read in full batches
@@ -38,6 +40,7 @@ use strahl_seal::native::{Direction, RxOpener};
 
 use crate::recv::{Counters, Latency, Output, Receiver, RecvConfig};
 use crate::summary::Summary;
+use crate::xdp_rx::{RxChoice, XDP_MAX_MTU, XdpReport};
 use crate::{Exit, client_exit, resolve, state_exit};
 
 /// The session ran, but no frame arrived or a frame failed verification.
@@ -65,6 +68,10 @@ pub struct StreamOptions {
     pub frame_timeout: Duration,
     /// Ask the host for a new configuration this long into the stream (a test of epochs).
     pub reconfigure: Option<(Duration, Reconfigure)>,
+    /// How the media is received (`--rx`, `--xdp`; settled by [`StreamOptions::finish`]).
+    pub rx: RxChoice,
+    rx_arg: Option<String>,
+    xdp_arg: Option<String>,
 }
 
 impl StreamOptions {
@@ -84,7 +91,22 @@ impl StreamOptions {
             media_port: 0,
             frame_timeout: strahl_packetize::native::reassembler::DEFAULT_FRAME_TIMEOUT,
             reconfigure: None,
+            rx: RxChoice::Recvmmsg,
+            rx_arg: None,
+            xdp_arg: None,
         }
+    }
+
+    /// Settles what depends on several options (after every [`StreamOptions::set`]).
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.rx = RxChoice::from_args(self.rx_arg.as_deref(), self.xdp_arg.as_deref())?;
+        if self.rx.iface().is_some() && self.mtu > XDP_MAX_MTU {
+            return Err(format!(
+                "--mtu {} is more than AF_XDP receive takes ({XDP_MAX_MTU}: 2048 B UMEM frames)",
+                self.mtu
+            ));
+        }
+        Ok(())
     }
 
     /// Applies one `--option VALUE`; `Ok(false)` when the option is not `stream`'s.
@@ -136,6 +158,8 @@ impl StreamOptions {
                 self.frame_timeout = Duration::from_millis(ms);
             }
             "--reconfigure" => self.reconfigure = Some(parse_reconfigure(value)?),
+            "--rx" => self.rx_arg = Some(value.to_owned()),
+            "--xdp" => self.xdp_arg = Some(value.to_owned()),
             "--media-port" => {
                 self.media_port = u16::try_from(num("--media-port")?)
                     .map_err(|_| "--media-port is 0..=65535".to_string())?;
@@ -216,6 +240,9 @@ struct MediaEnd {
     first_datagram: Option<Instant>,
     ended: Instant,
     error: Option<String>,
+    /// The receive path at the end (`af_xdp`, `recvmmsg`, or `recv` after a fallback).
+    rx: &'static str,
+    xdp: Option<XdpReport>,
 }
 
 /// The live progress line (see the module contract).
@@ -288,6 +315,13 @@ impl Progress {
 enum RxPath {
     Mmsg(Box<MmsgRx>, RxBatch),
     Plain(UdpSocket, Vec<u8>),
+    /// AF_XDP (`--xdp`); the kernel socket stays bound on the media port (see `xdp_rx.rs`).
+    #[cfg(feature = "xdp")]
+    Xdp {
+        rx: Box<crate::xdp_rx::XdpMedia>,
+        batch: RxBatch,
+        _port: UdpSocket,
+    },
 }
 
 impl RxPath {
@@ -320,6 +354,28 @@ impl RxPath {
                     Err(e) => Err(e.to_string()),
                 }
             }
+            #[cfg(feature = "xdp")]
+            RxPath::Xdp { rx, batch, .. } => {
+                rx.recv(batch, wait, &mut each).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// The summary's name for this path.
+    fn name(&self) -> &'static str {
+        match self {
+            RxPath::Mmsg(..) => "recvmmsg",
+            RxPath::Plain(..) => "recv",
+            #[cfg(feature = "xdp")]
+            RxPath::Xdp { .. } => "af_xdp",
+        }
+    }
+
+    fn xdp_report(&self) -> Option<XdpReport> {
+        match self {
+            #[cfg(feature = "xdp")]
+            RxPath::Xdp { rx, .. } => Some(rx.report()),
+            _ => None,
         }
     }
 
@@ -328,6 +384,8 @@ impl RxPath {
         match self {
             RxPath::Mmsg(_, batch) => batch.capacity().min(MMSG_BATCH),
             RxPath::Plain(..) => usize::MAX,
+            #[cfg(feature = "xdp")]
+            RxPath::Xdp { rx, .. } => rx.capacity(),
         }
     }
 
@@ -440,6 +498,8 @@ fn media_loop(
         first_datagram,
         ended: Instant::now(),
         error,
+        rx: path.name(),
+        xdp: path.xdp_report(),
     }
 }
 
@@ -447,6 +507,50 @@ fn media_loop(
 fn mono_us() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0) / 1000
+}
+
+/// The receive path `rx` asks for over the bound media socket `sock` (AF_XDP when `xdp_queues`
+/// passed the preflight; `--rx auto` falls back with one line), and whether UDP GRO is on.
+#[cfg_attr(not(feature = "xdp"), allow(unused_variables))]
+fn open_rx(
+    rx: &RxChoice,
+    xdp_queues: Option<u32>,
+    sock: UdpSocket,
+    port: u16,
+) -> Result<(RxPath, bool), Exit> {
+    #[cfg(feature = "xdp")]
+    if let (Some(iface), Some(queues)) = (rx.iface(), xdp_queues) {
+        use crate::xdp_rx::XdpMedia;
+        match XdpMedia::open(iface, queues, port) {
+            Ok(x) => {
+                let path = RxPath::Xdp {
+                    rx: Box::new(x),
+                    batch: XdpMedia::batch(),
+                    _port: sock,
+                };
+                return Ok((path, false));
+            }
+            Err(e) if matches!(rx, RxChoice::Auto(_)) => {
+                eprintln!("strahl-client: {e}: receiving with recvmmsg (--rx auto)");
+            }
+            Err(e) => {
+                return Err(Exit {
+                    code: 5,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    let mut mmsg = MmsgRx::new(sock, MMSG_BATCH, DEFAULT_SOCKET_BUFFER).map_err(|e| Exit {
+        code: 5,
+        message: format!("media socket: {e}"),
+    })?;
+    // Without GRO (an old kernel) every datagram takes a slot of its own: slower, same result.
+    let gro = mmsg.enable_gro().is_ok();
+    Ok((
+        RxPath::Mmsg(Box::new(mmsg), RxBatch::new(MMSG_BATCH, SLOT)),
+        gro,
+    ))
 }
 
 /// How the control side saw the session end.
@@ -459,6 +563,21 @@ enum End {
 
 /// Runs `stream`; returns what to print (the summary, or nothing when it went to a file).
 pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
+    // AF_XDP's local checks come first: a refusal names what is missing before any packet.
+    let xdp_queues = match o.rx.iface().map(crate::xdp_rx::preflight) {
+        None => None,
+        Some(Ok(q)) => Some(q),
+        Some(Err(e)) if matches!(o.rx, RxChoice::Auto(_)) => {
+            eprintln!("strahl-client: {e}: receiving with recvmmsg (--rx auto)");
+            None
+        }
+        Some(Err(e)) => {
+            return Err(Exit {
+                code: 5,
+                message: e.to_string(),
+            });
+        }
+    };
     let addr = resolve(&o.host).await?;
     let id = ClientIdentity::load_or_create(&dir).map_err(state_exit)?;
     let known = KnownHosts::load(&dir).map_err(state_exit)?;
@@ -484,10 +603,7 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         .local_addr()
         .map_err(|e| local("media socket", &e))?
         .port();
-    let mut rx = MmsgRx::new(sock, MMSG_BATCH, DEFAULT_SOCKET_BUFFER)
-        .map_err(|e| local("media socket", &e))?;
-    // Without GRO (an old kernel) every datagram takes a slot of its own: slower, same result.
-    let gro = rx.enable_gro().is_ok();
+    let (path, gro) = open_rx(&o.rx, xdp_queues, sock, media_port)?;
     let shard = shard_len_for_mtu(o.mtu, addr.is_ipv6()).clamp(64, 65_534) & !1;
     let hello = Hello {
         version_major: VERSION_MAJOR,
@@ -515,10 +631,7 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
     let media = std::thread::Builder::new()
         .name("strahl-client media".into())
-        .spawn(move || {
-            let path = RxPath::Mmsg(Box::new(rx), RxBatch::new(MMSG_BATCH, SLOT));
-            media_loop(path, core, start, media_rx, out_tx)
-        })
+        .spawn(move || media_loop(path, core, start, media_rx, out_tx))
         .map_err(|e| local("media thread", &e))?;
 
     let deadline = tokio::time::sleep(Duration::from_secs_f64(o.seconds));
@@ -605,6 +718,8 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         fec_percent: w.fec_percent,
         shard_len: w.shard_len,
         gro,
+        rx: m.rx,
+        xdp: m.xdp,
         frame_timeout_ms: u64::try_from(o.frame_timeout.as_millis()).unwrap_or(u64::MAX),
         seconds,
         counters: m.counters,

@@ -2,6 +2,7 @@
 //!
 //! Contract: [`Summary::to_json`] writes one JSON object with every counter of
 //! [`crate::recv::Counters`] under a stable name, the session's resolved parameters, the
+//! receive path (`rx`; `xdp`: AF_XDP's program and socket counters, or `null`), the
 //! latency (first shard → frame reassembled, `null` when no frame arrived), the capture →
 //! reassembled latency (the host's pts on CLOCK_MONOTONIC against the client's clock after
 //! rebuild and verify: meaningful only when host and client share a machine) and how the
@@ -22,6 +23,10 @@ pub struct Summary {
     pub fec_percent: u8,
     pub shard_len: u16,
     pub gro: bool,
+    /// The receive path: `af_xdp`, `recvmmsg` or `recv` (after recvmmsg failed).
+    pub rx: &'static str,
+    /// AF_XDP's counters when it received (`null` otherwise).
+    pub xdp: Option<crate::xdp_rx::XdpReport>,
     /// How long an incomplete frame waited before it counted as lost.
     pub frame_timeout_ms: u64,
     /// Seconds from the first datagram to the end (0 when none arrived).
@@ -104,6 +109,13 @@ impl Summary {
             ("fec_percent", self.fec_percent.to_string()),
             ("shard_len", self.shard_len.to_string()),
             ("gro", self.gro.to_string()),
+            ("rx", json_str(self.rx)),
+            (
+                "xdp",
+                self.xdp
+                    .as_ref()
+                    .map_or_else(|| "null".into(), |x| x.to_json()),
+            ),
             ("frame_timeout_ms", self.frame_timeout_ms.to_string()),
             ("seconds", format!("{:.3}", self.seconds)),
             ("frames", c.frames.to_string()),
@@ -190,6 +202,13 @@ mod tests {
             fec_percent: 20,
             shard_len: 1428,
             gro: true,
+            rx: "af_xdp",
+            xdp: Some(crate::xdp_rx::XdpReport {
+                iface: "veth0".into(),
+                queues: 1,
+                redirected: 9,
+                ..Default::default()
+            }),
             frame_timeout_ms: 100,
             seconds: 2.0,
             counters: Counters {
@@ -235,6 +254,8 @@ mod tests {
             "\"p99_us\": 300",
             "\"host\": \"a\\\"b\"",
             "\"codec\": \"passthrough\"",
+            "\"rx\": \"af_xdp\"",
+            "\"xdp\": {\"iface\": \"veth0\", \"queues\": 1, \"redirected\": 9",
             "\"first_failure\": null",
             "\"capture_latency\": null",
             "\"reconfigured\": [{\"epoch\": 1, \"first_frame\": 9, \"bitrate_kbps\": 2000, \"fec_percent\": 30}]",
