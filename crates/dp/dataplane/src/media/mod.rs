@@ -118,6 +118,11 @@ pub const VIDEO_RELEASE_NS: u64 = 30_000;
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
 /// Timer slack of the tx tile thread (see `strahl_net::sys::set_timer_slack_ns`).
 const TILE_TIMER_SLACK_NS: u64 = 1;
+/// Timer slack of a session's video encode thread. Its frame clock sleeps until each frame slot
+/// and the slot is the frame's capture time (the native pts), so a sleep ending up to 50 µs late
+/// (the default slack) adds that to every frame's latency (docs/measurements.md §media path,
+/// "Native video pacing": ~250 µs of a native frame's p50 is such wake-ups).
+const FRAME_CLOCK_TIMER_SLACK_NS: u64 = 1;
 /// Audio streams are tiny (≤ 0.5 Mbit/s): 10 Mbit/s lets each packet (and a block's two FEC
 /// packets) leave the moment it is ready while still bounding a misbehaving stream.
 pub const AUDIO_PACE_BPS: u64 = 10_000_000;
@@ -897,6 +902,9 @@ impl MediaHost for Media {
             .name(format!("strahl-v{}", s.id))
             .spawn(move || {
                 keep_off_tx_core(&cores);
+                if let Err(e) = strahl_net::sys::set_timer_slack_ns(FRAME_CLOCK_TIMER_SLACK_NS) {
+                    log::warn!("video encode thread: timer slack stays at the default: {e}");
+                }
                 v.run()
             });
         let mut failed = spawned
