@@ -146,6 +146,10 @@ metrics_table! {
         "IDR access units sent (the first frame and every keyframe request).";
     VideoFramesSkipped: Counter "strahl_video_frames_skipped_total"
         "Frame slots skipped because the pipeline was late (the frame clock skips, never bursts).";
+    VideoFramesZeroCopy: Counter "strahl_video_frames_zero_copy_total"
+        "Captured frames handed to the encoder as dmabufs without a CPU copy (KMS capture into NVENC).";
+    VideoZeroCopyFallbacks: Counter "strahl_video_zero_copy_fallbacks_total"
+        "Sessions that left zero-copy capture: the GPU refused a dmabuf import (modifier, format, driver) or was lost; they continue with the CPU copy (map + convert), said in the log.";
     VideoEncodeMicros: Counter "strahl_video_encode_microseconds_total"
         "Wall time spent in the video encoder (divide by frames encoded for the mean).";
     VideoFecPercent: Gauge "strahl_video_fec_percent"

@@ -10,8 +10,13 @@
 //!   state without a new picture.
 //! - A new size (mode change) reallocates the frame and reports [`Next::Resized`], so the
 //!   caller re-creates its encoder for the new geometry; no restart.
+//! - Zero-copy ([`KmsSource::next_dmabuf`], for an encoder that imports dmabufs): the newest
+//!   picture is *held* — its metadata and fd, never mapped — until a newer one replaces it (the
+//!   old fd is closed then: one dmabuf fd held at a time, so nothing accumulates per frame).
+//!   [`KmsSource::convert_held`] is the CPU path for that held picture when the import is
+//!   refused; it converts a held picture at most once.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,6 +47,17 @@ pub struct KmsSource {
     /// The newest message's cursor fields.
     cursor: FrameMeta,
     dropped: u64,
+    /// The newest picture of the zero-copy path, not mapped ([`KmsSource::next_dmabuf`]).
+    held: Option<Received>,
+    /// `held` was converted into `frame` already.
+    held_converted: bool,
+}
+
+/// What one receive produced, before any conversion.
+enum Got {
+    Idle,
+    Cursor,
+    Picture(Received),
 }
 
 impl KmsSource {
@@ -61,14 +77,75 @@ impl KmsSource {
             meta: FrameMeta::default(),
             cursor: FrameMeta::default(),
             dropped: 0,
+            held: None,
+            held_converted: false,
         }
     }
 
     /// Waits up to `wait` for the helper, then converts the newest queued frame.
     pub fn next(&mut self, wait: Duration) -> Result<Next, CaptureError> {
+        let p = match self.receive(wait)? {
+            Got::Idle => return Ok(Next::Idle),
+            Got::Cursor => return Ok(Next::Cursor),
+            Got::Picture(p) => p,
+        };
+        let resized = self.convert(p.frame.as_fd(), &p.meta)?;
+        Ok(self.next_of(resized))
+    }
+
+    /// Zero-copy: waits up to `wait`, then holds the newest queued picture without mapping it
+    /// (the previously held one's fd is closed). [`Next::Resized`] when its size differs from
+    /// the last picture's.
+    pub fn next_dmabuf(&mut self, wait: Duration) -> Result<Next, CaptureError> {
+        let p = match self.receive(wait)? {
+            Got::Idle => return Ok(Next::Idle),
+            Got::Cursor => return Ok(Next::Cursor),
+            Got::Picture(p) => p,
+        };
+        let resized = self.held.is_none() || frame_size(&p.meta) != frame_size(&self.meta);
+        self.meta = p.meta;
+        self.apply_cursor();
+        self.held = Some(p);
+        self.held_converted = false;
+        Ok(self.next_of(resized))
+    }
+
+    /// The held picture's metadata and dmabuf (zero-copy path), if one arrived yet.
+    pub fn held(&self) -> Option<(&FrameMeta, BorrowedFd<'_>)> {
+        self.held.as_ref().map(|r| (&r.meta, r.frame.as_fd()))
+    }
+
+    /// The CPU path for the held picture (its import was refused): maps and converts it into
+    /// [`KmsSource::frame`], once per picture. Nothing held: nothing to do.
+    pub fn convert_held(&mut self) -> Result<(), CaptureError> {
+        if self.held_converted {
+            return Ok(());
+        }
+        let Some(p) = self.held.take() else {
+            return Ok(());
+        };
+        let r = self.convert(p.frame.as_fd(), &p.meta);
+        self.held = Some(p);
+        r?;
+        self.held_converted = true;
+        Ok(())
+    }
+
+    fn next_of(&self, resized: bool) -> Next {
+        if resized {
+            let (width, height) = frame_size(&self.meta);
+            Next::Resized { width, height }
+        } else {
+            Next::Frame
+        }
+    }
+
+    /// Waits up to `wait`, then drains the queue: the newest picture (older ones dropped
+    /// unread and closed), the newest cursor state applied.
+    fn receive(&mut self, wait: Duration) -> Result<Got, CaptureError> {
         let link = |e: WireError| CaptureError::Io(std::io::Error::other(e.to_string()));
         let Some(mut newest) = recv_frame(self.sock.as_fd(), wait).map_err(link)? else {
-            return Ok(Next::Idle);
+            return Ok(Got::Idle);
         };
         let mut picture: Option<Received> = None;
         loop {
@@ -85,11 +162,19 @@ impl KmsSource {
                 None => break,
             }
         }
-        let Some(p) = picture else {
-            self.apply_cursor();
-            return Ok(Next::Cursor);
-        };
-        let (w, h) = frame_size(&p.meta);
+        match picture {
+            Some(p) => Ok(Got::Picture(p)),
+            None => {
+                self.apply_cursor();
+                Ok(Got::Cursor)
+            }
+        }
+    }
+
+    /// Maps and converts one picture into `frame` (reallocated at a new size); whether the
+    /// size changed.
+    fn convert(&mut self, fd: BorrowedFd<'_>, meta: &FrameMeta) -> Result<bool, CaptureError> {
+        let (w, h) = frame_size(meta);
         let resized = self
             .frame
             .as_ref()
@@ -98,17 +183,10 @@ impl KmsSource {
             self.frame = Some(Frame::new(w, h, PixelFormat::I420)?);
         }
         let frame = self.frame.as_mut().expect("allocated above");
-        read_into(p.frame.as_fd(), &p.meta, frame)?;
-        self.meta = p.meta;
+        read_into(fd, meta, frame)?;
+        self.meta = *meta;
         self.apply_cursor();
-        Ok(if resized {
-            Next::Resized {
-                width: w,
-                height: h,
-            }
-        } else {
-            Next::Frame
-        })
+        Ok(resized)
     }
 
     fn apply_cursor(&mut self) {

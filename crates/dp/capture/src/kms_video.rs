@@ -15,11 +15,19 @@
 //!   Setting the connector to the client's mode (atomic modeset when strahl owns the display)
 //!   is not done here.
 //! - Frame numbers count frames produced (dense), `pts_us` = number × 10^6 / fps.
+//! - Zero-copy (an encoder that imports dmabufs, NVENC): [`KmsVideoSource::next_dmabuf`] takes
+//!   the newest picture the same way but only holds its dmabuf ([`KmsSource::next_dmabuf`]:
+//!   nothing is mapped); [`KmsVideoSource::cpu_frame`] is the CPU path for the frame just
+//!   stamped (before the first capture, a display size other than the stream's, or an import
+//!   the GPU refused). The same numbering serves both, so a frame keeps its number whichever
+//!   path encodes it.
 
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::kms_source::{KmsSource, Next};
+use crate::kms_wire::FrameMeta;
 use crate::{CaptureError, Frame, PixelFormat, VideoSource};
 
 /// Where the capture helper listens on the appliance.
@@ -74,6 +82,89 @@ impl KmsVideoSource {
     }
 }
 
+/// The frame [`KmsVideoSource::next_dmabuf`] stamped, and the held picture if any.
+pub struct Held<'a> {
+    /// The newest picture's metadata and dmabuf (`None` before the first capture).
+    pub picture: Option<(&'a FrameMeta, BorrowedFd<'a>)>,
+    pub frame_number: u32,
+    pub pts_us: u64,
+}
+
+impl KmsVideoSource {
+    /// Zero-copy: takes the newest picture without mapping it and stamps the next frame
+    /// number (see the module header).
+    pub fn next_dmabuf(&mut self) -> Result<Held<'_>, CaptureError> {
+        if let Next::Resized { width, height } = self.src.next_dmabuf(Duration::ZERO)? {
+            // Scaling stays on the CPU (one scaler for both paths; NVENC could scale, not done).
+            self.note_display(
+                width,
+                height,
+                "zero-copy",
+                "CPU copy scaled in software, not zero-copy",
+            );
+        }
+        let (frame_number, pts_us) = self.stamp();
+        Ok(Held {
+            picture: self.src.held(),
+            frame_number,
+            pts_us,
+        })
+    }
+
+    /// The CPU path for the frame [`KmsVideoSource::next_dmabuf`] just stamped: the held
+    /// picture mapped, converted and scaled into `frame` (dark grey before the first capture).
+    pub fn cpu_frame(
+        &mut self,
+        frame: &mut Frame,
+        frame_number: u32,
+        pts_us: u64,
+    ) -> Result<(), CaptureError> {
+        frame.check(self.width, self.height, PixelFormat::I420)?;
+        self.src.convert_held()?;
+        self.fill(frame);
+        frame.frame_number = frame_number;
+        frame.pts_us = pts_us;
+        Ok(())
+    }
+
+    /// The next dense frame number and its pts.
+    fn stamp(&mut self) -> (u32, u64) {
+        let n = self.produced;
+        self.produced += 1;
+        (n as u32, n * 1_000_000 / u64::from(self.fps))
+    }
+
+    /// The newest converted picture, scaled into `frame`; dark grey before the first.
+    fn fill(&self, frame: &mut Frame) {
+        match self.src.frame() {
+            Some(pic) => scale_i420(pic, frame),
+            None => {
+                let (y, c) = frame.planes_mut();
+                y.fill(WAITING_LUMA);
+                c.fill(128);
+            }
+        }
+    }
+
+    /// Says once per display size whether it matches the stream's (`same`) or not (`other`).
+    fn note_display(&mut self, width: u32, height: u32, same: &str, other: &str) {
+        if self.logged == Some((width, height)) {
+            return;
+        }
+        self.logged = Some((width, height));
+        if (width, height) == (self.width, self.height) {
+            log::info!("kms capture: display {width}x{height} = the stream's size, {same}");
+        } else {
+            log::info!(
+                "kms capture: display {width}x{height}, stream {}x{}: {other} (the connector \
+                 does not show the client's mode)",
+                self.width,
+                self.height
+            );
+        }
+    }
+}
+
 impl VideoSource for KmsVideoSource {
     fn dimensions(&self) -> (u32, u32) {
         (self.width, self.height)
@@ -85,32 +176,13 @@ impl VideoSource for KmsVideoSource {
 
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CaptureError> {
         frame.check(self.width, self.height, PixelFormat::I420)?;
-        if let Next::Resized { width, height } = self.src.next(Duration::ZERO)?
-            && self.logged != Some((width, height))
-        {
-            self.logged = Some((width, height));
-            if (width, height) == (self.width, self.height) {
-                log::info!("kms capture: display {width}x{height} = the stream's size, no scaling");
-            } else {
-                log::info!(
-                    "kms capture: display {width}x{height}, stream {}x{}: scaling in software \
-                     (the connector does not show the client's mode)",
-                    self.width,
-                    self.height
-                );
-            }
+        if let Next::Resized { width, height } = self.src.next(Duration::ZERO)? {
+            self.note_display(width, height, "no scaling", "scaling in software");
         }
-        match self.src.frame() {
-            Some(pic) => scale_i420(pic, frame),
-            None => {
-                let (y, c) = frame.planes_mut();
-                y.fill(WAITING_LUMA);
-                c.fill(128);
-            }
-        }
-        frame.frame_number = self.produced as u32;
-        frame.pts_us = self.produced * 1_000_000 / u64::from(self.fps);
-        self.produced += 1;
+        self.fill(frame);
+        let (frame_number, pts_us) = self.stamp();
+        frame.frame_number = frame_number;
+        frame.pts_us = pts_us;
         Ok(())
     }
 }
@@ -211,6 +283,58 @@ mod tests {
         assert_eq!(read_frame_number(out.y(), 1280, 960), Some(7));
         assert_eq!(v.scaling_from(), None);
         assert!(KmsVideoSource::new(KmsSource::from_socket(helper), 641, 480, 60).is_err());
+    }
+
+    #[test]
+    fn zero_copy_holds_the_newest_dmabuf_unmapped_and_converts_it_only_when_asked() {
+        use std::os::unix::fs::MetadataExt;
+        let ino = |fd: BorrowedFd<'_>| {
+            std::fs::File::from(fd.try_clone_to_owned().unwrap())
+                .metadata()
+                .unwrap()
+                .ino()
+        };
+        let (helper, dp) = pair().unwrap();
+        let mut v = KmsVideoSource::new(KmsSource::from_socket(dp), 640, 480, 60).unwrap();
+        // Before the first capture: nothing held, the CPU path gives dark grey.
+        let held = v.next_dmabuf().unwrap();
+        assert!(held.picture.is_none());
+        let (n, pts) = (held.frame_number, held.pts_us);
+        let mut out = Frame::new(640, 480, PixelFormat::I420).unwrap();
+        v.cpu_frame(&mut out, n, pts).unwrap();
+        assert!(out.y().iter().all(|&p| p == WAITING_LUMA));
+        let tiled = 0x0300_0000_0060_6014;
+        let (a, mut meta_a) = picture(640, 480, 5);
+        meta_a.modifier = tiled;
+        let (b, meta_b) = picture(640, 480, 6);
+        send_frame(helper.as_fd(), &meta_a, a.as_fd(), None).unwrap();
+        send_frame(helper.as_fd(), &meta_b, b.as_fd(), None).unwrap();
+        // Two queued: the newest is held, as sent (format, modifier, pitch, the same file).
+        let held = v.next_dmabuf().unwrap();
+        let (meta, fd) = held.picture.unwrap();
+        assert_eq!(*meta, meta_b);
+        assert_eq!(ino(fd), ino(b.as_fd()));
+        assert_eq!((held.frame_number, held.pts_us), (1, 1_000_000 / 60));
+        assert_eq!(v.source().dropped(), 1);
+        // Nothing was mapped or converted on the way.
+        assert!(v.source().frame().is_none());
+        // A tiled picture is held as is (only the GPU reads it); the CPU path refuses it.
+        send_frame(helper.as_fd(), &meta_a, a.as_fd(), None).unwrap();
+        let held = v.next_dmabuf().unwrap();
+        assert_eq!(held.picture.unwrap().0.modifier, tiled);
+        let n = held.frame_number;
+        let e = v.cpu_frame(&mut out, n, 0).unwrap_err().to_string();
+        assert!(e.contains("not linear"), "{e}");
+        // A linear one converts when asked, with the stamped number; repeats keep it held.
+        send_frame(helper.as_fd(), &meta_b, b.as_fd(), None).unwrap();
+        let held = v.next_dmabuf().unwrap();
+        let n = held.frame_number;
+        v.cpu_frame(&mut out, n, 7).unwrap();
+        assert_eq!(read_frame_number(out.y(), 640, 480), Some(6));
+        assert_eq!((out.frame_number, out.pts_us), (3, 7));
+        let again = v.next_dmabuf().unwrap();
+        assert_eq!(again.frame_number, 4);
+        assert_eq!(ino(again.picture.unwrap().1), ino(b.as_fd()));
     }
 
     #[test]

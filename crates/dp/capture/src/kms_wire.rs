@@ -54,7 +54,8 @@ pub struct FrameMeta {
     pub height: u32,
     /// DRM fourcc (e.g. `XR24`).
     pub fourcc: u32,
-    /// DRM format modifier (0 = linear; `u64::MAX` = none reported, treated as linear).
+    /// DRM format modifier (0 = linear; `DRM_FORMAT_MOD_INVALID` = none reported, treated as
+    /// linear: [`crate::kms_map::MOD_NONE`]).
     pub modifier: u64,
     pub pitch: u32,
     /// Byte offset of the visible area's first pixel in the buffer.
@@ -255,6 +256,10 @@ pub struct Received {
     pub cursor: Option<OwnedFd>,
 }
 
+/// The most fds one message may carry (a frame and a cursor image need 2; room to see more
+/// and refuse them).
+const MAX_FDS: usize = 4;
+
 /// Receives one frame, waiting at most `timeout`; `Ok(None)` when none came in time.
 pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Received>, WireError> {
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
@@ -270,7 +275,7 @@ pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Rece
         return Ok(None);
     }
     let mut bytes = [0u8; WIRE_LEN + 1];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = rustix::net::recvmsg(
         sock,
@@ -279,13 +284,22 @@ pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Rece
         RecvFlags::CMSG_CLOEXEC,
     )?;
     // Take ownership of every fd first, so none leaks whatever the message turns out to be.
-    let mut fds: Vec<OwnedFd> = Vec::new();
+    // A fixed array (the control buffer holds at most MAX_FDS): nothing is allocated per
+    // picture, on the zero-copy path either.
+    let mut fds: [Option<OwnedFd>; MAX_FDS] = Default::default();
+    let mut n = 0;
     for msg in control.drain() {
         if let RecvAncillaryMessage::ScmRights(it) = msg {
-            fds.extend(it);
+            for fd in it {
+                // More than fit cannot arrive (CTRUNC below); closed if they did.
+                if let Some(slot) = fds.get_mut(n) {
+                    *slot = Some(fd);
+                }
+                n += 1;
+            }
         }
     }
-    if got.bytes == 0 && fds.is_empty() {
+    if got.bytes == 0 && n == 0 {
         return Err(WireError::Closed);
     }
     if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
@@ -297,15 +311,16 @@ pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Rece
     } else {
         1
     };
-    if fds.len() != want {
-        return Err(WireError::Bad(format!("{} fds, want {want}", fds.len())));
+    if n != want {
+        return Err(WireError::Bad(format!("{n} fds, want {want}")));
     }
-    let mut it = fds.into_iter();
-    let frame = it.next().ok_or_else(|| WireError::Bad("no fd".into()))?;
+    let frame = fds[0]
+        .take()
+        .ok_or_else(|| WireError::Bad("no fd".into()))?;
     Ok(Some(Received {
         meta,
         frame,
-        cursor: it.next(),
+        cursor: fds[1].take(),
     }))
 }
 

@@ -32,6 +32,8 @@ pub mod select;
 pub mod sps;
 mod sys;
 
+pub use nvenc::session::DmabufFrame;
+
 use strahl_capture::Frame;
 use strahl_capture::format::{Chroma, CodecKind, MasteringMetadata};
 
@@ -201,5 +203,24 @@ pub trait Encoder {
     /// mid-stream, [`nvenc::fallback`]); `None` while it has not switched.
     fn fell_back(&self) -> Option<&str> {
         None
+    }
+    /// Whether [`Encoder::encode_dmabuf`] takes captured dmabufs now (NVENC while its GPU
+    /// works). Backends that read CPU frames only say `false` (this default).
+    fn takes_dmabuf(&self) -> bool {
+        false
+    }
+    /// Encodes a captured dmabuf without a CPU copy, as [`Encoder::encode`] does a frame.
+    /// An error other than [`EncodeError::AccessUnitTooLarge`] means this picture was not
+    /// encoded: the caller gives the same picture to [`Encoder::encode`] as a CPU frame (an
+    /// import the GPU refused, or a GPU lost — after which [`Encoder::takes_dmabuf`] is false).
+    fn encode_dmabuf(
+        &mut self,
+        frame: &DmabufFrame<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<EncodedInfo, EncodeError> {
+        let _ = (frame, out);
+        Err(EncodeError::Unsupported(
+            "this encoder reads CPU frames only",
+        ))
     }
 }

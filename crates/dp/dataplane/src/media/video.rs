@@ -15,6 +15,10 @@
 //! - The AU cap is `max_access_unit_bytes(packet_size)`: what 4 FEC blocks carry at the lowest
 //!   parity percentage; an AU above it is refused by the encoder (counted, next AU an IDR).
 //! - Bitrate and keyframe requests arrive through [`Shared`]'s atomics.
+//! - KMS capture into an encoder that imports dmabufs (NVENC) is zero-copy ([`zero_copy`]): the
+//!   picture's dmabuf goes to the GPU unmapped; an import refused or a GPU lost continues the
+//!   session on the CPU copy (the same picture, the same frame number), said once and counted.
+//!   Which path a session starts on is said when it starts.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 use strahl_capture::format::{Chroma, CodecKind};
 use strahl_capture::kms_video::KmsVideoSource;
 use strahl_capture::synthetic::{SyntheticConfig, SyntheticSource};
-use strahl_capture::{Frame, PixelFormat, VideoSource};
+use strahl_capture::{CaptureError, Frame, PixelFormat, VideoSource};
 use strahl_encode::openh264_enc::OpenH264Config;
 use strahl_encode::passthrough::PassthroughEncoder;
 use strahl_encode::select::Selection;
@@ -36,6 +40,9 @@ use strahl_metrics::{Metric, Registry};
 use super::clock::{FrameClock, LateWarning, Tick};
 use super::ring::{Producer, Slot, UnitMeta};
 use super::{MediaError, MediaSettings, Shared, VideoSourceKind, WORKER_TICK};
+
+mod zero_copy;
+use zero_copy::{Input, ZeroCopy};
 
 /// Geometry of the dummy frame handed to the passthrough and pattern encoders (they ignore the
 /// pixels).
@@ -153,11 +160,20 @@ pub fn check_format(s: &SessionStart, caps: &Capability) -> Result<(), MediaErro
     )))
 }
 
+/// Where a session's pictures come from.
+enum Source {
+    /// Passthrough and pattern: the encoder makes its AUs itself (the frame is a dummy).
+    None,
+    /// A raw-frame source read by the CPU: synthetic, or KMS into an encoder that reads CPU
+    /// frames only (map + convert).
+    Frames(Box<dyn VideoSource + Send>),
+    /// KMS into an encoder that imports dmabufs ([`zero_copy`]).
+    Dmabuf(Box<ZeroCopy>),
+}
+
 /// Capture source + encoder of one session.
 pub struct VideoPipeline {
-    /// The raw-frame source (synthetic or KMS); `None` for passthrough (the encoder reads the
-    /// file).
-    source: Option<Box<dyn VideoSource + Send>>,
+    source: Source,
     frame: Frame,
     enc: Box<dyn Encoder + Send>,
     bitrate_kbps: u32,
@@ -185,7 +201,7 @@ impl VideoPipeline {
         );
         // Raw frames go to the encoder chosen at start (NVENC with its software fallback, or
         // OpenH264); a session NVENC refuses is said here, once.
-        let raw = |src: Box<dyn VideoSource + Send>| -> Result<_, MediaError> {
+        let raw = || -> Result<(Frame, Box<dyn Encoder + Send>), MediaError> {
             let frame = Frame::new(w, h, PixelFormat::I420)
                 .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
             let cfg = OpenH264Config {
@@ -198,31 +214,52 @@ impl VideoPipeline {
             if choice != settings.encoder.choice {
                 log::warn!("session {}: video encoder {}", s.id, choice.reason);
             }
-            Ok((Some(src), frame, enc))
+            Ok((frame, enc))
         };
         let (source, frame, mut enc): (_, _, Box<dyn Encoder + Send>) =
             match &settings.video_source {
-                VideoSourceKind::Synthetic => raw(Box::new(
-                    SyntheticSource::new(SyntheticConfig {
+                VideoSourceKind::Synthetic => {
+                    let synthetic = SyntheticSource::new(SyntheticConfig {
                         width: w,
                         height: h,
                         fps,
                         format: PixelFormat::I420,
                         first_frame_number: 0,
                     })
-                    .map_err(|e| MediaError::Source(format!("synthetic source: {e}")))?,
-                ))?,
-                VideoSourceKind::Kms(socket) => raw(Box::new(
-                    KmsVideoSource::connect(socket, w, h, fps)
-                        .map_err(|e| MediaError::Source(format!("kms capture: {e}")))?,
-                ))?,
+                    .map_err(|e| MediaError::Source(format!("synthetic source: {e}")))?;
+                    let (frame, enc) = raw()?;
+                    (Source::Frames(Box::new(synthetic)), frame, enc)
+                }
+                VideoSourceKind::Kms(socket) => {
+                    let kms = KmsVideoSource::connect(socket, w, h, fps)
+                        .map_err(|e| MediaError::Source(format!("kms capture: {e}")))?;
+                    let (frame, enc) = raw()?;
+                    // The path is fixed here, for the session (zero_copy's header): a later
+                    // switch to the CPU copy is said by the worker.
+                    let source = if enc.takes_dmabuf() {
+                        log::info!(
+                            "session {}: kms capture: zero-copy (dmabuf → {})",
+                            s.id,
+                            enc.name()
+                        );
+                        Source::Dmabuf(Box::new(ZeroCopy::new(kms, s.id)))
+                    } else {
+                        log::info!(
+                            "session {}: kms capture: CPU copy (map + convert) into {}",
+                            s.id,
+                            enc.name()
+                        );
+                        Source::Frames(Box::new(kms))
+                    };
+                    (source, frame, enc)
+                }
                 VideoSourceKind::Passthrough(path) => {
                     let src = strahl_capture::passthrough::PassthroughSource::open(path).map_err(
                         |e| MediaError::Source(format!("passthrough file {}: {e}", path.display())),
                     )?;
                     let frame = Frame::new(PASSTHROUGH_FRAME, PASSTHROUGH_FRAME, PixelFormat::I420)
                         .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
-                    (None, frame, Box::new(PassthroughEncoder::new(src)))
+                    (Source::None, frame, Box::new(PassthroughEncoder::new(src)))
                 }
             };
         enc.set_max_access_unit_bytes(Some(au_cap));
@@ -245,7 +282,7 @@ impl VideoPipeline {
             Box::new(super::pattern::PatternEncoder::new(bitrate_kbps, fps));
         enc.set_max_access_unit_bytes(Some(au_cap));
         Ok(Self {
-            source: None,
+            source: Source::None,
             frame,
             enc,
             bitrate_kbps,
@@ -339,18 +376,29 @@ impl VideoProducer {
                 continue;
             };
             let p = &mut self.pipeline;
-            match &mut p.source {
-                Some(src) => src
-                    .next_frame(&mut p.frame)
-                    .map_err(|e| MediaError::Source(format!("capture: {e}")))?,
-                None => {
+            let capture = |e: CaptureError| MediaError::Source(format!("capture: {e}"));
+            let input = match &mut p.source {
+                Source::Frames(src) => {
+                    src.next_frame(&mut p.frame).map_err(capture)?;
+                    Input::Frame
+                }
+                Source::Dmabuf(z) => z
+                    .capture(p.enc.as_ref(), &mut p.frame, self.metrics)
+                    .map_err(capture)?,
+                Source::None => {
                     p.frame.frame_number = frames;
                     p.frame.pts_us = (origin_ns + capture_ns) / 1000;
+                    Input::Frame
                 }
-            }
+            };
             self.metrics.inc(Metric::VideoFramesCaptured);
             let started = Instant::now();
-            let encoded = p.enc.encode(&p.frame, &mut slot.bytes);
+            let encoded = match (&mut p.source, input) {
+                (Source::Dmabuf(z), Input::Dmabuf) => z
+                    .encode(p.enc.as_mut(), &mut p.frame, &mut slot.bytes, self.metrics)
+                    .map_err(capture)?,
+                _ => p.enc.encode(&p.frame, &mut slot.bytes),
+            };
             if !self.said_fallback
                 && let Some(why) = p.enc.fell_back()
             {
@@ -427,3 +475,6 @@ impl VideoProducer {
 #[cfg(test)]
 #[path = "video_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "video_zero_copy_tests.rs"]
+mod zero_copy_tests;

@@ -22,7 +22,7 @@ use super::*;
 
 static METRICS: Registry = Registry::new();
 
-fn session(codec: Codec, flags: u32) -> SessionStart {
+pub(super) fn session(codec: Codec, flags: u32) -> SessionStart {
     SessionStart {
         id: 7,
         protocol: Protocol::GameStream,
@@ -60,13 +60,13 @@ fn session(codec: Codec, flags: u32) -> SessionStart {
 }
 
 /// The appliance's defaults (`[video] encoder = "auto"`, synthetic source) with NVENC as `gpu`.
-fn settings(gpu: &FakeGpu) -> MediaSettings {
+pub(super) fn settings(gpu: &FakeGpu) -> MediaSettings {
     MediaSettings::from_config_with(&strahl_config::Config::default(), Arc::new(gpu.clone()))
         .unwrap()
 }
 
 /// The next unit the producer publishes (within 10 s), returned to the ring after `check`.
-fn next_unit<T>(units: &mut Consumer, check: impl FnOnce(&Slot) -> T) -> T {
+pub(super) fn next_unit<T>(units: &mut Consumer, check: impl FnOnce(&Slot) -> T) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(slot) = units.take() {
@@ -80,7 +80,7 @@ fn next_unit<T>(units: &mut Consumer, check: impl FnOnce(&Slot) -> T) -> T {
 }
 
 /// Whether an Annex-B AU's first NAL is an SPS (what an IDR starts with, §A14).
-fn starts_with_sps(au: &[u8]) -> bool {
+pub(super) fn starts_with_sps(au: &[u8]) -> bool {
     au.starts_with(&[0, 0, 0, 1]) && au.get(4).is_some_and(|b| b & 0x1f == 7)
 }
 

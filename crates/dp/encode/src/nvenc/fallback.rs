@@ -4,12 +4,17 @@
 //! — its first AU is an IDR, so the client recovers without a new session. Any other error is
 //! returned as is.
 //!
+//! Dmabufs ([`Encoder::encode_dmabuf`]) go to the primary while it takes them; a device loss
+//! there switches the same way but returns the error, since the software encoder reads CPU
+//! frames only: the caller converts that picture and gives it to [`Encoder::encode`] (and
+//! [`Encoder::takes_dmabuf`] is false from then on).
+//!
 //! The switch is not logged here (no logger in this crate): [`Encoder::fell_back`] says why,
 //! for the caller's log and status page. Counters are carried over: [`Encoder::stats`] is the sum of both encoders' counters.
 
 use strahl_capture::Frame;
 
-use crate::{EncodeError, EncodedInfo, Encoder, EncoderStats};
+use crate::{DmabufFrame, EncodeError, EncodedInfo, Encoder, EncoderStats};
 
 type Factory = Box<dyn FnOnce() -> Result<Box<dyn Encoder + Send>, EncodeError> + Send>;
 
@@ -112,6 +117,23 @@ impl Encoder for FallbackEncoder {
 
     fn fell_back(&self) -> Option<&str> {
         self.fell_back.as_deref()
+    }
+
+    fn takes_dmabuf(&self) -> bool {
+        self.current.takes_dmabuf()
+    }
+
+    fn encode_dmabuf(
+        &mut self,
+        frame: &DmabufFrame<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<EncodedInfo, EncodeError> {
+        let r = self.current.encode_dmabuf(frame, out);
+        if let Err(e @ EncodeError::DeviceLost(_)) = &r {
+            // The picture is not encoded: the caller hands it over as a CPU frame.
+            self.switch(e)?;
+        }
+        r
     }
 
     fn stats(&self) -> EncoderStats {

@@ -16,8 +16,13 @@ use super::api::fourcc;
 use super::session::DmabufFrame;
 use crate::EncodeError;
 
-/// The helper's "no modifier reported" value, which it treats as linear.
-const MOD_NONE_REPORTED: u64 = u64::MAX;
+/// "No modifier reported": the helper sends `DRM_FORMAT_MOD_INVALID` when GETFB2 gives none
+/// (a framebuffer created without modifiers: implicitly linear on every driver that does so,
+/// as the CPU path assumes too); `u64::MAX` is accepted as well. Every other modifier is
+/// passed through unchanged, for CUDA to accept or refuse.
+fn none_reported(modifier: u64) -> bool {
+    modifier == strahl_capture::kms_map::MOD_NONE || modifier == u64::MAX
+}
 
 impl<'a> DmabufFrame<'a> {
     /// Describes a frame received over the capture link (`fd` is its dma-buf).
@@ -34,7 +39,7 @@ impl<'a> DmabufFrame<'a> {
         let stat = file
             .metadata()
             .map_err(|e| EncodeError::Config(format!("capture fd: {e}")))?;
-        let modifier = if meta.modifier == MOD_NONE_REPORTED {
+        let modifier = if none_reported(meta.modifier) {
             fourcc::MOD_LINEAR
         } else {
             meta.modifier
@@ -103,8 +108,12 @@ mod tests {
     #[test]
     fn a_received_frame_becomes_a_dmabuf_frame_keyed_by_its_buffer() {
         let a = buffer();
-        let f = DmabufFrame::from_kms(&meta(MOD_NONE_REPORTED), a.as_fd(), 7, 700).unwrap();
+        let f = DmabufFrame::from_kms(&meta(u64::MAX), a.as_fd(), 7, 700).unwrap();
         assert_eq!(f.modifier, fourcc::MOD_LINEAR, "none reported = linear");
+        // What the real helper sends for "none" (kms_grab: DRM_FORMAT_MOD_INVALID).
+        let none = strahl_capture::kms_map::MOD_NONE;
+        let f2 = DmabufFrame::from_kms(&meta(none), a.as_fd(), 7, 700).unwrap();
+        assert_eq!(f2.modifier, fourcc::MOD_LINEAR, "MOD_INVALID = linear");
         assert_eq!(
             (f.size, f.pitch, f.fourcc, f.width),
             (1280 * 240, 1280, fourcc::XRGB8888, 320)

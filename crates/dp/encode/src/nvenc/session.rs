@@ -592,6 +592,19 @@ impl<N: NvencApi, C: CudaApi> Encoder for NvencEncoder<N, C> {
     fn stats(&self) -> EncoderStats {
         self.stats
     }
+
+    fn takes_dmabuf(&self) -> bool {
+        self.lost.is_none()
+    }
+
+    fn encode_dmabuf(
+        &mut self,
+        frame: &DmabufFrame<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<EncodedInfo, EncodeError> {
+        // The inherent method (the import, registration cache and encode above).
+        NvencEncoder::encode_dmabuf(self, frame, out)
+    }
 }
 
 impl<N: NvencApi, C: CudaApi> Drop for NvencEncoder<N, C> {

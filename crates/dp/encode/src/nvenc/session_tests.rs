@@ -689,6 +689,53 @@ fn device_lost_falls_back_to_openh264() {
 }
 
 #[test]
+fn dmabufs_through_the_seam_and_a_device_lost_there_hands_the_picture_back_as_a_cpu_frame() {
+    let gpu = FakeGpu::default();
+    let mut enc = FallbackEncoder::new(Box::new(open(&gpu)), || {
+        Ok(
+            Box::new(OpenH264Encoder::new(OpenH264Config::new(W, H, FPS, BPS))?)
+                as Box<dyn Encoder + Send>,
+        )
+    });
+    let file = File::open("/dev/null").unwrap();
+    let mut out = Vec::new();
+    assert!(enc.takes_dmabuf());
+    let tiled = 0x0300_0000_0060_6014;
+    let info = enc
+        .encode_dmabuf(&dmabuf(&file, 1, fourcc::XRGB8888, tiled, 0), &mut out)
+        .unwrap();
+    assert!(info.idr && nal_types(&out)[..2] == [7, 8]);
+    // Through the trait object the same import: modifier and format as given, no upload.
+    assert!(gpu.calls().contains(&Call::Import {
+        size: 1 << 20,
+        modifier: tiled
+    }));
+    assert!(!gpu.names().contains(&"upload"));
+
+    gpu.lose_device_at("map", 0);
+    let err = enc
+        .encode_dmabuf(&dmabuf(&file, 1, fourcc::XRGB8888, tiled, 1), &mut out)
+        .unwrap_err();
+    assert!(matches!(err, EncodeError::DeviceLost(_)), "{err}");
+    // Switched: the GPU's buffers are gone, dmabufs are refused, the CPU frame is encoded.
+    assert!(!enc.takes_dmabuf());
+    assert_eq!(gpu.live(), Vec::<String>::new());
+    assert_eq!(gpu.violations(), Vec::<String>::new());
+    assert!(matches!(
+        enc.encode_dmabuf(&dmabuf(&file, 1, fourcc::XRGB8888, tiled, 1), &mut out),
+        Err(EncodeError::Unsupported(_))
+    ));
+    let info = enc.encode(&frame(1), &mut out).unwrap();
+    assert_eq!(
+        (enc.name(), info.idr, info.frame_number),
+        ("openh264", true, 1)
+    );
+    // OpenH264 alone never takes a dmabuf.
+    let soft = OpenH264Encoder::new(OpenH264Config::new(W, H, FPS, BPS)).unwrap();
+    assert!(!soft.takes_dmabuf());
+}
+
+#[test]
 fn driver_missing_is_typed_with_the_library_named() {
     let Err(NvError::DriverMissing(m)) =
         super::ffi::RealNvenc::load_from("libstrahl-no-nvenc.so.1")
