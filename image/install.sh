@@ -17,8 +17,9 @@ Installs the files of image/install.manifest into a root file system.
   --profiles LIST    comma-separated profiles: core, dataplane, headless
                      (default: core,dataplane,headless; core is always installed)
   --manifest FILE    manifest to read (default: SRC/image/install.manifest)
-  --preset           afterwards, enable the installed units by the shipped preset
-                     (systemctl --root=DIR preset), as the image does
+  --preset           afterwards, enable the installed units by the shipped presets
+                     (systemctl --root=DIR preset; --global preset for user units), as
+                     the image does
   --list             print "mode destination" for each selected file; install nothing
   -h, --help         this text
 USAGE
@@ -59,6 +60,7 @@ for p in ${profiles//,/ }; do
 done
 
 units=()
+user_units=()
 lineno=0
 while read -r profile mode source dest extra || [ -n "${profile:-}" ]; do
   lineno=$((lineno + 1))
@@ -80,9 +82,14 @@ while read -r profile mode source dest extra || [ -n "${profile:-}" ]; do
   install -D -m "$mode" "$from" "$root$dest"
   case $dest in
     /usr/lib/systemd/system/*.service | /usr/lib/systemd/system/*.target) units+=("${dest##*/}") ;;
+    /usr/lib/systemd/user/*.service) user_units+=("${dest##*/}") ;;
   esac
 done <"$manifest"
 
 if [ "$preset" -eq 1 ] && ((${#units[@]})); then
   systemctl --root="$root" preset "${units[@]}"
+fi
+# User units: enabled for every user (links under /etc/systemd/user) by the user preset.
+if [ "$preset" -eq 1 ] && ((${#user_units[@]})); then
+  systemctl --root="$root" --global preset "${user_units[@]}"
 fi

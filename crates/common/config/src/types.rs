@@ -254,24 +254,54 @@ pub enum EncoderPref {
 #[serde(deny_unknown_fields, default)]
 pub struct Audio {
     pub source: AudioSource,
+    /// The PipeWire socket the data plane connects to: `auto` = libpipewire's rules on the
+    /// data plane's environment (`PIPEWIRE_REMOTE`, `PIPEWIRE_RUNTIME_DIR`, `XDG_RUNTIME_DIR`),
+    /// and for a system service with none of them the appliance's desktop user's
+    /// `/run/user/1000/pipewire-0`; or an absolute path to the socket.
+    pub pipewire_socket: AutoPath,
     pub channels: u8,
 }
 
 impl Default for Audio {
     fn default() -> Self {
         Self {
-            source: AudioSource::Tone,
+            source: AudioSource::Auto,
+            pipewire_socket: AutoPath::Auto,
             channels: 2,
         }
     }
 }
 
+/// The appliance's desktop user's PipeWire socket: where the data plane, a system service with
+/// no runtime directory in its environment, looks with `pipewire_socket = "auto"` (the same
+/// path as `strahl_audio::pipewire::APPLIANCE_SOCKET`, which the data plane checks is this one;
+/// `strahl-control doctor` looks here too).
+pub const APPLIANCE_PIPEWIRE_SOCKET: &str = "/run/user/1000/pipewire-0";
+/// The group the desktop session opens its PipeWire socket to (appliance/pipewire/) and the
+/// data plane's unit joins (`SupplementaryGroups=`).
+pub const AUDIO_GROUP: &str = "strahl-audio";
+
+/// Where the box's sound comes from. `Auto` and `Pipewire` differ only when PipeWire is not
+/// reachable at start: `auto` streams the test tone and says why, `pipewire` refuses to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AudioSource {
+    Auto,
     Tone,
     Pipewire,
     None,
+}
+
+impl AudioSource {
+    /// The config value (`[audio] source = "…"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Tone => "tone",
+            Self::Pipewire => "pipewire",
+            Self::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

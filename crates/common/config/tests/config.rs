@@ -120,6 +120,53 @@ fn encryption_defaults_to_preferred_and_bad_values_name_the_key() {
 }
 
 #[test]
+fn audio_source_defaults_to_auto_and_bad_values_are_refused_at_parse_time() {
+    let a = Config::embedded().audio;
+    assert_eq!(a.source, AudioSource::Auto);
+    assert_eq!(a.pipewire_socket, AutoPath::Auto);
+    for want in [
+        AudioSource::Auto,
+        AudioSource::Tone,
+        AudioSource::Pipewire,
+        AudioSource::None,
+    ] {
+        let c = Config::parse(&format!("[audio]\nsource = \"{}\"\n", want.name()), "t").unwrap();
+        assert_eq!(c.audio.source, want);
+    }
+    let c = Config::parse(
+        "[audio]\npipewire_socket = \"/run/user/1001/pipewire-0\"\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        c.audio.pipewire_socket,
+        AutoPath::Path("/run/user/1001/pipewire-0".into())
+    );
+    for bad in ["\"pulse\"", "\"Auto\"", "\"\"", "true"] {
+        assert_err(
+            &format!("[audio]\n\nsource = {bad}\n"),
+            3,
+            "audio.source",
+            "",
+        );
+    }
+    let e = err("[audio]\nsource = \"alsa\"\n").to_string();
+    assert!(
+        ["auto", "tone", "pipewire", "none"]
+            .iter()
+            .all(|v| e.contains(v)),
+        "{e}"
+    );
+    // A relative socket path would depend on the data plane's working directory.
+    assert_err(
+        "[audio]\npipewire_socket = \"pipewire-0\"\n",
+        2,
+        "audio.pipewire_socket",
+        "absolute path",
+    );
+}
+
+#[test]
 fn unknown_keys_name_file_line_and_key() {
     assert_err(
         "[video]\nsource = \"kms\"\nencoderr = \"nvenc\"\n",

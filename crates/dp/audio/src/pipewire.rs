@@ -15,14 +15,17 @@
 //!   session manager, WirePlumber, links it and follows default-sink changes).
 //!
 //! Contract:
-//! - [`detect`] says whether capture can work here (the PipeWire socket accepts a connection,
-//!   `pw-record` and `stdbuf` are on PATH) without starting anything; the data plane logs its
-//!   answer once at start and falls back to the test tone.
+//! - [`probe`] looks (the socket — `[audio] pipewire_socket`, else libpipewire's environment,
+//!   else [`APPLIANCE_SOCKET`] — accepts a connection, `pw-record` and `stdbuf` are on PATH)
+//!   without playing or recording anything; [`Probe::decide`] turns what it saw into the
+//!   answer, or why not and the fix, with no IO (unit-tested). The data plane decides once at
+//!   start: the tone with `source = "auto"`, a refusal to start with `"pipewire"`.
 //! - [`PipeWireCapture`] is one child process; [`Supervisor`] owns at most one, fills packets
 //!   from it (silence while it primes, is down or restarting — never blocks), notices its exit
 //!   (the reason: exit status and the tail of its stderr) and starts it again after a back-off.
 //!   It does not log: each change (stopped with why, started again) is a [`Note`] its owner
-//!   takes and logs once; a failure that repeats unchanged gives no new note.
+//!   takes and logs once; one outage (PipeWire gone mid-session, whatever the retries then
+//!   report) is one note, and running again is another.
 //! - Drop kills the child it started (by its own handle) and joins its reader threads.
 
 use std::ffi::OsString;
@@ -52,10 +55,17 @@ const STDERR_TAIL: usize = 1024;
 /// stereo would be 32 KiB; bursts are cut, not lost).
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The socket a system service looks at when nothing names one: the appliance's desktop user
+/// (uid 1000: the first user of a Fedora/Bazzite install, the one the box logs in). That
+/// user's session opens it to the `strahl-audio` group (appliance/pipewire/).
+pub const APPLIANCE_SOCKET: &str = "/run/user/1000/pipewire-0";
+
 /// Where PipeWire was found (for the start-up line).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Detected {
     pub socket: PathBuf,
+    /// What named the socket (`[audio] pipewire_socket`, `XDG_RUNTIME_DIR`, …).
+    pub origin: &'static str,
     pub pw_record: PathBuf,
     pub stdbuf: PathBuf,
 }
@@ -79,22 +89,32 @@ impl Env {
         }
     }
 
-    /// The socket libpipewire connects to: `PIPEWIRE_REMOTE` (a name or an absolute path,
-    /// default `pipewire-0`) in `PIPEWIRE_RUNTIME_DIR`, else `XDG_RUNTIME_DIR`.
-    pub fn socket(&self) -> Option<PathBuf> {
+    /// The socket libpipewire connects to, and what named it: `PIPEWIRE_REMOTE` (a name or an
+    /// absolute path, default `pipewire-0`) in `PIPEWIRE_RUNTIME_DIR`, else `XDG_RUNTIME_DIR`;
+    /// with neither directory set (a system service), [`APPLIANCE_SOCKET`].
+    pub fn socket(&self) -> (PathBuf, &'static str) {
         let name = self
             .pipewire_remote
             .clone()
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "pipewire-0".into());
         if Path::new(&name).is_absolute() {
-            return Some(PathBuf::from(name));
+            return (PathBuf::from(name), "PIPEWIRE_REMOTE");
         }
-        let dir = [&self.pipewire_runtime_dir, &self.xdg_runtime_dir]
+        let dirs = [
+            (&self.pipewire_runtime_dir, "PIPEWIRE_RUNTIME_DIR"),
+            (&self.xdg_runtime_dir, "XDG_RUNTIME_DIR"),
+        ];
+        match dirs
             .into_iter()
-            .flatten()
-            .find(|d| !d.is_empty())?;
-        Some(Path::new(dir).join(name))
+            .find_map(|(d, n)| d.as_ref().filter(|d| !d.is_empty()).map(|d| (d, n)))
+        {
+            Some((dir, origin)) => (Path::new(dir).join(name), origin),
+            None => (
+                PathBuf::from(APPLIANCE_SOCKET),
+                "the appliance's desktop user (no PIPEWIRE_RUNTIME_DIR or XDG_RUNTIME_DIR)",
+            ),
+        }
     }
 
     fn which(&self, program: &str) -> Option<PathBuf> {
@@ -105,30 +125,74 @@ impl Env {
     }
 }
 
-/// Whether PipeWire capture can work here; `Err` says why not and how to fix it.
-pub fn detect(env: &Env) -> Result<Detected, String> {
-    let socket = env.socket().ok_or(
-        "neither PIPEWIRE_RUNTIME_DIR nor XDG_RUNTIME_DIR is set (run the data plane in the \
-         desktop user's session, or point PIPEWIRE_RUNTIME_DIR at its runtime directory)",
-    )?;
-    UnixStream::connect(&socket).map_err(|e| {
-        format!(
-            "no PipeWire at {}: {e} (is the user's pipewire service running, and may this \
-             user open its socket?)",
-            socket.display()
-        )
-    })?;
-    let pw_record = env
-        .which(PW_RECORD)
-        .ok_or("pw-record is not on PATH (install pipewire-bin / pipewire-utils)")?;
-    let stdbuf = env
-        .which(STDBUF)
-        .ok_or("stdbuf is not on PATH (install coreutils)")?;
-    Ok(Detected {
+/// What [`probe`] saw; [`Probe::decide`] judges it without touching the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub socket: PathBuf,
+    pub origin: &'static str,
+    /// Whether a connection to the socket was accepted (`Err`: the error, with its kind).
+    pub connect: Result<(), (std::io::ErrorKind, String)>,
+    pub pw_record: Option<PathBuf>,
+    pub stdbuf: Option<PathBuf>,
+}
+
+/// Looks for PipeWire without playing or recording anything: the socket (`configured`, else
+/// [`Env::socket`]) is connected to and closed again, the programs are looked up on PATH.
+pub fn probe(configured: Option<&Path>, env: &Env) -> Probe {
+    let (socket, origin) = match configured {
+        Some(p) => (p.to_path_buf(), "[audio] pipewire_socket"),
+        None => env.socket(),
+    };
+    let connect = UnixStream::connect(&socket)
+        .map(drop)
+        .map_err(|e| (e.kind(), e.to_string()));
+    Probe {
         socket,
-        pw_record,
-        stdbuf,
-    })
+        origin,
+        connect,
+        pw_record: env.which(PW_RECORD),
+        stdbuf: env.which(STDBUF),
+    }
+}
+
+impl Probe {
+    /// Whether capture can work; `Err` says why not and how to fix it.
+    pub fn decide(&self) -> Result<Detected, String> {
+        let at = format!("{} (from {})", self.socket.display(), self.origin);
+        if let Err((kind, e)) = &self.connect {
+            let hint = match kind {
+                std::io::ErrorKind::PermissionDenied => {
+                    "this user may not open it: on the appliance the data plane's user needs \
+                     the strahl-audio group and the desktop session's grant (README, \"The \
+                     box's sound\"); `strahl-control doctor` checks both"
+                }
+                std::io::ErrorKind::NotFound => {
+                    "no PipeWire runs there: is the desktop user logged in with its pipewire \
+                     service, or does [audio] pipewire_socket name another user's socket?"
+                }
+                _ => "is the user's pipewire service running?",
+            };
+            return Err(format!("no PipeWire at {at}: {e} ({hint})"));
+        }
+        let pw_record = self.pw_record.clone().ok_or(
+            "pw-record is not on PATH (install pipewire-bin / pipewire-utils)".to_string(),
+        )?;
+        let stdbuf = self
+            .stdbuf
+            .clone()
+            .ok_or("stdbuf is not on PATH (install coreutils)".to_string())?;
+        Ok(Detected {
+            socket: self.socket.clone(),
+            origin: self.origin,
+            pw_record,
+            stdbuf,
+        })
+    }
+}
+
+/// [`probe`] then [`Probe::decide`].
+pub fn detect(configured: Option<&Path>, env: &Env) -> Result<Detected, String> {
+    probe(configured, env).decide()
 }
 
 /// PipeWire's channel names in GameStream's order (FL FR C LFE BL BR SL SR).
@@ -149,8 +213,11 @@ pub struct CaptureConfig {
     pub channels: u8,
     pub pw_record: PathBuf,
     pub stdbuf: PathBuf,
-    /// Given to the child as `PIPEWIRE_RUNTIME_DIR` (`None`: it inherits ours).
-    pub runtime_dir: Option<PathBuf>,
+    /// The socket the child connects to, given to it as `PIPEWIRE_RUNTIME_DIR` (the
+    /// directory) and `PIPEWIRE_REMOTE` (the name) — every libpipewire reads those two, so the
+    /// capture reaches the socket the probe reached whatever named it (`None`: it inherits
+    /// our environment).
+    pub socket: Option<PathBuf>,
 }
 
 impl CaptureConfig {
@@ -159,7 +226,7 @@ impl CaptureConfig {
             channels,
             pw_record: found.pw_record.clone(),
             stdbuf: found.stdbuf.clone(),
-            runtime_dir: None,
+            socket: Some(found.socket.clone()),
         }
     }
 }
@@ -197,8 +264,11 @@ impl PipeWireCapture {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(d) = &cfg.runtime_dir {
-            cmd.env("PIPEWIRE_RUNTIME_DIR", d);
+        if let Some(sock) = &cfg.socket
+            && let (Some(dir), Some(name)) = (sock.parent(), sock.file_name())
+        {
+            cmd.env("PIPEWIRE_RUNTIME_DIR", dir)
+                .env("PIPEWIRE_REMOTE", name);
         }
         let mut child = cmd.spawn().map_err(|e| {
             AudioError::Capture(format!("cannot start {}: {e}", cfg.pw_record.display()))
@@ -366,7 +436,7 @@ pub struct Supervisor {
     backoff: Duration,
     /// Counters of captures already gone.
     past: CaptureStats,
-    /// The last failure noted (a repeat of the same one is not noted again).
+    /// The latest failure of the current outage (`None` while a capture runs).
     last_failure: Option<String>,
     note: Option<Note>,
 }
@@ -436,14 +506,17 @@ impl Supervisor {
         }
     }
 
+    /// One note per outage: the first failure after running (or at the start) is noted; the
+    /// retries that follow — PipeWire gone, then refusing connections, then not there at all —
+    /// only lengthen the back-off, until a capture runs again ([`Note::Restarted`]).
     fn failed(&mut self, why: String, now: Instant) {
-        if self.last_failure.as_deref() != Some(why.as_str()) {
+        if self.last_failure.is_none() {
             self.note = Some(Note::Stopped(why.clone()));
-            self.last_failure = Some(why);
             self.backoff = RESTART_FIRST;
         } else {
             self.backoff = (self.backoff * 2).min(RESTART_MAX);
         }
+        self.last_failure = Some(why);
         self.next_start = now + self.backoff;
     }
 }
@@ -458,27 +531,106 @@ mod tests {
             xdg_runtime_dir: Some("/run/user/1000".into()),
             ..Env::default()
         };
-        assert_eq!(env.socket(), Some("/run/user/1000/pipewire-0".into()));
+        assert_eq!(
+            env.socket(),
+            ("/run/user/1000/pipewire-0".into(), "XDG_RUNTIME_DIR")
+        );
         env.pipewire_runtime_dir = Some("/tmp/pw".into());
-        assert_eq!(env.socket(), Some("/tmp/pw/pipewire-0".into()));
+        assert_eq!(
+            env.socket(),
+            ("/tmp/pw/pipewire-0".into(), "PIPEWIRE_RUNTIME_DIR")
+        );
         env.pipewire_remote = Some("other".into());
-        assert_eq!(env.socket(), Some("/tmp/pw/other".into()));
+        assert_eq!(env.socket().0, PathBuf::from("/tmp/pw/other"));
         env.pipewire_remote = Some("/abs/sock".into());
-        assert_eq!(env.socket(), Some("/abs/sock".into()));
-        assert_eq!(Env::default().socket(), None);
+        assert_eq!(env.socket(), ("/abs/sock".into(), "PIPEWIRE_REMOTE"));
+        // A system service: the appliance's desktop user.
+        assert_eq!(Env::default().socket().0, PathBuf::from(APPLIANCE_SOCKET));
+    }
+
+    fn seen(connect: Result<(), std::io::ErrorKind>) -> Probe {
+        Probe {
+            socket: "/run/user/1000/pipewire-0".into(),
+            origin: "[audio] pipewire_socket",
+            connect: connect.map_err(|k| (k, std::io::Error::from(k).to_string())),
+            pw_record: Some("/usr/bin/pw-record".into()),
+            stdbuf: Some("/usr/bin/stdbuf".into()),
+        }
     }
 
     #[test]
-    fn detect_says_why_not() {
-        let e = detect(&Env::default()).unwrap_err();
-        assert!(e.contains("XDG_RUNTIME_DIR"), "{e}");
-        let dir = std::env::temp_dir().join(format!("strahl-pw-none-{}", std::process::id()));
-        let e = detect(&Env {
+    fn the_decision_names_the_socket_its_origin_and_the_fix() {
+        let d = seen(Ok(())).decide().unwrap();
+        assert_eq!(d.socket, PathBuf::from("/run/user/1000/pipewire-0"));
+        assert_eq!(d.origin, "[audio] pipewire_socket");
+        assert_eq!(d.pw_record, PathBuf::from("/usr/bin/pw-record"));
+
+        let e = seen(Err(std::io::ErrorKind::PermissionDenied))
+            .decide()
+            .unwrap_err();
+        assert!(
+            e.starts_with(
+                "no PipeWire at /run/user/1000/pipewire-0 (from [audio] pipewire_socket): "
+            ),
+            "{e}"
+        );
+        assert!(e.contains("strahl-audio") && e.contains("doctor"), "{e}");
+        let e = seen(Err(std::io::ErrorKind::NotFound))
+            .decide()
+            .unwrap_err();
+        assert!(e.contains("logged in"), "{e}");
+        let e = seen(Err(std::io::ErrorKind::ConnectionRefused))
+            .decide()
+            .unwrap_err();
+        assert!(e.contains("pipewire service running"), "{e}");
+
+        // Reachable, but a program is missing: that is the reason.
+        let mut p = seen(Ok(()));
+        p.pw_record = None;
+        assert!(p.decide().unwrap_err().contains("pipewire-bin"));
+        let mut p = seen(Ok(()));
+        p.stdbuf = None;
+        assert!(p.decide().unwrap_err().contains("coreutils"));
+    }
+
+    #[test]
+    fn probe_connects_and_finds_programs_without_playing() {
+        let dir = std::env::temp_dir().join(format!("strahl-pw-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        for p in [PW_RECORD, STDBUF] {
+            std::fs::write(dir.join("bin").join(p), "").unwrap();
+        }
+        let env = Env {
             pipewire_runtime_dir: Some(dir.clone().into()),
+            path: Some(dir.join("bin").into()),
             ..Env::default()
-        })
-        .unwrap_err();
-        assert!(e.contains(&dir.display().to_string()), "{e}");
+        };
+        // Nothing listens yet.
+        let p = probe(None, &env);
+        assert_eq!(p.socket, dir.join("pipewire-0"));
+        assert_eq!(p.origin, "PIPEWIRE_RUNTIME_DIR");
+        assert_eq!(
+            p.connect.as_ref().map_err(|e| e.0),
+            Err(std::io::ErrorKind::NotFound)
+        );
+        // A listener there (standing in for the daemon): reachable, and the connection is
+        // all the probe did — nothing was written to it.
+        let listener = std::os::unix::net::UnixListener::bind(dir.join("pipewire-0")).unwrap();
+        let d = detect(None, &env).unwrap();
+        assert_eq!(d.pw_record, dir.join("bin").join(PW_RECORD));
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        // The configured path wins over the environment.
+        let other = dir.join("elsewhere");
+        let p = probe(Some(&other), &env);
+        assert_eq!(
+            (p.socket.as_path(), p.origin),
+            (other.as_path(), "[audio] pipewire_socket")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -487,7 +639,7 @@ mod tests {
             channels: 2,
             pw_record: "/nonexistent/pw-record".into(),
             stdbuf: "/nonexistent/stdbuf".into(),
-            runtime_dir: None,
+            socket: None,
         };
         let t0 = Instant::now();
         let mut s = Supervisor::new(cfg, t0);

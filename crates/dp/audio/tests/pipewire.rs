@@ -30,15 +30,18 @@ fn default_sink_monitor_to_opus_carries_the_played_tone() {
     write_tone_wav(&wav, &[LEFT_HZ, RIGHT_HZ], 6.0, 8000).unwrap();
 
     // Detection as the data plane does it, with this instance's environment.
-    let found = detect(&Env {
-        pipewire_runtime_dir: Some(dir.clone().into()),
-        path: std::env::var_os("PATH"),
-        ..Env::default()
-    })
+    let found = detect(
+        None,
+        &Env {
+            pipewire_runtime_dir: Some(dir.clone().into()),
+            path: std::env::var_os("PATH"),
+            ..Env::default()
+        },
+    )
     .unwrap_or_else(|e| panic!("detect: {e}\n{}", pw.logs()));
     assert_eq!(found.socket, dir.join("pipewire-0"));
-    let mut cfg = CaptureConfig::new(2, &found);
-    cfg.runtime_dir = Some(dir.clone());
+    // The capture connects to the socket the probe found.
+    let cfg = CaptureConfig::new(2, &found);
 
     let params = OpusParams::new(Layout::Stereo, Quality::Normal);
     let duration = FrameDuration::Ms5;

@@ -2,7 +2,11 @@
 //! - As user `nobody` (via `setpriv`), with `auto`, the data plane still comes up on io_uring or
 //!   sendmmsg and its one log line says why AF_XDP was refused (no privilege); its media line
 //!   names the capture, encoder and audio chosen and why (no GPU here: openh264).
-//! - `[video] encoder = "nvenc"` on a machine without NVENC refuses to start, saying why.
+//! - `[video] encoder = "nvenc"` on a machine without NVENC refuses to start, saying why;
+//!   `[audio] source = "pipewire"` without a reachable PipeWire likewise.
+//! - The appliance's PipeWire grant (the user unit's `setfacl` commands) lets the data plane,
+//!   as another user holding the group, reach a socket in a 0700 runtime directory; without
+//!   it, or after its stop command, `auto` streams the tone and says why.
 //! - As `nobody` with `transport = "af_xdp"` it refuses to start (no silent fallback).
 //! - As root in a namespace, on a veth, it picks AF_XDP and sends nothing while starting (the
 //!   peer's receive counter does not move).
@@ -64,21 +68,31 @@ impl Drop for Dir {
 /// Run the data plane as nobody; collect stderr lines until `until` matches or it exits
 /// (bounded by 20 s), then stop it. Returns (lines, exit code if it exited by itself).
 fn run_as_nobody(dir: &Dir, config: Option<&str>, until: &str) -> (Vec<String>, Option<i32>) {
+    run_as_nobody_in(dir, config, until, None)
+}
+
+/// [`run_as_nobody`] with one supplementary group (a gid), as a unit's `SupplementaryGroups=`
+/// gives it; `None`: none.
+fn run_as_nobody_in(
+    dir: &Dir,
+    config: Option<&str>,
+    until: &str,
+    group: Option<u32>,
+) -> (Vec<String>, Option<i32>) {
     let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--inh-caps=-all",
-    ])
-    .arg(env!("CARGO_BIN_EXE_strahl-dataplane"))
-    .arg("--socket")
-    .arg(dir.0.join("dp.sock"))
-    .args(["--interface", "lo"])
-    .env("RUST_LOG", "info")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--inh-caps=-all"])
+        .arg(match group {
+            Some(g) => format!("--groups={g}"),
+            None => "--clear-groups".into(),
+        })
+        .arg(env!("CARGO_BIN_EXE_strahl-dataplane"))
+        .arg("--socket")
+        .arg(dir.0.join("dp.sock"))
+        .args(["--interface", "lo"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     if let Some(c) = config {
         let p = dir.0.join("strahl.toml");
         std::fs::write(&p, c).unwrap();
@@ -149,7 +163,11 @@ fn unprivileged_data_plane_comes_up_on_a_kernel_transport_and_says_why_not_af_xd
         .find(|l| l.contains("media: video source: "))
         .unwrap_or_else(|| panic!("no media line:\n{all}"));
     assert!(media.contains("video source: synthetic ("), "{media}");
-    assert!(media.contains("; audio test tone"), "{media}");
+    // The default source is auto; no PipeWire is reachable for this user: the tone, and why.
+    assert!(
+        media.contains("; audio test tone ([audio] source = \"auto\": no PipeWire at "),
+        "{media}"
+    );
     if strahl_encode::nvenc::detect().is_err() {
         assert!(media.contains("; encoder openh264 ("), "{media}");
         assert!(media.contains(strahl_encode::nvenc::LIBRARY), "{media}");
@@ -178,6 +196,115 @@ fn nvenc_asked_for_without_nvenc_is_fatal() {
     assert!(all.contains("[video] encoder = \"nvenc\", but"), "{all}");
     assert!(all.contains(strahl_encode::nvenc::LIBRARY), "{all}");
     assert!(!all.contains("listening for the control plane"), "{all}");
+}
+
+#[test]
+fn pipewire_asked_for_without_pipewire_is_fatal() {
+    if let Err(why) = can_setpriv() {
+        return skip("pipewire_asked_for_without_pipewire_is_fatal", &why);
+    }
+    let dir = Dir::new("pipewire");
+    let socket = dir.0.join("pipewire-0");
+    let (lines, code) = run_as_nobody(
+        &dir,
+        Some(&format!(
+            "[audio]\nsource = \"pipewire\"\npipewire_socket = \"{}\"\n",
+            socket.display()
+        )),
+        "listening for the control plane",
+    );
+    let all = lines.join("\n");
+    assert_eq!(code, Some(1), "must exit 1:\n{all}");
+    assert!(
+        all.contains(&format!(
+            "[audio] source = \"pipewire\", but no PipeWire at {} (from [audio] \
+             pipewire_socket)",
+            socket.display()
+        )),
+        "{all}"
+    );
+    assert!(!all.contains("listening for the control plane"), "{all}");
+}
+
+/// The appliance's grant, run for real: the desktop user's runtime directory (0700, here
+/// root's) with a listening socket standing in for PipeWire's; the data plane as another user.
+/// Without the grant `auto` streams the tone and names the group; after the commands of
+/// `appliance/pipewire/strahl-pipewire-access.service` (its `%t` this directory, its group a
+/// gid the data plane holds as a supplementary group, as `SupplementaryGroups=` gives it) it
+/// reaches the socket and picks PipeWire; after its stop command, the tone again.
+#[test]
+fn the_desktop_sessions_grant_lets_the_data_plane_reach_its_pipewire() {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(why) = can_setpriv() {
+        return skip("the_desktop_sessions_grant", &why);
+    }
+    if Command::new("setfacl").arg("--version").output().is_err() {
+        return skip(
+            "the_desktop_sessions_grant",
+            "setfacl (acl) is not installed",
+        );
+    }
+    // A gid no one has: the grant must come from the ACL, not from a group that exists.
+    const GID: u32 = 64_987;
+    let dir = Dir::new("pw-grant");
+    let runtime = dir.0.join("user");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = runtime.join("pipewire-0");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // As systemd makes pipewire.socket's (SocketMode= default).
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let config = format!(
+        "[audio]\nsource = \"auto\"\npipewire_socket = \"{}\"\n",
+        socket.display()
+    );
+    let media = |what: &str| {
+        let (lines, _) = run_as_nobody_in(&dir, Some(&config), "media: video source", Some(GID));
+        lines
+            .into_iter()
+            .find(|l| l.contains("media: video source"))
+            .unwrap_or_else(|| panic!("{what}: no media line"))
+    };
+    let refused = format!(
+        "; audio test tone ([audio] source = \"auto\": no PipeWire at {} (from [audio] \
+         pipewire_socket): Permission denied",
+        socket.display()
+    );
+    let line = media("before the grant");
+    assert!(line.contains(&refused), "{line}");
+    assert!(line.contains("strahl-audio group"), "{line}");
+
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../appliance/pipewire/strahl-pipewire-access.service"),
+    )
+    .unwrap();
+    let run = |key: &str| {
+        for l in unit.lines().filter_map(|l| l.strip_prefix(key)) {
+            let l = l
+                .trim_start_matches('-')
+                .replace("%t", runtime.to_str().unwrap())
+                .replace("group:strahl-audio", &format!("group:{GID}"));
+            let argv: Vec<&str> = l.split_whitespace().collect();
+            let o = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+            assert!(o.status.success(), "{l}: {o:?}");
+        }
+    };
+    run("ExecStart=");
+    let line = media("after the grant");
+    assert!(
+        line.contains(
+            "; audio PipeWire, the default sink's monitor ([audio] source = \"auto\": \
+             reachable; "
+        ) && line.contains(&format!(
+            "{}, from [audio] pipewire_socket)",
+            socket.display()
+        )),
+        "{line}"
+    );
+    run("ExecStop=");
+    let line = media("after the stop");
+    assert!(line.contains(&refused), "{line}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The appliance's install checks (issue 12), offline: the install manifest covers appliance/
 //! and kernel-config/ and every source exists; install.sh installs exactly it into a scratch root
-//! and the preset enables the units (also for a core-only image); the scripts answer `--help`;
+//! and the presets enable the units (the user preset the PipeWire grant; also for a core-only
+//! image); the scripts answer `--help`;
 //! the NIC tuning script's decisions on a fake machine; the data-plane kernel profile isolates the
 //! core the plan gives the tx tile. (The unit, user and firewall checks are in `offline.rs`.)
 
@@ -154,6 +155,12 @@ fn install_sh_installs_the_manifest_and_the_preset_enables_the_appliance() {
             "{link} → {target:?}"
         );
     }
+    // Every user's session runs the PipeWire grant, by the user preset.
+    let l = root.join("etc/systemd/user/pipewire.socket.wants/strahl-pipewire-access.service");
+    assert_eq!(
+        std::fs::read_link(&l).unwrap_or_else(|_| panic!("{l:?}: the user unit is not enabled")),
+        Path::new("/usr/lib/systemd/user/strahl-pipewire-access.service")
+    );
     // The KMS capture helper (CAP_SYS_ADMIN) is installed but off until the operator enables it.
     assert!(
         root.join("usr/lib/systemd/system/strahl-kms-helper.service")

@@ -8,6 +8,8 @@
 //!   no network and hands frames only to the data plane's user;
 //! - sysusers.d and tmpfiles.d do what they say when applied to a scratch root; the udev rules'
 //!   syntax; the firewalld services open exactly the default configuration's ports;
+//! - the desktop session's user unit opens its PipeWire socket (the one the data plane probes)
+//!   to the group the data plane's unit joins, and the user preset enables it;
 //! - the install manifest, install.sh, the scripts' `--help`, NIC tuning and the kernel profile:
 //!   `install.rs`.
 
@@ -169,6 +171,9 @@ const UNITS: &[(&str, Option<f32>)] = &[
     ("appliance/strahl-kms-helper.service", Some(2.0)),
     ("appliance/strahl.target", None),
     ("kernel-config/nic/strahl-nic-tune.service", Some(3.0)),
+    // A user unit: runs as the desktop user, with that user's rights, only setfacl; the
+    // system-service exposure score does not apply.
+    ("appliance/pipewire/strahl-pipewire-access.service", None),
 ];
 
 /// Copies the units into a scratch directory with their ExecStart= programs pointed at stub
@@ -184,6 +189,8 @@ fn staged_units(dir: &Path) -> Vec<PathBuf> {
             "/usr/bin/strahl-control",
             "/usr/bin/strahl-kms-helper",
             "/usr/libexec/strahl/strahl-nic-tune",
+            // From the base image's acl package (not a build-machine dependency).
+            "/usr/bin/setfacl",
         ] {
             let stub = stub_dir.join(Path::new(prog).file_name().unwrap());
             std::fs::write(&stub, "#!/bin/sh\n").unwrap();
@@ -386,6 +393,51 @@ fn sysusers_creates_both_users_in_the_shared_group_with_their_device_groups() {
     video.sort();
     assert_eq!(video, ["strahl-capture", "strahl-dataplane"]);
     assert_eq!(members("render"), ["strahl-dataplane"]);
+    // The PipeWire group exists with no member: only the data plane's unit joins it.
+    gid(strahl_config::AUDIO_GROUP);
+    assert_eq!(members(strahl_config::AUDIO_GROUP), [""]);
+}
+
+#[test]
+fn the_desktop_session_opens_its_pipewire_socket_to_the_group_the_data_plane_joins() {
+    const U: &str = "appliance/pipewire/strahl-pipewire-access.service";
+    let group = strahl_config::AUDIO_GROUP;
+    assert_eq!(
+        unit_settings("appliance/strahl-dataplane.service", "SupplementaryGroups"),
+        [group]
+    );
+    // /run/user must be visible to the data plane ("yes" would hide it).
+    assert_eq!(
+        unit_settings("appliance/strahl-dataplane.service", "ProtectHome"),
+        ["read-only"]
+    );
+    // The session's grant: x on the runtime directory, rw on the socket the data plane probes
+    // by default (the desktop user's %t/pipewire-0), and nothing else.
+    let socket = std::path::Path::new(strahl_config::APPLIANCE_PIPEWIRE_SOCKET);
+    let name = socket.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        unit_settings(U, "ExecStart"),
+        [
+            format!("/usr/bin/setfacl --modify=group:{group}:x %t"),
+            format!("/usr/bin/setfacl --modify=group:{group}:rw %t/{name}"),
+        ]
+    );
+    assert_eq!(
+        unit_settings(U, "ExecStop"),
+        [format!("-/usr/bin/setfacl --remove=group:{group} %t")]
+    );
+    // After each start of pipewire.socket (which makes the socket anew), stopped with it.
+    for key in ["After", "PartOf", "WantedBy"] {
+        assert_eq!(unit_settings(U, key), ["pipewire.socket"], "{key}");
+    }
+    assert_eq!(unit_settings(U, "RemainAfterExit"), ["yes"]);
+    // Enabled for every user by the user preset.
+    let preset = read("appliance/pipewire/50-strahl.preset");
+    let rules: Vec<&str> = preset
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(rules, ["enable strahl-pipewire-access.service"]);
 }
 
 #[test]

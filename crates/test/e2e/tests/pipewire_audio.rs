@@ -1,11 +1,15 @@
 //! The box's sound through strahl to the real Moonlight core (issue 11, item 7): a private
 //! PipeWire (D-Bus, pipewire, WirePlumber, a null sink as the default sink —
 //! `strahl_testkit::pipewire`) plays a known stereo tone (1 kHz left, 1.5 kHz right); strahl,
-//! started as the README starts it with `[audio] source = "pipewire"` and that PipeWire in its
-//! environment, detects it (start-up line, `strahl_audio_source`, the status JSON), captures
-//! the default sink's monitor per session, encodes Opus and sends it with FEC and AES-CBC; the
-//! Moonlight core decodes ≥ 1 s of it and each channel's dominant frequency must be its
-//! tone's. A case without a reachable PipeWire falls back to the tone and says why.
+//! started as the README starts it with the default `[audio] source = "auto"` and that
+//! PipeWire's socket named by `[audio] pipewire_socket` (as the appliance names its desktop
+//! user's), probes it, picks it (start-up line, `strahl_audio_source`, the status JSON),
+//! captures the default sink's monitor per session, encodes Opus and sends it with FEC and
+//! AES-CBC; the Moonlight core decodes ≥ 1 s of it and each channel's dominant frequency must
+//! be its tone's. A second strahl on the same daemon, `source = "pipewire"` with the socket
+//! found through its environment (`PIPEWIRE_RUNTIME_DIR`), takes it too. A case without a
+//! reachable PipeWire: `auto` streams the tone and says why (every other e2e suite runs the
+//! defaults without PipeWire, so `auto` → tone is their path too).
 //!
 //! Each case is one strahl instance and at most one short stream (60 frames at 720p): the
 //! audio is what is checked. Every wait is bounded (driver timeouts, log and metric waits).
@@ -52,21 +56,36 @@ fn client(s: &Strahl, dir: &Path, extra: &[&str]) -> DriverOutput {
 
 #[test]
 fn pipewire_sound_reaches_moonlight_at_its_frequencies() {
+    // The binaries first: a build waiting on a shared target directory's lock once outlasted
+    // the tone (played before strahl starts), and the client decoded silence.
+    strahl_e2e::bin_dir().unwrap_or_else(|e| panic!("{e}"));
     let pw_dir = temp_dir("pw");
     let pw = PipeWire::start(&pw_dir).unwrap_or_else(|e| panic!("{e}"));
     let wav = pw_dir.join("tone.wav");
     write_tone_wav(&wav, &[LEFT_HZ, RIGHT_HZ], TONE_SECONDS, 8000).unwrap();
     let mut player = pw.play(&wav).unwrap();
 
-    let mut opts = Options::default().toml("[audio]\nsource = \"pipewire\"\n");
-    opts.env.extend(pw.env());
+    // The default source (auto), the daemon's socket in the config and not in the
+    // environment: the probe and the capture both go where the config says.
+    let socket = pw_dir.join("pipewire-0");
+    let opts = Options::default().toml(&format!(
+        "[audio]\npipewire_socket = \"{}\"\n",
+        socket.display()
+    ));
     let s = Strahl::start(opts).unwrap_or_else(|e| panic!("{e}\n{}", pw.logs()));
-    // The start-up line names the choice and where PipeWire was found.
-    s.wait_log("audio PipeWire, the default sink's monitor", LOG_WAIT)
-        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    // The start-up line names the choice, why, and where PipeWire was found.
+    s.wait_log(
+        "audio PipeWire, the default sink's monitor ([audio] source = \"auto\": reachable; ",
+        LOG_WAIT,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
     assert!(
+        s.log().contains(&format!(
+            "{}, from [audio] pipewire_socket)",
+            socket.display()
+        )),
+        "{}",
         s.log()
-            .contains(&pw_dir.join("pipewire-0").display().to_string())
     );
 
     let dir = s.dir.join("client");
@@ -129,6 +148,20 @@ fn pipewire_sound_reaches_moonlight_at_its_frequencies() {
     // …and on the status page's JSON.
     let st = s.status().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(st["media"]["audio_source"], "pipewire", "{st}");
+    drop(s);
+
+    // `source = "pipewire"`, the socket from the environment as libpipewire finds it.
+    let mut opts = Options::default().toml("[audio]\nsource = \"pipewire\"\n");
+    opts.env.extend(pw.env());
+    let s = Strahl::start(opts).unwrap_or_else(|e| panic!("{e}\n{}", pw.logs()));
+    s.wait_log("audio PipeWire, the default sink's monitor (", LOG_WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    assert!(
+        s.log()
+            .contains(&format!("{}, from PIPEWIRE_RUNTIME_DIR)", socket.display())),
+        "{}",
+        s.log()
+    );
     let _ = player.kill();
     let _ = player.wait();
     drop(s);
@@ -137,14 +170,19 @@ fn pipewire_sound_reaches_moonlight_at_its_frequencies() {
 }
 
 #[test]
-fn without_pipewire_the_tone_stays_and_the_log_says_why() {
+fn auto_without_pipewire_streams_the_tone_and_the_log_says_why() {
     let gone = temp_dir("no-pw");
-    let mut opts = Options::default().toml("[audio]\nsource = \"pipewire\"\n");
+    // The defaults: source = "auto".
+    let mut opts = Options::default();
     opts.env
         .push(("PIPEWIRE_RUNTIME_DIR".into(), gone.display().to_string()));
     let s = Strahl::start(opts).unwrap_or_else(|e| panic!("{e}"));
     s.wait_log(
-        "audio test tone: PipeWire capture unavailable: no PipeWire at",
+        &format!(
+            "audio test tone ([audio] source = \"auto\": no PipeWire at {} (from \
+             PIPEWIRE_RUNTIME_DIR)",
+            gone.join("pipewire-0").display()
+        ),
         LOG_WAIT,
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", s.log()));

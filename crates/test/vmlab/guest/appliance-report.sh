@@ -41,6 +41,7 @@ caps() { # unit prefix
   echo "$2.pid=$pid"
   echo "$2.active=$(systemctl is-active "$1")"
   echo "$2.user=$(ps -o user= -p "$pid")"
+  echo "$2.groups=$(ps -o supgrp= -p "$pid" | tr -d ' ')"
   local f
   for f in CapEff CapPrm CapBnd CapAmb CapInh; do
     # Every thread's value (capabilities are per thread); one line when all agree.

@@ -6,6 +6,9 @@
 //! - both services active as their own users (created by systemd-sysusers at boot), the data
 //!   plane with exactly its four capabilities in the bounding set and none left in any thread
 //!   after its self-drop (the journal says it dropped 4), the control plane with none at all;
+//! - the data plane alone in the strahl-audio group (the desktop session's PipeWire socket);
+//!   nobody is logged in, so its start-up line says `auto` streams the tone, naming the
+//!   desktop user's socket it looked for;
 //! - the KMS capture helper's unit (enabled as an operator would; the guest has a virtio-gpu
 //!   whose console framebuffer it captures): active as its own user with CAP_SYS_ADMIN as its
 //!   only capability, its socket in /run/strahl; a peer running as the control plane's user is
@@ -353,6 +356,25 @@ fn appliance_boots_under_systemd_and_streams_to_moonlight(lab: &Lab) {
     }
     assert!(
         journal.contains("privileges: dropped 4 capabilities; kept []"),
+        "{ctx}"
+    );
+    // The box's sound: the data plane (and only it) is in the group the desktop session
+    // opens its PipeWire socket to; with nobody logged in, `auto` streams the tone and names
+    // the desktop user's socket it looked for.
+    let groups = |k: &str| r[k].split(',').map(str::to_owned).collect::<Vec<_>>();
+    assert!(
+        groups("dataplane.groups").contains(&"strahl-audio".to_owned()),
+        "{ctx}"
+    );
+    assert!(
+        !groups("control.groups").contains(&"strahl-audio".to_owned()),
+        "{ctx}"
+    );
+    assert!(
+        journal.contains(
+            "audio test tone ([audio] source = \"auto\": no PipeWire at \
+             /run/user/1000/pipewire-0 (from the appliance's desktop user"
+        ),
         "{ctx}"
     );
     // The control plane: its own user, no capability at all.

@@ -3,12 +3,14 @@
 //! packetizer (RTP PT 97, 4+2 FEC PT 127, AES-CBC) runs on the tx tile like every other
 //! packetizer.
 //!
-//! Source: [`AudioChoice`], decided once at start ([`AudioChoice::from_config`]: `[audio]
-//! source = "pipewire"` falls back to the tone, with the reason, where PipeWire is not
-//! reachable). With PipeWire the session runs its own `pw-record` through
+//! Source: [`AudioChoice`], decided once at start ([`AudioChoice::from_config`] probes,
+//! [`AudioChoice::decide`] decides without IO): `[audio] source = "auto"` takes PipeWire where
+//! it is reachable and the tone otherwise, with the reason; `"pipewire"` without a reachable
+//! PipeWire refuses to start. With PipeWire the session runs its own `pw-record` through
 //! [`strahl_audio::pipewire::Supervisor`], started when the client's audio ping arrives: the tile
-//! never waits for it (silence while it primes, is down or restarts; underruns and restarts are
-//! counted in the metrics table and each change logged once).
+//! never waits for it (silence while it primes, is down or restarts — a PipeWire that goes away
+//! mid-session is one warning, `strahl_audio_capture_restarts_total` counting each lost
+//! capture, and silence until it is back; never an error that ends the session).
 //!
 //! Real-time clock: packet k is due at k · packetDuration after the client's audio ping was
 //! learned (`Shared::ready`). A thread that falls behind by more than [`MAX_CATCH_UP`] packets
@@ -66,24 +68,48 @@ pub fn opus_params(channels: u8, bitrate_kbps: u32) -> Result<OpusParams, MediaE
 pub enum AudioChoice {
     /// No audio stream.
     Off,
-    /// The test tone; `fallback` says why PipeWire was asked for and not taken.
+    /// The test tone; `fallback` says why `source = "auto"` did not take PipeWire.
     Tone { fallback: Option<String> },
-    /// The default sink's monitor, captured through `pw-record`.
-    PipeWire(Detected),
+    /// The default sink's monitor, captured through `pw-record`; `auto` when `source = "auto"`
+    /// chose it.
+    PipeWire { found: Detected, auto: bool },
 }
 
 impl AudioChoice {
-    /// From `[audio] source`; PipeWire is detected here (no process started).
-    pub fn from_config(source: strahl_config::AudioSource, env: &pipewire::Env) -> Self {
-        match source {
-            strahl_config::AudioSource::None => Self::Off,
-            strahl_config::AudioSource::Tone => Self::Tone { fallback: None },
-            strahl_config::AudioSource::Pipewire => match pipewire::detect(env) {
-                Ok(d) => Self::PipeWire(d),
-                Err(why) => Self::Tone {
-                    fallback: Some(why),
-                },
-            },
+    /// From `[audio]`: PipeWire is probed here (a connection to its socket, opened and closed;
+    /// nothing played or recorded) unless the source is the tone or none. `Err` (the reason
+    /// and the fix) only for `source = "pipewire"` without a reachable PipeWire.
+    pub fn from_config(audio: &strahl_config::Audio, env: &pipewire::Env) -> Result<Self, String> {
+        use strahl_config::AudioSource as S;
+        let configured = match &audio.pipewire_socket {
+            strahl_config::AutoPath::Auto => None,
+            strahl_config::AutoPath::Path(p) => Some(p.as_path()),
+        };
+        let found = match audio.source {
+            S::Auto | S::Pipewire => pipewire::detect(configured, env),
+            S::Tone | S::None => Err("not probed".into()),
+        };
+        Self::decide(audio.source, found)
+    }
+
+    /// The decision without IO: the configured source and what the probe found.
+    pub fn decide(
+        source: strahl_config::AudioSource,
+        found: Result<Detected, String>,
+    ) -> Result<Self, String> {
+        use strahl_config::AudioSource as S;
+        match (source, found) {
+            (S::None, _) => Ok(Self::Off),
+            (S::Tone, _) => Ok(Self::Tone { fallback: None }),
+            (S::Auto, Ok(found)) => Ok(Self::PipeWire { found, auto: true }),
+            (S::Auto, Err(why)) => Ok(Self::Tone {
+                fallback: Some(why),
+            }),
+            (S::Pipewire, Ok(found)) => Ok(Self::PipeWire { found, auto: false }),
+            (S::Pipewire, Err(why)) => Err(format!(
+                "[audio] source = \"pipewire\", but {why} (set source = \"auto\" to stream the \
+                 test tone instead)"
+            )),
         }
     }
 
@@ -94,11 +120,17 @@ impl AudioChoice {
             Self::Tone { fallback: None } => "test tone ([audio] source = \"tone\")".into(),
             Self::Tone {
                 fallback: Some(why),
-            } => format!("test tone: PipeWire capture unavailable: {why}"),
-            Self::PipeWire(d) => format!(
-                "PipeWire, the default sink's monitor ({} on {})",
-                d.pw_record.display(),
-                d.socket.display()
+            } => format!("test tone ([audio] source = \"auto\": {why})"),
+            Self::PipeWire { found, auto } => format!(
+                "PipeWire, the default sink's monitor ({}{} on {}, from {})",
+                if *auto {
+                    "[audio] source = \"auto\": reachable; "
+                } else {
+                    ""
+                },
+                found.pw_record.display(),
+                found.socket.display(),
+                found.origin,
             ),
         }
     }
@@ -108,7 +140,7 @@ impl AudioChoice {
         match self {
             Self::Off => "none",
             Self::Tone { .. } => "tone",
-            Self::PipeWire(_) => "pipewire",
+            Self::PipeWire { .. } => "pipewire",
         }
     }
 }
@@ -185,8 +217,8 @@ impl AudioPipeline {
         let enc = OpusEncoder::new(params, duration)
             .map_err(|e| MediaError::Encoder(format!("opus: {e}")))?;
         let source = match choice {
-            AudioChoice::PipeWire(d) => Source::PipeWire(Box::new(Supervisor::new(
-                CaptureConfig::new(params.channels, d),
+            AudioChoice::PipeWire { found, .. } => Source::PipeWire(Box::new(Supervisor::new(
+                CaptureConfig::new(params.channels, found),
                 Instant::now(),
             ))),
             _ => Source::Tone(ToneSource::new(params.channels)),
@@ -311,5 +343,119 @@ impl AudioProducer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strahl_config::AudioSource as S;
+
+    fn found() -> Detected {
+        Detected {
+            socket: "/run/user/1000/pipewire-0".into(),
+            origin: "[audio] pipewire_socket",
+            pw_record: "/usr/bin/pw-record".into(),
+            stdbuf: "/usr/bin/stdbuf".into(),
+        }
+    }
+
+    #[test]
+    fn auto_takes_pipewire_when_reachable_and_the_tone_with_why_otherwise() {
+        let c = AudioChoice::decide(S::Auto, Ok(found())).unwrap();
+        assert_eq!(c.label(), "pipewire");
+        let line = c.describe();
+        assert!(
+            line.starts_with("PipeWire, the default sink's monitor ("),
+            "{line}"
+        );
+        assert!(line.contains("source = \"auto\": reachable"), "{line}");
+        assert!(
+            line.contains("/run/user/1000/pipewire-0, from [audio] pipewire_socket"),
+            "{line}"
+        );
+
+        let c = AudioChoice::decide(S::Auto, Err("no PipeWire at /x: gone".into())).unwrap();
+        assert_eq!(c.label(), "tone");
+        assert_eq!(
+            c.describe(),
+            "test tone ([audio] source = \"auto\": no PipeWire at /x: gone)"
+        );
+    }
+
+    #[test]
+    fn pipewire_unreachable_refuses_to_start_with_the_reason() {
+        let c = AudioChoice::decide(S::Pipewire, Ok(found())).unwrap();
+        assert_eq!(
+            c,
+            AudioChoice::PipeWire {
+                found: found(),
+                auto: false
+            }
+        );
+        assert!(!c.describe().contains("auto"), "{}", c.describe());
+        let e =
+            AudioChoice::decide(S::Pipewire, Err("no PipeWire at /x: gone".into())).unwrap_err();
+        assert!(
+            e.starts_with("[audio] source = \"pipewire\", but no PipeWire at /x"),
+            "{e}"
+        );
+        assert!(e.contains("source = \"auto\""), "{e}");
+    }
+
+    #[test]
+    fn tone_and_none_are_taken_as_configured() {
+        for found in [Ok(found()), Err("x".to_string())] {
+            assert_eq!(
+                AudioChoice::decide(S::Tone, found.clone()),
+                Ok(AudioChoice::Tone { fallback: None })
+            );
+            assert_eq!(AudioChoice::decide(S::None, found), Ok(AudioChoice::Off));
+        }
+        // Nothing is probed for them: from_config with an environment that would fail the
+        // probe still gives the configured choice.
+        let audio = strahl_config::Audio {
+            source: S::Tone,
+            ..strahl_config::Audio::default()
+        };
+        assert_eq!(
+            AudioChoice::from_config(&audio, &pipewire::Env::default()),
+            Ok(AudioChoice::Tone { fallback: None })
+        );
+    }
+
+    #[test]
+    fn the_appliance_socket_is_the_one_the_config_and_doctor_name() {
+        // strahl-audio does not depend on strahl-config; this crate sees both.
+        assert_eq!(
+            pipewire::APPLIANCE_SOCKET,
+            strahl_config::APPLIANCE_PIPEWIRE_SOCKET
+        );
+    }
+
+    #[test]
+    fn from_config_probes_the_configured_socket() {
+        let gone = std::env::temp_dir().join(format!("strahl-no-pw-{}", std::process::id()));
+        let audio = strahl_config::Audio {
+            source: S::Auto,
+            pipewire_socket: strahl_config::AutoPath::Path(gone.clone()),
+            ..strahl_config::Audio::default()
+        };
+        let c = AudioChoice::from_config(&audio, &pipewire::Env::default()).unwrap();
+        let line = c.describe();
+        assert!(
+            line.starts_with("test tone ([audio] source = \"auto\": no PipeWire at "),
+            "{line}"
+        );
+        assert!(line.contains(&gone.display().to_string()), "{line}");
+        let e = AudioChoice::from_config(
+            &strahl_config::Audio {
+                source: S::Pipewire,
+                ..audio
+            },
+            &pipewire::Env::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains(&gone.display().to_string()), "{e}");
     }
 }

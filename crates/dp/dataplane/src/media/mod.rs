@@ -229,7 +229,8 @@ pub struct MediaSettings {
 
 impl MediaSettings {
     /// Decides the sources and the encoder with the NVIDIA driver as it is on this machine.
-    /// Fails only when `[video] encoder = "nvenc"` and NVENC is not usable.
+    /// Fails only when `[video] encoder = "nvenc"` and NVENC is not usable, or `[audio] source
+    /// = "pipewire"` and PipeWire is not reachable.
     pub fn from_config(cfg: &strahl_config::Config) -> Result<Self, MediaError> {
         Self::from_config_with(cfg, Arc::new(DriverNvenc))
     }
@@ -270,14 +271,16 @@ impl MediaSettings {
                 })?
             }
         };
+        let audio = audio::AudioChoice::from_config(
+            &cfg.audio,
+            &strahl_audio::pipewire::Env::from_process(),
+        )
+        .map_err(MediaError::Environment)?;
         Ok(Self {
             video_source,
             video_source_why,
             encoder,
-            audio: audio::AudioChoice::from_config(
-                cfg.audio.source,
-                &strahl_audio::pipewire::Env::from_process(),
-            ),
+            audio,
             drop_fraction: cfg.testing.video_drop_fraction.0,
             drop_seed: cfg.testing.video_drop_seed,
             ping_timeout: PING_TIMEOUT,
