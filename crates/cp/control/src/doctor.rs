@@ -14,13 +14,17 @@
 //!   and CUDA libraries);
 //! - the transport the configuration names (`[dataplane] transport = "af_xdp"` / `"io_uring"`
 //!   → that kernel facility allowed; AF_XDP also needs the memlock limit).
+//! - the sound source the configuration names (`[audio] source = "pipewire"` → `pw-record`, a
+//!   reachable PipeWire socket and, on the appliance, its grant to the data plane's group —
+//!   `doctor_audio.rs`).
 //!
 //! Everything else is *recommended*: it costs performance or a feature with a working fallback
 //! (an isolated tx core, strahl's kernel-config files in effect — `doctor_kconfig.rs` —, native
 //! XDP, io_uring/AF_XDP under `transport = "auto"`, NVENC under `encoder = "auto"`,
-//! `/dev/uinput` — the input sink falls back to recording —, an open firewall, time sync).
+//! `/dev/uinput` — the input sink falls back to recording —, the box's sound under `[audio] source =
+//! "auto"` — the test tone instead —, an open firewall, time sync).
 
-use strahl_config::{AudioSource, Cores, EncoderPref, TransportPref, VideoSource};
+use strahl_config::{Cores, EncoderPref, TransportPref, VideoSource};
 
 #[path = "doctor_model.rs"]
 mod model;
@@ -49,6 +53,10 @@ pub fn run_checks(sys: &dyn SystemView, inp: &Inputs) -> Vec<Finding> {
 #[path = "doctor_kconfig.rs"]
 pub mod kconfig;
 pub use kconfig::{parse_cpu_list, parse_cpu_list_last};
+
+#[path = "doctor_audio.rs"]
+mod audio_check;
+use audio_check::audio;
 
 #[path = "doctor_host.rs"]
 mod host_checks;
@@ -646,58 +654,6 @@ fn uinput(sys: &dyn SystemView) -> Finding {
             "/dev/uinput read-write".into(),
             "",
         )
-    }
-}
-
-/// The box's sound: `[audio] source = "pipewire"` needs `pw-record` on PATH and a PipeWire the
-/// data plane's environment names (`PIPEWIRE_RUNTIME_DIR` or `XDG_RUNTIME_DIR`) — that part
-/// only the data plane can see: its start-up line and the status page say whether it reached
-/// it. Without either it streams the test tone, so this is never required.
-fn audio(sys: &dyn SystemView, inp: &Inputs) -> Finding {
-    const C: &str = "audio";
-    let pw_record = sys
-        .run(&["pw-record", "--version"])
-        .is_some_and(|o| o.status == 0);
-    match (inp.audio, pw_record) {
-        (AudioSource::Pipewire, false) => finding(
-            C,
-            Level::Recommended,
-            Verdict::Fail,
-            "[audio] source = \"pipewire\", but pw-record is not on PATH: the data plane \
-             streams the test tone"
-                .into(),
-            "install pw-record (Debian: pipewire-bin; Fedora: pipewire-utils) and run the data \
-             plane where the desktop's PipeWire is reachable (PIPEWIRE_RUNTIME_DIR or \
-             XDG_RUNTIME_DIR of its user)",
-        ),
-        (AudioSource::Pipewire, true) => finding(
-            C,
-            Level::Recommended,
-            Verdict::Ok,
-            "pw-record found; whether the data plane reached PipeWire is in its start-up line \
-             and on the status page"
-                .into(),
-            "",
-        ),
-        (other, _) => finding(
-            C,
-            Level::Recommended,
-            Verdict::Ok,
-            format!(
-                "[audio] source = \"{}\": the box's sound is not streamed (set source = \
-                 \"pipewire\" for it{})",
-                match other {
-                    AudioSource::None => "none",
-                    _ => "tone",
-                },
-                if pw_record {
-                    ""
-                } else {
-                    "; pw-record from pipewire-bin is needed then"
-                }
-            ),
-            "",
-        ),
     }
 }
 

@@ -402,4 +402,10 @@ impl SystemView for RealSystem {
             Err(_) => PortState::InUse,
         }
     }
+
+    fn connect_unix(&self, path: &str) -> Result<(), String> {
+        std::os::unix::net::UnixStream::connect(path)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
 }

@@ -4,7 +4,9 @@
 //! importing each other; the contract is in `doctor.rs`'s header.
 
 use serde::Serialize;
-use strahl_config::{AudioSource, Config, Cores, EncoderPref, TransportPref, VideoSource};
+use strahl_config::{
+    AudioSource, AutoPath, Config, Cores, EncoderPref, TransportPref, VideoSource,
+};
 
 /// How much a finding matters; see the module contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,6 +83,9 @@ pub trait SystemView {
     /// Runs a command (bounded in time by the implementation); `None` when it cannot run.
     fn run(&self, argv: &[&str]) -> Option<CmdOut>;
     fn port(&self, proto: Proto, port: u16) -> PortState;
+    /// Connects to a Unix stream socket and closes the connection at once, sending nothing;
+    /// `Err` is the error.
+    fn connect_unix(&self, path: &str) -> Result<(), String>;
 }
 
 /// What the checks need from the configuration.
@@ -93,6 +98,8 @@ pub struct Inputs {
     pub source: VideoSource,
     pub encoder: EncoderPref,
     pub audio: AudioSource,
+    /// `[audio] pipewire_socket` when it names a path (`None`: "auto").
+    pub pipewire_socket: Option<String>,
     /// (what, protocol, port) for every port strahl listens on.
     pub ports: Vec<(String, Proto, u16)>,
 }
@@ -121,6 +128,10 @@ impl Inputs {
             source: cfg.video.source,
             encoder: cfg.video.encoder,
             audio: cfg.audio.source,
+            pipewire_socket: match &cfg.audio.pipewire_socket {
+                AutoPath::Auto => None,
+                AutoPath::Path(p) => Some(p.display().to_string()),
+            },
             ports,
         }
     }

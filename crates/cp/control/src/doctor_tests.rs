@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use strahl_config::Config;
+use strahl_config::{AudioSource, Config};
 
 use super::*;
 
@@ -14,6 +14,8 @@ struct Fake {
     rw: BTreeSet<String>,
     cmds: BTreeMap<String, CmdOut>,
     busy: BTreeSet<u16>,
+    /// Unix sockets that accept a connection.
+    sockets: BTreeSet<String>,
 }
 
 impl Fake {
@@ -60,6 +62,13 @@ impl SystemView for Fake {
     }
     fn run(&self, argv: &[&str]) -> Option<CmdOut> {
         self.cmds.get(&argv.join(" ")).cloned()
+    }
+    fn connect_unix(&self, path: &str) -> Result<(), String> {
+        if self.sockets.contains(path) {
+            Ok(())
+        } else {
+            Err("No such file or directory (os error 2)".into())
+        }
     }
     fn port(&self, _proto: Proto, port: u16) -> PortState {
         if self.busy.contains(&port) {
@@ -155,6 +164,7 @@ fn good() -> Fake {
         .rw("/dev/uinput")
         .cmd("nft list ruleset", 0, "table inet filter {\n}\n")
         .cmd("timedatectl show -p NTPSynchronized --value", 0, "yes\n");
+    f = with_pipewire(f);
     f.links.insert(
         "/sys/class/net/enp1s0/device/driver".into(),
         "../../../bus/pci/drivers/ice".into(),
@@ -608,20 +618,154 @@ fn human_output_lists_fixes_and_counts() {
     assert!(out.contains("1 required missing"));
 }
 
+/// The appliance's desktop PipeWire as its session's grant leaves it: pw-record, the socket
+/// listening, the strahl-audio group, the ACLs strahl-pipewire-access.service sets.
+fn with_pipewire(mut f: Fake) -> Fake {
+    f.sockets.insert("/run/user/1000/pipewire-0".into());
+    f.cmd(
+        "pw-record --version",
+        0,
+        "pw-record\nCompiled with libpipewire 1.2.7\n",
+    )
+    .file("/etc/group", "wheel:x:10:\nstrahl-audio:x:971:\n")
+    .cmd(
+        "getfacl --omit-header --absolute-names /run/user/1000",
+        0,
+        "user::rwx\ngroup::---\ngroup:strahl-audio:--x\nmask::--x\nother::---\n",
+    )
+    .cmd(
+        "getfacl --omit-header --absolute-names /run/user/1000/pipewire-0",
+        0,
+        "user::rw-\ngroup::rw-\ngroup:strahl-audio:rw-\nmask::rw-\nother::rw-\n",
+    )
+}
+
 #[test]
-fn audio_says_how_to_stream_the_box_sound() {
+fn audio_tone_and_none_say_how_to_stream_the_box_sound() {
     let mut inp = inputs();
-    // The default tone: nothing missing, but the detail says how to get the box's sound.
+    for src in [AudioSource::Tone, AudioSource::None] {
+        inp.audio = src;
+        // Nothing is looked at: a machine without PipeWire passes.
+        let a = audio(&Fake::default(), &inp);
+        assert_eq!((a.verdict, a.level), (Verdict::Ok, Level::Recommended));
+        assert!(
+            a.detail
+                .starts_with(&format!("[audio] source = \"{}\": ", src.name())),
+            "{a:?}"
+        );
+        assert!(a.detail.contains("source = \"auto\""), "{a:?}");
+    }
+}
+
+#[test]
+fn audio_auto_on_the_appliance_checks_the_socket_and_its_grant() {
+    let inp = inputs();
+    assert_eq!(inp.audio, AudioSource::Auto, "the default");
     let a = audio(&good(), &inp);
-    assert_eq!(a.verdict, Verdict::Ok);
-    assert!(a.detail.contains("source = \"pipewire\""), "{a:?}");
-    inp.audio = strahl_config::AudioSource::Pipewire;
-    let a = audio(&good(), &inp);
-    assert_eq!((a.verdict, a.level), (Verdict::Fail, Level::Recommended));
-    assert!(a.fix.contains("pipewire-bin"), "{a:?}");
-    let a = audio(
-        &good().cmd("pw-record --version", 0, "pw-record 0.3.65\n"),
-        &inp,
+    assert_eq!(
+        (a.verdict, a.level),
+        (Verdict::Ok, Level::Recommended),
+        "{a:?}"
     );
+    assert!(
+        a.detail
+            .contains("/run/user/1000/pipewire-0 (from the appliance's desktop user)"),
+        "{a:?}"
+    );
+    assert!(a.detail.contains("captures the box's sound"), "{a:?}");
+
+    // Nobody logged in: the tone, and how to get the sound.
+    let mut s = good();
+    s.sockets.clear();
+    let a = audio(&s, &inp);
+    assert_eq!((a.verdict, a.level), (Verdict::Fail, Level::Recommended));
+    assert!(
+        a.detail
+            .starts_with("no PipeWire at /run/user/1000/pipewire-0"),
+        "{a:?}"
+    );
+    assert!(
+        a.detail
+            .ends_with("streams the test tone ([audio] source = \"auto\")"),
+        "{a:?}"
+    );
+    assert!(a.fix.contains("pipewire_socket"), "{a:?}");
+
+    // No pw-record: that is what is missing.
+    let mut s = good();
+    s.cmds.remove("pw-record --version");
+    let a = audio(&s, &inp);
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert!(a.fix.contains("pipewire-utils"), "{a:?}");
+
+    // Reachable for root, but the session never granted the group: the data plane's user
+    // would be refused — the directory's x, then the socket's w, each named.
+    let s = good().cmd(
+        "getfacl --omit-header --absolute-names /run/user/1000",
+        0,
+        "user::rwx\ngroup::---\nother::---\n",
+    );
+    let a = audio(&s, &inp);
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert!(
+        a.detail
+            .starts_with("/run/user/1000 grants the strahl-audio group \"\""),
+        "{a:?}"
+    );
+    assert!(
+        a.fix
+            .contains("systemctl --user enable --now strahl-pipewire-access.service")
+    );
+    let s = good().cmd(
+        "getfacl --omit-header --absolute-names /run/user/1000/pipewire-0",
+        0,
+        "user::rw-\ngroup::rw-\ngroup:strahl-audio:rw-\t#effective:r--\nmask::r--\nother::rw-\n",
+    );
+    let a = audio(&s, &inp);
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert!(
+        a.detail
+            .contains("pipewire-0 grants the strahl-audio group \"r\""),
+        "{a:?}"
+    );
+    // Without getfacl the grant cannot be told.
+    let mut s = good();
+    s.cmds.retain(|k, _| !k.starts_with("getfacl"));
+    assert_eq!(audio(&s, &inp).verdict, Verdict::Unknown);
+    // Not the appliance (no strahl-audio group): the data plane runs as a user, no grant needed.
+    let mut s = good();
+    s.cmds.retain(|k, _| !k.starts_with("getfacl"));
+    s.files.remove("/etc/group");
+    let a = audio(&s, &inp);
     assert_eq!(a.verdict, Verdict::Ok, "{a:?}");
+    assert!(a.detail.contains("not the appliance"), "{a:?}");
+}
+
+#[test]
+fn audio_pipewire_is_required_and_a_configured_socket_is_the_one_checked() {
+    let mut inp = inputs();
+    inp.audio = AudioSource::Pipewire;
+    assert_eq!(audio(&good(), &inp).level, Level::Required);
+    inp.pipewire_socket = Some("/run/user/1001/pipewire-0".into());
+    let a = audio(&good(), &inp);
+    assert_eq!((a.verdict, a.level), (Verdict::Fail, Level::Required));
+    assert!(
+        a.detail
+            .starts_with("no PipeWire at /run/user/1001/pipewire-0 (from [audio] pipewire_socket)"),
+        "{a:?}"
+    );
+    assert!(a.detail.contains("refuses to start"), "{a:?}");
+    assert!(required_missing(&run_checks(&good(), &inp)));
+}
+
+#[test]
+fn getfacl_effective_perms_respect_the_mask() {
+    let acl = "user::rwx\ngroup::---\ngroup:strahl-audio:rwx\t#effective:--x\nmask::--x\n";
+    assert_eq!(audio_check::effective_group_perms(acl, "strahl-audio"), "x");
+    assert_eq!(audio_check::effective_group_perms(acl, "other"), "");
+    // Without a mask line the entry counts as written.
+    assert_eq!(
+        audio_check::effective_group_perms("group:strahl-audio:rw-\n", "strahl-audio"),
+        "rw"
+    );
 }
