@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 # systemd-analyze verify/security, systemd-sysusers/-tmpfiles, systemctl --root preset.
 # pipewire pipewire-bin wireplumber dbus-daemon: the audio-capture tests run a private PipeWire
 # (strahl_testkit::pipewire); the data plane captures through pw-record (pipewire-bin).
+# acl: the data plane's start-up test runs the appliance's PipeWire grant (its setfacl commands).
 # ffmpeg: the codec tests make their passthrough clips with it (libx264, libx265, libaom; a test
 # tool only, crates/test/e2e/src/clips.rs).
-APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium curl systemd shellcheck edid-decode pipewire pipewire-bin wireplumber dbus-daemon ffmpeg)
+APT_PACKAGES=(pkg-config clang llvm make libelf-dev zlib1g-dev libpcap-dev linux-libc-dev m4 nasm cmake libgbm-dev iproute2 python3-venv chromium curl systemd shellcheck edid-decode pipewire pipewire-bin wireplumber dbus-daemon ffmpeg acl)
 # moonlight-python ships CPython-ABI-specific wheels (cp310..cp313): the venv pins the interpreter's minor.
 MOONLIGHT_PYTHON_VERSION=0.3.0
 VENV=.venv
