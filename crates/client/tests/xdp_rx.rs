@@ -111,3 +111,115 @@ fn af_xdp_takes_the_media_port_only_and_receives_without_allocating() {
     assert!(rep.passed >= 3, "{rep:?}");
     assert_eq!(rep.malformed, 0, "{rep:?}");
 }
+
+/// Two namespaces joined by a veth with two queues a side (the multi-queue path: one socket per
+/// queue, one poll over both); removed on drop.
+struct TwoQueueVeth {
+    ns: [String; 2],
+    ifs: [String; 2],
+}
+
+impl TwoQueueVeth {
+    fn create() -> Result<Self, String> {
+        testbed::check_privileges().map_err(|e| e.0)?;
+        let base = format!("x{:x}", std::process::id());
+        let v = TwoQueueVeth {
+            ns: [format!("strahl-{base}a"), format!("strahl-{base}b")],
+            ifs: [format!("{base}a"), format!("{base}b")],
+        };
+        let [na, nb] = &v.ns;
+        let [ia, ib] = &v.ifs;
+        let q = ["numtxqueues", "2", "numrxqueues", "2"];
+        let mut link = vec!["link", "add", ia, "netns", na];
+        link.extend(q);
+        link.extend(["type", "veth", "peer", "name", ib, "netns", nb]);
+        link.extend(q);
+        for args in [
+            vec!["netns", "add", na],
+            vec!["netns", "add", nb],
+            link,
+            vec!["-n", na, "addr", "add", "10.202.0.1/24", "dev", ia],
+            vec!["-n", nb, "addr", "add", "10.202.0.2/24", "dev", ib],
+            vec!["-n", na, "link", "set", ia, "up"],
+            vec!["-n", nb, "link", "set", ib, "up"],
+        ] {
+            let st = std::process::Command::new("ip").args(&args).status();
+            if !st.is_ok_and(|s| s.success()) {
+                return Err(format!("ip {}", args.join(" ")));
+            }
+        }
+        Ok(v)
+    }
+}
+
+impl Drop for TwoQueueVeth {
+    fn drop(&mut self) {
+        for ns in &self.ns {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn af_xdp_receives_on_every_queue_of_a_multi_queue_interface() {
+    let v = match TwoQueueVeth::create() {
+        Ok(v) => v,
+        Err(e) => {
+            testbed::skip("af_xdp_receives_on_every_queue", &e);
+            return;
+        }
+    };
+    let (a, b) = (
+        std::net::Ipv4Addr::new(10, 202, 0, 1),
+        std::net::Ipv4Addr::new(10, 202, 0, 2),
+    );
+    let if_b = v.ifs[1].clone();
+    let mut rx = testbed::in_netns(&v.ns[1], move || {
+        XdpMedia::open(&if_b, 2, MEDIA).unwrap_or_else(|e| panic!("{e}"))
+    })
+    .unwrap();
+    // Many source ports: the sender's veth spreads the flows over its two queues, which are the
+    // receiver's two queues.
+    let senders: Vec<UdpSocket> = (0..16)
+        .map(|_| testbed::in_netns(&v.ns[0], move || UdpSocket::bind((a, 0)).unwrap()).unwrap())
+        .collect();
+    let mut batch = XdpMedia::batch();
+    let total = 16 * PER_ROUND;
+    let mut seen = vec![false; total as usize];
+    let mut got = 0;
+    for (k, tx) in senders.iter().enumerate() {
+        got += round(
+            tx,
+            SocketAddr::from((b, MEDIA)),
+            &mut rx,
+            &mut batch,
+            k as u32 * PER_ROUND,
+            &mut seen,
+        );
+    }
+    assert_eq!(got, total);
+    assert!(seen.iter().all(|&s| s), "every datagram intact");
+    let rep = rx.report();
+    assert_eq!((rep.queues, rep.received), (2, u64::from(total)), "{rep:?}");
+    // Both queues took part (veth counts its XDP redirects per queue).
+    let stats = std::process::Command::new("ip")
+        .args(["netns", "exec", &v.ns[1], "ethtool", "-S", &v.ifs[1]])
+        .output();
+    match stats {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            for q in 0..2 {
+                let key = format!("rx_queue_{q}_xdp_redirect:");
+                let n: u64 = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(&key))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("no {key} in\n{text}"));
+                assert!(n > 0, "queue {q} redirected nothing:\n{text}");
+            }
+        }
+        _ => eprintln!("ethtool not available: which queues took part is not checked"),
+    }
+}
