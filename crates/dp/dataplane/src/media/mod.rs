@@ -302,7 +302,17 @@ impl MediaSettings {
             .to_owned();
         let (capture, encode, encode_why) = match &self.video_source {
             VideoSourceKind::Synthetic => ("synthetic", name, why),
-            VideoSourceKind::Kms(_) => ("kms", name, why),
+            // How captured frames reach the encoder (the session falls back to the CPU copy,
+            // logged and counted, if the GPU refuses an import: video/zero_copy.rs).
+            VideoSourceKind::Kms(_) => {
+                let path = match chosen.backend {
+                    strahl_encode::select::Backend::Nvenc => "KMS frames zero-copy: dmabuf → NVENC",
+                    strahl_encode::select::Backend::OpenH264 => {
+                        "KMS frames by CPU copy: mapped and converted"
+                    }
+                };
+                ("kms", name, format!("{why}; {path}"))
+            }
             VideoSourceKind::Passthrough(_) => ("passthrough", "passthrough", caps.describe()),
         };
         let (audio, audio_why) = (self.audio.label(), self.audio.describe());

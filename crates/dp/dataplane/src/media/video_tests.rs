@@ -258,3 +258,30 @@ fn on_a_machine_without_nvenc_the_data_plane_picks_openh264_and_says_why() {
         "{err}"
     );
 }
+
+#[test]
+fn the_start_up_line_says_how_kms_frames_reach_the_encoder() {
+    let gpu = FakeGpu::default();
+    let mut settings = settings(&gpu);
+    settings.video_source =
+        super::super::VideoSourceKind::Kms(std::path::PathBuf::from("/run/strahl/kms.sock"));
+    let caps = capability(&settings.video_source, &settings.encoder);
+    let line = describe_detected(&settings.detected(&caps));
+    assert!(line.contains("video source: kms ("), "{line}");
+    assert!(
+        line.contains("encoder nvenc (") && line.contains("KMS frames zero-copy: dmabuf → NVENC"),
+        "{line}"
+    );
+    let mut soft = strahl_config::Config::default();
+    soft.video.encoder = strahl_config::EncoderPref::Openh264;
+    let mut settings = MediaSettings::from_config_with(&soft, Arc::new(gpu.clone())).unwrap();
+    settings.video_source =
+        super::super::VideoSourceKind::Kms(std::path::PathBuf::from("/run/strahl/kms.sock"));
+    let line = describe_detected(&settings.detected(&caps));
+    assert!(
+        line.contains("encoder openh264 (")
+            && line.contains("KMS frames by CPU copy: mapped and converted")
+            && !line.contains("zero-copy"),
+        "{line}"
+    );
+}
