@@ -18,8 +18,9 @@
 //! - [`probe`] looks (the socket — `[audio] pipewire_socket`, else libpipewire's environment,
 //!   else [`APPLIANCE_SOCKET`] — accepts a connection, `pw-record` and `stdbuf` are on PATH)
 //!   without playing or recording anything; [`Probe::decide`] turns what it saw into the
-//!   answer, or why not and the fix, with no IO (unit-tested). The data plane decides once at
-//!   start: the tone with `source = "auto"`, a refusal to start with `"pipewire"`.
+//!   answer, or why not and the fix, with no IO (unit-tested). Without PipeWire at start the
+//!   data plane streams the tone with `source = "auto"` (and probes again as each session
+//!   starts) and refuses to start with `"pipewire"`.
 //! - [`PipeWireCapture`] is one child process; [`Supervisor`] owns at most one, fills packets
 //!   from it (silence while it primes, is down or restarting — never blocks), notices its exit
 //!   (the reason: exit status and the tail of its stderr) and starts it again after a back-off.

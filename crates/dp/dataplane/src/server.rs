@@ -9,7 +9,10 @@
 //! Media goes through a [`MediaHost`] (the real one, [`crate::media::Media`], spawns per-session
 //! workers; the default [`NoMedia`] sends nothing, for these unit tests). The handler stays
 //! sans-IO: it only calls the host. Failures of running media (no ping, bind or encoder error)
-//! come back through [`Server::poll_media`] as `SessionError` then `SessionEnded`.
+//! come back through [`Server::poll_media`] as `SessionError` then `SessionEnded`; a choice the
+//! media changed since start (`[audio] source = "auto"` finding PipeWire, or losing it, as a
+//! session is built) comes back as a `Detected` event, which is forwarded and replaces that
+//! subsystem's entry sent after every later handshake.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -67,6 +70,15 @@ fn cut(mut text: String, max: usize) -> String {
     text
 }
 
+/// `d` with each text cut to its IPC limit.
+fn cut_detected(d: Detected) -> Detected {
+    Detected {
+        subsystem: d.subsystem,
+        choice: cut(d.choice, strahl_ipc::MAX_NAME_LEN),
+        reason: cut(d.reason, strahl_ipc::MAX_TEXT_LEN),
+    }
+}
+
 pub struct Server<'r> {
     metrics: &'r Registry,
     media: Box<dyn MediaHost + 'r>,
@@ -81,7 +93,8 @@ pub struct Server<'r> {
     /// What the encoder makes, sent after every handshake (`None`: nothing to report, as in
     /// the IPC unit tests without media).
     video_caps: Option<VideoCaps>,
-    /// The start-up choices for capture, encode and audio, sent after every handshake.
+    /// The choices for capture, encode and audio (start-up's, then the media's latest), sent
+    /// after every handshake.
     detected: Vec<Detected>,
 }
 
@@ -110,14 +123,22 @@ impl<'r> Server<'r> {
     /// Record the start-up choices (sent as `Detected` events on each handshake). Each text is
     /// cut to its IPC limit at a character boundary, as the transport's detail is.
     pub fn set_detected(&mut self, detected: Vec<Detected>) {
-        self.detected = detected
-            .into_iter()
-            .map(|d| Detected {
-                subsystem: d.subsystem,
-                choice: cut(d.choice, strahl_ipc::MAX_NAME_LEN),
-                reason: cut(d.reason, strahl_ipc::MAX_TEXT_LEN),
-            })
-            .collect();
+        self.detected = detected.into_iter().map(cut_detected).collect();
+    }
+
+    /// A choice changed since start: it replaces its subsystem's entry (or is added); the cut
+    /// entry is returned for the control plane.
+    fn redetected(&mut self, d: Detected) -> Detected {
+        let d = cut_detected(d);
+        match self
+            .detected
+            .iter_mut()
+            .find(|x| x.subsystem == d.subsystem)
+        {
+            Some(x) => *x = d.clone(),
+            None => self.detected.push(d.clone()),
+        }
+        d
     }
 
     /// Record the start-up transport choice (sent as a `TransportChosen` event on each handshake).
@@ -136,12 +157,14 @@ impl<'r> Server<'r> {
     /// Sessions whose media failed: each is ended, and `SessionError` + `SessionEnded` are
     /// returned for the control plane. Call it every loop iteration.
     pub fn poll_media(&mut self) -> Vec<Message> {
-        let mut out: Vec<Message> = self
-            .media
-            .poll_events()
-            .into_iter()
-            .map(Message::Event)
-            .collect();
+        let mut out: Vec<Message> = Vec::new();
+        for e in self.media.poll_events() {
+            let e = match e {
+                Event::Detected(d) => Event::Detected(self.redetected(d)),
+                e => e,
+            };
+            out.push(Message::Event(e));
+        }
         for (id, detail, reason) in self.media.poll_failures() {
             log::warn!("session {id}: media failed: {detail}");
             out.push(Message::Event(Event::SessionError { id, detail }));
@@ -649,6 +672,72 @@ mod tests {
             }
             s.on_disconnect();
         }
+    }
+
+    /// Media whose audio choice changed once since start (what `Media` queues when `auto`
+    /// finds PipeWire as a session is built).
+    struct Rechose(Option<Detected>);
+
+    impl MediaHost for Rechose {
+        fn start(&mut self, _: &SessionStart) -> Result<(), crate::media::MediaError> {
+            Ok(())
+        }
+        fn update(&mut self, _: u64, _: Option<u32>, _: Option<u8>, _: bool) {}
+        fn stop(&mut self, _: u64) {}
+        fn poll_failures(&mut self) -> Vec<(u64, String, StopReason)> {
+            Vec::new()
+        }
+        fn poll_events(&mut self) -> Vec<Event> {
+            self.0.take().map(Event::Detected).into_iter().collect()
+        }
+    }
+
+    #[test]
+    fn a_changed_choice_is_sent_and_replaces_its_entry_for_later_handshakes() {
+        let reg = Registry::new();
+        let mut s = Server::new(&reg, 1, "dp");
+        let entry = |subsystem, choice: &str, reason: &str| Detected {
+            subsystem,
+            choice: choice.into(),
+            reason: reason.into(),
+        };
+        use strahl_ipc::Subsystem::{Audio, Capture};
+        s.set_detected(vec![
+            entry(Capture, "synthetic", "the pattern"),
+            entry(Audio, "tone", "auto: no PipeWire"),
+        ]);
+        let long = format!("auto: reachable; {}", "ü".repeat(2000));
+        s.set_media(Box::new(Rechose(Some(entry(Audio, "pipewire", &long)))));
+        s.on_connect();
+        s.on_datagram(&hello(MAJOR), Duration::ZERO);
+        let out = s.poll_media();
+        let [Message::Event(Event::Detected(d))] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!((d.subsystem, d.choice.as_str()), (Audio, "pipewire"));
+        assert!(d.reason.starts_with("auto: reachable; ü") && d.reason.ends_with("..."));
+        let mut buf = vec![0u8; strahl_ipc::MAX_MESSAGE_LEN];
+        assert!(strahl_ipc::encode(&out[0], &mut buf).is_ok());
+        assert!(s.poll_media().is_empty(), "sent once");
+        // A control plane connecting later hears the new choice in place of the old one.
+        s.on_disconnect();
+        s.on_connect();
+        let o = s.on_datagram(&hello(MAJOR), Duration::ZERO);
+        let sent: Vec<(strahl_ipc::Subsystem, String)> = o
+            .replies
+            .iter()
+            .filter_map(|r| match r {
+                Message::Event(Event::Detected(d)) => Some((d.subsystem, d.choice.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            vec![
+                (Capture, "synthetic".to_owned()),
+                (Audio, "pipewire".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! - The appliance's PipeWire grant (the user unit's `setfacl` commands) lets the data plane,
 //!   as another user holding the group, reach a socket in a 0700 runtime directory; without
 //!   it, or after its stop command, `auto` streams the tone and says why.
+//! - `[audio] source = "auto"` with the data plane up before the desktop's PipeWire: the
+//!   first session streams the tone; once the socket is there the next session's build takes
+//!   PipeWire and says so (the status page's `Detected` entry), and the tone again, with why,
+//!   when it is gone (in-process, through `Media::start`; needs no root).
 //! - As `nobody` with `transport = "af_xdp"` it refuses to start (no silent fallback).
 //! - As root in a namespace, on a veth, it picks AF_XDP and sends nothing while starting (the
 //!   peer's receive counter does not move).
@@ -17,6 +21,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 fn skip(name: &str, why: &str) {
     let _ = std::io::stderr()
@@ -305,6 +311,107 @@ fn the_desktop_sessions_grant_lets_the_data_plane_reach_its_pipewire() {
     run("ExecStop=");
     let line = media("after the stop");
     assert!(line.contains(&refused), "{line}");
+}
+
+/// See the module header. Stand-ins for `pw-record` and `stdbuf` on the probe's PATH (it only
+/// looks them up; no audio ping arrives, so no capture is started).
+#[test]
+fn auto_audio_takes_pipewire_at_the_first_session_after_it_appears() {
+    use strahl_dataplane::media::{DEFAULT_LINK_BPS, Media, MediaHost, MediaSettings, Transports};
+    use strahl_ipc::{Event, Subsystem};
+    use strahl_metrics::{Metric, Registry};
+    let dir = Dir::new("pw-auto");
+    let bin = dir.0.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for p in ["pw-record", "stdbuf"] {
+        std::fs::write(bin.join(p), "").unwrap();
+    }
+    let socket = dir.0.join("pipewire-0");
+    let mut cfg = strahl_config::Config::default();
+    cfg.video.source = strahl_config::VideoSource::Synthetic;
+    cfg.video.encoder = strahl_config::EncoderPref::Openh264;
+    cfg.audio.pipewire_socket = strahl_config::AutoPath::Path(socket.clone());
+    let mut settings = MediaSettings::from_config(&cfg).unwrap();
+    assert_eq!(settings.audio.label(), "tone", "{:?}", settings.audio);
+    let probe = settings.audio_recheck.as_mut().expect("auto looks again");
+    probe.env.path = Some(bin.clone().into_os_string());
+    let reg: &'static Registry = Box::leak(Box::new(Registry::new()));
+    let transports = Transports {
+        xdp: None,
+        kernel: strahl_net::TransportKind::SendMmsg,
+        core: None,
+        worker_cores: Vec::new(),
+        link_rate_bps: DEFAULT_LINK_BPS,
+    };
+    let mut media = Media::new(settings, transports, reg).unwrap();
+    let source = |reg: &Registry| {
+        ["none", "tone", "pipewire"]
+            .into_iter()
+            .find(|l| {
+                Registry::label_index(Metric::AudioSource, l)
+                    .is_some_and(|i| reg.get_at(Metric::AudioSource, i) == 1)
+            })
+            .unwrap_or("?")
+    };
+    // One session: built, its audio choice read back, stopped; the events it left.
+    let mut session = |id: u64| {
+        let ports = (common::free_port(), common::free_port());
+        let s = common::session(id, "127.0.0.1:40000".parse().unwrap(), Some([7; 16]), ports);
+        media.start(&s).unwrap();
+        let label = media.settings().audio.label();
+        media.stop(id);
+        let audio: Vec<_> = media
+            .poll_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Detected(d) if d.subsystem == Subsystem::Audio => Some(d),
+                _ => None,
+            })
+            .collect();
+        (label, audio)
+    };
+    let gone = format!(
+        "test tone ([audio] source = \"auto\": no PipeWire at {} (from [audio] \
+         pipewire_socket)",
+        socket.display()
+    );
+
+    let (label, events) = session(1);
+    assert_eq!((label, source(reg)), ("tone", "tone"));
+    assert!(events.is_empty(), "nothing changed: {events:?}");
+
+    // The desktop user logs in: its PipeWire listens.
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let (label, events) = session(2);
+    assert_eq!((label, source(reg)), ("pipewire", "pipewire"));
+    let [d] = events.as_slice() else {
+        panic!("one Detected for the change: {events:?}")
+    };
+    assert_eq!(d.choice, "pipewire");
+    assert!(
+        d.reason.starts_with(
+            "PipeWire, the default sink's monitor ([audio] source = \"auto\": reachable; "
+        ) && d.reason.contains(&format!(
+            "{} on {}, from [audio] pipewire_socket)",
+            bin.join("pw-record").display(),
+            socket.display()
+        )),
+        "{}",
+        d.reason
+    );
+    let (label, events) = session(3);
+    assert_eq!(label, "pipewire");
+    assert!(events.is_empty(), "announced once: {events:?}");
+
+    // Logged out: the next session streams the tone again, and the status page says why.
+    drop(listener);
+    std::fs::remove_file(&socket).unwrap();
+    let (label, events) = session(4);
+    assert_eq!((label, source(reg)), ("tone", "tone"));
+    let [d] = events.as_slice() else {
+        panic!("one Detected for the change: {events:?}")
+    };
+    assert!(d.reason.starts_with(&gone), "{}", d.reason);
 }
 
 #[test]

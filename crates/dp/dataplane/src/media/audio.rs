@@ -3,10 +3,17 @@
 //! packetizer (RTP PT 97, 4+2 FEC PT 127, AES-CBC) runs on the tx tile like every other
 //! packetizer.
 //!
-//! Source: [`AudioChoice`], decided once at start ([`AudioChoice::from_config`] probes,
+//! Source: [`AudioChoice`], decided at start ([`AudioChoice::from_config`] probes,
 //! [`AudioChoice::decide`] decides without IO): `[audio] source = "auto"` takes PipeWire where
 //! it is reachable and the tone otherwise, with the reason; `"pipewire"` without a reachable
-//! PipeWire refuses to start. With PipeWire the session runs its own `pw-record` through
+//! PipeWire refuses to start; `"tone"` and `"none"` are taken as they are. Only `auto` looks
+//! again: the data plane usually starts before the desktop's PipeWire (an autologin after
+//! `strahl.target`), so each GameStream session's build probes once more ([`AutoProbe`]: a
+//! connect to the socket and PATH lookups, no process; on the IPC thread that builds the
+//! session, never the tx tile or an encode thread) and [`AudioChoice::recheck`] (no IO) says
+//! what that session streams and whether the choice changed — the caller logs a change once
+//! and sends the new [`AudioChoice::detected`] entry to the status page. A session keeps what
+//! it started with. With PipeWire the session runs its own `pw-record` through
 //! [`strahl_audio::pipewire::Supervisor`], started when the client's audio ping arrives: the tile
 //! never waits for it (silence while it primes, is down or restarts — a PipeWire that goes away
 //! mid-session is one warning, `strahl_audio_capture_restarts_total` counting each lost
@@ -17,6 +24,7 @@
 //! skips ahead (the client conceals the gap) rather than bursting seconds of audio; a full ring
 //! (the tx tile behind) skips the packet the same way.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +32,7 @@ use strahl_audio::encoder::{MAX_PACKET_BYTES, OpusEncoder};
 use strahl_audio::layout::{FrameDuration, Layout, OpusParams, Quality};
 use strahl_audio::pipewire::{self, CaptureConfig, Detected, Note, Supervisor};
 use strahl_audio::tone::ToneSource;
-use strahl_ipc::StopReason;
+use strahl_ipc::{StopReason, Subsystem};
 use strahl_metrics::{Metric, Registry};
 
 use strahl_ipc::{SessionStart, StreamOptions};
@@ -63,7 +71,8 @@ pub fn opus_params(channels: u8, bitrate_kbps: u32) -> Result<OpusParams, MediaE
     )
 }
 
-/// Where a session's audio comes from (decided once at start).
+/// Where a session's audio comes from (decided at start; with `auto`, again at each session's
+/// build).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AudioChoice {
     /// No audio stream.
@@ -81,15 +90,31 @@ impl AudioChoice {
     /// and the fix) only for `source = "pipewire"` without a reachable PipeWire.
     pub fn from_config(audio: &strahl_config::Audio, env: &pipewire::Env) -> Result<Self, String> {
         use strahl_config::AudioSource as S;
-        let configured = match &audio.pipewire_socket {
-            strahl_config::AutoPath::Auto => None,
-            strahl_config::AutoPath::Path(p) => Some(p.as_path()),
-        };
         let found = match audio.source {
-            S::Auto | S::Pipewire => pipewire::detect(configured, env),
+            S::Auto | S::Pipewire => pipewire::detect(configured_socket(audio).as_deref(), env),
             S::Tone | S::None => Err("not probed".into()),
         };
         Self::decide(audio.source, found)
+    }
+
+    /// `source = "auto"` looking again as a session is built: `previous` is the choice the
+    /// last session (or the start) took, `found` what the probe sees now. No IO.
+    pub fn recheck(previous: &AudioChoice, found: Result<Detected, String>) -> Recheck {
+        let choice = Self::auto(found);
+        Recheck {
+            changed: choice != *previous,
+            choice,
+        }
+    }
+
+    /// What `auto` takes: PipeWire where reachable, the tone and why otherwise.
+    fn auto(found: Result<Detected, String>) -> Self {
+        match found {
+            Ok(found) => Self::PipeWire { found, auto: true },
+            Err(why) => Self::Tone {
+                fallback: Some(why),
+            },
+        }
     }
 
     /// The decision without IO: the configured source and what the probe found.
@@ -101,10 +126,7 @@ impl AudioChoice {
         match (source, found) {
             (S::None, _) => Ok(Self::Off),
             (S::Tone, _) => Ok(Self::Tone { fallback: None }),
-            (S::Auto, Ok(found)) => Ok(Self::PipeWire { found, auto: true }),
-            (S::Auto, Err(why)) => Ok(Self::Tone {
-                fallback: Some(why),
-            }),
+            (S::Auto, found) => Ok(Self::auto(found)),
             (S::Pipewire, Ok(found)) => Ok(Self::PipeWire { found, auto: false }),
             (S::Pipewire, Err(why)) => Err(format!(
                 "[audio] source = \"pipewire\", but {why} (set source = \"auto\" to stream the \
@@ -142,6 +164,60 @@ impl AudioChoice {
             Self::Tone { .. } => "tone",
             Self::PipeWire { .. } => "pipewire",
         }
+    }
+
+    /// The status page's audio entry (an IPC `Detected` event).
+    pub fn detected(&self) -> strahl_ipc::Detected {
+        strahl_ipc::Detected {
+            subsystem: Subsystem::Audio,
+            choice: self.label().to_owned(),
+            reason: self.describe(),
+        }
+    }
+}
+
+/// `[audio] pipewire_socket` as a path (`None`: `"auto"`, the environment's).
+fn configured_socket(audio: &strahl_config::Audio) -> Option<PathBuf> {
+    match &audio.pipewire_socket {
+        strahl_config::AutoPath::Auto => None,
+        strahl_config::AutoPath::Path(p) => Some(p.clone()),
+    }
+}
+
+/// What a session's build takes ([`AudioChoice::recheck`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recheck {
+    pub choice: AudioChoice,
+    /// It differs from the previous choice: log it once and update the status page.
+    pub changed: bool,
+}
+
+/// Where `source = "auto"` looks for PipeWire, kept from start-up so that each session's build
+/// can look again (the other sources are decided once: they have none).
+#[derive(Debug, Clone)]
+pub struct AutoProbe {
+    /// `[audio] pipewire_socket`; `None`: the environment's ([`pipewire::Env::socket`]).
+    pub socket: Option<PathBuf>,
+    pub env: pipewire::Env,
+}
+
+impl AutoProbe {
+    /// `Some` only for `[audio] source = "auto"`.
+    pub fn from_config(audio: &strahl_config::Audio, env: pipewire::Env) -> Option<Self> {
+        (audio.source == strahl_config::AudioSource::Auto).then(|| Self {
+            socket: configured_socket(audio),
+            env,
+        })
+    }
+
+    /// Probes now (a connect to the socket, closed again, and PATH lookups: no process, no
+    /// waiting beyond the connect) and re-decides against `previous`. Not for a real-time
+    /// thread: it makes system calls and allocates.
+    pub fn recheck(&self, previous: &AudioChoice) -> Recheck {
+        AudioChoice::recheck(
+            previous,
+            pipewire::detect(self.socket.as_deref(), &self.env),
+        )
     }
 }
 
@@ -421,6 +497,67 @@ mod tests {
         assert_eq!(
             AudioChoice::from_config(&audio, &pipewire::Env::default()),
             Ok(AudioChoice::Tone { fallback: None })
+        );
+    }
+
+    #[test]
+    fn auto_rechecks_at_each_session_and_says_when_the_choice_changed() {
+        let gone = || Err::<Detected, _>("no PipeWire at /x: gone".to_string());
+        // Started before the desktop's PipeWire: the tone, and why.
+        let start = AudioChoice::decide(S::Auto, gone()).unwrap();
+        // Still not there: the same choice, nothing to announce.
+        let r = AudioChoice::recheck(&start, gone());
+        assert_eq!((&r.choice, r.changed), (&start, false));
+        // Reachable now: PipeWire (as `auto` chose it), announced once.
+        let r = AudioChoice::recheck(&start, Ok(found()));
+        assert_eq!(
+            (&r.choice, r.changed),
+            (
+                &AudioChoice::PipeWire {
+                    found: found(),
+                    auto: true
+                },
+                true
+            )
+        );
+        let r = AudioChoice::recheck(&r.choice, Ok(found()));
+        assert!(!r.changed, "{r:?}");
+        assert_eq!(r.choice.label(), "pipewire");
+        // Gone again (the desktop user logged out): the tone for the next session, and why.
+        let r = AudioChoice::recheck(&r.choice, gone());
+        assert_eq!((&r.choice, r.changed), (&start, true));
+        // Still the tone, but for another reason (reachable, the grant missing): the status
+        // page must say the new why.
+        let denied = Err("no PipeWire at /x: Permission denied".to_string());
+        let r = AudioChoice::recheck(&r.choice, denied);
+        assert!(r.changed && r.choice.label() == "tone", "{r:?}");
+        assert!(r.choice.describe().contains("Permission denied"), "{r:?}");
+    }
+
+    #[test]
+    fn only_auto_looks_again() {
+        let audio = |source| strahl_config::Audio {
+            source,
+            pipewire_socket: strahl_config::AutoPath::Path("/run/pw".into()),
+            ..strahl_config::Audio::default()
+        };
+        for s in [S::Pipewire, S::Tone, S::None] {
+            assert!(AutoProbe::from_config(&audio(s), pipewire::Env::default()).is_none());
+        }
+        let p = AutoProbe::from_config(&audio(S::Auto), pipewire::Env::default()).unwrap();
+        assert_eq!(p.socket.as_deref(), Some(std::path::Path::new("/run/pw")));
+    }
+
+    #[test]
+    fn the_status_entry_is_the_choice_and_its_why() {
+        let c = AudioChoice::PipeWire {
+            found: found(),
+            auto: true,
+        };
+        let d = c.detected();
+        assert_eq!(
+            (d.subsystem, d.choice.as_str(), d.reason),
+            (Subsystem::Audio, "pipewire", c.describe())
         );
     }
 

@@ -15,6 +15,9 @@
 //!   when detected under `auto`, an error under `nvenc` without it); every session's encoder
 //!   is built from that choice, and what it makes is what the control plane advertises.
 //!   [`MediaSettings::detected`] says what was chosen for capture, encode and audio, and why.
+//!   Audio with `[audio] source = "auto"` is decided again as each GameStream session is built
+//!   ([`audio::AutoProbe`], on the thread calling [`Media::start`]); a change is logged once
+//!   and its new `Detected` entry comes out of [`MediaHost::poll_events`].
 //! - [`MediaHost`] is the seam the sans-IO [`crate::server::Server`] drives. [`Media::start`]
 //!   validates the session, builds its source, encoders and packetizers and opens the stream
 //!   ports' kernel sockets on this thread (a bad file, an encoder error or a busy port refuses
@@ -217,8 +220,11 @@ pub struct MediaSettings {
     /// The encoder of raw-frame sources, chosen at start ([`strahl_encode::select`]): every
     /// session's encoder is built from it, and the formats advertised are its.
     pub encoder: Selection,
-    /// PipeWire, the test tone or nothing ([`audio::AudioChoice::from_config`]).
+    /// PipeWire, the test tone or nothing ([`audio::AudioChoice::from_config`]); with
+    /// `auto`, the latest session's choice.
     pub audio: audio::AudioChoice,
+    /// `Some` with `[audio] source = "auto"`: where each session's build looks again.
+    pub audio_recheck: Option<audio::AutoProbe>,
     pub drop_fraction: f64,
     pub drop_seed: u64,
     pub ping_timeout: Duration,
@@ -271,16 +277,16 @@ impl MediaSettings {
                 })?
             }
         };
-        let audio = audio::AudioChoice::from_config(
-            &cfg.audio,
-            &strahl_audio::pipewire::Env::from_process(),
-        )
-        .map_err(MediaError::Environment)?;
+        let env = strahl_audio::pipewire::Env::from_process();
+        let audio =
+            audio::AudioChoice::from_config(&cfg.audio, &env).map_err(MediaError::Environment)?;
+        let audio_recheck = audio::AutoProbe::from_config(&cfg.audio, env);
         Ok(Self {
             video_source,
             video_source_why,
             encoder,
             audio,
+            audio_recheck,
             drop_fraction: cfg.testing.video_drop_fraction.0,
             drop_seed: cfg.testing.video_drop_seed,
             ping_timeout: PING_TIMEOUT,
@@ -315,11 +321,9 @@ impl MediaSettings {
             }
             VideoSourceKind::Passthrough(_) => ("passthrough", "passthrough", caps.describe()),
         };
-        let (audio, audio_why) = (self.audio.label(), self.audio.describe());
         [
             (Subsystem::Capture, capture, self.video_source_why.clone()),
             (Subsystem::Encode, encode, encode_why),
-            (Subsystem::Audio, audio, audio_why),
         ]
         .into_iter()
         .map(|(subsystem, choice, reason)| Detected {
@@ -327,6 +331,7 @@ impl MediaSettings {
             choice: choice.to_owned(),
             reason,
         })
+        .chain([self.audio.detected()])
         .collect()
     }
 }
@@ -489,6 +494,8 @@ pub struct Media {
     tile: Option<JoinHandle<()>>,
     tile_thread: std::thread::Thread,
     shutdown: Arc<AtomicBool>,
+    /// Events for the control plane not yet polled (a changed audio choice).
+    pending: Vec<Event>,
 }
 
 impl Media {
@@ -547,6 +554,7 @@ impl Media {
             tile_thread: handle.thread().clone(),
             tile: Some(handle),
             shutdown,
+            pending: Vec::new(),
         })
     }
 
@@ -755,6 +763,7 @@ impl Media {
             shared.clone(),
             self.metrics,
         );
+        self.recheck_audio(s.id);
         let audio = audio::build_stream(
             s,
             &self.settings.audio,
@@ -777,6 +786,31 @@ impl Media {
             video,
             audio,
         })
+    }
+}
+
+impl Media {
+    /// `auto`: looks for PipeWire again before session `id` is built (see the module
+    /// contract); a changed choice is logged once, shown by the metric and queued for the
+    /// status page.
+    fn recheck_audio(&mut self, id: u64) {
+        let Some(probe) = &self.settings.audio_recheck else {
+            return;
+        };
+        let r = probe.recheck(&self.settings.audio);
+        if !r.changed {
+            return;
+        }
+        log::info!(
+            "session {id}: audio from now on: {} (before: {})",
+            r.choice.describe(),
+            self.settings.audio.label()
+        );
+        if let Some(i) = Registry::label_index(Metric::AudioSource, r.choice.label()) {
+            self.metrics.set_info(Metric::AudioSource, i);
+        }
+        self.pending.push(Event::Detected(r.choice.detected()));
+        self.settings.audio = r.choice;
     }
 }
 
@@ -1002,7 +1036,7 @@ impl MediaHost for Media {
     }
 
     fn poll_events(&mut self) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.pending);
         while let Ok(TileEvent::Transport {
             id,
             transport,

@@ -68,6 +68,7 @@ pub fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
         video_source_why: "the tests' synthetic pattern".into(),
         encoder: strahl_encode::select::Selection::openh264("the tests' software encoder"),
         audio: strahl_dataplane::media::audio::AudioChoice::Tone { fallback: None },
+        audio_recheck: None,
         drop_fraction: drop,
         drop_seed: 1,
         ping_timeout,
