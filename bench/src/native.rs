@@ -41,13 +41,17 @@ use crate::report::Plot;
 
 const USAGE: &str = "usage: strahl-bench native [--rates 1000,2000,3000,4000] [--seconds S]
                           [--transports af_xdp,io_uring,sendmmsg] [--latency-mbps N]
-                          [--h264-mbps N] [--mtu N] [--out DIR] [--bin-dir DIR] [--quick]
+                          [--h264-mbps N] [--mtu N] [--realtime N] [--out DIR] [--bin-dir DIR]
+                          [--quick]
   --rates        offered payload Mbit/s of the passthrough sweep (default 1000,2000,3000,4000)
   --seconds      each client run (default 5)
   --latency-mbps passthrough rate of the latency runs (default 100: 104 kB frames at 120 fps)
   --h264-mbps    openh264 rate of the latency run (default 20)
   --mtu          the veth's MTU, the data plane's and the client's (default 1500; 9000 is a
                  jumbo-frame LAN: shards of 8928 B instead of 1428)
+  --realtime     SCHED_FIFO priority of the host's media threads ([dataplane] realtime_priority)
+                 and the client's receive thread (--realtime); default 10, as the appliance
+                 takes with a core for its tx tile; 0: normal priority on both sides
   --out          writes native.json, native.svg and native-cost.svg there
   --bin-dir      strahl-dataplane / strahl-control / strahl-client (default: next to this binary)
   --quick        smoke run: 200 Mbit/s, 2 s, sendmmsg only";
@@ -55,6 +59,9 @@ const USAGE: &str = "usage: strahl-bench native [--rates 1000,2000,3000,4000] [-
 /// The native QUIC port (`[network] native_port` default; a fresh namespace has it free).
 const NATIVE_PORT: u16 = 47_900;
 const FEC_PERCENT: u8 = 20;
+/// `--realtime` default: the appliance's `auto` priority (a tx tile with a core of its own);
+/// this 2-core VM shares cores, where `auto` is off, so the bench asks for it explicitly.
+const BENCH_REALTIME: u8 = 10;
 const MODE: &str = "1280x720@120";
 /// The client's media port in the loss run (the XDP program drops only packets to it).
 const LOSSY_MEDIA_PORT: u16 = 45_000;
@@ -68,6 +75,8 @@ struct Args {
     latency_mbps: u32,
     h264_mbps: u32,
     mtu: u16,
+    /// SCHED_FIFO priority of the host's media threads and the client's receive thread.
+    realtime: u8,
     out: Option<PathBuf>,
     bin_dir: Option<PathBuf>,
 }
@@ -80,6 +89,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         latency_mbps: 100,
         h264_mbps: 20,
         mtu: 1500,
+        realtime: BENCH_REALTIME,
         out: None,
         bin_dir: None,
     };
@@ -128,6 +138,13 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .ok()
                     .filter(|m| (1280..=9000).contains(m))
                     .ok_or("--mtu: 1280..=9000")?;
+            }
+            "--realtime" => {
+                a.realtime = val()?
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= 99)
+                    .ok_or("--realtime: 0..=99")?;
             }
             "--out" => a.out = Some(val()?.into()),
             "--bin-dir" => a.bin_dir = Some(val()?.into()),
@@ -235,7 +252,7 @@ fn client_run(
     place: &NetPlace,
     state: &Path,
     spec: &RunSpec<'_>,
-    mtu: u16,
+    a: &Args,
     tck: f64,
 ) -> Result<Value, String> {
     let json_path = state.join("stream.json");
@@ -265,7 +282,8 @@ fn client_run(
     let hostport = format!("{}:{NATIVE_PORT}", host.addr);
     let mut cmd = client_cmd(paths, place, state);
     cmd.args(["stream", &hostport, "--codec", spec.codec, "--mode", MODE])
-        .args(["--mtu", &mtu.to_string()])
+        .args(["--mtu", &a.mtu.to_string()])
+        .args(["--realtime", &a.realtime.to_string()])
         .args(["--bitrate", &(u64::from(spec.mbps) * 1000).to_string()])
         .args(["--seconds", &spec.seconds.to_string()])
         .arg("--json")
@@ -397,6 +415,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
                 stream_file: None,
                 max_bitrate_kbps: Some(20_000_000),
                 mtu: Some(a.mtu),
+                realtime_priority: Some(a.realtime),
                 fec_percent: FEC_PERCENT,
                 extra_toml: "",
                 transport: Some(transport),
@@ -462,7 +481,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
             },
         ));
         for (kind, spec) in &specs {
-            let mut v = client_run(&paths, &host, &place, &client_state, spec, a.mtu, tck)?;
+            let mut v = client_run(&paths, &host, &place, &client_state, spec, &a, tck)?;
             v["bench"]["kind"] = json!(kind);
             v["bench"]["transport"] = json!(transport);
             eprintln!(
@@ -497,6 +516,7 @@ pub fn run(args: &[String]) -> Result<Value, String> {
         "bench": "native",
         "mode": MODE,
         "mtu": a.mtu,
+        "realtime_priority": a.realtime,
         "fec_percent": FEC_PERCENT,
         "seconds": a.seconds,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

@@ -134,6 +134,8 @@ pub struct HostConfig<'a> {
     pub max_bitrate_kbps: Option<u32>,
     /// `[dataplane] mtu` (the link's, set on the veth by the caller); `None` keeps 1500.
     pub mtu: Option<u16>,
+    /// `[dataplane] realtime_priority`; `None` keeps "auto".
+    pub realtime_priority: Option<u8>,
     pub fec_percent: u8,
     /// Extra TOML appended verbatim (sections the bench does not know about).
     pub extra_toml: &'a str,
@@ -207,6 +209,10 @@ impl Host {
             None => "source = \"synthetic\"\n".into(),
         };
         let mtu = cfg.mtu.map(|m| format!("mtu = {m}\n")).unwrap_or_default();
+        let realtime = cfg
+            .realtime_priority
+            .map(|p| format!("realtime_priority = {p}\n"))
+            .unwrap_or_default();
         let max_bitrate = cfg
             .max_bitrate_kbps
             .map(|k| format!("max_bitrate_kbps = {k}\n"))
@@ -214,7 +220,7 @@ impl Host {
         let toml = format!(
             "[host]\nname = \"strahl-bench\"\nstate_dir = \"{state}\"\n\
              [network]\naddresses = [\"{addr}\"]\ngamestream_base_port = {base_port}\nstatus_port = {status_port}\n\
-             [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}{mtu}\
+             [dataplane]\nsocket = \"{sock}\"\ninterface = \"{interface}\"\n{transport}{mtu}{realtime}\
              [video]\n{source}{max_bitrate}\
              fec_percent_min = {fec}\nfec_percent_default = {fec}\nfec_percent_max = {fec}\n\
              [gamestream]\nencryption = \"off\"\n\

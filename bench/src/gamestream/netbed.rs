@@ -187,6 +187,7 @@ pub(super) fn run(a: &Args) -> Result<Value, String> {
                     stream_file: Some(&p.file),
                     max_bitrate_kbps: None,
                     mtu: None,
+                    realtime_priority: None,
                     fec_percent: FEC_PERCENT,
                     extra_toml: "",
                     transport: Some(transport),

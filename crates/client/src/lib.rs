@@ -39,7 +39,7 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
                      [--codec passthrough|h264|any] [--bitrate KBPS] [--mode WxH@FPS]
                      [--mtu BYTES] [--media-port PORT] [--frame-timeout MS]
                      [--reconfigure SECONDS,BITRATE_KBPS,FEC_PERCENT]
-                     [--xdp IFACE] [--rx recvmmsg|af_xdp|auto]
+                     [--xdp IFACE] [--rx recvmmsg|af_xdp|auto] [--realtime PRIORITY]
 
   pair HOST PIN   pair with a strahl host: on the host, `strahl-control pair` (or the status
                   page's button) shows a 4-digit PIN valid for a while; one try per PIN
@@ -60,6 +60,10 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
                   names what is missing (exit 5); nothing falls back unless --rx auto, which
                   uses recvmmsg after one line saying why. --rx recvmmsg is the default; the
                   summary's rx field names the path used
+  --realtime N    receive at SCHED_FIFO priority N (1..=99; 0, the default: normal priority):
+                  on a busy machine the receiving thread's wake-up is most of a frame's tail
+                  latency. Needs CAP_SYS_NICE (root) or `ulimit -r N`; refused: one line, the
+                  stream goes on at normal priority
 
 HOST is NAME[:PORT] or an address (port 47900 unless given). State (this client's certificate
 and the hosts it paired with): --state-dir, else $XDG_CONFIG_HOME/strahl-client, else
@@ -130,7 +134,8 @@ pub fn parse(args: &[String]) -> Result<Args, Exit> {
                 )
             }
             o @ ("--seconds" | "--json" | "--codec" | "--bitrate" | "--mode" | "--mtu"
-            | "--media-port" | "--frame-timeout" | "--reconfigure" | "--rx" | "--xdp") => {
+            | "--media-port" | "--frame-timeout" | "--reconfigure" | "--rx" | "--xdp"
+            | "--realtime") => {
                 let v = it
                     .next()
                     .ok_or_else(|| usage(&format!("{o} needs a value")))?;

@@ -70,6 +70,10 @@ pub struct StreamOptions {
     pub reconfigure: Option<(Duration, Reconfigure)>,
     /// How the media is received (`--rx`, `--xdp`; settled by [`StreamOptions::finish`]).
     pub rx: RxChoice,
+    /// SCHED_FIFO priority of the media thread (`--realtime N`; 0 = normal priority). On a
+    /// loaded machine the receive thread's wake-up is most of a frame's tail latency
+    /// (docs/measurements.md §media path, "Real-time media threads").
+    pub realtime: u8,
     rx_arg: Option<String>,
     xdp_arg: Option<String>,
 }
@@ -92,6 +96,7 @@ impl StreamOptions {
             frame_timeout: strahl_packetize::native::reassembler::DEFAULT_FRAME_TIMEOUT,
             reconfigure: None,
             rx: RxChoice::Recvmmsg,
+            realtime: 0,
             rx_arg: None,
             xdp_arg: None,
         }
@@ -158,6 +163,12 @@ impl StreamOptions {
                 self.frame_timeout = Duration::from_millis(ms);
             }
             "--reconfigure" => self.reconfigure = Some(parse_reconfigure(value)?),
+            "--realtime" => {
+                self.realtime = u8::try_from(num("--realtime")?)
+                    .ok()
+                    .filter(|p| *p <= 99)
+                    .ok_or_else(|| "--realtime is 0..=99 (0: normal priority)".to_string())?;
+            }
             "--rx" => self.rx_arg = Some(value.to_owned()),
             "--xdp" => self.xdp_arg = Some(value.to_owned()),
             "--media-port" => {
@@ -629,9 +640,21 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
     let core = Receiver::new(RecvConfig::new(w.codec, w.epoch), reasm, Duration::ZERO);
     let (to_media, media_rx) = std_mpsc::channel();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let realtime = o.realtime;
     let media = std::thread::Builder::new()
         .name("strahl-client media".into())
-        .spawn(move || media_loop(path, core, start, media_rx, out_tx))
+        .spawn(move || {
+            if realtime > 0
+                && let Err(e) = strahl_net::sys::set_realtime_current(realtime)
+            {
+                // The stream goes on; only its tail latency under load differs.
+                eprintln!(
+                    "strahl-client: --realtime {realtime}: SCHED_FIFO refused ({e}); receiving \
+                     at normal priority (needs CAP_SYS_NICE or `ulimit -r {realtime}`)"
+                );
+            }
+            media_loop(path, core, start, media_rx, out_tx)
+        })
         .map_err(|e| local("media thread", &e))?;
 
     let deadline = tokio::time::sleep(Duration::from_secs_f64(o.seconds));
@@ -801,6 +824,9 @@ mod tests {
         assert_eq!(o.codecs, codec::PASSTHROUGH);
         assert_eq!(o.set("--bitrate", "1000000"), Ok(true));
         assert_eq!(o.set("--name", "x"), Ok(false));
+        assert_eq!(o.realtime, 0, "normal priority unless asked");
+        assert_eq!(o.set("--realtime", "10"), Ok(true));
+        assert_eq!(o.realtime, 10);
         assert_eq!(o.set("--reconfigure", "1.5,,35"), Ok(true));
         assert_eq!(
             o.reconfigure,
@@ -827,6 +853,8 @@ mod tests {
             ("--reconfigure", "2,,"),
             ("--reconfigure", "x,1,2"),
             ("--reconfigure", "1,,101"),
+            ("--realtime", "100"),
+            ("--realtime", "-1"),
         ] {
             assert!(o.set(k, v).is_err(), "{k} {v}");
         }

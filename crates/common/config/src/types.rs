@@ -185,6 +185,9 @@ pub struct Dataplane {
     pub interface: String,
     pub socket: AutoPath,
     pub mtu: u16,
+    /// Real-time priority (SCHED_FIFO) of the media threads: the tx tile, and the encode and
+    /// audio threads whose work per frame is small (not a software encoder's).
+    pub realtime_priority: Realtime,
 }
 
 impl Default for Dataplane {
@@ -195,7 +198,54 @@ impl Default for Dataplane {
             interface: "auto".to_owned(),
             socket: AutoPath::Auto,
             mtu: 1500,
+            realtime_priority: Realtime::Auto,
         }
+    }
+}
+
+/// `[dataplane] realtime_priority`: `"auto"` (real time only where the tx tile has a core of
+/// its own — on shared cores a real-time tile that busy-waits would starve the rest), `0`
+/// (never) or a SCHED_FIFO priority `1..=99`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realtime {
+    Auto,
+    Priority(u8),
+}
+
+/// The highest SCHED_FIFO priority Linux accepts.
+pub const MAX_RT_PRIORITY: u8 = 99;
+
+impl<'de> Deserialize<'de> for Realtime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Realtime;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\", 0 (off) or a SCHED_FIFO priority 1..=99")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Realtime, E> {
+                if s == "auto" {
+                    Ok(Realtime::Auto)
+                } else {
+                    Err(E::custom(format!(
+                        "expected \"auto\", 0 (off) or a priority 1..=99, got {s:?}"
+                    )))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Realtime, E> {
+                u8::try_from(v)
+                    .ok()
+                    .filter(|p| *p <= MAX_RT_PRIORITY)
+                    .map(Realtime::Priority)
+                    .ok_or_else(|| {
+                        E::custom(format!("realtime priority {v} is outside 0..=99 (0 = off)"))
+                    })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Realtime, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

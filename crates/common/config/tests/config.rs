@@ -493,3 +493,30 @@ fn testing_knobs_parse_and_are_bounded() {
         "0.0..=0.5",
     );
 }
+
+#[test]
+fn realtime_priority_is_auto_off_or_a_fifo_priority() {
+    use strahl_config::Realtime;
+    assert_eq!(
+        Config::default().dataplane.realtime_priority,
+        Realtime::Auto
+    );
+    for (text, want) in [
+        ("\"auto\"", Realtime::Auto),
+        ("0", Realtime::Priority(0)),
+        ("10", Realtime::Priority(10)),
+        ("99", Realtime::Priority(99)),
+    ] {
+        let c = Config::parse(&format!("[dataplane]\nrealtime_priority = {text}\n"), "t").unwrap();
+        assert_eq!(c.dataplane.realtime_priority, want, "{text}");
+    }
+    for bad in ["100", "-1", "\"fast\"", "1.5"] {
+        let e = Config::parse(&format!("[dataplane]\nrealtime_priority = {bad}\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("realtime_priority") || e.contains("priority"),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     );
     // Sources and the encoder are decided before anything is bound: `[video] encoder = "nvenc"`
     // without a usable NVENC fails here, with why.
-    let settings = match media::MediaSettings::from_config(&cfg) {
+    let mut settings = match media::MediaSettings::from_config(&cfg) {
         Ok(s) => s,
         Err(e) => {
             log::error!("media plane: {e}");
@@ -172,8 +172,19 @@ fn main() -> ExitCode {
         },
         link_rate_bps: transport::link_rate_bps(&target.ifname).unwrap_or(media::DEFAULT_LINK_BPS),
     };
+    // Real-time priority for the media threads, made usable before capabilities go.
+    let (rt_priority, rt_why) =
+        media::realtime::decide(cfg.dataplane.realtime_priority, plan.tx_dedicated);
+    let rt = media::realtime::prepare(rt_priority, rt_why);
+    log::info!("{}", rt.line);
+    settings.realtime_priority = rt.priority;
+    let keep: &[strahl_runtime::privs::Capability] = if rt.keep_sys_nice {
+        &[strahl_runtime::privs::Capability::CAP_SYS_NICE]
+    } else {
+        &[]
+    };
     // Sockets are open: capabilities are no longer needed.
-    match strahl_runtime::privs::drop_capabilities(&[]) {
+    match strahl_runtime::privs::drop_capabilities(keep) {
         Ok(line) => log::info!("{line}"),
         Err(e) => log::warn!("privileges: could not drop capabilities: {e}"),
     }

@@ -14,6 +14,9 @@
 //! - As `nobody` with `transport = "af_xdp"` it refuses to start (no silent fallback).
 //! - As root in a namespace, on a veth, it picks AF_XDP and sends nothing while starting (the
 //!   peer's receive counter does not move).
+//! - `[dataplane] realtime_priority = 5`: as root the tx tile thread runs SCHED_FIFO 5 (read
+//!   from /proc) and the line says what allows it; as `nobody` it is refused with the fix and
+//!   the data plane comes up at normal priority.
 //!
 //! Skipped with a visible message when `setpriv` is missing or we are not root.
 
@@ -520,4 +523,114 @@ fn privileged_data_plane_in_a_namespace_picks_af_xdp_on_veth() {
         rx_before,
         "the data plane sent packets while starting:\n{all}"
     );
+}
+
+/// The scheduling policy and real-time priority of `pid`'s thread named `name` (/proc stat
+/// fields 41 and 40, counted after the command's closing parenthesis).
+fn thread_sched(pid: u32, name: &str) -> Option<(u32, u32)> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        let after = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // `after` starts at field 3 (state): field n is f[n - 3].
+        let rt_priority = f.get(40 - 3)?.parse().ok()?;
+        let policy = f.get(41 - 3)?.parse().ok()?;
+        return Some((policy, rt_priority));
+    }
+    None
+}
+
+#[test]
+fn realtime_priority_reaches_the_tx_tile_or_is_refused_with_the_fix() {
+    const CONFIG: &str = "[dataplane]\nrealtime_priority = 5\n";
+    if let Err(why) = can_setpriv() {
+        return skip("realtime_priority_reaches_the_tx_tile", &why);
+    }
+    // As root: allowed (RLIMIT_RTPRIO raised, or CAP_SYS_NICE kept where it cannot be).
+    let dir = Dir::new("rt-root");
+    let p = dir.0.join("strahl.toml");
+    std::fs::write(&p, CONFIG).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strahl-dataplane"))
+        .arg("--socket")
+        .arg(dir.0.join("dp.sock"))
+        .args(["--interface", "lo"])
+        .arg("--config")
+        .arg(&p)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the data plane");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                let done = l.contains("listening for the control plane");
+                lines.push(l);
+                if done {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    // The tile thread takes its priority as it starts: look for up to 3 s.
+    let mut sched = None;
+    for _ in 0..30 {
+        sched = thread_sched(child.id(), "strahl-tx");
+        if sched == Some((1, 5)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = lines.join("\n");
+    assert!(all.contains("listening for the control plane"), "{all}");
+    let line = lines
+        .iter()
+        .find(|l| l.contains("realtime: "))
+        .unwrap_or_else(|| panic!("no realtime line:\n{all}"));
+    assert!(
+        line.contains("media threads at SCHED_FIFO 5 ([dataplane] realtime_priority; "),
+        "{line}"
+    );
+    if line.contains("CAP_SYS_NICE kept") {
+        assert!(all.contains("kept [CAP_SYS_NICE]"), "{all}");
+    }
+    assert_eq!(
+        sched,
+        Some((1, 5)),
+        "the tx tile's policy and priority:\n{all}"
+    );
+
+    // As nobody without `ulimit -r`: refused, with the fix; the data plane still comes up.
+    let dir = Dir::new("rt-nobody");
+    let (lines, code) = run_as_nobody(&dir, Some(CONFIG), "listening for the control plane");
+    let all = lines.join("\n");
+    assert_eq!(code, None, "still running when it listened:\n{all}");
+    let line = lines
+        .iter()
+        .find(|l| l.contains("realtime: "))
+        .unwrap_or_else(|| panic!("no realtime line:\n{all}"));
+    assert!(line.contains("SCHED_FIFO 5 refused ("), "{line}");
+    assert!(line.contains("LimitRTPRIO=10"), "{line}");
+    assert!(line.contains("media threads at normal priority"), "{line}");
 }

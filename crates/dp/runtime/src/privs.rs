@@ -6,7 +6,8 @@
 //! capabilities are per thread: call it before spawning tiles, which inherit the sets). Without
 //! capabilities it does nothing and says so. The returned line is for the log.
 
-use caps::{CapSet, Capability, CapsHashSet};
+pub use caps::Capability;
+use caps::{CapSet, CapsHashSet};
 
 /// Clear every capability except `keep`; returns one line describing what happened.
 pub fn drop_capabilities(keep: &[Capability]) -> Result<String, String> {

@@ -52,6 +52,7 @@ pub mod native_stream;
 pub mod paths;
 pub mod pattern;
 pub mod ping;
+pub mod realtime;
 pub mod ring;
 pub mod stream;
 pub mod tile;
@@ -231,6 +232,9 @@ pub struct MediaSettings {
     /// Largest UDP payload a transport frame holds (the MTU less IPv4 and UDP headers); a
     /// session whose packets are larger is refused.
     pub max_payload: usize,
+    /// SCHED_FIFO priority of the media threads, 0 = normal ([`realtime`]: set by the data
+    /// plane's start-up after [`realtime::prepare`]; 0 from the config alone).
+    pub realtime_priority: u8,
 }
 
 impl MediaSettings {
@@ -291,6 +295,7 @@ impl MediaSettings {
             drop_seed: cfg.testing.video_drop_seed,
             ping_timeout: PING_TIMEOUT,
             max_payload: max_payload_for_mtu(cfg.dataplane.mtu),
+            realtime_priority: 0,
         })
     }
 
@@ -525,6 +530,7 @@ impl Media {
         );
         let core = transports.core;
         let worker_cores = transports.worker_cores;
+        let rt = settings.realtime_priority;
         let handle = std::thread::Builder::new()
             .name("strahl-tx".into())
             .spawn(move || {
@@ -533,6 +539,7 @@ impl Media {
                 {
                     log::warn!("tx tile: could not pin to core {c}; running unpinned");
                 }
+                realtime::enter(rt, "tx tile");
                 // The tile parks until shortly before a release: the park must end on time.
                 if let Err(e) = strahl_net::sys::set_timer_slack_ns(TILE_TIMER_SLACK_NS) {
                     log::warn!("tx tile: timer slack stays at the default: {e}");
@@ -945,10 +952,15 @@ impl MediaHost for Media {
         let mut workers = Vec::new();
         let v = built.video;
         let cores = self.worker_cores.clone();
+        let rt = self.settings.realtime_priority;
         let spawned = std::thread::Builder::new()
             .name(format!("strahl-v{}", s.id))
             .spawn(move || {
                 keep_off_tx_core(&cores);
+                // Real time only for light work per frame (module realtime's contract).
+                if v.light_per_frame() {
+                    realtime::enter(rt, "video encode thread");
+                }
                 if let Err(e) = strahl_net::sys::set_timer_slack_ns(FRAME_CLOCK_TIMER_SLACK_NS) {
                     log::warn!("video encode thread: timer slack stays at the default: {e}");
                 }
@@ -966,6 +978,7 @@ impl MediaHost for Media {
                 .name(format!("strahl-a{}", s.id))
                 .spawn(move || {
                     keep_off_tx_core(&cores);
+                    realtime::enter(rt, "audio thread");
                     a.run()
                 }) {
                 Ok(h) => workers.push(h),

@@ -331,6 +331,12 @@ impl VideoProducer {
         }
     }
 
+    /// Whether the work per frame is small and bounded (NVENC, the passthrough clip, the
+    /// pattern): such a thread may run at real-time priority; the software encoder's may not.
+    pub fn light_per_frame(&self) -> bool {
+        self.pipeline.enc.name() != strahl_encode::select::Backend::OpenH264.name()
+    }
+
     pub fn run(mut self) {
         let id = self.id;
         match self.stream() {
@@ -405,6 +411,8 @@ impl VideoProducer {
                 // The same frame was encoded again in software, as an IDR: the stream goes on.
                 log::warn!("session {}: video encoder switched: {why}", self.id);
                 self.said_fallback = true;
+                // Software encoding is not light work: no real time for it.
+                super::realtime::leave("video encode thread");
             }
             let info = match encoded {
                 Ok(i) => i,

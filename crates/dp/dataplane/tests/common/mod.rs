@@ -73,6 +73,7 @@ pub fn settings(drop: f64, ping_timeout: Duration) -> MediaSettings {
         drop_seed: 1,
         ping_timeout,
         max_payload: 1472,
+        realtime_priority: 0,
     }
 }
 
