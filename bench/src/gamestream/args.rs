@@ -9,7 +9,7 @@ use super::ffclip::Codec;
 const USAGE: &str = "usage: strahl-bench gamestream [--rates 150,500,1000] [--seconds S] [--warmup S]
                           [--runs N] [--size WxH] [--fps N] [--out DIR] [--cache DIR] [--bin-dir DIR]
                           [--netns [--transports af_xdp,io_uring,sendmmsg] [--link-mbps N]] [--quick]
-                          [--codec h264|hevc|av1]
+                          [--codec h264|hevc|av1] [--realtime N]
   --codec    the stream's codec (default h264, made with OpenH264); hevc and av1 streams are made
              with ffmpeg (libx265, libaom) and replayed the same way
   --netns    across a veth between two network namespaces (root), once per transport
@@ -17,6 +17,8 @@ const USAGE: &str = "usage: strahl-bench gamestream [--rates 150,500,1000] [--se
   --link-mbps   with --netns: the rate cap the receive-side schedule assumes (default 10000: the
              data plane caps the link at the interface speed, 10 Gbit/s on veth, and each stream
              at max(2 Gbit/s, 4 x its bitrate); the spread rates here stay below both)
+  --realtime [dataplane] realtime_priority of the host (0..=99; default: the config's auto,
+             which is off on a machine whose tx tile shares its core)
   --quick    smoke run: 8 Mbit/s, 640x360@30, --warmup 1 --seconds 3 --runs 1 (flags after it win)
   --rates    Mbit/s, comma-separated (default 150,500,1000)
   --seconds  measurement window per run (default 10), after --warmup (default 3)
@@ -43,6 +45,7 @@ pub(super) struct Args {
     pub(super) link_mbps: u64,
     pub(super) quick: bool,
     pub(super) codec: Codec,
+    pub(super) realtime: Option<u8>,
 }
 
 /// The transports `--netns` measures by default, in the data plane's order of preference.
@@ -65,6 +68,7 @@ pub(super) fn parse(args: &[String]) -> Result<Args, String> {
         link_mbps: 10_000,
         quick: false,
         codec: Codec::H264,
+        realtime: None,
     };
     // --quick sets defaults; any flag given explicitly overrides them, wherever it stands.
     if args.iter().any(|x| x == "--quick") {
@@ -107,6 +111,15 @@ pub(super) fn parse(args: &[String]) -> Result<Args, String> {
             "--cache" => a.cache = val()?.into(),
             "--bin-dir" => a.bin_dir = Some(val()?.into()),
             "--netns" => a.netns = true,
+            "--realtime" => {
+                a.realtime = Some(
+                    val()?
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|p| *p <= 99)
+                        .ok_or_else(|| bad(&"0..=99"))?,
+                )
+            }
             "--quick" => {}
             "--transports" => {
                 a.transports = val()?.split(',').map(|t| t.trim().to_string()).collect();

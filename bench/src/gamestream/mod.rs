@@ -563,7 +563,7 @@ pub fn run(raw: &[String]) -> Result<Value, String> {
                 stream_file: Some(&p.file),
                 max_bitrate_kbps: None,
                 mtu: None,
-                realtime_priority: None,
+                realtime_priority: a.realtime,
                 fec_percent: FEC_PERCENT,
                 extra_toml: "",
                 transport: None,

@@ -187,7 +187,7 @@ pub(super) fn run(a: &Args) -> Result<Value, String> {
                     stream_file: Some(&p.file),
                     max_bitrate_kbps: None,
                     mtu: None,
-                    realtime_priority: None,
+                    realtime_priority: a.realtime,
                     fec_percent: FEC_PERCENT,
                     extra_toml: "",
                     transport: Some(transport),
@@ -259,6 +259,7 @@ pub(super) fn run(a: &Args) -> Result<Value, String> {
         "pacing_schedule": {
             "spread_permille": strahl_pacer::DEFAULT_SPREAD_PERMILLE,
             "link_mbps": a.link_mbps,
+            "realtime_priority": a.realtime,
             "definition": "per complete frame: |arrival of packet k - (arrival of packet 0 + k * wire bits / \
                            the pacer's spread rate)|, k >= 1; kernel receive timestamps on the client's veth \
                            (bench/src/gamestream/ipg.rs)",
