@@ -80,6 +80,37 @@ fn run_as_nobody(dir: &Dir, config: Option<&str>, until: &str) -> (Vec<String>, 
     run_as_nobody_in(dir, config, until, None)
 }
 
+/// Spawns `cmd` (its stderr piped) and collects its log lines until one contains `until`, its
+/// stderr closes (it exited: `true`), or 20 s pass; the child is returned as it is then.
+fn start_and_read(cmd: &mut Command, until: &str) -> (Vec<String>, bool, std::process::Child) {
+    let mut child = cmd.spawn().expect("spawn the data plane");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) => {
+                let hit = l.contains(until);
+                lines.push(l);
+                if hit {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => return (lines, true, child),
+        }
+    }
+    (lines, false, child)
+}
+
 /// [`run_as_nobody`] with one supplementary group (a gid), as a unit's `SupplementaryGroups=`
 /// gives it; `None`: none.
 fn run_as_nobody_in(
@@ -107,35 +138,7 @@ fn run_as_nobody_in(
         std::fs::write(&p, c).unwrap();
         cmd.arg("--config").arg(p);
     }
-    let mut child = cmd.spawn().expect("spawn setpriv");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut lines = Vec::new();
-    let mut closed = false;
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(l) => {
-                let hit = l.contains(until);
-                lines.push(l);
-                if hit {
-                    break;
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => {
-                closed = true; // stderr closed: it exited
-                break;
-            }
-        }
-    }
+    let (lines, closed, mut child) = start_and_read(&mut cmd, until);
     let code = if closed {
         child.wait().unwrap().code()
     } else {
@@ -469,42 +472,19 @@ fn privileged_data_plane_in_a_namespace_picks_af_xdp_on_veth() {
         .expect("read the peer's counters")
     };
     let rx_before = rx_b();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &pair.ns_a])
-        .arg(env!("CARGO_BIN_EXE_strahl-dataplane"))
-        .arg("--socket")
-        .arg(dir.0.join("dp.sock"))
-        .args(["--interface", &pair.if_a])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ip netns exec");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut lines = Vec::new();
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(l) => {
-                let done = l.contains("listening for the control plane");
-                lines.push(l);
-                if done {
-                    break;
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => break,
-        }
-    }
+    let (lines, _, mut child) = start_and_read(
+        Command::new("ip")
+            .args(["netns", "exec", &pair.ns_a])
+            .arg(env!("CARGO_BIN_EXE_strahl-dataplane"))
+            .arg("--socket")
+            .arg(dir.0.join("dp.sock"))
+            .args(["--interface", &pair.if_a])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        "listening for the control plane",
+    );
     let _ = child.kill();
     let _ = child.wait();
     let all = lines.join("\n");
@@ -555,42 +535,19 @@ fn realtime_priority_reaches_the_tx_tile_or_is_refused_with_the_fix() {
     let dir = Dir::new("rt-root");
     let p = dir.0.join("strahl.toml");
     std::fs::write(&p, CONFIG).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strahl-dataplane"))
-        .arg("--socket")
-        .arg(dir.0.join("dp.sock"))
-        .args(["--interface", "lo"])
-        .arg("--config")
-        .arg(&p)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the data plane");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut lines = Vec::new();
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(l) => {
-                let done = l.contains("listening for the control plane");
-                lines.push(l);
-                if done {
-                    break;
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => break,
-        }
-    }
+    let (lines, _, mut child) = start_and_read(
+        Command::new(env!("CARGO_BIN_EXE_strahl-dataplane"))
+            .arg("--socket")
+            .arg(dir.0.join("dp.sock"))
+            .args(["--interface", "lo"])
+            .arg("--config")
+            .arg(&p)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        "listening for the control plane",
+    );
     // The tile thread takes its priority as it starts: look for up to 3 s.
     let mut sched = None;
     for _ in 0..30 {
