@@ -85,6 +85,10 @@ impl Client {
         let mk = || {
             let s = UdpSocket::bind("127.0.0.1:0").unwrap();
             s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+            // A real client's stack has room for a burst; this test thread may wait behind
+            // other work on a loaded machine (the default ~200 KiB overflowed there: whole
+            // frames missing, counted as UDP RcvbufErrors), so it gets 8 MiB.
+            strahl_net::sys::set_buffer(&s, false, 8 << 20).unwrap();
             s
         };
         Client {
