@@ -238,6 +238,18 @@ impl KmsGrabber {
         let Some(fb) = fb else {
             return Ok(None);
         };
+        // The mode (GETCRTC) and the plane's framebuffer (GETPLANE) come from two ioctls: a
+        // modeset between them pairs the new buffer with the old mode, and that picture would
+        // be reported at the old size and again at the new one (seen in the VM lab at
+        // 640x480 -> 800x600). The mode read again: changed means this tick saw a modeset, so
+        // it is skipped; the next tick reads a consistent pair.
+        let again = self
+            .card
+            .get_crtc(self.crtc)
+            .map_err(|e| CaptureError::Io(std::io::Error::other(format!("GETCRTC: {e}"))))?;
+        if again.mode() != Some(mode) {
+            return Ok(None);
+        }
         let (mw, mh) = (u32::from(mode.size().0), u32::from(mode.size().1));
         let (_, _, htotal) = mode.hsync();
         let (_, _, vtotal) = mode.vsync();
