@@ -20,9 +20,11 @@
 //!   5 SessionError {id u64, detail str(1024)} | 6 VideoCaps {encoder str(256), count u16 (≤ 32),
 //!   count × {codec u8, profile u8, bit_depth u8, yuv444 bool}, hdr `Option<13 × u16>`
 //!   (primaries R, G, B x/y, white x/y, max/min luminance, MaxCLL, MaxFALL, 0)} (minor 2) |
-//!   7 Detected {subsystem u8, choice str(256), reason str(1024)} (minor 4);
+//!   7 Detected {subsystem u8, choice str(256), reason str(1024)} (minor 4) |
+//!   8 Reconfigured (minor 5);
 //!   other tags decode to `Event::Unknown`
 //! - Error: code u16, in_reply_to u16, detail str(1024)
+//! - SessionReconfigure, SessionPace and event tag 8 (Reconfigured), minor 5: `native.rs`
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
@@ -103,6 +105,8 @@ pub fn encode_versioned(
             w.u64(s.id);
             w.u8(s.reason.code());
         }
+        Message::SessionReconfigure(r) => crate::native::encode_reconfigure(&mut w, r),
+        Message::SessionPace(p) => crate::native::encode_pace(&mut w, p),
         Message::StatsRequest(r) => w.u32(r.request_id),
         Message::StatsSnapshot(s) => {
             w.u32(s.request_id);
@@ -238,6 +242,14 @@ fn encode_event(w: &mut Writer<'_>, e: &Event) {
             w.u8(d.subsystem.code());
             w.str("choice", &d.choice, MAX_NAME_LEN);
             w.str("reason", &d.reason, MAX_TEXT_LEN);
+        }
+        Event::Reconfigured {
+            id,
+            epoch,
+            first_frame,
+        } => {
+            w.u8(8);
+            crate::native::encode_reconfigured(w, *id, *epoch, *first_frame);
         }
         Event::Unknown { tag } => w.u8(*tag),
     }
@@ -396,6 +408,10 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
             id: r.u64("id")?,
             reason: StopReason::from_code(r.u8("reason")?),
         }),
+        Kind::SessionReconfigure => {
+            Message::SessionReconfigure(crate::native::decode_reconfigure(&mut r)?)
+        }
+        Kind::SessionPace => Message::SessionPace(crate::native::decode_pace(&mut r)?),
         Kind::StatsRequest => Message::StatsRequest(StatsRequest {
             request_id: r.u32("request_id")?,
         }),
@@ -565,6 +581,14 @@ fn decode_event(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
             choice: r.str("choice", MAX_NAME_LEN)?,
             reason: r.str("reason", MAX_TEXT_LEN)?,
         }),
+        8 => {
+            let (id, epoch, first_frame) = crate::native::decode_reconfigured(r)?;
+            Event::Reconfigured {
+                id,
+                epoch,
+                first_frame,
+            }
+        }
         tag => Event::Unknown { tag },
     })
 }

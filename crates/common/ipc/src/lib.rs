@@ -39,6 +39,7 @@ mod codec;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod message;
+mod native;
 pub mod socket;
 mod wire;
 
@@ -54,7 +55,10 @@ pub const MAJOR: u16 = 1;
 /// 2: the `VideoCaps` event (the data plane's encoder capabilities, after every handshake).
 /// 3: native sessions stream; `StreamOptions::CHECKABLE` asks for the pattern source.
 /// 4: the `Detected` event (the data plane's start-up choices for capture, encode and audio).
-pub const MINOR: u16 = 4;
+/// 5: native epochs and pacing — `SessionReconfigure` (answered by the `Reconfigured` event
+/// with the epoch's first frame) and `SessionPace`. A data plane before minor 5 answers both
+/// with an `UnknownKind` error: the control plane's wait for the first frame times out.
+pub const MINOR: u16 = 5;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 14;
 /// Largest datagram either side sends or accepts (header included). 64 KiB holds a stats

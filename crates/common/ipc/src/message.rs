@@ -13,6 +13,10 @@ pub enum Kind {
     SessionStart = 16,
     SessionUpdate = 17,
     SessionStop = 18,
+    /// Minor 5: a native session's next epoch ([`SessionReconfigure`]).
+    SessionReconfigure = 19,
+    /// Minor 5: a native session's pacing ceiling ([`SessionPace`]).
+    SessionPace = 20,
     StatsRequest = 32,
     StatsSnapshot = 33,
     Shutdown = 48,
@@ -22,13 +26,15 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind this version knows, in wire-code order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Hello,
         Kind::HelloAck,
         Kind::Refuse,
         Kind::SessionStart,
         Kind::SessionUpdate,
         Kind::SessionStop,
+        Kind::SessionReconfigure,
+        Kind::SessionPace,
         Kind::StatsRequest,
         Kind::StatsSnapshot,
         Kind::Shutdown,
@@ -251,6 +257,37 @@ pub struct SessionUpdate {
     pub request_keyframe: bool,
 }
 
+/// Minor 5: a native session opens epoch `epoch` with this configuration. The data plane
+/// applies it at a frame boundary — every frame from some frame F on is made and sent in the new
+/// configuration, none before — and answers [`Event::Reconfigured`] with that F (the
+/// `strahl/1` `reconfigured` message's `first frame`). The whole configuration is sent, not a
+/// difference, so a lost or repeated message cannot leave the two sides disagreeing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReconfigure {
+    pub id: u64,
+    pub epoch: u32,
+    pub width: u16,
+    pub height: u16,
+    pub fps: u16,
+    pub bitrate_kbps: u32,
+    pub fec_percent: u8,
+    /// Payload bytes per shard.
+    pub shard_len: u16,
+}
+
+/// Minor 5: the most a native session's video may be paced at, kbit/s; [`SessionPace::LINK`]
+/// (0) lifts the ceiling (the link rate again). The data plane never paces above its link rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPace {
+    pub id: u64,
+    pub rate_kbps: u32,
+}
+
+impl SessionPace {
+    /// `rate_kbps` meaning "no ceiling below the link rate".
+    pub const LINK: u32 = 0;
+}
+
 /// Why a session ends. Unknown codes from a newer minor are kept as `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -427,6 +464,13 @@ pub enum Event {
     /// Process-wide (since minor 4): what the data plane chose at start for one subsystem, and
     /// why. Sent after every handshake, one per subsystem it decides.
     Detected(Detected),
+    /// Since minor 5: native session `id` is in epoch `epoch` from frame `first_frame` (its
+    /// `strahl/1` frame id) on — the answer to a [`SessionReconfigure`].
+    Reconfigured {
+        id: u64,
+        epoch: u32,
+        first_frame: u64,
+    },
     Unknown {
         tag: u8,
     },
@@ -484,6 +528,8 @@ pub enum Message {
     SessionStart(Box<SessionStart>),
     SessionUpdate(SessionUpdate),
     SessionStop(SessionStop),
+    SessionReconfigure(SessionReconfigure),
+    SessionPace(SessionPace),
     StatsRequest(StatsRequest),
     StatsSnapshot(StatsSnapshot),
     Shutdown,
@@ -500,6 +546,8 @@ impl Message {
             Message::SessionStart(_) => Kind::SessionStart,
             Message::SessionUpdate(_) => Kind::SessionUpdate,
             Message::SessionStop(_) => Kind::SessionStop,
+            Message::SessionReconfigure(_) => Kind::SessionReconfigure,
+            Message::SessionPace(_) => Kind::SessionPace,
             Message::StatsRequest(_) => Kind::StatsRequest,
             Message::StatsSnapshot(_) => Kind::StatsSnapshot,
             Message::Shutdown => Kind::Shutdown,

@@ -93,6 +93,26 @@ pub fn samples() -> Vec<(&'static str, Message)> {
             }),
         ),
         (
+            "session_reconfigure",
+            Message::SessionReconfigure(SessionReconfigure {
+                id: 2,
+                epoch: 1,
+                width: 1920,
+                height: 1080,
+                fps: 60,
+                bitrate_kbps: 100_000,
+                fec_percent: 35,
+                shard_len: 1428,
+            }),
+        ),
+        (
+            "session_pace",
+            Message::SessionPace(SessionPace {
+                id: 2,
+                rate_kbps: 2_400_000,
+            }),
+        ),
+        (
             "session_stop",
             Message::SessionStop(SessionStop {
                 id: 1,
@@ -157,6 +177,14 @@ pub fn samples() -> Vec<(&'static str, Message)> {
                 choice: "openh264".into(),
                 reason: "libnvidia-encode.so.1 not found".into(),
             })),
+        ),
+        (
+            "event_reconfigured",
+            Message::Event(Event::Reconfigured {
+                id: 2,
+                epoch: 1,
+                first_frame: 241,
+            }),
         ),
         (
             "error",
