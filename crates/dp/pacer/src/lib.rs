@@ -18,7 +18,9 @@
 //!   mid-frame gets the missed credit back instead of losing rate, while
 //!   [`Pacer::frame_queued`] still cuts the credit to the burst, so a frame starts with at most
 //!   the burst whatever the idle time before it (in Spread mode the burst at the frame's rate,
-//!   or one packet when that is less).
+//!   or one packet when that is less). That starting credit is the frame's first release, sent
+//!   as soon as it covers one packet; later releases wait for a full granule
+//!   ([`PacerConfig::min_release_interval_ns`]) of credit.
 //! - Release times are never earlier than the bucket allows: at `at_ns` the credit covers the
 //!   whole batch at the backlog's average packet size, and `at_ns >= now`.
 //! - No batch exceeds [`PacerConfig::max_batch_packets`], nor what the burst allows (at least one
@@ -149,6 +151,9 @@ pub struct Pacer {
     tokens: i128,
     /// The time `tokens` is valid at.
     last_ns: u64,
+    /// A Spread frame was queued and nothing has been sent since: its first release goes as
+    /// soon as the starting credit covers one packet, without waiting for a full granule.
+    frame_start: bool,
 }
 
 impl Pacer {
@@ -163,6 +168,7 @@ impl Pacer {
             rate_bps,
             tokens: 0,
             last_ns: now_ns,
+            frame_start: false,
         };
         p.tokens = p.burst_tokens();
         p
@@ -248,6 +254,7 @@ impl Pacer {
             let one_packet = bits_of(backlog.bytes.div_ceil(backlog.packets.max(1)));
             let by_time = i128::from(self.rate_bps) * i128::from(self.cfg.burst_ns);
             self.tokens = self.tokens.min(by_time.max(one_packet));
+            self.frame_start = true;
         }
     }
 
@@ -271,10 +278,19 @@ impl Pacer {
         let target = gran.min(cap);
         // A batch larger than the bucket (a jumbo packet at a low rate) waits for a full bucket
         // and then runs on debt, instead of waiting for credit the cap never lets accrue.
-        let need = (per_packet * i128::from(target)).min(self.depth_tokens());
+        let mut need = (per_packet * i128::from(target)).min(self.depth_tokens());
+        if self.frame_start {
+            // A frame's first release is its starting credit, sent at once. With the burst at
+            // half the granule, every later batch (a full granule, released when its credit is
+            // there) is centred on its packets' ideal times: each leaves within half a granule
+            // of its place on the frame's evenly spaced line, instead of all up to a whole
+            // granule early (docs/measurements.md §media path, "Centred release batches").
+            need = need.min(per_packet);
+        }
         if tokens >= need {
             // Enough credit: send as much of it as the caps allow, now.
-            let n = ((tokens / per_packet) as u64).clamp(target.min(cap), cap);
+            let least = if self.frame_start { 1 } else { target.min(cap) };
+            let n = ((tokens / per_packet) as u64).clamp(least, cap);
             return Some(Release {
                 at_ns: now_ns,
                 packets: n as u32,
@@ -291,6 +307,7 @@ impl Pacer {
     /// Report what was actually sent at `now_ns`: `bytes` are debited (debt is allowed).
     pub fn on_sent(&mut self, now_ns: u64, _packets: u32, bytes: u64) {
         self.advance(now_ns);
+        self.frame_start = false;
         self.tokens -= bits_of(bytes);
     }
 }

@@ -532,3 +532,61 @@ fn a_slow_spread_frame_starts_with_one_packet_then_keeps_the_spacing() {
         "second packet {gap} ns after the first, spacing {spacing}"
     );
 }
+
+#[test]
+fn a_fast_spread_frames_batches_are_centred_on_the_even_line() {
+    // 1 Gbit/s GameStream at 120 fps: ~750 packets of 1464 B spread over half of 8.33 ms
+    // (≈ 2.1 Gbit/s, a packet every ~5.6 µs), released in 30 µs granules (~5 packets a kick)
+    // with a 15 µs start burst. A punctual sender: each packet's time against the frame's
+    // evenly spaced line anchored at its first packet stays within half a granule (plus one
+    // spacing of rounding), early and late alike — not up to a whole granule early.
+    let mut cfg = PacerConfig::new(10_000_000_000);
+    cfg.mode = Mode::Spread { permille: 500 };
+    cfg.burst_ns = 15_000;
+    cfg.catch_up_ns = 250_000;
+    cfg.min_release_interval_ns = 30_000;
+    let mut p = Pacer::new(cfg, 0);
+    let (n, size) = (750u64, 1464u64);
+    let start = 5 * MS;
+    p.frame_queued(
+        start,
+        Backlog {
+            packets: n,
+            bytes: n * size,
+        },
+        8_333_333,
+    );
+    let spacing = size as f64 * 8.0 * 1e9 / p.effective_rate_bps() as f64;
+    let (mut now, mut left, mut k) = (start, n, 0u64);
+    let (mut errors, mut first) = (Vec::new(), None);
+    while left > 0 {
+        let r = p
+            .next_release(
+                now,
+                Backlog {
+                    packets: left,
+                    bytes: left * size,
+                },
+            )
+            .unwrap();
+        now = now.max(r.at_ns);
+        let sent = u64::from(r.packets).min(left);
+        // The line is anchored at the first packet, as a receiver sees it.
+        let t0 = *first.get_or_insert(now);
+        for _ in 0..sent {
+            errors.push((now - t0) as f64 - k as f64 * spacing);
+            k += 1;
+        }
+        p.on_sent(now, sent as u32, sent * size);
+        left -= sent;
+    }
+    let worst = errors.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    assert!(
+        worst <= 15_000.0 + spacing,
+        "worst {worst} ns, spacing {spacing}"
+    );
+    // Centred: the mean offset is within one spacing of the line (released when a granule's
+    // credit is complete, without the half-granule start, it would be ~half a granule early).
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    assert!(mean.abs() <= spacing, "mean {mean} ns, spacing {spacing}");
+}
