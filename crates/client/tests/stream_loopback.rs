@@ -15,7 +15,9 @@ use strahl_native::host::{EpochChange, HostPolicy};
 use strahl_native::msg::{LossReport, Reason, Reconfigure, StopReason, codec};
 use strahl_native::pairing::fingerprint;
 use strahl_native::quic::quinn;
-use strahl_native::quic::server::{HostShared, NativeSession, SessionSink, lock, serve};
+use strahl_native::quic::server::{
+    FirstFrame, HostShared, NativeSession, SessionSink, first_frame_known, lock, serve,
+};
 use strahl_native::quic::tls::server_config;
 use strahl_native::store::{ClientIdentity, PairedStore};
 use strahl_packetize::native::{FrameMeta, NativeConfig, NativePacketizer, fill_checkable};
@@ -53,12 +55,13 @@ impl SessionSink for PatternSink {
         self.keyframe.store(true, Ordering::Relaxed);
         self.events.lock().unwrap().push("keyframe".into());
     }
-    fn reconfigure(&self, e: &EpochChange) -> u64 {
+    fn reconfigure(&self, e: &EpochChange) -> Result<FirstFrame, Reason> {
         self.events
             .lock()
             .unwrap()
             .push(format!("epoch {} fec {}", e.epoch, e.fec_percent));
-        0
+        // This fake's sender keeps one configuration: any frame may be the boundary.
+        Ok(first_frame_known(0))
     }
     fn stop(&self, _: u64, why: StopReason) {
         self.stop.store(true, Ordering::Relaxed);

@@ -32,6 +32,7 @@ pub mod ipc;
 pub mod live;
 pub mod native;
 pub mod native_fec;
+pub mod native_pace;
 pub mod serve;
 pub mod session;
 pub mod shared;

@@ -25,12 +25,18 @@
 //!   stays bounded by `[video] max_bitrate_kbps` (up to 10 Gbit/s). H.264 sessions get the
 //!   configured source and encoder.
 //! - Mid-stream: each loss report goes through the session's [`NativeFec`] (bounded to the
-//!   policy's `fec_range`, `[video] fec_percent_min..max`); a change is one `SessionUpdate`.
-//!   A keyframe request is a `SessionUpdate` with `request_keyframe` (the encoder's next frame is
-//!   an IDR). A reconfigure applies its bitrate and FEC % and asks for a keyframe; its first
-//!   frame is answered as 0 (the data plane does not report frame ids: bitrate and FEC need no
-//!   boundary on the wire, every shard carries its frame's k, m and S), and a mode change is not
-//!   applied (the session's resolution is fixed at its start; logged).
+//!   policy's `fec_range`, `[video] fec_percent_min..max`) and then its [`NativePace`] (the
+//!   pacing ceiling, never below what sends a frame in half its interval); a change of either
+//!   is one IPC message (`SessionUpdate` with the FEC %, `SessionPace` with the ceiling). A
+//!   keyframe request is a `SessionUpdate` with `request_keyframe` (the encoder's next frame is
+//!   an IDR).
+//! - A reconfigure (a new epoch: bitrate, FEC %, mode) is one IPC `SessionReconfigure` with the
+//!   epoch's whole configuration; the data plane applies it at a frame boundary and answers
+//!   with the `Reconfigured` event naming the epoch's first frame ([`NativeSessions::reconfigured`],
+//!   fed by the IPC receive loop), which completes the [`FirstFrame`] the QUIC shell awaits
+//!   (bounded there) before it sends the client `reconfigured`. An answer for another epoch or
+//!   session completes nothing; a newer reconfigure replaces an unanswered one (its waiter
+//!   fails). A full outbox refuses the reconfigure `busy`.
 //! - A session the data plane ends by itself (refused at start, its media failed: IPC
 //!   `SessionError` / `SessionEnded` for a running native id) is forgotten here and its
 //!   connection sends the client `stop error` and closes ([`NativeHost::ended`]), so the client
@@ -43,14 +49,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use strahl_gamestream::HostIdentity;
-use strahl_ipc::{Message, SessionStop, SessionUpdate};
+use strahl_ipc::{Message, SessionPace, SessionReconfigure, SessionStop, SessionUpdate};
 use strahl_native::host::{EpochChange, HostPolicy};
 use strahl_native::msg::{LossReport, Reason, StopReason, codec};
 use strahl_native::pairing::fingerprint;
-use strahl_native::quic::server::{HostShared, NativeSession, SessionSink, lock};
+use strahl_native::quic::server::{FirstFrame, HostShared, NativeSession, SessionSink, lock};
 use strahl_native::store::PairedStore;
 
 use crate::native_fec::NativeFec;
+use crate::native_pace::{NativePace, PaceChange, wire_kbps};
 use crate::shared::{Outbox, OutboxError};
 
 /// Where and with what limits the native endpoint runs.
@@ -238,10 +245,14 @@ pub struct NativeSessions {
     running: Mutex<BTreeMap<u64, Running>>,
 }
 
-/// A native session the data plane was asked to stream.
+/// A native session the data plane was asked to stream. `session.plan.welcome` follows the
+/// epochs (bitrate, FEC %, mode, epoch number).
 struct Running {
     session: NativeSession,
     fec: NativeFec,
+    pace: NativePace,
+    /// The epoch asked for and not yet answered by the data plane, with its waiter.
+    pending: Option<(u32, tokio::sync::oneshot::Sender<u64>)>,
 }
 
 impl NativeSessions {
@@ -264,6 +275,35 @@ impl NativeSessions {
     /// The current FEC % of session `id`.
     pub fn fec_percent(&self, id: u64) -> Option<u8> {
         lock(&self.running).get(&id).map(|r| r.fec.current())
+    }
+
+    /// The current pacing ceiling of session `id` (`Some(None)`: the link rate).
+    pub fn pace_kbps(&self, id: u64) -> Option<Option<u64>> {
+        lock(&self.running).get(&id).map(|r| r.pace.ceiling_kbps())
+    }
+
+    /// The data plane opened epoch `epoch` of session `id` at frame `first_frame` (IPC
+    /// `Reconfigured`): the waiting reconfigure is answered. Whether one was waiting for it.
+    pub fn reconfigured(&self, id: u64, epoch: u32, first_frame: u64) -> bool {
+        let mut running = lock(&self.running);
+        let Some(r) = running.get_mut(&id) else {
+            return false;
+        };
+        match r.pending.take() {
+            Some((e, tx)) if e == epoch => {
+                log::info!("native session {id}: epoch {epoch} from frame {first_frame}");
+                tx.send(first_frame).is_ok()
+            }
+            other => {
+                log::warn!(
+                    "native session {id}: the data plane reported epoch {epoch}, not the one \
+                     asked for ({:?})",
+                    other.as_ref().map(|p| p.0)
+                );
+                r.pending = other;
+                false
+            }
+        }
     }
 
     /// The data plane ended session `id` by itself; whether it was a native one of ours.
@@ -323,28 +363,54 @@ impl SessionSink for NativeSessions {
             Running {
                 session: s.clone(),
                 fec,
+                pace: NativePace::new(Instant::now()),
+                pending: None,
             },
         );
         Ok(())
     }
 
     fn loss(&self, id: u64, r: &LossReport) {
-        let change = lock(&self.running)
-            .get_mut(&id)
-            .and_then(|x| x.fec.on_report(r, Instant::now()));
+        let now = Instant::now();
+        let (fec, pace) = {
+            let mut running = lock(&self.running);
+            let Some(x) = running.get_mut(&id) else {
+                return;
+            };
+            let fec = x.fec.on_report(r, now);
+            let w = &x.session.plan.welcome;
+            let wire = wire_kbps(w.bitrate_kbps, x.fec.current(), w.shard_len);
+            (fec, x.pace.on_report(r, wire, now))
+        };
         log::debug!(
             "native session {id}: loss report ({} lost, {} recovered, {} ppm shards)",
             r.frames_lost,
             r.frames_recovered,
             r.shard_loss_ppm
         );
-        if let Some(pct) = change {
+        if let Some(pct) = fec {
             log::info!(
                 "native session {id}: FEC {pct} % ({} frames lost, {} ppm shards lost)",
                 r.frames_lost,
                 r.shard_loss_ppm
             );
             self.update(id, None, Some(pct), false);
+        }
+        if let Some(p) = pace {
+            match p {
+                PaceChange::Link => log::info!("native session {id}: paced at the link rate"),
+                PaceChange::Kbps(k) => log::info!(
+                    "native session {id}: paced at most {k} kbit/s ({} frames lost)",
+                    r.frames_lost
+                ),
+            }
+            self.send(
+                id,
+                Message::SessionPace(SessionPace {
+                    id,
+                    rate_kbps: p.ipc_kbps(),
+                }),
+            );
         }
     }
 
@@ -355,35 +421,46 @@ impl SessionSink for NativeSessions {
         }
     }
 
-    fn reconfigure(&self, e: &EpochChange) -> u64 {
+    fn reconfigure(&self, e: &EpochChange) -> Result<FirstFrame, Reason> {
         let id = e.session_id;
-        let mode_changed = {
-            let mut running = lock(&self.running);
-            let Some(r) = running.get_mut(&id) else {
-                return 0;
-            };
-            r.fec.set(e.fec_percent, Instant::now());
-            r.session.plan.welcome.mode != e.mode
+        // The codec bounds the mode (≤ 16384, ≤ 1000): it fits.
+        let n = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        let m = SessionReconfigure {
+            id,
+            epoch: e.epoch,
+            width: n(e.mode.width),
+            height: n(e.mode.height),
+            fps: n(e.mode.fps),
+            bitrate_kbps: u32::try_from(e.bitrate_kbps).unwrap_or(u32::MAX),
+            fec_percent: e.fec_percent,
+            shard_len: e.shard_len,
         };
+        let mut running = lock(&self.running);
+        let Some(r) = running.get_mut(&id) else {
+            return Err(Reason::Internal);
+        };
+        match self.outbox.send(Message::SessionReconfigure(m)) {
+            Ok(()) => {}
+            Err(OutboxError::Full) => return Err(Reason::Busy),
+            Err(OutboxError::Closed) => return Err(Reason::Internal),
+        }
         log::info!(
-            "native session {id}: epoch {} ({} kbit/s, FEC {} %)",
+            "native session {id}: asking for epoch {} ({}x{}@{}, {} kbit/s, FEC {} %)",
             e.epoch,
+            e.mode.width,
+            e.mode.height,
+            e.mode.fps,
             e.bitrate_kbps,
             e.fec_percent
         );
-        if mode_changed {
-            log::warn!(
-                "native session {id}: mode {}x{}@{} asked mid-stream; the stream keeps the mode it \
-                 started with",
-                e.mode.width,
-                e.mode.height,
-                e.mode.fps
-            );
-        }
-        let bitrate = u32::try_from(e.bitrate_kbps).unwrap_or(u32::MAX);
-        self.update(id, Some(bitrate), Some(e.fec_percent), true);
-        // The data plane does not report frame ids (see the module contract).
-        0
+        r.fec.set(e.fec_percent, Instant::now());
+        let w = &mut r.session.plan.welcome;
+        (w.epoch, w.bitrate_kbps, w.fec_percent, w.mode) =
+            (e.epoch, e.bitrate_kbps, e.fec_percent, e.mode);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A newer epoch replaces an unanswered one: its waiter fails (dropped sender).
+        r.pending = Some((e.epoch, tx));
+        Ok(rx)
     }
 
     fn stop(&self, id: u64, why: StopReason) {
@@ -401,204 +478,5 @@ impl SessionSink for NativeSessions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use strahl_native::host::SessionPlan;
-    use strahl_native::msg::{Mode, Welcome};
-
-    fn native_session(id: u64, codec: u64) -> NativeSession {
-        let mut s = sample();
-        s.plan.welcome.session_id = id;
-        s.plan.welcome.codec = codec;
-        s
-    }
-
-    fn sample() -> NativeSession {
-        NativeSession {
-            plan: SessionPlan {
-                welcome: Welcome {
-                    mode: Mode {
-                        width: 1280,
-                        height: 720,
-                        fps: 120,
-                    },
-                    codec: codec::H264,
-                    bitrate_kbps: 1_000_000,
-                    fec_percent: 20,
-                    shard_len: 1408,
-                    key_context: [0; 16],
-                    session_id: 9,
-                    epoch: 0,
-                },
-                media_port: 40_000,
-                client_fp: [1; 32],
-            },
-            client: "192.0.2.7:40000".parse().unwrap(),
-            h2c: [5; 32],
-            c2h: [6; 32],
-        }
-    }
-
-    #[test]
-    fn a_native_session_becomes_a_native_ipc_start_with_only_the_h2c_secret() {
-        let s = sample();
-        let m = session_start(&s, 47_998);
-        assert_eq!(m.protocol, strahl_ipc::Protocol::Native);
-        assert_eq!(
-            m.keys,
-            strahl_ipc::KeyMaterial::Native {
-                secret: strahl_ipc::Secret([5; 32])
-            }
-        );
-        assert_eq!((m.ports.video_src, m.ports.video_dst), (47_998, 40_000));
-        assert_eq!((m.video.packet_size, m.video.fec_percent), (1408, 20));
-        assert_eq!(m.stream.flags, 0, "H.264: the configured source");
-        // It encodes as a valid IPC message.
-        let mut b = vec![0u8; strahl_ipc::MAX_MESSAGE_LEN];
-        strahl_ipc::encode(&strahl_ipc::Message::SessionStart(Box::new(m)), &mut b).unwrap();
-        // The passthrough codec asks for the pattern source's checkable frames.
-        let m = session_start(&native_session(9, codec::PASSTHROUGH), 47_998);
-        assert!(m.stream.has(strahl_ipc::StreamOptions::CHECKABLE));
-    }
-
-    fn sessions(capacity: usize) -> (NativeSessions, crate::shared::OutboxReceiver) {
-        let reg: &'static strahl_metrics::Registry =
-            Box::leak(Box::new(strahl_metrics::Registry::new()));
-        let (tx, rx) = crate::shared::outbox(capacity, reg);
-        (NativeSessions::new(tx, 47_998, (5, 50)), rx)
-    }
-
-    fn loss(ppm: u32, lost: u64) -> LossReport {
-        LossReport {
-            epoch: 0,
-            frames_received: 100,
-            frames_recovered: 0,
-            frames_lost: lost,
-            shard_loss_ppm: ppm,
-        }
-    }
-
-    /// The session's life as the data plane sees it: start, FEC raised by loss reports (bounded),
-    /// a keyframe request, a reconfigure, the stop — one IPC message each, in order, and nothing
-    /// for a session that is not running.
-    #[test]
-    fn a_session_start_loss_keyframe_reconfigure_and_stop_reach_the_data_plane() {
-        let (ns, mut rx) = sessions(16);
-        ns.start(&native_session(7, codec::PASSTHROUGH)).unwrap();
-        let Ok(Message::SessionStart(m)) = rx.try_recv() else {
-            panic!("a SessionStart")
-        };
-        assert_eq!(
-            (m.id, m.ports.video_src, m.video.fec_percent),
-            (7, 47_998, 20)
-        );
-        assert_eq!(ns.running().len(), 1);
-        // Clean: nothing. 15 % shard loss: 36 %. 40 %: the policy's 50 % cap.
-        ns.loss(7, &loss(0, 0));
-        ns.loss(7, &loss(150_000, 0));
-        ns.loss(7, &loss(400_000, 0));
-        ns.loss(7, &loss(400_000, 0));
-        let fec: Vec<Option<u8>> = std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|m| match m {
-                Message::SessionUpdate(u) => {
-                    assert_eq!((u.id, u.bitrate_kbps, u.request_keyframe), (7, None, false));
-                    u.fec_percent
-                }
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(fec, [Some(36), Some(50)]);
-        assert_eq!(ns.fec_percent(7), Some(50));
-        ns.keyframe(7);
-        let Ok(Message::SessionUpdate(u)) = rx.try_recv() else {
-            panic!("an update")
-        };
-        assert!(u.request_keyframe && u.fec_percent.is_none());
-        let e = EpochChange {
-            session_id: 7,
-            epoch: 1,
-            bitrate_kbps: 5_000_000,
-            fec_percent: 10,
-            mode: Mode {
-                width: 1280,
-                height: 720,
-                fps: 120,
-            },
-            shard_len: 1408,
-        };
-        assert_eq!(ns.reconfigure(&e), 0);
-        let Ok(Message::SessionUpdate(u)) = rx.try_recv() else {
-            panic!("an update")
-        };
-        assert_eq!(
-            (u.bitrate_kbps, u.fec_percent, u.request_keyframe),
-            (Some(5_000_000), Some(10), true)
-        );
-        assert_eq!(ns.fec_percent(7), Some(10), "the controller follows");
-        // Another session's reports and requests send nothing.
-        ns.loss(8, &loss(400_000, 3));
-        ns.keyframe(8);
-        ns.stop(8, StopReason::ClientQuit);
-        assert!(rx.try_recv().is_err());
-        // A vanished client: stopped as a time-out, once.
-        ns.stop(7, StopReason::Timeout);
-        ns.stop(7, StopReason::Timeout);
-        let Ok(Message::SessionStop(st)) = rx.try_recv() else {
-            panic!("a SessionStop")
-        };
-        assert_eq!(
-            (st.id, st.reason),
-            (7, strahl_ipc::StopReason::ClientTimeout)
-        );
-        assert!(rx.try_recv().is_err());
-        assert!(ns.running().is_empty());
-    }
-
-    #[test]
-    fn a_full_outbox_refuses_the_session_busy_and_the_data_plane_can_end_one() {
-        let (ns, mut rx) = sessions(1);
-        ns.start(&native_session(1, codec::H264)).unwrap();
-        assert_eq!(ns.start(&native_session(2, codec::H264)), Err(Reason::Busy));
-        assert_eq!(ns.running().len(), 1);
-        assert!(matches!(rx.try_recv(), Ok(Message::SessionStart(_))));
-        assert!(ns.ended(1), "ours");
-        assert!(!ns.ended(1) && !ns.ended(99), "GameStream ids are not");
-        drop(rx);
-        assert_eq!(
-            ns.start(&native_session(3, codec::H264)),
-            Err(Reason::Internal)
-        );
-    }
-
-    #[test]
-    fn shards_fit_the_data_planes_mtu() {
-        // 1500: 1472 B of UDP payload less 44 B of overhead.
-        assert_eq!(max_shard_len_for_mtu(1500), 1428);
-        assert_eq!(max_shard_len_for_mtu(9000), 8908);
-        assert_eq!(
-            max_shard_len_for_mtu(9216),
-            8908,
-            "capped at a jumbo frame's"
-        );
-        assert_eq!(max_shard_len_for_mtu(577), 504, "even");
-        assert_eq!(max_shard_len_for_mtu(0), 64);
-        let o = NativeOptions::new("127.0.0.1:47900".parse().unwrap(), (5, 20, 50), 1000, 1500);
-        assert_eq!(o.policy.max_shard_len, 1428);
-    }
-
-    #[test]
-    fn stop_reasons_map_to_the_ipc_ones() {
-        use strahl_ipc::StopReason as Ipc;
-        let cases = [
-            (StopReason::ClientQuit, Ipc::ClientQuit),
-            (StopReason::Timeout, Ipc::ClientTimeout),
-            (StopReason::HostShutdown, Ipc::ControlShutdown),
-            (StopReason::Unpaired, Ipc::ControlShutdown),
-            (StopReason::Error, Ipc::Error),
-            (StopReason::Other(77), Ipc::Error),
-        ];
-        for (n, i) in cases {
-            assert_eq!(ipc_stop_reason(n), i, "{n:?}");
-        }
-    }
-}
+#[path = "native_tests.rs"]
+mod tests;

@@ -503,6 +503,10 @@ async fn connected(
                 if let Message::Event(Event::VideoCaps(caps)) = &msg {
                     lock(&host.manager).set_video_caps(caps);
                 }
+                // A native epoch's first frame: the waiting reconfigure is answered.
+                if let Message::Event(Event::Reconfigured { id, epoch, first_frame }) = &msg {
+                    host.native.sessions.reconfigured(*id, *epoch, *first_frame);
+                }
                 if let Some(lost) = handle(msg, sessions, &mut snapshots, &host.live) {
                     return lost;
                 }
@@ -580,6 +584,8 @@ fn handle(
             );
             live.detected(d.subsystem.name(), &d.choice, &d.reason);
         }
+        // Handled by the receive loop (the native host's reconfigure waits for it).
+        Message::Event(Event::Reconfigured { .. }) => {}
         Message::Event(Event::Unknown { tag }) => {
             log::debug!("ignoring event tag {tag} from a newer data plane")
         }

@@ -12,7 +12,9 @@ use strahl_native::msg::{
 };
 use strahl_native::pairing::{ClientPairError, fingerprint, hex};
 use strahl_native::quic::client::{ClientError, Control, open_session, pair};
-use strahl_native::quic::server::{HostShared, NativeSession, SessionSink, lock, serve};
+use strahl_native::quic::server::{
+    FirstFrame, HostShared, NativeSession, SessionSink, lock, serve,
+};
 use strahl_native::quic::tls::server_config;
 use strahl_native::store::{ClientIdentity, PairedStore};
 
@@ -20,6 +22,7 @@ use strahl_native::store::{ClientIdentity, PairedStore};
 struct Recorder {
     started: Mutex<Vec<NativeSession>>,
     events: Mutex<Vec<String>>,
+    unanswered: Mutex<Vec<tokio::sync::oneshot::Sender<u64>>>,
 }
 
 impl SessionSink for Recorder {
@@ -36,12 +39,19 @@ impl SessionSink for Recorder {
     fn keyframe(&self, id: u64) {
         self.events.lock().unwrap().push(format!("keyframe {id}"));
     }
-    fn reconfigure(&self, e: &EpochChange) -> u64 {
+    fn reconfigure(&self, e: &EpochChange) -> Result<FirstFrame, Reason> {
         self.events
             .lock()
             .unwrap()
             .push(format!("epoch {} fec {}", e.epoch, e.fec_percent));
-        1000
+        // Epoch 2 is never answered: a data plane that does not report its first frame.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if e.epoch == 2 {
+            self.unanswered.lock().unwrap().push(tx);
+        } else {
+            let _ = tx.send(1000);
+        }
+        Ok(rx)
     }
     fn stop(&self, id: u64, why: StopReason) {
         self.events
@@ -389,4 +399,52 @@ async fn a_session_whose_media_ended_is_stopped_with_an_error() {
     let again = open_session(h.addr, &me, fp, &hello()).await.unwrap();
     assert_ne!(again.welcome.session_id, s.welcome.session_id);
     again.control.close().await;
+}
+
+/// A reconfigure is answered with the data plane's first frame (epoch 1: 1000); one the data
+/// plane never answers (epoch 2) ends the session with `stop error` after
+/// `RECONFIGURE_TIMEOUT` — stopped in the data plane too — instead of a made-up boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_reconfigure_ends_the_session_with_an_error() {
+    let h = host();
+    let me = ClientIdentity::generate("deck").unwrap();
+    h.arm("2468", Duration::from_secs(60));
+    let fp = pair(h.addr, "2468", "deck", &me).await.unwrap();
+    let mut s = open_session(h.addr, &me, fp, &hello()).await.unwrap();
+    let ask = Message::Reconfigure(Reconfigure {
+        bitrate_kbps: None,
+        fec_percent: None,
+        mode: Some(Mode {
+            width: 640,
+            height: 360,
+            fps: 30,
+        }),
+    });
+    s.control.send(&ask).await.unwrap();
+    let Message::Reconfigured(r) = s.control.next().await.unwrap() else {
+        panic!("no reconfigured")
+    };
+    assert_eq!((r.epoch, r.first_frame, r.mode.fps), (1, 1000, 30));
+    let asked = Instant::now();
+    s.control.send(&ask).await.unwrap();
+    let m = s.control.next().await.unwrap();
+    let waited = asked.elapsed();
+    assert_eq!(
+        m,
+        Message::Stop(Stop {
+            reason: StopReason::Error
+        })
+    );
+    assert!(
+        waited >= strahl_native::quic::server::RECONFIGURE_TIMEOUT
+            && waited < strahl_native::quic::server::RECONFIGURE_TIMEOUT * 2,
+        "{waited:?}"
+    );
+    let want = format!("stop {} {}", s.welcome.session_id, StopReason::Error.code());
+    assert!(
+        h.sink.events.lock().unwrap().contains(&want),
+        "{:?}",
+        h.sink.events.lock().unwrap()
+    );
+    s.control.close().await;
 }

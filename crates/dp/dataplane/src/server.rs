@@ -309,6 +309,41 @@ impl<'r> Server<'r> {
                 self.stop(s.id, s.reason)
                     .unwrap_or_else(|| unknown_session(s.id)),
             ),
+            // Native epochs and pacing (minor 5): the epoch's first frame follows as an event
+            // from `poll_media` once the tile has sent it.
+            Message::SessionReconfigure(r) => {
+                let reply = match self.sessions.get_mut(&r.id) {
+                    None => unknown_session(r.id),
+                    Some(s) => match self.media.reconfigure(&r) {
+                        Ok(()) => {
+                            s.bitrate_kbps = r.bitrate_kbps;
+                            s.fec_percent = r.fec_percent;
+                            Message::Event(Event::SessionUpdated { id: r.id })
+                        }
+                        // The session goes on in its epoch; the control plane's wait for the
+                        // first frame fails and ends it (a SessionError would end it here and
+                        // there without the control plane's stop).
+                        Err(detail) => {
+                            log::warn!("{detail}");
+                            Message::Error(ErrorMsg {
+                                code: ErrorCode::Malformed,
+                                in_reply_to: strahl_ipc::Kind::SessionReconfigure as u16,
+                                detail,
+                            })
+                        }
+                    },
+                };
+                out.replies.push(reply);
+            }
+            Message::SessionPace(p) => {
+                let reply = if self.sessions.contains_key(&p.id) {
+                    self.media.pace(p.id, p.rate_kbps);
+                    Message::Event(Event::SessionUpdated { id: p.id })
+                } else {
+                    unknown_session(p.id)
+                };
+                out.replies.push(reply);
+            }
             Message::StatsRequest(r) => {
                 log::debug!("stats snapshot requested ({})", r.request_id);
                 out.replies.push(Message::StatsSnapshot(StatsSnapshot {

@@ -18,6 +18,11 @@
 //! - A session whose media the data plane ended by itself (refused at start, failed) is ended
 //!   here too ([`HostShared::end_session`]): the client is sent `stop error` and the connection
 //!   closes, so it does not wait for media that will not come.
+//! - A reconfigure is answered `reconfigured` only with the first frame of the new epoch as the
+//!   data plane reports it ([`SessionSink::reconfigure`] hands back a [`FirstFrame`]), waited
+//!   for at most [`RECONFIGURE_TIMEOUT`]. No answer in time (or the sink refusing) ends the
+//!   session — stopped in the data plane, the client sent `stop error` — rather than telling
+//!   the client a frame boundary nobody knows.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -37,6 +42,12 @@ use crate::wire::FrameReader;
 pub const MAX_CONNECTIONS: usize = 64;
 /// How long the host waits for the client to close after the last message.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a reconfigure waits for the data plane's first frame of the new epoch. The data
+/// plane applies it at the next frame its encode thread makes, after the frames already queued
+/// for the tx tile (a few frame intervals: ~0.1 s at 30 fps) and an encoder re-made at the new
+/// size (openh264 at 4K: ~0.1 s); 3 s is far beyond that on a loaded host and still short of
+/// the client's patience (it keeps receiving the old epoch meanwhile).
+pub const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the control plane shares with the shell.
 pub struct HostShared {
@@ -98,13 +109,25 @@ pub struct NativeSession {
     pub c2h: [u8; 32],
 }
 
+/// The first frame id of a new epoch, once the data plane has sent it (see
+/// [`SessionSink::reconfigure`]).
+pub type FirstFrame = tokio::sync::oneshot::Receiver<u64>;
+
+/// A [`FirstFrame`] already known (sinks that decide the boundary themselves, test fakes).
+pub fn first_frame_known(first_frame: u64) -> FirstFrame {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = tx.send(first_frame);
+    rx
+}
+
 /// The seam to the data plane (implemented by the control plane).
 pub trait SessionSink: Send + Sync + 'static {
     fn start(&self, s: &NativeSession) -> Result<(), Reason>;
     fn loss(&self, id: u64, r: &LossReport);
     fn keyframe(&self, id: u64);
-    /// Applies a new epoch; returns the first frame id sent in it.
-    fn reconfigure(&self, e: &EpochChange) -> u64;
+    /// Asks for a new epoch; the answer is its first frame id when the data plane has it (a
+    /// dropped sender: it never will). `Err` when the epoch cannot be asked for at all.
+    fn reconfigure(&self, e: &EpochChange) -> Result<FirstFrame, Reason>;
     fn stop(&self, id: u64, why: StopReason);
 }
 
@@ -305,7 +328,34 @@ async fn act(
             Ok(())
         }
         Action::Reconfigure(e) => {
-            let first_frame = sink.reconfigure(&e);
+            let first_frame = match sink.reconfigure(&e) {
+                Ok(rx) => match tokio::time::timeout(RECONFIGURE_TIMEOUT, rx).await {
+                    Ok(Ok(f)) => Ok(f),
+                    Ok(Err(_)) => Err("the data plane dropped it".to_string()),
+                    Err(_) => Err(format!(
+                        "the data plane did not report its first frame within {RECONFIGURE_TIMEOUT:?}"
+                    )),
+                },
+                Err(r) => Err(format!("refused: {}", r.text())),
+            };
+            let first_frame = match first_frame {
+                Ok(f) => f,
+                Err(why) => {
+                    // The boundary is unknown: the session cannot go on consistently.
+                    let id = e.session_id;
+                    tracing::warn!("native: session {id}: epoch {} failed: {why}", e.epoch);
+                    sink.stop(id, StopReason::Error);
+                    *running = None;
+                    core.close();
+                    return s(send_msg(
+                        send,
+                        &Message::Stop(Stop {
+                            reason: StopReason::Error,
+                        }),
+                    )
+                    .await);
+                }
+            };
             let m = Message::Reconfigured(Reconfigured {
                 epoch: e.epoch,
                 first_frame,

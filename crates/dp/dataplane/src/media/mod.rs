@@ -98,10 +98,10 @@ pub const SPREAD_PERMILLE: u32 = 500;
 /// spread needs 2 Gbit/s); Sunshine's fixed 800 Mbit/s cap is the bottleneck this avoids (§A18).
 pub const PACER_LINK_BPS: u64 = 2_000_000_000;
 /// Token-bucket depth of a video stream, as time at its spread rate. The bucket refills between
-/// frames, so its depth is the burst every frame starts with: the pacer's generic 100 µs let the
-/// first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as every later
-/// packet ~100 µs "early"); 10 µs (at least 2 packets, `strahl_pacer::MIN_BURST_BYTES`) keeps a
-/// frame evenly spaced while still letting a tile that was a few µs late catch up.
+/// frames; the pacer cuts it at each frame's start (to half a release granule: see
+/// `strahl_pacer`), so the depth only matters outside spread frames: the pacer's generic 100 µs
+/// let the first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as
+/// every later packet ~100 µs "early").
 pub const VIDEO_BURST_NS: u64 = 10_000;
 /// Bucket depth of a video stream while a frame is being sent: a tile that woke late (preempted,
 /// a slow kick) gets up to 250 µs of missed credit back in larger batches instead of losing it,
@@ -116,7 +116,7 @@ pub const VIDEO_CATCH_UP_NS: u64 = 250_000;
 /// (3 packets a kick) spent ~¾ of the tile's core in kicks and left no room to catch up; 30 µs
 /// (~6 packets) halves the kicks: AF_XDP work CPU per Gbit 0.39 → 0.29–0.33 at the same gap error
 /// p99, p50 8 → 12 µs (docs/measurements.md §media path, bench/results/netns/).
-pub const VIDEO_RELEASE_NS: u64 = 30_000;
+pub const VIDEO_RELEASE_NS: u64 = 20_000;
 /// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
 /// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
@@ -380,6 +380,13 @@ pub trait MediaHost {
     fn poll_events(&mut self) -> Vec<Event> {
         Vec::new()
     }
+    /// A native session's next epoch ([`native_stream`]'s contract); answered later by an
+    /// `Event::Reconfigured` from [`Self::poll_events`]. `Err` says why it cannot be applied.
+    fn reconfigure(&mut self, r: &strahl_ipc::SessionReconfigure) -> Result<(), String> {
+        Err(format!("session {}: no native media here", r.id))
+    }
+    /// A native session's pacing ceiling (IPC `SessionPace`; 0: the link rate).
+    fn pace(&mut self, _id: u64, _rate_kbps: u32) {}
 }
 
 /// No media (unit tests of the IPC handler).
@@ -405,6 +412,8 @@ pub struct Shared {
     pub keyframe: AtomicBool,
     /// Per stream ([`VIDEO`], [`AUDIO`]): the tile learned the destination from a ping.
     pub ready: [AtomicBool; 2],
+    /// A native session's epoch switch ([`native_stream::EpochSwitch`]).
+    pub epoch: native_stream::EpochSwitch,
     failure: Mutex<Option<(String, StopReason)>>,
 }
 
@@ -415,6 +424,7 @@ impl Shared {
             bitrate_kbps: AtomicU32::new(bitrate_kbps),
             keyframe: AtomicBool::new(false),
             ready: [AtomicBool::new(false), AtomicBool::new(false)],
+            epoch: native_stream::EpochSwitch::default(),
             failure: Mutex::new(None),
         }
     }
@@ -680,7 +690,7 @@ impl Media {
         let streams = vec![StreamSetup {
             kind: StreamKind::Video,
             port: s.ports.video_src,
-            packetizer: Box::new(vpk),
+            packetizer: Box::new(vpk.follow_epochs(shared.clone())),
             units: vcons,
             pacer: native_stream::native_pacer(self.link_rate_bps),
             unit_interval_ns: 1_000_000_000 / u64::from(s.video.fps.max(1)),
@@ -1048,8 +1058,36 @@ impl MediaHost for Media {
         failed
     }
 
+    fn reconfigure(&mut self, r: &strahl_ipc::SessionReconfigure) -> Result<(), String> {
+        let Some(s) = self.sessions.get(&r.id) else {
+            return Err(format!("session {}: not running", r.id));
+        };
+        native_stream::ask_epoch(&s.shared, r, self.settings.max_payload)?;
+        self.metrics
+            .set(Metric::VideoFecPercent, u64::from(r.fec_percent));
+        Ok(())
+    }
+
+    fn pace(&mut self, id: u64, rate_kbps: u32) {
+        if self.sessions.contains_key(&id) {
+            let rate_bps = native_stream::pace_rate_bps(rate_kbps, self.link_rate_bps);
+            log::info!("session {id}: video paced at {rate_bps} bit/s");
+            self.command(Command::SetPace { id, rate_bps });
+        }
+    }
+
     fn poll_events(&mut self) -> Vec<Event> {
         let mut out = std::mem::take(&mut self.pending);
+        for (id, r) in &self.sessions {
+            for (epoch, first_frame) in r.shared.epoch.take_reported() {
+                log::info!("session {id}: epoch {epoch} from frame {first_frame}");
+                out.push(Event::Reconfigured {
+                    id: *id,
+                    epoch,
+                    first_frame,
+                });
+            }
+        }
         while let Ok(TileEvent::Transport {
             id,
             transport,

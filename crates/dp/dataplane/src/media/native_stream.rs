@@ -23,7 +23,20 @@
 //!   one link rate the data plane knows — the egress interface's speed, else
 //!   [`super::DEFAULT_LINK_BPS`] — because `strahl/1`'s hello carries no receive capacity; each
 //!   session gets its own pacer at that rate and the tile's link pacer caps their sum. Bursts
-//!   stay at [`NATIVE_BURST_NS`] of link time.
+//!   stay at [`NATIVE_BURST_NS`] of link time. The control plane may lower a session's rate
+//!   (IPC `SessionPace`, its loss-driven policy) and lift it again; it never exceeds the link
+//!   rate ([`pace_rate_bps`]).
+//! - Epochs ([`EpochSwitch`]): a reconfigure (IPC `SessionReconfigure`) is asked of the
+//!   session's encode thread, which makes every frame from its next one on in the new
+//!   configuration (source and encoder re-made at the new size and rate, the first frame a
+//!   keyframe) and marks that first unit by its capture time; the stream, on beginning the
+//!   marked unit, applies the epoch's FEC % and reports `(epoch, frame id)` — the epoch's
+//!   first frame F. Units made before the switch are all before F (the unit ring keeps order),
+//!   so no frame of one configuration is ever sent in the other's epoch. The shard size cannot
+//!   change mid-session (the packetizer's packet numbers and frame ids must run on).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use strahl_pacer::{Mode, PacerConfig};
 use strahl_packetize::PacketizeError;
@@ -57,10 +70,148 @@ pub fn native_pacer(rate_bps: u64) -> PacerConfig {
     p
 }
 
+/// The pacing rate of a native session the control plane capped at `rate_kbps` (IPC
+/// `SessionPace`; 0 = no cap) on a link of `link_bps`: never above the link.
+pub fn pace_rate_bps(rate_kbps: u32, link_bps: u64) -> u64 {
+    match rate_kbps {
+        0 => link_bps,
+        k => (u64::from(k) * 1000).min(link_bps),
+    }
+}
+
+/// A new epoch's configuration, as the encode thread and the stream apply it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewEpoch {
+    pub epoch: u32,
+    pub width: u16,
+    pub height: u16,
+    pub fps: u16,
+    pub bitrate_kbps: u32,
+    pub fec_percent: u8,
+}
+
+/// The hand-offs of one session's epoch switch (see the module contract): server thread →
+/// encode thread ([`Self::ask`], [`Self::take_wanted`]), encode thread → tx tile
+/// ([`Self::mark`]), tx tile → server thread (the first frame, [`Self::take_reported`]). Each
+/// side checks an atomic flag first, so a session without a switch in flight takes no lock.
+#[derive(Debug, Default)]
+pub struct EpochSwitch {
+    wanted: AtomicBool,
+    marked: AtomicBool,
+    reported: AtomicBool,
+    state: Mutex<EpochState>,
+}
+
+#[derive(Debug, Default)]
+struct EpochState {
+    wanted: Option<NewEpoch>,
+    /// The epoch whose first unit has this capture time (ns).
+    mark: Option<(NewEpoch, u64)>,
+    /// (epoch, first frame id) not yet taken by the server thread.
+    reported: Vec<(u32, u64)>,
+}
+
+impl EpochSwitch {
+    fn state(&self) -> std::sync::MutexGuard<'_, EpochState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for epoch `e` (a newer ask before the encode thread took this one replaces it).
+    pub fn ask(&self, e: NewEpoch) {
+        self.state().wanted = Some(e);
+        self.wanted.store(true, Ordering::Release);
+    }
+
+    /// The epoch the encode thread should switch to before its next frame.
+    pub fn take_wanted(&self) -> Option<NewEpoch> {
+        if !self.wanted.swap(false, Ordering::Acquire) {
+            return None;
+        }
+        self.state().wanted.take()
+    }
+
+    /// Epoch `e` starts with the unit captured at `capture_ns` (called before it is published).
+    pub fn mark(&self, e: NewEpoch, capture_ns: u64) {
+        self.state().mark = Some((e, capture_ns));
+        self.marked.store(true, Ordering::Release);
+    }
+
+    /// The epoch a unit captured at `capture_ns` opens, if it is the first at or after the mark.
+    fn opens(&self, capture_ns: u64) -> Option<NewEpoch> {
+        if !self.marked.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut st = self.state();
+        match st.mark {
+            Some((e, at)) if capture_ns >= at => {
+                st.mark = None;
+                self.marked.store(false, Ordering::Release);
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+
+    fn report(&self, epoch: u32, first_frame: u64) {
+        self.state().reported.push((epoch, first_frame));
+        self.reported.store(true, Ordering::Release);
+    }
+
+    /// The epochs opened since the last call: (epoch, first frame id).
+    pub fn take_reported(&self) -> Vec<(u32, u64)> {
+        if !self.reported.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.state().reported)
+    }
+}
+
+/// Validates IPC `SessionReconfigure` `r` for a session sharing `shared` and asks its encode
+/// thread for the epoch; why not, when it cannot be applied (the control plane's wait for the
+/// first frame then fails and ends the session).
+pub fn ask_epoch(
+    shared: &super::Shared,
+    r: &strahl_ipc::SessionReconfigure,
+    max_payload: usize,
+) -> Result<(), String> {
+    if r.width == 0 || r.height == 0 || r.fps == 0 {
+        return Err(format!(
+            "session {}: epoch {} has a zero size or frame rate",
+            r.id, r.epoch
+        ));
+    }
+    if usize::from(r.shard_len) + OVERHEAD > max_payload {
+        return Err(format!(
+            "session {}: epoch {}: {} B shards exceed the {max_payload} B datagram",
+            r.id, r.epoch, r.shard_len
+        ));
+    }
+    log::info!(
+        "session {}: epoch {} asked: {}x{}@{}, {} kbit/s, FEC {} %",
+        r.id,
+        r.epoch,
+        r.width,
+        r.height,
+        r.fps,
+        r.bitrate_kbps,
+        r.fec_percent
+    );
+    shared.epoch.ask(NewEpoch {
+        epoch: r.epoch,
+        width: r.width,
+        height: r.height,
+        fps: r.fps,
+        bitrate_kbps: r.bitrate_kbps.max(1),
+        fec_percent: r.fec_percent,
+    });
+    Ok(())
+}
+
 /// The video stream of one native session (see the module contract).
 pub struct NativeVideoStream {
     pk: NativePacketizer,
     cursor: Option<NativeCursor>,
+    epochs: Option<std::sync::Arc<super::Shared>>,
 }
 
 impl NativeVideoStream {
@@ -72,7 +223,17 @@ impl NativeVideoStream {
         let sealer = TxSealer::new(secret, Direction::HostToClient, Backend::DEFAULT);
         let pk = NativePacketizer::new(cfg, sealer)
             .map_err(|e| MediaError::Session(format!("strahl/1 packetizer: {e}")))?;
-        Ok(Self { pk, cursor: None })
+        Ok(Self {
+            pk,
+            cursor: None,
+            epochs: None,
+        })
+    }
+
+    /// Opens the epochs `shared`'s [`EpochSwitch`] marks (see the module contract).
+    pub fn follow_epochs(mut self, shared: std::sync::Arc<super::Shared>) -> Self {
+        self.epochs = Some(shared);
+        self
     }
 
     /// Largest unit one frame carries (k ≤ 32768 shards at the floor parity).
@@ -97,7 +258,17 @@ impl StreamPacketizer for NativeVideoStream {
             pts_us: unit.meta.capture_ns / 1000,
             keyframe: unit.meta.keyframe,
         };
+        let opens = self
+            .epochs
+            .as_ref()
+            .and_then(|s| s.epoch.opens(unit.meta.capture_ns));
+        if let Some(e) = opens {
+            self.pk.set_fec_percent(u32::from(e.fec_percent));
+        }
         let c = self.pk.begin(unit.unit(), meta)?;
+        if let (Some(e), Some(s)) = (opens, &self.epochs) {
+            s.epoch.report(e.epoch, u64::from(c.frame_id()));
+        }
         let shape = c.shape();
         let packets = shape.packets() as u64;
         // Every datagram is S + 44 bytes except the last data shard, which carries only the
@@ -208,6 +379,55 @@ mod tests {
             assert_eq!(f.keyframe, i == 0);
             assert_eq!(f.pts_us, i as u64 * 8_333);
         }
+    }
+
+    /// An epoch marked at capture time T opens at the first unit begun at or after T: units
+    /// before it (already in the ring) keep the old FEC and no report; the opening unit gets
+    /// the epoch's FEC % and its frame id is reported once.
+    #[test]
+    fn an_epoch_opens_at_the_marked_unit_with_its_fec_and_reports_its_frame_id() {
+        let shared = std::sync::Arc::new(crate::media::Shared::new(1000));
+        let mut s = NativeVideoStream::new(&SECRET, 1408, 20)
+            .unwrap()
+            .follow_epochs(shared.clone());
+        let e = NewEpoch {
+            epoch: 3,
+            width: 640,
+            height: 360,
+            fps: 30,
+            bitrate_kbps: 1000,
+            fec_percent: 50,
+        };
+        shared.epoch.ask(e);
+        assert_eq!(shared.epoch.take_wanted(), Some(e));
+        assert_eq!(shared.epoch.take_wanted(), None, "taken once");
+        shared.epoch.mark(e, 5_000);
+        let mut buf = vec![0u8; s.max_packet_len()];
+        let au = vec![7u8; 14_080]; // k = 10
+        let mut parity = Vec::new();
+        for (i, t) in [3_000u64, 4_000, 5_000, 6_000].into_iter().enumerate() {
+            s.begin(&slot(au.clone(), false, t)).unwrap();
+            parity.push(s.next_fec_block().unwrap().parity);
+            while s
+                .next_packet(&slot(au.clone(), false, t), &mut buf)
+                .unwrap()
+                .is_some()
+            {}
+            let reported = shared.epoch.take_reported();
+            if i == 2 {
+                assert_eq!(reported, [(3, 2)], "frame 2 opens epoch 3");
+            } else {
+                assert!(reported.is_empty(), "unit {i}: {reported:?}");
+            }
+        }
+        assert_eq!(parity, [2, 2, 5, 5], "20 % of 10 (floor 2), then 50 %");
+    }
+
+    #[test]
+    fn the_pace_rate_never_exceeds_the_link() {
+        assert_eq!(pace_rate_bps(0, 10_000_000_000), 10_000_000_000);
+        assert_eq!(pace_rate_bps(2_400_000, 10_000_000_000), 2_400_000_000);
+        assert_eq!(pace_rate_bps(u32::MAX, 1_000_000_000), 1_000_000_000);
     }
 
     #[test]

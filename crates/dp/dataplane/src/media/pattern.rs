@@ -54,6 +54,13 @@ impl PatternEncoder {
         }
     }
 
+    /// The same source continuing at sequence number `seq` (a new epoch re-makes the pattern at
+    /// another rate: the sequence still follows the `strahl/1` frame ids).
+    pub fn continuing_at(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
     /// Bytes of the next frame.
     pub fn frame_bytes(&self) -> usize {
         self.bytes

@@ -109,7 +109,15 @@ pub enum Command {
     ClosePort(u16),
     AddSession(Box<SessionSetup>),
     RemoveSession(u64),
-    SetFec { id: u64, percent: u8 },
+    SetFec {
+        id: u64,
+        percent: u8,
+    },
+    /// A native session's video pacing rate (the control plane's loss-driven ceiling).
+    SetPace {
+        id: u64,
+        rate_bps: u64,
+    },
 }
 
 /// Tile → server thread.
@@ -492,6 +500,12 @@ impl TxTile {
                 Command::SetFec { id, percent } => {
                     for f in self.flows.iter_mut().filter(|f| f.session == id) {
                         f.pk.set_fec_percent(percent);
+                    }
+                }
+                Command::SetPace { id, rate_bps } => {
+                    let video = |f: &&mut Flow| f.session == id && f.kind == StreamKind::Video;
+                    for f in self.flows.iter_mut().filter(video) {
+                        f.pacer.set_link_rate(now, rate_bps);
                     }
                 }
             }

@@ -15,6 +15,12 @@
 //! - The AU cap is `max_access_unit_bytes(packet_size)`: what 4 FEC blocks carry at the lowest
 //!   parity percentage; an AU above it is refused by the encoder (counted, next AU an IDR).
 //! - Bitrate and keyframe requests arrive through [`Shared`]'s atomics.
+//! - A native epoch ([`super::native_stream::EpochSwitch`]) is taken before a frame: the
+//!   pipeline is re-made at the epoch's size, rate and bitrate (the pattern source continues
+//!   its sequence), the frame clock restarts at the new rate from now, and the first unit made
+//!   is marked as the epoch's start before it is published. A pipeline that cannot be re-made
+//!   fails the session (its client is told), it does not go on in a configuration nobody asked
+//!   for.
 //! - KMS capture into an encoder that imports dmabufs (NVENC) is zero-copy ([`zero_copy`]): the
 //!   picture's dmabuf goes to the GPU unmapped; an import refused or a GPU lost continues the
 //!   session on the CPU copy (the same picture, the same frame number), said once and counted.
@@ -38,6 +44,7 @@ use strahl_ipc::{
 use strahl_metrics::{Metric, Registry};
 
 use super::clock::{FrameClock, LateWarning, Tick};
+use super::native_stream::NewEpoch;
 use super::ring::{Producer, Slot, UnitMeta};
 use super::{MediaError, MediaSettings, Shared, VideoSourceKind, WORKER_TICK};
 
@@ -177,6 +184,20 @@ pub struct VideoPipeline {
     frame: Frame,
     enc: Box<dyn Encoder + Send>,
     bitrate_kbps: u32,
+    remake: Remake,
+}
+
+/// How a pipeline is made again for a new epoch.
+enum Remake {
+    Pattern {
+        au_cap: usize,
+    },
+    Built {
+        start: Box<SessionStart>,
+        settings: Box<MediaSettings>,
+        au_cap: usize,
+        threads: u16,
+    },
 }
 
 impl VideoPipeline {
@@ -268,7 +289,35 @@ impl VideoPipeline {
             frame,
             enc,
             bitrate_kbps,
+            remake: Remake::Built {
+                start: Box::new(s.clone()),
+                settings: Box::new(settings.clone()),
+                au_cap,
+                threads,
+            },
         })
+    }
+
+    /// The pipeline of epoch `e` (see the module header); `frames` made so far.
+    fn remade(&self, e: &NewEpoch, frames: u32) -> Result<Self, MediaError> {
+        match &self.remake {
+            Remake::Pattern { au_cap } => {
+                let enc = super::pattern::PatternEncoder::new(e.bitrate_kbps, e.fps)
+                    .continuing_at(u64::from(frames));
+                Self::pattern_with(enc, e.bitrate_kbps, *au_cap)
+            }
+            Remake::Built {
+                start,
+                settings,
+                au_cap,
+                threads,
+            } => {
+                let mut s = (**start).clone();
+                (s.video.width, s.video.height, s.video.fps) = (e.width, e.height, e.fps);
+                s.video.bitrate_kbps = e.bitrate_kbps;
+                Self::build(&s, settings, e.bitrate_kbps, *au_cap, *threads)
+            }
+        }
     }
 }
 
@@ -276,16 +325,31 @@ impl VideoPipeline {
     /// The pattern source of a native passthrough session ([`super::pattern`]): checkable
     /// frames of `bitrate_kbps / 8 / fps` bytes, no capture, no encoder.
     pub fn pattern(bitrate_kbps: u32, fps: u16, au_cap: usize) -> Result<Self, MediaError> {
+        let enc = super::pattern::PatternEncoder::new(bitrate_kbps, fps);
+        Self::pattern_with(enc, bitrate_kbps, au_cap)
+    }
+
+    fn pattern_with(
+        enc: super::pattern::PatternEncoder,
+        bitrate_kbps: u32,
+        au_cap: usize,
+    ) -> Result<Self, MediaError> {
+        if enc.frame_bytes() > au_cap {
+            return Err(MediaError::Session(format!(
+                "checkable frames of {} B exceed the {au_cap} B one frame carries",
+                enc.frame_bytes()
+            )));
+        }
         let frame = Frame::new(PASSTHROUGH_FRAME, PASSTHROUGH_FRAME, PixelFormat::I420)
             .map_err(|e| MediaError::Source(format!("frame: {e}")))?;
-        let mut enc: Box<dyn Encoder + Send> =
-            Box::new(super::pattern::PatternEncoder::new(bitrate_kbps, fps));
+        let mut enc: Box<dyn Encoder + Send> = Box::new(enc);
         enc.set_max_access_unit_bytes(Some(au_cap));
         Ok(Self {
             source: Source::None,
             frame,
             enc,
             bitrate_kbps,
+            remake: Remake::Pattern { au_cap },
         })
     }
 }
@@ -362,9 +426,18 @@ impl VideoProducer {
         let t0 = Instant::now();
         let elapsed = || u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut frames: u32 = 0;
+        // The current clock's zero, since `t0` (a new epoch's clock starts when it is taken).
+        let mut clock_zero_ns = 0u64;
+        // An epoch taken whose first unit is not published yet.
+        let mut opening: Option<NewEpoch> = None;
         while !self.shared.stopped() {
+            if let Some(e) = self.switch_epoch(frames)? {
+                clock = FrameClock::new(u32::from(e.fps));
+                clock_zero_ns = elapsed();
+                opening = Some(e);
+            }
             self.apply_updates();
-            let (capture_ns, skipped) = match clock.tick(elapsed()) {
+            let (capture_ns, skipped) = match clock.tick(elapsed().saturating_sub(clock_zero_ns)) {
                 Tick::Wait(ns) => {
                     std::thread::sleep(Duration::from_nanos(ns).min(WORKER_TICK));
                     continue;
@@ -372,7 +445,7 @@ impl VideoProducer {
                 Tick::Frame {
                     capture_ns,
                     skipped,
-                } => (capture_ns, skipped),
+                } => (clock_zero_ns + capture_ns, skipped),
             };
             self.metrics.add(Metric::VideoFramesSkipped, skipped);
             let Some(mut slot) = self.spare.take().or_else(|| self.units.acquire()) else {
@@ -443,6 +516,10 @@ impl VideoProducer {
                 capture_ns: origin_ns + capture_ns,
                 host_latency_tenth_ms: u16::try_from(took.as_micros() / 100).unwrap_or(u16::MAX),
             };
+            if let Some(e) = opening.take() {
+                // Before publishing: the tile must see the mark when it begins this unit.
+                self.shared.epoch.mark(e, slot.meta.capture_ns);
+            }
             if !self.units.publish(slot) {
                 return Ok(()); // the tile dropped the session
             }
@@ -462,6 +539,30 @@ impl VideoProducer {
         if let Some(line) = late.note(now_ns, skipped, encode_ns, clock.interval_ns()) {
             log::warn!("session {}: {line}", self.id);
         }
+    }
+
+    /// Takes a new epoch, if one was asked for (see the module header).
+    fn switch_epoch(&mut self, frames: u32) -> Result<Option<NewEpoch>, MediaError> {
+        let Some(e) = self.shared.epoch.take_wanted() else {
+            return Ok(None);
+        };
+        self.pipeline = self.pipeline.remade(&e, frames).map_err(|err| {
+            MediaError::Session(format!("epoch {} could not be made: {err}", e.epoch))
+        })?;
+        self.fps = u32::from(e.fps);
+        self.shared
+            .bitrate_kbps
+            .store(e.bitrate_kbps, Ordering::Relaxed);
+        log::info!(
+            "session {}: epoch {}: {}x{}@{}, {} kbit/s from the next frame",
+            self.id,
+            e.epoch,
+            e.width,
+            e.height,
+            e.fps,
+            e.bitrate_kbps
+        );
+        Ok(Some(e))
     }
 
     fn apply_updates(&mut self) {
