@@ -98,10 +98,10 @@ pub const SPREAD_PERMILLE: u32 = 500;
 /// spread needs 2 Gbit/s); Sunshine's fixed 800 Mbit/s cap is the bottleneck this avoids (§A18).
 pub const PACER_LINK_BPS: u64 = 2_000_000_000;
 /// Token-bucket depth of a video stream, as time at its spread rate. The bucket refills between
-/// frames; the pacer cuts it at each frame's start (to half a release granule: see
-/// `strahl_pacer`), so the depth only matters outside spread frames: the pacer's generic 100 µs
-/// let the first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as
-/// every later packet ~100 µs "early").
+/// frames, so its depth is the burst every frame starts with: the pacer's generic 100 µs let the
+/// first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as every later
+/// packet ~100 µs "early"); 10 µs (at least 2 packets, `strahl_pacer::MIN_BURST_BYTES`) keeps a
+/// frame evenly spaced while still letting a tile that was a few µs late catch up.
 pub const VIDEO_BURST_NS: u64 = 10_000;
 /// Bucket depth of a video stream while a frame is being sent: a tile that woke late (preempted,
 /// a slow kick) gets up to 250 µs of missed credit back in larger batches instead of losing it,
@@ -116,7 +116,7 @@ pub const VIDEO_CATCH_UP_NS: u64 = 250_000;
 /// (3 packets a kick) spent ~¾ of the tile's core in kicks and left no room to catch up; 30 µs
 /// (~6 packets) halves the kicks: AF_XDP work CPU per Gbit 0.39 → 0.29–0.33 at the same gap error
 /// p99, p50 8 → 12 µs (docs/measurements.md §media path, bench/results/netns/).
-pub const VIDEO_RELEASE_NS: u64 = 20_000;
+pub const VIDEO_RELEASE_NS: u64 = 30_000;
 /// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
 /// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
