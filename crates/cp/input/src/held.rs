@@ -3,10 +3,16 @@
 //! [`HeldInput::observe`] and, on stop, apply the events from [`HeldInput::releases`].
 //! Touch contacts are released with an up per pointer id, a pen in range with a hover-leave
 //! (which lifts its tip and buttons too, `crate::touch`).
+//!
+//! It also answers which modifiers a key-down must have pressed around it
+//! ([`HeldInput::synthetic_modifiers`]): a client may carry Ctrl/Shift/Alt only in the key
+//! packet's modifier bits, without sending the modifier key itself (Sunshine presses those
+//! around the key, and clients rely on it), so a sink that ignored the bits would type `k`
+//! where the user typed Ctrl+K.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::event::{GamepadState, InputEvent, MouseButton};
+use crate::event::{GamepadState, InputEvent, MouseButton, modifiers};
 use crate::touch::{self, event_type};
 
 /// Bounded: at most 256 keys (VK low byte), 5 mouse buttons, 16 gamepads,
@@ -36,6 +42,22 @@ fn button_key(b: MouseButton) -> MouseButtonKey {
 
 /// GameStream supports 16 gamepads (the active mask is 16 bits).
 pub const MAX_GAMEPADS: u16 = 16;
+
+/// The modifiers a key packet's bits can stand for, as (bit, the VK pressed for it, every VK
+/// that counts as holding it: generic, left, right). Shift, Ctrl and Alt, as Sunshine
+/// synthesizes them; Meta is not (a Windows key pressed on its own opens the desktop's menu).
+const SYNTHESIZED: [(u8, u16, [u16; 3]); 3] = [
+    (modifiers::SHIFT, 0x10, [0x10, 0xA0, 0xA1]),
+    (modifiers::CTRL, 0x11, [0x11, 0xA2, 0xA3]),
+    (modifiers::ALT, 0x12, [0x12, 0xA4, 0xA5]),
+];
+
+/// Whether `vk` (low byte) is a Shift, Ctrl or Alt key (generic, left or right).
+pub fn is_modifier_key(vk: u16) -> bool {
+    SYNTHESIZED
+        .iter()
+        .any(|(_, _, keys)| keys.contains(&(vk & 0xFF)))
+}
 
 impl HeldInput {
     pub fn observe(&mut self, ev: &InputEvent) {
@@ -96,6 +118,22 @@ impl HeldInput {
             },
             _ => {}
         }
+    }
+
+    /// The modifier VKs to press just before key-down `key_code` and release just after it:
+    /// those its `mods` bits ask for whose key nobody holds. None for a key-up, for a modifier
+    /// key itself, or when the modifier's key is held (the client sent it: pressing it again
+    /// would be a second press). Call after observing the key-down (a held modifier observed
+    /// before counts).
+    pub fn synthetic_modifiers(&self, down: bool, key_code: u16, mods: u8) -> Vec<u16> {
+        if !down || is_modifier_key(key_code) {
+            return Vec::new();
+        }
+        SYNTHESIZED
+            .iter()
+            .filter(|(bit, _, keys)| mods & bit != 0 && !keys.iter().any(|k| self.keys.contains(k)))
+            .map(|&(_, vk, _)| vk)
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,5 +197,68 @@ impl HeldInput {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(down: bool, key_code: u16, modifiers: u8) -> InputEvent {
+        InputEvent::Key {
+            down,
+            key_code,
+            modifiers,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn modifier_bits_without_their_keys_are_synthesized() {
+        let mut h = HeldInput::default();
+        h.observe(&key(true, 0x4B, modifiers::CTRL));
+        assert_eq!(h.synthetic_modifiers(true, 0x4B, modifiers::CTRL), [0x11]);
+        // All three, in shift-ctrl-alt order; Meta never.
+        let all = modifiers::SHIFT | modifiers::CTRL | modifiers::ALT | modifiers::META;
+        assert_eq!(h.synthetic_modifiers(true, 0x4B, all), [0x10, 0x11, 0x12]);
+        // Nothing around a key-up or a key without bits.
+        assert!(
+            h.synthetic_modifiers(false, 0x4B, modifiers::CTRL)
+                .is_empty()
+        );
+        assert!(h.synthetic_modifiers(true, 0x4B, 0).is_empty());
+        // The high byte is ignored like everywhere else (Sunshine masks it).
+        assert!(
+            h.synthetic_modifiers(true, 0x1BA2, modifiers::CTRL)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_held_modifier_key_is_not_pressed_again() {
+        for held in [0x11, 0xA2, 0xA3] {
+            let mut h = HeldInput::default();
+            h.observe(&key(true, held, modifiers::CTRL));
+            h.observe(&key(true, 0x4B, modifiers::CTRL | modifiers::SHIFT));
+            assert_eq!(
+                h.synthetic_modifiers(true, 0x4B, modifiers::CTRL | modifiers::SHIFT),
+                [0x10],
+                "ctrl held as {held:#x}"
+            );
+            // Released: synthesized again.
+            h.observe(&key(false, held, 0));
+            assert_eq!(h.synthetic_modifiers(true, 0x4B, modifiers::CTRL), [0x11]);
+        }
+    }
+
+    #[test]
+    fn modifier_keys_themselves_get_nothing() {
+        let h = HeldInput::default();
+        for vk in [0x10, 0x11, 0x12, 0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5] {
+            assert!(is_modifier_key(vk));
+            assert!(h.synthetic_modifiers(true, vk, modifiers::SHIFT).is_empty());
+        }
+        assert!(!is_modifier_key(0x4B));
+        assert!(!is_modifier_key(0x5B)); // LWIN: Meta is not synthesized
     }
 }

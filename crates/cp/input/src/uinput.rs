@@ -13,7 +13,9 @@
 //! device: no node outlives its session. The touch and pen translation is [`crate::touch`]'s;
 //! its state is made and dropped with the device it mirrors. A reader that opens the
 //! touchscreen after the contact that made it went down still sees that contact: the kernel
-//! keeps the slot state and libevdev reads it at open.
+//! keeps the slot state and libevdev reads it at open. A key-down whose modifier bits ask for
+//! Shift, Ctrl or Alt that nobody holds gets those keys pressed just before it and released
+//! just after it, as Sunshine does ([`HeldInput::synthetic_modifiers`]).
 //!
 //! Verified on the real `uinput` + `evdev` drivers (Debian 6.12 in the VM lab,
 //! `tests/uinput_lab.rs`): the codes and values a reader of `/dev/input/event*` gets for keys,
@@ -454,10 +456,31 @@ impl UinputSink {
     fn emit_event(&mut self, e: &InputEvent) -> Result<(), SinkError> {
         let rel = EventType::RELATIVE;
         match e {
-            InputEvent::Key { down, key_code, .. } => match vk_to_linux(*key_code) {
-                Some(code) => self
-                    .kbd()?
-                    .emit(&[ev(EventType::KEY, code, i32::from(*down))])?,
+            InputEvent::Key {
+                down,
+                key_code,
+                modifiers,
+                ..
+            } => match vk_to_linux(*key_code) {
+                Some(code) => {
+                    // Modifiers the packet's bits ask for but nobody holds: pressed just
+                    // around the key-down (`HeldInput::synthetic_modifiers`), each report its
+                    // own frame as a keyboard sends them, so the key lands with them held.
+                    let around: Vec<u16> = self
+                        .held
+                        .synthetic_modifiers(*down, *key_code, *modifiers)
+                        .into_iter()
+                        .filter_map(vk_to_linux)
+                        .collect();
+                    let dev = self.kbd()?;
+                    for &m in &around {
+                        dev.emit(&[ev(EventType::KEY, m, 1)])?;
+                    }
+                    dev.emit(&[ev(EventType::KEY, code, i32::from(*down))])?;
+                    for &m in around.iter().rev() {
+                        dev.emit(&[ev(EventType::KEY, m, 0)])?;
+                    }
+                }
                 None => self.unmapped_keys += 1,
             },
             InputEvent::MouseMove { dx, dy } => self.kbd()?.emit(&[
