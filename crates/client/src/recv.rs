@@ -19,6 +19,10 @@
 //!   (the host seals every media packet of the session with one counter from 0, so the span of
 //!   authenticated numbers is what was sent).
 //! - [`Receiver::next_deadline`] says when `poll` must run next without a datagram.
+//! - Passthrough frames' sizes are the session's configuration (bitrate / 8 / fps): each change
+//!   of size is recorded with the frame it starts at ([`Receiver::frame_sizes`], the first
+//!   [`MAX_SIZE_RUNS`]), so a reconfigure can be checked against its `reconfigured` answer —
+//!   every frame from `first frame` on in the new size, none before.
 //! - Memory is bounded by the reassembler's budget plus a fixed frame-timing ring and at most
 //!   [`MAX_LATENCY_SAMPLES`] latency samples.
 //! - Each delivered frame's `pts_us` waits for the shell in [`Receiver::drain_delivered_pts`]
@@ -37,6 +41,9 @@ pub const MAX_LATENCY_SAMPLES: usize = 1 << 20;
 pub const MAX_PENDING_PTS: usize = 4096;
 /// Losses described one by one (the summary's `loss_events`); later ones are only counted.
 pub const MAX_LOSS_EVENTS: usize = 16;
+/// Passthrough frame-size changes recorded (the summary's `frame_sizes`); a configuration
+/// changes a handful of times a session, a size that changes every frame is not one.
+pub const MAX_SIZE_RUNS: usize = 64;
 /// Frames whose first-shard time and delivery are remembered (more than the reassembler keeps
 /// in flight).
 const TIMING_RING: usize = 256;
@@ -181,6 +188,8 @@ pub struct Receiver {
     latency_us: Vec<u32>,
     /// `pts_us` of frames delivered since the last [`Receiver::drain_delivered_pts`].
     delivered_pts: Vec<u64>,
+    /// (first wire frame id, bytes) of each run of equal passthrough frame sizes.
+    frame_sizes: Vec<(u32, usize)>,
     first_failure: Option<String>,
 }
 
@@ -214,8 +223,14 @@ impl Receiver {
             delivered: vec![None; TIMING_RING],
             latency_us: Vec::new(),
             delivered_pts: Vec::new(),
+            frame_sizes: Vec::new(),
             first_failure: None,
         }
+    }
+
+    /// Passthrough frames: (first wire frame id, bytes) of each size (see the contract).
+    pub fn frame_sizes(&self) -> &[(u32, usize)] {
+        &self.frame_sizes
     }
 
     pub fn counters(&self) -> &Counters {
@@ -324,6 +339,12 @@ impl Receiver {
         while let Some(f) = self.reasm.poll(now) {
             let (wire_id, keyframe) = (f.id as u32, f.keyframe);
             self.delivered[wire_id as usize % TIMING_RING] = Some(wire_id);
+            if self.cfg.codec == codec::PASSTHROUGH
+                && self.frame_sizes.len() < MAX_SIZE_RUNS
+                && self.frame_sizes.last().is_none_or(|r| r.1 != f.data.len())
+            {
+                self.frame_sizes.push((wire_id, f.data.len()));
+            }
             let c = &mut self.c;
             c.frames += 1;
             c.bytes += f.data.len() as u64;

@@ -485,3 +485,49 @@ proptest::proptest! {
         );
     }
 }
+
+/// A mode change at frame 6 (checkable frames of 3000 B, then 5000 B), answered `reconfigured`
+/// only after frames of the new size have arrived: the size runs name frame 6, no frame is lost
+/// or out of sequence, and an H.264 stream records none (its sizes are not a configuration).
+#[test]
+fn passthrough_frame_sizes_are_recorded_with_the_frame_each_starts_at() {
+    let (mut tx, mut rx) = pair(codec::PASSTHROUGH);
+    for seq in 0..10u64 {
+        let len = if seq < 6 { 3000 } else { 5000 };
+        feed(
+            &mut rx,
+            &datagrams(&mut tx, seq, len, seq == 0 || seq == 6),
+            ms(seq),
+        );
+        poll(&mut rx, ms(seq));
+        if seq == 8 {
+            rx.on_reconfigured(&Reconfigured {
+                epoch: 1,
+                first_frame: 6,
+                bitrate_kbps: 2400,
+                fec_percent: 20,
+                mode: Mode {
+                    width: 64,
+                    height: 64,
+                    fps: 60,
+                },
+                shard_len: 512,
+            });
+        }
+    }
+    assert_eq!(rx.frame_sizes(), [(0, 3000), (6, 5000)]);
+    let c = rx.counters();
+    assert_eq!(
+        (c.frames, c.lost, c.seq_out_of_order, c.old_epoch),
+        (10, 0, 0, 0)
+    );
+    let (mut tx, mut rx) = pair(codec::H264);
+    for n in 0..4usize {
+        let mut au = vec![0u8; 1000 + n];
+        au[..4].copy_from_slice(&[0, 0, 0, 1]);
+        feed(&mut rx, &datagrams_of(&mut tx, &au, n == 0), ms(0));
+    }
+    poll(&mut rx, ms(0));
+    assert_eq!(rx.counters().frames, 4);
+    assert!(rx.frame_sizes().is_empty());
+}

@@ -248,6 +248,7 @@ struct MediaEnd {
     in_flight: usize,
     first_failure: Option<String>,
     loss_events: Vec<String>,
+    frame_sizes: Vec<(u32, usize)>,
     first_datagram: Option<Instant>,
     ended: Instant,
     error: Option<String>,
@@ -506,6 +507,7 @@ fn media_loop(
         in_flight: core.frames_in_flight(),
         first_failure: core.first_failure().map(str::to_owned),
         loss_events: core.loss_events().to_vec(),
+        frame_sizes: core.frame_sizes().to_vec(),
         first_datagram,
         ended: Instant::now(),
         error,
@@ -751,6 +753,7 @@ pub async fn run(dir: PathBuf, o: StreamOptions) -> Result<String, Exit> {
         in_flight_at_end: m.in_flight,
         first_failure: m.first_failure,
         loss_events: m.loss_events,
+        frame_sizes: m.frame_sizes,
         reconfigured,
         end: end_text.clone(),
     };

@@ -39,6 +39,8 @@ pub struct Summary {
     pub first_failure: Option<String>,
     /// When and why frames were lost (the receiver's first few).
     pub loss_events: Vec<String>,
+    /// Passthrough: (first frame id, bytes) of each frame size seen, in order.
+    pub frame_sizes: Vec<(u32, usize)>,
     /// The epochs the host opened (answers to `--reconfigure`).
     pub reconfigured: Vec<Reconfigured>,
     /// How the session ended.
@@ -159,6 +161,17 @@ impl Summary {
                 ),
             ),
             (
+                "frame_sizes",
+                format!(
+                    "[{}]",
+                    self.frame_sizes
+                        .iter()
+                        .map(|(id, b)| format!("{{\"from_frame\": {id}, \"bytes\": {b}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            (
                 "reconfigured",
                 format!(
                     "[{}]",
@@ -166,8 +179,15 @@ impl Summary {
                         .iter()
                         .map(|r| format!(
                             "{{\"epoch\": {}, \"first_frame\": {}, \"bitrate_kbps\": {}, \
-                             \"fec_percent\": {}}}",
-                            r.epoch, r.first_frame, r.bitrate_kbps, r.fec_percent
+                             \"fec_percent\": {}, \"mode\": \"{}x{}@{}\", \"shard_len\": {}}}",
+                            r.epoch,
+                            r.first_frame,
+                            r.bitrate_kbps,
+                            r.fec_percent,
+                            r.mode.width,
+                            r.mode.height,
+                            r.mode.fps,
+                            r.shard_len
                         ))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -226,6 +246,7 @@ mod tests {
             in_flight_at_end: 1,
             first_failure: None,
             loss_events: vec!["0.5 s, after frame 3: 1 never seen".into()],
+            frame_sizes: vec![(0, 2083), (9, 4166)],
             reconfigured: vec![Reconfigured {
                 epoch: 1,
                 first_frame: 9,
@@ -258,7 +279,8 @@ mod tests {
             "\"xdp\": {\"iface\": \"veth0\", \"queues\": 1, \"redirected\": 9",
             "\"first_failure\": null",
             "\"capture_latency\": null",
-            "\"reconfigured\": [{\"epoch\": 1, \"first_frame\": 9, \"bitrate_kbps\": 2000, \"fec_percent\": 30}]",
+            "\"reconfigured\": [{\"epoch\": 1, \"first_frame\": 9, \"bitrate_kbps\": 2000, \"fec_percent\": 30, \"mode\": \"1280x720@60\", \"shard_len\": 1428}]",
+            "\"frame_sizes\": [{\"from_frame\": 0, \"bytes\": 2083}, {\"from_frame\": 9, \"bytes\": 4166}]",
             "\"loss_events\": [\"0.5 s, after frame 3: 1 never seen\"]",
         ] {
             assert!(j.contains(key), "{key} missing in {j}");
