@@ -38,7 +38,7 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
        strahl-client [--state-dir DIR] stream HOST [--seconds N] [--json FILE]
                      [--codec passthrough|h264|any] [--bitrate KBPS] [--mode WxH@FPS]
                      [--mtu BYTES] [--media-port PORT] [--frame-timeout MS]
-                     [--reconfigure SECONDS,BITRATE_KBPS,FEC_PERCENT]
+                     [--reconfigure SECONDS,BITRATE_KBPS,FEC_PERCENT[,WxH@FPS]]
                      [--xdp IFACE] [--rx recvmmsg|af_xdp|auto] [--realtime PRIORITY]
 
   pair HOST PIN   pair with a strahl host: on the host, `strahl-control pair` (or the status
@@ -49,7 +49,8 @@ usage: strahl-client [--state-dir DIR] pair HOST PIN [--name NAME]
                   JSON summary on stdout or in FILE. Defaults: any codec (the host picks),
                   20000 kbit/s, 1280x720@60, MTU 1500, any free media port, and a frame
                   missing shards for 100 ms counts as lost. --reconfigure asks the host for a
-                  new bitrate and/or FEC % that far into the stream (either may be empty)
+                  new bitrate, FEC % and/or mode that far into the stream (any may be empty):
+                  a new epoch from the frame the host names in its answer
   --xdp IFACE     receive the media with AF_XDP on IFACE (the interface the host's packets
                   arrive on) instead of recvmmsg + UDP GRO: loads strahl's XDP redirect
                   program, which steers only UDP to the media port into one AF_XDP socket per

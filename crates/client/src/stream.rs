@@ -181,14 +181,19 @@ impl StreamOptions {
     }
 }
 
-/// `SECONDS,BITRATE_KBPS,FEC_PERCENT`, either of the last two may be empty (unchanged), e.g.
-/// `2,200000,30` or `1.5,,35`.
+/// `SECONDS,BITRATE_KBPS,FEC_PERCENT[,WxH@FPS]`, any but the first may be empty (unchanged),
+/// e.g. `2,200000,30`, `1.5,,35` or `2,,,640x360@30` (a mode change).
 fn parse_reconfigure(s: &str) -> Result<(Duration, Reconfigure), String> {
-    let bad =
-        || format!("--reconfigure is SECONDS,BITRATE_KBPS,FEC_PERCENT (e.g. 2,,30), not {s:?}");
+    let bad = || {
+        format!(
+            "--reconfigure is SECONDS,BITRATE_KBPS,FEC_PERCENT[,WxH@FPS] (e.g. 2,,30), not {s:?}"
+        )
+    };
     let parts: Vec<&str> = s.split(',').collect();
-    let [at, bitrate, fec] = parts.as_slice() else {
-        return Err(bad());
+    let (at, bitrate, fec, mode) = match parts.as_slice() {
+        [at, bitrate, fec] => (at, bitrate, fec, None),
+        [at, bitrate, fec, mode] => (at, bitrate, fec, Some(*mode).filter(|m| !m.is_empty())),
+        _ => return Err(bad()),
     };
     let at = at
         .parse::<f64>()
@@ -208,9 +213,9 @@ fn parse_reconfigure(s: &str) -> Result<(Duration, Reconfigure), String> {
     let r = Reconfigure {
         bitrate_kbps: opt(bitrate, 100_000_000)?.filter(|b| *b > 0),
         fec_percent: opt(fec, 100)?.map(|f| f as u8),
-        mode: None,
+        mode: mode.map(parse_mode).transpose()?,
     };
-    if r.bitrate_kbps.is_none() && r.fec_percent.is_none() {
+    if r.bitrate_kbps.is_none() && r.fec_percent.is_none() && r.mode.is_none() {
         return Err(bad());
     }
     Ok((Duration::from_secs_f64(at), r))
@@ -842,6 +847,15 @@ mod tests {
                 }
             ))
         );
+        assert_eq!(o.set("--reconfigure", "2,,,640x360@30"), Ok(true));
+        assert_eq!(
+            o.reconfigure.as_ref().and_then(|r| r.1.mode),
+            Some(Mode {
+                width: 640,
+                height: 360,
+                fps: 30
+            })
+        );
         for (k, v) in [
             ("--seconds", "0"),
             ("--seconds", "nan"),
@@ -854,6 +868,9 @@ mod tests {
             ("--frame-timeout", "0"),
             ("--reconfigure", "2"),
             ("--reconfigure", "2,,"),
+            ("--reconfigure", "2,,,"),
+            ("--reconfigure", "2,,,640x360"),
+            ("--reconfigure", "2,1,2,640x360@30,x"),
             ("--reconfigure", "x,1,2"),
             ("--reconfigure", "1,,101"),
             ("--realtime", "100"),
