@@ -536,13 +536,13 @@ fn a_slow_spread_frame_starts_with_one_packet_then_keeps_the_spacing() {
 #[test]
 fn a_fast_spread_frames_batches_are_centred_on_the_even_line() {
     // 1 Gbit/s GameStream at 120 fps: ~750 packets of 1464 B spread over half of 8.33 ms
-    // (≈ 2.1 Gbit/s, a packet every ~5.6 µs), released in 30 µs granules (~5 packets a kick)
-    // with a 15 µs start burst. A punctual sender: each packet's time against the frame's
-    // evenly spaced line anchored at its first packet stays within half a granule (plus one
-    // spacing of rounding), early and late alike — not up to a whole granule early.
+    // (≈ 2.1 Gbit/s, a packet every ~5.6 µs), released in 30 µs granules (6 packets a kick).
+    // A punctual sender: each packet's time against the frame's evenly spaced line anchored at
+    // its first packet stays within half a granule, early and late alike — not up to a whole
+    // granule early.
     let mut cfg = PacerConfig::new(10_000_000_000);
     cfg.mode = Mode::Spread { permille: 500 };
-    cfg.burst_ns = 15_000;
+    cfg.burst_ns = 10_000;
     cfg.catch_up_ns = 250_000;
     cfg.min_release_interval_ns = 30_000;
     let mut p = Pacer::new(cfg, 0);

@@ -98,10 +98,10 @@ pub const SPREAD_PERMILLE: u32 = 500;
 /// spread needs 2 Gbit/s); Sunshine's fixed 800 Mbit/s cap is the bottleneck this avoids (§A18).
 pub const PACER_LINK_BPS: u64 = 2_000_000_000;
 /// Token-bucket depth of a video stream, as time at its spread rate. The bucket refills between
-/// frames, so its depth is the burst every frame starts with: the pacer's generic 100 µs let the
-/// first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as every later
-/// packet ~100 µs "early"); 10 µs (at least 2 packets, `strahl_pacer::MIN_BURST_BYTES`) keeps a
-/// frame evenly spaced while still letting a tile that was a few µs late catch up.
+/// frames; the pacer cuts it at each frame's start (to half a release granule: see
+/// `strahl_pacer`), so the depth only matters outside spread frames: the pacer's generic 100 µs
+/// let the first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as
+/// every later packet ~100 µs "early").
 pub const VIDEO_BURST_NS: u64 = 10_000;
 /// Bucket depth of a video stream while a frame is being sent: a tile that woke late (preempted,
 /// a slow kick) gets up to 250 µs of missed credit back in larger batches instead of losing it,
@@ -111,12 +111,15 @@ pub const VIDEO_BURST_NS: u64 = 10_000;
 pub const VIDEO_CATCH_UP_NS: u64 = 250_000;
 /// Shortest gap between two releases of a video stream, as link time: packets closer than this
 /// leave together in one kick. A copy-mode AF_XDP kick on the 2-core VM costs ~10 µs (15 µs
-/// without receive steering: veth runs the peer's receive path inside it), so at 1 Gbit/s spread
-/// over half the frame interval (≈ 2.5 Gbit/s, a 1.4 kB packet every 4.5 µs) a 15 µs granule
-/// (3 packets a kick) spent ~¾ of the tile's core in kicks and left no room to catch up; 30 µs
-/// (~6 packets) halves the kicks: AF_XDP work CPU per Gbit 0.39 → 0.29–0.33 at the same gap error
-/// p99, p50 8 → 12 µs (docs/measurements.md §media path, bench/results/netns/).
-pub const VIDEO_RELEASE_NS: u64 = 30_000;
+/// without receive steering: veth runs the peer's receive path inside it). Each batch is centred
+/// on its packets' places on the frame's even line (`strahl_pacer`), so a packet is off by at most
+/// half of this (in whole packets) plus the kick's jitter: at 1 Gbit/s spread over half the frame
+/// interval (≈ 2.5 Gbit/s, a 1.4 kB packet every 4.6 µs) 20 µs is 5 packets a kick, ±9 µs. With
+/// the tile at SCHED_FIFO on its own core: AF_XDP gap error p99 13–14 µs at 500/1000 Mbit/s
+/// (30 µs, centred: 14–22 µs; 30 µs uncentred: 36–38 µs) for AF_XDP work CPU per Gbit 0.24–0.28
+/// (0.22 at 30 µs); 15 µs uncentred, with the tile at normal priority, spent ~¾ of its core in
+/// kicks (docs/measurements.md §media path, "Centred release batches"; bench/results/netns/).
+pub const VIDEO_RELEASE_NS: u64 = 20_000;
 /// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
 /// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
 pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
