@@ -11,7 +11,10 @@
 //!   others are counted).
 //! - The pacer's schedule (strahl-pacer, spread mode, `DEFAULT_SPREAD_PERMILLE` = 500): on
 //!   `frame_queued` the rate becomes frame wire bits / (0.5 × frame interval), capped at the
-//!   link rate; it releases the frame at that rate in batches of ≥ 5 µs of link time. The ideal
+//!   link rate; the tx tile releases the frame at that rate in batches covering its release
+//!   granule (`VIDEO_RELEASE_NS` of link time), each centred on its packets' ideal times, so a
+//!   perfect sender is off by up to half a granule either way — the batching is part of the
+//!   error measured here, not excused by it. The ideal
 //!   arrival of packet k is `t_first + k × wire_bits / rate`, the rate taken from the pacer
 //!   itself (`Pacer::frame_queued` with the frame's N packets of its wire size, the stream's
 //!   frame interval and the link cap), `t_first` the arrival of packet 0.
