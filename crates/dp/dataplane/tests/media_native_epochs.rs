@@ -8,7 +8,8 @@
 //! - a pacing ceiling (IPC `SessionPace`) spreads each frame's datagrams over the window its
 //!   rate needs (the data plane applies it to that session's pacer), pinned without a clock
 //!   too;
-//! - an epoch the data plane cannot make is refused with why, and the session goes on.
+//! - an epoch the data plane cannot make (or one for a GameStream session) is refused with why,
+//!   and the session goes on.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -239,6 +240,13 @@ fn an_epoch_the_data_plane_cannot_make_is_refused_and_the_session_goes_on() {
     assert!(media.reconfigure(&r).unwrap_err().contains("datagram"));
     r.id = 99;
     assert!(media.reconfigure(&r).is_err(), "not a session");
+    // A GameStream session has no epochs (its client would not follow a new mode).
+    media
+        .start(&common::session(34, addr, None, (free_port(), free_port())))
+        .unwrap();
+    r.id = 34;
+    assert!(media.reconfigure(&r).unwrap_err().contains("no native"));
+    media.stop(34);
     std::thread::sleep(Duration::from_millis(200));
     assert!(media.poll_failures().is_empty(), "the session goes on");
     assert!(

@@ -483,6 +483,8 @@ struct Running {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     ports: [u16; 2],
+    /// A native `strahl/1` session (epochs and pacing ceilings apply to these only).
+    native: bool,
 }
 
 /// Restrict an encode thread to the plan's worker cores (nothing to do when the list is empty).
@@ -1004,6 +1006,7 @@ impl MediaHost for Media {
                 shared,
                 workers,
                 ports,
+                native: s.protocol == strahl_ipc::Protocol::Native,
             },
         );
         if let Some(why) = failed {
@@ -1062,8 +1065,8 @@ impl MediaHost for Media {
     }
 
     fn reconfigure(&mut self, r: &strahl_ipc::SessionReconfigure) -> Result<(), String> {
-        let Some(s) = self.sessions.get(&r.id) else {
-            return Err(format!("session {}: not running", r.id));
+        let Some(s) = self.sessions.get(&r.id).filter(|s| s.native) else {
+            return Err(format!("session {}: no native session running", r.id));
         };
         native_stream::ask_epoch(&s.shared, r, self.settings.max_payload)?;
         self.metrics
@@ -1072,7 +1075,7 @@ impl MediaHost for Media {
     }
 
     fn pace(&mut self, id: u64, rate_kbps: u32) {
-        if self.sessions.contains_key(&id) {
+        if self.sessions.get(&id).is_some_and(|s| s.native) {
             let rate_bps = native_stream::pace_rate_bps(rate_kbps, self.link_rate_bps);
             log::info!("session {id}: video paced at {rate_bps} bit/s");
             self.command(Command::SetPace { id, rate_bps });
