@@ -365,3 +365,98 @@ fn control_only_kinds_are_unexpected() {
         matches!(o.replies[0], Message::Error(ErrorMsg { code: ErrorCode::UnexpectedMessage, in_reply_to, .. }) if in_reply_to == Kind::Event as u16)
     );
 }
+
+/// Media that records native epochs and pacing ceilings (refusing epoch 9).
+struct Epochs(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl MediaHost for Epochs {
+    fn start(&mut self, _: &SessionStart) -> Result<(), crate::media::MediaError> {
+        Ok(())
+    }
+    fn update(&mut self, _: u64, _: Option<u32>, _: Option<u8>, _: bool) {}
+    fn stop(&mut self, _: u64) {}
+    fn poll_failures(&mut self) -> Vec<(u64, String, StopReason)> {
+        Vec::new()
+    }
+    fn reconfigure(&mut self, r: &strahl_ipc::SessionReconfigure) -> Result<(), String> {
+        if r.epoch == 9 {
+            return Err("epoch 9: no".into());
+        }
+        let mut l = self.0.lock().unwrap();
+        l.push(format!("epoch {} {} {}@{}", r.id, r.epoch, r.width, r.fps));
+        Ok(())
+    }
+    fn pace(&mut self, id: u64, rate_kbps: u32) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("pace {id} {rate_kbps}"));
+    }
+}
+
+/// Minor 5: a native epoch and a pacing ceiling reach the media plane for a running session
+/// (answered `SessionUpdated`; the epoch's first frame comes later as an event), an epoch the
+/// media plane refuses is an `Error` naming the kind (the session goes on), and both are a
+/// `SessionError` for an id that is not running (as every session message is).
+#[test]
+fn native_epochs_and_pacing_reach_the_media_plane() {
+    let reg = Registry::new();
+    let mut s = ready(&reg);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    s.set_media(Box::new(Epochs(log.clone())));
+    s.on_datagram(&bytes(&start_msg(5)), Duration::ZERO);
+    let mut r = strahl_ipc::SessionReconfigure {
+        id: 5,
+        epoch: 1,
+        width: 640,
+        height: 360,
+        fps: 30,
+        bitrate_kbps: 20_000,
+        fec_percent: 30,
+        shard_len: 1400,
+    };
+    let o = s.on_datagram(
+        &bytes(&Message::SessionReconfigure(r.clone())),
+        Duration::ZERO,
+    );
+    assert_eq!(o.replies, [Message::Event(Event::SessionUpdated { id: 5 })]);
+    assert_eq!(
+        (s.sessions()[&5].bitrate_kbps, s.sessions()[&5].fec_percent),
+        (20_000, 30)
+    );
+    let pace = strahl_ipc::SessionPace {
+        id: 5,
+        rate_kbps: 240_000,
+    };
+    let o = s.on_datagram(&bytes(&Message::SessionPace(pace.clone())), Duration::ZERO);
+    assert_eq!(o.replies, [Message::Event(Event::SessionUpdated { id: 5 })]);
+    r.epoch = 9;
+    let o = s.on_datagram(
+        &bytes(&Message::SessionReconfigure(r.clone())),
+        Duration::ZERO,
+    );
+    assert!(
+        matches!(&o.replies[..], [Message::Error(e)]
+            if e.in_reply_to == Kind::SessionReconfigure as u16 && e.detail.contains("epoch 9")),
+        "{o:?}"
+    );
+    assert!(s.sessions().contains_key(&5), "the session goes on");
+    r.id = 6;
+    let o = s.on_datagram(&bytes(&Message::SessionReconfigure(r)), Duration::ZERO);
+    assert!(matches!(
+        &o.replies[..],
+        [Message::Event(Event::SessionError { id: 6, .. })]
+    ));
+    let o = s.on_datagram(
+        &bytes(&Message::SessionPace(strahl_ipc::SessionPace {
+            id: 6,
+            ..pace
+        })),
+        Duration::ZERO,
+    );
+    assert!(matches!(
+        &o.replies[..],
+        [Message::Event(Event::SessionError { id: 6, .. })]
+    ));
+    assert_eq!(*log.lock().unwrap(), ["epoch 5 1 640@30", "pace 5 240000"]);
+}
