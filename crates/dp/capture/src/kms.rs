@@ -17,9 +17,16 @@
 //!   a dmabuf fd grants access to that one buffer and nothing else on the card;
 //! - the **data plane** (no CAP_SYS_ADMIN) maps it, brackets the read with
 //!   `DMA_BUF_IOCTL_SYNC` and converts it to I420 for openh264 ([`crate::kms_map`]); an NVENC
-//!   encoder would import the dmabuf instead (not built yet).
+//!   encoder would import the dmabuf instead.
 //!
-//! Proven in the VM lab on a real KMS driver (virtio-gpu, Debian 6.12): `tests/kms_lab.rs`.
+//! Modes ([`crate::kms_mode`], [`crate::kms_modeset`]): at session start the data plane asks
+//! the helper for the stream's W×H at its frame rate; when nobody else is DRM master the helper
+//! takes master, commits that mode if the connector offers it (atomic, ALLOW_MODESET), drops
+//! master again, and restores the previous mode at session end; otherwise the data plane scales
+//! in software, and one `kms display:` log line says which.
+//!
+//! Proven in the VM lab on a real KMS driver (virtio-gpu, Debian 6.12): `tests/kms_lab.rs`
+//! (the modeset and its restore: `tests/kms_lab/mode.rs`).
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};

@@ -24,8 +24,11 @@
 //! - Bounded: [`serve`] stops at its frame/time limits or a stop flag, and when the peer leaves
 //!   (checked every tick, so a static screen does not hide it). Each new peer first gets the
 //!   picture on screen now.
+//! - The peer's one input: fixed-size mode requests ([`crate::kms_mode`]), read each tick,
+//!   answered between frames; every frame says the helper answers them ([`FLAG_MODES`]). The
+//!   modeset and its restore when the run ends are [`crate::kms_modeset`]'s.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -36,15 +39,18 @@ use drm::{ClientCapability, Device as _, VblankWaitFlags, VblankWaitTarget};
 use crate::CaptureError;
 use crate::kms::Card;
 use crate::kms_map::MOD_NONE;
-use crate::kms_wire::{FLAG_CURSOR_ONLY, FLAG_CURSOR_VISIBLE, FrameMeta, WireError, send_frame};
+use crate::kms_wire::{
+    FLAG_CURSOR_ONLY, FLAG_CURSOR_VISIBLE, FLAG_MODES, FrameMeta, ModeReply, PeerInput, WireError,
+    poll_peer, send_frame, send_reply,
+};
 
 /// Refresh assumed when a mode reports none.
 const FALLBACK_REFRESH_MHZ: u32 = 60_000;
 
 /// One plane of the CRTC and the property handles read each tick.
 #[derive(Clone, Copy, Debug)]
-struct PlaneRef {
-    handle: plane::Handle,
+pub(crate) struct PlaneRef {
+    pub(crate) handle: plane::Handle,
     crtc_x: Option<property::Handle>,
     crtc_y: Option<property::Handle>,
 }
@@ -73,13 +79,17 @@ pub struct Grab {
 
 /// An open card with its CRTC found.
 pub struct KmsGrabber {
-    card: Card,
+    pub(crate) card: Card,
     device: PathBuf,
     driver: String,
-    crtc: crtc::Handle,
+    pub(crate) crtc: crtc::Handle,
     /// The CRTC's index (vblank "pipe").
     pipe: u32,
-    primary: Option<PlaneRef>,
+    pub(crate) primary: Option<PlaneRef>,
+    /// The driver took the atomic client capability (modesets are atomic commits).
+    pub(crate) atomic: bool,
+    /// What the peer's session mode replaced ([`crate::kms_modeset`]).
+    pub(crate) session: Option<crate::kms_modeset::Saved>,
     cursor: Option<PlaneRef>,
     pacing: Pacing,
     next_tick: Instant,
@@ -109,7 +119,9 @@ impl KmsGrabber {
         // virtualised drivers (virtio-gpu, vmwgfx, qxl) do not hide the cursor plane. Each is
         // optional: without them the CRTC's own framebuffer is read and no cursor is reported.
         let _ = card.set_client_capability(ClientCapability::UniversalPlanes, true);
-        let _ = card.set_client_capability(ClientCapability::Atomic, true);
+        let atomic = card
+            .set_client_capability(ClientCapability::Atomic, true)
+            .is_ok();
         let _ = card.set_client_capability(ClientCapability::CursorPlaneHotspot, true);
         let res = card
             .resource_handles()
@@ -134,6 +146,7 @@ impl KmsGrabber {
         };
         let pipe = res.crtcs().iter().position(|&c| c == crtc).unwrap_or(0) as u32;
         let (primary, cursor) = planes_of(&card, crtc);
+        crate::kms_modeset::drop_implicit_master(&card);
         Ok(Self {
             card,
             device: device.to_path_buf(),
@@ -141,6 +154,8 @@ impl KmsGrabber {
             crtc,
             pipe,
             primary,
+            atomic,
+            session: None,
             cursor,
             pacing: Pacing::Vblank { ok_once: false },
             next_tick: Instant::now(),
@@ -463,23 +478,6 @@ fn monotonic_ns() -> u64 {
     (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
 }
 
-/// The peer hung up (or wrote to us: it never should, and the helper reads nothing).
-fn peer_gone(peer: std::os::fd::BorrowedFd<'_>) -> bool {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    let mut pfd = [PollFd::new(&peer, PollFlags::IN)];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    match poll(&mut pfd, Some(&zero)) {
-        Ok(0) => false,
-        Ok(_) => pfd[0]
-            .revents()
-            .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR),
-        Err(_) => true,
-    }
-}
-
 /// Bounds of one [`serve`] run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ServeLimits {
@@ -492,14 +490,37 @@ pub struct ServeLimits {
 pub struct ServeStats {
     pub ticks: u64,
     pub frames: u64,
+    /// Mode requests answered.
+    pub mode_requests: u64,
     /// The peer left (`false`: a limit or the stop flag ended the run).
     pub peer_left: bool,
 }
 
-/// Sends every changed framebuffer to `peer` until a limit, `stop`, or the peer leaves.
+/// Sends every changed framebuffer to `peer` until a limit, `stop`, or the peer leaves; answers
+/// the peer's mode requests; whatever ends the run, the display mode the peer's session set is
+/// put back ([`crate::kms_modeset`]).
 pub fn serve(
     g: &mut KmsGrabber,
     peer: impl AsFd,
+    limits: ServeLimits,
+    stop: &AtomicBool,
+) -> Result<ServeStats, CaptureError> {
+    let r = serve_frames(g, peer.as_fd(), limits, stop);
+    g.end_session_mode();
+    r
+}
+
+/// Whether a send failed because the peer is gone.
+fn gone(e: &WireError) -> bool {
+    matches!(e, WireError::Io(e) if matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+    ))
+}
+
+fn serve_frames(
+    g: &mut KmsGrabber,
+    peer: BorrowedFd<'_>,
     limits: ServeLimits,
     stop: &AtomicBool,
 ) -> Result<ServeStats, CaptureError> {
@@ -513,26 +534,44 @@ pub fn serve(
     {
         g.wait()?;
         st.ticks += 1;
-        // Noticed each tick, not only at the next send: on a static screen nothing is sent,
-        // and a gone peer (the data plane's start-up probe) must not hold up the next one.
-        if peer_gone(peer.as_fd()) {
-            st.peer_left = true;
-            break;
+        // Read each tick, not only at the next send: on a static screen nothing is sent, and a
+        // gone peer (the data plane's start-up probe) must not hold up the next one.
+        let reply = match poll_peer(peer) {
+            PeerInput::Nothing => None,
+            PeerInput::Gone => {
+                st.peer_left = true;
+                break;
+            }
+            PeerInput::Request(req) => {
+                let reply = g.set_session_mode(&req);
+                log::info!("kms display: the peer asked for {}: {reply:?}", req.mode);
+                Some(reply)
+            }
+            PeerInput::Bad(why) => {
+                log::warn!("kms display: refused a request: {why}");
+                Some(ModeReply::Failed(why))
+            }
+        };
+        if let Some(reply) = reply {
+            match send_reply(peer, &reply) {
+                Ok(()) => st.mode_requests += 1,
+                Err(e) if gone(&e) => {
+                    st.peer_left = true;
+                    break;
+                }
+                Err(e) => return Err(CaptureError::Io(std::io::Error::other(e.to_string()))),
+            }
         }
-        let Some(grab) = g.grab()? else { continue };
+        let Some(mut grab) = g.grab()? else { continue };
+        grab.meta.flags |= FLAG_MODES;
         match send_frame(
-            peer.as_fd(),
+            peer,
             &grab.meta,
             grab.frame.as_fd(),
             grab.cursor.as_ref().map(|c| c.as_fd()),
         ) {
             Ok(()) => st.frames += 1,
-            Err(WireError::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-                ) =>
-            {
+            Err(e) if gone(&e) => {
                 st.peer_left = true;
                 break;
             }

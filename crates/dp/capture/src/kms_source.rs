@@ -15,6 +15,9 @@
 //!   old fd is closed then: one dmabuf fd held at a time, so nothing accumulates per frame).
 //!   [`KmsSource::convert_held`] is the CPU path for that held picture when the import is
 //!   refused; it converts a held picture at most once.
+//! - The session's mode: [`KmsSource::request_mode`] sends the helper one request (only a
+//!   helper whose frames carry [`FLAG_MODES`]: [`KmsSource::helper_sets_modes`]); its reply
+//!   arrives between frames and waits in [`KmsSource::take_mode_reply`].
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -22,7 +25,8 @@ use std::time::Duration;
 
 use crate::kms_map::{frame_size, read_into};
 use crate::kms_wire::{
-    FLAG_CURSOR_ONLY, FLAG_CURSOR_VISIBLE, FrameMeta, Received, WireError, connect, recv_frame,
+    FLAG_CURSOR_ONLY, FLAG_CURSOR_VISIBLE, FLAG_MODES, FrameMeta, Message, ModeReply, ModeRequest,
+    Received, WireError, connect, recv_message, send_request,
 };
 use crate::{CaptureError, Frame, PixelFormat};
 
@@ -51,6 +55,10 @@ pub struct KmsSource {
     held: Option<Received>,
     /// `held` was converted into `frame` already.
     held_converted: bool,
+    /// The helper's answer to a mode request, not taken yet.
+    reply: Option<ModeReply>,
+    /// Flags of the newest message from the helper (0 before the first).
+    helper_flags: u32,
 }
 
 /// What one receive produced, before any conversion.
@@ -79,7 +87,26 @@ impl KmsSource {
             dropped: 0,
             held: None,
             held_converted: false,
+            reply: None,
+            helper_flags: 0,
         }
+    }
+
+    /// Whether the helper answers mode requests (known from its first frame; `false` before).
+    pub fn helper_sets_modes(&self) -> bool {
+        self.helper_flags & FLAG_MODES != 0
+    }
+
+    /// Asks the helper for the session's mode; the answer comes with a later receive
+    /// ([`KmsSource::take_mode_reply`]).
+    pub fn request_mode(&self, req: &ModeRequest) -> Result<(), CaptureError> {
+        send_request(self.sock.as_fd(), req)
+            .map_err(|e| CaptureError::Io(std::io::Error::other(e.to_string())))
+    }
+
+    /// The helper's answer to the mode request, once (`None` until it came).
+    pub fn take_mode_reply(&mut self) -> Option<ModeReply> {
+        self.reply.take()
     }
 
     /// Waits up to `wait` for the helper, then converts the newest queued frame.
@@ -141,33 +168,40 @@ impl KmsSource {
     }
 
     /// Waits up to `wait`, then drains the queue: the newest picture (older ones dropped
-    /// unread and closed), the newest cursor state applied.
+    /// unread and closed), the newest cursor state applied, a mode reply kept.
     fn receive(&mut self, wait: Duration) -> Result<Got, CaptureError> {
         let link = |e: WireError| CaptureError::Io(std::io::Error::other(e.to_string()));
-        let Some(mut newest) = recv_frame(self.sock.as_fd(), wait).map_err(link)? else {
-            return Ok(Got::Idle);
-        };
         let mut picture: Option<Received> = None;
-        loop {
+        let mut cursor = false;
+        let mut wait = wait;
+        while let Some(msg) = recv_message(self.sock.as_fd(), wait).map_err(link)? {
+            wait = Duration::ZERO;
+            let newest = match msg {
+                Message::Mode(r) => {
+                    self.reply = Some(r);
+                    continue;
+                }
+                Message::Frame(f) => f,
+            };
             // The newest message of either kind has the newest cursor.
             self.cursor = newest.meta;
+            self.helper_flags = newest.meta.flags;
             if newest.meta.flags & FLAG_CURSOR_ONLY == 0 {
                 if picture.is_some() {
                     self.dropped += 1;
                 }
                 picture = Some(newest);
-            }
-            match recv_frame(self.sock.as_fd(), Duration::ZERO).map_err(link)? {
-                Some(r) => newest = r,
-                None => break,
+            } else {
+                cursor = true;
             }
         }
         match picture {
             Some(p) => Ok(Got::Picture(p)),
-            None => {
+            None if cursor => {
                 self.apply_cursor();
                 Ok(Got::Cursor)
             }
+            None => Ok(Got::Idle),
         }
     }
 

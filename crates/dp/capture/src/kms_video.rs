@@ -9,11 +9,17 @@
 //!   interval). Nothing new since the last call → the last picture again (a static desktop
 //!   still streams). Before the first capture the frame is dark grey, never black (Moonlight's
 //!   start-up gate waits for non-black pixels).
+//! - The session's mode: with the first picture, a helper that sets modes
+//!   ([`KmsSource::helper_sets_modes`]) is asked for the stream's W×H at its frame rate
+//!   ([`crate::kms_mode`]; the helper sets it when strahl owns the display, and puts the old
+//!   one back when this source is dropped: the socket closes). One `kms display:` line says
+//!   what came of it — set, held by another DRM master, not offered, failed, or a helper that
+//!   sets no modes — and, when the display stays at another size, that the encoder scales.
+//!   While the answer is awaited (bounded: [`REPLY_WAIT_SECONDS`] of frames) pictures keep
+//!   streaming, scaled, and the per-size line below waits for it.
 //! - The display's size differs from the stream's → nearest-neighbour scaling in software,
 //!   and one log line per display size says which happened (`no scaling` / `scaling`), so a mode
 //!   change on the connector is followed without a restart and the encoder keeps its size.
-//!   Setting the connector to the client's mode (atomic modeset when strahl owns the display)
-//!   is not done here.
 //! - Frame numbers count frames produced (dense), `pts_us` = number × 10^6 / fps.
 //! - Zero-copy (an encoder that imports dmabufs, NVENC): [`KmsVideoSource::next_dmabuf`] takes
 //!   the newest picture the same way but only holds its dmabuf ([`KmsSource::next_dmabuf`]:
@@ -26,14 +32,35 @@ use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::kms_map::frame_size;
 use crate::kms_source::{KmsSource, Next};
-use crate::kms_wire::FrameMeta;
+use crate::kms_wire::{DisplayMode, FrameMeta, ModeReply, ModeRequest};
 use crate::{CaptureError, Frame, PixelFormat, VideoSource};
 
 /// Where the capture helper listens on the appliance.
 pub const DEFAULT_SOCKET: &str = "/run/strahl/kms.sock";
 /// Luma/chroma of the frame shown before the first capture.
 const WAITING_LUMA: u8 = 40;
+/// How long (in the session's frames: this many seconds' worth) a mode request may go
+/// unanswered before the session stops waiting for it; a modeset under emulation takes a few
+/// hundred milliseconds.
+pub const REPLY_WAIT_SECONDS: u64 = 20;
+
+/// Where the session's display mode stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisplayState {
+    /// No picture from the helper yet (nothing asked).
+    Waiting,
+    /// Asked at frame `at`; no answer yet.
+    Asked { at: u64 },
+    /// The helper's answer (or `Failed` when none came in time).
+    Answered(ModeReply),
+    /// The helper does not set modes (it predates the request).
+    NotSupported,
+}
+
+/// A per-size scaling line held back while the mode request is unanswered.
+type Deferred = (u32, u32, &'static str, &'static str);
 
 /// The data plane's KMS source at the session's geometry.
 pub struct KmsVideoSource {
@@ -44,6 +71,8 @@ pub struct KmsVideoSource {
     produced: u64,
     /// The display size the last scaling decision was logged for.
     logged: Option<(u32, u32)>,
+    display: DisplayState,
+    deferred: Option<Deferred>,
 }
 
 impl KmsVideoSource {
@@ -66,7 +95,96 @@ impl KmsVideoSource {
             fps,
             produced: 0,
             logged: None,
+            display: DisplayState::Waiting,
+            deferred: None,
         })
+    }
+
+    /// Where the session's display mode stands (module header).
+    pub fn display_state(&self) -> &DisplayState {
+        &self.display
+    }
+
+    /// After each receive: asks for the mode with the first picture, takes the answer and
+    /// says what came of it (module header).
+    fn mode_step(&mut self) -> Result<(), CaptureError> {
+        let shown = frame_size(self.src.meta());
+        if self.display == DisplayState::Waiting {
+            if shown.0 == 0 {
+                return Ok(());
+            }
+            if !self.src.helper_sets_modes() {
+                log::info!(
+                    "kms display: the capture helper sets no modes (it predates the request); {}",
+                    self.scaling_words(shown)
+                );
+                self.display = DisplayState::NotSupported;
+                return Ok(());
+            }
+            self.src.request_mode(&ModeRequest {
+                mode: DisplayMode {
+                    width: self.width,
+                    height: self.height,
+                    refresh_mhz: self.fps.saturating_mul(1000),
+                },
+            })?;
+            self.display = DisplayState::Asked { at: self.produced };
+        }
+        let DisplayState::Asked { at } = self.display else {
+            return Ok(());
+        };
+        let reply = match self.src.take_mode_reply() {
+            Some(r) => r,
+            None if self.produced - at > REPLY_WAIT_SECONDS * u64::from(self.fps) => {
+                ModeReply::Failed(format!(
+                    "no answer from the helper in {REPLY_WAIT_SECONDS} s"
+                ))
+            }
+            None => return Ok(()),
+        };
+        let (w, h) = (self.width, self.height);
+        match &reply {
+            ModeReply::Applied(m) => {
+                log::info!("kms display: set {m} for the session (strahl owns the display)")
+            }
+            ModeReply::HeldByOther => log::info!(
+                "kms display: held by another DRM master; {}",
+                self.scaling_words(shown)
+            ),
+            ModeReply::NotOffered(what) => log::info!(
+                "kms display: the connector does not offer {w}x{h} ({what}); {}",
+                self.scaling_words(shown)
+            ),
+            ModeReply::Failed(why) => log::warn!(
+                "kms display: no modeset ({why}); {}",
+                self.scaling_words(shown)
+            ),
+        }
+        // The per-size line held back: said now, unless a modeset is about to replace that
+        // size (the new one is said when it arrives).
+        if let Some((dw, dh, same, other)) = self.deferred.take() {
+            let replaced =
+                matches!(&reply, ModeReply::Applied(m) if (m.width, m.height) != (dw, dh));
+            self.display = DisplayState::Answered(reply);
+            if !replaced {
+                self.note_display(dw, dh, same, other);
+            }
+        } else {
+            self.display = DisplayState::Answered(reply);
+        }
+        Ok(())
+    }
+
+    /// `the encoder scales 1024x768 → 1280x720`, or that no scaling is needed.
+    fn scaling_words(&self, (dw, dh): (u32, u32)) -> String {
+        if (dw, dh) == (self.width, self.height) {
+            format!("the display shows {dw}x{dh}, the stream's size")
+        } else {
+            format!(
+                "the encoder scales {dw}x{dh} → {}x{}",
+                self.width, self.height
+            )
+        }
     }
 
     /// The display's size when it differs from the stream's (software scaling), else `None`.
@@ -94,7 +212,9 @@ impl KmsVideoSource {
     /// Zero-copy: takes the newest picture without mapping it and stamps the next frame
     /// number (see the module header).
     pub fn next_dmabuf(&mut self) -> Result<Held<'_>, CaptureError> {
-        if let Next::Resized { width, height } = self.src.next_dmabuf(Duration::ZERO)? {
+        let next = self.src.next_dmabuf(Duration::ZERO)?;
+        self.mode_step()?;
+        if let Next::Resized { width, height } = next {
             // Scaling stays on the CPU (one scaler for both paths; NVENC could scale, not done).
             self.note_display(
                 width,
@@ -147,7 +267,11 @@ impl KmsVideoSource {
     }
 
     /// Says once per display size whether it matches the stream's (`same`) or not (`other`).
-    fn note_display(&mut self, width: u32, height: u32, same: &str, other: &str) {
+    fn note_display(&mut self, width: u32, height: u32, same: &'static str, other: &'static str) {
+        if matches!(self.display, DisplayState::Asked { .. }) {
+            self.deferred = Some((width, height, same, other));
+            return;
+        }
         if self.logged == Some((width, height)) {
             return;
         }
@@ -176,7 +300,9 @@ impl VideoSource for KmsVideoSource {
 
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CaptureError> {
         frame.check(self.width, self.height, PixelFormat::I420)?;
-        if let Next::Resized { width, height } = self.src.next(Duration::ZERO)? {
+        let next = self.src.next(Duration::ZERO)?;
+        self.mode_step()?;
+        if let Next::Resized { width, height } = next {
             self.note_display(width, height, "no scaling", "scaling in software");
         }
         self.fill(frame);
@@ -335,6 +461,119 @@ mod tests {
         let again = v.next_dmabuf().unwrap();
         assert_eq!(again.frame_number, 4);
         assert_eq!(ino(again.picture.unwrap().1), ino(b.as_fd()));
+    }
+
+    fn flagged(w: u32, h: u32, n: u32) -> (std::os::fd::OwnedFd, FrameMeta) {
+        let (fd, mut meta) = picture(w, h, n);
+        meta.flags |= crate::kms_wire::FLAG_MODES;
+        (fd, meta)
+    }
+
+    fn want_800x600() -> ModeRequest {
+        ModeRequest {
+            mode: DisplayMode {
+                width: 800,
+                height: 600,
+                refresh_mhz: 60_000,
+            },
+        }
+    }
+
+    #[test]
+    fn the_mode_is_asked_once_with_the_first_picture_and_a_modeset_followed() {
+        use crate::kms_wire::{PeerInput, poll_peer, send_reply};
+        let (helper, dp) = pair().unwrap();
+        let mut v = KmsVideoSource::new(KmsSource::from_socket(dp), 800, 600, 60).unwrap();
+        let mut out = Frame::new(800, 600, PixelFormat::I420).unwrap();
+        // Nothing asked before a picture says the helper sets modes.
+        v.next_frame(&mut out).unwrap();
+        assert_eq!(*v.display_state(), DisplayState::Waiting);
+        assert_eq!(poll_peer(helper.as_fd()), PeerInput::Nothing);
+        let (fd, meta) = flagged(640, 480, 3);
+        send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+        v.next_frame(&mut out).unwrap();
+        assert_eq!(*v.display_state(), DisplayState::Asked { at: 1 });
+        assert_eq!(
+            poll_peer(helper.as_fd()),
+            PeerInput::Request(want_800x600())
+        );
+        // Meanwhile the old size streams, scaled.
+        assert_eq!(v.scaling_from(), Some((640, 480)));
+        let applied = ModeReply::Applied(want_800x600().mode);
+        send_reply(helper.as_fd(), &applied).unwrap();
+        let (fd, meta) = flagged(800, 600, 4);
+        send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+        v.next_frame(&mut out).unwrap();
+        assert_eq!(*v.display_state(), DisplayState::Answered(applied));
+        assert_eq!(
+            v.scaling_from(),
+            None,
+            "the display has the stream's size now"
+        );
+        assert_eq!(read_frame_number(out.y(), 800, 600), Some(4));
+        // Asked once per session.
+        let (fd, meta) = flagged(800, 600, 5);
+        send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+        v.next_frame(&mut out).unwrap();
+        assert_eq!(poll_peer(helper.as_fd()), PeerInput::Nothing);
+        drop(v);
+        assert_eq!(
+            poll_peer(helper.as_fd()),
+            PeerInput::Gone,
+            "session end: the helper sees it"
+        );
+    }
+
+    #[test]
+    fn held_not_offered_and_an_older_helper_leave_the_scaling_in_place() {
+        use crate::kms_wire::{PeerInput, poll_peer, send_reply};
+        for reply in [
+            ModeReply::HeldByOther,
+            ModeReply::NotOffered("no 800x600; offers 640x480@60".into()),
+        ] {
+            let (helper, dp) = pair().unwrap();
+            let mut v = KmsVideoSource::new(KmsSource::from_socket(dp), 800, 600, 60).unwrap();
+            let mut out = Frame::new(800, 600, PixelFormat::I420).unwrap();
+            let (fd, meta) = flagged(640, 480, 3);
+            send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+            v.next_frame(&mut out).unwrap();
+            assert!(matches!(poll_peer(helper.as_fd()), PeerInput::Request(_)));
+            send_reply(helper.as_fd(), &reply).unwrap();
+            v.next_frame(&mut out).unwrap();
+            assert_eq!(*v.display_state(), DisplayState::Answered(reply));
+            assert_eq!(v.scaling_from(), Some((640, 480)));
+        }
+        // A helper whose frames lack FLAG_MODES is never written to.
+        let (helper, dp) = pair().unwrap();
+        let mut v = KmsVideoSource::new(KmsSource::from_socket(dp), 800, 600, 60).unwrap();
+        let mut out = Frame::new(800, 600, PixelFormat::I420).unwrap();
+        let (fd, meta) = picture(640, 480, 3);
+        send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+        v.next_frame(&mut out).unwrap();
+        assert_eq!(*v.display_state(), DisplayState::NotSupported);
+        assert_eq!(poll_peer(helper.as_fd()), PeerInput::Nothing);
+    }
+
+    #[test]
+    fn an_unanswered_request_is_given_up_after_its_bound_in_frames() {
+        let (helper, dp) = pair().unwrap();
+        let fps = 2;
+        let mut v = KmsVideoSource::new(KmsSource::from_socket(dp), 800, 600, fps).unwrap();
+        let (fd, meta) = flagged(640, 480, 3);
+        send_frame(helper.as_fd(), &meta, fd.as_fd(), None).unwrap();
+        let held = v.next_dmabuf().unwrap();
+        assert_eq!(held.frame_number, 0);
+        let bound = REPLY_WAIT_SECONDS * u64::from(fps);
+        for _ in 0..bound {
+            v.next_dmabuf().unwrap();
+            assert_eq!(*v.display_state(), DisplayState::Asked { at: 0 });
+        }
+        v.next_dmabuf().unwrap();
+        assert!(
+            matches!(v.display_state(), DisplayState::Answered(ModeReply::Failed(w)) if w.contains("no answer")),
+            "{:?}",
+            v.display_state()
+        );
     }
 
     #[test]

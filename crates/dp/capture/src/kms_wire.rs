@@ -14,6 +14,11 @@
 //! - fds: the frame's dmabuf first, then the cursor image's when [`FLAG_CURSOR_IMAGE`] is set.
 //!   Received fds are owned ([`OwnedFd`]) and close on drop; surplus fds are closed.
 //! - Both ends block; the receiver bounds its wait with a poll timeout.
+//! - The session's display mode ([`crate::kms_mode`]): the data plane may send one
+//!   [`ModeRequest`] ([`send_request`]) to a helper whose frames carry [`FLAG_MODES`]; the
+//!   helper answers with a [`ModeReply`] ([`send_reply`], no fds) between its frames, so the
+//!   data plane reads both with [`recv_message`]. Each kind is told apart by its magic and has
+//!   its own version.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -21,6 +26,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
+pub use crate::kms_mode::{DisplayMode, ModeReply, ModeRequest};
+use crate::kms_mode::{REPLY_MAGIC, REPLY_MAX, REQUEST_LEN};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
@@ -40,6 +47,9 @@ pub const FLAG_CURSOR_VISIBLE: u32 = 1;
 pub const FLAG_CURSOR_IMAGE: u32 = 2;
 /// The primary framebuffer and size are the previous message's: only the cursor changed.
 pub const FLAG_CURSOR_ONLY: u32 = 4;
+/// The helper answers [`ModeRequest`]s (older helpers never set it, older data planes ignore
+/// it: see [`crate::kms_mode`]'s compatibility note).
+pub const FLAG_MODES: u32 = 8;
 
 /// What the helper knows about one captured framebuffer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -260,21 +270,31 @@ pub struct Received {
 /// and refuse them).
 const MAX_FDS: usize = 4;
 
-/// Receives one frame, waiting at most `timeout`; `Ok(None)` when none came in time.
+/// One message from the helper.
+#[derive(Debug)]
+pub enum Message {
+    Frame(Received),
+    Mode(ModeReply),
+}
+
+/// Receives one frame, waiting at most `timeout`; `Ok(None)` when none came in time. A mode
+/// reply here is a peer error (only [`recv_message`] expects one).
 pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Received>, WireError> {
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    let mut pfd = [rustix::event::PollFd::new(
-        &sock,
-        rustix::event::PollFlags::IN,
-    )];
-    let ts = rustix::event::Timespec {
-        tv_sec: i64::from(ms / 1000),
-        tv_nsec: i64::from(ms % 1000) * 1_000_000,
-    };
-    if rustix::event::poll(&mut pfd, Some(&ts))? == 0 {
+    match recv_message(sock, timeout)? {
+        None => Ok(None),
+        Some(Message::Frame(r)) => Ok(Some(r)),
+        Some(Message::Mode(r)) => Err(WireError::Bad(format!("unasked mode reply {r:?}"))),
+    }
+}
+
+/// Receives one message (a frame or a mode reply), waiting at most `timeout`; `Ok(None)` when
+/// none came in time.
+pub fn recv_message(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Message>, WireError> {
+    if !wait_readable(sock, timeout)? {
         return Ok(None);
     }
-    let mut bytes = [0u8; WIRE_LEN + 1];
+    // Room for the longest message and one byte more (a longer one is refused, not cut).
+    let mut bytes = [0u8; BUF_LEN];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let got = rustix::net::recvmsg(
@@ -305,7 +325,14 @@ pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Rece
     if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
         return Err(WireError::Bad("fds truncated".into()));
     }
-    let meta = FrameMeta::decode(&bytes[..got.bytes.min(bytes.len())])?;
+    let body = &bytes[..got.bytes.min(bytes.len())];
+    if body.starts_with(&REPLY_MAGIC.to_le_bytes()) {
+        if n != 0 {
+            return Err(WireError::Bad(format!("{n} fds with a mode reply")));
+        }
+        return ModeReply::decode(body).map(|r| Some(Message::Mode(r)));
+    }
+    let meta = FrameMeta::decode(body)?;
     let want = if meta.flags & FLAG_CURSOR_IMAGE != 0 {
         2
     } else {
@@ -317,11 +344,81 @@ pub fn recv_frame(sock: BorrowedFd<'_>, timeout: Duration) -> Result<Option<Rece
     let frame = fds[0]
         .take()
         .ok_or_else(|| WireError::Bad("no fd".into()))?;
-    Ok(Some(Received {
+    Ok(Some(Message::Frame(Received {
         meta,
         frame,
         cursor: fds[1].take(),
-    }))
+    })))
+}
+
+const BUF_LEN: usize = if REPLY_MAX > WIRE_LEN {
+    REPLY_MAX + 1
+} else {
+    WIRE_LEN + 1
+};
+
+/// Waits at most `timeout` for `sock` to be readable (or hung up).
+fn wait_readable(sock: BorrowedFd<'_>, timeout: Duration) -> Result<bool, WireError> {
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let mut pfd = [rustix::event::PollFd::new(
+        &sock,
+        rustix::event::PollFlags::IN,
+    )];
+    let ts = rustix::event::Timespec {
+        tv_sec: i64::from(ms / 1000),
+        tv_nsec: i64::from(ms % 1000) * 1_000_000,
+    };
+    Ok(rustix::event::poll(&mut pfd, Some(&ts))? > 0)
+}
+
+/// The data plane asks the helper for the session's mode (only a helper that sets
+/// [`FLAG_MODES`]).
+pub fn send_request(sock: BorrowedFd<'_>, req: &ModeRequest) -> Result<(), WireError> {
+    let n = rustix::net::send(sock, &req.encode(), SendFlags::NOSIGNAL)?;
+    if n != REQUEST_LEN {
+        return Err(WireError::Bad(format!("short send {n}")));
+    }
+    Ok(())
+}
+
+/// The helper answers a request.
+pub fn send_reply(sock: BorrowedFd<'_>, reply: &ModeReply) -> Result<(), WireError> {
+    let b = reply.encode();
+    let n = rustix::net::send(sock, &b, SendFlags::NOSIGNAL)?;
+    if n != b.len() {
+        return Err(WireError::Bad(format!("short send {n}")));
+    }
+    Ok(())
+}
+
+/// What the helper finds from its peer without waiting.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PeerInput {
+    Nothing,
+    /// Hung up (or the socket failed).
+    Gone,
+    Request(ModeRequest),
+    /// Something that is no valid request (why; answered as a failure, never acted on).
+    Bad(String),
+}
+
+/// The helper's non-blocking read of its peer: a request, a hang-up, or nothing.
+pub fn poll_peer(sock: BorrowedFd<'_>) -> PeerInput {
+    match wait_readable(sock, Duration::ZERO) {
+        Ok(false) => return PeerInput::Nothing,
+        Ok(true) => {}
+        Err(_) => return PeerInput::Gone,
+    }
+    let mut b = [0u8; REQUEST_LEN + 1];
+    match rustix::net::recv(sock, &mut b, RecvFlags::DONTWAIT) {
+        Ok((0, _)) => PeerInput::Gone,
+        Ok((n, _)) => match ModeRequest::decode(&b[..n.min(b.len())]) {
+            Ok(r) => PeerInput::Request(r),
+            Err(e) => PeerInput::Bad(e.to_string()),
+        },
+        Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => PeerInput::Nothing,
+        Err(_) => PeerInput::Gone,
+    }
 }
 
 /// A SEQPACKET listener at `path` (an existing socket file is replaced), mode 0660 and the
@@ -517,6 +614,51 @@ mod tests {
             recv_frame(b.as_fd(), Duration::from_secs(5)),
             Err(WireError::Bad(ref s)) if s.contains("fds")
         ));
+    }
+
+    #[test]
+    fn requests_and_replies_cross_between_frames() {
+        let (helper, dp) = pair().unwrap();
+        assert_eq!(poll_peer(helper.as_fd()), PeerInput::Nothing);
+        let req = ModeRequest {
+            mode: DisplayMode {
+                width: 800,
+                height: 600,
+                refresh_mhz: 60_000,
+            },
+        };
+        send_request(dp.as_fd(), &req).unwrap();
+        assert_eq!(poll_peer(helper.as_fd()), PeerInput::Request(req));
+        assert_eq!(poll_peer(helper.as_fd()), PeerInput::Nothing);
+        // Garbage is named, never acted on.
+        rustix::net::send(&dp, b"hello", SendFlags::empty()).unwrap();
+        assert!(
+            matches!(poll_peer(helper.as_fd()), PeerInput::Bad(ref w) if w.contains("5 bytes"))
+        );
+        // The reply arrives between frames, without an fd.
+        let f = memfd(4096, 1);
+        send_frame(helper.as_fd(), &meta(), f.as_fd(), None).unwrap();
+        send_reply(helper.as_fd(), &ModeReply::HeldByOther).unwrap();
+        send_frame(helper.as_fd(), &meta(), f.as_fd(), None).unwrap();
+        let kinds: Vec<bool> = (0..3)
+            .map(|_| {
+                matches!(
+                    recv_message(dp.as_fd(), Duration::from_secs(5))
+                        .unwrap()
+                        .unwrap(),
+                    Message::Mode(ModeReply::HeldByOther)
+                )
+            })
+            .collect();
+        assert_eq!(kinds, [false, true, false]);
+        // A reply where only frames are expected is the peer's error.
+        send_reply(helper.as_fd(), &ModeReply::HeldByOther).unwrap();
+        assert!(matches!(
+            recv_frame(dp.as_fd(), Duration::from_secs(5)),
+            Err(WireError::Bad(ref s)) if s.contains("unasked")
+        ));
+        drop(dp);
+        assert_eq!(poll_peer(helper.as_fd()), PeerInput::Gone);
     }
 
     #[test]

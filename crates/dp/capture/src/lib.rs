@@ -31,6 +31,8 @@ pub mod hevc;
 pub mod kms;
 pub mod kms_grab;
 pub mod kms_map;
+pub mod kms_mode;
+pub mod kms_modeset;
 pub mod kms_source;
 pub mod kms_video;
 pub mod kms_wire;

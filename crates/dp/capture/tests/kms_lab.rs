@@ -19,6 +19,9 @@
 //! capabilities gets no buffer from GETFB2 and exits naming CAP_SYS_ADMIN. The guest prints
 //! `KMS-LAB` summary lines the host repeats.
 //!
+//! Before the game, the same boot sets the session's mode on the console's display and puts
+//! it back, and later asks while the game is master (`kms_lab/mode.rs`, issue 11 item 3).
+//!
 //! The same boot then runs strahl on the same driver and streams to the real Moonlight core on
 //! the host side of the guest's tap (`kms_lab/stream.rs`, issue 11's proof: ≥ 150 numbered
 //! frames decoded in order across a mode change). That half needs root on the host (network
@@ -49,6 +52,8 @@ use strahl_encode::openh264_enc::{OpenH264Config, OpenH264Encoder};
 use strahl_vmlab::harness::{Case, run, skip};
 use strahl_vmlab::{Gpu, GuestSpec, Lab};
 
+#[path = "kms_lab/mode.rs"]
+mod mode;
 #[path = "kms_lab/stream.rs"]
 mod stream;
 
@@ -520,6 +525,8 @@ struct Seen {
 
 fn guest() -> Result<(), String> {
     let t_start = Instant::now();
+    // Only the console on the card yet: strahl owns the display.
+    mode::before_game()?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut game = Command::new(&exe)
         .env(ROLE, "game")
@@ -577,6 +584,7 @@ fn guest() -> Result<(), String> {
     // Like the data plane's start-up probe: connect and leave. The helper must notice on the
     // static screen and serve the next peer (below) the current picture.
     drop(src);
+    mode::held_by_the_game(sock)?;
     let mut src = KmsSource::connect(sock).map_err(|e| format!("second connect: {e}"))?;
     // The first frame (the modeset's) before the game starts flipping.
     let mut seen = Vec::new();

@@ -3,7 +3,11 @@
 //! Opens the card, finds the CRTC (of `--connector` when given), listens on `--socket`
 //! (SOCK_SEQPACKET, mode 0660) and streams every page-flipped framebuffer to the connected
 //! data plane as a dmabuf fd, one peer at a time, until `--max-seconds` (default: forever).
-//! It is the one strahl process that holds CAP_SYS_ADMIN; it reads nothing from its peer.
+//! It is the one strahl process that holds CAP_SYS_ADMIN; all it reads from its peer is the
+//! session's mode request (fixed size, validated, `strahl_capture::kms_mode`): when nobody else
+//! is DRM master it sets that mode for the session with an atomic modeset, holding master only
+//! for the commit, and puts the previous mode back when the peer leaves
+//! (`strahl_capture::kms_modeset`).
 //!
 //! `--peer-user NAME|UID` (the appliance's unit: `strahl-dataplane`): only a peer running as
 //! that user (SO_PEERCRED, checked at accept) gets frames; any other is logged and closed, so
