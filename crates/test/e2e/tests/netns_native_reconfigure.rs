@@ -10,6 +10,10 @@
 //! - [`stream_changes_mode_mid_stream_across_namespaces`]: a mode change (1280x720@60 →
 //!   640x360@30 at the same bitrate): the frames from `first_frame` on are the new mode's size
 //!   (twice the old, half as many a second), none before it, none lost or mixed.
+//! - [`loss_beyond_fec_lowers_the_pacing_across_namespaces`]: the other loss-report loop — the
+//!   XDP loss program drops 30 % of the media with FEC held at 20 %, so frames are lost in every
+//!   report; after a second of that the control plane caps the session's pacing at 8× its wire
+//!   rate (one `SessionPace`) and the data plane applies it to the session's pacer.
 //!
 //! Needs root (namespaces, veth); without it each case prints `SKIPPED` and counts as ignored
 //! ([`strahl_e2e::harness`]). Helpers: `native_support/`.
@@ -19,6 +23,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 use strahl_e2e::harness::{self, Case, Outcome};
 use strahl_e2e::netns;
+use strahl_net::bpf::LossConfig;
 
 mod native_support;
 use native_support::*;
@@ -120,6 +125,46 @@ fn stream_changes_mode_mid_stream_across_namespaces() -> Outcome {
     Outcome::Passed
 }
 
+/// 30 % of the media dropped for 4 s with FEC fixed at 20 % (it cannot cover it): the client's
+/// reports carry lost frames throughout, and the host's pacing policy caps the session at
+/// `FIRST_CUT_MULTIPLE` (8) × its wire rate — 20 Mbit/s with 20 % parity in the welcome's
+/// shards plus 72 B a datagram — once, both planes saying so in the log.
+fn loss_beyond_fec_lowers_the_pacing_across_namespaces() -> Outcome {
+    if let Some(why) = netns::root_or_skip_reason() {
+        return Outcome::Skipped(why);
+    }
+    let loss = LossConfig {
+        probability: 0.3,
+        udp_port: LOSSY_MEDIA_PORT,
+        ..LossConfig::default()
+    };
+    let (_, v, s, st) = stream_with_loss(
+        "[video]\nfec_percent_min = 20\nfec_percent_default = 20\nfec_percent_max = 20\n",
+        &[
+            "--seconds",
+            "4",
+            "--bitrate",
+            "20000",
+            "--mode",
+            "1280x720@60",
+        ],
+        Some(loss),
+    );
+    assert!(st.expect("loss counters").dropped_random > 1000);
+    assert!(count(&v, "lost") > 30, "frames lost beyond FEC: {v}");
+    let shard = count(&v, "shard_len");
+    let wire = (20_000 * 120 / 100 * (shard + 72)).div_ceil(shard);
+    let log = s.log();
+    let want = format!("paced at most {} kbit/s", 8 * wire);
+    assert_eq!(log.matches(&want).count(), 1, "{want} once:\n{log}");
+    assert!(
+        log.contains(&format!("video paced at {} bit/s", 8 * wire * 1000)),
+        "the data plane applied it:\n{log}"
+    );
+    eprintln!("{want} after {} frames lost", count(&v, "lost"));
+    Outcome::Passed
+}
+
 fn main() -> ExitCode {
     harness::run(&[
         Case {
@@ -129,6 +174,10 @@ fn main() -> ExitCode {
         Case {
             name: "stream_changes_mode_mid_stream_across_namespaces",
             run: stream_changes_mode_mid_stream_across_namespaces,
+        },
+        Case {
+            name: "loss_beyond_fec_lowers_the_pacing_across_namespaces",
+            run: loss_beyond_fec_lowers_the_pacing_across_namespaces,
         },
     ])
 }
