@@ -23,7 +23,8 @@
 //! - Moonlight's own frame numbers are dense (`lost` 0, no gap) and every pulled frame decodes:
 //!   nothing is lost on the wire, so any jump in the pixels' numbers happened before encode;
 //! - one picture size, 640×480, and the log's scaling lines: 640×480 "no scaling", then
-//!   800×600 "scaling in software" — one session, and (checked in the guest) the same data
+//!   800×600 "scaling in software", and the session's mode request "held by another DRM
+//!   master" (the game) — one session, and (checked in the guest) the same data
 //!   plane and control plane processes alive from start to end: no restart;
 //! - the pictures' numbers, in decode order: unreadable ones only before the first readable one
 //!   (the dark grey shown before the first capture), then every one readable, each a number
@@ -213,6 +214,9 @@ impl Host {
             .find("kms capture: display 800x600, stream 640x480: scaling in software")
             .unwrap_or_else(|| panic!("no 800x600 scaling line: {ctx}"));
         assert!(no_scaling < scaling, "{ctx}");
+        // The game is DRM master: the session's mode request was answered so, and said once.
+        let held = "kms display: held by another DRM master; the display shows 640x480";
+        assert_eq!(log.matches(held).count(), 1, "{ctx}");
         assert!(log.contains("video source: kms"), "{ctx}");
         // No restart: one session (the guest checked that both processes lived throughout).
         let sessions = log
