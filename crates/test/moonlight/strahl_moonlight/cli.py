@@ -72,6 +72,13 @@ def parser():
     p.add_argument("--no-decode", dest="decode", action="store_false")
     p.add_argument("--audio-seconds", type=float, default=0.0)
     p.add_argument("--input", action="store_true")
+    p.add_argument("--input-pad", action="store_true",
+                   help="also a gamepad: controller arrival, then button/stick/trigger states "
+                        "(stream.PAD)")
+    p.add_argument("--ready-dir", default="",
+                   help="before --input wait for DIR/input.ready, and after --input-pad's "
+                        "arrival for DIR/pad.ready (a reader of the devices has them open; "
+                        "bounded by --timeout)")
     p.add_argument("--busy-launch", action="store_true")
     p.add_argument("--cancel", action="store_true",
                    help="/cancel while streaming and wait for the host to end the stream")

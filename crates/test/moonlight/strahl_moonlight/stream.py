@@ -5,8 +5,10 @@ Contract:
            (--busy-launch), stream_start (RTSP, ENet, video, audio); then pulls --frames
            frames (past that until --until-file exists, a test's signal), decodes them with
            PyAV and reads the synthetic source's frame-number band (video.py), captures
-           --audio-seconds of Opus and decodes it, sends INPUT (--input) once 30 frames (or
-           half of --frames) arrived; steps input {rcs}, video {frames, first, last, distinct,
+           --audio-seconds of Opus and decodes it, sends INPUT (--input) and PAD (--input-pad)
+           once 30 frames (or half of --frames) arrived (with --ready-dir, first waiting for a
+           reader of the host's devices: READY_INPUT before INPUT, READY_PAD after the pad's
+           arrival); steps input {rcs}, video {frames, first, last, distinct,
            lost, gap_count, gaps, idr, seconds, terminated, termination_error, t_first, t_last,
            arrivals (--frame-times), decoded, pixel_*, pixel_numbers (--pixel-numbers:
            every picture's number in decode order, null where unreadable), ...}, video_stats {stats, rtt_ms},
@@ -43,6 +45,58 @@ INPUT = [
     ("button_up", lambda lib: lib.LiSendMouseButtonEvent(BUTTON_UP, BUTTON_RIGHT)),
     ("scroll", lambda lib: lib.LiSendScrollEvent(SCROLL_CLICKS)),
 ]
+# --input-pad: controller 0 arrives as an Xbox pad (LiSendControllerArrivalEvent), then three
+# states (LiSendMultiControllerEvent: number, active mask, buttons, LT, RT, LSx, LSy, RSx, RSy):
+# A+LB with both triggers and every stick axis off centre (RSy at the XInput minimum), then
+# B+d-pad up with the values moved, then rest. The appliance boot reads them back as evdev.
+PAD_NUMBER, PAD_MASK = 0, 0x1
+PAD_TYPE_XBOX = 0x01
+PAD_SUPPORTED_BUTTONS = 0xFFFF
+PAD_A, PAD_B, PAD_LB, PAD_DPAD_UP = 0x1000, 0x2000, 0x0100, 0x0001
+PAD_ARRIVAL = [
+    ("pad_arrival", lambda lib: lib.LiSendControllerArrivalEvent(
+        PAD_NUMBER, PAD_MASK, PAD_TYPE_XBOX, PAD_SUPPORTED_BUTTONS, 0)),
+]
+PAD = [
+    ("pad_press", lambda lib: lib.LiSendMultiControllerEvent(
+        PAD_NUMBER, PAD_MASK, PAD_A | PAD_LB, 100, 200, 1000, 20000, -32768, -32768)),
+    ("pad_change", lambda lib: lib.LiSendMultiControllerEvent(
+        PAD_NUMBER, PAD_MASK, PAD_B | PAD_DPAD_UP, 0, 255, -1000, 0, 0, 32767)),
+    ("pad_rest", lambda lib: lib.LiSendMultiControllerEvent(
+        PAD_NUMBER, PAD_MASK, 0, 0, 0, 0, 0, 0, 0)),
+]
+# Apart enough that the core sends each pad state on its own (it coalesces queued ones).
+PAD_GAP_S = 0.3
+# --ready-dir: the files a reader of the host's devices writes once it has them open.
+READY_INPUT, READY_PAD = "input.ready", "pad.ready"
+# The longest wait for one of them (within the stream's --timeout).
+READY_WAIT_S = 60.0
+
+
+def wait_file(path, deadline):
+    """Whether `path` exists by `deadline` (time.monotonic()) or READY_WAIT_S from now."""
+    deadline = min(deadline, time.monotonic() + READY_WAIT_S)
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def send_input(a, deadline):
+    """--input's INPUT and --input-pad's PAD, each after its --ready-dir file when given (a
+    missing one is reported in the step and the input sent anyway); {name: rc}."""
+    rcs, ready = {}, {}
+    if a.input:
+        if a.ready_dir:
+            ready["input"] = wait_file(os.path.join(a.ready_dir, READY_INPUT), deadline)
+        rcs.update(send_inputs(INPUT, gap=0.05))
+    if a.input_pad:
+        rcs.update(send_inputs(PAD_ARRIVAL, gap=PAD_GAP_S))
+        if a.ready_dir:
+            ready["pad"] = wait_file(os.path.join(a.ready_dir, READY_PAD), deadline)
+        rcs.update(send_inputs(PAD, gap=PAD_GAP_S))
+    return rcs, ready
 
 
 class AudioThread:
@@ -138,6 +192,7 @@ def stream_cmd(a):
     frames = []  # (frame_number, frame_type)
     arrivals = []  # time.monotonic() per pulled frame
     input_rc = None
+    sends_input = a.input or a.input_pad
 
     def want_more():
         if len(frames) < a.frames:
@@ -159,16 +214,16 @@ def stream_cmd(a):
     puller = threading.Thread(target=pull, daemon=True)
     puller.start()
     while puller.is_alive() and time.monotonic() < deadline:
-        if a.input and input_rc is None and len(frames) >= min(30, a.frames // 2):
-            input_rc = send_inputs(INPUT, gap=0.05)
-            emit(step="input", rcs=input_rc)
+        if sends_input and input_rc is None and len(frames) >= min(30, a.frames // 2):
+            input_rc, ready = send_input(a, deadline)
+            emit(step="input", rcs=input_rc, **({"ready": ready} if a.ready_dir else {}))
         puller.join(0.05)
     if puller.is_alive():
         session.wake()  # unblock LiWaitForNextVideoFrame
         puller.join(2.0)
-    if a.input and input_rc is None:
-        input_rc = send_inputs(INPUT, gap=0.05)
-        emit(step="input", rcs=input_rc)
+    if sends_input and input_rc is None:
+        input_rc, ready = send_input(a, deadline)
+        emit(step="input", rcs=input_rc, **({"ready": ready} if a.ready_dir else {}))
     vstats = video_stats()
     rtt = rtt_ms()
 

@@ -3,6 +3,9 @@
 # for strahl to come up, writes what the host-side test checks into DIR (shared with the host)
 # as KEY=VALUE lines (report.txt) plus the console snippet and the units' journal, copies the admin token for the host's `strahl-control pin`, then waits (bounded) for
 # the host to write DIR/host-done before reporting the journal again and powering off.
+# input-reader.py (beside this script) reads strahl's /dev/input devices as a game would while
+# the host streams, into DIR/input-events.jsonl; it is started before report.txt is written (so
+# it is reading before the host starts) and waited for (bounded) at the end.
 # Usage: appliance-report.sh DIR
 set -u
 dir=$1
@@ -73,7 +76,7 @@ caps() { # unit prefix
   echo "cpu.online=$(cat /sys/devices/system/cpu/online)"
   echo "hugepages=$(cat /proc/sys/vm/nr_hugepages)"
   echo "module.uinput=$(grep -c '^uinput ' /proc/modules)"
-  for p in /var/lib/strahl /run/strahl /run/strahl/dataplane.sock /run/strahl/control.sock \
+  for p in /dev/uinput /var/lib/strahl /run/strahl /run/strahl/dataplane.sock /run/strahl/control.sock \
     /run/strahl/kms.sock /run/strahl/console.issue /etc/strahl/strahl.toml; do
     echo "path.$p=$(stat -c '%U:%G %a %F' "$p" 2>&1)"
   done
@@ -84,9 +87,18 @@ cp /run/strahl/console.issue "$dir/console.issue" 2>/dev/null
 journalctl -b -u strahl-nic-tune -u strahl-kms-helper -u strahl-dataplane -u strahl-control -o cat \
   --no-pager >"$dir/journal.txt" 2>&1
 cp /var/lib/strahl/status-token "$dir/state/" 2>/dev/null
+# Bounded by its own limit and by timeout; it ends by itself once the devices are gone after
+# the host's stream ended, or at host-done.
+timeout 1300 /usr/bin/python3 "$(dirname "$0")/input-reader.py" "$dir" \
+  2>"$dir/input-reader.err" &
+reader=$!
 mv "$dir/report.tmp" "$dir/report.txt"
 
 for _ in $(seq 1 600); do [ -e "$dir/host-done" ] && break; sleep 1; done
+for _ in $(seq 1 30); do kill -0 "$reader" 2>/dev/null || break; sleep 1; done
+kill "$reader" 2>/dev/null
+wait "$reader"
+echo "input-reader exit $?" >>"$dir/input-reader.err"
 journalctl -b -u strahl-dataplane -u strahl-control -o cat --no-pager >"$dir/journal-end.txt" 2>&1
 cp /run/strahl/console.issue "$dir/console-end.issue" 2>/dev/null
 echo "appliance-report: done"

@@ -20,11 +20,23 @@
 //!   to /etc by tmpfiles.d, the console snippet linked from /etc/issue.d showing the setup code
 //!   that the journal logged;
 //! - from the host side: `/healthz` over the guest's network, then the real Moonlight core
-//!   pairs (PIN through the real `strahl-control pin --url`) and streams a few small frames.
+//!   pairs (PIN through the real `strahl-control pin --url`) and streams a few small frames;
+//! - input end to end (issue 11's proof): while streaming, the core sends Ctrl+K (the modifier
+//!   only as the packet's bit), a relative move, the right button, two wheel notches and a
+//!   gamepad (arrival, then two button/stick/trigger states and rest); a reader in the guest
+//!   (`guest/input-reader.py`, root, as a game would) gets exactly the evdev (type, code,
+//!   value)s from the `strahl keyboard and mouse` and `strahl gamepad` nodes (KEY_LEFTCTRL
+//!   pressed around KEY_K, REL_X/REL_Y, BTN_RIGHT, REL_WHEEL_HI_RES + REL_WHEEL, BTN_SOUTH/
+//!   BTN_EAST/BTN_TL, the d-pad as ABS_HAT0Y, sticks with Y flipped, triggers on ABS_Z/ABS_RZ),
+//!   nothing from the absolute pointer; no strahl device exists before the session; while they
+//!   exist the only holder of /dev/uinput (root:strahl-input 0660) is the control plane's
+//!   main process, as its user with no capability, one fd per device; and every node is gone
+//!   within [`GONE_WITHIN_S`] of the stream's end.
 //!
 //! The guest-side half is `guest/appliance-setup.sh` (before systemd) and
-//! `guest/appliance-report.sh` (the job unit: writes its findings into a shared directory and
-//! holds the guest up until the host side is done). One boot, ~1–2 min under TCG plus the stream.
+//! `guest/appliance-report.sh` (the job unit: writes its findings into a shared directory,
+//! runs the input reader, and holds the guest up until the host side is done). One boot,
+//! ~1–2 min under TCG plus the stream.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -324,8 +336,20 @@ fn appliance_boots_under_systemd_and_streams_to_moonlight(lab: &Lab) {
             "--bitrate",
             "2000",
         ])
-        .args(["--frames", &FRAMES.to_string(), "--timeout", "120"]);
+        .args(["--frames", &FRAMES.to_string(), "--timeout", "120"])
+        // Keyboard, mouse and a gamepad through the core's LiSend*, each once the guest's
+        // reader (guest/input-reader.py) has the device open.
+        .args(["--input", "--input-pad", "--ready-dir"])
+        .arg(&dir);
     let (stream_status, stream_out, stream_err) = run_bounded(stream, Duration::from_secs(200));
+    // The session is over (the driver stopped it and sent /cancel): the reader notes when it
+    // sees this and ends once strahl's devices are gone (bounded by its own wait).
+    std::fs::write(dir.join("stream-ended"), b"").unwrap();
+    let input_path = dir.join("input-events.jsonl");
+    let t_end = Instant::now();
+    while !input_path.exists() && !guest.is_finished() && t_end.elapsed() < READER_WAIT {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     std::fs::write(dir.join("host-done"), b"").unwrap();
     let out = guest
         .join()
@@ -519,4 +543,211 @@ fn appliance_boots_under_systemd_and_streams_to_moonlight(lab: &Lab) {
     // The synthetic source's frame counter, read back from the decoded pixels.
     assert_eq!(v["pixel_unreadable"], 0, "{ctx_stream}");
     assert_eq!(v["pixel_non_increasing"], 0, "{ctx_stream}");
+
+    check_input(&dir, &r, &stream_out, &ctx_stream);
+}
+
+// Linux codes, written out from linux/input-event-codes.h (not from the sink's tables, so a
+// wrong table entry fails here).
+const EV_KEY: u16 = 1;
+const EV_REL: u16 = 2;
+const EV_ABS: u16 = 3;
+const KEY_LEFTCTRL: u16 = 29;
+const KEY_K: u16 = 37;
+const BTN_RIGHT: u16 = 0x111;
+const BTN_SOUTH: u16 = 0x130;
+const BTN_EAST: u16 = 0x131;
+const BTN_TL: u16 = 0x136;
+const REL_X: u16 = 0x00;
+const REL_Y: u16 = 0x01;
+const REL_WHEEL: u16 = 0x08;
+const REL_WHEEL_HI_RES: u16 = 0x0b;
+const ABS_X: u16 = 0x00;
+const ABS_Y: u16 = 0x01;
+const ABS_Z: u16 = 0x02;
+const ABS_RX: u16 = 0x03;
+const ABS_RY: u16 = 0x04;
+const ABS_RZ: u16 = 0x05;
+const ABS_HAT0Y: u16 = 0x11;
+/// The devices strahl-input's uinput sink makes for this client (crates/cp/input/src/uinput.rs).
+const KBD: &str = "strahl keyboard and mouse";
+const ABS_POINTER: &str = "strahl absolute pointer";
+const PAD: &str = "strahl gamepad";
+/// How long the host waits, after the stream process ended, for the guest's reader to see every
+/// strahl device gone and write its record (its own wait is 60 s; TCG is slow).
+const READER_WAIT: Duration = Duration::from_secs(120);
+/// The bound on a device's removal after the session ended (guest clock: from the reader
+/// noticing the host's stream-ended file, which is written after the client stopped, so the
+/// removal may well come first).
+const GONE_WITHIN_S: f64 = 20.0;
+
+/// The reader's records (guest/input-reader.py's contract).
+fn input_records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("input-events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Device `name`'s events as (type, code, value), SYN_REPORTs left out.
+fn device_events(recs: &[serde_json::Value], name: &str) -> Vec<(u16, u16, i32)> {
+    recs.iter()
+        .filter(|r| r["ev"] == "event" && r["name"] == name && r["type"] != 0)
+        .map(|r| {
+            let n = |k: &str| r[k].as_i64().unwrap();
+            (n("type") as u16, n("code") as u16, n("value") as i32)
+        })
+        .collect()
+}
+
+/// The join of the two input halves: what the real Moonlight core sent (`stream --input
+/// --input-pad`) came out of the guest's /dev/input/event* as the right evdev codes, from
+/// devices the unprivileged control plane made, and every device went when the session ended.
+fn check_input(dir: &Path, r: &BTreeMap<String, String>, stream_out: &str, ctx_stream: &str) {
+    let recs = input_records(dir);
+    let reader_err = std::fs::read_to_string(dir.join("input-reader.err")).unwrap_or_default();
+    let ctx = format!("{ctx_stream}\ninput-reader.err: {reader_err}\nrecords:\n{recs:#?}");
+    assert!(
+        !recs.is_empty(),
+        "no input-events.jsonl from the guest: {ctx}"
+    );
+    let input = step(stream_out, "input").unwrap_or_else(|| panic!("no input step: {ctx}"));
+    for (name, rc) in input["rcs"].as_object().unwrap() {
+        assert_eq!(rc, 0, "LiSend {name}: {ctx}");
+    }
+    // The reader had each device open before its input was sent.
+    assert_eq!(
+        input["ready"],
+        serde_json::json!({"input": true, "pad": true}),
+        "{ctx}"
+    );
+    // uinput's node for the control plane's group only (udev/70-strahl.rules).
+    assert_eq!(
+        r["path./dev/uinput"], "root:strahl-input 660 character special file",
+        "{ctx}"
+    );
+    // No device before a session; each of ours made once.
+    let first = &recs[0];
+    assert_eq!(first["ev"], "start", "{ctx}");
+    assert_eq!(first["present"], serde_json::json!([]), "{ctx}");
+    let appeared: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["ev"] == "appeared")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = appeared.clone();
+    sorted.sort();
+    assert_eq!(sorted, [ABS_POINTER, PAD, KBD], "{ctx}");
+
+    // Keyboard and mouse. First, when the reader had the node open in time, the core's own
+    // wake-up wiggle at the stream's start (LiStartConnection moves +1,+1 then -1,-1: seen in
+    // this boot). Then ours: Ctrl+K (the packet's modifier bit, no Ctrl key sent: Ctrl pressed
+    // around the K), the relative move, the right button, two wheel notches (hi-res, then whole).
+    let kbd = device_events(&recs, KBD);
+    let wiggle = [
+        (EV_REL, REL_X, 1),
+        (EV_REL, REL_Y, 1),
+        (EV_REL, REL_X, -1),
+        (EV_REL, REL_Y, -1),
+    ];
+    let ours = [&wiggle[..], &wiggle[2..]]
+        .into_iter()
+        .find_map(|w| kbd.strip_prefix(w))
+        .unwrap_or(&kbd);
+    assert_eq!(
+        ours,
+        [
+            (EV_KEY, KEY_LEFTCTRL, 1),
+            (EV_KEY, KEY_K, 1),
+            (EV_KEY, KEY_LEFTCTRL, 0),
+            (EV_KEY, KEY_K, 0),
+            (EV_REL, REL_X, 123),
+            (EV_REL, REL_Y, -77),
+            (EV_KEY, BTN_RIGHT, 1),
+            (EV_KEY, BTN_RIGHT, 0),
+            (EV_REL, REL_WHEEL_HI_RES, 240),
+            (EV_REL, REL_WHEEL, 2),
+        ],
+        "{ctx}"
+    );
+    assert_eq!(device_events(&recs, ABS_POINTER), [], "{ctx}");
+    // The gamepad (Xbox layout): A+LB, sticks (Y flipped: up is negative; -32768 clamps to
+    // 32767), triggers; then B + d-pad up as the hat; then rest. Unchanged axes are not
+    // reported (the kernel drops repeats).
+    assert_eq!(
+        device_events(&recs, PAD),
+        [
+            (EV_KEY, BTN_SOUTH, 1),
+            (EV_KEY, BTN_TL, 1),
+            (EV_ABS, ABS_X, 1000),
+            (EV_ABS, ABS_Y, -20000),
+            (EV_ABS, ABS_RX, -32768),
+            (EV_ABS, ABS_RY, 32767),
+            (EV_ABS, ABS_Z, 100),
+            (EV_ABS, ABS_RZ, 200),
+            (EV_KEY, BTN_SOUTH, 0),
+            (EV_KEY, BTN_EAST, 1),
+            (EV_KEY, BTN_TL, 0),
+            (EV_ABS, ABS_HAT0Y, -1),
+            (EV_ABS, ABS_X, -1000),
+            (EV_ABS, ABS_Y, 0),
+            (EV_ABS, ABS_RX, 0),
+            (EV_ABS, ABS_RY, -32767),
+            (EV_ABS, ABS_Z, 0),
+            (EV_ABS, ABS_RZ, 255),
+            (EV_KEY, BTN_EAST, 0),
+            (EV_ABS, ABS_HAT0Y, 0),
+            (EV_ABS, ABS_X, 0),
+            (EV_ABS, ABS_RY, 0),
+            (EV_ABS, ABS_RZ, 0),
+        ],
+        "{ctx}"
+    );
+
+    // Made by the unprivileged control plane: while the pad existed, the only process with
+    // /dev/uinput open was the unit's main process, as its own user with no capability, one fd
+    // per device.
+    let holders = recs
+        .iter()
+        .find(|r| r["ev"] == "holders")
+        .unwrap_or_else(|| panic!("no holders record: {ctx}"));
+    assert_eq!(
+        holders["devices"],
+        serde_json::json!([ABS_POINTER, PAD, KBD]),
+        "{ctx}"
+    );
+    eprintln!("strahl's nodes while the pad existed: {}", holders["stat"]);
+    let pid: u64 = r["control.pid"].parse().unwrap();
+    assert_eq!(
+        holders["holders"],
+        serde_json::json!([{
+            "pid": pid,
+            "comm": "strahl-control",
+            "user": "strahl-control",
+            "cap_eff": NO_CAPS,
+            "fds": 3,
+        }]),
+        "{ctx}"
+    );
+
+    // Gone when the session ended: every device's node left, within the bound.
+    let ended = recs
+        .iter()
+        .find(|r| r["ev"] == "ended_seen")
+        .and_then(|r| r["t"].as_f64())
+        .unwrap_or_else(|| panic!("the reader never saw the stream end: {ctx}"));
+    for name in [KBD, ABS_POINTER, PAD] {
+        let gone = recs
+            .iter()
+            .find(|r| r["ev"] == "gone" && r["name"] == name)
+            .and_then(|r| r["t"].as_f64())
+            .unwrap_or_else(|| panic!("{name} never went: {ctx}"));
+        eprintln!("{name}: gone {:+.2} s from the stream's end", gone - ended);
+        assert!(gone - ended <= GONE_WITHIN_S, "{name}: {ctx}");
+    }
+    let done = recs.last().unwrap();
+    assert_eq!(done["ev"], "done", "{ctx}");
+    assert_eq!(done["why"], "all gone", "{ctx}");
+    assert_eq!(done["left"], serde_json::json!([]), "{ctx}");
 }
