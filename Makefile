@@ -45,6 +45,7 @@ bench: setup
 FUZZ_CORPORA := \
 	ipc_decode=crates/fuzz/corpus/ipc_decode \
 	video_clip=crates/fuzz/corpus/video_clip \
+	kms_wire=crates/dp/capture/fuzz_corpus/kms_wire \
 	native_header=crates/fuzz/corpus/native_header \
 	reassembler=crates/fuzz/corpus/reassembler \
 	nvhttp_query=crates/cp/gamestream/fuzz_corpus/query \
