@@ -43,46 +43,48 @@
 //!   memory, packets that fit a transport frame).
 //! - [`ring`] links the tiles; [`stream`] is the protocol seam the tx tile packetizes through
 //!   ([`native_stream`] its `strahl/1` implementation);
-//!   [`paths`] holds the transports and the per-destination routing; [`tile`] is the tx tile.
+//!   [`paths`] holds the transports and the per-destination routing; [`tile`] is the tx tile;
+//!   [`settings`] is what was decided at start, [`pacing`] the pacing tunables, [`admit`] what
+//!   a SessionStart must satisfy.
 
+pub mod admit;
 pub mod audio;
 pub mod clock;
 pub mod knob;
 pub mod native_stream;
+pub mod pacing;
 pub mod paths;
 pub mod pattern;
 pub mod ping;
 pub mod realtime;
 pub mod ring;
+pub mod settings;
 pub mod stream;
 pub mod tile;
 pub mod video;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use strahl_encode::select::{DriverNvenc, NvencOpen, Preference, Selection};
-use strahl_ipc::{
-    Detected, Event, KeyMaterial, Protocol, SessionStart, StopReason, StreamOptions, Subsystem,
-};
+use strahl_ipc::{Event, SessionStart, StopReason, StreamOptions};
 use strahl_metrics::{Metric, Registry};
-use strahl_net::mmsg::{MmsgConfig, MmsgTx};
-use strahl_net::uring::{UringConfig, UringTx};
-use strahl_net::{TransportKind, TxQueue};
-use strahl_pacer::{Mode, PacerConfig};
+use strahl_net::TransportKind;
 use strahl_packetize::gamestream::{GsVideoConfig, GsVideoPacketizer, max_access_unit_bytes};
 use strahl_seal::gamestream::VideoCipher;
 use stream::StreamPacketizer;
 
-use paths::{Paths, PortPath};
+use paths::{Paths, open_port};
 use ping::PingMatcher;
 use tile::{Command, SessionSetup, StreamKind, StreamSetup, TileEvent, TxTile};
+
+pub use admit::{SessionKeys, check_session};
+pub use pacing::*;
+pub use settings::{MediaSettings, VideoSourceKind, describe_detected, max_payload_for_mtu};
 
 /// How long the tile waits for a stream's first ping (Sunshine's ping_timeout, §A11).
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,39 +92,6 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WORKER_TICK: Duration = Duration::from_millis(20);
 /// `stop` waits at most this long for a session's encode threads (the brief's "≤ 1 s").
 pub const STOP_BOUND: Duration = Duration::from_millis(900);
-/// Part of the frame interval each frame is spread over. Half leaves room for encode jitter
-/// on the shared 2-core machine while keeping the instantaneous rate at 2 × the stream rate
-/// (Moonshine PR #192: ~100 µs gaps already removed the unpaced 1 % loss at 60 Mbit/s).
-pub const SPREAD_PERMILLE: u32 = 500;
-/// Per-stream pacing cap: 2 Gbit/s, above every GameStream rate (the 1 Gbit/s goal at 50 %
-/// spread needs 2 Gbit/s); Sunshine's fixed 800 Mbit/s cap is the bottleneck this avoids (§A18).
-pub const PACER_LINK_BPS: u64 = 2_000_000_000;
-/// Token-bucket depth of a video stream, as time at its spread rate. The bucket refills between
-/// frames; the pacer cuts it at each frame's start (to half a release granule: see
-/// `strahl_pacer`), so the depth only matters outside spread frames: the pacer's generic 100 µs
-/// let the first ~18 packets of a 1 Gbit/s frame leave back to back (seen at the receiver as
-/// every later packet ~100 µs "early").
-pub const VIDEO_BURST_NS: u64 = 10_000;
-/// Bucket depth of a video stream while a frame is being sent: a tile that woke late (preempted,
-/// a slow kick) gets up to 250 µs of missed credit back in larger batches instead of losing it,
-/// which with the 10 µs bucket alone stretched 1 Gbit/s frames to 1.24× their window on the
-/// 2-core VM. Each new frame still starts with the 10 µs burst (`strahl_pacer` cuts the credit
-/// at `frame_queued`). docs/measurements.md §media path.
-pub const VIDEO_CATCH_UP_NS: u64 = 250_000;
-/// Shortest gap between two releases of a video stream, as link time: packets closer than this
-/// leave together in one kick. A copy-mode AF_XDP kick on the 2-core VM costs ~10 µs (15 µs
-/// without receive steering: veth runs the peer's receive path inside it). Each batch is centred
-/// on its packets' places on the frame's even line (`strahl_pacer`), so a packet is off by at most
-/// half of this (in whole packets) plus the kick's jitter: at 1 Gbit/s spread over half the frame
-/// interval (≈ 2.5 Gbit/s, a 1.4 kB packet every 4.6 µs) 20 µs is 5 packets a kick, ±9 µs. With
-/// the tile at SCHED_FIFO on its own core: AF_XDP gap error p99 13–14 µs at 500/1000 Mbit/s
-/// (30 µs, centred: 14–22 µs; 30 µs uncentred: 36–38 µs) for AF_XDP work CPU per Gbit 0.24–0.28
-/// (0.22 at 30 µs); 15 µs uncentred, with the tile at normal priority, spent ~¾ of its core in
-/// kicks (docs/measurements.md §media path, "Centred release batches"; bench/results/netns/).
-pub const VIDEO_RELEASE_NS: u64 = 20_000;
-/// Link cap when the interface does not report its speed (virtio-net, loopback): 10 Gbit/s,
-/// above any stream the tile is asked to pace, so only the per-stream pacers shape traffic.
-pub const DEFAULT_LINK_BPS: u64 = 10_000_000_000;
 /// Timer slack of the tx tile thread (see `strahl_net::sys::set_timer_slack_ns`).
 const TILE_TIMER_SLACK_NS: u64 = 1;
 /// Timer slack of a session's video encode thread. Its frame clock sleeps until each frame slot
@@ -130,14 +99,6 @@ const TILE_TIMER_SLACK_NS: u64 = 1;
 /// (the default slack) adds that to every frame's latency (docs/measurements.md §media path,
 /// "Native video pacing": ~250 µs of a native frame's p50 is such wake-ups).
 const FRAME_CLOCK_TIMER_SLACK_NS: u64 = 1;
-/// Audio streams are tiny (≤ 0.5 Mbit/s): 10 Mbit/s lets each packet (and a block's two FEC
-/// packets) leave the moment it is ready while still bounding a misbehaving stream.
-pub const AUDIO_PACE_BPS: u64 = 10_000_000;
-/// Kernel-socket queue slots per stream port: more than one frame's 4 × 255 packets, so a frame
-/// never waits for slots.
-const PORT_FRAMES: u32 = 2048;
-/// Send buffer of a stream port's kernel socket: a few frames at 1 Gbit/s (Sunshine: 1 MiB).
-const SOCKET_BUFFER: usize = 4 << 20;
 /// Unit slots between a session's video encoder and the tile: the frame being sent, the next
 /// one ready, and one being encoded.
 const VIDEO_SLOTS: usize = 3;
@@ -175,195 +136,6 @@ impl std::fmt::Display for MediaError {
 }
 
 impl std::error::Error for MediaError {}
-
-/// Where video comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VideoSourceKind {
-    /// Test pattern with the frame-number band, encoded with openh264.
-    Synthetic,
-    /// Replay of a pre-encoded Annex-B file at the session fps.
-    Passthrough(PathBuf),
-    /// The scan-out, from the KMS capture helper listening at this socket, encoded with
-    /// openh264 (`strahl_capture::kms`: the helper holds CAP_SYS_ADMIN, this process does not).
-    Kms(PathBuf),
-}
-
-/// `[video] source = "kms"`: the capture helper's socket (`STRAHL_KMS_SOCKET`, else
-/// [`strahl_capture::kms_video::DEFAULT_SOCKET`]) when it answers at start, else the
-/// synthetic pattern; with why (the start-up line says it).
-fn kms_or_synthetic() -> (VideoSourceKind, String) {
-    let socket = std::env::var_os("STRAHL_KMS_SOCKET").map_or_else(
-        || PathBuf::from(strahl_capture::kms_video::DEFAULT_SOCKET),
-        PathBuf::from,
-    );
-    match strahl_capture::kms_source::KmsSource::connect(&socket) {
-        Ok(_) => (
-            VideoSourceKind::Kms(socket.clone()),
-            format!(
-                "strahl-kms-helper answers at {} (dmabufs over SCM_RIGHTS; this process holds \
-                 no CAP_SYS_ADMIN)",
-                socket.display()
-            ),
-        ),
-        Err(e) => (
-            VideoSourceKind::Synthetic,
-            format!(
-                "kms requested, but {e} — start strahl-kms-helper (it needs CAP_SYS_ADMIN); the \
-                 synthetic pattern stands in"
-            ),
-        ),
-    }
-}
-
-/// Process-wide media settings (from the config).
-#[derive(Debug, Clone)]
-pub struct MediaSettings {
-    pub video_source: VideoSourceKind,
-    /// Why that source (the start-up line and the status page).
-    pub video_source_why: String,
-    /// The encoder of raw-frame sources, chosen at start ([`strahl_encode::select`]): every
-    /// session's encoder is built from it, and the formats advertised are its.
-    pub encoder: Selection,
-    /// PipeWire, the test tone or nothing ([`audio::AudioChoice::from_config`]); with
-    /// `auto`, the latest session's choice.
-    pub audio: audio::AudioChoice,
-    /// `Some` with `[audio] source = "auto"`: where each session's build looks again.
-    pub audio_recheck: Option<audio::AutoProbe>,
-    pub drop_fraction: f64,
-    pub drop_seed: u64,
-    pub ping_timeout: Duration,
-    /// Largest UDP payload a transport frame holds (the MTU less IPv4 and UDP headers); a
-    /// session whose packets are larger is refused.
-    pub max_payload: usize,
-    /// SCHED_FIFO priority of the media threads, 0 = normal ([`realtime`]: set by the data
-    /// plane's start-up after [`realtime::prepare`]; 0 from the config alone).
-    pub realtime_priority: u8,
-}
-
-impl MediaSettings {
-    /// Decides the sources and the encoder with the NVIDIA driver as it is on this machine.
-    /// Fails only when `[video] encoder = "nvenc"` and NVENC is not usable, or `[audio] source
-    /// = "pipewire"` and PipeWire is not reachable.
-    pub fn from_config(cfg: &strahl_config::Config) -> Result<Self, MediaError> {
-        Self::from_config_with(cfg, Arc::new(DriverNvenc))
-    }
-
-    /// [`MediaSettings::from_config`] with NVENC reached through `gpu` (the tests' fake).
-    pub fn from_config_with(
-        cfg: &strahl_config::Config,
-        gpu: Arc<dyn NvencOpen>,
-    ) -> Result<Self, MediaError> {
-        let v = &cfg.video;
-        let (video_source, video_source_why) = match v.source {
-            strahl_config::VideoSource::Passthrough => (
-                VideoSourceKind::Passthrough(PathBuf::from(&v.passthrough_file)),
-                "[video] source = \"passthrough\": the clip is replayed as encoded".to_owned(),
-            ),
-            strahl_config::VideoSource::Kms => kms_or_synthetic(),
-            strahl_config::VideoSource::Synthetic => (
-                VideoSourceKind::Synthetic,
-                "[video] source = \"synthetic\": the test pattern".to_owned(),
-            ),
-        };
-        let encoder = match &video_source {
-            // The clip is already encoded: no encoder is opened, none is probed.
-            VideoSourceKind::Passthrough(_) => {
-                Selection::openh264("unused: the passthrough clip is sent as encoded")
-            }
-            _ => {
-                let pref = match v.encoder {
-                    strahl_config::EncoderPref::Auto => Preference::Auto,
-                    strahl_config::EncoderPref::Nvenc => Preference::Nvenc,
-                    strahl_config::EncoderPref::Openh264 => Preference::Software,
-                };
-                Selection::select(pref, gpu).map_err(|e| {
-                    MediaError::Encoder(format!(
-                        "[video] encoder = \"nvenc\", but {e} (set encoder = \"auto\" to fall \
-                         back to openh264; `strahl-control doctor` checks the driver)"
-                    ))
-                })?
-            }
-        };
-        let env = strahl_audio::pipewire::Env::from_process();
-        let audio =
-            audio::AudioChoice::from_config(&cfg.audio, &env).map_err(MediaError::Environment)?;
-        let audio_recheck = audio::AutoProbe::from_config(&cfg.audio, env);
-        Ok(Self {
-            video_source,
-            video_source_why,
-            encoder,
-            audio,
-            audio_recheck,
-            drop_fraction: cfg.testing.video_drop_fraction.0,
-            drop_seed: cfg.testing.video_drop_seed,
-            ping_timeout: PING_TIMEOUT,
-            max_payload: max_payload_for_mtu(cfg.dataplane.mtu),
-            realtime_priority: 0,
-        })
-    }
-
-    /// What was chosen at start for capture, encode and audio, and why: the start-up line
-    /// ([`describe_detected`]) and the IPC's `Detected` events (the status page).
-    pub fn detected(&self, caps: &strahl_encode::Capability) -> Vec<Detected> {
-        let chosen = &self.encoder.choice;
-        let name = chosen.backend.name();
-        // The selection's reason starts with the backend's name: said once, as the choice.
-        let why = chosen
-            .reason
-            .strip_prefix(name)
-            .and_then(|r| r.strip_prefix(": "))
-            .unwrap_or(&chosen.reason)
-            .to_owned();
-        let (capture, encode, encode_why) = match &self.video_source {
-            VideoSourceKind::Synthetic => ("synthetic", name, why),
-            // How captured frames reach the encoder (the session falls back to the CPU copy,
-            // logged and counted, if the GPU refuses an import: video/zero_copy.rs).
-            VideoSourceKind::Kms(_) => {
-                let path = match chosen.backend {
-                    strahl_encode::select::Backend::Nvenc => "KMS frames zero-copy: dmabuf → NVENC",
-                    strahl_encode::select::Backend::OpenH264 => {
-                        "KMS frames by CPU copy: mapped and converted"
-                    }
-                };
-                ("kms", name, format!("{why}; {path}"))
-            }
-            VideoSourceKind::Passthrough(_) => ("passthrough", "passthrough", caps.describe()),
-        };
-        [
-            (Subsystem::Capture, capture, self.video_source_why.clone()),
-            (Subsystem::Encode, encode, encode_why),
-        ]
-        .into_iter()
-        .map(|(subsystem, choice, reason)| Detected {
-            subsystem,
-            choice: choice.to_owned(),
-            reason,
-        })
-        .chain([self.audio.detected()])
-        .collect()
-    }
-}
-
-/// The start-up line's words for [`MediaSettings::detected`]: "video source: synthetic (why);
-/// encoder openh264 (why); audio test tone (…)".
-pub fn describe_detected(detected: &[Detected]) -> String {
-    detected
-        .iter()
-        .map(|d| match d.subsystem {
-            Subsystem::Capture => format!("video source: {} ({})", d.choice, d.reason),
-            Subsystem::Encode => format!("encoder {} ({})", d.choice, d.reason),
-            // The audio description names the source itself.
-            Subsystem::Audio => format!("audio {}", d.reason),
-            other => format!("{} {} ({})", other.name(), d.choice, d.reason),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// UDP payload bytes one datagram of `mtu` carries over IPv4 (start-up sizes frames with it).
-pub fn max_payload_for_mtu(mtu: u16) -> usize {
-    usize::from(mtu).saturating_sub(28).max(64)
-}
 
 /// What the server needs from a media implementation.
 pub trait MediaHost {
@@ -836,118 +608,11 @@ impl Media {
     }
 }
 
-/// How a GameStream video stream of `bitrate_kbps` is paced: each frame spread over
-/// [`SPREAD_PERMILLE`] of its interval, under a per-stream cap of 4 × the bitrate or
-/// [`PACER_LINK_BPS`], whichever is more.
-pub fn video_pacer(bitrate_kbps: u32) -> PacerConfig {
-    let mut vpace = PacerConfig::new(PACER_LINK_BPS.max(u64::from(bitrate_kbps) * 4000));
-    vpace.mode = Mode::Spread {
-        permille: SPREAD_PERMILLE,
-    };
-    vpace.burst_ns = VIDEO_BURST_NS;
-    vpace.catch_up_ns = VIDEO_CATCH_UP_NS;
-    vpace.min_release_interval_ns = VIDEO_RELEASE_NS;
-    vpace
-}
-
 /// A session's parts, built before anything starts.
 struct Built {
     setup: SessionSetup,
     video: video::VideoProducer,
     audio: Option<audio::AudioProducer>,
-}
-
-/// A stream port's kernel socket (bound `0.0.0.0:port`, non-blocking, for pings and sending)
-/// and its queue of the start-up's kernel transport.
-fn open_port(port: u16, kind: TransportKind, max_payload: usize) -> Result<PortPath, MediaError> {
-    let env = |what: &str, e: &dyn std::fmt::Display| {
-        MediaError::Environment(format!("stream port 0.0.0.0:{port}: {what}: {e}"))
-    };
-    // Blocking on purpose: io_uring waits for socket space itself on a blocking socket (on an
-    // O_NONBLOCK one its sends complete with EAGAIN and are lost: whole frames went missing),
-    // sendmmsg passes MSG_DONTWAIT per call, and pings are read with MSG_DONTWAIT too.
-    let sock = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| env("bind", &e))?;
-    let rx = sock.try_clone().map_err(|e| env("clone", &e))?;
-    let q: Box<dyn TxQueue + Send> = match kind {
-        TransportKind::IoUring => Box::new(
-            UringTx::new(
-                sock,
-                UringConfig {
-                    frames: PORT_FRAMES,
-                    frame_payload: max_payload,
-                    socket_buffer: SOCKET_BUFFER,
-                    ..UringConfig::default()
-                },
-            )
-            .map_err(|e| env("io_uring", &e))?,
-        ),
-        _ => Box::new(
-            MmsgTx::new(
-                sock,
-                MmsgConfig {
-                    frames: PORT_FRAMES,
-                    frame_payload: max_payload,
-                    gso_segments: 0,
-                    socket_buffer: SOCKET_BUFFER,
-                },
-            )
-            .map_err(|e| env("sendmmsg queue", &e))?,
-        ),
-    };
-    let kind = if kind == TransportKind::IoUring {
-        kind
-    } else {
-        TransportKind::SendMmsg
-    };
-    Ok(PortPath {
-        port,
-        sock: rx,
-        q,
-        kind,
-        held: 0,
-    })
-}
-
-/// The keys a session streams with, by protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKeys<'a> {
-    GameStream {
-        rikey: &'a [u8; 16],
-        rikeyid: u32,
-    },
-    /// The host→client direction secret of `strahl/1` sealing.
-    Native {
-        secret: &'a [u8; 32],
-    },
-}
-
-/// Why a session cannot be streamed (checked before any thread starts).
-pub fn check_session(s: &SessionStart) -> Result<SessionKeys<'_>, MediaError> {
-    let keys = match (&s.protocol, &s.keys) {
-        (Protocol::GameStream, KeyMaterial::GameStream { rikey, rikeyid }) => {
-            SessionKeys::GameStream {
-                rikey: &rikey.0,
-                rikeyid: *rikeyid,
-            }
-        }
-        (Protocol::Native, KeyMaterial::Native { secret }) => {
-            if s.ports.video_src == 0 || s.ports.video_dst == 0 {
-                return Err(MediaError::Session(
-                    "native session without a video source port or client media port".into(),
-                ));
-            }
-            SessionKeys::Native { secret: &secret.0 }
-        }
-        (p, _) => {
-            return Err(MediaError::Session(format!(
-                "{p:?} session with another protocol's keys"
-            )));
-        }
-    };
-    if s.video.fps == 0 || s.video.width == 0 || s.video.height == 0 {
-        return Err(MediaError::Session("video geometry or fps is zero".into()));
-    }
-    Ok(keys)
 }
 
 impl MediaHost for Media {

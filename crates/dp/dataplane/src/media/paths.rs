@@ -29,10 +29,14 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
+use strahl_net::mmsg::{MmsgConfig, MmsgTx};
 use strahl_net::netlink::{self, RouteKind};
 use strahl_net::selftest::tx_packets;
+use strahl_net::uring::{UringConfig, UringTx};
 use strahl_net::xdp::XdpTx;
 use strahl_net::{TransportKind, TxQueue};
+
+use super::MediaError;
 
 /// How long a destination may wait for its next hop's link-layer address before it stays on its
 /// kernel socket for good (ARP answers in well under a millisecond on a LAN; 2 s covers a lossy
@@ -343,6 +347,66 @@ fn kick_one(q: &mut dyn TxQueue, what: &str) {
     if let Err(e) = q.flush().and_then(|_| q.reclaim()) {
         log::warn!("{what} queue: {e}");
     }
+}
+
+/// Kernel-socket queue slots per stream port: more than one frame's 4 × 255 packets, so a frame
+/// never waits for slots.
+const PORT_FRAMES: u32 = 2048;
+/// Send buffer of a stream port's kernel socket: a few frames at 1 Gbit/s (Sunshine: 1 MiB).
+const SOCKET_BUFFER: usize = 4 << 20;
+/// A stream port's kernel socket (bound `0.0.0.0:port`, non-blocking, for pings and sending)
+/// and its queue of the start-up's kernel transport.
+pub(super) fn open_port(
+    port: u16,
+    kind: TransportKind,
+    max_payload: usize,
+) -> Result<PortPath, MediaError> {
+    let env = |what: &str, e: &dyn std::fmt::Display| {
+        MediaError::Environment(format!("stream port 0.0.0.0:{port}: {what}: {e}"))
+    };
+    // Blocking on purpose: io_uring waits for socket space itself on a blocking socket (on an
+    // O_NONBLOCK one its sends complete with EAGAIN and are lost: whole frames went missing),
+    // sendmmsg passes MSG_DONTWAIT per call, and pings are read with MSG_DONTWAIT too.
+    let sock = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| env("bind", &e))?;
+    let rx = sock.try_clone().map_err(|e| env("clone", &e))?;
+    let q: Box<dyn TxQueue + Send> = match kind {
+        TransportKind::IoUring => Box::new(
+            UringTx::new(
+                sock,
+                UringConfig {
+                    frames: PORT_FRAMES,
+                    frame_payload: max_payload,
+                    socket_buffer: SOCKET_BUFFER,
+                    ..UringConfig::default()
+                },
+            )
+            .map_err(|e| env("io_uring", &e))?,
+        ),
+        _ => Box::new(
+            MmsgTx::new(
+                sock,
+                MmsgConfig {
+                    frames: PORT_FRAMES,
+                    frame_payload: max_payload,
+                    gso_segments: 0,
+                    socket_buffer: SOCKET_BUFFER,
+                },
+            )
+            .map_err(|e| env("sendmmsg queue", &e))?,
+        ),
+    };
+    let kind = if kind == TransportKind::IoUring {
+        kind
+    } else {
+        TransportKind::SendMmsg
+    };
+    Ok(PortPath {
+        port,
+        sock: rx,
+        q,
+        kind,
+        held: 0,
+    })
 }
 
 #[cfg(test)]
