@@ -105,6 +105,10 @@ const VIDEO_SLOTS: usize = 3;
 /// Unit buffer reserved per slot for encoded video: the encoder's AU cap can be far larger (a
 /// native frame carries up to 32768 shards), and a buffer grows once to the largest AU it held.
 const ENCODED_SLOT_BYTES: usize = 4 << 20;
+/// How long a session waits for its stream port when the previous session's close of it is
+/// still with the tile: the tile drains commands within a housekeeping round (a few ms), far
+/// less on a quiet machine; a second covers a loaded one.
+const PORT_REOPEN_WAIT: Duration = Duration::from_secs(1);
 /// Audio: 8 packets = 40 ms at 5 ms.
 const AUDIO_SLOTS: usize = 8;
 /// The first stream index of [`Shared::ready`].
@@ -281,6 +285,8 @@ pub struct Media {
     sessions: BTreeMap<u64, Running>,
     /// Open stream ports and how many sessions use each.
     ports: BTreeMap<u16, usize>,
+    /// Ports whose close was sent to the tile (see [`Self::use_port`]).
+    closing: std::collections::BTreeSet<u16>,
     commands: Sender<Command>,
     events: Receiver<TileEvent>,
     tile: Option<JoinHandle<()>>,
@@ -343,6 +349,7 @@ impl Media {
             link_rate_bps: transports.link_rate_bps,
             sessions: BTreeMap::new(),
             ports: BTreeMap::new(),
+            closing: std::collections::BTreeSet::new(),
             commands: cmd_tx,
             events: ev_rx,
             tile_thread: handle.thread().clone(),
@@ -372,7 +379,22 @@ impl Media {
             *n += 1;
             return Ok(());
         }
-        let path = open_port(port, self.kernel, self.settings.max_payload)?;
+        // The last session's close of this port is the tile's to carry out (it drops the socket
+        // when it drains its commands): a session started right after one stopped may find the
+        // port still bound, so it retries for a bounded while (seen in CI: `two_process`'s
+        // SessionStart after a SessionStop got EADDRINUSE on a loaded machine).
+        let deadline = Instant::now() + PORT_REOPEN_WAIT;
+        let path = loop {
+            match open_port(port, self.kernel, self.settings.max_payload) {
+                Ok(p) => break p,
+                Err(_) if self.closing.contains(&port) && Instant::now() < deadline => {
+                    self.tile_thread.unpark();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.closing.remove(&port);
         self.command(Command::OpenPort(Box::new(path)));
         self.ports.insert(port, 1);
         Ok(())
@@ -383,6 +405,7 @@ impl Media {
             *n -= 1;
             if *n == 0 {
                 self.ports.remove(&port);
+                self.closing.insert(port);
                 self.command(Command::ClosePort(port));
             }
         }
